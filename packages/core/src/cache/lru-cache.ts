@@ -1,0 +1,72 @@
+/**
+ * A bounded cache with least-recently-used replacement, for modelled hardware caches (TLBs, config
+ * caches, ATCs). Real caches have a capacity and evict; a model that only ever flushes everything would
+ * hide the bugs a missing invalidation causes. Map insertion order is the recency order.
+ */
+export class LruCache<K, V> {
+  private readonly entries = new Map<K, V>();
+  hits = 0;
+  misses = 0;
+  evictions = 0;
+
+  constructor(readonly capacity: number) {
+    if (!Number.isSafeInteger(capacity) || capacity <= 0)
+      throw new RangeError(`cache capacity ${capacity} must be a positive integer`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Looks `key` up, counting a hit or a miss and refreshing its recency on a hit. */
+  get(key: K): V | undefined {
+    const value = this.entries.get(key);
+    if (value === undefined) {
+      this.misses++;
+      return undefined;
+    }
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    this.hits++;
+    return value;
+  }
+
+  /** Inserts or replaces `key`, evicting the least recently used entry when full. */
+  set(key: K, value: V): void {
+    if (!this.entries.delete(key) && this.entries.size >= this.capacity) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) {
+        this.entries.delete(oldest.value);
+        this.evictions++;
+      }
+    }
+    this.entries.set(key, value);
+  }
+
+  delete(key: K): boolean {
+    return this.entries.delete(key);
+  }
+
+  /** Drops every entry for which `match` is true; returns how many were dropped. */
+  deleteWhere(match: (value: V, key: K) => boolean): number {
+    let dropped = 0;
+    for (const [key, value] of this.entries) {
+      if (match(value, key)) {
+        this.entries.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  clear(): number {
+    const dropped = this.entries.size;
+    this.entries.clear();
+    return dropped;
+  }
+
+  /** Entries from least to most recently used (for inspection; does not touch recency). */
+  *[Symbol.iterator](): IterableIterator<[K, V]> {
+    yield* this.entries;
+  }
+}

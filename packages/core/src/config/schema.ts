@@ -1,0 +1,218 @@
+/**
+ * The configuration of one system (DESIGN.md §5): which vendor plugin, its IOMMU instances and their
+ * options, the physical memory map, endpoint devices, the MSI module, VMs, and an optional scenario.
+ * Every object is strict (an unknown key is an error, so typos are caught) and cross-references are
+ * checked, so a config that validates can be built. docs/configuration.md is generated from this file.
+ */
+import { z } from 'zod';
+import { addressField, intField, nameField, ridField, sizeField } from './fields.js';
+import { ScenarioSchema } from './scenario-schema.js';
+
+export const RamRegionSchema = z
+  .strictObject({
+    name: nameField.describe('Region name, unique in the memory map.'),
+    base: addressField.describe('Physical base address (4 KiB aligned).'),
+    size: sizeField.describe('Size in bytes (a multiple of 4 KiB), e.g. "2GiB".'),
+  })
+  .describe('A RAM region on the physical bus.');
+
+export const IommuInstanceSchema = z
+  .strictObject({
+    name: nameField.describe('Instance name, used by devices and scenario steps.'),
+    base: addressField.describe('Physical base of the instance register window.'),
+    options: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe("Vendor options, validated by the plugin's own schema (see docs/vendors/)."),
+  })
+  .describe('One IOMMU instance of the selected vendor.');
+
+export const DeviceSchema = z
+  .strictObject({
+    name: nameField.describe('Device name.'),
+    rid: ridField.describe('PCI requester ID "bb:dd.f".'),
+    iommu: nameField
+      .optional()
+      .describe('IOMMU instance translating its DMA; absent: DMA goes straight to the bus.'),
+    streamId: intField(0, 2 ** 32 - 1)
+      .optional()
+      .describe("ID the IOMMU sees; default: the plugin's mapping of the RID (the RID itself for most)."),
+    pasidBits: intField(0, 20).default(0).describe('PASID capability width in bits; 0: no PASID capability.'),
+    ats: z
+      .strictObject({ atcEntries: intField(1, 65536).default(64).describe('ATC capacity in entries.') })
+      .optional()
+      .describe('ATS capability with an address translation cache.'),
+    pri: z
+      .strictObject({
+        maxOutstanding: intField(1, 65536).default(16).describe('Outstanding page request allocation.'),
+      })
+      .optional()
+      .describe('PRI (page request interface) capability.'),
+  })
+  .describe('A PCI-like endpoint that does DMA.');
+
+export const MsiSchema = z
+  .strictObject({
+    controller: z
+      .enum(['none'])
+      .default('none')
+      .describe('MSI module. Only "none" exists so far; the GIC ITS arrives with @iommukit/gic-its.'),
+  })
+  .describe('The MSI module the system wires.');
+
+export const VmSchema = z
+  .strictObject({
+    name: nameField.describe('VM name.'),
+    memory: sizeField.describe('Guest RAM size, e.g. "1GiB".'),
+    viommu: z
+      .strictObject({
+        mode: z
+          .enum(['emulated', 'nested'])
+          .describe('"emulated": a model on guest memory; "nested": hardware-accelerated.'),
+        iommu: nameField
+          .optional()
+          .describe('Physical instance backing a nested vIOMMU; default: the first.'),
+      })
+      .optional()
+      .describe('The vIOMMU the guest sees; absent: no vIOMMU.'),
+    devices: z.array(nameField).default([]).describe('Host devices assigned to the VM.'),
+  })
+  .describe('A virtual machine (built by @iommukit/vmm).');
+
+const SystemConfigObject = z
+  .strictObject({
+    name: nameField.default('system').describe('System name, shown in logs and traces.'),
+    seed: intField(0, 2 ** 32 - 1)
+      .default(1)
+      .describe('Seed for every pseudo-random choice; same seed, same trace.'),
+    plugin: z
+      .string({ error: 'expected a built-in plugin name ("mock") or a module path ("./my-plugin.js")' })
+      .min(1)
+      .describe('Vendor plugin: a built-in name, a module path (relative to the config file), or a package.'),
+    memory: z
+      .strictObject({
+        ram: z
+          .array(RamRegionSchema)
+          .min(1, { error: 'expected at least one RAM region' })
+          .describe('RAM regions.'),
+      })
+      .describe('The physical memory map.'),
+    iommus: z.array(IommuInstanceSchema).default([]).describe('IOMMU instances of the selected vendor.'),
+    devices: z.array(DeviceSchema).default([]).describe('Endpoint devices.'),
+    msi: MsiSchema.default({ controller: 'none' }),
+    vms: z.array(VmSchema).default([]).describe('Virtual machines.'),
+    scenario: ScenarioSchema.optional(),
+  })
+  .describe('An iommukit system.');
+
+export type SystemConfigInput = z.input<typeof SystemConfigObject>;
+export type SystemConfig = z.output<typeof SystemConfigObject>;
+export type DeviceConfig = SystemConfig['devices'][number];
+export type IommuInstanceConfig = SystemConfig['iommus'][number];
+
+type Ctx = z.RefinementCtx<SystemConfig>;
+
+const PAGE = 4096n;
+
+export const SystemConfigSchema = SystemConfigObject.superRefine(checkReferences);
+
+/** Cross-reference and placement checks that a single field cannot express. */
+function checkReferences(config: SystemConfig, ctx: Ctx): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path, message });
+
+  const names = new Map<string, string>();
+  const claim = (name: string, path: (string | number)[]) => {
+    const other = names.get(name);
+    if (other) issue(path, `name "${name}" is already used by ${other}`);
+    else names.set(name, path.join('.').replace(/\.(\d+)/g, '[$1]'));
+  };
+  config.memory.ram.forEach((r, i) => {
+    claim(r.name, ['memory', 'ram', i, 'name']);
+    if (r.base % PAGE !== 0n) issue(['memory', 'ram', i, 'base'], 'expected a 4 KiB aligned address');
+    if (r.size % PAGE !== 0n || r.size === 0n)
+      issue(['memory', 'ram', i, 'size'], 'expected a non-zero multiple of 4 KiB');
+    if (r.base + r.size > 1n << 52n)
+      issue(['memory', 'ram', i], 'region ends above the 52-bit physical address space');
+    config.memory.ram.slice(0, i).forEach((o, j) => {
+      if (r.base < o.base + o.size && o.base < r.base + r.size)
+        issue(['memory', 'ram', i], `overlaps memory.ram[${j}] "${o.name}"`);
+    });
+  });
+  const iommus = new Set<string>();
+  config.iommus.forEach((m, i) => {
+    claim(m.name, ['iommus', i, 'name']);
+    iommus.add(m.name);
+    if (m.base % PAGE !== 0n) issue(['iommus', i, 'base'], 'expected a 4 KiB aligned address');
+  });
+  const rids = new Map<number, number>();
+  const devices = new Set<string>();
+  config.devices.forEach((d, i) => {
+    claim(d.name, ['devices', i, 'name']);
+    devices.add(d.name);
+    if (d.iommu !== undefined && !iommus.has(d.iommu)) {
+      issue(
+        ['devices', i, 'iommu'],
+        `no IOMMU instance named "${d.iommu}" (have: ${[...iommus].join(', ') || 'none'})`,
+      );
+    }
+    const other = rids.get(d.rid);
+    if (other !== undefined)
+      issue(['devices', i, 'rid'], `requester ID is already used by devices[${other}]`);
+    else rids.set(d.rid, i);
+  });
+  const assigned = new Map<string, string>();
+  config.vms.forEach((vm, i) => {
+    claim(vm.name, ['vms', i, 'name']);
+    if (vm.viommu?.iommu !== undefined && !iommus.has(vm.viommu.iommu)) {
+      issue(['vms', i, 'viommu', 'iommu'], `no IOMMU instance named "${vm.viommu.iommu}"`);
+    }
+    vm.devices.forEach((name, j) => {
+      if (!devices.has(name)) issue(['vms', i, 'devices', j], `no device named "${name}"`);
+      const owner = assigned.get(name);
+      if (owner) issue(['vms', i, 'devices', j], `device "${name}" is already assigned to VM "${owner}"`);
+      else assigned.set(name, vm.name);
+    });
+  });
+  if (config.scenario) checkScenario(config, devices, iommus, ctx);
+}
+
+/** Scenario steps may only use devices and instances that exist, and objects made by earlier steps. */
+function checkScenario(config: SystemConfig, devices: Set<string>, iommus: Set<string>, ctx: Ctx): void {
+  const domains = new Set<string>();
+  const buffers = new Set<string>();
+  config.scenario!.steps.forEach((step, i) => {
+    const at = (key: string) => ['scenario', 'steps', i, key];
+    const need = (kind: string, set: Set<string>, name: string, key: string, hint = '') => {
+      if (!set.has(name))
+        ctx.addIssue({ code: 'custom', path: at(key), message: `no ${kind} named "${name}"${hint}` });
+    };
+    switch (step.op) {
+      case 'alloc':
+        buffers.add(step.buffer);
+        break;
+      case 'domain':
+        need('IOMMU instance', iommus, step.iommu, 'iommu');
+        domains.add(step.name);
+        break;
+      case 'attach':
+        need('device', devices, step.device, 'device');
+        need('domain', domains, step.domain, 'domain', ' made by an earlier "domain" step');
+        break;
+      case 'detach':
+      case 'dma':
+        need('device', devices, step.device, 'device');
+        break;
+      case 'map':
+        need('domain', domains, step.domain, 'domain', ' made by an earlier "domain" step');
+        need('buffer', buffers, step.buffer, 'buffer', ' made by an earlier "alloc" step');
+        break;
+      case 'unmap':
+        need('domain', domains, step.domain, 'domain', ' made by an earlier "domain" step');
+        break;
+      case 'check':
+        need('buffer', buffers, step.buffer, 'buffer', ' made by an earlier "alloc" step');
+        break;
+    }
+  });
+}

@@ -1,0 +1,360 @@
+/**
+ * A PCI-like endpoint that does DMA (DESIGN.md §4). It has a requester ID and the stream ID its IOMMU
+ * sees, and optionally the PASID, ATS and PRI capabilities. Every DMA is split at 4 KiB page boundaries;
+ * each page is translated by the IOMMU (or by the endpoint's ATC when ATS is enabled) and then accessed on
+ * the bus. Without an IOMMU, addresses go to the bus unchanged.
+ */
+
+import { toHex } from '../address/address.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { DevicePciControl, IommuDeviceRef } from '../iommu/driver.js';
+import type { EndpointPort, IommuHardware, PageResponse } from '../iommu/hardware.js';
+import {
+  type IommuFault,
+  NO_PASID,
+  PERM_EXEC,
+  PERM_PRIV,
+  PERM_READ,
+  PERM_WRITE,
+  type TranslationResult,
+} from '../iommu/translation.js';
+import type { AccessCounter } from '../memory/access-counter.js';
+import type { BusAbort, MemoryBus } from '../memory/memory-bus.js';
+import type { ITracer } from '../trace/tracer.js';
+import { AddressTranslationCache } from './atc.js';
+import { PageRequestInterface } from './page-request-interface.js';
+import { formatRid } from './rid.js';
+
+export interface EndpointSpec {
+  readonly name: string;
+  readonly rid: number;
+  readonly streamId: number;
+  /** PASID capability width (0 or absent: no PASID capability). */
+  readonly pasidBits?: number;
+  /** ATS capability with an ATC of this many entries. */
+  readonly atcEntries?: number;
+  /** PRI capability with this outstanding page request allocation. */
+  readonly priOutstanding?: number;
+}
+
+export interface DmaOptions {
+  readonly pasid?: number;
+  readonly privileged?: boolean;
+  readonly exec?: boolean;
+  /** On an ATS translation failure, send a PRI page request instead of giving up (needs PRI enabled). */
+  readonly requestPages?: boolean;
+}
+
+interface DmaProgress {
+  readonly iova: bigint;
+  readonly bytesDone: number;
+}
+
+export type DmaFailure =
+  | (DmaProgress & { readonly ok: false; readonly reason: 'fault'; readonly fault: IommuFault })
+  | (DmaProgress & { readonly ok: false; readonly reason: 'abort'; readonly abort: BusAbort })
+  | (DmaProgress & { readonly ok: false; readonly reason: 'page-request'; readonly groupIndex: number })
+  | (DmaProgress & { readonly ok: false; readonly reason: 'pri-exhausted' });
+
+export type DmaWriteResult =
+  | { readonly ok: true; readonly bytes: number; readonly hpas: readonly bigint[] }
+  | DmaFailure;
+export type DmaReadResult =
+  | { readonly ok: true; readonly data: Uint8Array; readonly hpas: readonly bigint[] }
+  | DmaFailure;
+
+const PAGE = 4096;
+
+export class EndpointDevice implements IommuDeviceRef, EndpointPort {
+  readonly name: string;
+  readonly rid: number;
+  readonly streamId: number;
+  readonly pasidBits: number;
+  readonly atc: AddressTranslationCache | undefined;
+  readonly pri: PageRequestInterface | undefined;
+  readonly pci: DevicePciControl;
+  private atsEnabled = false;
+  private pasidEnabled = false;
+  private readonly counter: AccessCounter;
+
+  constructor(
+    spec: EndpointSpec,
+    private readonly bus: MemoryBus,
+    private readonly iommu: IommuHardware | undefined,
+    private readonly tracer: ITracer,
+  ) {
+    this.name = spec.name;
+    this.rid = spec.rid;
+    this.streamId = spec.streamId;
+    this.pasidBits = spec.pasidBits ?? 0;
+    this.atc = spec.atcEntries ? new AddressTranslationCache(spec.atcEntries) : undefined;
+    this.pri = spec.priOutstanding ? new PageRequestInterface(spec.priOutstanding) : undefined;
+    this.counter = bus.counter(`device:${spec.name}`);
+    const self = this;
+    this.pci = {
+      hasAts: this.atc !== undefined,
+      hasPri: this.pri !== undefined,
+      hasPasid: this.pasidBits > 0,
+      setAtsEnabled(enabled) {
+        if (enabled && !this.hasAts) throw new IommufdError('ENODEV', `${self.name} has no ATS capability`);
+        self.atsEnabled = enabled;
+        if (!enabled) self.atc?.clear();
+      },
+      setPriEnabled(enabled) {
+        if (enabled && !this.hasPri) throw new IommufdError('ENODEV', `${self.name} has no PRI capability`);
+        if (self.pri) self.pri.enabled = enabled;
+      },
+      setPasidEnabled(enabled) {
+        if (enabled && !this.hasPasid)
+          throw new IommufdError('ENODEV', `${self.name} has no PASID capability`);
+        self.pasidEnabled = enabled;
+      },
+    };
+    iommu?.connectEndpoint(this.streamId, this);
+  }
+
+  get ridText(): string {
+    return formatRid(this.rid);
+  }
+
+  get behindIommu(): string | undefined {
+    return this.iommu?.instance;
+  }
+
+  /** Writes `data` at `iova` (translated page by page). Stops at the first page that fails. */
+  dmaWrite(iova: bigint, data: Uint8Array, options: DmaOptions = {}): DmaWriteResult {
+    const hpas: bigint[] = [];
+    const failure = this.forEachPage(iova, data.length, PERM_WRITE, options, hpas, (addr, done, length) => {
+      const chunk = data.subarray(done, done + length);
+      const result = isWordAccess(addr, length)
+        ? this.bus.write(addr, length as 1 | 2 | 4 | 8, bytesToBigInt(chunk), this.counter)
+        : this.bus.writeBytes(addr, chunk, this.counter);
+      return result.ok ? undefined : result.abort;
+    });
+    if (failure) return failure;
+    return { ok: true, bytes: data.length, hpas };
+  }
+
+  /** Reads `length` bytes at `iova` (translated page by page). */
+  dmaRead(iova: bigint, length: number, options: DmaOptions = {}): DmaReadResult {
+    const data = new Uint8Array(length);
+    const hpas: bigint[] = [];
+    const failure = this.forEachPage(iova, length, PERM_READ, options, hpas, (addr, done, len) => {
+      if (isWordAccess(addr, len)) {
+        const r = this.bus.read(addr, len as 1 | 2 | 4 | 8, this.counter);
+        if (!r.ok) return r.abort;
+        for (let i = 0; i < len; i++) data[done + i] = Number((r.value >> BigInt(8 * i)) & 0xffn);
+        return undefined;
+      }
+      const r = this.bus.readBytes(addr, len, this.counter);
+      if (!r.ok) return r.abort;
+      data.set(r.data, done);
+      return undefined;
+    });
+    if (failure) return failure;
+    return { ok: true, data, hpas };
+  }
+
+  /** A message-signalled interrupt: a 32-bit write of `data` to `address`, translated like any DMA write. */
+  msiWrite(address: bigint, data: number): DmaWriteResult {
+    const bytes = new Uint8Array(4);
+    new DataView(bytes.buffer).setUint32(0, data >>> 0, true);
+    if (this.tracer.enabled) {
+      this.tracer.trace(
+        'device',
+        this.name,
+        'msi.write',
+        `MSI write data=${toHex(data)} to ${toHex(address)}`,
+        {
+          address,
+          data,
+        },
+      );
+    }
+    return this.dmaWrite(address, bytes);
+  }
+
+  // EndpointPort: what the IOMMU sends back.
+
+  invalidateAtc(pasid: number | undefined, iova: bigint, size: bigint): void {
+    const dropped = this.atc?.invalidate(pasid, iova, size) ?? 0;
+    if (this.tracer.enabled) {
+      this.tracer.trace(
+        'device',
+        this.name,
+        'atc.invalidate',
+        `ATC invalidate ${toHex(iova)}+${toHex(size)}: ${dropped} dropped`,
+        {
+          pasid: pasid ?? null,
+          iova,
+          size,
+          dropped,
+        },
+      );
+    }
+  }
+
+  pageResponse(response: PageResponse): void {
+    const known = this.pri?.complete(response) ?? false;
+    if (this.tracer.enabled) {
+      this.tracer.trace(
+        'device',
+        this.name,
+        'pri.response',
+        `PRI response group ${response.groupIndex}: ${response.code}`,
+        {
+          pasid: response.pasid,
+          groupIndex: response.groupIndex,
+          code: response.code,
+          known,
+        },
+      );
+    }
+  }
+
+  private forEachPage(
+    iova: bigint,
+    length: number,
+    perm: number,
+    options: DmaOptions,
+    hpas: bigint[],
+    access: (addr: bigint, done: number, length: number) => BusAbort | undefined,
+  ): DmaFailure | undefined {
+    const pasid = this.checkPasid(options.pasid);
+    const accessBits = perm | (options.privileged ? PERM_PRIV : 0) | (options.exec ? PERM_EXEC : 0);
+    let done = 0;
+    while (done < length) {
+      const at = iova + BigInt(done);
+      const offset = Number(at & 0xfffn);
+      const chunk = Math.min(PAGE - offset, length - done);
+      let target = at;
+      if (this.iommu) {
+        const result = this.translatePage(at, pasid, accessBits, options);
+        if (!result.ok) {
+          if (result.fault)
+            return { ok: false, reason: 'fault', fault: result.fault, iova: at, bytesDone: done };
+          return this.requestPage(at, pasid, accessBits, done);
+        }
+        target = BigInt(result.pfn) * 4096n + BigInt(offset);
+      }
+      const abort = access(target, done, chunk);
+      this.traceAccess(perm, at, target, chunk, abort);
+      if (abort) return { ok: false, reason: 'abort', abort, iova: at, bytesDone: done };
+      hpas.push(target);
+      done += chunk;
+    }
+    return undefined;
+  }
+
+  /** Translates one page: ATC first when ATS is on, then the IOMMU. `fault` undefined asks for PRI. */
+  private translatePage(
+    at: bigint,
+    pasid: number,
+    access: number,
+    options: DmaOptions,
+  ): { ok: true; pfn: number } | { ok: false; fault: IommuFault | undefined } {
+    const iommu = this.iommu!;
+    const request = {
+      streamId: this.streamId,
+      pasid,
+      iovaPfn: Number(at >> 12n),
+      offset: Number(at & 0xfffn),
+      access,
+    };
+    if (this.atsEnabled && this.atc && iommu.atsTranslate) {
+      const cached = this.atc.lookup(pasid, request.iovaPfn);
+      if (cached && (cached.perm & access) === access) return { ok: true, pfn: cached.pfn };
+      const result: TranslationResult = iommu.atsTranslate(request);
+      if (result.ok) {
+        this.atc.insert({
+          pasid,
+          iovaPfn: request.iovaPfn,
+          pfn: result.pfn,
+          perm: result.perm,
+          pageShift: result.pageShift,
+        });
+        if ((result.perm & access) === access) return { ok: true, pfn: result.pfn };
+      }
+      const wantsPri = options.requestPages === true && this.pri?.enabled === true;
+      if (wantsPri) return { ok: false, fault: undefined };
+      if (!result.ok) return { ok: false, fault: result.fault };
+    }
+    const result = iommu.translate(request);
+    return result.ok ? { ok: true, pfn: result.pfn } : { ok: false, fault: result.fault };
+  }
+
+  private requestPage(at: bigint, pasid: number, access: number, done: number): DmaFailure {
+    const group = this.pri!.openGroup(1);
+    if (group === undefined) return { ok: false, reason: 'pri-exhausted', iova: at, bytesDone: done };
+    const page = at & ~0xfffn;
+    if (this.tracer.enabled) {
+      this.tracer.trace(
+        'device',
+        this.name,
+        'pri.request',
+        `PRI page request ${toHex(page)} group ${group}`,
+        {
+          pasid,
+          iova: page,
+          groupIndex: group,
+        },
+      );
+    }
+    this.iommu!.pageRequest?.(this.streamId, { pasid, iova: page, access, groupIndex: group, last: true });
+    return { ok: false, reason: 'page-request', groupIndex: group, iova: at, bytesDone: done };
+  }
+
+  private checkPasid(pasid: number | undefined): number {
+    if (pasid === undefined || pasid === NO_PASID) return NO_PASID;
+    if (!this.pasidEnabled) {
+      throw new IommufdError(
+        'EINVAL',
+        `${this.name} cannot tag DMA with PASID ${pasid}: PASID capability not enabled`,
+        {
+          device: this.name,
+          pasid,
+        },
+      );
+    }
+    if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** this.pasidBits) {
+      throw new IommufdError(
+        'EINVAL',
+        `PASID ${pasid} does not fit ${this.name}'s ${this.pasidBits}-bit PASID capability`,
+        {
+          device: this.name,
+          pasid,
+        },
+      );
+    }
+    return pasid;
+  }
+
+  private traceAccess(
+    perm: number,
+    iova: bigint,
+    target: bigint,
+    length: number,
+    abort: BusAbort | undefined,
+  ): void {
+    if (!this.tracer.enabled) return;
+    const op = perm === PERM_WRITE ? 'write' : 'read';
+    const where = this.iommu ? `${toHex(iova)} → ${toHex(target)}` : toHex(target);
+    const outcome = abort ? ` aborted (${abort.reason})` : '';
+    this.tracer.trace('device', this.name, `dma.${op}`, `DMA ${op} ${length} bytes at ${where}${outcome}`, {
+      iova,
+      hpa: target,
+      length,
+      ok: abort === undefined,
+    });
+  }
+}
+
+function isWordAccess(addr: bigint, length: number): boolean {
+  return (length === 1 || length === 2 || length === 4 || length === 8) && addr % BigInt(length) === 0n;
+}
+
+function bytesToBigInt(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
+  return v;
+}

@@ -1,0 +1,51 @@
+/**
+ * @iommukit/core: the vendor-neutral runtime of iommukit — addresses, the memory bus, tracing, errors,
+ * the plugin contract and registry, DI, configuration, endpoint devices and the system builder.
+ */
+// DI must come first: it loads the reflect-metadata polyfill tsyringe needs before anything imports it.
+
+/** zod, re-exported so plugins build option schemas with the same instance the core validates with. */
+export { z } from 'zod';
+export * from './address/address.js';
+export * from './address/words.js';
+export * from './cache/lru-cache.js';
+export * from './config/fields.js';
+export * from './config/format-issues.js';
+export * from './config/load-config.js';
+export * from './config/scenario-schema.js';
+export * from './config/schema.js';
+export * from './config/units.js';
+export * from './device/atc.js';
+export * from './device/endpoint.js';
+export * from './device/page-request-interface.js';
+export * from './device/rid.js';
+export * from './di/container.js';
+export * from './di/token.js';
+export type * from './disposable.js';
+export * from './errors/config-error.js';
+export * from './errors/errno.js';
+export * from './errors/iommufd-error.js';
+export * from './errors/plugin-error.js';
+export * from './hw/mmio-window.js';
+export * from './hw/register-file.js';
+export * from './iommu/driver.js';
+export * from './iommu/hardware.js';
+export * from './iommu/irq.js';
+export * from './iommu/translation.js';
+export * from './memory/access-counter.js';
+export * from './memory/frame-allocator.js';
+export * from './memory/memory-bus.js';
+export * from './memory/sparse-ram.js';
+export * from './plugin/plugin.js';
+export * from './plugin/plugin-registry.js';
+export * from './plugin/validate-plugin.js';
+export * from './scenario/run-scenario.js';
+export * from './system/create-system.js';
+export * from './system/devices.js';
+export * from './system/iommu-instance.js';
+export * from './system/iommu-instances.js';
+export * from './system/system.js';
+export * from './system/tokens.js';
+export * from './trace/chrome-trace.js';
+export * from './trace/trace-record.js';
+export * from './trace/tracer.js';

@@ -1,0 +1,84 @@
+/**
+ * The vendor plugin contract. A vendor package default-exports one {@link IommuPlugin}: a self-describing
+ * object (`meta`, `capabilities`, an option schema) with factories for the three things a vendor brings —
+ * the hardware model, the host driver that programs it, and (optionally) the personality a vIOMMU shows a
+ * guest. The core never imports a vendor; it reaches plugins only through this contract and the registry.
+ */
+import type { ZodType } from 'zod';
+import type { Hpa } from '../address/address.js';
+import type { FaultReporter, IommuDriver } from '../iommu/driver.js';
+import type { IommuHardware } from '../iommu/hardware.js';
+import type { IrqLine } from '../iommu/irq.js';
+import type { IFrameAllocator } from '../memory/frame-allocator.js';
+import type { MemoryBus } from '../memory/memory-bus.js';
+import type { ITracer } from '../trace/tracer.js';
+
+export interface PluginMeta {
+  /** Registry name, lowercase (`smmuv3`, `vtd`, `amd-vi`, `mock`). */
+  readonly name: string;
+  /** The plugin's own semver version. */
+  readonly version: string;
+  /** Architecture it models (`arm-smmuv3`, `intel-vtd`, `amd-vi`, `mock`). */
+  readonly vendor: string;
+  /** One line shown by `iommukit vendors`. */
+  readonly description?: string;
+}
+
+/** What a plugin's model can do, shown by `iommukit vendors` and used to skip inapplicable conformance cases. */
+export interface PluginCapabilities {
+  /** Translation stages the hardware offers. */
+  readonly stages: readonly ('s1' | 's2' | 'nested')[];
+  /** PASID-tagged DMA (substreams). */
+  readonly pasid: boolean;
+  /** ATS translation requests and ATC invalidation. */
+  readonly ats: boolean;
+  /** PRI page requests. */
+  readonly pri: boolean;
+  /** Hardware dirty-bit tracking in the page tables. */
+  readonly dirtyTracking: boolean;
+  /** Who owns the PASID table when nesting (seed 001): the user/guest, the kernel, or none. */
+  readonly pasidTableOwner: 'user' | 'kernel' | 'none';
+  /** vIOMMU modes the plugin's personality supports (empty without one). */
+  readonly viommuModes: readonly ('emulated' | 'nested')[];
+}
+
+/** What every factory receives about the instance it builds. */
+export interface InstanceContext<TOptions> {
+  /** Instance name from the config (`iommu0`). */
+  readonly instance: string;
+  /** Base of the instance's MMIO register window. */
+  readonly base: Hpa;
+  /** Instance options, already validated by the plugin's `optionsSchema`. */
+  readonly options: TOptions;
+  readonly bus: MemoryBus;
+  readonly tracer: ITracer;
+  /** Wired interrupt lines by name (`evtq`, `gerror`, `fault`). Hardware raises, the driver connects. */
+  irq(name: string): IrqLine;
+}
+
+export type HardwareContext<TOptions> = InstanceContext<TOptions>;
+
+export interface DriverContext<TOptions> extends InstanceContext<TOptions> {
+  /** Host page allocator for the driver's queues and tables (Linux: the page allocator / DMA API). */
+  readonly memory: IFrameAllocator;
+  /** Called by the driver's interrupt handler for every fault event it drains. */
+  readonly reportFault: FaultReporter;
+}
+
+export interface IommuPlugin<TOptions = unknown> {
+  readonly meta: PluginMeta;
+  readonly capabilities: PluginCapabilities;
+  /** Schema for per-instance options; it supplies defaults, so `{}` must be valid. Absent: no options. */
+  readonly optionsSchema?: ZodType<TOptions>;
+  /** Builds the hardware model and places its registers on the bus. */
+  createHardware(context: HardwareContext<TOptions>): IommuHardware;
+  /** Builds the host driver. It may touch the hardware only through `context.bus` and `context.base`. */
+  createDriver(context: DriverContext<TOptions>): IommuDriver;
+  /** Maps a PCI requester ID to the ID the IOMMU sees. Absent: the RID itself. */
+  streamIdForRid?(rid: number, options: TOptions): number;
+}
+
+/** Identity helper that gives a plugin literal its types (`export default definePlugin({...})`). */
+export function definePlugin<TOptions>(plugin: IommuPlugin<TOptions>): IommuPlugin<TOptions> {
+  return plugin;
+}

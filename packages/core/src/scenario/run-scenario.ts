@@ -1,0 +1,218 @@
+/**
+ * Runs a config's scenario against a built system, step by step, and reports what each step did and
+ * whether it met its expectation. API misuse inside a step fails that step with the error's message; the
+ * run stops at the first failed step, as later steps build on earlier ones.
+ */
+import { type Hpa, hpa, iova, toHex } from '../address/address.js';
+import type { Scenario, ScenarioStep } from '../config/scenario-schema.js';
+import { formatSize } from '../config/units.js';
+import type { DmaFailure } from '../device/endpoint.js';
+import type { IommuDomain } from '../iommu/driver.js';
+import type { System } from '../system/system.js';
+import type { TraceRecord } from '../trace/trace-record.js';
+
+export interface StepReport {
+  readonly index: number;
+  readonly op: ScenarioStep['op'];
+  readonly note: string | undefined;
+  readonly ok: boolean;
+  /** One line saying what happened. */
+  readonly summary: string;
+  /** Trace records emitted while the step ran (empty when the tracer is disabled). */
+  readonly trace: readonly TraceRecord[];
+}
+
+export interface ScenarioReport {
+  readonly passed: boolean;
+  readonly steps: readonly StepReport[];
+  /** Steps not run because an earlier one failed. */
+  readonly skipped: number;
+}
+
+interface Buffer {
+  readonly base: Hpa;
+  readonly size: bigint;
+}
+
+interface NamedDomain {
+  readonly domain: IommuDomain;
+  readonly iommu: string;
+}
+
+class StepFailure extends Error {}
+
+export function runScenario(
+  system: System,
+  scenario: Scenario,
+  onStep?: (report: StepReport) => void,
+): ScenarioReport {
+  const buffers = new Map<string, Buffer>();
+  const domains = new Map<string, NamedDomain>();
+  const steps: StepReport[] = [];
+  let captured: TraceRecord[] = [];
+  const subscription = system.tracer.onRecord((r) => captured.push(r));
+  try {
+    for (const [index, step] of scenario.steps.entries()) {
+      captured = [];
+      let ok = true;
+      let summary: string;
+      try {
+        summary = runStep(system, step, buffers, domains);
+        system.serviceInterrupts();
+      } catch (error) {
+        ok = false;
+        summary = (error as Error).message;
+      }
+      const report: StepReport = {
+        index: index + 1,
+        op: step.op,
+        note: step.note,
+        ok,
+        summary,
+        trace: captured,
+      };
+      steps.push(report);
+      onStep?.(report);
+      if (!ok) break;
+    }
+  } finally {
+    subscription.dispose();
+  }
+  const passed = steps.length === scenario.steps.length && steps.every((s) => s.ok);
+  return { passed, steps, skipped: scenario.steps.length - steps.length };
+}
+
+function runStep(
+  system: System,
+  step: ScenarioStep,
+  buffers: Map<string, Buffer>,
+  domains: Map<string, NamedDomain>,
+): string {
+  const buffer = (name: string) => buffers.get(name)!;
+  const domain = (name: string) => domains.get(name)!;
+  switch (step.op) {
+    case 'alloc': {
+      const base = system.memory.allocBytes(Number(step.size));
+      buffers.set(step.buffer, { base, size: step.size });
+      return `buffer ${step.buffer}: ${formatSize(step.size)} of host memory at HPA ${toHex(base)}`;
+    }
+    case 'domain': {
+      const d = system.iommu(step.iommu).driver.domainAllocPaging();
+      domains.set(step.name, { domain: d, iommu: step.iommu });
+      return `domain ${step.name}: paging domain #${d.id} on ${step.iommu}`;
+    }
+    case 'attach': {
+      const { domain: d, iommu } = domain(step.domain);
+      const device = system.device(step.device);
+      if (device.behindIommu !== iommu) {
+        throw new StepFailure(
+          `${step.device} is behind ${device.behindIommu ?? 'no IOMMU'}, domain ${step.domain} is on ${iommu}`,
+        );
+      }
+      system.iommu(iommu).driver.attachDev(d, device);
+      return `${step.device} (RID ${device.ridText}, stream ${toHex(device.streamId)}) attached to domain ${step.domain}`;
+    }
+    case 'detach': {
+      const device = system.device(step.device);
+      if (!device.behindIommu) throw new StepFailure(`${step.device} is not behind an IOMMU`);
+      const driver = system.iommu(device.behindIommu).driver;
+      driver.attachDev(driver.blockedDomain, device);
+      return `${step.device} detached (DMA blocked)`;
+    }
+    case 'map': {
+      const buf = buffer(step.buffer);
+      const size = step.size ?? buf.size - step.offset;
+      if (step.offset + size > buf.size)
+        throw new StepFailure(
+          `map of ${formatSize(size)} at offset ${step.offset} overruns buffer ${step.buffer}`,
+        );
+      const paddr = hpa(buf.base + step.offset);
+      domain(step.domain).domain.map(iova(step.iova), paddr, size, {
+        read: step.prot.includes('r'),
+        write: step.prot.includes('w'),
+      });
+      return `mapped IOVA ${toHex(step.iova)}+${formatSize(size)} → HPA ${toHex(paddr)} (${step.prot}) in ${step.domain}`;
+    }
+    case 'unmap': {
+      const d = domain(step.domain).domain;
+      const unmapped = d.unmap(iova(step.iova), step.size);
+      d.iotlbSync();
+      return `unmapped ${formatSize(unmapped)} at IOVA ${toHex(step.iova)} from ${step.domain}, IOTLB invalidated`;
+    }
+    case 'dma':
+      return runDma(system, step);
+    case 'check': {
+      const buf = buffer(step.buffer);
+      const read = system.bus.readBytes(
+        buf.base + step.offset,
+        step.data.length,
+        system.bus.counter('scenario'),
+      );
+      if (!read.ok) throw new StepFailure(`cannot read buffer ${step.buffer}: bus abort`);
+      if (!sameBytes(read.data, step.data)) {
+        throw new StepFailure(
+          `buffer ${step.buffer}+${step.offset} holds ${showBytes(read.data)}, expected ${showBytes(step.data)}`,
+        );
+      }
+      return `buffer ${step.buffer}+${step.offset} holds ${showBytes(step.data)} at HPA ${toHex(buf.base + step.offset)}`;
+    }
+  }
+}
+
+function runDma(system: System, step: Extract<ScenarioStep, { op: 'dma' }>): string {
+  const device = system.device(step.device);
+  const options = step.pasid === undefined ? {} : { pasid: step.pasid };
+  const where = `${step.device} DMA ${step.access} at IOVA ${toHex(step.iova)}`;
+  let result: Awaited<ReturnType<typeof device.dmaRead>> | Awaited<ReturnType<typeof device.dmaWrite>>;
+  if (step.access === 'write') {
+    if (!step.data) throw new StepFailure('a DMA write needs data');
+    result = device.dmaWrite(step.iova, step.data, options);
+  } else {
+    const length = step.length ?? step.data?.length;
+    if (!length) throw new StepFailure('a DMA read needs length or data');
+    result = device.dmaRead(step.iova, length, options);
+  }
+  if (result.ok) {
+    if (step.expect !== 'ok') throw new StepFailure(`${where} succeeded, expected ${step.expect}`);
+    const hpas = result.hpas.map((a) => toHex(a)).join(', ');
+    if ('data' in result) {
+      if (step.data && !sameBytes(result.data, step.data)) {
+        throw new StepFailure(`${where} read ${showBytes(result.data)}, expected ${showBytes(step.data)}`);
+      }
+      return `${where} → HPA ${hpas}: read ${showBytes(result.data)}`;
+    }
+    return `${where} → HPA ${hpas}: wrote ${result.bytes} bytes`;
+  }
+  const outcome = describeFailure(result);
+  if (step.expect === 'ok') throw new StepFailure(`${where} failed: ${outcome}`);
+  const kind = result.reason === 'fault' ? 'fault' : 'abort';
+  if (kind !== step.expect) throw new StepFailure(`${where}: ${outcome}, expected ${step.expect}`);
+  if (step.fault && (result.reason !== 'fault' || result.fault.vendorCode !== step.fault)) {
+    throw new StepFailure(`${where}: ${outcome}, expected fault ${step.fault}`);
+  }
+  return `${where} → ${outcome} (as expected)`;
+}
+
+function describeFailure(failure: DmaFailure): string {
+  switch (failure.reason) {
+    case 'fault':
+      return `fault ${failure.fault.vendorCode} (${failure.fault.kind}${failure.fault.recorded ? ', recorded' : ''})`;
+    case 'abort':
+      return `bus abort at ${toHex(failure.abort.addr)} (${failure.abort.reason})`;
+    case 'page-request':
+      return `page request sent (group ${failure.groupIndex})`;
+    case 'pri-exhausted':
+      return 'no page request credits left';
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function showBytes(bytes: Uint8Array): string {
+  const printable = bytes.every((b) => b >= 0x20 && b < 0x7f);
+  if (printable) return JSON.stringify(new TextDecoder().decode(bytes));
+  const hex = [...bytes.subarray(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `hex:${hex}${bytes.length > 16 ? `… (${bytes.length} bytes)` : ''}`;
+}

@@ -1,0 +1,63 @@
+/**
+ * Builds the configured endpoint devices, connects each to its IOMMU (stream ID from the config, or the
+ * plugin's RID mapping) and lets the driver probe it, as a bus scan does at boot.
+ */
+import type { ValidatedConfig } from '../config/load-config.js';
+import { EndpointDevice } from '../device/endpoint.js';
+import { inject, injectable } from '../di/container.js';
+import { token } from '../di/token.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { MemoryBus } from '../memory/memory-bus.js';
+import { ITracer } from '../trace/tracer.js';
+import { IIommuInstances, type IommuInstances } from './iommu-instances.js';
+import { IMemoryBus, ISystemConfig } from './tokens.js';
+
+export const IDevices = token<Devices>('iommukit.Devices');
+
+@injectable()
+export class Devices {
+  private readonly byName = new Map<string, EndpointDevice>();
+
+  constructor(
+    @inject(ISystemConfig) validated: ValidatedConfig,
+    @inject(IMemoryBus) bus: MemoryBus,
+    @inject(IIommuInstances) iommus: IommuInstances,
+    @inject(ITracer) tracer: ITracer,
+  ) {
+    for (const cfg of validated.config.devices) {
+      const instance = cfg.iommu === undefined ? undefined : iommus.get(cfg.iommu);
+      const options = instance?.options;
+      const streamId = cfg.streamId ?? validated.plugin.streamIdForRid?.(cfg.rid, options) ?? cfg.rid;
+      const device = new EndpointDevice(
+        {
+          name: cfg.name,
+          rid: cfg.rid,
+          streamId,
+          pasidBits: cfg.pasidBits,
+          ...(cfg.ats ? { atcEntries: cfg.ats.atcEntries } : {}),
+          ...(cfg.pri ? { priOutstanding: cfg.pri.maxOutstanding } : {}),
+        },
+        bus,
+        instance?.hardware,
+        tracer,
+      );
+      instance?.driver.probeDevice(device);
+      this.byName.set(cfg.name, device);
+    }
+  }
+
+  get(name: string): EndpointDevice | undefined {
+    return this.byName.get(name);
+  }
+
+  /** The device named `name`; `ENOENT` if there is none. */
+  require(name: string): EndpointDevice {
+    const device = this.byName.get(name);
+    if (!device) throw new IommufdError('ENOENT', `no device named "${name}"`, { device: name });
+    return device;
+  }
+
+  list(): EndpointDevice[] {
+    return [...this.byName.values()];
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * One IOMMU instance of a system: the vendor's hardware model on the bus and the host driver that
+ * programs it, built from the plugin's factories and probed. Faults the driver drains from the hardware
+ * arrive here, are kept in order and re-emitted as a typed event.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { type Hpa, hpa, toHex } from '../address/address.js';
+import type { FaultReporter, IommuDeviceRef, IommuDriver } from '../iommu/driver.js';
+import type { IommuHardware } from '../iommu/hardware.js';
+import type { InterruptController } from '../iommu/irq.js';
+import type { IommuFault } from '../iommu/translation.js';
+import type { IFrameAllocator } from '../memory/frame-allocator.js';
+import type { MemoryBus } from '../memory/memory-bus.js';
+import type { InstanceContext, IommuPlugin } from '../plugin/plugin.js';
+import type { ITracer } from '../trace/tracer.js';
+
+export interface ReportedFault {
+  readonly fault: IommuFault;
+  readonly device: string | undefined;
+}
+
+export interface IommuInstanceEvents {
+  fault: [ReportedFault];
+}
+
+export class IommuInstance {
+  readonly hardware: IommuHardware;
+  readonly driver: IommuDriver;
+  readonly faults: ReportedFault[] = [];
+  readonly events = new EventEmitter<IommuInstanceEvents>();
+
+  constructor(
+    readonly name: string,
+    readonly base: Hpa,
+    readonly plugin: IommuPlugin,
+    readonly options: unknown,
+    bus: MemoryBus,
+    memory: IFrameAllocator,
+    interrupts: InterruptController,
+    private readonly tracer: ITracer,
+  ) {
+    const context: InstanceContext<unknown> = {
+      instance: name,
+      base: hpa(base),
+      options,
+      bus,
+      tracer,
+      irq: (line) => interrupts.line(`${name}.${line}`),
+    };
+    this.hardware = plugin.createHardware(context);
+    this.driver = plugin.createDriver({ ...context, memory, reportFault: this.report });
+    this.driver.probe();
+    if (tracer.enabled) {
+      tracer.trace(
+        'system',
+        name,
+        'iommu.probed',
+        `${plugin.meta.vendor} IOMMU ${name} probed at ${toHex(base)}`,
+        {
+          plugin: plugin.meta.name,
+          base,
+        },
+      );
+    }
+  }
+
+  private readonly report: FaultReporter = (fault: IommuFault, device: IommuDeviceRef | undefined) => {
+    const reported: ReportedFault = { fault, device: device?.name };
+    this.faults.push(reported);
+    if (this.tracer.enabled) {
+      this.tracer.trace(
+        'driver',
+        this.name,
+        'fault.reported',
+        `fault ${fault.vendorCode} reported for ${device?.name ?? `stream ${toHex(fault.streamId)}`} at IOVA ${toHex(fault.iova)}`,
+        {
+          code: fault.vendorCode,
+          kind: fault.kind,
+          streamId: fault.streamId,
+          iova: fault.iova,
+          device: device?.name ?? null,
+        },
+      );
+    }
+    this.events.emit('fault', reported);
+  };
+}

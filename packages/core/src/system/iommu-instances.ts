@@ -1,0 +1,48 @@
+/** Builds every configured IOMMU instance of the selected plugin, in config order. */
+import { hpa } from '../address/address.js';
+import type { ValidatedConfig } from '../config/load-config.js';
+import { inject, injectable } from '../di/container.js';
+import { token } from '../di/token.js';
+import { IInterruptController, type InterruptController } from '../iommu/irq.js';
+import { IFrameAllocator } from '../memory/frame-allocator.js';
+import type { MemoryBus } from '../memory/memory-bus.js';
+import { ITracer } from '../trace/tracer.js';
+import { IommuInstance } from './iommu-instance.js';
+import { IMemoryBus, ISystemConfig } from './tokens.js';
+
+export const IIommuInstances = token<IommuInstances>('iommukit.IommuInstances');
+
+@injectable()
+export class IommuInstances {
+  private readonly byName = new Map<string, IommuInstance>();
+
+  constructor(
+    @inject(ISystemConfig) validated: ValidatedConfig,
+    @inject(IMemoryBus) bus: MemoryBus,
+    @inject(IFrameAllocator) memory: IFrameAllocator,
+    @inject(IInterruptController) interrupts: InterruptController,
+    @inject(ITracer) tracer: ITracer,
+  ) {
+    validated.config.iommus.forEach((cfg, i) => {
+      const instance = new IommuInstance(
+        cfg.name,
+        hpa(cfg.base),
+        validated.plugin,
+        validated.instanceOptions[i],
+        bus,
+        memory,
+        interrupts,
+        tracer,
+      );
+      this.byName.set(cfg.name, instance);
+    });
+  }
+
+  get(name: string): IommuInstance | undefined {
+    return this.byName.get(name);
+  }
+
+  list(): IommuInstance[] {
+    return [...this.byName.values()];
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * A built system: memory, IOMMU instances with their drivers, devices, and (as later packages arrive) the
+ * MSI module and VMs. Everything it owns lives in its own child DI container.
+ */
+import type { ValidatedConfig } from '../config/load-config.js';
+import type { EndpointDevice } from '../device/endpoint.js';
+import { type DependencyContainer, inject, injectable } from '../di/container.js';
+import { token } from '../di/token.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import { IInterruptController, type InterruptController } from '../iommu/irq.js';
+import { IFrameAllocator } from '../memory/frame-allocator.js';
+import type { MemoryBus } from '../memory/memory-bus.js';
+import { ITracer, type Tracer } from '../trace/tracer.js';
+import { type Devices, IDevices } from './devices.js';
+import type { IommuInstance } from './iommu-instance.js';
+import { IIommuInstances, type IommuInstances } from './iommu-instances.js';
+import { IMemoryBus, ISystemConfig } from './tokens.js';
+
+export const ISystem = token<System>('iommukit.System');
+/** The system's own child container, registered so `System.dispose()` can release it. */
+export const ISystemContainer = token<DependencyContainer>('iommukit.SystemContainer');
+
+@injectable()
+export class System {
+  private disposed = false;
+
+  constructor(
+    @inject(ISystemConfig) readonly validated: ValidatedConfig,
+    @inject(IMemoryBus) readonly bus: MemoryBus,
+    @inject(IFrameAllocator) readonly memory: IFrameAllocator,
+    @inject(IInterruptController) readonly interrupts: InterruptController,
+    @inject(ITracer) readonly tracer: Tracer,
+    @inject(IIommuInstances) private readonly instances: IommuInstances,
+    @inject(IDevices) private readonly deviceSet: Devices,
+    @inject(ISystemContainer) readonly container: DependencyContainer,
+  ) {}
+
+  get name(): string {
+    return this.validated.config.name;
+  }
+
+  get iommus(): IommuInstance[] {
+    return this.instances.list();
+  }
+
+  get devices(): EndpointDevice[] {
+    return this.deviceSet.list();
+  }
+
+  /** The MSI module; none is wired until an MSI controller package is configured. */
+  get msi(): undefined {
+    return undefined;
+  }
+
+  iommu(name: string): IommuInstance {
+    const instance = this.instances.get(name);
+    if (!instance) throw new IommufdError('ENOENT', `no IOMMU instance named "${name}"`, { iommu: name });
+    return instance;
+  }
+
+  device(name: string): EndpointDevice {
+    return this.deviceSet.require(name);
+  }
+
+  /** Runs pending interrupt handlers (drivers draining event queues); call between operations. */
+  serviceInterrupts(): number {
+    return this.interrupts.service();
+  }
+
+  /** Shuts drivers down, disconnects devices and releases memory. Idempotent. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const instance of this.instances.list()) {
+      for (const device of this.deviceSet.list()) {
+        if (device.behindIommu === instance.name) {
+          instance.driver.releaseDevice(device);
+          instance.hardware.disconnectEndpoint(device.streamId);
+        }
+      }
+      instance.driver.shutdown();
+    }
+    for (const region of [...this.bus.listRegions()]) this.bus.removeRegion(region.name);
+    await this.container.dispose();
+  }
+}

@@ -1,0 +1,15 @@
+/** Options of a mock IOMMU instance (`iommus[].options` in a config). */
+import { z } from '@iommukit/core';
+
+export const MockOptionsSchema = z.strictObject({
+  /** Stream ID width: the device table has up to 2^sidBits entries. */
+  sidBits: z.number().int().min(1).max(16).default(8),
+  /** IOTLB capacity (entries), least-recently-used replacement. */
+  iotlbEntries: z.number().int().min(1).max(65536).default(64),
+  /** Largest fault log the hardware accepts, as log2 of the entry count (CAP field). */
+  faultLogMaxLog2: z.number().int().min(1).max(15).default(10),
+  /** Hardware sets the PTE dirty bit on DMA writes. */
+  dirtyTracking: z.boolean().default(true),
+});
+
+export type MockOptions = z.output<typeof MockOptionsSchema>;

@@ -1,0 +1,28 @@
+/** Shared helpers for tests of the mock plugin and the core against it. */
+import { createSystem, PluginRegistry, type SystemConfigInput } from '@iommukit/core';
+import { mockPlugin } from '../src/index.js';
+
+/** A registry whose only built-in is the mock plugin. */
+export function mockRegistry(): PluginRegistry {
+  return new PluginRegistry({ mock: async () => ({ default: mockPlugin }) });
+}
+
+/** One mock IOMMU, 256 MiB of RAM and two devices behind it plus one with no IOMMU. */
+export function mockConfig(overrides: Partial<SystemConfigInput> = {}): SystemConfigInput {
+  return {
+    name: 'test',
+    plugin: 'mock',
+    memory: { ram: [{ name: 'dram', base: '0x8000_0000', size: '256MiB' }] },
+    iommus: [{ name: 'iommu0', base: '0x0900_0000', options: { iotlbEntries: 8 } }],
+    devices: [
+      { name: 'nic0', rid: '00:02.0', iommu: 'iommu0' },
+      { name: 'nvme0', rid: '00:03.0', iommu: 'iommu0' },
+      { name: 'legacy0', rid: '00:04.0' },
+    ],
+    ...overrides,
+  };
+}
+
+export async function mockSystem(overrides: Partial<SystemConfigInput> = {}) {
+  return createSystem(mockConfig(overrides), { registry: mockRegistry() });
+}
