@@ -53,7 +53,9 @@ export function parseSize(input: unknown): ParseResult {
     if (m && unit !== undefined && m[2] !== '') return inRange(BigInt(m[1]!) * unit, input);
   }
   const plain = parseInteger(input);
-  if (plain.ok) return plain;
+  // An integer-shaped input failed on exactness or range; parseInteger's message says which.
+  if (plain.ok || typeof input === 'number' || typeof input === 'bigint' || isIntegerText(input))
+    return plain;
   return { ok: false, message: `expected a size like 4096, "0x1000" or "4GiB", got ${describe(input)}` };
 }
 
@@ -79,6 +81,10 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'object') return 'an object';
   return String(value);
+}
+
+function isIntegerText(input: unknown): boolean {
+  return typeof input === 'string' && (HEX_PATTERN.test(input.trim()) || DEC_PATTERN.test(input.trim()));
 }
 
 function inRange(value: bigint, original: unknown): ParseResult {

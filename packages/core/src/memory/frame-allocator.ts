@@ -18,7 +18,7 @@ export const IFrameAllocator = token<IFrameAllocator>('iommukit.FrameAllocator')
 export interface IFrameAllocator {
   /** Allocates `count` contiguous frames aligned to `alignFrames` (a power of two); `ENOMEM` if none. */
   allocFrames(count: number, alignFrames?: number): Hpa;
-  /** Allocates a zeroed block of `bytes` (rounded up to frames) aligned to its own size up to `maxAlign`. */
+  /** Allocates a zeroed block of `bytes` (rounded up to whole frames) aligned to `alignBytes` (default 4 KiB). */
   allocBytes(bytes: number, alignBytes?: number): Hpa;
   /** Returns frames to the allocator; freeing frames that are not allocated throws `EINVAL`. */
   freeFrames(base: Hpa, count: number): void;
@@ -28,6 +28,8 @@ export interface IFrameAllocator {
 
 export class FrameAllocator implements IFrameAllocator {
   private readonly free: Extent[] = [];
+  /** The frames this allocator manages, so a free of frames it never handed out is caught. */
+  private readonly managed: Extent[] = [];
   private allocated = 0;
 
   /** `ranges` are the RAM ranges (byte base and size, frame aligned) the allocator hands out. */
@@ -42,6 +44,7 @@ export class FrameAllocator implements IFrameAllocator {
           `allocator range ${toHex(r.base)}+${toHex(r.size)} is not page aligned`,
         );
       }
+      this.managed.push({ start: r.base / PAGE_SIZE, count: r.size / PAGE_SIZE });
       this.release(r.base / PAGE_SIZE, r.size / PAGE_SIZE);
     }
   }
@@ -90,7 +93,15 @@ export class FrameAllocator implements IFrameAllocator {
   freeFrames(base: Hpa, count: number): void {
     if ((base & BigInt(PAGE_SIZE - 1)) !== 0n)
       throw new IommufdError('EINVAL', `free of unaligned address ${toHex(base)}`);
+    if (!Number.isSafeInteger(count) || count <= 0)
+      throw new IommufdError('EINVAL', `cannot free ${count} frames at ${toHex(base)}`);
     const start = Number(base >> BigInt(PAGE_SHIFT));
+    const covered = this.managed.reduce(
+      (sum, e) => sum + Math.max(0, Math.min(e.start + e.count, start + count) - Math.max(e.start, start)),
+      0,
+    );
+    if (covered !== count)
+      throw new IommufdError('EINVAL', `free of frames at ${toHex(base)} (+${count}) outside the allocator`);
     const overlapsFree = this.free.some((e) => start < e.start + e.count && e.start < start + count);
     if (overlapsFree) throw new IommufdError('EINVAL', `double free of frames at ${toHex(base)} (+${count})`);
     this.release(start, count);

@@ -30,7 +30,8 @@ export interface BusAbort {
   readonly addr: bigint;
   readonly size: number;
   readonly write: boolean;
-  readonly reason: 'unmapped' | 'unaligned-mmio';
+  /** `unmapped`: no region; `unaligned-mmio`: an MMIO access not naturally aligned; `bulk-mmio`: a byte-range copy aimed at MMIO. */
+  readonly reason: 'unmapped' | 'unaligned-mmio' | 'bulk-mmio';
 }
 
 export type BusReadResult =
@@ -227,8 +228,7 @@ export class MemoryBus {
     const a = Number(addr);
     const region = this.locate(a, length, false, who);
     if (!('kind' in region)) return { ok: false, abort: region };
-    if (region.kind !== 'ram')
-      return { ok: false, abort: this.abort(a, length, false, 'unaligned-mmio', who) };
+    if (region.kind !== 'ram') return { ok: false, abort: this.abort(a, length, false, 'bulk-mmio', who) };
     const data = new Uint8Array(length);
     region.ram.readBytes(a - region.base, data);
     who.bytesRead += length;
@@ -241,7 +241,7 @@ export class MemoryBus {
     const region = this.locate(a, data.length, true, who);
     if (!('kind' in region)) return { ok: false, abort: region };
     if (region.kind !== 'ram')
-      return { ok: false, abort: this.abort(a, data.length, true, 'unaligned-mmio', who) };
+      return { ok: false, abort: this.abort(a, data.length, true, 'bulk-mmio', who) };
     region.ram.writeBytes(a - region.base, data);
     who.bytesWritten += data.length;
     return OK_WRITE;

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { SparseRam } from './sparse-ram.js';
+
+const PAGE = 4096;
+
+describe('SparseRam', () => {
+  it.each([0, -PAGE, 1, 4095, 4097, PAGE + 0.5, Number.NaN, 2 ** 53 + PAGE * 2])(
+    'rejects size %s',
+    (size) => {
+      expect(() => new SparseRam(size)).toThrow(RangeError);
+    },
+  );
+
+  it.each([PAGE, 16 * PAGE, 2 ** 40])('accepts size %s without allocating', (size) => {
+    const ram = new SparseRam(size);
+    expect(ram.size).toBe(size);
+    expect(ram.allocatedBytes).toBe(0);
+  });
+
+  it('reads untouched memory as zero without allocating', () => {
+    const ram = new SparseRam(2 ** 40);
+    expect(ram.read32(0)).toBe(0);
+    expect(ram.read32(2 ** 40 - 4)).toBe(0);
+    expect(ram.read8(12345)).toBe(0);
+    const out = new Uint8Array(3 * PAGE).fill(0xaa);
+    ram.readBytes(PAGE - 7, out);
+    expect(out.every((b) => b === 0)).toBe(true);
+    expect(ram.allocatedBytes).toBe(0);
+    expect(ram.allocatedPages).toBe(0);
+  });
+
+  it('allocates exactly one page on the first write and reuses it', () => {
+    const ram = new SparseRam(16 * PAGE);
+    ram.write32(PAGE + 8, 0xdead_beef);
+    expect(ram.allocatedBytes).toBe(PAGE);
+    ram.write8(PAGE + 4095, 0x7f);
+    ram.write32(PAGE, 1);
+    expect(ram.allocatedPages).toBe(1);
+    expect(ram.read32(PAGE + 8)).toBe(0xdead_beef);
+    expect(ram.read8(PAGE + 4095)).toBe(0x7f);
+    expect(ram.read32(PAGE)).toBe(1);
+    // The neighbouring pages are still unbacked and zero.
+    expect(ram.read32(0)).toBe(0);
+    expect(ram.read32(2 * PAGE)).toBe(0);
+  });
+
+  it('stores 32-bit words little-endian and unsigned', () => {
+    const ram = new SparseRam(PAGE);
+    ram.write32(0, -1);
+    expect(ram.read32(0)).toBe(0xffff_ffff);
+    ram.write32(4, 0x1234_5678);
+    expect([4, 5, 6, 7].map((o) => ram.read8(o))).toEqual([0x78, 0x56, 0x34, 0x12]);
+  });
+
+  it('addresses pages correctly above 2^32', () => {
+    const ram = new SparseRam(2 ** 40);
+    const high = 2 ** 33 + 2 * PAGE + 16;
+    ram.write32(high, 0xcafe_f00d);
+    expect(ram.read32(high)).toBe(0xcafe_f00d);
+    expect(ram.read32(high - 2 ** 33)).toBe(0);
+    expect(ram.allocatedPages).toBe(1);
+  });
+
+  it('writeBytes / readBytes span page boundaries', () => {
+    const ram = new SparseRam(8 * PAGE);
+    const data = Uint8Array.from({ length: 2 * PAGE + 10 }, (_, i) => (i * 7 + 3) & 0xff);
+    const at = PAGE - 5;
+    ram.writeBytes(at, data);
+    // [PAGE-5, 3*PAGE+5) touches pages 0, 1, 2 and 3.
+    expect(ram.allocatedPages).toBe(4);
+    const back = new Uint8Array(data.length);
+    ram.readBytes(at, back);
+    expect(back).toEqual(data);
+    expect(ram.read8(at - 1)).toBe(0);
+    expect(ram.read8(at + data.length)).toBe(0);
+    expect(ram.read8(PAGE)).toBe(data[5]);
+  });
+
+  it('readBytes honours outOffset and length, mixing backed and unbacked pages', () => {
+    const ram = new SparseRam(4 * PAGE);
+    ram.writeBytes(2 * PAGE - 2, Uint8Array.of(1, 2));
+    const out = new Uint8Array(8).fill(0xee);
+    ram.readBytes(2 * PAGE - 2, out, 2, 4);
+    expect([...out]).toEqual([0xee, 0xee, 1, 2, 0, 0, 0xee, 0xee]);
+    expect(ram.allocatedPages).toBe(1);
+  });
+
+  it('discard zeroes the range and frees its pages only', () => {
+    const ram = new SparseRam(8 * PAGE);
+    for (let p = 0; p < 4; p++) ram.write32(p * PAGE, p + 1);
+    expect(ram.allocatedBytes).toBe(4 * PAGE);
+    ram.discard(PAGE, 2 * PAGE);
+    expect(ram.allocatedBytes).toBe(2 * PAGE);
+    expect([0, 1, 2, 3].map((p) => ram.read32(p * PAGE))).toEqual([1, 0, 0, 4]);
+    ram.write8(PAGE + 1, 9);
+    expect(ram.read32(PAGE)).toBe(9 << 8);
+  });
+
+  it('clear drops every page and returns the bytes released', () => {
+    const ram = new SparseRam(8 * PAGE);
+    ram.write8(0, 1);
+    ram.write8(5 * PAGE, 1);
+    expect(ram.clear()).toBe(2 * PAGE);
+    expect(ram.allocatedBytes).toBe(0);
+    expect(ram.read8(0)).toBe(0);
+    expect(ram.clear()).toBe(0);
+  });
+});
