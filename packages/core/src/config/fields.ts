@@ -6,12 +6,15 @@ import { describe, parseInteger, parseSize } from './units.js';
 const NAME_PATTERN = /^[a-z][a-z0-9_-]*$/i;
 
 /** An object name that other parts of the config refer to (`iommu0`, `nic-0`). */
-export const nameField = z.string().regex(NAME_PATTERN, {
-  error: (issue) =>
-    `expected a name of letters, digits, "-" and "_" starting with a letter, got ${describe(issue.input)}`,
-});
+export const nameField = z
+  .string()
+  .regex(NAME_PATTERN, {
+    error: (issue) =>
+      `expected a name of letters, digits, "-" and "_" starting with a letter, got ${describe(issue.input)}`,
+  })
+  .meta({ title: 'name' });
 
-function bigintField(parse: typeof parseInteger, what: string) {
+function bigintField(parse: typeof parseInteger, title: string) {
   return z
     .unknown()
     .transform((input, ctx) => {
@@ -20,31 +23,34 @@ function bigintField(parse: typeof parseInteger, what: string) {
       ctx.addIssue({ code: 'custom', message: parsed.message, input });
       return z.NEVER;
     })
-    .meta({ description: what });
+    .meta({ title });
 }
 
 /** A 64-bit address: integer or hex string; becomes a bigint. */
-export const addressField = bigintField(parseInteger, 'address (integer or hex string)');
+export const addressField = bigintField(parseInteger, 'address');
 
 /** A byte size: integer, hex string, or `4GiB`-style string; becomes a bigint. */
-export const sizeField = bigintField(parseSize, 'size (integer, hex string, or "4GiB"-style string)');
+export const sizeField = bigintField(parseSize, 'size');
 
 /** A PCI requester ID written `bb:dd.f` (hex), or its 16-bit number; becomes a number. */
-export const ridField = z.unknown().transform((input, ctx) => {
-  const rid =
-    typeof input === 'string'
-      ? parseRid(input)
-      : Number.isInteger(input) && (input as number) >= 0 && (input as number) <= 0xffff
-        ? (input as number)
-        : undefined;
-  if (rid !== undefined) return rid;
-  ctx.addIssue({
-    code: 'custom',
-    message: `expected a PCI requester ID like "00:02.0", got ${describe(input)}`,
-    input,
-  });
-  return z.NEVER;
-});
+export const ridField = z
+  .unknown()
+  .transform((input, ctx) => {
+    const rid =
+      typeof input === 'string'
+        ? parseRid(input)
+        : Number.isInteger(input) && (input as number) >= 0 && (input as number) <= 0xffff
+          ? (input as number)
+          : undefined;
+    if (rid !== undefined) return rid;
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a PCI requester ID like "00:02.0", got ${describe(input)}`,
+      input,
+    });
+    return z.NEVER;
+  })
+  .meta({ title: 'requester ID' });
 
 /** A small non-negative integer (stream IDs, bit widths, counts). */
 export function intField(min: number, max: number) {
@@ -52,5 +58,6 @@ export function intField(min: number, max: number) {
     .number({ error: (issue) => `expected an integer from ${min} to ${max}, got ${describe(issue.input)}` })
     .int()
     .min(min)
-    .max(max);
+    .max(max)
+    .meta({ title: `integer ${min}…${max}` });
 }

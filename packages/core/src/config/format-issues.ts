@@ -52,7 +52,8 @@ function messageFor(issue: z.core.$ZodIssue): string {
     case 'invalid_union': {
       const options = 'options' in issue ? issue.options : undefined;
       if (issue.discriminator && options) {
-        return `expected ${options.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(input)}`;
+        const value = (input as Record<string, unknown> | undefined)?.[issue.discriminator];
+        return `expected ${options.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(value)}`;
       }
       return `matches none of the allowed forms (got ${describe(input)})`;
     }

@@ -8,62 +8,88 @@ import { addressField, intField, nameField, sizeField } from './fields.js';
 import { describe } from './units.js';
 
 /** Bytes as text: `hex:deadbeef` for raw bytes, anything else is UTF-8. */
-export const bytesField = z.string().transform((text, ctx) => {
-  if (!text.startsWith('hex:')) return new TextEncoder().encode(text);
-  const hex = text.slice(4).replaceAll(/[\s_]/g, '');
-  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected "hex:" followed by pairs of hex digits, got ${describe(text)}`,
-    });
-    return z.NEVER;
-  }
-  return Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-});
+export const bytesField = z
+  .string()
+  .transform((text, ctx) => {
+    if (!text.startsWith('hex:')) return new TextEncoder().encode(text);
+    const hex = text.slice(4).replaceAll(/[\s_]/g, '');
+    if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected "hex:" followed by pairs of hex digits, got ${describe(text)}`,
+      });
+      return z.NEVER;
+    }
+    return Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+  })
+  .meta({ title: 'bytes' });
 
 const note = z.string().optional().describe('Shown in the run log before the step.');
+const device = nameField.describe('A device from `devices`.');
+const domain = nameField.describe('A domain made by an earlier `domain` step.');
+const buffer = nameField.describe('A buffer made by an earlier `alloc` step.');
 
 export const ScenarioStepSchema = z.discriminatedUnion('op', [
   z
-    .strictObject({ op: z.literal('alloc'), note, buffer: nameField, size: sizeField })
+    .strictObject({
+      op: z.literal('alloc'),
+      note,
+      buffer: nameField.describe('Name for the buffer.'),
+      size: sizeField.describe('Bytes, rounded up to whole 4 KiB pages.'),
+    })
     .describe('Allocate zeroed host memory (whole pages) and name it.'),
   z
-    .strictObject({ op: z.literal('domain'), note, name: nameField, iommu: nameField })
+    .strictObject({
+      op: z.literal('domain'),
+      note,
+      name: nameField.describe('Name for the domain.'),
+      iommu: nameField.describe('An instance from `iommus`.'),
+    })
     .describe('Allocate a paging domain on an IOMMU instance.'),
   z
-    .strictObject({ op: z.literal('attach'), note, device: nameField, domain: nameField })
+    .strictObject({ op: z.literal('attach'), note, device, domain })
     .describe("Attach a device's RID to a domain (replacing its current one)."),
   z
-    .strictObject({ op: z.literal('detach'), note, device: nameField })
+    .strictObject({ op: z.literal('detach'), note, device })
     .describe('Attach a device to the blocking domain.'),
   z
     .strictObject({
       op: z.literal('map'),
       note,
-      domain: nameField,
-      iova: addressField,
-      buffer: nameField,
-      offset: sizeField.default(0n),
-      size: sizeField.optional().describe('Default: the rest of the buffer.'),
-      prot: z.enum(['r', 'w', 'rw']).default('rw'),
+      domain,
+      iova: addressField.describe('IOVA to map at (4 KiB aligned).'),
+      buffer,
+      offset: sizeField.default(0n).describe('Offset into the buffer (4 KiB aligned).'),
+      size: sizeField.optional().describe('Bytes to map; default: the rest of the buffer.'),
+      prot: z.enum(['r', 'w', 'rw']).default('rw').describe('Device access the mapping allows.'),
     })
     .describe('Map part of a buffer at an IOVA.'),
   z
-    .strictObject({ op: z.literal('unmap'), note, domain: nameField, iova: addressField, size: sizeField })
+    .strictObject({
+      op: z.literal('unmap'),
+      note,
+      domain,
+      iova: addressField.describe('First IOVA to unmap.'),
+      size: sizeField.describe('Bytes to unmap.'),
+    })
     .describe('Unmap an IOVA range and wait for the invalidation to complete.'),
   z
     .strictObject({
       op: z.literal('dma'),
       note,
-      device: nameField,
-      access: z.enum(['read', 'write']),
-      iova: addressField,
-      data: bytesField.optional().describe('Bytes to write, or the bytes a read must return.'),
+      device,
+      access: z.enum(['read', 'write']).describe('Direction of the DMA.'),
+      iova: addressField.describe('Address the device puts on the bus.'),
+      data: bytesField
+        .optional()
+        .describe('Bytes to write, or the bytes a read must return ("hex:…" or text).'),
       length: intField(1, 1 << 24)
         .optional()
         .describe('Bytes to read (default: the length of data).'),
-      pasid: intField(0, (1 << 20) - 1).optional(),
-      expect: z.enum(['ok', 'fault', 'abort']).default('ok'),
+      pasid: intField(0, (1 << 20) - 1)
+        .optional()
+        .describe('Tag the DMA with this PASID.'),
+      expect: z.enum(['ok', 'fault', 'abort']).default('ok').describe('The outcome the DMA must have.'),
       fault: z.string().optional().describe('With expect: fault, the vendor code the fault must carry.'),
     })
     .describe('A device DMA through its IOMMU, with the outcome it must have.'),
@@ -71,17 +97,20 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
     .strictObject({
       op: z.literal('check'),
       note,
-      buffer: nameField,
-      offset: sizeField.default(0n),
-      data: bytesField,
+      buffer,
+      offset: sizeField.default(0n).describe('Offset into the buffer.'),
+      data: bytesField.describe('The bytes host memory must hold there ("hex:…" or text).'),
     })
     .describe('Check that host memory in a buffer holds these bytes.'),
 ]);
 
 export const ScenarioSchema = z
   .strictObject({
-    description: z.string().optional(),
-    steps: z.array(ScenarioStepSchema).min(1, { error: 'expected at least one step' }),
+    description: z.string().optional().describe('What the scenario shows, printed by `iommukit run`.'),
+    steps: z
+      .array(ScenarioStepSchema)
+      .min(1, { error: 'expected at least one step' })
+      .describe('The steps, run in order; the run stops at the first step that fails.'),
   })
   .describe('A script of steps run against the system by `iommukit run` and `iommukit demo`.');
 

@@ -111,108 +111,151 @@ export type DeviceConfig = SystemConfig['devices'][number];
 export type IommuInstanceConfig = SystemConfig['iommus'][number];
 
 type Ctx = z.RefinementCtx<SystemConfig>;
+type Path = (string | number)[];
+type Item = Record<string, unknown>;
 
 const PAGE = 4096n;
 
-export const SystemConfigSchema = SystemConfigObject.superRefine(checkReferences);
+/**
+ * The system schema with its cross-reference checks. The checks run even when some fields failed
+ * (`when`), so one pass reports every problem; they therefore read the partly parsed value defensively
+ * and skip whatever a field-level issue already covers.
+ */
+export const SystemConfigSchema = SystemConfigObject.superRefine(
+  (config, ctx) => checkReferences(config as unknown as Item, ctx),
+  {
+    when: () => true,
+  },
+);
+
+const items = (value: unknown): [Item, number][] =>
+  Array.isArray(value)
+    ? value.flatMap((v, i): [Item, number][] => (typeof v === 'object' && v !== null ? [[v as Item, i]] : []))
+    : [];
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+const big = (value: unknown): bigint | undefined => (typeof value === 'bigint' ? value : undefined);
 
 /** Cross-reference and placement checks that a single field cannot express. */
-function checkReferences(config: SystemConfig, ctx: Ctx): void {
-  const issue = (path: (string | number)[], message: string) =>
-    ctx.addIssue({ code: 'custom', path, message });
-
+function checkReferences(config: Item, ctx: Ctx): void {
+  const issue = (path: Path, message: string) => ctx.addIssue({ code: 'custom', path, message });
   const names = new Map<string, string>();
-  const claim = (name: string, path: (string | number)[]) => {
+  const claim = (name: unknown, path: Path) => {
+    if (typeof name !== 'string') return;
     const other = names.get(name);
     if (other) issue(path, `name "${name}" is already used by ${other}`);
     else names.set(name, path.join('.').replace(/\.(\d+)/g, '[$1]'));
   };
-  config.memory.ram.forEach((r, i) => {
+
+  const ram = items((config.memory as Item | undefined)?.ram);
+  for (const [r, i] of ram) {
     claim(r.name, ['memory', 'ram', i, 'name']);
-    if (r.base % PAGE !== 0n) issue(['memory', 'ram', i, 'base'], 'expected a 4 KiB aligned address');
-    if (r.size % PAGE !== 0n || r.size === 0n)
+    const base = big(r.base);
+    const size = big(r.size);
+    if (base !== undefined && base % PAGE !== 0n)
+      issue(['memory', 'ram', i, 'base'], 'expected a 4 KiB aligned address');
+    if (size !== undefined && (size % PAGE !== 0n || size === 0n))
       issue(['memory', 'ram', i, 'size'], 'expected a non-zero multiple of 4 KiB');
-    if (r.base + r.size > 1n << 52n)
+    if (base === undefined || size === undefined) continue;
+    if (base + size > 1n << 52n)
       issue(['memory', 'ram', i], 'region ends above the 52-bit physical address space');
-    config.memory.ram.slice(0, i).forEach((o, j) => {
-      if (r.base < o.base + o.size && o.base < r.base + r.size)
-        issue(['memory', 'ram', i], `overlaps memory.ram[${j}] "${o.name}"`);
-    });
-  });
+    for (const [o, j] of ram) {
+      const oBase = big(o.base);
+      const oSize = big(o.size);
+      if (j >= i || oBase === undefined || oSize === undefined) continue;
+      if (base < oBase + oSize && oBase < base + size)
+        issue(['memory', 'ram', i], `overlaps memory.ram[${j}] "${text(o.name)}"`);
+    }
+  }
+
   const iommus = new Set<string>();
-  config.iommus.forEach((m, i) => {
+  for (const [m, i] of items(config.iommus)) {
     claim(m.name, ['iommus', i, 'name']);
-    iommus.add(m.name);
-    if (m.base % PAGE !== 0n) issue(['iommus', i, 'base'], 'expected a 4 KiB aligned address');
-  });
+    if (text(m.name)) iommus.add(m.name as string);
+    const base = big(m.base);
+    if (base !== undefined && base % PAGE !== 0n)
+      issue(['iommus', i, 'base'], 'expected a 4 KiB aligned address');
+  }
+
   const rids = new Map<number, number>();
   const devices = new Set<string>();
-  config.devices.forEach((d, i) => {
+  for (const [d, i] of items(config.devices)) {
     claim(d.name, ['devices', i, 'name']);
-    devices.add(d.name);
-    if (d.iommu !== undefined && !iommus.has(d.iommu)) {
+    if (text(d.name)) devices.add(d.name as string);
+    const iommu = text(d.iommu);
+    if (iommu !== undefined && !iommus.has(iommu)) {
       issue(
         ['devices', i, 'iommu'],
-        `no IOMMU instance named "${d.iommu}" (have: ${[...iommus].join(', ') || 'none'})`,
+        `no IOMMU instance named "${iommu}" (have: ${[...iommus].join(', ') || 'none'})`,
       );
     }
+    if (typeof d.rid !== 'number') continue;
     const other = rids.get(d.rid);
     if (other !== undefined)
       issue(['devices', i, 'rid'], `requester ID is already used by devices[${other}]`);
     else rids.set(d.rid, i);
-  });
+  }
+
   const assigned = new Map<string, string>();
-  config.vms.forEach((vm, i) => {
+  for (const [vm, i] of items(config.vms)) {
     claim(vm.name, ['vms', i, 'name']);
-    if (vm.viommu?.iommu !== undefined && !iommus.has(vm.viommu.iommu)) {
-      issue(['vms', i, 'viommu', 'iommu'], `no IOMMU instance named "${vm.viommu.iommu}"`);
-    }
-    vm.devices.forEach((name, j) => {
+    const iommu = text((vm.viommu as Item | undefined)?.iommu);
+    if (iommu !== undefined && !iommus.has(iommu))
+      issue(['vms', i, 'viommu', 'iommu'], `no IOMMU instance named "${iommu}"`);
+    const list = Array.isArray(vm.devices) ? vm.devices : [];
+    list.forEach((name: unknown, j: number) => {
+      if (typeof name !== 'string') return;
       if (!devices.has(name)) issue(['vms', i, 'devices', j], `no device named "${name}"`);
       const owner = assigned.get(name);
       if (owner) issue(['vms', i, 'devices', j], `device "${name}" is already assigned to VM "${owner}"`);
-      else assigned.set(name, vm.name);
+      else assigned.set(name, text(vm.name) ?? `vms[${i}]`);
     });
-  });
-  if (config.scenario) checkScenario(config, devices, iommus, ctx);
+  }
+  checkScenario(items((config.scenario as Item | undefined)?.steps), devices, iommus, issue);
 }
 
 /** Scenario steps may only use devices and instances that exist, and objects made by earlier steps. */
-function checkScenario(config: SystemConfig, devices: Set<string>, iommus: Set<string>, ctx: Ctx): void {
+function checkScenario(
+  steps: [Item, number][],
+  devices: Set<string>,
+  iommus: Set<string>,
+  issue: (path: Path, message: string) => void,
+): void {
   const domains = new Set<string>();
   const buffers = new Set<string>();
-  config.scenario!.steps.forEach((step, i) => {
-    const at = (key: string) => ['scenario', 'steps', i, key];
-    const need = (kind: string, set: Set<string>, name: string, key: string, hint = '') => {
-      if (!set.has(name))
-        ctx.addIssue({ code: 'custom', path: at(key), message: `no ${kind} named "${name}"${hint}` });
+  for (const [step, i] of steps) {
+    const need = (kind: string, set: Set<string>, key: string, hint = '') => {
+      const name = text(step[key]);
+      if (name !== undefined && !set.has(name))
+        issue(['scenario', 'steps', i, key], `no ${kind} named "${name}"${hint}`);
     };
+    const earlierDomain = ' made by an earlier "domain" step';
+    const earlierBuffer = ' made by an earlier "alloc" step';
     switch (step.op) {
       case 'alloc':
-        buffers.add(step.buffer);
+        if (text(step.buffer)) buffers.add(step.buffer as string);
         break;
       case 'domain':
-        need('IOMMU instance', iommus, step.iommu, 'iommu');
-        domains.add(step.name);
+        need('IOMMU instance', iommus, 'iommu');
+        if (text(step.name)) domains.add(step.name as string);
         break;
       case 'attach':
-        need('device', devices, step.device, 'device');
-        need('domain', domains, step.domain, 'domain', ' made by an earlier "domain" step');
+        need('device', devices, 'device');
+        need('domain', domains, 'domain', earlierDomain);
         break;
       case 'detach':
       case 'dma':
-        need('device', devices, step.device, 'device');
+        need('device', devices, 'device');
         break;
       case 'map':
-        need('domain', domains, step.domain, 'domain', ' made by an earlier "domain" step');
-        need('buffer', buffers, step.buffer, 'buffer', ' made by an earlier "alloc" step');
+        need('domain', domains, 'domain', earlierDomain);
+        need('buffer', buffers, 'buffer', earlierBuffer);
         break;
       case 'unmap':
-        need('domain', domains, step.domain, 'domain', ' made by an earlier "domain" step');
+        need('domain', domains, 'domain', earlierDomain);
         break;
       case 'check':
-        need('buffer', buffers, step.buffer, 'buffer', ' made by an earlier "alloc" step');
+        need('buffer', buffers, 'buffer', earlierBuffer);
         break;
     }
-  });
+  }
 }

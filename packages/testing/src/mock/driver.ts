@@ -66,7 +66,8 @@ export class MockIommuDriver implements IommuDriver {
   private readonly context: DriverContext<MockOptions>;
   private readonly devices = new Map<number, IommuDeviceRef>();
   private readonly attachedTo = new Map<number, IommuDomain>();
-  private readonly usedDomainIds = new Set<number>();
+  /** Live paging domains by domain ID: attach accepts only these exact objects. */
+  private readonly domains = new Map<number, MockPagingDomain>();
   private sidBits = 0;
   private deviceTable: { base: Hpa; frames: number } | undefined;
   private faultLog: { base: Hpa; frames: number; entries: number } | undefined;
@@ -128,10 +129,9 @@ export class MockIommuDriver implements IommuDriver {
 
   domainAllocPaging(): IommuDomain {
     let id = 1;
-    while (this.usedDomainIds.has(id)) id++;
+    while (this.domains.has(id)) id++;
     if (id > MAX_DOMAIN_ID)
       throw new IommufdError('ENOSPC', `${this.instance}: all ${MAX_DOMAIN_ID} domain IDs are in use`);
-    this.usedDomainIds.add(id);
     const domain = new MockPagingDomain(id, {
       instance: this.instance,
       bus: this.bus,
@@ -140,8 +140,9 @@ export class MockIommuDriver implements IommuDriver {
       tracer: this.tracer,
       invalidateRange: (domainId, iova, size) => this.invalidate(INV.RANGE, domainId, iova, size),
       invalidateDomain: (domainId) => this.invalidate(INV.DOMAIN, domainId),
-      releaseDomainId: (domainId) => this.usedDomainIds.delete(domainId),
+      releaseDomainId: (domainId) => this.domains.delete(domainId),
     });
+    this.domains.set(id, domain);
     this.log('domain.alloc', `domain ${id}: page table root at ${toHex(domain.rootPfn * 4096)}`);
     return domain;
   }
@@ -157,7 +158,7 @@ export class MockIommuDriver implements IommuDriver {
       dte = encodeDte({ valid: true, mode: MODE_ABORT, domainId: 0, rootPfn: 0 });
     else if (domain === this.identityDomain)
       dte = encodeDte({ valid: true, mode: MODE_BYPASS, domainId: 0, rootPfn: 0 });
-    else if (domain instanceof MockPagingDomain && this.usedDomainIds.has(domain.id)) {
+    else if (domain instanceof MockPagingDomain && this.domains.get(domain.id) === domain) {
       dte = encodeDte({ valid: true, mode: MODE_TRANSLATE, domainId: domain.id, rootPfn: domain.rootPfn });
     } else {
       throw new IommufdError(

@@ -64,6 +64,8 @@ interface TlbEntry {
   readonly iovaPfn: number;
   readonly pfn: number;
   readonly perm: number;
+  /** The PTE's dirty bit was set when the entry was filled: writes through it need no walk. */
+  readonly dirty: boolean;
 }
 
 const IOVA_PFN_LIMIT = 2 ** (PT_IOVA_BITS - 12);
@@ -134,9 +136,9 @@ export class MockIommuHardware implements IommuHardware {
         );
       }
       if ((cached.perm & request.access) !== request.access) return this.fail(request, 5);
-      // A write through a clean TLB entry needs the walk to set the dirty bit, as with real HTTU.
-      if (!(this.dirtyTracking && request.access & PERM_WRITE))
-        return { ok: true, pfn: cached.pfn, perm: cached.perm, pageShift: 12 };
+      // A write through a clean TLB entry walks to set the dirty bit, as hardware dirty tracking does.
+      const needsDirtyUpdate = this.dirtyTracking && (request.access & PERM_WRITE) !== 0 && !cached.dirty;
+      if (!needsDirtyUpdate) return { ok: true, pfn: cached.pfn, perm: cached.perm, pageShift: 12 };
     }
     return this.walk(request, dte, key);
   }
@@ -209,12 +211,14 @@ export class MockIommuHardware implements IommuHardware {
       }
       const perm = (lo & PTE_R ? PERM_READ : 0) | (lo & PTE_W ? PERM_WRITE : 0);
       if ((perm & request.access) !== request.access) return this.fail(request, 5);
-      if (this.dirtyTracking && request.access & PERM_WRITE && (lo & PTE_D) === 0) {
+      let dirty = (lo & PTE_D) !== 0;
+      if (this.dirtyTracking && request.access & PERM_WRITE && !dirty) {
         pte[0] = (lo | PTE_D) >>> 0;
         this.bus.writeWords(addr, pte, 1, this.reads);
+        dirty = true;
       }
       const pfn = pteAddressPfn(lo, hi);
-      this.iotlb.set(key, { domainId: dte.domainId, iovaPfn: request.iovaPfn, pfn, perm });
+      this.iotlb.set(key, { domainId: dte.domainId, iovaPfn: request.iovaPfn, pfn, perm, dirty });
       return { ok: true, pfn, perm, pageShift: 12 };
     }
     return this.fail(request, 4);

@@ -1,0 +1,8 @@
+/** The plugins `iommukit` knows by name. Each loads only when a config (or `vendors`) asks for it. */
+import { PluginRegistry } from '@iommukit/core';
+
+export function builtinRegistry(): PluginRegistry {
+  return new PluginRegistry({
+    mock: () => import('@iommukit/testing'),
+  });
+}

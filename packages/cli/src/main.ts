@@ -1,0 +1,139 @@
+/**
+ * The `iommukit` command line. `main` returns the exit code instead of exiting, so tests run it
+ * in-process: 0 success, 1 a failed run or invalid input, 2 a usage error.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, PluginError } from '@iommukit/core';
+import { builtinRegistry } from './builtin-plugins.js';
+import { demoCommand } from './commands/demo.js';
+import { runCommand } from './commands/run.js';
+import { validateCommand } from './commands/validate.js';
+import { vendorsCommand } from './commands/vendors.js';
+import { type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './io.js';
+import { renderIssues } from './render.js';
+
+const HELP: Readonly<Record<string, string>> = {
+  '': `iommukit — a multi-vendor model of the IOMMU virtualization stack
+
+Usage: iommukit <command> [options]
+
+Commands:
+  demo               run the built-in default config
+  run <config>       build the system a config describes and run its scenario
+  validate <config>  check a config and print every problem with its path
+  vendors [plugin…]  list available vendor plugins, their capabilities and ID registers
+
+Options:
+  --json             machine-readable output on stdout (and nothing else there)
+  --trace <file>     write a Chrome trace-event file of the run (demo, run)
+  -h, --help         help for iommukit or a command
+
+Exit codes: 0 success, 1 failed run or invalid input, 2 usage error.
+`,
+  demo: `Usage: iommukit demo [--json] [--trace <file>]
+
+Runs the built-in default config: a device does DMA through an IOMMU, the data lands in host memory,
+and a DMA after unmap faults. Prints every step: driver programming, hardware walks, faults.
+`,
+  run: `Usage: iommukit run <config.yaml|config.json> [--json] [--trace <file>]
+
+Builds the system the config describes and runs its scenario. Exits 1 if the config is invalid or a
+step does not have the outcome it expects.
+`,
+  validate: `Usage: iommukit validate <config.yaml|config.json> [--json]
+
+Prints every problem in the config, each with its path (vms[0].viommu.mode: …). Exits 1 on any.
+`,
+  vendors: `Usage: iommukit vendors [plugin-path…] [--json]
+
+Lists the built-in vendor plugins (and plugins at the given module paths) with their capabilities and
+the identification registers of a default instance.
+`,
+};
+
+const OPTIONS = {
+  json: { type: 'boolean' },
+  trace: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    io.err(`iommukit: ${(error as Error).message}\n\n${HELP['']}`);
+    return EXIT_USAGE;
+  }
+  const { command, args, json, trace, help } = parsed;
+  if (command === undefined && !help) {
+    io.err(HELP['']!);
+    return EXIT_USAGE;
+  }
+  if (help || command === undefined || command === 'help') {
+    const topic = command === 'help' ? (args[0] ?? '') : (command ?? '');
+    io.out(HELP[topic] ?? HELP['']!);
+    return EXIT_OK;
+  }
+  try {
+    return await dispatch(command, args, json, trace, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`iommukit ${command}: ${error.message}\n\n${HELP[command] ?? HELP['']}`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof ConfigError) {
+      io.err(renderIssues('config', error.issues));
+      return EXIT_FAILURE;
+    }
+    if (error instanceof PluginError) {
+      io.err(`iommukit: ${error.message}\n`);
+      return EXIT_FAILURE;
+    }
+    throw error;
+  }
+}
+
+function parse(argv: readonly string[]) {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
+  const [command, ...args] = positionals;
+  return { command, args, json: values.json ?? false, trace: values.trace, help: values.help ?? false };
+}
+
+async function dispatch(
+  command: string,
+  args: string[],
+  json: boolean,
+  trace: string | undefined,
+  io: CliIo,
+): Promise<number> {
+  const registry = builtinRegistry();
+  const one = () => {
+    if (args.length !== 1) throw new UsageError(`expected one config file, got ${args.length}`);
+    return args[0]!;
+  };
+  const noTrace = () => {
+    if (trace !== undefined)
+      throw new UsageError('--trace applies to commands that run a system (demo, run)');
+  };
+  switch (command) {
+    case 'demo':
+      if (args.length > 0) throw new UsageError('demo takes no arguments');
+      return demoCommand(registry, io, { json, tracePath: trace });
+    case 'run':
+      return runCommand(one(), registry, io, { json, tracePath: trace });
+    case 'validate':
+      noTrace();
+      return validateCommand(one(), registry, io, json);
+    case 'vendors':
+      noTrace();
+      return vendorsCommand(registry, io, json, args);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}

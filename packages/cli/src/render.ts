@@ -1,0 +1,49 @@
+/** Human-readable rendering of runs: one line per trace record, grouped under the step that caused it. */
+import type { ConfigIssue, StepReport, System, TraceRecord } from '@iommukit/core';
+
+const LAYER_WIDTH = 7;
+
+export function renderRecord(record: TraceRecord): string {
+  const seq = String(record.seq).padStart(4);
+  return `  ${seq}  ${record.layer.padEnd(LAYER_WIDTH)} ${record.source.padEnd(8)} ${record.message}`;
+}
+
+export function renderStep(step: StepReport): string {
+  const lines = [`step ${step.index} · ${step.op}${step.note ? ` — ${step.note}` : ''}`];
+  for (const record of step.trace) lines.push(renderRecord(record));
+  lines.push(`  ${step.ok ? '✓' : '✗'} ${step.summary}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderHeader(system: System): string {
+  const { plugin } = system.validated;
+  const iommus = system.iommus.map((i) => i.name).join(', ') || 'none';
+  const devices =
+    system.devices
+      .map((d) => `${d.name} (${d.ridText}${d.behindIommu ? ` → ${d.behindIommu}` : ''})`)
+      .join(', ') || 'none';
+  return [
+    `system "${system.name}" · plugin ${plugin.meta.name} ${plugin.meta.version} (${plugin.meta.vendor})`,
+    `  IOMMUs: ${iommus}`,
+    `  devices: ${devices}`,
+    '',
+  ].join('\n');
+}
+
+export function renderStats(system: System): string {
+  const lines: string[] = [];
+  for (const instance of system.iommus) {
+    const stats = Object.entries(instance.hardware.stats())
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    lines.push(`  ${instance.name}: ${stats}`);
+    lines.push(`  ${instance.name}: ${instance.faults.length} fault(s) reported to the driver`);
+  }
+  lines.push(`  host memory allocated by the model: ${system.bus.allocatedBytes} bytes`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderIssues(source: string, issues: readonly ConfigIssue[]): string {
+  const noun = issues.length === 1 ? 'problem' : 'problems';
+  return `${source}: ${issues.length} ${noun}\n${issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n')}\n`;
+}

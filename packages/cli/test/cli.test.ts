@@ -1,0 +1,194 @@
+/** The iommukit command, run in-process through `main` with captured output. */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main } from '../src/index.js';
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+let dir: string;
+
+async function cli(...argv: string[]): Promise<Run> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), cwd: dir });
+  return { code, out, err };
+}
+
+const VALID = `
+plugin: mock
+memory:
+  ram: [{ name: dram, base: 0x8000_0000, size: 256MiB }]
+iommus: [{ name: iommu0, base: 0x0900_0000 }]
+devices: [{ name: nic0, rid: "00:02.0", iommu: iommu0 }]
+scenario:
+  steps:
+    - { op: alloc, buffer: b, size: 4KiB }
+    - { op: domain, name: d, iommu: iommu0 }
+    - { op: attach, device: nic0, domain: d }
+    - { op: dma, device: nic0, access: write, iova: 0x1000, data: x, expect: fault, fault: MOCK_NOT_PRESENT }
+`;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'iommukit-cli-'));
+  writeFileSync(join(dir, 'valid.yaml'), VALID);
+  writeFileSync(
+    join(dir, 'failing.yaml'),
+    VALID.replace('expect: fault, fault: MOCK_NOT_PRESENT', 'expect: ok'),
+  );
+  writeFileSync(
+    join(dir, 'three-mistakes.yaml'),
+    VALID.replace('size: 256MiB', 'size: lots')
+      .replace('"00:02.0"', '"00:02.9"')
+      .replace('iommu: iommu0 }]', 'iommu: iommu7 }]'),
+  );
+  writeFileSync(
+    join(dir, 'valid.json'),
+    JSON.stringify({ plugin: 'mock', memory: { ram: [{ name: 'r', base: 0x8000_0000, size: 4096 }] } }),
+  );
+});
+
+describe('iommukit demo', () => {
+  it('runs the built-in config and says what happened', async () => {
+    const { code, out } = await cli('demo');
+    expect(code).toBe(EXIT_OK);
+    expect(out).toContain('system "demo" · plugin mock 0.1.0 (mock)');
+    expect(out).toMatch(/walk L2 read 0x[0-9a-f]+ = 0x[0-9a-f]+/);
+    expect(out).toContain('fault MOCK_NOT_PRESENT reported for nic0 at IOVA 0x100040');
+    expect(out).toContain('✓ 9/9 steps passed');
+  });
+
+  it('emits only valid JSON on stdout with --json', async () => {
+    const { code, out, err } = await cli('demo', '--json');
+    expect(code).toBe(EXIT_OK);
+    expect(err).toBe('');
+    const report = JSON.parse(out);
+    expect(report).toMatchObject({ system: 'demo', passed: true, plugin: { name: 'mock' } });
+    expect(report.steps).toHaveLength(9);
+    expect(report.iommus[0].faults).toEqual([
+      expect.objectContaining({
+        device: 'nic0',
+        vendorCode: 'MOCK_NOT_PRESENT',
+        iova: '0x100040',
+        recorded: true,
+      }),
+    ]);
+  });
+
+  it('writes a Chrome trace with one track per layer', async () => {
+    const { code, out } = await cli('demo', '--trace', 'demo.trace.json');
+    expect(code).toBe(EXIT_OK);
+    expect(out).toContain(`trace written to ${join(dir, 'demo.trace.json')}`);
+    const trace = JSON.parse(readFileSync(join(dir, 'demo.trace.json'), 'utf8'));
+    const tracks = trace.traceEvents
+      .filter((e: { name: string }) => e.name === 'thread_name')
+      .map((e: { args: { name: string } }) => e.args.name);
+    expect(tracks).toEqual([
+      'guest-driver',
+      'frontend',
+      'iommufd',
+      'driver',
+      'hw',
+      'device',
+      'msi',
+      'system',
+    ]);
+    const walk = trace.traceEvents.find((e: { name: string }) => e.name === 'walk.step');
+    expect(walk).toMatchObject({ ph: 'i', cat: 'hw', args: { source: 'iommu0', level: 0 } });
+  });
+});
+
+describe('iommukit validate', () => {
+  it('accepts a valid YAML or JSON config', async () => {
+    expect(await cli('validate', 'valid.yaml')).toMatchObject({
+      code: EXIT_OK,
+      out: expect.stringContaining('valid.yaml: valid (plugin mock'),
+    });
+    expect((await cli('validate', 'valid.json')).code).toBe(EXIT_OK);
+  });
+
+  it('reports all three mistakes with their paths and exits 1', async () => {
+    const { code, err } = await cli('validate', 'three-mistakes.yaml');
+    expect(code).toBe(EXIT_FAILURE);
+    expect(err.trim().split('\n')).toEqual([
+      'three-mistakes.yaml: 3 problems',
+      '  memory.ram[0].size: expected a size like 4096, "0x1000" or "4GiB", got "lots"',
+      '  devices[0].rid: expected a PCI requester ID like "00:02.0", got "00:02.9"',
+      '  devices[0].iommu: no IOMMU instance named "iommu7" (have: iommu0)',
+    ]);
+  });
+
+  it('reports them as JSON with --json', async () => {
+    const { code, out } = await cli('validate', 'three-mistakes.yaml', '--json');
+    expect(code).toBe(EXIT_FAILURE);
+    expect(JSON.parse(out)).toMatchObject({
+      valid: false,
+      issues: [{ path: 'memory.ram[0].size' }, { path: 'devices[0].rid' }, { path: 'devices[0].iommu' }],
+    });
+  });
+
+  it('reports a missing file and a wrong extension as config problems', async () => {
+    expect(await cli('validate', 'nope.yaml')).toMatchObject({
+      code: EXIT_FAILURE,
+      err: expect.stringContaining('cannot read'),
+    });
+    expect(await cli('validate', 'config.txt')).toMatchObject({
+      code: EXIT_FAILURE,
+      err: expect.stringContaining('expected a .yaml'),
+    });
+  });
+});
+
+describe('iommukit run', () => {
+  it('runs a scenario that passes (exit 0) and one that does not (exit 1)', async () => {
+    expect((await cli('run', 'valid.yaml')).code).toBe(EXIT_OK);
+    const failed = await cli('run', 'failing.yaml');
+    expect(failed.code).toBe(EXIT_FAILURE);
+    expect(failed.out).toContain('✗ 3/4 steps passed');
+  });
+
+  it('builds a config without a scenario and says so', async () => {
+    const { code, out } = await cli('run', 'valid.json');
+    expect(code).toBe(EXIT_OK);
+    expect(out).toContain('no scenario in this config');
+  });
+});
+
+describe('iommukit vendors', () => {
+  it('lists the mock plugin with capabilities and ID registers', async () => {
+    const { code, out } = await cli('vendors');
+    expect(code).toBe(EXIT_OK);
+    expect(out).toContain('mock 0.1.0 — mock');
+    expect(out).toContain('default instance registers: IDR=0x14d4b CAP=0x548');
+    const json = JSON.parse((await cli('vendors', '--json')).out);
+    expect(json[0]).toMatchObject({
+      name: 'mock',
+      capabilities: { dirtyTracking: true },
+      registers: { IDR: '0x14d4b' },
+    });
+  });
+});
+
+describe('usage', () => {
+  it.each([
+    [[], EXIT_USAGE],
+    [['frobnicate'], EXIT_USAGE],
+    [['demo', '--colour'], EXIT_USAGE],
+    [['run'], EXIT_USAGE],
+    [['run', 'a.yaml', 'b.yaml'], EXIT_USAGE],
+    [['validate', 'valid.yaml', '--trace', 'x.json'], EXIT_USAGE],
+    [['demo', 'extra'], EXIT_USAGE],
+    [['--help'], EXIT_OK],
+    [['run', '--help'], EXIT_OK],
+    [['help', 'validate'], EXIT_OK],
+  ])('iommukit %j exits %i', async (argv, expected) => {
+    const { code, out, err } = await cli(...argv);
+    expect(code).toBe(expected);
+    expect(expected === EXIT_OK ? out : err).toMatch(/Usage: iommukit/);
+  });
+});

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { fakeConfig, fakeRegistry } from '../../test/fake-plugin.js';
+import { ConfigError } from '../errors/config-error.js';
+import { parseConfigText, validateConfig } from './load-config.js';
+
+/** Validates `raw` and returns the issues it produced (or [] when valid). */
+async function issuesOf(raw: unknown) {
+  try {
+    await validateConfig(raw, fakeRegistry());
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+}
+
+describe('validateConfig', () => {
+  it('accepts a valid config and applies defaults, sizes and plugin option defaults', async () => {
+    const v = await validateConfig(fakeConfig(), fakeRegistry());
+    expect(v.config.memory.ram[0]).toEqual({ name: 'dram', base: 0x8000_0000n, size: 64n << 20n });
+    expect(v.config.devices[0]).toMatchObject({ rid: 0x10, pasidBits: 0 });
+    expect(v.config.msi).toEqual({ controller: 'none' });
+    expect(v.instanceOptions).toEqual([{ offsetPages: 0x100 }]);
+    expect(v.plugin.meta.name).toBe('fake');
+  });
+
+  it('reports every one of three mistakes, each with its path', async () => {
+    const raw = fakeConfig();
+    raw.vms = [{ name: 'vm0', memory: '1GiB', viommu: { mode: 'nestd' } }];
+    (raw.devices as Record<string, unknown>[])[0]!.rid = '00:99.9';
+    (raw.memory as { ram: Record<string, unknown>[] }).ram[0]!.size = 'lots';
+    expect(await issuesOf(raw)).toEqual([
+      'memory.ram[0].size: expected a size like 4096, "0x1000" or "4GiB", got "lots"',
+      'devices[0].rid: expected a PCI requester ID like "00:02.0", got "00:99.9"',
+      'vms[0].viommu.mode: expected "emulated" | "nested", got "nestd"',
+    ]);
+  });
+
+  it('rejects unknown keys and suggests the key that was meant', async () => {
+    const raw: Record<string, unknown> = { ...fakeConfig(), devics: [] };
+    (raw.iommus as Record<string, unknown>[])[0]!.bsae = 1;
+    expect(await issuesOf(raw)).toEqual([
+      'iommus[0].bsae: unknown key (did you mean "base"?)',
+      'devics: unknown key (did you mean "devices"?)',
+    ]);
+  });
+
+  it('reports a missing required field and a wrong type', async () => {
+    const raw = fakeConfig();
+    delete raw.memory;
+    raw.seed = 'one';
+    expect(await issuesOf(raw)).toEqual([
+      'seed: expected number, got "one"',
+      'memory: required (expected object)',
+    ]);
+  });
+
+  it('validates instance options against the plugin schema under iommus[i].options', async () => {
+    const raw = fakeConfig();
+    (raw.iommus as Record<string, unknown>[])[0]!.options = { offsetPages: -1, colour: 'red' };
+    const issues = await issuesOf(raw);
+    expect(issues).toContain('iommus[0].options.colour: unknown key');
+    expect(issues.some((i) => i.startsWith('iommus[0].options.offsetPages: expected at least 0'))).toBe(true);
+  });
+
+  it('names the plugin path when the plugin cannot be found, and still checks the rest', async () => {
+    const raw = { ...fakeConfig(), plugin: 'no-such-vendor', seed: -3 };
+    const issues = await issuesOf(raw);
+    expect(issues[0]).toMatch(/^seed: /);
+    expect(issues[1]).toMatch(/^plugin: PLUGIN_NOT_FOUND: plugin "no-such-vendor"/);
+  });
+
+  it('checks cross references: unknown IOMMU, duplicate names and RIDs, overlapping RAM, misalignment', async () => {
+    const raw = fakeConfig();
+    raw.memory = {
+      ram: [
+        { name: 'a', base: '0x8000_0000', size: '1GiB' },
+        { name: 'b', base: '0xa000_0000', size: '1GiB' },
+        { name: 'c', base: '0x1001', size: '4KiB' },
+      ],
+    };
+    raw.devices = [
+      { name: 'nic0', rid: '00:02.0', iommu: 'iommu9' },
+      { name: 'nic0', rid: '00:02.0' },
+    ];
+    expect(await issuesOf(raw)).toEqual([
+      'memory.ram[1]: overlaps memory.ram[0] "a"',
+      'memory.ram[2].base: expected a 4 KiB aligned address',
+      'devices[0].iommu: no IOMMU instance named "iommu9" (have: iommu0)',
+      'devices[1].name: name "nic0" is already used by devices[0].name',
+      'devices[1].rid: requester ID is already used by devices[0]',
+    ]);
+  });
+
+  it('checks that scenario steps refer to objects that exist and were made earlier', async () => {
+    const raw = fakeConfig();
+    raw.scenario = {
+      steps: [
+        { op: 'attach', device: 'nic0', domain: 'd0' },
+        { op: 'domain', name: 'd0', iommu: 'iommu0' },
+        { op: 'map', domain: 'd0', iova: '0x1000', buffer: 'nope' },
+        { op: 'dma', device: 'ghost', access: 'write', iova: 0, data: 'x' },
+        { op: 'teleport' },
+      ],
+    };
+    expect(await issuesOf(raw)).toEqual([
+      'scenario.steps[4].op: expected "alloc" | "domain" | "attach" | "detach" | "map" | "unmap" | "dma" | "check", got "teleport"',
+      'scenario.steps[0].domain: no domain named "d0" made by an earlier "domain" step',
+      'scenario.steps[2].buffer: no buffer named "nope" made by an earlier "alloc" step',
+      'scenario.steps[3].device: no device named "ghost"',
+    ]);
+    (raw.scenario as { steps: unknown[] }).steps.pop();
+    expect(await issuesOf(raw)).toHaveLength(3);
+  });
+
+  it('decodes scenario data as text or hex bytes', async () => {
+    const raw = fakeConfig();
+    raw.scenario = {
+      steps: [
+        { op: 'dma', device: 'nic0', access: 'write', iova: 0, data: 'hi' },
+        { op: 'dma', device: 'nic0', access: 'write', iova: 0, data: 'hex:de ad_be ef' },
+      ],
+    };
+    const v = await validateConfig(raw, fakeRegistry());
+    const steps = v.config.scenario!.steps as { data: Uint8Array }[];
+    expect([...steps[0]!.data]).toEqual([0x68, 0x69]);
+    expect([...steps[1]!.data]).toEqual([0xde, 0xad, 0xbe, 0xef]);
+  });
+});
+
+describe('parseConfigText', () => {
+  it('parses YAML and JSON alike', () => {
+    expect(parseConfigText('plugin: fake\nseed: 3\n')).toEqual({ plugin: 'fake', seed: 3 });
+    expect(parseConfigText('{"plugin": "fake", "seed": 3}')).toEqual({ plugin: 'fake', seed: 3 });
+  });
+
+  it('reports YAML syntax errors and duplicate keys with a line number', () => {
+    expect(() => parseConfigText('plugin: fake\nplugin: other\n', 'x.yaml')).toThrow(/x\.yaml line 2/);
+    expect(() => parseConfigText('a: [1, 2\n', 'y.yaml')).toThrow(ConfigError);
+  });
+});

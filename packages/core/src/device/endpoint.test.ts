@@ -1,0 +1,258 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { IommuHardware, PageRequest } from '../iommu/hardware.js';
+import {
+  NO_PASID,
+  PERM_READ,
+  PERM_WRITE,
+  type TranslationRequest,
+  type TranslationResult,
+} from '../iommu/translation.js';
+import { MemoryBus } from '../memory/memory-bus.js';
+import { Tracer } from '../trace/tracer.js';
+import { EndpointDevice } from './endpoint.js';
+
+const RAM = 0x1000_0000;
+
+/** A scriptable IOMMU: a page map per PASID, call logs, and ATS/PRI entry points. */
+class ScriptedIommu implements IommuHardware {
+  readonly instance = 'iommu0';
+  readonly mmio = { base: 0n, size: 0 };
+  readonly pages = new Map<string, { pfn: number; perm: number }>();
+  readonly translated: TranslationRequest[] = [];
+  readonly atsRequests: TranslationRequest[] = [];
+  readonly pageRequests: PageRequest[] = [];
+
+  map(pasid: number, iovaPfn: number, pfn: number, perm = PERM_READ | PERM_WRITE) {
+    this.pages.set(`${pasid}:${iovaPfn}`, { pfn, perm });
+  }
+
+  private lookup(r: TranslationRequest): TranslationResult {
+    const page = this.pages.get(`${r.pasid}:${r.iovaPfn}`);
+    if (page && (page.perm & r.access) === r.access) return { ok: true, ...page, pageShift: 12 };
+    const kind = page ? 'permission' : 'translation';
+    return {
+      ok: false,
+      fault: {
+        kind,
+        vendorCode: kind.toUpperCase(),
+        streamId: r.streamId,
+        pasid: r.pasid,
+        iova: BigInt(r.iovaPfn) << 12n,
+        access: r.access,
+        recorded: true,
+      },
+    };
+  }
+
+  translate(r: TranslationRequest): TranslationResult {
+    this.translated.push(r);
+    return this.lookup(r);
+  }
+
+  atsTranslate(r: TranslationRequest): TranslationResult {
+    this.atsRequests.push(r);
+    const page = this.pages.get(`${r.pasid}:${r.iovaPfn}`);
+    // ATS answers with the permissions the mapping has, even if they do not cover the access.
+    if (page) return { ok: true, ...page, pageShift: 12 };
+    return this.lookup(r);
+  }
+
+  pageRequest(_streamId: number, request: PageRequest): void {
+    this.pageRequests.push(request);
+  }
+
+  connectEndpoint(): void {}
+  disconnectEndpoint(): void {}
+  identify() {
+    return {};
+  }
+  stats() {
+    return {};
+  }
+}
+
+let bus: MemoryBus;
+let iommu: ScriptedIommu;
+
+function device(spec: Partial<ConstructorParameters<typeof EndpointDevice>[0]> = {}, withIommu = true) {
+  return new EndpointDevice(
+    { name: 'dev', rid: 0x10, streamId: 0x10, ...spec },
+    bus,
+    withIommu ? iommu : undefined,
+    new Tracer(),
+  );
+}
+
+function ramBytes(addr: number, length: number): number[] {
+  const r = bus.readBytes(addr, length, bus.counter('test'));
+  if (!r.ok) throw new Error('abort');
+  return [...r.data];
+}
+
+beforeEach(() => {
+  bus = new MemoryBus();
+  bus.addRam('ram', RAM, 16 * 4096);
+  iommu = new ScriptedIommu();
+});
+
+describe('EndpointDevice DMA', () => {
+  it('splits a DMA at 4 KiB boundaries and translates each page', () => {
+    iommu.map(NO_PASID, 0x40, RAM / 4096 + 3);
+    iommu.map(NO_PASID, 0x41, RAM / 4096 + 7);
+    const data = Uint8Array.from({ length: 10 }, (_, i) => i + 1);
+    const result = device().dmaWrite(0x40ffan, data);
+    expect(result).toEqual({
+      ok: true,
+      bytes: 10,
+      hpas: [BigInt(RAM + 3 * 4096 + 0xffa), BigInt(RAM + 7 * 4096)],
+    });
+    expect(ramBytes(RAM + 3 * 4096 + 0xffa, 6)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(ramBytes(RAM + 7 * 4096, 4)).toEqual([7, 8, 9, 10]);
+    expect(iommu.translated.map((r) => [r.iovaPfn, r.offset, r.access, r.pasid])).toEqual([
+      [0x40, 0xffa, PERM_WRITE, NO_PASID],
+      [0x41, 0, PERM_WRITE, NO_PASID],
+    ]);
+  });
+
+  it('stops at the first faulting page and says how far it got', () => {
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    const result = device().dmaWrite(0x40ff0n, new Uint8Array(0x20));
+    expect(result).toMatchObject({
+      ok: false,
+      reason: 'fault',
+      iova: 0x41000n,
+      bytesDone: 0x10,
+      fault: { kind: 'translation' },
+    });
+  });
+
+  it('reports a bus abort when the translation points at no memory', () => {
+    iommu.map(NO_PASID, 0x40, 0x5);
+    const result = device().dmaRead(0x40000n, 4);
+    expect(result).toMatchObject({
+      ok: false,
+      reason: 'abort',
+      abort: { reason: 'unmapped', addr: 0x5000n },
+    });
+  });
+
+  it('goes straight to the bus without an IOMMU', () => {
+    const dev = device({}, false);
+    expect(dev.dmaWrite(BigInt(RAM + 8), Uint8Array.of(0xaa, 0xbb))).toMatchObject({
+      ok: true,
+      hpas: [BigInt(RAM + 8)],
+    });
+    const read = dev.dmaRead(BigInt(RAM + 8), 2);
+    expect(read.ok && [...read.data]).toEqual([0xaa, 0xbb]);
+  });
+
+  it('writes an MSI as a 32-bit little-endian store through the IOMMU', () => {
+    iommu.map(NO_PASID, 0x80, RAM / 4096 + 1);
+    expect(device().msiWrite(0x80040n, 0x1234_5678)).toMatchObject({ ok: true, bytes: 4 });
+    expect(ramBytes(RAM + 4096 + 0x40, 4)).toEqual([0x78, 0x56, 0x34, 0x12]);
+  });
+});
+
+describe('PASID', () => {
+  it('rejects PASID-tagged DMA until the capability is enabled, and PASIDs beyond its width', () => {
+    const dev = device({ pasidBits: 4 });
+    const tagged = () => dev.dmaRead(0x1000n, 4, { pasid: 3 });
+    expect(tagged).toThrow(IommufdError);
+    dev.pci.setPasidEnabled(true);
+    iommu.map(3, 1, RAM / 4096);
+    expect(tagged()).toMatchObject({ ok: true });
+    expect(iommu.translated.at(-1)?.pasid).toBe(3);
+    expect(() => dev.dmaRead(0x1000n, 4, { pasid: 16 })).toThrow(/does not fit/);
+  });
+
+  it('refuses to enable capabilities the device does not have', () => {
+    const dev = device();
+    expect(() => dev.pci.setPasidEnabled(true)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+    expect(() => dev.pci.setAtsEnabled(true)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+    expect(() => dev.pci.setPriEnabled(true)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+  });
+});
+
+describe('ATS and the ATC', () => {
+  it('fills the ATC from ATS translation requests and then uses it without asking the IOMMU', () => {
+    const dev = device({ atcEntries: 4 });
+    dev.pci.setAtsEnabled(true);
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    dev.dmaWrite(0x40000n, Uint8Array.of(1));
+    dev.dmaWrite(0x40008n, Uint8Array.of(2));
+    expect(iommu.atsRequests).toHaveLength(1);
+    expect(iommu.translated).toHaveLength(0);
+    expect(dev.atc?.hits).toBe(1);
+  });
+
+  it('keeps using a stale translation until the IOMMU sends an ATC invalidation', () => {
+    const dev = device({ atcEntries: 4 });
+    dev.pci.setAtsEnabled(true);
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    dev.dmaWrite(0x40000n, Uint8Array.of(1));
+    iommu.map(NO_PASID, 0x40, RAM / 4096 + 5); // remapped, but nobody told the ATC
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(2))).toMatchObject({ hpas: [BigInt(RAM)] });
+    dev.invalidateAtc(undefined, 0x40000n, 0x1000n);
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(3))).toMatchObject({ hpas: [BigInt(RAM + 5 * 4096)] });
+  });
+
+  it('invalidates by PASID and range, and the whole space with size 2^64', () => {
+    const dev = device({ atcEntries: 8, pasidBits: 2 });
+    dev.pci.setAtsEnabled(true);
+    dev.pci.setPasidEnabled(true);
+    for (const pasid of [NO_PASID, 1]) {
+      for (const pfn of [0x40, 0x41, 0x42]) {
+        iommu.map(pasid, pfn, RAM / 4096);
+        dev.dmaRead(BigInt(pfn) << 12n, 1, pasid === NO_PASID ? {} : { pasid });
+      }
+    }
+    expect(dev.atc?.size).toBe(6);
+    expect(dev.atc?.invalidate(1, 0x41000n, 0x2000n)).toBe(2);
+    expect(dev.atc?.invalidate(undefined, 0x40000n, 0x1000n)).toBe(2);
+    expect(dev.atc?.invalidate(NO_PASID, 0n, 1n << 64n)).toBe(2);
+    expect(dev.atc?.size).toBe(0);
+  });
+
+  it('sends an untranslated request when the ATS answer lacks the needed permission', () => {
+    const dev = device({ atcEntries: 4 });
+    dev.pci.setAtsEnabled(true);
+    iommu.map(NO_PASID, 0x40, RAM / 4096, PERM_READ);
+    const result = dev.dmaWrite(0x40000n, Uint8Array.of(1));
+    expect(result).toMatchObject({ ok: false, reason: 'fault', fault: { kind: 'permission' } });
+    expect(iommu.translated).toHaveLength(1);
+  });
+});
+
+describe('PRI', () => {
+  it('sends a page request when asked, within its outstanding allocation, and frees credits on response', () => {
+    const dev = device({ atcEntries: 4, priOutstanding: 2 });
+    dev.pci.setAtsEnabled(true);
+    dev.pci.setPriEnabled(true);
+    const first = dev.dmaWrite(0x40000n, Uint8Array.of(1), { requestPages: true });
+    const second = dev.dmaWrite(0x41000n, Uint8Array.of(1), { requestPages: true });
+    const third = dev.dmaWrite(0x42000n, Uint8Array.of(1), { requestPages: true });
+    expect(first).toMatchObject({ ok: false, reason: 'page-request', groupIndex: 0 });
+    expect(second).toMatchObject({ ok: false, reason: 'page-request', groupIndex: 1 });
+    expect(third).toMatchObject({ ok: false, reason: 'pri-exhausted' });
+    expect(iommu.pageRequests).toEqual([
+      { pasid: NO_PASID, iova: 0x40000n, access: PERM_WRITE, groupIndex: 0, last: true },
+      { pasid: NO_PASID, iova: 0x41000n, access: PERM_WRITE, groupIndex: 1, last: true },
+    ]);
+    dev.pageResponse({ pasid: NO_PASID, groupIndex: 0, code: 'success' });
+    dev.pageResponse({ pasid: NO_PASID, groupIndex: 77, code: 'success' }); // stray: ignored
+    expect(dev.pri?.outstanding).toBe(1);
+    expect(dev.pri?.lastResponse(0)).toBe('success');
+    expect(dev.pri?.lastResponse(77)).toBeUndefined();
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(1), { requestPages: true })).toMatchObject({ ok: true });
+  });
+
+  it('without requestPages, an ATS failure is an ordinary fault', () => {
+    const dev = device({ atcEntries: 4, priOutstanding: 2 });
+    dev.pci.setAtsEnabled(true);
+    dev.pci.setPriEnabled(true);
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(1))).toMatchObject({ ok: false, reason: 'fault' });
+    expect(iommu.pageRequests).toHaveLength(0);
+  });
+});

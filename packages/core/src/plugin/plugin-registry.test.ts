@@ -1,0 +1,134 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
+import { PluginError } from '../errors/plugin-error.js';
+import { isModulePath, PluginRegistry } from './plugin-registry.js';
+
+/** A third-party plugin written as plain ESM JavaScript, as an author outside the repo would ship it. */
+const THIRD_PARTY = `
+export default {
+  meta: { name: 'riscv-iommu', version: '0.3.1', vendor: 'riscv', description: 'third party' },
+  capabilities: { stages: ['s1', 's2'], pasid: true, ats: true, pri: false, dirtyTracking: false,
+                  pasidTableOwner: 'user', viommuModes: [] },
+  createHardware() { throw new Error('not needed here'); },
+  createDriver() { throw new Error('not needed here'); },
+};
+`;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'iommukit-registry-'));
+  writeFileSync(join(dir, 'riscv.mjs'), THIRD_PARTY);
+  writeFileSync(join(dir, 'clash.mjs'), THIRD_PARTY.replace("'riscv-iommu'", "'fake'"));
+  writeFileSync(join(dir, 'no-default.mjs'), 'export const plugin = {};\n');
+  writeFileSync(join(dir, 'throws.mjs'), "throw new Error('boom at import');\n");
+  writeFileSync(
+    join(dir, 'malformed.mjs'),
+    "export default { meta: { name: 'Bad Name', version: 'one' }, capabilities: { stages: ['s3'] }, createDriver: 1 };\n",
+  );
+  mkdirSync(join(dir, 'node_modules', 'acme-iommu'), { recursive: true });
+  writeFileSync(
+    join(dir, 'node_modules', 'acme-iommu', 'package.json'),
+    JSON.stringify({ name: 'acme-iommu', type: 'module', exports: { '.': { default: './index.js' } } }),
+  );
+  writeFileSync(
+    join(dir, 'node_modules', 'acme-iommu', 'index.js'),
+    THIRD_PARTY.replace("'riscv-iommu'", "'acme'"),
+  );
+});
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (error) {
+    if (error instanceof PluginError) return error.code;
+    throw error;
+  }
+}
+
+describe('PluginRegistry', () => {
+  it('loads a built-in by name, lazily and once', async () => {
+    let imports = 0;
+    const registry = new PluginRegistry({
+      fake: async () => {
+        imports++;
+        return { default: fakePlugin };
+      },
+    });
+    expect(imports).toBe(0);
+    expect(await registry.load('fake')).toBe(fakePlugin);
+    expect(await registry.load('fake')).toBe(fakePlugin);
+    expect(imports).toBe(1);
+    expect(registry.builtinNames()).toEqual(['fake']);
+  });
+
+  it('loads a third-party plugin from a module path relative to the base folder', async () => {
+    const plugin = await fakeRegistry().load('./riscv.mjs', dir);
+    expect(plugin.meta).toEqual({
+      name: 'riscv-iommu',
+      version: '0.3.1',
+      vendor: 'riscv',
+      description: 'third party',
+    });
+    expect(plugin.capabilities.pasidTableOwner).toBe('user');
+  });
+
+  it('loads a plugin from an absolute path and from a package name', async () => {
+    const registry = fakeRegistry();
+    expect((await registry.load(join(dir, 'riscv.mjs'))).meta.name).toBe('riscv-iommu');
+    expect((await registry.load('acme-iommu', dir)).meta.name).toBe('acme');
+  });
+
+  it.each([
+    ['./missing.mjs', 'PLUGIN_NOT_FOUND'],
+    ['no-such-package', 'PLUGIN_NOT_FOUND'],
+    ['./no-default.mjs', 'PLUGIN_NO_DEFAULT_EXPORT'],
+    ['./throws.mjs', 'PLUGIN_LOAD_FAILED'],
+    ['./malformed.mjs', 'PLUGIN_MALFORMED'],
+    ['./clash.mjs', 'PLUGIN_DUPLICATE'],
+  ])('rejects %s with %s', async (spec, code) => {
+    expect(await codeOf(fakeRegistry().load(spec, dir))).toBe(code);
+  });
+
+  it('lists every contract violation of a malformed plugin at once', async () => {
+    const error = await fakeRegistry()
+      .load('./malformed.mjs', dir)
+      .catch((e: unknown) => e as PluginError);
+    const lines = (error as PluginError).message.split('\n').map((l) => l.trim());
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'meta.name: expected a lowercase name like "smmuv3", got "Bad Name"',
+        'meta.version: expected a semver version like "1.0.0", got "one"',
+        'meta.vendor: expected a string, got nothing',
+        'capabilities.stages: expected an array of "s1" | "s2" | "nested", got ["s3"]',
+        'capabilities.pasid: expected a boolean, got nothing',
+        'createHardware: expected a function, got undefined',
+        'createDriver: expected a function, got number',
+      ]),
+    );
+  });
+
+  it('refuses two built-ins with one name, and a registered object that takes a built-in name', () => {
+    const registry = fakeRegistry();
+    expect(() => registry.registerBuiltin('fake', async () => ({}))).toThrow(/PLUGIN_DUPLICATE/);
+    expect(() => registry.register(fakePlugin)).toThrow(/PLUGIN_DUPLICATE/);
+  });
+
+  it('refuses a built-in whose module names itself differently', async () => {
+    const registry = new PluginRegistry({ other: async () => ({ default: fakePlugin }) });
+    expect(await codeOf(registry.load('other'))).toBe('PLUGIN_MALFORMED');
+  });
+
+  it.each([
+    ['./x.js', true],
+    ['/abs/plugin.mjs', true],
+    ['plugin.cjs', true],
+    ['smmuv3', false],
+    ['@acme/iommu', false],
+  ])('isModulePath(%s) is %s', (spec, expected) => {
+    expect(isModulePath(spec)).toBe(expected);
+  });
+});

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { fakeConfig, fakeRegistry } from '../../test/fake-plugin.js';
+import { validateConfig } from '../config/load-config.js';
+import { resolveToken } from '../di/container.js';
+import { ConfigError } from '../errors/config-error.js';
+import { IFrameAllocator } from '../memory/frame-allocator.js';
+import { ITracer, Tracer } from '../trace/tracer.js';
+import { createSystem } from './create-system.js';
+import { IDevices } from './devices.js';
+import { IIommuInstances } from './iommu-instances.js';
+import { ISystem } from './system.js';
+import { IMemoryBus, ISystemConfig } from './tokens.js';
+
+describe('createSystem', () => {
+  it('wires every part through the system child container', async () => {
+    const system = await createSystem(fakeConfig(), { registry: fakeRegistry() });
+    const c = system.container;
+    expect(resolveToken(c, ISystem)).toBe(system);
+    expect(resolveToken(c, IMemoryBus)).toBe(system.bus);
+    expect(resolveToken(c, IFrameAllocator)).toBe(system.memory);
+    expect(resolveToken(c, ITracer)).toBe(system.tracer);
+    expect(resolveToken(c, ISystemConfig).config.name).toBe('system');
+    expect(
+      resolveToken(c, IIommuInstances)
+        .list()
+        .map((i) => i.name),
+    ).toEqual(['iommu0']);
+    expect(resolveToken(c, IDevices).require('nic0').streamId).toBe(0x10);
+    await system.dispose();
+  });
+
+  it('gives each system its own container and singletons', async () => {
+    const a = await createSystem(fakeConfig(), { registry: fakeRegistry() });
+    const b = await createSystem(fakeConfig(), { registry: fakeRegistry() });
+    expect(a.container).not.toBe(b.container);
+    expect(a.bus).not.toBe(b.bus);
+    expect(resolveToken(a.container, IIommuInstances)).not.toBe(resolveToken(b.container, IIommuInstances));
+    // Both place iommu0 at the same address: only possible because the buses are separate.
+    expect(a.iommu('iommu0').hardware.mmio.base).toBe(b.iommu('iommu0').hardware.mmio.base);
+    await Promise.all([a.dispose(), b.dispose()]);
+  });
+
+  it('builds devices with the plugin RID mapping, or the configured stream ID, and DMA reaches the bus', async () => {
+    const raw = fakeConfig();
+    raw.devices = [
+      { name: 'nic0', rid: '00:02.0', iommu: 'iommu0' },
+      { name: 'nic1', rid: '00:03.0', iommu: 'iommu0', streamId: 0x77 },
+      { name: 'legacy', rid: '00:04.0' },
+    ];
+    const system = await createSystem(raw, { registry: fakeRegistry() });
+    expect(system.devices.map((d) => [d.name, d.streamId, d.behindIommu])).toEqual([
+      ['nic0', 0x10, 'iommu0'],
+      ['nic1', 0x77, 'iommu0'],
+      ['legacy', 0x20, undefined],
+    ]);
+    // The fake IOMMU maps IOVA page n to page n + 0x100; 0x8000_0000 - 0x10_0000 lands at RAM base.
+    const result = system.device('nic0').dmaWrite(0x7ff0_0000n, Uint8Array.of(1, 2, 3));
+    expect(result).toMatchObject({ ok: true, hpas: [0x8000_0000n] });
+    const direct = system.device('legacy').dmaWrite(0x8000_0010n, Uint8Array.of(9));
+    expect(direct).toMatchObject({ ok: true, hpas: [0x8000_0010n] });
+    await system.dispose();
+  });
+
+  it('accepts an already validated config and a caller tracer that sees the boot', async () => {
+    const tracer = new Tracer();
+    tracer.startRecording();
+    const validated = await validateConfig(fakeConfig(), fakeRegistry());
+    const system = await createSystem(validated, { registry: fakeRegistry(), tracer });
+    expect(system.validated).toBe(validated);
+    expect(tracer.records.map((r) => r.name)).toContain('iommu.probed');
+    await system.dispose();
+  });
+
+  it('turns an IOMMU window that overlaps RAM into a config error naming iommus[i].base', async () => {
+    const raw = fakeConfig();
+    raw.iommus = [{ name: 'iommu0', base: '0x8000_1000' }];
+    const error = await createSystem(raw, { registry: fakeRegistry() }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues[0]?.path).toBe('iommus[0].base');
+    expect((error as ConfigError).issues[0]?.message).toMatch(/overlaps "dram"/);
+  });
+
+  it('refuses VMs until a VMM package is wired, as a config error on vms', async () => {
+    const raw = { ...fakeConfig(), vms: [{ name: 'vm0', memory: '1GiB' }] };
+    const error = await createSystem(raw, { registry: fakeRegistry() }).catch((e: unknown) => e);
+    expect((error as ConfigError).issues).toEqual([
+      { path: 'vms', message: 'VMs are built by @iommukit/vmm, which this build does not include yet' },
+    ]);
+  });
+
+  it('dispose releases bus regions and is idempotent', async () => {
+    const system = await createSystem(fakeConfig(), { registry: fakeRegistry() });
+    system.device('nic0').dmaWrite(0x7ff0_0000n, Uint8Array.of(1));
+    expect(system.bus.allocatedBytes).toBe(4096);
+    await system.dispose();
+    await system.dispose();
+    expect(system.bus.listRegions()).toEqual([]);
+    expect(system.bus.allocatedBytes).toBe(0);
+  });
+});
