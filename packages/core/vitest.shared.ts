@@ -13,5 +13,6 @@ export const sharedTestConfig: ViteUserConfig = {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     reporters: ['default', 'json'],
     outputFile: { json: 'test-report.json' },
+    benchmark: { include: ['bench/**/*.bench.ts'] },
   },
 };

@@ -192,3 +192,13 @@ describe('usage', () => {
     expect(expected === EXIT_OK ? out : err).toMatch(/Usage: iommukit/);
   });
 });
+
+describe('configs only the plugin can judge', () => {
+  it('validate builds the system, so a device the driver refuses is reported with its path', async () => {
+    writeFileSync(join(dir, 'wide-sid.yaml'), VALID.replace('rid: "00:02.0"', 'rid: "01:00.0"'));
+    const { code, err } = await cli('validate', 'wide-sid.yaml');
+    expect(code).toBe(EXIT_FAILURE);
+    expect(err).toContain("devices[0]: nic0: stream ID 0x100 exceeds the hardware's 8 bits");
+    expect((await cli('run', 'wide-sid.yaml')).code).toBe(EXIT_FAILURE);
+  });
+});

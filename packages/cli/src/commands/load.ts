@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import {
   ConfigError,
+  createSystem,
   loadConfigFile,
   type PluginRegistry,
   unsupportedFeatures,
@@ -22,6 +23,10 @@ export async function loadForCommand(
     const validated = await loadConfigFile(resolve(io.cwd, path), registry);
     const unsupported = unsupportedFeatures(validated);
     if (unsupported.length > 0) return { ok: false, error: new ConfigError(unsupported, { source: path }) };
+    // Building the system catches what only the plugin knows: register windows that collide, devices
+    // the driver refuses. It is cheap (sparse memory), so validate and run always agree.
+    const system = await createSystem(validated, { registry });
+    await system.dispose();
     return { ok: true, validated };
   } catch (error) {
     if (error instanceof ConfigError) return { ok: false, error };

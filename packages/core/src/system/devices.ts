@@ -6,6 +6,7 @@ import type { ValidatedConfig } from '../config/load-config.js';
 import { EndpointDevice } from '../device/endpoint.js';
 import { inject, injectable } from '../di/container.js';
 import { token } from '../di/token.js';
+import { ConfigError } from '../errors/config-error.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import { ITracer } from '../trace/tracer.js';
@@ -24,7 +25,7 @@ export class Devices {
     @inject(IIommuInstances) iommus: IommuInstances,
     @inject(ITracer) tracer: ITracer,
   ) {
-    for (const cfg of validated.config.devices) {
+    validated.config.devices.forEach((cfg, index) => {
       const instance = cfg.iommu === undefined ? undefined : iommus.get(cfg.iommu);
       const options = instance?.options;
       const streamId = cfg.streamId ?? validated.plugin.streamIdForRid?.(cfg.rid, options) ?? cfg.rid;
@@ -41,9 +42,17 @@ export class Devices {
         instance?.hardware,
         tracer,
       );
-      instance?.driver.probeDevice(device);
+      try {
+        instance?.driver.probeDevice(device);
+      } catch (error) {
+        // A driver refusing a device (stream ID too wide for the hardware, …) is a config mistake.
+        if (!(error instanceof IommufdError)) throw error;
+        throw new ConfigError([{ path: `devices[${index}]`, message: error.message.replace(/^\w+: /, '') }], {
+          cause: error,
+        });
+      }
       this.byName.set(cfg.name, device);
-    }
+    });
   }
 
   get(name: string): EndpointDevice | undefined {
