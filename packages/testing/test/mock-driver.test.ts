@@ -1,13 +1,5 @@
 /** The mock host driver: domain lifetime, map/unmap rules (errno as the kernel would pick) and probing. */
-import {
-  FrameAllocator,
-  hpa,
-  InterruptController,
-  iova,
-  isIommufdError,
-  MemoryBus,
-  Tracer,
-} from '@iommukit/core';
+import { errnoOf, FrameAllocator, hpa, InterruptController, iova, MemoryBus, Tracer } from '@iommukit/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MockIommuDriver, type MockPagingDomain } from '../src/index.js';
 import { mockSystem } from './fixtures.js';
@@ -23,16 +15,6 @@ async function setup() {
   dispose = () => system.dispose();
   const { driver } = system.iommu('iommu0');
   return { system, driver, buffer: system.memory.allocFrames(64) };
-}
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (error) {
-    if (isIommufdError(error)) return error.code;
-    throw error;
-  }
 }
 
 const RW = { read: true, write: true };

@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Errno } from '../errors/errno.js';
-import { IommufdError } from '../errors/iommufd-error.js';
+import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
 import {
   addOrThrow,
   alignDown,
@@ -22,16 +21,6 @@ import {
 } from './address.js';
 
 const EDGES = [0n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 52n, 2n ** 53n, 2n ** 64n - 1n];
-
-function codeOf(fn: () => unknown): Errno | undefined {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof IommufdError) return error.code;
-    throw error;
-  }
-  return undefined;
-}
 
 const constructors = [
   ['iova', iova],
@@ -66,7 +55,7 @@ describe('checkU64 and the branded constructors', () => {
       [Number.NaN, 'EINVAL'],
       [Number.POSITIVE_INFINITY, 'EINVAL'],
     ] as const)('rejects %s with %s', (value, code) => {
-      expect(codeOf(() => make(value))).toBe(code);
+      expect(errnoOf(() => make(value))).toBe(code);
     });
   });
 
@@ -108,7 +97,7 @@ describe('checkedAdd / addOrThrow', () => {
     [0n, -1n],
   ])('%s + %s is out of range', (a, n) => {
     expect(checkedAdd(iova(a), n)).toBeUndefined();
-    expect(codeOf(() => addOrThrow(iova(a), n))).toBe('EOVERFLOW');
+    expect(errnoOf(() => addOrThrow(iova(a), n))).toBe('EOVERFLOW');
   });
 
   it('matches exact bigint addition wherever the sum fits', () => {
@@ -144,13 +133,13 @@ describe('alignment', () => {
     [U64_MAX - 0xffen, 0x1000n],
     [2n ** 63n + 1n, 2n ** 63n],
   ])('alignUp(%s, %s) overflows', (a, align) => {
-    expect(codeOf(() => alignUp(iova(a), align))).toBe('EOVERFLOW');
+    expect(errnoOf(() => alignUp(iova(a), align))).toBe('EOVERFLOW');
   });
 
   it.each([0n, -4096n, 3n, 0x1800n])('rejects alignment %s', (align) => {
-    expect(codeOf(() => alignDown(iova(0x1000n), align))).toBe('EINVAL');
-    expect(codeOf(() => alignUp(iova(0x1000n), align))).toBe('EINVAL');
-    expect(codeOf(() => isAligned(0x1000n, align))).toBe('EINVAL');
+    expect(errnoOf(() => alignDown(iova(0x1000n), align))).toBe('EINVAL');
+    expect(errnoOf(() => alignUp(iova(0x1000n), align))).toBe('EINVAL');
+    expect(errnoOf(() => isAligned(0x1000n, align))).toBe('EINVAL');
   });
 
   it.each([
@@ -198,7 +187,7 @@ describe('page frame numbers', () => {
   });
 
   it('fromPfn validates through the given constructor', () => {
-    expect(codeOf(() => fromPfn(hpa, 2 ** 52))).toBe('EOVERFLOW');
+    expect(errnoOf(() => fromPfn(hpa, 2 ** 52))).toBe('EOVERFLOW');
   });
 
   it('round-trips every 64-bit address', () => {

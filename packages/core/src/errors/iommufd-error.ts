@@ -23,3 +23,17 @@ export class IommufdError extends Error {
 export function isIommufdError(error: unknown, code?: Errno): error is IommufdError {
   return error instanceof IommufdError && (code === undefined || error.code === code);
 }
+
+/**
+ * Runs `fn` and returns the code of the {@link IommufdError} it threw, or undefined when it returned.
+ * Other errors propagate. For tests and conformance checks that assert the kernel's errno choice.
+ */
+export function errnoOf(fn: () => unknown): Errno | undefined {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof IommufdError) return error.code;
+    throw error;
+  }
+  return undefined;
+}

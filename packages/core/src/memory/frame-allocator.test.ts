@@ -1,27 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Hpa, hpa } from '../address/address.js';
-import type { Errno } from '../errors/errno.js';
-import { IommufdError } from '../errors/iommufd-error.js';
+import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
 import { FrameAllocator } from './frame-allocator.js';
 
 const PAGE = 4096;
 const BASE = 0x8000_0000;
 
-function codeOf(fn: () => unknown): Errno | undefined {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof IommufdError) return error.code;
-    throw error;
-  }
-  return undefined;
-}
-
 describe('FrameAllocator', () => {
   it('rejects ranges that are not page aligned', () => {
-    expect(codeOf(() => new FrameAllocator([{ base: BASE + 1, size: PAGE }]))).toBe('EINVAL');
-    expect(codeOf(() => new FrameAllocator([{ base: BASE, size: PAGE + 1 }]))).toBe('EINVAL');
+    expect(errnoOf(() => new FrameAllocator([{ base: BASE + 1, size: PAGE }]))).toBe('EINVAL');
+    expect(errnoOf(() => new FrameAllocator([{ base: BASE, size: PAGE + 1 }]))).toBe('EINVAL');
   });
 
   it('hands out frames first-fit from the lowest address', () => {
@@ -55,7 +44,7 @@ describe('FrameAllocator', () => {
     [1, -2],
   ])('allocFrames(%s, %s) is EINVAL', (count, align) => {
     const alloc = new FrameAllocator([{ base: BASE, size: 16 * PAGE }]);
-    expect(codeOf(() => alloc.allocFrames(count, align))).toBe('EINVAL');
+    expect(errnoOf(() => alloc.allocFrames(count, align))).toBe('EINVAL');
     expect(alloc.freeFrameCount).toBe(16);
   });
 
@@ -88,9 +77,9 @@ describe('FrameAllocator', () => {
     const a = alloc.allocFrames(2);
     const b = alloc.allocFrames(2);
     alloc.freeFrames(a, 2);
-    expect(codeOf(() => alloc.freeFrames(a, 2))).toBe('EINVAL');
+    expect(errnoOf(() => alloc.freeFrames(a, 2))).toBe('EINVAL');
     // A range that is only partly free is also a double free.
-    expect(codeOf(() => alloc.freeFrames(hpa(BASE + PAGE), 2))).toBe('EINVAL');
+    expect(errnoOf(() => alloc.freeFrames(hpa(BASE + PAGE), 2))).toBe('EINVAL');
     expect(alloc.freeFrameCount).toBe(6);
     expect(alloc.allocatedFrameCount).toBe(2);
     alloc.freeFrames(b, 2);
@@ -106,11 +95,11 @@ describe('FrameAllocator', () => {
   ])('rejects freeing %s with EINVAL and leaves the state intact', (_case, base, count) => {
     const alloc = new FrameAllocator([{ base: BASE, size: 8 * PAGE }]);
     alloc.allocFrames(8);
-    expect(codeOf(() => alloc.freeFrames(hpa(base), count))).toBe('EINVAL');
+    expect(errnoOf(() => alloc.freeFrames(hpa(base), count))).toBe('EINVAL');
     expect(alloc.allocatedFrameCount).toBe(8);
     expect(alloc.freeFrameCount).toBe(0);
     // Nothing outside the managed range was slipped into the free list.
-    expect(codeOf(() => alloc.allocFrames(1))).toBe('ENOMEM');
+    expect(errnoOf(() => alloc.allocFrames(1))).toBe('ENOMEM');
   });
 
   it('frees a block that spans two adjacent ranges', () => {
@@ -137,12 +126,12 @@ describe('FrameAllocator', () => {
     expect(error).toBeInstanceOf(IommufdError);
     expect((error as IommufdError).code).toBe('ENOMEM');
     expect((error as IommufdError).context).toMatchObject({ count: 4, alignFrames: 1, free: 6 });
-    expect(codeOf(() => alloc.allocFrames(1, 8))).toBe('ENOMEM');
+    expect(errnoOf(() => alloc.allocFrames(1, 8))).toBe('ENOMEM');
     expect(alloc.freeFrameCount).toBe(6);
     expect(alloc.allocatedFrameCount).toBe(2);
     expect(alloc.allocFrames(3)).toBe(BigInt(BASE + PAGE));
     expect(alloc.allocFrames(3)).toBe(BigInt(BASE + 5 * PAGE));
-    expect(codeOf(() => alloc.allocFrames(1))).toBe('ENOMEM');
+    expect(errnoOf(() => alloc.allocFrames(1))).toBe('ENOMEM');
   });
 
   it('zeroes each allocation through the callback with (base, bytes)', () => {
