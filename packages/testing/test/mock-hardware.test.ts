@@ -136,6 +136,16 @@ describe('mock IOMMU faults', () => {
     });
   });
 
+  it('treats the reserved MODE 3 as a malformed entry (MOCK_DTE_INVALID)', async () => {
+    const { system, driver, domain, reg, who } = await setup();
+    driver.attachDev(domain, system.device('nic0'));
+    const dte = Number(join64(reg(R.DT_BASE), reg(R.DT_BASE + 4))) + 0x10 * 16;
+    system.bus.writeWords(dte, [1 | (3 << 1)], 1, who);
+    system.bus.write(MMIO + R.INV_ARG, 8, 0x10n, who);
+    system.bus.write(MMIO + R.INV_CMD, 4, mockRegs.INV.DEVICE, who);
+    expect(write(system, 'nic0', 0x1000n)).toMatchObject({ fault: { vendorCode: 'MOCK_DTE_INVALID' } });
+  });
+
   it('faults MOCK_BAD_PASID for PASID-tagged DMA, which the mock does not support', async () => {
     const { system, driver, domain } = await setup({
       devices: [{ name: 'nic0', rid: '00:02.0', iommu: 'iommu0', pasidBits: 4 }],

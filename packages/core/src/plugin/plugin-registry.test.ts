@@ -76,6 +76,15 @@ describe('PluginRegistry', () => {
     expect(plugin.capabilities.pasidTableOwner).toBe('user');
   });
 
+  it('caches by resolved module, so one relative path from two folders is two modules', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'iommukit-registry-'));
+    writeFileSync(join(other, 'riscv.mjs'), THIRD_PARTY.replace("'riscv-iommu'", "'riscv-other'"));
+    const registry = fakeRegistry();
+    const first = await registry.load('./riscv.mjs', dir);
+    expect(await registry.load(join(dir, 'riscv.mjs'))).toBe(first);
+    expect((await registry.load('./riscv.mjs', other)).meta.name).toBe('riscv-other');
+  });
+
   it('loads a plugin from an absolute path and from a package name', async () => {
     const registry = fakeRegistry();
     expect((await registry.load(join(dir, 'riscv.mjs'))).meta.name).toBe('riscv-iommu');

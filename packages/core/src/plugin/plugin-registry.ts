@@ -19,7 +19,11 @@ export const IPluginRegistry = token<PluginRegistry>('iommukit.PluginRegistry');
 
 export class PluginRegistry {
   private readonly builtins = new Map<string, PluginLoader>();
-  private readonly loaded = new Map<string, { plugin: IommuPlugin; origin: string }>();
+  /** Every plugin loaded or registered, by its `meta.name`: names are unique across all origins. */
+  private readonly byName = new Map<string, { plugin: IommuPlugin; origin: string }>();
+  /** Plugins loaded from files or packages, by resolved module URL (the same relative path from two
+   * config folders is two different modules). */
+  private readonly byUrl = new Map<string, IommuPlugin>();
 
   constructor(builtins: Readonly<Record<string, PluginLoader>> = {}) {
     for (const [name, loader] of Object.entries(builtins)) this.registerBuiltin(name, loader);
@@ -27,7 +31,7 @@ export class PluginRegistry {
 
   /** Adds a built-in name. A name may be registered once. */
   registerBuiltin(name: string, loader: PluginLoader): void {
-    if (this.builtins.has(name) || this.loaded.has(name)) {
+    if (this.builtins.has(name) || this.byName.has(name)) {
       throw new PluginError('PLUGIN_DUPLICATE', name, 'a plugin with this name is already registered');
     }
     this.builtins.set(name, loader);
@@ -56,10 +60,10 @@ export class PluginRegistry {
    * resolved from `baseDir`.
    */
   async load(spec: string, baseDir: string = process.cwd()): Promise<IommuPlugin> {
-    const cached = this.loaded.get(spec);
-    if (cached) return cached.plugin;
     const builtin = this.builtins.get(spec);
     if (builtin) {
+      const cached = this.byName.get(spec);
+      if (cached) return cached.plugin;
       const plugin = validatePlugin(defaultExport(await importWith(builtin, spec), spec), spec);
       if (plugin.meta.name !== spec) {
         throw new PluginError(
@@ -71,6 +75,8 @@ export class PluginRegistry {
       return this.remember(plugin, `built-in ${spec}`);
     }
     const url = resolveModule(spec, baseDir);
+    const cached = this.byUrl.get(url);
+    if (cached) return cached;
     const plugin = validatePlugin(defaultExport(await importWith(() => import(url), spec), spec), spec);
     if (this.builtins.has(plugin.meta.name)) {
       throw new PluginError(
@@ -80,7 +86,7 @@ export class PluginRegistry {
       );
     }
     this.remember(plugin, spec);
-    this.loaded.set(spec, { plugin, origin: spec });
+    this.byUrl.set(url, plugin);
     return plugin;
   }
 
@@ -92,7 +98,7 @@ export class PluginRegistry {
   }
 
   private remember(plugin: IommuPlugin, origin: string): IommuPlugin {
-    const existing = this.loaded.get(plugin.meta.name);
+    const existing = this.byName.get(plugin.meta.name);
     if (existing && existing.plugin !== plugin) {
       throw new PluginError(
         'PLUGIN_DUPLICATE',
@@ -100,7 +106,7 @@ export class PluginRegistry {
         `${origin} and ${existing.origin} both call themselves "${plugin.meta.name}"`,
       );
     }
-    this.loaded.set(plugin.meta.name, { plugin, origin });
+    this.byName.set(plugin.meta.name, { plugin, origin });
     return plugin;
   }
 }

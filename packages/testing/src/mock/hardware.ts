@@ -36,6 +36,7 @@ import {
   type FaultCode,
   MODE_ABORT,
   MODE_BYPASS,
+  MODE_TRANSLATE,
   PT_IOVA_BITS,
   PT_LEVELS,
   PTE_D,
@@ -115,6 +116,7 @@ export class MockIommuHardware implements IommuHardware {
     const dte = this.fetchDte(streamId);
     if (dte === undefined) return this.fail(request, 9);
     if (!dte.valid) return this.fail(request, 2);
+    if (dte.mode > MODE_TRANSLATE) return this.fail(request, 2); // MODE 3 is reserved: the entry is malformed
     if (dte.mode === MODE_ABORT) return this.fail(request, 3);
     if (request.pasid !== NO_PASID) return this.fail(request, 8);
     if (dte.mode === MODE_BYPASS)
