@@ -61,6 +61,12 @@ export const fakePlugin = definePlugin<z.output<typeof FakeOptionsSchema>>({
       domainAllocPaging: () => staticDomain('identity'),
       blockedDomain: staticDomain('blocked'),
       attachDev: () => {},
+      hwInfo: () => ({
+        type: 'fake',
+        data: {},
+        maxPasidLog2: 0,
+        capabilities: { dirtyTracking: false, pasidExec: false, pasidPriv: false },
+      }),
       shutdown: () => {},
     };
   },

@@ -119,7 +119,7 @@ describe('mock driver domains', () => {
     const { system, driver } = await setup();
     const nic = system.device('nic0');
     driver.releaseDevice(nic);
-    expect(nic.dmaRead(0n, 4)).toMatchObject({ fault: { vendorCode: 'MOCK_DTE_INVALID' } });
+    expect(nic.dmaRead(0n, 4)).toMatchObject({ fault: { vendorCode: 'MOCK_CTX_INVALID' } });
   });
 
   it('has static blocked and identity domains that cannot map', async () => {
@@ -137,12 +137,21 @@ describe('mock driver probe', () => {
     const driver = new MockIommuDriver({
       instance: 'other',
       base: hpa(0x1000n),
-      options: { sidBits: 8, iotlbEntries: 8, faultLogMaxLog2: 10, dirtyTracking: false },
+      options: {
+        sidBits: 8,
+        pasidBits: 0,
+        iotlbEntries: 8,
+        faultLogMaxLog2: 10,
+        dirtyTracking: false,
+        nesting: false,
+        pri: false,
+      },
       bus,
       tracer: new Tracer(),
       irq: (name) => interrupts.line(name),
       memory: new FrameAllocator([]),
       reportFault: () => {},
+      reportPageRequest: () => {},
     });
     expect(errnoOf(() => driver.probe())).toBe('ENODEV');
   });
@@ -152,7 +161,8 @@ describe('mock driver probe', () => {
     const frames = system.memory.allocatedFrameCount;
     const instance = system.iommu('iommu0');
     instance.driver.shutdown();
-    expect(system.memory.allocatedFrameCount).toBe(frames - 2);
+    // Device table (256 × 32 bytes: 2 frames), fault log and page request queue (1 frame each).
+    expect(system.memory.allocatedFrameCount).toBe(frames - 4);
     expect(system.device('nic0').dmaRead(0n, 4)).toMatchObject({ fault: { vendorCode: 'MOCK_DISABLED' } });
   });
 });

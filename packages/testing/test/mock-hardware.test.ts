@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type MockIommuHardware, mockFormats, mockRegs } from '../src/index.js';
 import { mockSystem } from './fixtures.js';
 
-const { R, CTRL_EN, FLOG_OVERFLOW } = mockRegs;
+const { R, CTRL_EN, QUEUE_OVERFLOW: FLOG_OVERFLOW } = mockRegs;
 const MMIO = 0x0900_0000;
 let dispose: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -42,13 +42,15 @@ describe('mock IOMMU registers', () => {
   it('identifies itself and reflects its options in CAP', async () => {
     const { reg, hw } = await setup();
     expect(reg(R.IDR)).toBe(mockRegs.MOCK_IDR_MAGIC | (mockRegs.MOCK_VERSION << 16));
-    expect(reg(R.CAP)).toBe(8 | (10 << 5) | mockRegs.CAP_DIRTY);
-    expect(hw.identify()).toEqual({ IDR: '0x14d4b', CAP: '0x548' });
+    expect(reg(R.CAP)).toBe(
+      8 | (10 << 5) | mockRegs.CAP_DIRTY | (8 << 11) | mockRegs.CAP_NEST | mockRegs.CAP_PRI,
+    );
+    expect(hw.identify()).toEqual({ IDR: '0x24d4b', CAP: '0x34548' });
   });
 
   it('was programmed by the driver through its registers only', async () => {
     const { reg, system } = await setup();
-    expect(reg(R.CTRL)).toBe(CTRL_EN | mockRegs.CTRL_FAULT_IRQ_EN);
+    expect(reg(R.CTRL)).toBe(CTRL_EN | mockRegs.CTRL_FAULT_IRQ_EN | mockRegs.CTRL_PRQ_IRQ_EN);
     expect(reg(R.STATUS)).toBe(CTRL_EN);
     expect(reg(R.DT_LOG2)).toBe(8);
     expect(reg(R.FLOG_LOG2)).toBe(6);
@@ -117,7 +119,7 @@ describe('mock IOMMU faults', () => {
     });
   });
 
-  it('faults MOCK_DTE_INVALID for a stream no driver set up, and MOCK_BAD_SID beyond the table', async () => {
+  it('faults MOCK_CTX_INVALID for a stream no driver set up, and MOCK_BAD_SID beyond the table', async () => {
     const { hw } = await setup();
     const request = (streamId: number) => ({
       streamId,
@@ -128,22 +130,12 @@ describe('mock IOMMU faults', () => {
     });
     expect(hw.translate(request(0x55))).toMatchObject({
       ok: false,
-      fault: { vendorCode: 'MOCK_DTE_INVALID', kind: 'bad-config' },
+      fault: { vendorCode: 'MOCK_CTX_INVALID', kind: 'bad-config' },
     });
     expect(hw.translate(request(0x300))).toMatchObject({
       ok: false,
       fault: { vendorCode: 'MOCK_BAD_SID', kind: 'bad-stream' },
     });
-  });
-
-  it('treats the reserved MODE 3 as a malformed entry (MOCK_DTE_INVALID)', async () => {
-    const { system, driver, domain, reg, who } = await setup();
-    driver.attachDev(domain, system.device('nic0'));
-    const dte = Number(join64(reg(R.DT_BASE), reg(R.DT_BASE + 4))) + 0x10 * 16;
-    system.bus.writeWords(dte, [1 | (3 << 1)], 1, who);
-    system.bus.write(MMIO + R.INV_ARG, 8, 0x10n, who);
-    system.bus.write(MMIO + R.INV_CMD, 4, mockRegs.INV.DEVICE, who);
-    expect(write(system, 'nic0', 0x1000n)).toMatchObject({ fault: { vendorCode: 'MOCK_DTE_INVALID' } });
   });
 
   it('faults MOCK_BAD_PASID for PASID-tagged DMA, which the mock does not support', async () => {
@@ -159,7 +151,7 @@ describe('mock IOMMU faults', () => {
     });
   });
 
-  it('faults MOCK_WALK_ABORT when a table pointer leads off the bus, MOCK_DTE_FETCH_ABORT when the table does', async () => {
+  it('faults MOCK_WALK_ABORT when a table pointer leads off the bus, MOCK_CTX_FETCH_ABORT when the table does', async () => {
     const { system, driver, domain, who } = await setup();
     driver.attachDev(domain, system.device('nic0'));
     const root = (domain as unknown as { rootPfn: number }).rootPfn * 4096;
@@ -169,7 +161,7 @@ describe('mock IOMMU faults', () => {
     });
     system.bus.write(MMIO + R.DT_BASE, 8, 0x5000n, who);
     system.bus.write(MMIO + R.INV_CMD, 4, mockRegs.INV.ALL, who);
-    expect(write(system, 'nic0', 0x2000n)).toMatchObject({ fault: { vendorCode: 'MOCK_DTE_FETCH_ABORT' } });
+    expect(write(system, 'nic0', 0x2000n)).toMatchObject({ fault: { vendorCode: 'MOCK_CTX_FETCH_ABORT' } });
   });
 
   it('aborts everything without recording when translation is disabled', async () => {
@@ -216,7 +208,7 @@ describe('mock IOMMU caches', () => {
     driver.attachDev(domain, nic);
     domain.map(iova(0x4000n), buffer, 0x1000n, { read: true, write: true });
     write(system, 'nic0', 0x4000n);
-    const dte = Number(join64(reg(R.DT_BASE), reg(R.DT_BASE + 4))) + 0x10 * 16;
+    const dte = Number(join64(reg(R.DT_BASE), reg(R.DT_BASE + 4))) + 0x10 * 32;
     system.bus.writeWords(dte, [1], 1, who); // MODE=abort behind the cache's back
     expect(write(system, 'nic0', 0x4000n)).toMatchObject({ ok: true });
     system.bus.write(MMIO + R.INV_ARG, 8, 0x10n, who);
@@ -234,8 +226,10 @@ describe('mock IOMMU caches', () => {
     expect(hw.stats()).toMatchObject({ iotlbMisses: 10, walks: 10 });
   });
 
-  it('sets the PTE dirty bit on DMA writes only', async () => {
-    const { system, driver, domain, buffer, who } = await setup();
+  it('sets the PTE dirty bit on DMA writes only, once dirty tracking is on', async () => {
+    const { system, driver, buffer, who } = await setup();
+    const domain = driver.domainAllocPaging({ dirtyTracking: true });
+    domain.setDirtyTracking!(true);
     driver.attachDev(domain, system.device('nic0'));
     domain.map(iova(0n), buffer, 0x2000n, { read: true, write: true });
     system.device('nic0').dmaRead(0n, 4);

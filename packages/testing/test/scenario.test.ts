@@ -134,7 +134,7 @@ describe('runScenario', () => {
     const validated = await validateConfig(config, mockRegistry());
     const system = await mockSystem(config);
     const report = runScenario(system, validated.config.scenario!);
-    expect(report.steps[2]?.trace.map((r) => r.name)).toEqual(['dte.write', 'inv']);
+    expect(report.steps[2]?.trace.map((r) => r.name)).toEqual(['ctx.write', 'inv']);
     await system.dispose();
   });
 });

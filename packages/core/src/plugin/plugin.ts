@@ -6,7 +6,7 @@
  */
 import type { ZodType } from 'zod';
 import type { Hpa } from '../address/address.js';
-import type { FaultReporter, IommuDriver } from '../iommu/driver.js';
+import type { FaultReporter, IommuDriver, PageRequestReporter } from '../iommu/driver.js';
 import type { IommuHardware } from '../iommu/hardware.js';
 import type { IrqLine } from '../iommu/irq.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
@@ -63,6 +63,8 @@ export interface DriverContext<TOptions> extends InstanceContext<TOptions> {
   readonly memory: IFrameAllocator;
   /** Called by the driver's interrupt handler for every fault event it drains. */
   readonly reportFault: FaultReporter;
+  /** Called by the driver for every recoverable page request it drains (PRI queue, stalled transaction). */
+  readonly reportPageRequest: PageRequestReporter;
 }
 
 export interface IommuPlugin<TOptions = unknown> {

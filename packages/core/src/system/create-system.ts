@@ -12,7 +12,9 @@ import {
 } from '../di/container.js';
 import { ConfigError, type ConfigIssue } from '../errors/config-error.js';
 import { IommufdError } from '../errors/iommufd-error.js';
+import { IIommuCore, IommuCore } from '../iommu/iommu-core.js';
 import { IInterruptController, InterruptController } from '../iommu/irq.js';
+import { IPasidAllocator, PasidAllocator } from '../iommu/pasid-allocator.js';
 import { FrameAllocator, IFrameAllocator } from '../memory/frame-allocator.js';
 import { MemoryBus } from '../memory/memory-bus.js';
 import type { PluginRegistry } from '../plugin/plugin-registry.js';
@@ -47,6 +49,8 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
   provideValue(c, IMemoryBus, bus);
   provideValue(c, ITracer, options.tracer ?? new Tracer());
   provideValue(c, IInterruptController, new InterruptController());
+  provideValue(c, IIommuCore, new IommuCore());
+  provideValue(c, IPasidAllocator, new PasidAllocator());
 
   const ram = validated.config.memory.ram.map((r) => bus.addRam(r.name, r.base, r.size));
   provideValue(c, IFrameAllocator, new FrameAllocator(ram, (base, bytes) => bus.discardRam(base, bytes)));

@@ -8,6 +8,7 @@ import { inject, injectable } from '../di/container.js';
 import { token } from '../di/token.js';
 import { ConfigError } from '../errors/config-error.js';
 import { IommufdError } from '../errors/iommufd-error.js';
+import { IIommuCore, type IommuCore } from '../iommu/iommu-core.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import { ITracer } from '../trace/tracer.js';
 import { IIommuInstances, type IommuInstances } from './iommu-instances.js';
@@ -23,6 +24,7 @@ export class Devices {
     @inject(ISystemConfig) validated: ValidatedConfig,
     @inject(IMemoryBus) bus: MemoryBus,
     @inject(IIommuInstances) iommus: IommuInstances,
+    @inject(IIommuCore) core: IommuCore,
     @inject(ITracer) tracer: ITracer,
   ) {
     validated.config.devices.forEach((cfg, index) => {
@@ -51,6 +53,7 @@ export class Devices {
           cause: error,
         });
       }
+      if (instance) core.addDevice(device, instance.driver);
       this.byName.set(cfg.name, device);
     });
   }

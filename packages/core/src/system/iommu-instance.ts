@@ -7,6 +7,7 @@ import { EventEmitter } from 'eventemitter3';
 import { type Hpa, hpa, toHex } from '../address/address.js';
 import type { FaultReporter, IommuDeviceRef, IommuDriver } from '../iommu/driver.js';
 import type { IommuHardware } from '../iommu/hardware.js';
+import type { IommuCore } from '../iommu/iommu-core.js';
 import type { InterruptController } from '../iommu/irq.js';
 import type { IommuFault } from '../iommu/translation.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
@@ -37,6 +38,7 @@ export class IommuInstance {
     bus: MemoryBus,
     memory: IFrameAllocator,
     interrupts: InterruptController,
+    core: IommuCore,
     private readonly tracer: ITracer,
   ) {
     const context: InstanceContext<unknown> = {
@@ -48,7 +50,12 @@ export class IommuInstance {
       irq: (line) => interrupts.line(`${name}.${line}`),
     };
     this.hardware = plugin.createHardware(context);
-    this.driver = plugin.createDriver({ ...context, memory, reportFault: this.report });
+    this.driver = plugin.createDriver({
+      ...context,
+      memory,
+      reportFault: this.report,
+      reportPageRequest: (device, request) => core.reportPageRequest(device, request),
+    });
     this.driver.probe();
     if (tracer.enabled) {
       tracer.trace(

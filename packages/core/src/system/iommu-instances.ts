@@ -3,6 +3,7 @@ import { hpa } from '../address/address.js';
 import type { ValidatedConfig } from '../config/load-config.js';
 import { inject, injectable } from '../di/container.js';
 import { token } from '../di/token.js';
+import { IIommuCore, type IommuCore } from '../iommu/iommu-core.js';
 import { IInterruptController, type InterruptController } from '../iommu/irq.js';
 import { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
@@ -21,6 +22,7 @@ export class IommuInstances {
     @inject(IMemoryBus) bus: MemoryBus,
     @inject(IFrameAllocator) memory: IFrameAllocator,
     @inject(IInterruptController) interrupts: InterruptController,
+    @inject(IIommuCore) core: IommuCore,
     @inject(ITracer) tracer: ITracer,
   ) {
     validated.config.iommus.forEach((cfg, i) => {
@@ -32,6 +34,7 @@ export class IommuInstances {
         bus,
         memory,
         interrupts,
+        core,
         tracer,
       );
       this.byName.set(cfg.name, instance);

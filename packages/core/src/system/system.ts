@@ -7,7 +7,11 @@ import type { EndpointDevice } from '../device/endpoint.js';
 import { type DependencyContainer, inject, injectable } from '../di/container.js';
 import { token } from '../di/token.js';
 import { IommufdError } from '../errors/iommufd-error.js';
+import type { IommuDeviceRef } from '../iommu/driver.js';
+import { IIommuCore, type IommuCore } from '../iommu/iommu-core.js';
 import { IInterruptController, type InterruptController } from '../iommu/irq.js';
+import { IPasidAllocator, type PasidAllocator } from '../iommu/pasid-allocator.js';
+import { IommuFd } from '../iommufd/iommufd.js';
 import { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import { ITracer, type Tracer } from '../trace/tracer.js';
@@ -23,12 +27,15 @@ export const ISystemContainer = token<DependencyContainer>('iommukit.SystemConta
 @injectable()
 export class System {
   private disposed = false;
+  private readonly boundToIommufd = new Set<IommuDeviceRef>();
 
   constructor(
     @inject(ISystemConfig) readonly validated: ValidatedConfig,
     @inject(IMemoryBus) readonly bus: MemoryBus,
     @inject(IFrameAllocator) readonly memory: IFrameAllocator,
     @inject(IInterruptController) readonly interrupts: InterruptController,
+    @inject(IIommuCore) readonly iommuCore: IommuCore,
+    @inject(IPasidAllocator) readonly pasids: PasidAllocator,
     @inject(ITracer) readonly tracer: Tracer,
     @inject(IIommuInstances) private readonly instances: IommuInstances,
     @inject(IDevices) private readonly deviceSet: Devices,
@@ -62,6 +69,11 @@ export class System {
     return this.deviceSet.require(name);
   }
 
+  /** Opens an iommufd context ("open /dev/iommu"); a device may be bound to one context at a time. */
+  openIommufd(): IommuFd {
+    return new IommuFd(this.iommuCore, this.tracer, this.boundToIommufd);
+  }
+
   /** Runs pending interrupt handlers (drivers draining event queues); call between operations. */
   serviceInterrupts(): number {
     return this.interrupts.service();
@@ -75,6 +87,7 @@ export class System {
       for (const device of this.deviceSet.list()) {
         if (device.behindIommu === instance.name) {
           instance.driver.releaseDevice(device);
+          this.iommuCore.removeDevice(device);
           instance.hardware.disconnectEndpoint(device.streamId);
         }
       }

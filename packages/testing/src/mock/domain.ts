@@ -1,7 +1,8 @@
 /**
  * A paging domain of the mock driver: a domain ID and a 3-level page table in host memory that the driver
  * edits through the bus, as a kernel edits its page tables. `unmap` gathers the ranges it cleared;
- * `iotlbSync` sends the range invalidations, so the TLB cannot serve a stale entry afterwards.
+ * `iotlbSync` sends the range invalidations, so the TLB cannot serve a stale entry afterwards. With dirty
+ * tracking on, the hardware sets PTE.D on writes and `readAndClearDirty` reports and clears it.
  */
 import {
   type AccessCounter,
@@ -14,10 +15,21 @@ import {
   type ITracer,
   type MemoryBus,
   iova as makeIova,
+  type PagingDomainFlags,
   type Prot,
   toHex,
 } from '@iommukit/core';
-import { PT_IOVA_BITS, PT_LEVELS, PTE_P, PTE_R, PTE_W, pteAddressPfn, pteWords, ptIndex } from './formats.js';
+import {
+  PT_IOVA_BITS,
+  PT_LEVELS,
+  PTE_D,
+  PTE_P,
+  PTE_R,
+  PTE_W,
+  pteAddressPfn,
+  pteWords,
+  ptIndex,
+} from './formats.js';
 
 const PAGE = 4096n;
 const APERTURE_END = (1n << BigInt(PT_IOVA_BITS)) - 1n;
@@ -32,6 +44,8 @@ export interface DomainHost {
   invalidateRange(domainId: number, iova: bigint, size: bigint): void;
   invalidateDomain(domainId: number): void;
   releaseDomainId(domainId: number): void;
+  /** Rewrites the context entries of every attachment of the domain (dirty tracking changed). */
+  refreshAttachments(domain: MockPagingDomain): void;
 }
 
 export class MockPagingDomain implements IommuDomain {
@@ -39,8 +53,9 @@ export class MockPagingDomain implements IommuDomain {
   readonly pgsizeBitmap = PAGE;
   readonly aperture = { start: makeIova(0n), end: makeIova(APERTURE_END) };
   readonly rootPfn: number;
-  /** Stream IDs currently attached. */
-  readonly attached = new Set<number>();
+  /** Attachments (`sid` or `sid:pasid`), this domain's own or as the stage 2 of nested domains. */
+  readonly attached = new Set<string>();
+  dirtyTracking = false;
   private readonly tables = new Set<number>();
   private gathered: [bigint, bigint] | undefined;
   private readonly pte = new Uint32Array(2);
@@ -48,6 +63,7 @@ export class MockPagingDomain implements IommuDomain {
 
   constructor(
     readonly id: number,
+    readonly flags: PagingDomainFlags,
     private readonly host: DomainHost,
   ) {
     this.rootPfn = this.allocTable();
@@ -131,6 +147,35 @@ export class MockPagingDomain implements IommuDomain {
     const [start, end] = this.gathered;
     this.gathered = undefined;
     this.host.invalidateRange(this.id, start, end - start);
+  }
+
+  setDirtyTracking(enabled: boolean): void {
+    if (!this.flags.dirtyTracking)
+      throw new IommufdError('EOPNOTSUPP', `domain ${this.id} was not allocated for dirty tracking`);
+    this.dirtyTracking = enabled;
+    this.host.refreshAttachments(this);
+  }
+
+  readAndClearDirty(
+    iova: Iova,
+    size: bigint,
+    record: (iova: bigint, size: bigint) => void,
+    clear: boolean,
+  ): void {
+    this.checkLive();
+    const firstPfn = Number(iova / PAGE);
+    let cleared = false;
+    for (let i = 0; i < Number(size / PAGE); i++) {
+      const slot = this.leafSlot(firstPfn + i, false);
+      if (slot === undefined || !this.readPte(slot) || (this.pte[0]! & PTE_D) === 0) continue;
+      record(BigInt(firstPfn + i) * PAGE, PAGE);
+      if (!clear) continue;
+      this.pte[0] = (this.pte[0]! & ~PTE_D) >>> 0;
+      this.host.bus.writeWords(slot, this.pte, 1, this.host.counter);
+      cleared = true;
+    }
+    // Cached translations remember the dirty state: flush them so the next write sets D again.
+    if (cleared) this.host.invalidateRange(this.id, iova, size);
   }
 
   iovaToPhys(iova: Iova): Hpa | undefined {

@@ -1,14 +1,16 @@
 /**
  * The mock IOMMU's host driver. Like a Linux IOMMU driver it finds out what the hardware is from its ID
- * registers, allocates the device table and fault log in host memory, programs base registers, and from
- * then on edits structures in memory and issues invalidations through registers. Its interrupt handler
- * drains the fault log and reports each record to the iommu core.
+ * registers, allocates the device table, fault log and page request queue in host memory, programs base
+ * registers, and from then on edits structures in memory and issues invalidations through registers. It
+ * owns the PASID tables (the kernel-owned model, as VT-d), attaches paging and nested domains at RIDs
+ * and PASIDs, runs vIOMMUs, and its interrupt handlers drain the fault log and the page request queue.
  */
 import {
   type AccessCounter,
   type DriverContext,
   field32,
   type Hpa,
+  type HwInfo,
   type IFrameAllocator,
   type IommuDeviceRef,
   type IommuDomain,
@@ -19,14 +21,22 @@ import {
   type MemoryBus,
   MmioWindow,
   NO_PASID,
+  type PageResponse,
+  type PagingDomainFlags,
+  PERM_EXEC,
+  PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  type ReservedRegion,
   toHex,
+  type ViommuEventSink,
 } from '@iommukit/core';
 import { MockPagingDomain } from './domain.js';
 import {
-  DTE_BYTES,
-  encodeDte,
+  type ContextEntry,
+  CTX_BYTES,
+  EMPTY_CONTEXT,
+  encodeContext,
   FAULT_BYTES,
   FAULT_CODES,
   FAULT_PASID_VALID,
@@ -35,24 +45,62 @@ import {
   type FaultCode,
   MODE_ABORT,
   MODE_BYPASS,
+  MODE_NESTED,
   MODE_TRANSLATE,
+  PRQ_BYTES,
+  PRQ_EXEC,
+  PRQ_LAST,
+  PRQ_PASID_VALID,
+  PRQ_PRIV,
+  PRQ_READ,
+  PRQ_WORDS,
+  PRQ_WRITE,
 } from './formats.js';
+import { MockNestedDomain } from './nested-domain.js';
 import type { MockOptions } from './options.js';
 import {
+  CAP_DIRTY,
   CAP_FLOG_MAX_LOG2,
+  CAP_NEST,
+  CAP_PASID_BITS,
+  CAP_PRI,
   CAP_SID_BITS,
   CTRL_EN,
   CTRL_FAULT_IRQ_EN,
-  FLOG_OVERFLOW,
+  CTRL_PRQ_IRQ_EN,
   INV,
   MOCK_IDR_MAGIC,
+  QUEUE_OVERFLOW,
   R,
+  RESP_PASID_VALID,
 } from './regs.js';
 import { MockStaticDomain } from './special-domains.js';
+import { MOCK_VIOMMU_TYPE, MockViommu } from './viommu.js';
 
-/** Fault log size the driver asks for (capped by CAP). */
+/** Queue sizes the driver asks for (capped by CAP). */
 const FAULT_LOG_LOG2 = 6;
+const PRQ_LOG2 = 6;
 const MAX_DOMAIN_ID = 0xffff;
+/** The SW MSI window, at the address and size Linux's SMMUv3 driver reserves (MSI_IOVA_BASE). */
+export const MOCK_SW_MSI_BASE = 0x800_0000n;
+export const MOCK_SW_MSI_LENGTH = 0x10_0000n;
+
+interface DeviceState {
+  readonly ref: IommuDeviceRef;
+  rid: IommuDomain;
+  readonly pasids: Map<number, IommuDomain>;
+  pasidTable: { base: Hpa; frames: number; log2: number } | undefined;
+}
+
+interface Caps {
+  sidBits: number;
+  pasidBits: number;
+  dirty: boolean;
+  nest: boolean;
+  pri: boolean;
+}
+
+type MockDomain = MockPagingDomain | MockNestedDomain;
 
 export class MockIommuDriver implements IommuDriver {
   readonly instance: string;
@@ -64,13 +112,14 @@ export class MockIommuDriver implements IommuDriver {
   private readonly counter: AccessCounter;
   private readonly tracer: ITracer;
   private readonly context: DriverContext<MockOptions>;
-  private readonly devices = new Map<number, IommuDeviceRef>();
-  private readonly attachedTo = new Map<number, IommuDomain>();
-  /** Live paging domains by domain ID: attach accepts only these exact objects. */
-  private readonly domains = new Map<number, MockPagingDomain>();
-  private sidBits = 0;
+  private readonly devices = new Map<number, DeviceState>();
+  /** Live paging and nested domains by domain ID: attach accepts only these exact objects. */
+  private readonly domains = new Map<number, MockDomain>();
+  private readonly viommus = new Set<MockViommu>();
+  private caps: Caps = { sidBits: 0, pasidBits: 0, dirty: false, nest: false, pri: false };
   private deviceTable: { base: Hpa; frames: number } | undefined;
   private faultLog: { base: Hpa; frames: number; entries: number } | undefined;
+  private prq: { base: Hpa; frames: number; entries: number } | undefined;
 
   constructor(context: DriverContext<MockOptions>) {
     this.context = context;
@@ -90,49 +139,86 @@ export class MockIommuDriver implements IommuDriver {
       });
     }
     const cap = this.regs.read32(R.CAP);
-    this.sidBits = field32(cap, CAP_SID_BITS.lsb, CAP_SID_BITS.width);
+    this.caps = {
+      sidBits: field32(cap, CAP_SID_BITS.lsb, CAP_SID_BITS.width),
+      pasidBits: field32(cap, CAP_PASID_BITS.lsb, CAP_PASID_BITS.width),
+      dirty: (cap & CAP_DIRTY) !== 0,
+      nest: (cap & CAP_NEST) !== 0,
+      pri: (cap & CAP_PRI) !== 0,
+    };
     const logLog2 = Math.min(FAULT_LOG_LOG2, field32(cap, CAP_FLOG_MAX_LOG2.lsb, CAP_FLOG_MAX_LOG2.width));
-    this.deviceTable = this.allocZeroed(2 ** this.sidBits * DTE_BYTES);
+    this.deviceTable = this.allocZeroed(2 ** this.caps.sidBits * CTX_BYTES);
     this.faultLog = { ...this.allocZeroed(2 ** logLog2 * FAULT_BYTES), entries: 2 ** logLog2 };
     this.regs.write64(R.DT_BASE, this.deviceTable.base);
-    this.regs.write32(R.DT_LOG2, this.sidBits);
+    this.regs.write32(R.DT_LOG2, this.caps.sidBits);
     this.regs.write64(R.FLOG_BASE, this.faultLog.base);
     this.regs.write32(R.FLOG_LOG2, logLog2);
-    this.regs.write32(R.INV_CMD, INV.ALL);
+    let ctrl = CTRL_EN | CTRL_FAULT_IRQ_EN;
+    if (this.caps.pri) {
+      this.prq = { ...this.allocZeroed(2 ** PRQ_LOG2 * PRQ_BYTES), entries: 2 ** PRQ_LOG2 };
+      this.regs.write64(R.PRQ_BASE, this.prq.base);
+      this.regs.write32(R.PRQ_LOG2, PRQ_LOG2);
+      this.context.irq('prq').connect(() => this.handlePrqIrq());
+      ctrl |= CTRL_PRQ_IRQ_EN;
+    }
+    this.invalidate(INV.ALL, 0);
     this.context.irq('fault').connect(() => this.handleFaultIrq());
-    this.regs.write32(R.CTRL, CTRL_EN | CTRL_FAULT_IRQ_EN);
+    this.regs.write32(R.CTRL, ctrl);
     this.log(
       'probe',
-      `probed: ${this.sidBits}-bit stream IDs, device table at ${toHex(this.deviceTable.base)}, ${2 ** logLog2}-entry fault log at ${toHex(this.faultLog.base)}`,
+      `probed: ${this.caps.sidBits}-bit stream IDs, ${this.caps.pasidBits}-bit PASIDs, device table at ${toHex(this.deviceTable.base)}, ${this.faultLog.entries}-entry fault log${this.prq ? `, ${this.prq.entries}-entry page request queue` : ''}`,
     );
   }
 
   probeDevice(device: IommuDeviceRef): void {
-    if (device.streamId >= 2 ** this.sidBits) {
+    if (device.streamId >= 2 ** this.caps.sidBits) {
       throw new IommufdError(
         'EINVAL',
-        `${device.name}: stream ID ${toHex(device.streamId)} exceeds the hardware's ${this.sidBits} bits`,
+        `${device.name}: stream ID ${toHex(device.streamId)} exceeds the hardware's ${this.caps.sidBits} bits`,
         {
           device: device.name,
         },
       );
     }
-    this.devices.set(device.streamId, device);
-    this.attachDev(this.blockedDomain, device);
+    this.devices.set(device.streamId, {
+      ref: device,
+      rid: this.blockedDomain,
+      pasids: new Map(),
+      pasidTable: undefined,
+    });
+    this.writeDte(this.state(device));
   }
 
   releaseDevice(device: IommuDeviceRef): void {
-    this.detachFromCurrent(device.streamId);
-    this.writeDte(device, encodeDte({ valid: false, mode: MODE_ABORT, domainId: 0, rootPfn: 0 }));
+    if (this.devices.get(device.streamId)?.ref !== device) return;
+    const state = this.state(device);
+    for (const pasid of [...state.pasids.keys()]) this.removeDevPasid(device, pasid);
+    this.untrack(state.rid, `${device.streamId}`);
+    this.writeContext(device, undefined, EMPTY_CONTEXT);
+    if (state.pasidTable) this.memory.freeFrames(state.pasidTable.base, state.pasidTable.frames);
     this.devices.delete(device.streamId);
   }
 
-  domainAllocPaging(): IommuDomain {
-    let id = 1;
-    while (this.domains.has(id)) id++;
-    if (id > MAX_DOMAIN_ID)
-      throw new IommufdError('ENOSPC', `${this.instance}: all ${MAX_DOMAIN_ID} domain IDs are in use`);
-    const domain = new MockPagingDomain(id, {
+  hwInfo(_device: IommuDeviceRef): HwInfo {
+    return {
+      type: 'mock',
+      data: { idr: this.regs.read32(R.IDR), cap: this.regs.read32(R.CAP) },
+      maxPasidLog2: this.caps.pasidBits,
+      capabilities: { dirtyTracking: this.caps.dirty, pasidExec: false, pasidPriv: false },
+    };
+  }
+
+  reservedRegions(_device: IommuDeviceRef): readonly ReservedRegion[] {
+    return [{ start: MOCK_SW_MSI_BASE, length: MOCK_SW_MSI_LENGTH, type: 'sw-msi' }];
+  }
+
+  domainAllocPaging(flags: PagingDomainFlags = {}): IommuDomain {
+    if (flags.nestParent && !this.caps.nest)
+      throw new IommufdError('EOPNOTSUPP', `${this.instance} cannot nest`);
+    if (flags.dirtyTracking && !this.caps.dirty)
+      throw new IommufdError('EOPNOTSUPP', `${this.instance} has no dirty tracking`);
+    const id = this.allocDomainId();
+    const domain = new MockPagingDomain(id, flags, {
       instance: this.instance,
       bus: this.bus,
       memory: this.memory,
@@ -141,70 +227,229 @@ export class MockIommuDriver implements IommuDriver {
       invalidateRange: (domainId, iova, size) => this.invalidate(INV.RANGE, domainId, iova, size),
       invalidateDomain: (domainId) => this.invalidate(INV.DOMAIN, domainId),
       releaseDomainId: (domainId) => this.domains.delete(domainId),
+      refreshAttachments: (d) => this.refreshAttachments(d),
     });
     this.domains.set(id, domain);
     this.log('domain.alloc', `domain ${id}: page table root at ${toHex(domain.rootPfn * 4096)}`);
     return domain;
   }
 
+  domainAllocNested(parent: IommuDomain, data: unknown): IommuDomain {
+    return this.allocNested(this.nestParent(parent), data);
+  }
+
+  viommuAlloc(parent: IommuDomain, type: string, events: ViommuEventSink): MockViommu {
+    if (type !== MOCK_VIOMMU_TYPE)
+      throw new IommufdError('EOPNOTSUPP', `${this.instance} has no "${type}" vIOMMU`);
+    const viommu = new MockViommu(
+      this.nestParent(parent),
+      {
+        allocNested: (p, d) => this.allocNested(p, d),
+        invalidateS1: (p, tag, range) => this.invalidateS1(p, tag, range),
+        invalidateDevice: (device) => this.invalidate(INV.DEVICE, device.streamId),
+        forget: (v) => this.viommus.delete(v),
+      },
+      events,
+    );
+    this.viommus.add(viommu);
+    return viommu;
+  }
+
   attachDev(domain: IommuDomain, device: IommuDeviceRef): void {
-    if (!this.devices.has(device.streamId)) {
-      throw new IommufdError('ENODEV', `${device.name} was not probed by ${this.instance}`, {
+    const state = this.state(device);
+    this.checkOwned(domain, device);
+    if (domain === state.rid) return;
+    this.untrack(state.rid, `${device.streamId}`);
+    state.rid = domain;
+    this.track(domain, `${device.streamId}`);
+    this.writeDte(state);
+  }
+
+  setDevPasid(domain: IommuDomain, device: IommuDeviceRef, pasid: number): void {
+    const state = this.state(device);
+    this.checkOwned(domain, device);
+    const log2 = Math.min(device.pasidBits, this.caps.pasidBits);
+    if (log2 === 0 || pasid < 1 || pasid >= 2 ** log2) {
+      throw new IommufdError('EINVAL', `${device.name}: PASID ${pasid} is outside 1..${2 ** log2 - 1}`, {
         device: device.name,
+        pasid,
       });
     }
-    let dte: Uint32Array;
-    if (domain === this.blockedDomain)
-      dte = encodeDte({ valid: true, mode: MODE_ABORT, domainId: 0, rootPfn: 0 });
-    else if (domain === this.identityDomain)
-      dte = encodeDte({ valid: true, mode: MODE_BYPASS, domainId: 0, rootPfn: 0 });
-    else if (domain instanceof MockPagingDomain && this.domains.get(domain.id) === domain) {
-      dte = encodeDte({ valid: true, mode: MODE_TRANSLATE, domainId: domain.id, rootPfn: domain.rootPfn });
-    } else {
-      throw new IommufdError(
-        'EINVAL',
-        `domain ${domain.id} (${domain.type}) cannot be attached on ${this.instance}`,
-        {
-          device: device.name,
-        },
-      );
+    if (!state.pasidTable) {
+      state.pasidTable = { ...this.allocZeroed(2 ** log2 * CTX_BYTES), log2 };
+      device.pci.setPasidEnabled(true);
+      this.writeDte(state);
     }
-    this.detachFromCurrent(device.streamId);
-    this.writeDte(device, dte);
-    this.attachedTo.set(device.streamId, domain);
-    if (domain instanceof MockPagingDomain) domain.attached.add(device.streamId);
+    const old = state.pasids.get(pasid);
+    if (old) this.untrack(old, `${device.streamId}:${pasid}`);
+    state.pasids.set(pasid, domain);
+    this.track(domain, `${device.streamId}:${pasid}`);
+    this.writeContext(device, pasid, this.contextFor(domain));
+  }
+
+  removeDevPasid(device: IommuDeviceRef, pasid: number): void {
+    const state = this.state(device);
+    const old = state.pasids.get(pasid);
+    if (!old) return;
+    state.pasids.delete(pasid);
+    this.untrack(old, `${device.streamId}:${pasid}`);
+    this.writeContext(device, pasid, EMPTY_CONTEXT);
+  }
+
+  pageResponse(device: IommuDeviceRef, response: PageResponse): void {
+    const code = { success: 0, invalid: 1, failure: 2 }[response.code];
+    this.regs.write32(R.RESP_SID, device.streamId);
+    this.regs.write32(R.RESP_PASID, response.pasid === NO_PASID ? 0 : response.pasid);
+    this.regs.write32(
+      R.RESP,
+      (response.groupIndex & 0x1ff) | (code << 9) | (response.pasid === NO_PASID ? 0 : RESP_PASID_VALID),
+    );
+    this.log('pri.response', `page response ${response.code} to ${device.name} group ${response.groupIndex}`);
   }
 
   shutdown(): void {
     this.regs.write32(R.CTRL, 0);
     this.context.irq('fault').disconnect();
-    for (const table of [this.deviceTable, this.faultLog])
+    this.context.irq('prq').disconnect();
+    for (const table of [this.deviceTable, this.faultLog, this.prq])
       if (table) this.memory.freeFrames(table.base, table.frames);
-    this.deviceTable = this.faultLog = undefined;
+    this.deviceTable = this.faultLog = this.prq = undefined;
     this.log('shutdown', 'translation disabled, tables released');
   }
 
-  private detachFromCurrent(streamId: number): void {
-    const previous = this.attachedTo.get(streamId);
-    if (previous instanceof MockPagingDomain) previous.attached.delete(streamId);
-    this.attachedTo.delete(streamId);
+  private allocNested(parent: MockPagingDomain, data: unknown): MockNestedDomain {
+    const id = this.allocDomainId();
+    const domain = new MockNestedDomain(id, parent, data, {
+      invalidateS1: (p, tag, range) => this.invalidateS1(p, tag, range),
+      releaseDomainId: (domainId) => this.domains.delete(domainId),
+    });
+    this.domains.set(id, domain);
+    this.log(
+      'domain.alloc',
+      `nested domain ${id}: stage-1 root IPA ${toHex(domain.s1RootPfn * 4096)}, tag ${domain.tag}, on domain ${parent.id}`,
+    );
+    return domain;
   }
 
-  /** Writes the root (words 2–3) before word 0, then invalidates the cached entry. */
-  private writeDte(device: IommuDeviceRef, dte: Uint32Array): void {
-    const addr = Number(this.deviceTable!.base) + device.streamId * DTE_BYTES;
-    this.bus.writeWords(addr + 8, dte, 2, this.counter, 2);
-    this.bus.writeWords(addr, dte, 2, this.counter);
+  private nestParent(parent: IommuDomain): MockPagingDomain {
+    if (
+      !(parent instanceof MockPagingDomain) ||
+      this.domains.get(parent.id) !== parent ||
+      !parent.flags.nestParent
+    ) {
+      throw new IommufdError('EINVAL', `domain ${parent.id} is not a nest-parent domain of ${this.instance}`);
+    }
+    return parent;
+  }
+
+  private invalidateS1(parent: MockPagingDomain, tag: number, range?: { iova: bigint; size: bigint }): void {
+    const arg = (tag << 16) | parent.id;
+    if (range) this.invalidate(INV.S1_RANGE, arg, range.iova, range.size);
+    else this.invalidate(INV.S1_ALL, arg);
+  }
+
+  private allocDomainId(): number {
+    let id = 1;
+    while (this.domains.has(id)) id++;
+    if (id > MAX_DOMAIN_ID)
+      throw new IommufdError('ENOSPC', `${this.instance}: all ${MAX_DOMAIN_ID} domain IDs are in use`);
+    return id;
+  }
+
+  private checkOwned(domain: IommuDomain, device: IommuDeviceRef): void {
+    const owned =
+      domain === this.blockedDomain ||
+      domain === this.identityDomain ||
+      this.domains.get(domain.id) === domain;
+    if (!owned) {
+      throw new IommufdError(
+        'EINVAL',
+        `domain ${domain.id} (${domain.type}) cannot be attached on ${this.instance}`,
+        { device: device.name },
+      );
+    }
+  }
+
+  /** The context entry that makes hardware translate through `domain`. */
+  private contextFor(domain: IommuDomain): ContextEntry {
+    if (domain === this.blockedDomain) return { ...EMPTY_CONTEXT, valid: true, mode: MODE_ABORT };
+    if (domain === this.identityDomain) return { ...EMPTY_CONTEXT, valid: true, mode: MODE_BYPASS };
+    if (domain instanceof MockNestedDomain) {
+      const parent = domain.parent;
+      return {
+        ...EMPTY_CONTEXT,
+        valid: true,
+        mode: MODE_NESTED,
+        dirtyUpdates: parent.dirtyTracking,
+        domainId: parent.id,
+        s1Tag: domain.tag,
+        rootPfn: parent.rootPfn,
+        s1RootPfn: domain.s1RootPfn,
+      };
+    }
+    const paging = domain as MockPagingDomain;
+    return {
+      ...EMPTY_CONTEXT,
+      valid: true,
+      mode: MODE_TRANSLATE,
+      dirtyUpdates: paging.dirtyTracking,
+      domainId: paging.id,
+      rootPfn: paging.rootPfn,
+    };
+  }
+
+  private writeDte(state: DeviceState): void {
+    const table = state.pasidTable;
+    const entry = {
+      ...this.contextFor(state.rid),
+      pasidLog2: table?.log2 ?? 0,
+      pasidTablePfn: table ? Number(table.base / 4096n) : 0,
+    };
+    this.writeContext(state.ref, undefined, entry);
+  }
+
+  /** Writes words 1–7 before word 0 (which holds V and MODE), then invalidates the cached entries. */
+  private writeContext(device: IommuDeviceRef, pasid: number | undefined, entry: ContextEntry): void {
+    const state = this.state(device);
+    const base =
+      pasid === undefined
+        ? Number(this.deviceTable!.base) + device.streamId * CTX_BYTES
+        : Number(state.pasidTable!.base) + pasid * CTX_BYTES;
+    const words = encodeContext(entry);
+    this.bus.writeWords(base + 4, words, 7, this.counter, 1);
+    this.bus.writeWords(base, words, 1, this.counter);
+    const where =
+      pasid === undefined
+        ? `DTE[${toHex(device.streamId)}]`
+        : `PASID entry [${toHex(device.streamId)}:${pasid}]`;
     this.log(
-      'dte.write',
-      `DTE[${toHex(device.streamId)}] (${device.name}) at ${toHex(addr)} = ${[...dte].map((w) => toHex(w)).join(' ')}`,
+      'ctx.write',
+      `${where} (${device.name}) at ${toHex(base)} = ${[...words].map((w) => toHex(w)).join(' ')}`,
     );
     this.invalidate(INV.DEVICE, device.streamId);
   }
 
+  /** Rewrites every context entry pointing at `domain` or at a nested domain on it. */
+  private refreshAttachments(domain: MockPagingDomain): void {
+    for (const state of this.devices.values()) {
+      const uses = (d: IommuDomain) => d === domain || (d instanceof MockNestedDomain && d.parent === domain);
+      if (uses(state.rid)) this.writeDte(state);
+      for (const [pasid, d] of state.pasids)
+        if (uses(d)) this.writeContext(state.ref, pasid, this.contextFor(d));
+    }
+  }
+
+  private track(domain: IommuDomain, key: string): void {
+    if (domain instanceof MockPagingDomain || domain instanceof MockNestedDomain) domain.attached.add(key);
+  }
+
+  private untrack(domain: IommuDomain, key: string): void {
+    if (domain instanceof MockPagingDomain || domain instanceof MockNestedDomain) domain.attached.delete(key);
+  }
+
   private invalidate(op: number, arg: number, iova = 0n, size = 0n): void {
-    this.regs.write64(R.INV_ARG, BigInt(arg));
-    if (op === INV.RANGE) {
+    this.regs.write64(R.INV_ARG, BigInt(arg >>> 0));
+    if (op === INV.RANGE || op === INV.S1_RANGE) {
       this.regs.write64(R.INV_ADDR, iova);
       this.regs.write64(R.INV_SIZE, size);
     }
@@ -227,26 +472,68 @@ export class MockIommuDriver implements IommuDriver {
     while (head !== tail) {
       this.bus.readWords(Number(log.base) + head * FAULT_BYTES, words, FAULT_WORDS, this.counter);
       const info = FAULT_CODES[(words[0]! & 0xff) as FaultCode];
-      const streamId = words[1]!;
+      const device = this.devices.get(words[1]!)?.ref;
       this.context.reportFault(
         {
           kind: info?.kind ?? 'translation',
           vendorCode: info?.code ?? `MOCK_UNKNOWN_${words[0]! & 0xff}`,
-          streamId,
+          streamId: words[1]!,
           pasid: words[0]! & FAULT_PASID_VALID ? words[2]! : NO_PASID,
           iova: join64(words[4]!, words[5]!),
           access: words[0]! & FAULT_WRITE ? PERM_WRITE : PERM_READ,
           recorded: true,
         },
-        this.devices.get(streamId),
+        device,
       );
+      if (device) for (const viommu of this.viommus) viommu.forwardFault(device, words);
       head = (head + 1) % log.entries;
     }
     this.regs.write32(R.FLOG_HEAD, head);
-    if (this.regs.read32(R.FLOG_STATUS) & FLOG_OVERFLOW) {
-      this.regs.write32(R.FLOG_STATUS, FLOG_OVERFLOW);
+    if (this.regs.read32(R.FLOG_STATUS) & QUEUE_OVERFLOW) {
+      this.regs.write32(R.FLOG_STATUS, QUEUE_OVERFLOW);
       this.log('fault.overflow', 'fault log overflowed: records were lost');
     }
+  }
+
+  /** Page request interrupt: drain the queue and hand each request to the iommu core. */
+  private handlePrqIrq(): void {
+    const prq = this.prq;
+    if (!prq) return;
+    const words = new Uint32Array(PRQ_WORDS);
+    let head = this.regs.read32(R.PRQ_HEAD);
+    const tail = this.regs.read32(R.PRQ_TAIL);
+    while (head !== tail) {
+      this.bus.readWords(Number(prq.base) + head * PRQ_BYTES, words, PRQ_WORDS, this.counter);
+      const flags = words[2]!;
+      const device = this.devices.get(words[0]!)?.ref;
+      const access =
+        (flags & PRQ_READ ? PERM_READ : 0) |
+        (flags & PRQ_WRITE ? PERM_WRITE : 0) |
+        (flags & PRQ_EXEC ? PERM_EXEC : 0) |
+        (flags & PRQ_PRIV ? PERM_PRIV : 0);
+      if (device) {
+        this.context.reportPageRequest(device, {
+          pasid: flags & PRQ_PASID_VALID ? words[1]! : NO_PASID,
+          iova: join64(words[4]!, words[5]!),
+          access,
+          groupIndex: flags & 0x1ff,
+          last: (flags & PRQ_LAST) !== 0,
+        });
+      }
+      head = (head + 1) % prq.entries;
+    }
+    this.regs.write32(R.PRQ_HEAD, head);
+    if (this.regs.read32(R.PRQ_STATUS) & QUEUE_OVERFLOW) this.regs.write32(R.PRQ_STATUS, QUEUE_OVERFLOW);
+  }
+
+  private state(device: IommuDeviceRef): DeviceState {
+    const state = this.devices.get(device.streamId);
+    if (!state || state.ref !== device) {
+      throw new IommufdError('ENODEV', `${device.name} was not probed by ${this.instance}`, {
+        device: device.name,
+      });
+    }
+    return state;
   }
 
   private allocZeroed(bytes: number): { base: Hpa; frames: number } {

@@ -1,10 +1,14 @@
 /**
  * The mock IOMMU hardware model. Translation: CTRL.EN → stream ID range → device table entry (through
- * the configuration cache) → MODE → IOTLB → 3-level page table walk. Every failure is written to the
- * fault log ring in memory and raises the `fault` interrupt line, as a real IOMMU records events.
+ * the configuration cache) → PASID table entry for PASID-tagged requests → MODE → IOTLB → page-table
+ * walk, single-stage or nested (every stage-1 table address and the stage-1 output go through stage 2).
+ * Every failure of an untranslated request is written to the fault log in memory and raises the `fault`
+ * interrupt line; ATS translation requests fail silently, as PCIe ATS completions do. Page requests go to
+ * the page request queue and raise `prq`.
  */
 import {
   type AccessCounter,
+  type EndpointPort,
   type FaultKind,
   type HardwareContext,
   hi32,
@@ -17,6 +21,9 @@ import {
   lo32,
   type MemoryBus,
   NO_PASID,
+  type PageRequest,
+  PERM_EXEC,
+  PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
   RegisterFile,
@@ -25,18 +32,26 @@ import {
   toHex,
 } from '@iommukit/core';
 import {
-  DTE_BYTES,
-  DTE_WORDS,
-  type Dte,
-  decodeDte,
+  type ContextEntry,
+  CTX_BYTES,
+  CTX_WORDS,
+  decodeContext,
   FAULT_BYTES,
   FAULT_CODES,
   FAULT_PASID_VALID,
+  FAULT_STAGE2,
   FAULT_WRITE,
   type FaultCode,
   MODE_ABORT,
   MODE_BYPASS,
-  MODE_TRANSLATE,
+  MODE_NESTED,
+  PRQ_BYTES,
+  PRQ_EXEC,
+  PRQ_LAST,
+  PRQ_PASID_VALID,
+  PRQ_PRIV,
+  PRQ_READ,
+  PRQ_WRITE,
   PT_IOVA_BITS,
   PT_LEVELS,
   PTE_D,
@@ -49,106 +64,158 @@ import {
 import type { MockOptions } from './options.js';
 import {
   CAP_DIRTY,
+  CAP_NEST,
+  CAP_PRI,
   CTRL_EN,
   CTRL_FAULT_IRQ_EN,
-  FLOG_OVERFLOW,
+  CTRL_PRQ_IRQ_EN,
   INV,
   MOCK_IDR_MAGIC,
   MOCK_MMIO_SIZE,
   MOCK_VERSION,
+  QUEUE_OVERFLOW,
   R,
   REGISTERS,
+  RESP_PASID_VALID,
 } from './regs.js';
 
 interface TlbEntry {
   readonly domainId: number;
+  /** 0 for single-stage entries; the stage-1 tag for nested ones. */
+  readonly s1Tag: number;
   readonly iovaPfn: number;
   readonly pfn: number;
   readonly perm: number;
-  /** The PTE's dirty bit was set when the entry was filled: writes through it need no walk. */
+  /** The leaf's dirty bit was set when the entry was filled: writes through it need no walk. */
   readonly dirty: boolean;
 }
 
+type StageResult =
+  | { ok: true; pfn: number; perm: number; dirty: boolean }
+  | { ok: false; code: FaultCode; stage2: boolean };
+
 const IOVA_PFN_LIMIT = 2 ** (PT_IOVA_BITS - 12);
-const CONFIG_CACHE_ENTRIES = 16;
+const CONFIG_CACHE_ENTRIES = 32;
+const RESP_CODES = ['success', 'invalid', 'failure'] as const;
 
 export class MockIommuHardware implements IommuHardware {
   readonly instance: string;
   readonly mmio: { readonly base: bigint; readonly size: number };
   readonly regs: RegisterFile;
-  readonly iotlb: LruCache<number, TlbEntry>;
-  readonly configCache = new LruCache<number, Dte>(CONFIG_CACHE_ENTRIES);
+  readonly iotlb: LruCache<string, TlbEntry>;
+  /** Context entries by `sid` (device table) and `sid:pasid` (PASID table). */
+  readonly configCache = new LruCache<string, ContextEntry>(CONFIG_CACHE_ENTRIES);
   private readonly bus: MemoryBus;
   private readonly reads: AccessCounter;
   private readonly tracer: ITracer;
   private readonly faultIrq: IrqLine;
-  private readonly scratch = new Uint32Array(DTE_WORDS);
-  private readonly dirtyTracking: boolean;
+  private readonly prqIrq: IrqLine;
+  private readonly endpoints = new Map<number, EndpointPort>();
+  private readonly scratch = new Uint32Array(CTX_WORDS);
+  private readonly options: MockOptions;
   private walks = 0;
   private faultsRecorded = 0;
   private faultsDropped = 0;
+  private pageRequests = 0;
+  private pageRequestsDropped = 0;
 
   constructor(context: HardwareContext<MockOptions>) {
     const { options } = context;
+    this.options = options;
     this.instance = context.instance;
     this.bus = context.bus;
     this.tracer = context.tracer;
     this.reads = context.bus.counter(`hw:${context.instance}`);
     this.faultIrq = context.irq('fault');
-    this.dirtyTracking = options.dirtyTracking;
+    this.prqIrq = context.irq('prq');
     this.iotlb = new LruCache(options.iotlbEntries);
     this.regs = new RegisterFile(MOCK_MMIO_SIZE, REGISTERS);
     this.regs.set(R.IDR, MOCK_IDR_MAGIC | (MOCK_VERSION << 16));
     this.regs.set(
       R.CAP,
-      options.sidBits | (options.faultLogMaxLog2 << 5) | (options.dirtyTracking ? CAP_DIRTY : 0),
+      options.sidBits |
+        (options.faultLogMaxLog2 << 5) |
+        (options.dirtyTracking ? CAP_DIRTY : 0) |
+        (options.pasidBits << 11) |
+        (options.nesting ? CAP_NEST : 0) |
+        (options.pri ? CAP_PRI : 0),
     );
     this.regs.onWrite(R.CTRL, (value) => this.regs.set(R.STATUS, value & CTRL_EN));
     this.regs.onWrite(R.INV_CMD, (op) => this.invalidate(op));
+    this.regs.onWrite(R.RESP, (value) => this.respond(value));
     this.mmio = { base: context.base, size: MOCK_MMIO_SIZE };
     context.bus.addMmio(context.instance, context.base, MOCK_MMIO_SIZE, this.regs);
   }
 
   translate(request: TranslationRequest): TranslationResult {
-    const { streamId, iovaPfn } = request;
-    if ((this.regs.get(R.CTRL) & CTRL_EN) === 0) return this.disabled(request);
-    if (streamId >= 2 ** this.regs.get(R.DT_LOG2)) return this.fail(request, 1);
-    const dte = this.fetchDte(streamId);
-    if (dte === undefined) return this.fail(request, 9);
-    if (!dte.valid) return this.fail(request, 2);
-    if (dte.mode > MODE_TRANSLATE) return this.fail(request, 2); // MODE 3 is reserved: the entry is malformed
-    if (dte.mode === MODE_ABORT) return this.fail(request, 3);
-    if (request.pasid !== NO_PASID) return this.fail(request, 8);
-    if (dte.mode === MODE_BYPASS)
-      return { ok: true, pfn: iovaPfn, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
-    if (iovaPfn >= IOVA_PFN_LIMIT) return this.fail(request, 7);
-
-    const key = dte.domainId * IOVA_PFN_LIMIT + iovaPfn;
-    const cached = this.iotlb.get(key);
-    if (cached !== undefined) {
-      if (this.tracer.enabled) {
-        this.trace(
-          'tlb.hit',
-          `IOTLB hit domain ${dte.domainId} IOVA page ${toHex(iovaPfn * 4096)} → ${toHex(cached.pfn * 4096)}`,
-          {
-            domain: dte.domainId,
-            iovaPfn,
-            pfn: cached.pfn,
-          },
-        );
-      }
-      if ((cached.perm & request.access) !== request.access) return this.fail(request, 5);
-      // A write through a clean TLB entry walks to set the dirty bit, as hardware dirty tracking does.
-      const needsDirtyUpdate = this.dirtyTracking && (request.access & PERM_WRITE) !== 0 && !cached.dirty;
-      if (!needsDirtyUpdate) return { ok: true, pfn: cached.pfn, perm: cached.perm, pageShift: 12 };
-    }
-    return this.walk(request, dte, key);
+    return this.lookup(request, true);
   }
 
-  // The mock has neither ATS nor PRI, so it never calls an endpoint back.
-  connectEndpoint(): void {}
+  /** ATS translation request: the same lookup, but a failure is an unsuccessful completion, not a record. */
+  atsTranslate(request: TranslationRequest): TranslationResult {
+    return this.lookup(request, false);
+  }
 
-  disconnectEndpoint(): void {}
+  /** Queues a PRI page request in memory and raises `prq`; a full queue drops it and answers `failure`. */
+  pageRequest(streamId: number, request: PageRequest): void {
+    if (!this.options.pri) return;
+    const size = 2 ** this.regs.get(R.PRQ_LOG2);
+    const base = Number(this.regs.get64(R.PRQ_BASE));
+    const head = this.regs.get(R.PRQ_HEAD) % size;
+    const tail = this.regs.get(R.PRQ_TAIL) % size;
+    if (base === 0 || (tail + 1) % size === head) {
+      this.pageRequestsDropped++;
+      this.regs.set(R.PRQ_STATUS, this.regs.get(R.PRQ_STATUS) | QUEUE_OVERFLOW);
+      if (request.last)
+        this.endpoints
+          .get(streamId)
+          ?.pageResponse({ pasid: request.pasid, groupIndex: request.groupIndex, code: 'failure' });
+      return;
+    }
+    const a = request.access;
+    const flags =
+      (request.groupIndex & 0x1ff) |
+      (request.last ? PRQ_LAST : 0) |
+      (request.pasid !== NO_PASID ? PRQ_PASID_VALID : 0) |
+      (a & PERM_READ ? PRQ_READ : 0) |
+      (a & PERM_WRITE ? PRQ_WRITE : 0) |
+      (a & PERM_EXEC ? PRQ_EXEC : 0) |
+      (a & PERM_PRIV ? PRQ_PRIV : 0);
+    const record = [
+      streamId,
+      request.pasid === NO_PASID ? 0 : request.pasid,
+      flags,
+      0,
+      lo32(request.iova),
+      hi32(request.iova),
+      0,
+      0,
+    ];
+    const addr = base + tail * PRQ_BYTES;
+    this.bus.writeWords(addr, record, record.length, this.reads);
+    this.regs.set(R.PRQ_TAIL, (tail + 1) % size);
+    this.pageRequests++;
+    if (this.tracer.enabled) {
+      this.trace(
+        'prq.record',
+        `page request stream ${toHex(streamId)} IOVA ${toHex(request.iova)} group ${request.groupIndex} at ${toHex(addr)}`,
+        {
+          streamId,
+          iova: request.iova,
+          groupIndex: request.groupIndex,
+        },
+      );
+    }
+    if (this.regs.get(R.CTRL) & CTRL_PRQ_IRQ_EN) this.prqIrq.raise();
+  }
+
+  connectEndpoint(streamId: number, port: EndpointPort): void {
+    this.endpoints.set(streamId, port);
+  }
+
+  disconnectEndpoint(streamId: number): void {
+    this.endpoints.delete(streamId);
+  }
 
   identify(): Readonly<Record<string, string>> {
     return { IDR: toHex(this.regs.get(R.IDR)), CAP: toHex(this.regs.get(R.CAP)) };
@@ -165,91 +232,198 @@ export class MockIommuHardware implements IommuHardware {
       tableReads: this.reads.reads,
       faultsRecorded: this.faultsRecorded,
       faultsDropped: this.faultsDropped,
+      pageRequests: this.pageRequests,
+      pageRequestsDropped: this.pageRequestsDropped,
       invalidations: this.regs.get(R.INV_DONE),
     };
   }
 
-  private fetchDte(streamId: number): Dte | undefined {
-    const cached = this.configCache.get(streamId);
-    if (cached) return cached;
-    const addr = Number(this.regs.get64(R.DT_BASE)) + streamId * DTE_BYTES;
-    if (!this.bus.readWords(addr, this.scratch, DTE_WORDS, this.reads)) return undefined;
-    const dte = decodeDte(this.scratch);
-    this.configCache.set(streamId, dte);
-    if (this.tracer.enabled) {
-      this.trace(
-        'dte.fetch',
-        `fetch DTE[${toHex(streamId)}] at ${toHex(addr)}: V=${+dte.valid} MODE=${dte.mode} DID=${dte.domainId} root=${toHex(dte.rootPfn * 4096)}`,
-        {
-          streamId,
-          addr,
-          words: [...this.scratch],
-        },
+  private lookup(request: TranslationRequest, record: boolean): TranslationResult {
+    const { streamId, iovaPfn } = request;
+    if ((this.regs.get(R.CTRL) & CTRL_EN) === 0) return this.disabled(request);
+    if (streamId >= 2 ** this.regs.get(R.DT_LOG2)) return this.fail(request, 1, false, record);
+    const dte = this.fetchContext(`${streamId}`, Number(this.regs.get64(R.DT_BASE)) + streamId * CTX_BYTES);
+    if (dte === undefined) return this.fail(request, 9, false, record);
+    if (!dte.valid) return this.fail(request, 2, false, record);
+    let ctx = dte;
+    if (request.pasid !== NO_PASID) {
+      if (dte.pasidLog2 === 0 || request.pasid >= 2 ** dte.pasidLog2)
+        return this.fail(request, 8, false, record);
+      const entry = this.fetchContext(
+        `${streamId}:${request.pasid}`,
+        dte.pasidTablePfn * 4096 + request.pasid * CTX_BYTES,
       );
+      if (entry === undefined) return this.fail(request, 9, false, record);
+      if (!entry.valid) return this.fail(request, 2, false, record);
+      ctx = entry;
     }
-    return dte;
+    if (ctx.mode === MODE_ABORT) return this.fail(request, 3, false, record);
+    if (ctx.mode === MODE_BYPASS)
+      return { ok: true, pfn: iovaPfn, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+    if (iovaPfn >= IOVA_PFN_LIMIT) return this.fail(request, 7, false, record);
+    if (ctx.mode === MODE_NESTED && !this.options.nesting) return this.fail(request, 2, false, record);
+
+    const nested = ctx.mode === MODE_NESTED;
+    const s1Tag = nested ? ctx.s1Tag : 0;
+    const key = `${ctx.domainId}:${s1Tag}:${iovaPfn}`;
+    const cached = this.iotlb.get(key);
+    if (cached !== undefined) {
+      if (this.tracer.enabled) {
+        this.trace(
+          'tlb.hit',
+          `IOTLB hit domain ${ctx.domainId}${nested ? ` tag ${s1Tag}` : ''} IOVA page ${toHex(iovaPfn * 4096)} → ${toHex(cached.pfn * 4096)}`,
+          {
+            domain: ctx.domainId,
+            iovaPfn,
+            pfn: cached.pfn,
+          },
+        );
+      }
+      if ((cached.perm & request.access) !== request.access) return this.fail(request, 5, false, record);
+      // A write through a clean entry walks again to set the dirty bit, as hardware dirty tracking does.
+      const needsDirtyUpdate = this.dirtyUpdates(ctx) && (request.access & PERM_WRITE) !== 0 && !cached.dirty;
+      if (!needsDirtyUpdate) return { ok: true, pfn: cached.pfn, perm: cached.perm, pageShift: 12 };
+    }
+
+    this.walks++;
+    const result = nested
+      ? this.walkNested(ctx, request)
+      : this.walkStage(ctx.rootPfn, iovaPfn, request.access, this.dirtyUpdates(ctx), 1);
+    if (!result.ok) return this.fail(request, result.code, result.stage2, record);
+    this.iotlb.set(key, {
+      domainId: ctx.domainId,
+      s1Tag,
+      iovaPfn,
+      pfn: result.pfn,
+      perm: result.perm,
+      dirty: result.dirty,
+    });
+    return { ok: true, pfn: result.pfn, perm: result.perm, pageShift: 12 };
   }
 
-  private walk(request: TranslationRequest, dte: Dte, key: number): TranslationResult {
-    this.walks++;
-    let tablePfn = dte.rootPfn;
+  private dirtyUpdates(ctx: ContextEntry): boolean {
+    return this.options.dirtyTracking && ctx.dirtyUpdates;
+  }
+
+  /** Stage 1 through stage 2: each stage-1 table address, and the stage-1 output, is translated by stage 2. */
+  private walkNested(ctx: ContextEntry, request: TranslationRequest): StageResult {
+    const hd = this.dirtyUpdates(ctx);
+    const viaS2 = (ipaPfn: number, access: number): StageResult => {
+      const r = this.walkStage(ctx.rootPfn, ipaPfn, access, hd && (access & PERM_WRITE) !== 0, 2);
+      return r.ok ? r : { ok: false, code: r.code, stage2: true };
+    };
+    const s1 = this.walkStage(ctx.s1RootPfn, request.iovaPfn, request.access, hd, 1, (tablePfn) =>
+      viaS2(tablePfn, PERM_READ),
+    );
+    if (!s1.ok) return s1;
+    const s2 = viaS2(s1.pfn, request.access);
+    if (!s2.ok) return s2;
+    return { ok: true, pfn: s2.pfn, perm: s1.perm & s2.perm, dirty: s1.dirty && s2.dirty };
+  }
+
+  /**
+   * Walks one 3-level table. `tableAddress` translates each table's frame first (nested stage 1); a
+   * table read that aborts is a walk abort.
+   */
+  private walkStage(
+    rootPfn: number,
+    inPfn: number,
+    access: number,
+    dirtyUpdates: boolean,
+    stage: 1 | 2,
+    tableAddress?: (pfn: number) => StageResult,
+  ): StageResult {
+    let tablePfn = rootPfn;
     const pte = this.scratch;
     for (let level = 0; level < PT_LEVELS; level++) {
-      const addr = tablePfn * 4096 + ptIndex(request.iovaPfn, level) * 8;
-      if (!this.bus.readWords(addr, pte, 2, this.reads)) return this.fail(request, 6);
+      if (tableAddress) {
+        const t = tableAddress(tablePfn);
+        if (!t.ok) return t;
+        tablePfn = t.pfn;
+      }
+      const addr = tablePfn * 4096 + ptIndex(inPfn, level) * 8;
+      if (!this.bus.readWords(addr, pte, 2, this.reads)) return { ok: false, code: 6, stage2: stage === 2 };
       const lo = pte[0]!;
       const hi = pte[1]!;
       if (this.tracer.enabled) {
-        this.trace('walk.step', `walk L${level} read ${toHex(addr)} = ${toHex(join64(lo, hi))}`, {
+        this.trace('walk.step', `walk S${stage} L${level} read ${toHex(addr)} = ${toHex(join64(lo, hi))}`, {
+          stage,
           level,
           addr,
           pte: join64(lo, hi),
         });
       }
-      if ((lo & PTE_P) === 0) return this.fail(request, 4);
+      if ((lo & PTE_P) === 0) return { ok: false, code: 4, stage2: stage === 2 };
       if (level < PT_LEVELS - 1) {
         tablePfn = pteAddressPfn(lo, hi);
         continue;
       }
       const perm = (lo & PTE_R ? PERM_READ : 0) | (lo & PTE_W ? PERM_WRITE : 0);
-      if ((perm & request.access) !== request.access) return this.fail(request, 5);
+      if ((perm & access & (PERM_READ | PERM_WRITE)) !== (access & (PERM_READ | PERM_WRITE))) {
+        return { ok: false, code: 5, stage2: stage === 2 };
+      }
       let dirty = (lo & PTE_D) !== 0;
-      if (this.dirtyTracking && request.access & PERM_WRITE && !dirty) {
+      if (dirtyUpdates && access & PERM_WRITE && !dirty) {
         pte[0] = (lo | PTE_D) >>> 0;
         this.bus.writeWords(addr, pte, 1, this.reads);
         dirty = true;
       }
-      const pfn = pteAddressPfn(lo, hi);
-      this.iotlb.set(key, { domainId: dte.domainId, iovaPfn: request.iovaPfn, pfn, perm, dirty });
-      return { ok: true, pfn, perm, pageShift: 12 };
+      return { ok: true, pfn: pteAddressPfn(lo, hi), perm, dirty };
     }
-    return this.fail(request, 4);
+    return { ok: false, code: 4, stage2: stage === 2 };
+  }
+
+  private fetchContext(key: string, addr: number): ContextEntry | undefined {
+    const cached = this.configCache.get(key);
+    if (cached) return cached;
+    if (!this.bus.readWords(addr, this.scratch, CTX_WORDS, this.reads)) return undefined;
+    const entry = decodeContext(this.scratch);
+    this.configCache.set(key, entry);
+    if (this.tracer.enabled) {
+      this.trace(
+        'ctx.fetch',
+        `fetch context [${key}] at ${toHex(addr)}: V=${+entry.valid} MODE=${entry.mode} DID=${entry.domainId} root=${toHex(entry.rootPfn * 4096)}`,
+        {
+          key,
+          addr,
+          words: [...this.scratch],
+        },
+      );
+    }
+    return entry;
   }
 
   /** Executes an INV_CMD write: the invalidation is complete when the write returns. */
   private invalidate(op: number): void {
     const arg = this.regs.get(R.INV_ARG);
+    const did = arg & 0xffff;
+    const tag = arg >>> 16;
+    const first = Number(this.regs.get64(R.INV_ADDR) >> 12n);
+    const pages = Number((this.regs.get64(R.INV_SIZE) + 0xfffn) >> 12n);
+    const inRange = (e: TlbEntry) => e.iovaPfn >= first && e.iovaPfn < first + pages;
     let dropped = 0;
     switch (op) {
       case INV.ALL:
         dropped = this.iotlb.clear() + this.configCache.clear();
         break;
       case INV.DOMAIN:
-        dropped = this.iotlb.deleteWhere((e) => e.domainId === arg);
+        dropped = this.iotlb.deleteWhere((e) => e.domainId === did);
         break;
-      case INV.RANGE: {
-        const first = Number(this.regs.get64(R.INV_ADDR) >> 12n);
-        const pages = Number((this.regs.get64(R.INV_SIZE) + 0xfffn) >> 12n);
-        dropped = this.iotlb.deleteWhere(
-          (e) => e.domainId === arg && e.iovaPfn >= first && e.iovaPfn < first + pages,
-        );
+      case INV.RANGE:
+        // A stage-2 range change can affect any nested entry on that domain: the IPA it came from is not tagged.
+        dropped = this.iotlb.deleteWhere((e) => e.domainId === did && (e.s1Tag !== 0 || inRange(e)));
         break;
-      }
       case INV.DEVICE:
-        dropped = this.configCache.delete(arg) ? 1 : 0;
+        dropped = this.configCache.deleteWhere((_e, key) => key === `${arg}` || key.startsWith(`${arg}:`));
+        break;
+      case INV.S1_ALL:
+        dropped = this.iotlb.deleteWhere((e) => e.domainId === did && e.s1Tag === tag);
+        break;
+      case INV.S1_RANGE:
+        dropped = this.iotlb.deleteWhere((e) => e.domainId === did && e.s1Tag === tag && inRange(e));
         break;
       default:
-        return; // Unknown opcodes are ignored and do not complete, as the spec in the README says.
+        return; // Unknown opcodes are ignored and do not complete, as the README specifies.
     }
     this.regs.set(R.INV_DONE, (this.regs.get(R.INV_DONE) + 1) >>> 0);
     if (this.tracer.enabled) {
@@ -262,15 +436,29 @@ export class MockIommuHardware implements IommuHardware {
     }
   }
 
+  /** A write of RESP sends a PRI page group response to the endpoint named by RESP_SID. */
+  private respond(value: number): void {
+    const code = RESP_CODES[(value >>> 9) & 0b11] ?? 'failure';
+    const pasid = value & RESP_PASID_VALID ? this.regs.get(R.RESP_PASID) : NO_PASID;
+    const streamId = this.regs.get(R.RESP_SID);
+    this.endpoints.get(streamId)?.pageResponse({ pasid, groupIndex: value & 0x1ff, code });
+  }
+
   /** Translation disabled (CTRL.EN = 0): every transaction is aborted, and nothing is recorded. */
   private disabled(request: TranslationRequest): TranslationResult {
     return { ok: false, fault: this.fault(request, 'MOCK_DISABLED', 'config-abort', false) };
   }
 
-  private fail(request: TranslationRequest, code: FaultCode): TranslationResult {
+  private fail(
+    request: TranslationRequest,
+    code: FaultCode,
+    stage2: boolean,
+    record: boolean,
+  ): TranslationResult {
     const info = FAULT_CODES[code];
-    const fault = this.fault(request, info.code, info.kind, false);
-    return { ok: false, fault: { ...fault, recorded: this.recordFault(code, request, fault.iova) } };
+    const fault = this.fault(request, info.code, info.kind, false, stage2);
+    const recorded = record && this.recordFault(code, stage2, request, fault.iova);
+    return { ok: false, fault: { ...fault, recorded } };
   }
 
   private fault(
@@ -278,35 +466,39 @@ export class MockIommuHardware implements IommuHardware {
     vendorCode: string,
     kind: FaultKind,
     recorded: boolean,
+    stage2 = false,
   ): IommuFault {
     const iova = BigInt(request.iovaPfn) * 4096n + BigInt(request.offset);
     return {
       kind,
       vendorCode,
+      ...(kind === 'translation' || kind === 'permission' || kind === 'walk-abort'
+        ? { stage: stage2 ? 2 : 1 }
+        : {}),
       streamId: request.streamId,
       pasid: request.pasid,
       iova,
       access: request.access,
       recorded,
-    };
+    } as IommuFault;
   }
 
   /** Appends a record to the fault log ring; a full ring sets FLOG_STATUS.OVERFLOW and drops it. */
-  private recordFault(code: FaultCode, request: TranslationRequest, iova: bigint): boolean {
-    const log2 = this.regs.get(R.FLOG_LOG2);
+  private recordFault(code: FaultCode, stage2: boolean, request: TranslationRequest, iova: bigint): boolean {
+    const size = 2 ** this.regs.get(R.FLOG_LOG2);
     const base = Number(this.regs.get64(R.FLOG_BASE));
-    const size = 2 ** log2;
     const head = this.regs.get(R.FLOG_HEAD) % size;
     const tail = this.regs.get(R.FLOG_TAIL) % size;
     if (base === 0 || (tail + 1) % size === head) {
       this.faultsDropped++;
-      this.regs.set(R.FLOG_STATUS, this.regs.get(R.FLOG_STATUS) | FLOG_OVERFLOW);
+      this.regs.set(R.FLOG_STATUS, this.regs.get(R.FLOG_STATUS) | QUEUE_OVERFLOW);
       return false;
     }
     const flags =
       code |
       (request.access & PERM_WRITE ? FAULT_WRITE : 0) |
-      (request.pasid !== NO_PASID ? FAULT_PASID_VALID : 0);
+      (request.pasid !== NO_PASID ? FAULT_PASID_VALID : 0) |
+      (stage2 ? FAULT_STAGE2 : 0);
     const record = [
       flags,
       request.streamId,
@@ -324,7 +516,7 @@ export class MockIommuHardware implements IommuHardware {
     if (this.tracer.enabled) {
       this.trace(
         'fault.record',
-        `record ${FAULT_CODES[code].code} stream ${toHex(request.streamId)} IOVA ${toHex(iova)} at ${toHex(addr)}`,
+        `record ${FAULT_CODES[code].code}${stage2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(iova)} at ${toHex(addr)}`,
         {
           code: FAULT_CODES[code].code,
           streamId: request.streamId,

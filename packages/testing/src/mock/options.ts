@@ -4,12 +4,18 @@ import { z } from '@iommukit/core';
 export const MockOptionsSchema = z.strictObject({
   /** Stream ID width: the device table has up to 2^sidBits entries. */
   sidBits: z.number().int().min(1).max(16).default(8),
+  /** PASID width the hardware supports (0: no PASID tables). */
+  pasidBits: z.number().int().min(0).max(20).default(8),
   /** IOTLB capacity (entries), least-recently-used replacement. */
   iotlbEntries: z.number().int().min(1).max(65536).default(64),
   /** Largest fault log the hardware accepts, as log2 of the entry count (CAP field). */
   faultLogMaxLog2: z.number().int().min(1).max(15).default(10),
-  /** Hardware sets the PTE dirty bit on DMA writes. */
+  /** Hardware can set the PTE dirty bit on DMA writes (enabled per context entry). */
   dirtyTracking: z.boolean().default(true),
+  /** Hardware can walk nested (stage 1 over stage 2) translations. */
+  nesting: z.boolean().default(true),
+  /** Hardware answers ATS translation requests and queues PRI page requests. */
+  pri: z.boolean().default(true),
 });
 
 export type MockOptions = z.output<typeof MockOptionsSchema>;

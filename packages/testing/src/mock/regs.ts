@@ -1,17 +1,19 @@
 /**
- * Register map of the mock IOMMU (a 4 KiB MMIO window). The mock is a deliberately small architecture,
- * specified in packages/testing/README.md, that exercises the same mechanisms real IOMMUs have: a device
- * table in memory, page tables, an IOTLB and a configuration cache that software must invalidate, and a
- * fault log ring with an interrupt. 64-bit registers are two 32-bit halves at +0 and +4.
+ * Register map of the mock IOMMU (a 4 KiB MMIO window), specified in packages/testing/README.md. The
+ * mock is a deliberately small architecture with the mechanisms real IOMMUs have: a device table and
+ * PASID tables in memory, single-stage and nested page tables, an IOTLB and a configuration cache that
+ * software must invalidate, a fault log and a page request queue with interrupts. 64-bit registers are
+ * two 32-bit halves at +0 and +4.
  */
 import type { RegAccess, RegDef } from '@iommukit/core';
 
 function reg(name: string, offset: number, access: RegAccess, writable = 0xffff_ffff): RegDef {
   return { name, offset, access, writable };
 }
+
 export const MOCK_MMIO_SIZE = 0x1000;
 export const MOCK_IDR_MAGIC = 0x4d4b; // "MK"
-export const MOCK_VERSION = 1;
+export const MOCK_VERSION = 2;
 
 /** Offsets by name. */
 export const R = {
@@ -31,12 +33,20 @@ export const R = {
   FLOG_HEAD: 0x04c,
   FLOG_TAIL: 0x050,
   FLOG_STATUS: 0x054,
+  PRQ_BASE: 0x058,
+  PRQ_LOG2: 0x060,
+  PRQ_HEAD: 0x064,
+  PRQ_TAIL: 0x068,
+  PRQ_STATUS: 0x06c,
+  RESP_SID: 0x070,
+  RESP_PASID: 0x074,
+  RESP: 0x078,
 } as const;
 
 export const REGISTERS: readonly RegDef[] = [
   reg('IDR', R.IDR, 'ro'),
   reg('CAP', R.CAP, 'ro'),
-  reg('CTRL', R.CTRL, 'rw', 0b11),
+  reg('CTRL', R.CTRL, 'rw', 0b111),
   reg('STATUS', R.STATUS, 'ro'),
   reg('DT_BASE_LO', R.DT_BASE, 'rw', 0xffff_f000),
   reg('DT_BASE_HI', R.DT_BASE + 4, 'rw', 0x000f_ffff),
@@ -55,26 +65,49 @@ export const REGISTERS: readonly RegDef[] = [
   reg('FLOG_HEAD', R.FLOG_HEAD, 'rw', 0xffff),
   reg('FLOG_TAIL', R.FLOG_TAIL, 'ro'),
   reg('FLOG_STATUS', R.FLOG_STATUS, 'w1c', 0b1),
+  reg('PRQ_BASE_LO', R.PRQ_BASE, 'rw', 0xffff_f000),
+  reg('PRQ_BASE_HI', R.PRQ_BASE + 4, 'rw', 0x000f_ffff),
+  reg('PRQ_LOG2', R.PRQ_LOG2, 'rw', 0x1f),
+  reg('PRQ_HEAD', R.PRQ_HEAD, 'rw', 0xffff),
+  reg('PRQ_TAIL', R.PRQ_TAIL, 'ro'),
+  reg('PRQ_STATUS', R.PRQ_STATUS, 'w1c', 0b1),
+  reg('RESP_SID', R.RESP_SID, 'rw'),
+  reg('RESP_PASID', R.RESP_PASID, 'rw', 0xf_ffff),
+  reg('RESP', R.RESP, 'wo'),
 ];
 
 /** CTRL bits. */
 export const CTRL_EN = 1 << 0;
 export const CTRL_FAULT_IRQ_EN = 1 << 1;
-/** FLOG_STATUS bits. */
-export const FLOG_OVERFLOW = 1 << 0;
+export const CTRL_PRQ_IRQ_EN = 1 << 2;
+/** FLOG_STATUS / PRQ_STATUS bit. */
+export const QUEUE_OVERFLOW = 1 << 0;
 
-/** CAP fields: [4:0] SID bits, [9:5] maximum fault-log log2 size, [10] dirty tracking. */
+/**
+ * CAP fields: [4:0] SID bits, [9:5] max fault-log log2, [10] dirty tracking, [15:11] PASID bits
+ * (0: no PASIDs), [16] nested translation, [17] PRI page requests and ATS.
+ */
 export const CAP_SID_BITS = { lsb: 0, width: 5 } as const;
 export const CAP_FLOG_MAX_LOG2 = { lsb: 5, width: 5 } as const;
 export const CAP_DIRTY = 1 << 10;
+export const CAP_PASID_BITS = { lsb: 11, width: 5 } as const;
+export const CAP_NEST = 1 << 16;
+export const CAP_PRI = 1 << 17;
 
 /** INV_CMD opcodes. Each runs to completion when written and then increments INV_DONE. */
 export const INV = {
   ALL: 1,
-  /** Every IOTLB entry of domain INV_ARG. */
+  /** Every IOTLB entry tagged with domain INV_ARG[15:0] (nested entries of that stage 2 included). */
   DOMAIN: 2,
-  /** IOTLB entries of domain INV_ARG in [INV_ADDR, INV_ADDR + INV_SIZE). */
+  /** Entries of domain INV_ARG[15:0] in [INV_ADDR, INV_ADDR + INV_SIZE). */
   RANGE: 3,
-  /** The configuration cache entry of stream INV_ARG. */
+  /** The configuration cache entries of stream INV_ARG[31:0] (its DTE and all its PASID entries). */
   DEVICE: 4,
+  /** Nested entries with stage-1 tag INV_ARG[31:16] on stage-2 domain INV_ARG[15:0]. */
+  S1_ALL: 5,
+  /** Nested entries with that tag and domain in [INV_ADDR, INV_ADDR + INV_SIZE). */
+  S1_RANGE: 6,
 } as const;
+
+/** RESP fields: [8:0] group index, [10:9] code (0 success, 1 invalid, 2 failure), [11] PASID valid. Writing sends it. */
+export const RESP_PASID_VALID = 1 << 11;

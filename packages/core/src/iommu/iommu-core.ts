@@ -1,0 +1,115 @@
+/**
+ * The iommu core between users (iommufd, the kernel DMA API) and vendor drivers (Linux
+ * drivers/iommu/iommu.c): it knows which domain each device has at its RID and at each PASID, calls the
+ * driver to change that, and routes recoverable page requests to the handler of the domain they hit.
+ * Every device is its own group (PCIe devices behind ACS); multi-device groups are not modelled yet.
+ */
+import { token } from '../di/token.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { IommuDeviceRef, IommuDomain, IommuDriver } from './driver.js';
+import type { PageRequest, PageResponse } from './hardware.js';
+import { NO_PASID } from './translation.js';
+
+/** Handles a page request on a domain (iommufd's fault queue, SVA's fault handler). */
+export type IopfHandler = (device: IommuDeviceRef, request: PageRequest) => void;
+
+interface DeviceState {
+  readonly driver: IommuDriver;
+  /** Domain at the RID (NO_PASID) and at each PASID. */
+  readonly domains: Map<number, IommuDomain>;
+}
+
+export const IIommuCore = token<IommuCore>('iommukit.IommuCore');
+
+export class IommuCore {
+  private readonly devices = new Map<IommuDeviceRef, DeviceState>();
+  private readonly iopfHandlers = new Map<IommuDomain, IopfHandler>();
+
+  /** Registers a probed device and its driver; it starts on the driver's blocking domain. */
+  addDevice(device: IommuDeviceRef, driver: IommuDriver): void {
+    this.devices.set(device, { driver, domains: new Map([[NO_PASID, driver.blockedDomain]]) });
+  }
+
+  removeDevice(device: IommuDeviceRef): void {
+    this.devices.delete(device);
+  }
+
+  driverOf(device: IommuDeviceRef): IommuDriver {
+    const state = this.devices.get(device);
+    if (!state)
+      throw new IommufdError('ENODEV', `${device.name} is not behind an IOMMU`, { device: device.name });
+    return state.driver;
+  }
+
+  /** The domain at `pasid` (NO_PASID: the RID), if any. */
+  domainAt(device: IommuDeviceRef, pasid: number = NO_PASID): IommuDomain | undefined {
+    return this.devices.get(device)?.domains.get(pasid);
+  }
+
+  /** PASIDs that have a domain attached. */
+  attachedPasids(device: IommuDeviceRef): number[] {
+    return [...(this.devices.get(device)?.domains.keys() ?? [])].filter((p) => p !== NO_PASID);
+  }
+
+  /** Attaches (or replaces) the domain at the RID. The driver's error leaves the old domain in place. */
+  attachDevice(device: IommuDeviceRef, domain: IommuDomain): void {
+    const state = this.state(device);
+    state.driver.attachDev(domain, device);
+    state.domains.set(NO_PASID, domain);
+  }
+
+  /** Attaches (or replaces) the domain at a PASID; `EOPNOTSUPP` if the driver cannot. */
+  attachDevicePasid(device: IommuDeviceRef, domain: IommuDomain, pasid: number): void {
+    const state = this.state(device);
+    if (!state.driver.setDevPasid)
+      throw new IommufdError('EOPNOTSUPP', `${state.driver.instance} cannot attach at a PASID`);
+    state.driver.setDevPasid(domain, device, pasid);
+    state.domains.set(pasid, domain);
+  }
+
+  /** Blocks the RID (NO_PASID) or removes the domain at a PASID. */
+  detachDevicePasid(device: IommuDeviceRef, pasid: number): void {
+    const state = this.state(device);
+    if (pasid === NO_PASID) {
+      state.driver.attachDev(state.driver.blockedDomain, device);
+      state.domains.set(NO_PASID, state.driver.blockedDomain);
+      return;
+    }
+    if (!state.domains.has(pasid)) return;
+    state.driver.removeDevPasid?.(device, pasid);
+    state.domains.delete(pasid);
+  }
+
+  setIopfHandler(domain: IommuDomain, handler: IopfHandler | undefined): void {
+    if (handler) this.iopfHandlers.set(domain, handler);
+    else this.iopfHandlers.delete(domain);
+  }
+
+  /**
+   * A page request from a driver: to the handler of the domain it hit, or answered `invalid` at once when
+   * that domain has none (Linux `iommu_report_device_fault`).
+   */
+  reportPageRequest(device: IommuDeviceRef, request: PageRequest): void {
+    const state = this.devices.get(device);
+    const domain = state?.domains.get(request.pasid);
+    const handler = domain ? this.iopfHandlers.get(domain) : undefined;
+    if (handler) {
+      handler(device, request);
+      return;
+    }
+    if (request.last)
+      this.respond(device, { pasid: request.pasid, groupIndex: request.groupIndex, code: 'invalid' });
+  }
+
+  /** Sends a page response through the device's driver. */
+  respond(device: IommuDeviceRef, response: PageResponse): void {
+    this.state(device).driver.pageResponse?.(device, response);
+  }
+
+  private state(device: IommuDeviceRef): DeviceState {
+    const state = this.devices.get(device);
+    if (!state)
+      throw new IommufdError('ENODEV', `${device.name} is not behind an IOMMU`, { device: device.name });
+    return state;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * IOVA allocator for the kernel DMA API (Linux `iova.c`): hands out size-aligned IOVA ranges top-down
+ * from the end of the aperture, skipping reserved ranges, and takes them back on free. Ranges are kept as
+ * a sorted list of allocated extents; the DMA API's working sets are small.
+ */
+import { IommufdError } from '../errors/iommufd-error.js';
+
+interface Extent {
+  readonly start: bigint;
+  readonly end: bigint; // inclusive
+}
+
+export class IovaAllocator {
+  private readonly taken: Extent[] = [];
+
+  /** Allocates within `[start, end]` (inclusive), never below `start`, avoiding `reserved`. */
+  constructor(
+    private readonly start: bigint,
+    private readonly end: bigint,
+    reserved: readonly { start: bigint; length: bigint }[] = [],
+  ) {
+    for (const r of reserved) this.insert({ start: r.start, end: r.start + r.length - 1n });
+  }
+
+  /** A free range of `size` bytes aligned to `align` (default: `size` rounded up to a power of two). */
+  alloc(size: bigint, align: bigint = roundUpPow2(size)): bigint {
+    if (size <= 0n) throw new IommufdError('EINVAL', 'cannot allocate an empty IOVA range');
+    // Walk the gaps from the top of the space down, as Linux allocates.
+    let ceiling = this.end;
+    for (let i = this.taken.length; i >= 0; i--) {
+      const below = this.taken[i - 1];
+      const floor = below ? below.end + 1n : this.start;
+      if (ceiling >= floor && ceiling - floor + 1n >= size) {
+        const candidate = ((ceiling - size + 1n) / align) * align;
+        if (candidate >= floor) {
+          this.insert({ start: candidate, end: candidate + size - 1n });
+          return candidate;
+        }
+      }
+      if (!below) break;
+      ceiling = below.start - 1n;
+      if (ceiling < this.start) break;
+    }
+    throw new IommufdError('ENOSPC', `no free IOVA range of ${size} bytes`, { size });
+  }
+
+  /** Frees exactly a range returned by `alloc`. */
+  free(iova: bigint, size: bigint): void {
+    const index = this.taken.findIndex((e) => e.start === iova && e.end === iova + size - 1n);
+    if (index < 0)
+      throw new IommufdError('EINVAL', `IOVA range 0x${iova.toString(16)}+${size} was not allocated`);
+    this.taken.splice(index, 1);
+  }
+
+  private insert(extent: Extent): void {
+    let i = 0;
+    while (i < this.taken.length && this.taken[i]!.start < extent.start) i++;
+    this.taken.splice(i, 0, extent);
+  }
+}
+
+export function roundUpPow2(value: bigint): bigint {
+  let p = 1n;
+  while (p < value) p <<= 1n;
+  return p;
+}

@@ -1,0 +1,212 @@
+/**
+ * DEVICE object (`IOMMUFD_OBJ_DEVICE`): a device bound to an iommufd context, and the attach, replace and
+ * detach rules of `iommufd_device_attach/replace/detach`, at the RID (NO_PASID) and at PASIDs:
+ *
+ * - attaching where something is attached is `EBUSY` (use replace); replace needs an attachment
+ *   (`EINVAL`) and is a no-op to the same HWPT; detaching an unattached PASID is a silent no-op;
+ * - at a PASID the device needs the PASID capability and the PASID must fit (`EINVAL`), the driver must
+ *   support it (`EOPNOTSUPP`), the HWPT must be PASID-compatible and so must the RID's (`EINVAL`); a RID
+ *   may not move to a non-compatible HWPT while PASIDs are attached (`EINVAL`);
+ * - an IOAS target picks a compatible auto HWPT or makes one (never at a PASID: auto HWPTs are not
+ *   PASID-compatible); an auto HWPT is freed when its last device leaves;
+ * - the device's reserved regions are reserved in the IOAS of a paging HWPT attached at its RID;
+ * - on failure nothing changes; unanswered page faults of the old HWPT are answered `invalid`.
+ */
+import { IommufdError, isIommufdError } from '../errors/iommufd-error.js';
+import type { IommuDeviceRef, IommuDriver } from '../iommu/driver.js';
+import type { IommuCore } from '../iommu/iommu-core.js';
+import { NO_PASID } from '../iommu/translation.js';
+import type { HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
+import type { IoasObject } from './ioas.js';
+import { hold, IommufdObject, type ObjectTable, release } from './object-table.js';
+import type { VdeviceObject } from './viommu.js';
+
+/** Makes a new auto paging HWPT on an IOAS for a device (supplied by the context). */
+export type AutoHwptFactory = (device: DeviceObject, ioas: IoasObject) => HwptPagingObject;
+
+export class DeviceObject extends IommufdObject {
+  readonly type = 'device';
+  /** HWPT attached at the RID (NO_PASID) and at each PASID. */
+  readonly attachments = new Map<number, HwptObjectType>();
+  vdevice: VdeviceObject | undefined;
+
+  constructor(
+    readonly device: IommuDeviceRef,
+    readonly driver: IommuDriver,
+    private readonly core: IommuCore,
+    private readonly table: ObjectTable,
+  ) {
+    super();
+  }
+
+  /** Attaches to a HWPT or IOAS at `pasid`; returns the HWPT's ID (the auto HWPT's for an IOAS). */
+  attach(target: HwptObjectType | IoasObject, pasid: number, makeAuto: AutoHwptFactory): number {
+    if (this.attachments.has(pasid)) {
+      throw new IommufdError(
+        'EBUSY',
+        `${this.device.name} already has a HWPT at ${pasidName(pasid)}; use replace`,
+        this.ctx(pasid),
+      );
+    }
+    this.checkPasid(pasid);
+    const hwpt = target.type === 'ioas' ? this.pickAuto(target, pasid, makeAuto) : target;
+    if (target.type !== 'ioas') this.install(hwpt, pasid);
+    return hwpt.id;
+  }
+
+  /** Replaces the HWPT at `pasid` atomically; returns the new HWPT's ID. */
+  replace(target: HwptObjectType | IoasObject, pasid: number, makeAuto: AutoHwptFactory): number {
+    const old = this.attachments.get(pasid);
+    if (!old)
+      throw new IommufdError(
+        'EINVAL',
+        `${this.device.name} has nothing attached at ${pasidName(pasid)} to replace`,
+        this.ctx(pasid),
+      );
+    if (target === old) return old.id;
+    const hwpt = target.type === 'ioas' ? this.pickAuto(target, pasid, makeAuto, old) : target;
+    if (target.type !== 'ioas' && hwpt !== old) this.install(hwpt, pasid, old);
+    return hwpt.id;
+  }
+
+  /** Detaches `pasid` (the RID goes back to blocked); a silent no-op when nothing is attached there. */
+  detach(pasid: number): void {
+    const old = this.attachments.get(pasid);
+    if (!old) return;
+    this.core.detachDevicePasid(this.device, pasid);
+    this.attachments.delete(pasid);
+    this.leave(old, pasid);
+    release(this);
+  }
+
+  destroy(): void {
+    for (const pasid of [...this.attachments.keys()].filter((p) => p !== NO_PASID)) this.detach(pasid);
+    this.detach(NO_PASID);
+    if (this.vdevice) this.table.remove(this.vdevice, true);
+  }
+
+  /** Tries the IOAS's auto HWPTs in order (EINVAL = incompatible, try the next), else makes one. */
+  private pickAuto(
+    ioas: IoasObject,
+    pasid: number,
+    makeAuto: AutoHwptFactory,
+    old?: HwptObjectType,
+  ): HwptObjectType {
+    if (pasid !== NO_PASID)
+      throw new IommufdError(
+        'EINVAL',
+        'an IOAS cannot be attached at a PASID (auto HWPTs are not PASID-compatible)',
+      );
+    for (const candidate of ioas.hwpts.filter((h) => h.flags.autoDomain)) {
+      if (candidate === old) return old;
+      try {
+        this.install(candidate, pasid, old);
+        return candidate;
+      } catch (error) {
+        if (!isIommufdError(error, 'EINVAL')) throw error;
+      }
+    }
+    const fresh = makeAuto(this, ioas);
+    try {
+      this.install(fresh, pasid, old);
+    } catch (error) {
+      this.table.remove(fresh);
+      throw error;
+    }
+    return fresh;
+  }
+
+  /** Checks compatibility, reserves, attaches through the core, then moves references. */
+  private install(hwpt: HwptObjectType, pasid: number, old?: HwptObjectType): void {
+    if (hwpt.driver !== this.driver) {
+      throw new IommufdError(
+        'EINVAL',
+        `HWPT ${hwpt.id} belongs to ${hwpt.driver.instance}, ${this.device.name} is behind ${this.driver.instance}`,
+        this.ctx(pasid),
+      );
+    }
+    if (pasid !== NO_PASID) {
+      if (!hwpt.flags.pasidCompat)
+        throw new IommufdError(
+          'EINVAL',
+          `HWPT ${hwpt.id} was not allocated PASID-compatible`,
+          this.ctx(pasid),
+        );
+      const rid = this.attachments.get(NO_PASID);
+      if (rid && !rid.flags.pasidCompat) {
+        throw new IommufdError('EINVAL', `the RID's HWPT ${rid.id} is not PASID-compatible`, this.ctx(pasid));
+      }
+    } else if (!hwpt.flags.pasidCompat && this.core.attachedPasids(this.device).length > 0) {
+      throw new IommufdError(
+        'EINVAL',
+        `HWPT ${hwpt.id} is not PASID-compatible and PASIDs are attached`,
+        this.ctx(pasid),
+      );
+    }
+    if (hwpt.flags.dirtyTracking && !this.driver.hwInfo(this.device).capabilities.dirtyTracking) {
+      throw new IommufdError('EINVAL', `${this.device.name} cannot do dirty tracking`, this.ctx(pasid));
+    }
+    const newIoas = pasid === NO_PASID && hwpt.type === 'hwpt-paging' ? hwpt.ioas : undefined;
+    const oldIoas = old?.type === 'hwpt-paging' && pasid === NO_PASID ? old.ioas : undefined;
+    const reserveNew = newIoas !== undefined && newIoas !== oldIoas;
+    if (reserveNew) this.reserveRegions(newIoas);
+    try {
+      if (pasid === NO_PASID) this.core.attachDevice(this.device, hwpt.domain);
+      else this.core.attachDevicePasid(this.device, hwpt.domain, pasid);
+    } catch (error) {
+      if (reserveNew) newIoas.iopt.releaseReserved(this);
+      throw error;
+    }
+    hold(hwpt);
+    this.attachments.set(pasid, hwpt);
+    if (old) this.leave(old, pasid, newIoas);
+    else hold(this);
+  }
+
+  /** Drops what this device held through `old` at `pasid`: refs, reservations, faults, an empty auto HWPT. */
+  private leave(old: HwptObjectType, pasid: number, stillReservedOn?: IoasObject): void {
+    if (old.type === 'hwpt-paging' && pasid === NO_PASID && old.ioas !== stillReservedOn)
+      old.ioas.iopt.releaseReserved(this);
+    old.fault?.abandon(this.device, pasid);
+    release(old);
+    if (old.type === 'hwpt-paging' && old.flags.autoDomain && old.users === 1) this.table.remove(old);
+  }
+
+  private reserveRegions(ioas: IoasObject): void {
+    const regions = this.driver.reservedRegions?.(this.device) ?? [];
+    try {
+      for (const r of regions) ioas.iopt.reserve(this, r.start, r.length);
+    } catch (error) {
+      ioas.iopt.releaseReserved(this);
+      throw error;
+    }
+  }
+
+  private checkPasid(pasid: number): void {
+    if (pasid === NO_PASID) return;
+    const width = Math.min(this.device.pasidBits, this.driver.hwInfo(this.device).maxPasidLog2);
+    if (this.device.pasidBits === 0)
+      throw new IommufdError('EINVAL', `${this.device.name} has no PASID capability`, this.ctx(pasid));
+    if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** width) {
+      throw new IommufdError(
+        'EINVAL',
+        `PASID ${pasid} is out of range for ${this.device.name} (${width} bits)`,
+        this.ctx(pasid),
+      );
+    }
+    if (!this.driver.setDevPasid)
+      throw new IommufdError(
+        'EOPNOTSUPP',
+        `${this.driver.instance} cannot attach at a PASID`,
+        this.ctx(pasid),
+      );
+  }
+
+  private ctx(pasid: number) {
+    return { device: this.device.name, devId: this.id, pasid: pasid === NO_PASID ? undefined : pasid };
+  }
+}
+
+function pasidName(pasid: number): string {
+  return pasid === NO_PASID ? 'its RID' : `PASID ${pasid}`;
+}

@@ -1,0 +1,554 @@
+/**
+ * An iommufd context — one "open /dev/iommu" — and its operations, in the shape and with the error rules
+ * of the Linux iommufd uAPI (docs/iommufd.md lists them). Objects are referred to by ID, as ioctls do;
+ * each method names the ioctl it models.
+ */
+import { toHex, U64_MAX } from '../address/address.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { HwInfo, InvalidationResult, IommuDeviceRef, PagingDomainFlags } from '../iommu/driver.js';
+import type { IommuCore } from '../iommu/iommu-core.js';
+import { NO_PASID } from '../iommu/translation.js';
+import type { ITracer } from '../trace/tracer.js';
+import { DeviceObject } from './device.js';
+import { FaultObject, type PageFaultRecord, type PageResponseCode } from './fault-queue.js';
+import { type HwptFlags, HwptNestedObject, type HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
+import { IoasObject } from './ioas.js';
+import { ObjectTable } from './object-table.js';
+import type { UserMemory } from './user-memory.js';
+import { VdeviceObject, type Vevent, VeventqObject, ViommuObject } from './viommu.js';
+
+export interface MapRequest {
+  readonly ioasId: number;
+  readonly memory: UserMemory;
+  /** Offset into `memory` (default 0). */
+  readonly offset?: bigint;
+  readonly length: bigint;
+  /** Fixed IOVA (`IOMMU_IOAS_MAP_FIXED_IOVA`); absent: iommufd picks one. */
+  readonly iova?: bigint;
+  readonly readable: boolean;
+  readonly writeable: boolean;
+}
+
+export interface HwptAllocRequest {
+  readonly devId: number;
+  /** An IOAS (paging HWPT), a nest-parent paging HWPT or a vIOMMU (nested HWPT). */
+  readonly ptId: number;
+  readonly flags?: PagingDomainFlags;
+  /** A FAULT object receiving this HWPT's I/O page faults (`IOMMU_HWPT_FAULT_ID_VALID`). */
+  readonly faultId?: number;
+  /** Vendor data for a nested HWPT (the guest STE, the VT-d stage-1 pointer, the guest DTE). */
+  readonly data?: unknown;
+}
+
+/** The result of `IOMMU_HWPT_INVALIDATE`: every entry was handled. A failure throws, with `context.handled`. */
+export interface InvalidateOutcome {
+  readonly handled: number;
+}
+
+export class IommuFd {
+  private readonly table = new ObjectTable();
+  private closed = false;
+
+  constructor(
+    private readonly core: IommuCore,
+    private readonly tracer: ITracer,
+    /** Devices bound to any context: a device may be bound to one at a time. */
+    private readonly bound: Set<IommuDeviceRef>,
+  ) {}
+
+  // --- objects -------------------------------------------------------------------------------------
+
+  /** `IOMMU_DESTROY`: `ENOENT` for an unknown (or tombstoned) ID, `EBUSY` while the object is in use. */
+  destroy(id: number): void {
+    this.live();
+    this.table.destroy(id);
+    this.log('destroy', `destroy object ${id}`, { id });
+  }
+
+  /** Closing the context: every object is destroyed, leaf first, and bound devices are released. */
+  close(): void {
+    if (this.closed) return;
+    for (const object of this.table.list()) if (object instanceof DeviceObject) this.unbind(object.id);
+    this.table.close();
+    this.closed = true;
+  }
+
+  /** The object types and IDs alive now (for inspection and tests). */
+  objects(): { id: number; type: string; users: number }[] {
+    return this.table.list().map((o) => ({ id: o.id, type: o.type, users: o.users }));
+  }
+
+  // --- devices -------------------------------------------------------------------------------------
+
+  /** Binds a device (VFIO cdev bind): it starts blocked. `EBUSY` if it is bound elsewhere. */
+  bind(device: IommuDeviceRef): number {
+    this.live();
+    const driver = this.core.driverOf(device);
+    if (this.bound.has(device))
+      throw new IommufdError('EBUSY', `${device.name} is already bound to an iommufd`, {
+        device: device.name,
+      });
+    const object = this.table.add(new DeviceObject(device, driver, this.core, this.table));
+    this.bound.add(device);
+    this.log('device.bind', `bind ${device.name} → dev_id ${object.id}`, {
+      device: device.name,
+      devId: object.id,
+    });
+    return object.id;
+  }
+
+  /** Unbinds a device: detaches everything, destroys its vDEVICE (leaving a tombstone), frees the ID. */
+  unbind(devId: number): void {
+    const object = this.table.get<DeviceObject>(devId, 'device');
+    this.table.remove(object);
+    this.bound.delete(object.device);
+    this.log('device.unbind', `unbind dev_id ${devId}`, { devId });
+  }
+
+  /** `IOMMU_GET_HW_INFO`. */
+  hwInfo(devId: number): HwInfo {
+    const object = this.table.get<DeviceObject>(devId, 'device');
+    return object.driver.hwInfo(object.device);
+  }
+
+  /** `IOMMU_DEVICE_ATTACH` (VFIO_DEVICE_ATTACH_IOMMUFD_PT): returns the attached HWPT's ID. */
+  attach(devId: number, ptId: number, pasid: number = NO_PASID): number {
+    const device = this.table.get<DeviceObject>(devId, 'device');
+    const target = this.table.get<HwptObjectType | IoasObject>(ptId, 'ioas', 'hwpt-paging', 'hwpt-nested');
+    const hwptId = device.attach(target, pasid, this.makeAuto);
+    this.log('device.attach', `attach dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
+      devId,
+      ptId,
+      hwptId,
+      pasid,
+    });
+    return hwptId;
+  }
+
+  /** Replace: atomically moves the attachment at `pasid` to another HWPT or IOAS. */
+  replace(devId: number, ptId: number, pasid: number = NO_PASID): number {
+    const device = this.table.get<DeviceObject>(devId, 'device');
+    const target = this.table.get<HwptObjectType | IoasObject>(ptId, 'ioas', 'hwpt-paging', 'hwpt-nested');
+    const hwptId = device.replace(target, pasid, this.makeAuto);
+    this.log('device.replace', `replace dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
+      devId,
+      ptId,
+      hwptId,
+      pasid,
+    });
+    return hwptId;
+  }
+
+  /** Detach: the RID goes back to blocking DMA; a PASID loses its domain. */
+  detach(devId: number, pasid: number = NO_PASID): void {
+    this.table.get<DeviceObject>(devId, 'device').detach(pasid);
+    this.log('device.detach', `detach dev_id ${devId}${pasidText(pasid)}`, { devId, pasid });
+  }
+
+  /** The HWPT ID attached at `pasid`, if any (for inspection). */
+  attachedHwpt(devId: number, pasid: number = NO_PASID): number | undefined {
+    return this.table.get<DeviceObject>(devId, 'device').attachments.get(pasid)?.id;
+  }
+
+  // --- IOAS ----------------------------------------------------------------------------------------
+
+  /** `IOMMU_IOAS_ALLOC`. */
+  ioasAlloc(): number {
+    this.live();
+    const id = this.table.add(new IoasObject()).id;
+    this.log('ioas.alloc', `IOAS ${id}`, { id });
+    return id;
+  }
+
+  /** `IOMMU_IOAS_MAP`: returns the IOVA used. */
+  ioasMap(request: MapRequest): bigint {
+    const ioas = this.ioas(request.ioasId);
+    const iova = ioas.iopt.map(request.iova, request.memory, request.offset ?? 0n, request.length, {
+      read: request.readable,
+      write: request.writeable,
+    });
+    this.log(
+      'ioas.map',
+      `IOAS ${ioas.id}: map ${request.memory.description} at IOVA ${toHex(iova)}+${toHex(request.length)}`,
+      {
+        ioasId: ioas.id,
+        iova,
+        length: request.length,
+      },
+    );
+    return iova;
+  }
+
+  /** `IOMMU_IOAS_UNMAP`: returns the bytes unmapped; `(0, 2^64 − 1)` unmaps everything. */
+  ioasUnmap(ioasId: number, iova: bigint, length: bigint): bigint {
+    const ioas = this.ioas(ioasId);
+    const bytes = ioas.iopt.unmap(iova, length);
+    this.log(
+      'ioas.unmap',
+      `IOAS ${ioasId}: unmap IOVA ${toHex(iova)}+${toHex(length)}: ${toHex(bytes)} bytes`,
+      { ioasId, iova, length, bytes },
+    );
+    return bytes;
+  }
+
+  /** `IOMMU_IOAS_COPY`: maps the memory behind `[srcIova, +length)` of one IOAS into another; returns the IOVA. */
+  ioasCopy(request: {
+    srcIoasId: number;
+    dstIoasId: number;
+    srcIova: bigint;
+    length: bigint;
+    dstIova?: bigint;
+    readable: boolean;
+    writeable: boolean;
+  }): bigint {
+    const src = this.ioas(request.srcIoasId);
+    const dst = this.ioas(request.dstIoasId);
+    if (request.length === 0n) throw new IommufdError('EINVAL', 'copy of zero length');
+    if (!request.readable && !request.writeable)
+      throw new IommufdError('EINVAL', 'copy needs READABLE or WRITEABLE');
+    const pieces = src.iopt.slice(request.srcIova, request.length);
+    const prot = { read: request.readable, write: request.writeable };
+    let at: bigint | undefined = request.dstIova;
+    let first: bigint | undefined;
+    const made: bigint[] = [];
+    try {
+      for (const piece of pieces) {
+        const mapped = dst.iopt.map(at, piece.memory, piece.offset, piece.length, prot);
+        first ??= mapped;
+        made.push(mapped);
+        at = mapped + piece.length;
+      }
+    } catch (error) {
+      for (const m of made) dst.iopt.unmap(m, pieces[made.indexOf(m)]!.length);
+      throw error;
+    }
+    return first!;
+  }
+
+  /** `IOMMU_IOAS_ALLOW_IOVAS`: replaces the allowed ranges (inclusive `last`); empty clears them. */
+  ioasAllowIovas(ioasId: number, ranges: readonly { start: bigint; last: bigint }[]): void {
+    this.ioas(ioasId).iopt.setAllowed(ranges);
+  }
+
+  /** `IOMMU_IOAS_IOVA_RANGES`: usable holes (complement of reserved ranges) and the required alignment. */
+  ioasIovaRanges(ioasId: number): { ranges: { start: bigint; last: bigint }[]; alignment: bigint } {
+    const iopt = this.ioas(ioasId).iopt;
+    return { ranges: iopt.iovaRanges(), alignment: iopt.iovaAlignment };
+  }
+
+  /** `IOMMU_OPTION` `IOMMU_OPTION_HUGE_PAGES` on an IOAS. */
+  ioasSetHugePages(ioasId: number, enabled: boolean): void {
+    this.ioas(ioasId).iopt.setHugePages(enabled);
+  }
+
+  // --- HWPT ----------------------------------------------------------------------------------------
+
+  /** `IOMMU_HWPT_ALLOC`: a paging HWPT on an IOAS, or a nested one on a nest-parent HWPT or vIOMMU. */
+  hwptAlloc(request: HwptAllocRequest): number {
+    const device = this.table.get<DeviceObject>(request.devId, 'device');
+    const pt = this.table.get<IoasObject | HwptObjectType | ViommuObject>(
+      request.ptId,
+      'ioas',
+      'hwpt-paging',
+      'hwpt-nested',
+      'viommu',
+    );
+    const fault =
+      request.faultId === undefined ? undefined : this.table.get<FaultObject>(request.faultId, 'fault');
+    const flags = request.flags ?? {};
+    let hwpt: HwptObjectType;
+    if (pt.type === 'ioas') hwpt = this.allocPaging(device, pt, flags, fault, false);
+    else hwpt = this.allocNested(device, pt, flags, fault, request.data);
+    if (fault)
+      this.core.setIopfHandler(hwpt.domain, (dev, req) => fault.enqueue(dev, this.devIdOf(dev), req));
+    this.log('hwpt.alloc', `HWPT ${hwpt.id} (${hwpt.type}) on object ${pt.id}`, {
+      hwptId: hwpt.id,
+      ptId: pt.id,
+      type: hwpt.type,
+    });
+    return hwpt.id;
+  }
+
+  /**
+   * `IOMMU_HWPT_INVALIDATE` on a nested HWPT or a vIOMMU: vendor entries in order. On the first failing
+   * entry it throws that entry's error with `context.handled` = entries that took effect before it.
+   */
+  hwptInvalidate(id: number, entries: readonly unknown[]): InvalidateOutcome {
+    const target = this.table.get<HwptObjectType | ViommuObject>(id, 'hwpt-nested', 'viommu', 'hwpt-paging');
+    let result: InvalidationResult;
+    if (target.type === 'hwpt-paging')
+      throw new IommufdError('EINVAL', `HWPT ${id} is a paging HWPT: invalidate a nested HWPT or a vIOMMU`);
+    if (target.type === 'viommu') result = target.driverObject.cacheInvalidate(entries);
+    else if (target.domain.cacheInvalidateUser) result = target.domain.cacheInvalidateUser(entries);
+    else throw new IommufdError('EOPNOTSUPP', `HWPT ${id} has no user-managed caches`);
+    this.log(
+      'hwpt.invalidate',
+      `invalidate on object ${id}: ${result.handled}/${entries.length} entries handled`,
+      {
+        id,
+        handled: result.handled,
+        entries: entries.length,
+      },
+    );
+    if (result.error) {
+      throw new IommufdError(
+        result.error.code,
+        result.error.message.replace(/^\w+: /, ''),
+        { ...result.error.context, handled: result.handled },
+        {
+          cause: result.error,
+        },
+      );
+    }
+    return { handled: result.handled };
+  }
+
+  /** `IOMMU_HWPT_SET_DIRTY_TRACKING`: enabling first clears the dirty state of every mapped page. */
+  hwptSetDirtyTracking(hwptId: number, enabled: boolean): void {
+    const hwpt = this.table.get<HwptPagingObject>(hwptId, 'hwpt-paging');
+    const domain = hwpt.domain;
+    if (!hwpt.flags.dirtyTracking || !domain.setDirtyTracking || !domain.readAndClearDirty) {
+      throw new IommufdError('EOPNOTSUPP', `HWPT ${hwptId} was not allocated with dirty tracking`);
+    }
+    if (enabled)
+      for (const area of hwpt.ioas.iopt.listAreas())
+        domain.readAndClearDirty(area.iova as never, area.length, () => {}, true);
+    domain.setDirtyTracking(enabled);
+  }
+
+  /**
+   * `IOMMU_HWPT_GET_DIRTY_BITMAP`: one bit per `pageSize` page of `[iova, +length)`, set when any byte of
+   * it was written; cleared as read unless `noClear`. Unmapped holes read as clean.
+   */
+  hwptGetDirtyBitmap(
+    hwptId: number,
+    iova: bigint,
+    length: bigint,
+    pageSize: bigint,
+    noClear = false,
+  ): Uint8Array {
+    const hwpt = this.table.get<HwptPagingObject>(hwptId, 'hwpt-paging');
+    const domain = hwpt.domain;
+    if (!domain.readAndClearDirty)
+      throw new IommufdError('EOPNOTSUPP', `HWPT ${hwptId} has no dirty tracking`);
+    if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n)
+      throw new IommufdError('EINVAL', `page size ${pageSize} is not a power of two`);
+    const align = hwpt.ioas.iopt.iovaAlignment > pageSize ? hwpt.ioas.iopt.iovaAlignment : pageSize;
+    if (iova % align !== 0n || (iova + length) % align !== 0n) {
+      throw new IommufdError(
+        'EINVAL',
+        `dirty range ${toHex(iova)}+${toHex(length)} is not aligned to ${toHex(align)}`,
+      );
+    }
+    const pages = Number(length / pageSize);
+    const bitmap = new Uint8Array(Math.ceil(pages / 8));
+    const end = iova + length;
+    for (const area of hwpt.ioas.iopt.listAreas()) {
+      const from = area.iova > iova ? area.iova : iova;
+      const to = area.iova + area.length < end ? area.iova + area.length : end;
+      if (from >= to) continue;
+      domain.readAndClearDirty(
+        from as never,
+        to - from,
+        (dirtyIova, size) => {
+          for (let at = dirtyIova; at < dirtyIova + size; at += pageSize) {
+            const bit = Number((at - iova) / pageSize);
+            if (bit >= 0 && bit < pages) bitmap[bit >> 3]! |= 1 << (bit & 7);
+          }
+        },
+        !noClear,
+      );
+    }
+    return bitmap;
+  }
+
+  // --- vIOMMU, vDEVICE, vEVENTQ, FAULT -------------------------------------------------------------
+
+  /** `IOMMU_VIOMMU_ALLOC` on a nest-parent paging HWPT, for the IOMMU behind `devId`. */
+  viommuAlloc(devId: number, hwptId: number, type: string): number {
+    const device = this.table.get<DeviceObject>(devId, 'device');
+    const parent = this.table.get<HwptPagingObject>(hwptId, 'hwpt-paging');
+    if (type === 'default') throw new IommufdError('EOPNOTSUPP', 'vIOMMU type "default" is not allocatable');
+    if (!parent.flags.nestParent) throw new IommufdError('EINVAL', `HWPT ${hwptId} is not a nest parent`);
+    if (parent.driver !== device.driver)
+      throw new IommufdError('EINVAL', `HWPT ${hwptId} is on another IOMMU than ${device.device.name}`);
+    if (!device.driver.viommuAlloc)
+      throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} has no vIOMMU support`);
+    // The driver reports events before the object exists only if it misbehaves; route them once it does.
+    const sink = {
+      target: undefined as ViommuObject | undefined,
+      report: (t: string, r: Uint32Array) => sink.target?.report(t, r),
+    };
+    const driverObject = device.driver.viommuAlloc(parent.domain, type, sink);
+    const viommu = this.table.add(new ViommuObject(parent, device.driver, type, driverObject));
+    sink.target = viommu;
+    this.log('viommu.alloc', `vIOMMU ${viommu.id} (${type}) on HWPT ${hwptId}`, {
+      viommuId: viommu.id,
+      hwptId,
+      type,
+    });
+    return viommu.id;
+  }
+
+  /** `IOMMU_VDEVICE_ALLOC`: binds `virtId` to a device on the vIOMMU. */
+  vdeviceAlloc(viommuId: number, devId: number, virtId: bigint): number {
+    const viommu = this.table.get<ViommuObject>(viommuId, 'viommu');
+    const device = this.table.get<DeviceObject>(devId, 'device');
+    if (virtId < 0n || virtId > U64_MAX)
+      throw new IommufdError('EINVAL', `virtual ID ${virtId} does not fit in 64 bits`);
+    if (device.driver !== viommu.driver)
+      throw new IommufdError(
+        'EINVAL',
+        `${device.device.name} is behind another IOMMU than vIOMMU ${viommuId}`,
+      );
+    if (device.vdevice)
+      throw new IommufdError('EEXIST', `${device.device.name} already has vDEVICE ${device.vdevice.id}`);
+    if (viommu.vdevices.has(virtId))
+      throw new IommufdError('EEXIST', `virtual ID ${toHex(virtId)} is taken on vIOMMU ${viommuId}`);
+    viommu.driverObject.vdeviceAlloc(device.device, virtId);
+    const vdevice = this.table.add(new VdeviceObject(viommu, device, virtId));
+    this.log(
+      'vdevice.alloc',
+      `vDEVICE ${vdevice.id}: ${device.device.name} is virtual ID ${toHex(virtId)} on vIOMMU ${viommuId}`,
+      {
+        vdeviceId: vdevice.id,
+        virtId,
+      },
+    );
+    return vdevice.id;
+  }
+
+  /** `IOMMU_VEVENTQ_ALLOC`: one queue per (vIOMMU, event type). */
+  veventqAlloc(viommuId: number, type: string, depth: number): number {
+    const viommu = this.table.get<ViommuObject>(viommuId, 'viommu');
+    if (type === 'default') throw new IommufdError('EOPNOTSUPP', 'vEVENTQ type "default" is not allocatable');
+    if (!Number.isInteger(depth) || depth <= 0)
+      throw new IommufdError('EINVAL', `vEVENTQ depth ${depth} must be positive`);
+    if (viommu.veventqs.has(type))
+      throw new IommufdError('EEXIST', `vIOMMU ${viommuId} already has a ${type} vEVENTQ`);
+    return this.table.add(new VeventqObject(viommu, type, depth)).id;
+  }
+
+  /** Reads (and frees) events from a vEVENTQ. */
+  veventqRead(veventqId: number, max?: number): Vevent[] {
+    return this.table.get<VeventqObject>(veventqId, 'veventq').read(max);
+  }
+
+  /** `IOMMU_FAULT_QUEUE_ALLOC`. */
+  faultQueueAlloc(): number {
+    this.live();
+    return this.table.add(new FaultObject(this.core)).id;
+  }
+
+  /** Reads whole fault groups from a FAULT object. */
+  faultRead(faultId: number): PageFaultRecord[] {
+    return this.table.get<FaultObject>(faultId, 'fault').read();
+  }
+
+  /** Answers a fault group by cookie; `EINVAL` for an unknown cookie. */
+  faultRespond(faultId: number, cookie: number, code: PageResponseCode): void {
+    this.table.get<FaultObject>(faultId, 'fault').respond(cookie, code);
+  }
+
+  // --- internals -----------------------------------------------------------------------------------
+
+  private readonly makeAuto = (device: DeviceObject, ioas: IoasObject): HwptPagingObject =>
+    this.allocPaging(device, ioas, {}, undefined, true);
+
+  private allocPaging(
+    device: DeviceObject,
+    ioas: IoasObject,
+    flags: PagingDomainFlags,
+    fault: FaultObject | undefined,
+    autoDomain: boolean,
+  ) {
+    if (flags.nestParent && fault)
+      throw new IommufdError('EOPNOTSUPP', 'a nest parent cannot take a fault queue');
+    if (flags.dirtyTracking && !device.driver.hwInfo(device.device).capabilities.dirtyTracking) {
+      throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} has no dirty tracking`);
+    }
+    const domain = device.driver.domainAllocPaging(flags);
+    try {
+      ioas.iopt.addDomain(domain);
+    } catch (error) {
+      domain.free();
+      throw error;
+    }
+    const hwptFlags: HwptFlags = {
+      autoDomain,
+      nestParent: flags.nestParent ?? false,
+      dirtyTracking: flags.dirtyTracking ?? false,
+      pasidCompat: flags.pasid ?? false,
+    };
+    return this.table.add(new HwptPagingObject(ioas, domain, device.driver, hwptFlags, fault, this.core));
+  }
+
+  private allocNested(
+    device: DeviceObject,
+    pt: HwptObjectType | ViommuObject,
+    flags: PagingDomainFlags,
+    fault: FaultObject | undefined,
+    data: unknown,
+  ) {
+    if (flags.nestParent || flags.dirtyTracking)
+      throw new IommufdError('EOPNOTSUPP', 'a nested HWPT takes only the PASID flag');
+    if (pt.type === 'hwpt-nested')
+      throw new IommufdError(
+        'EINVAL',
+        `HWPT ${pt.id} is nested: nest on a nest-parent paging HWPT or a vIOMMU`,
+      );
+    const parent = pt.type === 'viommu' ? pt.parent : pt;
+    if (!parent.flags.nestParent || parent.flags.autoDomain)
+      throw new IommufdError('EINVAL', `HWPT ${parent.id} is not a nest parent`);
+    if (parent.driver !== device.driver)
+      throw new IommufdError(
+        'EINVAL',
+        `${device.device.name} is behind another IOMMU than HWPT ${parent.id}`,
+      );
+    if (data === undefined) throw new IommufdError('EINVAL', 'a nested HWPT needs vendor data');
+    let domain;
+    if (pt.type === 'viommu') domain = pt.driverObject.domainAllocNested(data);
+    else if (device.driver.domainAllocNested) domain = device.driver.domainAllocNested(parent.domain, data);
+    else throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} nests only through a vIOMMU`);
+    const hwptFlags: HwptFlags = {
+      autoDomain: false,
+      nestParent: false,
+      dirtyTracking: false,
+      pasidCompat: flags.pasid ?? false,
+    };
+    const viommu = pt.type === 'viommu' ? pt : undefined;
+    return this.table.add(
+      new HwptNestedObject(parent, viommu, domain, device.driver, hwptFlags, fault, this.core),
+    );
+  }
+
+  private ioas(id: number): IoasObject {
+    return this.table.get<IoasObject>(id, 'ioas');
+  }
+
+  private devIdOf(device: IommuDeviceRef): number {
+    const object = this.table
+      .list()
+      .find((o): o is DeviceObject => o instanceof DeviceObject && o.device === device);
+    return object?.id ?? 0;
+  }
+
+  private live(): void {
+    if (this.closed) throw new IommufdError('EINVAL', 'the iommufd context is closed');
+  }
+
+  private log(
+    name: string,
+    message: string,
+    args: Record<string, bigint | number | string | undefined>,
+  ): void {
+    if (!this.tracer.enabled) return;
+    const clean: Record<string, bigint | number | string> = {};
+    for (const [k, v] of Object.entries(args)) if (v !== undefined) clean[k] = v;
+    this.tracer.trace('iommufd', 'iommufd', name, message, clean);
+  }
+}
+
+function pasidText(pasid: number): string {
+  return pasid === NO_PASID ? '' : ` PASID ${pasid}`;
+}
