@@ -58,7 +58,7 @@ describe('iommukit demo', () => {
     const { code, out } = await cli('demo');
     expect(code).toBe(EXIT_OK);
     expect(out).toContain('system "demo" · plugin mock 0.1.0 (mock)');
-    expect(out).toMatch(/walk L2 read 0x[0-9a-f]+ = 0x[0-9a-f]+/);
+    expect(out).toMatch(/walk S1 L2 read 0x[0-9a-f]+ = 0x[0-9a-f]+/);
     expect(out).toContain('fault MOCK_NOT_PRESENT reported for nic0 at IOVA 0x100040');
     expect(out).toContain('✓ 9/9 steps passed');
   });
@@ -164,12 +164,12 @@ describe('iommukit vendors', () => {
     const { code, out } = await cli('vendors');
     expect(code).toBe(EXIT_OK);
     expect(out).toContain('mock 0.1.0 — mock');
-    expect(out).toContain('default instance registers: IDR=0x14d4b CAP=0x548');
+    expect(out).toContain('default instance registers: IDR=0x24d4b CAP=0x34548');
     const json = JSON.parse((await cli('vendors', '--json')).out);
     expect(json[0]).toMatchObject({
       name: 'mock',
       capabilities: { dirtyTracking: true },
-      registers: { IDR: '0x14d4b' },
+      registers: { IDR: '0x24d4b' },
     });
   });
 });
