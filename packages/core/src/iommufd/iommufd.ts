@@ -5,7 +5,13 @@
  */
 import { toHex, U64_MAX } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
-import type { HwInfo, InvalidationResult, IommuDeviceRef, PagingDomainFlags } from '../iommu/driver.js';
+import type {
+  HwInfo,
+  InvalidationResult,
+  IommuDeviceRef,
+  IommuDomain,
+  PagingDomainFlags,
+} from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { ITracer } from '../trace/tracer.js';
@@ -506,7 +512,7 @@ export class IommuFd {
         `${device.device.name} is behind another IOMMU than HWPT ${parent.id}`,
       );
     if (data === undefined) throw new IommufdError('EINVAL', 'a nested HWPT needs vendor data');
-    let domain;
+    let domain: IommuDomain;
     if (pt.type === 'viommu') domain = pt.driverObject.domainAllocNested(data);
     else if (device.driver.domainAllocNested) domain = device.driver.domainAllocNested(parent.domain, data);
     else throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} nests only through a vIOMMU`);
