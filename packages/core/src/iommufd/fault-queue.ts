@@ -26,7 +26,7 @@ export interface PageFaultRecord {
   readonly cookie: number;
 }
 
-export type PageResponseCode = 'success' | 'invalid';
+export type FaultResponseCode = 'success' | 'invalid';
 
 interface Group {
   readonly cookie: number;
@@ -98,7 +98,7 @@ export class FaultObject extends IommufdObject {
   }
 
   /** Answers a group by cookie; `EINVAL` for an unknown cookie. */
-  respond(cookie: number, code: PageResponseCode): void {
+  respond(cookie: number, code: FaultResponseCode): void {
     const group = this.awaiting.get(cookie);
     if (!group)
       throw new IommufdError('EINVAL', `no outstanding fault group with cookie ${cookie}`, { cookie });

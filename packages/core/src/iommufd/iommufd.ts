@@ -16,7 +16,7 @@ import type { IommuCore } from '../iommu/iommu-core.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { ITracer } from '../trace/tracer.js';
 import { DeviceObject } from './device.js';
-import { FaultObject, type PageFaultRecord, type PageResponseCode } from './fault-queue.js';
+import { FaultObject, type FaultResponseCode, type PageFaultRecord } from './fault-queue.js';
 import { type HwptFlags, HwptNestedObject, type HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
 import { IoasObject } from './ioas.js';
 import { ObjectTable } from './object-table.js';
@@ -452,7 +452,7 @@ export class IommuFd {
   }
 
   /** Answers a fault group by cookie; `EINVAL` for an unknown cookie. */
-  faultRespond(faultId: number, cookie: number, code: PageResponseCode): void {
+  faultRespond(faultId: number, cookie: number, code: FaultResponseCode): void {
     this.table.get<FaultObject>(faultId, 'fault').respond(cookie, code);
   }
 
