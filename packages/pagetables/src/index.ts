@@ -1,0 +1,12 @@
+/**
+ * @iommukit/pagetables: format-driven IOMMU page tables (the role of Linux io-pgtable / generic_pt) on the
+ * iommukit memory bus, and the hardware walker the IOMMU models share. See README.md.
+ */
+export * from './format.js';
+export * from './io-page-table.js';
+export * from './vmsa/descriptors.js';
+export * from './vmsa/geometry.js';
+export * from './vmsa/permissions.js';
+export * from './vmsa/registers.js';
+export * from './vmsa/vmsa-format.js';
+export * from './walk.js';

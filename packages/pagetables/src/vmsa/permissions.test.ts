@@ -1,0 +1,91 @@
+import { PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { describe, expect, it } from 'vitest';
+import {
+  decodeVmsaAttributes,
+  LIMIT_AP_TABLE_NO_EL0,
+  LIMIT_AP_TABLE_RO,
+  LIMIT_PXN_TABLE,
+  LIMIT_UXN_TABLE,
+  type VmsaAttributeFields,
+  vmsaTemplate,
+} from './descriptors.js';
+import { vmsaAccessAllowed, vmsaPermissions } from './permissions.js';
+
+const R = PERM_READ;
+const W = PERM_WRITE;
+const X = PERM_EXEC;
+
+function attrs(stage: 1 | 2, fields: VmsaAttributeFields, limits = 0) {
+  const t = vmsaTemplate(stage, { af: true, ...fields });
+  return decodeVmsaAttributes(stage, t.lo | 3, t.hi, limits);
+}
+
+describe('stage 1 permissions (Arm ARM D8.4, EL1&0 regime)', () => {
+  // AP[2:1] → [privileged, unprivileged] data permissions, with PXN = UXN = 0.
+  const table: [number, number, number][] = [
+    [0b00, R | W | X, 0], // privileged read/write, no EL0 access
+    [0b01, R | W, R | W | X], // read/write at both; privileged execution forbidden (EL0-writable)
+    [0b10, R | X, 0], // privileged read-only
+    [0b11, R | X, R | X], // read-only at both
+  ];
+  for (const [ap, priv, unpriv] of table) {
+    it(`AP[2:1] = 0b${ap.toString(2).padStart(2, '0')}`, () => {
+      const a = attrs(1, { ap });
+      expect(vmsaPermissions(a, true)).toBe(priv);
+      expect(vmsaPermissions(a, false)).toBe(unpriv);
+    });
+  }
+
+  it('PXN and UXN remove execution for their own privilege only', () => {
+    expect(vmsaPermissions(attrs(1, { ap: 0b11, xn: 0b01 }), true)).toBe(R);
+    expect(vmsaPermissions(attrs(1, { ap: 0b11, xn: 0b01 }), false)).toBe(R | X);
+    expect(vmsaPermissions(attrs(1, { ap: 0b11, xn: 0b10 }), true)).toBe(R | X);
+    expect(vmsaPermissions(attrs(1, { ap: 0b11, xn: 0b10 }), false)).toBe(R);
+  });
+
+  it('table descriptor limits: APTable and PXNTable/UXNTable', () => {
+    expect(vmsaPermissions(attrs(1, { ap: 0b01 }, LIMIT_AP_TABLE_NO_EL0), false)).toBe(0);
+    expect(vmsaPermissions(attrs(1, { ap: 0b01 }, LIMIT_AP_TABLE_RO), false)).toBe(R | X);
+    expect(vmsaPermissions(attrs(1, { ap: 0b00 }, LIMIT_PXN_TABLE), true)).toBe(R | W);
+    expect(vmsaPermissions(attrs(1, { ap: 0b11 }, LIMIT_UXN_TABLE), false)).toBe(R);
+  });
+
+  it('with hardware dirty management a DBM read-only leaf is writable-clean', () => {
+    const clean = attrs(1, { ap: 0b11, dbm: true });
+    expect(vmsaPermissions(clean, true, false) & W).toBe(0);
+    expect(vmsaPermissions(clean, true, true) & W).toBe(W);
+    expect(vmsaPermissions(clean, false, true) & W).toBe(W);
+    // ... unless a table above makes everything read-only.
+    expect(vmsaPermissions(attrs(1, { ap: 0b11, dbm: true }, LIMIT_AP_TABLE_RO), true, true) & W).toBe(0);
+  });
+
+  it('vmsaAccessAllowed takes PERM_* access bits with PERM_PRIV', () => {
+    const privOnly = attrs(1, { ap: 0b00, xn: 0b11 });
+    expect(vmsaAccessAllowed(privOnly, W | PERM_PRIV)).toBe(true);
+    expect(vmsaAccessAllowed(privOnly, R)).toBe(false);
+    expect(vmsaAccessAllowed(privOnly, R | X | PERM_PRIV)).toBe(false);
+  });
+});
+
+describe('stage 2 permissions', () => {
+  it('S2AP: none, read, write, read/write', () => {
+    expect([0, 1, 2, 3].map((ap) => vmsaPermissions(attrs(2, { ap, xn: 0b10 }), false))).toEqual([
+      0,
+      R,
+      W,
+      R | W,
+    ]);
+  });
+
+  it('XN[1:0] with FEAT_XNX: 00 both, 01 not at EL1, 10 never, 11 not at EL0', () => {
+    const exec = (xn: number, priv: boolean) => (vmsaPermissions(attrs(2, { ap: 1, xn }), priv) & X) !== 0;
+    expect([0, 1, 2, 3].map((xn) => exec(xn, true))).toEqual([true, false, false, true]);
+    expect([0, 1, 2, 3].map((xn) => exec(xn, false))).toEqual([true, true, false, false]);
+  });
+
+  it('DBM with S2AP[1] = 0 is writable-clean under HD', () => {
+    const clean = attrs(2, { ap: 0b01, dbm: true });
+    expect(vmsaAccessAllowed(clean, W)).toBe(false);
+    expect(vmsaAccessAllowed(clean, W, true)).toBe(true);
+  });
+});

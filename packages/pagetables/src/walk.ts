@@ -1,0 +1,171 @@
+/**
+ * The hardware table walker: what an IOMMU's page-table walker does on a TLB miss, for any
+ * {@link PageTableFormat}. It reads one descriptor per level through the memory bus (each read counted on the
+ * caller's {@link AccessCounter}), follows table descriptors, and stops at a leaf or a fault. It never throws
+ * for an architectural outcome: a fault is a value, as the SMMU reports it in an event record.
+ *
+ * What it models (Arm ARM D8.2–D8.5 for VMSAv8-64; SMMUv3 3.4 for the input range):
+ * - Input outside the table's range (at or above 2^IAS): a translation fault at the start level — SMMUv3
+ *   3.4 raises F_TRANSLATION for a VA outside the CD's T0SZ range and a stage 2 translation fault for an IPA
+ *   outside S2T0SZ (address-size faults are for outputs).
+ * - A root, table or output address at or above 2^OAS: an address-size fault (level 0 for the root, the
+ *   lookup's level otherwise, as the Arm ARM reports a TTBR out of range).
+ * - A bus abort on a descriptor read or write-back: `walk-abort` with the descriptor's address.
+ * - Access flag clear: an access-flag fault, or with `hardwareAccessFlag` (HA) the walker sets AF and writes
+ *   the descriptor back.
+ * - With `hardwareDirty` (HD), a write to a writable-clean leaf the access may otherwise write marks it dirty
+ *   (stage 1 AP[2] := 0, stage 2 S2AP[1] := 1) and writes it back. HA/HD write the low descriptor word only,
+ *   which holds every hardware-managed bit.
+ * - Nested walks: `translateTableAddress` maps the address of every descriptor about to be read (an IPA when
+ *   stage 1 runs on top of stage 2) to the address to read; a fault it returns ends the walk with the same
+ *   kind, the stage 1 level, and the stage 2 fault in `tableWalk`.
+ * Permission checks are the caller's: {@link PageTableFormat.permissions} or {@link vmsaAccessAllowed}.
+ */
+import { type AccessCounter, type MemoryBus, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { DESC_INVALID, DESC_TABLE, DIRTY_CLEAN, type PageTableFormat, pow2 } from './format.js';
+
+export type WalkFaultKind = 'translation' | 'address-size' | 'access-flag' | 'walk-abort';
+
+export interface WalkFault {
+  readonly kind: WalkFaultKind;
+  /** The lookup level the fault belongs to. */
+  readonly level: number;
+  /** `walk-abort`: the descriptor address the bus refused; nested faults: the descriptor address not translated. */
+  readonly address?: number;
+  /** When `translateTableAddress` failed, its fault (for SMMUv3: a stage 2 fault on a stage 1 table fetch). */
+  readonly tableWalk?: WalkFault;
+}
+
+export interface WalkOk<A> {
+  readonly ok: true;
+  /** The output address of the input address (leaf base + offset). */
+  readonly pa: number;
+  /** Level of the leaf. */
+  readonly level: number;
+  /** log2 of the leaf's size: the whole naturally aligned range a TLB may cache. */
+  readonly pageShift: number;
+  readonly attrs: A;
+  /** The leaf descriptor as it is in memory after any HA/HD update. */
+  readonly lo: number;
+  readonly hi: number;
+  /** Where the leaf descriptor was read (after `translateTableAddress`). */
+  readonly descriptorAddress: number;
+  /** Descriptors this walk read (nested stage 2 reads are counted by the counter, not here). */
+  readonly reads: number;
+}
+
+export interface WalkFailure {
+  readonly ok: false;
+  readonly fault: WalkFault;
+  readonly reads: number;
+}
+
+export type WalkResult<A> = WalkOk<A> | WalkFailure;
+
+export interface WalkOptions {
+  readonly bus: MemoryBus;
+  /** Every descriptor read and write-back is counted here. */
+  readonly counter: AccessCounter;
+  /** PERM_* bits of the access: WRITE drives HD, PRIV selects the stage 1 rights HD checks. Default READ. */
+  readonly access?: number;
+  /** HA: set a clear access flag instead of faulting (SMMUv3 CD.HA / STE.S2HA). */
+  readonly hardwareAccessFlag?: boolean;
+  /** HD: make a writable-clean leaf dirty on a write (SMMUv3 CD.HD / STE.S2HD). */
+  readonly hardwareDirty?: boolean;
+  /** Apply table-descriptor permission limits (default true; SMMUv3 CD.HAD0 = 1 turns them off). */
+  readonly hierarchicalPermissions?: boolean;
+  /** Nested walks: the address to read for each descriptor address, or the fault that stops the walk. */
+  readonly translateTableAddress?: (address: number, level: number) => number | WalkFault;
+  /** Called after every descriptor read, for tracing. */
+  readonly onStep?: (level: number, address: number, lo: number, hi: number) => void;
+}
+
+// One descriptor's words. Values are copied into locals right after the read, before any callback, so a
+// nested walk started from a callback cannot disturb them.
+const words = new Uint32Array(2);
+
+function failure(kind: WalkFaultKind, level: number, reads: number, address?: number): WalkFailure {
+  return { ok: false, fault: address === undefined ? { kind, level } : { kind, level, address }, reads };
+}
+
+/** Walks `format`'s table rooted at `rootPa` for input address `iova`. */
+export function walk<A>(
+  format: PageTableFormat<A>,
+  rootPa: number,
+  iova: number,
+  options: WalkOptions,
+): WalkResult<A> {
+  const { bus, counter, translateTableAddress, onStep } = options;
+  const oaLimit = pow2(format.oas);
+  let level = format.startLevel;
+  if (!(iova >= 0 && iova < pow2(format.ias))) return failure('translation', level, 0);
+  if (!(rootPa >= 0 && rootPa < oaLimit)) return failure('address-size', 0, 0);
+  const hierarchical = options.hierarchicalPermissions !== false;
+  let table = rootPa;
+  let limits = 0;
+  let reads = 0;
+  for (;;) {
+    let address = table + format.index(iova, level) * format.descriptorBytes;
+    if (translateTableAddress !== undefined) {
+      const translated = translateTableAddress(address, level);
+      if (typeof translated !== 'number') {
+        return { ok: false, fault: { kind: translated.kind, level, address, tableWalk: translated }, reads };
+      }
+      address = translated;
+    }
+    if (!bus.readWords(address, words, 2, counter)) return failure('walk-abort', level, reads, address);
+    reads++;
+    let lo = words[0]!;
+    const hi = words[1]!;
+    onStep?.(level, address, lo, hi);
+    const kind = format.kind(lo, hi, level);
+    if (kind === DESC_INVALID || (kind === DESC_TABLE && level === format.leafLevel)) {
+      return failure('translation', level, reads);
+    }
+    if (kind === DESC_TABLE) {
+      const next = format.tableAddress(lo, hi);
+      if (next >= oaLimit) return failure('address-size', level, reads);
+      if (hierarchical) limits |= format.tableLimits(lo, hi);
+      table = next;
+      level = format.nextLevel(level);
+      continue;
+    }
+    // A leaf: Arm ARM D8.5 fault order: address size, then access flag.
+    const base = format.outputAddress(lo, hi, level);
+    if (base >= oaLimit) return failure('address-size', level, reads);
+    let update = false;
+    if (!format.accessFlag(lo)) {
+      if (options.hardwareAccessFlag !== true) return failure('access-flag', level, reads);
+      lo = format.setAccessFlag(lo);
+      update = true;
+    }
+    let attrs = format.decodeLeaf(lo, hi, level, limits);
+    const access = options.access ?? PERM_READ;
+    if (
+      options.hardwareDirty === true &&
+      (access & PERM_WRITE) !== 0 &&
+      format.dirtyState(lo, hi) === DIRTY_CLEAN &&
+      (format.permissions(attrs, (access & PERM_PRIV) !== 0, true) & PERM_WRITE) !== 0
+    ) {
+      lo = format.markDirty(lo);
+      attrs = format.decodeLeaf(lo, hi, level, limits);
+      update = true;
+    }
+    if (update) {
+      words[0] = lo;
+      if (!bus.writeWords(address, words, 1, counter)) return failure('walk-abort', level, reads, address);
+    }
+    const pageShift = format.levelShift(level);
+    return {
+      ok: true,
+      pa: base + (iova % pow2(pageShift)),
+      level,
+      pageShift,
+      attrs,
+      lo,
+      hi,
+      descriptorAddress: address,
+      reads,
+    };
+  }
+}
