@@ -54,13 +54,13 @@ export function addOrThrow<A extends Address>(a: A, n: bigint): A {
 }
 
 /** Rounds `a` down to a multiple of `align` (a power of two). */
-export function alignDown<A extends Address>(a: A, align: bigint): A {
+export function alignDown<A extends bigint>(a: A, align: bigint): A {
   assertPowerOfTwo(align);
   return (a & ~(align - 1n)) as A;
 }
 
 /** Rounds `a` up to a multiple of `align` (a power of two); `EOVERFLOW` past 2^64 − 1. */
-export function alignUp<A extends Address>(a: A, align: bigint): A {
+export function alignUp<A extends bigint>(a: A, align: bigint): A {
   assertPowerOfTwo(align);
   const up = (a + align - 1n) & ~(align - 1n);
   if (up > U64_MAX)

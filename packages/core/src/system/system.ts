@@ -7,6 +7,7 @@ import type { EndpointDevice } from '../device/endpoint.js';
 import { type DependencyContainer, inject, injectable } from '../di/container.js';
 import { token } from '../di/token.js';
 import { IommufdError } from '../errors/iommufd-error.js';
+import { DmaApiDomain } from '../iommu/dma-api.js';
 import type { IommuDeviceRef } from '../iommu/driver.js';
 import { IIommuCore, type IommuCore } from '../iommu/iommu-core.js';
 import { IInterruptController, type InterruptController } from '../iommu/irq.js';
@@ -67,6 +68,14 @@ export class System {
 
   device(name: string): EndpointDevice {
     return this.deviceSet.require(name);
+  }
+
+  /**
+   * Gives a device to the kernel DMA API: a private paging domain with an IOVA allocator and the SW MSI
+   * cookie (what a host driver of the device uses). Release it before binding the device to iommufd.
+   */
+  kernelDma(deviceName: string): DmaApiDomain {
+    return new DmaApiDomain(this.device(deviceName), this.iommuCore);
   }
 
   /** Opens an iommufd context ("open /dev/iommu"); a device may be bound to one context at a time. */
