@@ -1,18 +1,13 @@
 /** The kernel DMA API on the mock: IOVA allocation, map/unmap with synchronous invalidation, the SW MSI cookie. */
 import { errnoOf, hpa } from '@iommukit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MOCK_SW_MSI_BASE, MOCK_SW_MSI_LENGTH } from '../src/index.js';
-import { mockSystem } from './fixtures.js';
+import { mockSystemsPerTest } from './fixtures.js';
 
-let dispose: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await dispose?.();
-  dispose = undefined;
-});
+const newSystem = mockSystemsPerTest();
 
 async function setup() {
-  const system = await mockSystem();
-  dispose = () => system.dispose();
+  const system = await newSystem();
   const read = (addr: bigint, n: number) => {
     const r = system.bus.readBytes(addr, n, system.bus.counter('test'));
     if (!r.ok) throw new Error('abort');

@@ -1,5 +1,6 @@
 /** Shared helpers for tests of the mock plugin and the core against it. */
-import { createSystem, PluginRegistry, type SystemConfigInput } from '@iommukit/core';
+import { createSystem, PluginRegistry, type System, type SystemConfigInput } from '@iommukit/core';
+import { afterEach } from 'vitest';
 import { mockPlugin } from '../src/index.js';
 
 /** A registry whose only built-in is the mock plugin. */
@@ -25,4 +26,20 @@ export function mockConfig(overrides: Partial<SystemConfigInput> = {}): SystemCo
 
 export async function mockSystem(overrides: Partial<SystemConfigInput> = {}) {
   return createSystem(mockConfig(overrides), { registry: mockRegistry() });
+}
+
+/**
+ * For a test file: returns a maker of mock systems and disposes every system it made after each test.
+ * Call it at the top level of the file.
+ */
+export function mockSystemsPerTest(): (overrides?: Partial<SystemConfigInput>) => Promise<System> {
+  const made: System[] = [];
+  afterEach(async () => {
+    await Promise.all(made.splice(0).map((system) => system.dispose()));
+  });
+  return async (overrides = {}) => {
+    const system = await mockSystem(overrides);
+    made.push(system);
+    return system;
+  };
 }

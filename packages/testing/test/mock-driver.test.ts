@@ -1,18 +1,13 @@
 /** The mock host driver: domain lifetime, map/unmap rules (errno as the kernel would pick) and probing. */
 import { errnoOf, FrameAllocator, hpa, InterruptController, iova, MemoryBus, Tracer } from '@iommukit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MockIommuDriver, type MockPagingDomain } from '../src/index.js';
-import { mockSystem } from './fixtures.js';
+import { mockSystem, mockSystemsPerTest } from './fixtures.js';
 
-let dispose: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await dispose?.();
-  dispose = undefined;
-});
+const newSystem = mockSystemsPerTest();
 
 async function setup() {
-  const system = await mockSystem();
-  dispose = () => system.dispose();
+  const system = await newSystem();
   const { driver } = system.iommu('iommu0');
   return { system, driver, buffer: system.memory.allocFrames(64) };
 }

@@ -4,21 +4,16 @@
  * analyser on the bus would.
  */
 import { hpa, iova, join64, NO_PASID, PERM_READ, PERM_WRITE } from '@iommukit/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type MockIommuHardware, mockFormats, mockRegs } from '../src/index.js';
-import { mockSystem } from './fixtures.js';
+import { mockSystemsPerTest } from './fixtures.js';
 
 const { R, CTRL_EN, QUEUE_OVERFLOW: FLOG_OVERFLOW } = mockRegs;
 const MMIO = 0x0900_0000;
-let dispose: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await dispose?.();
-  dispose = undefined;
-});
+const newSystem = mockSystemsPerTest();
 
 async function setup(overrides = {}) {
-  const system = await mockSystem(overrides);
-  dispose = () => system.dispose();
+  const system = await newSystem(overrides);
   const instance = system.iommu('iommu0');
   const hw = instance.hardware as MockIommuHardware;
   const who = system.bus.counter('test');
