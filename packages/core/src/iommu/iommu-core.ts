@@ -91,7 +91,9 @@ export class IommuCore {
    */
   reportPageRequest(device: IommuDeviceRef, request: PageRequest): void {
     const state = this.devices.get(device);
-    const domain = state?.domains.get(request.pasid);
+    // A request from a device the core no longer knows (released mid-flight) has nobody to answer it.
+    if (!state) return;
+    const domain = state.domains.get(request.pasid);
     const handler = domain ? this.iopfHandlers.get(domain) : undefined;
     if (handler) {
       handler(device, request);

@@ -8,6 +8,8 @@ import { IommufdError } from '../errors/iommufd-error.js';
 interface Extent {
   readonly start: bigint;
   readonly end: bigint; // inclusive
+  /** A reserved range, not an allocation: `free` refuses it. */
+  readonly reserved?: boolean;
 }
 
 export class IovaAllocator {
@@ -19,7 +21,17 @@ export class IovaAllocator {
     private readonly end: bigint,
     reserved: readonly { start: bigint; length: bigint }[] = [],
   ) {
-    for (const r of reserved) this.insert({ start: r.start, end: r.start + r.length - 1n });
+    // The gap walk in `alloc` needs disjoint extents: merge reserved ranges that overlap or touch.
+    const sorted = reserved
+      .filter((r) => r.length > 0n)
+      .map((r) => ({ start: r.start, end: r.start + r.length - 1n, reserved: true }))
+      .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    for (const r of sorted) {
+      const last = this.taken.at(-1);
+      if (last && r.start <= last.end + 1n) {
+        if (r.end > last.end) this.taken[this.taken.length - 1] = { ...last, end: r.end };
+      } else this.taken.push(r);
+    }
   }
 
   /** A free range of `size` bytes aligned to `align` (default: `size` rounded up to a power of two). */
@@ -29,7 +41,7 @@ export class IovaAllocator {
     let ceiling = this.end;
     for (let i = this.taken.length; i >= 0; i--) {
       const below = this.taken[i - 1];
-      const floor = below ? below.end + 1n : this.start;
+      const floor = below && below.end + 1n > this.start ? below.end + 1n : this.start;
       if (ceiling >= floor && ceiling - floor + 1n >= size) {
         const candidate = ((ceiling - size + 1n) / align) * align;
         if (candidate >= floor) {
@@ -46,7 +58,7 @@ export class IovaAllocator {
 
   /** Frees exactly a range returned by `alloc`. */
   free(iova: bigint, size: bigint): void {
-    const index = this.taken.findIndex((e) => e.start === iova && e.end === iova + size - 1n);
+    const index = this.taken.findIndex((e) => !e.reserved && e.start === iova && e.end === iova + size - 1n);
     if (index < 0)
       throw new IommufdError('EINVAL', `IOVA range 0x${iova.toString(16)}+${size} was not allocated`);
     this.taken.splice(index, 1);

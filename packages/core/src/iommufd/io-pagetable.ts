@@ -67,6 +67,8 @@ export class IoPagetable {
 
   /** Maps `length` bytes of `memory` from `offset` at a fixed IOVA, or at one it picks (`iova` undefined). */
   map(iova: bigint | undefined, memory: UserMemory, offset: bigint, length: bigint, prot: Prot): bigint {
+    if (length >= U64_MAX || (iova !== undefined && iova >= U64_MAX))
+      throw new IommufdError('EOVERFLOW', 'IOVA or length is ULONG_MAX or more');
     if (length === 0n) throw new IommufdError('EINVAL', 'map of zero length');
     if (!prot.read && !prot.write) throw new IommufdError('EINVAL', 'map needs READABLE or WRITEABLE');
     if (offset + length > memory.length)
@@ -111,6 +113,8 @@ export class IoPagetable {
   unmap(iova: bigint, length: bigint): bigint {
     if (length === 0n) throw new IommufdError('EINVAL', 'unmap of zero length');
     const all = iova === 0n && length === U64_MAX;
+    if (!all && (iova >= U64_MAX || length >= U64_MAX))
+      throw new IommufdError('EOVERFLOW', 'IOVA or length is ULONG_MAX or more');
     const last = all ? U64_MAX : iova + length - 1n;
     if (last > U64_MAX) throw new IommufdError('EOVERFLOW', 'unmap range overflows 64 bits');
     const hit = this.areas.filter((a) => overlaps(areaRange(a), iova, last));
@@ -160,14 +164,19 @@ export class IoPagetable {
     const page = smallestPage(domain);
     if (page > PAGE)
       throw new IommufdError('EINVAL', `domain ${domain.id}: smallest page ${toHex(page)} exceeds PAGE_SIZE`);
-    const misaligned = this.areas.find((a) => a.iova % page !== 0n || a.length % page !== 0n);
+    const misaligned = this.areas.find((a) => isMisaligned(a, page));
     if (misaligned)
       throw new IommufdError(
         'EADDRINUSE',
         `area at ${toHex(misaligned.iova)} is not aligned for domain ${domain.id}`,
       );
     const outside = apertureHoles(domain);
-    for (const hole of outside) this.reserve(domain, hole.start, hole.last - hole.start + 1n);
+    try {
+      for (const hole of outside) this.reserve(domain, hole.start, hole.last - hole.start + 1n);
+    } catch (error) {
+      this.releaseReserved(domain);
+      throw error;
+    }
     const filled: Area[] = [];
     try {
       for (const area of this.areas) {
@@ -215,8 +224,11 @@ export class IoPagetable {
   setAllowed(ranges: readonly { start: bigint; last: bigint }[]): void {
     const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : 1));
     sorted.forEach((r, i) => {
-      if (r.start > r.last)
-        throw new IommufdError('EINVAL', `allowed range ${toHex(r.start)}..${toHex(r.last)} is empty`);
+      if (r.start >= r.last)
+        throw new IommufdError(
+          'EINVAL',
+          `allowed range ${toHex(r.start)}..${toHex(r.last)} needs start < last`,
+        );
       const prev = sorted[i - 1];
       if (prev && prev.last >= r.start) throw new IommufdError('EINVAL', 'allowed ranges overlap each other');
       if (this.reserved.some((res) => overlaps(res, r.start, r.last))) {
@@ -248,7 +260,7 @@ export class IoPagetable {
     if (!enabled && this.hugePagesEnabled && this.domains.length > 0 && this.areas.length > 0) {
       throw new IommufdError('EINVAL', 'cannot disable huge pages while domains and areas exist');
     }
-    if (!enabled && this.areas.some((a) => a.iova % PAGE !== 0n || a.length % PAGE !== 0n)) {
+    if (!enabled && this.areas.some((a) => isMisaligned(a, PAGE))) {
       throw new IommufdError('EADDRINUSE', 'existing areas are not page aligned');
     }
     this.hugePagesEnabled = enabled;
@@ -260,7 +272,7 @@ export class IoPagetable {
    * [PAGE_SIZE, 2^64 − PAGE_SIZE)), never 0, avoiding areas and reserved ranges.
    */
   private allocIova(phys: Hpa, length: bigint): bigint {
-    if (length >= 1n << 63n)
+    if (length >= U64_MAX / 2n)
       throw new IommufdError('EOVERFLOW', `cannot auto-allocate ${toHex(length)} bytes`);
     let align = minBig(roundUpPow2(length), lowestSetBit(phys));
     align = minBig(align, this.hugePagesEnabled ? HUGE_PAGE_SIZE : PAGE);
@@ -268,7 +280,12 @@ export class IoPagetable {
     if (align < this.iovaAlignment)
       throw new IommufdError('EINVAL', 'the buffer is not aligned as the IOAS requires');
     const low = phys % PAGE;
-    const windows = this.allowed.length > 0 ? this.allowed : [{ start: PAGE, last: U64_MAX - PAGE }];
+    // The last page is never handed out, inside allowed ranges too (the kernel clips them to ULONG_MAX − PAGE_SIZE).
+    const top = U64_MAX - PAGE;
+    const windows = (this.allowed.length > 0 ? this.allowed : [{ start: PAGE, last: top }]).map((w) => ({
+      start: w.start,
+      last: w.last < top ? w.last : top,
+    }));
     const busy = [...this.reserved, ...this.areas.map(areaRange)].sort((a, b) =>
       a.start < b.start ? -1 : 1,
     );
@@ -318,6 +335,11 @@ export class IoPagetable {
 
 function areaRange(a: Area): Range {
   return { start: a.iova, last: a.iova + a.length - 1n };
+}
+
+/** Linux `iopt_check_iova_alignment`: the IOVA, the length or the page offset breaks `align`. */
+function isMisaligned(a: Area, align: bigint): boolean {
+  return a.iova % align !== 0n || a.length % align !== 0n || a.memory.physAt(a.offset) % align !== 0n;
 }
 
 function overlaps(r: Range, start: bigint, last: bigint): boolean {
