@@ -53,3 +53,68 @@ export function deposit32(word: number, lsb: number, width: number, value: numbe
   const mask = width === 32 ? 0xffff_ffff : (((1 << width) - 1) << lsb) >>> 0;
   return ((word & ~mask) | ((value << lsb) & mask)) >>> 0;
 }
+
+/**
+ * Fields of multi-word hardware entries (an SMMUv3 STE is 16 words, a VT-d PASID entry 16, an AMD DTE 8),
+ * addressed by absolute bit number as specifications write them: bit 64·N + b is bit b of 64-bit word N.
+ * A field may straddle a 32-bit boundary; `width` ≤ 32 for `entryField`, and address fields up to 52 bits
+ * go through `entryAddress`, which returns an exact `number`.
+ */
+export function entryField(words: ArrayLike<number>, lsb: number, width: number): number {
+  const index = lsb >>> 5;
+  const shift = lsb & 31;
+  const lo = (words[index]! >>> shift) >>> 0;
+  if (shift + width <= 32) return width === 32 ? lo : (lo & (2 ** width - 1)) >>> 0;
+  const hiBits = shift + width - 32;
+  const hi = words[index + 1]! & (2 ** hiBits - 1);
+  return (lo + hi * 2 ** (32 - shift)) >>> 0;
+}
+
+/** Writes `value` (width ≤ 32 bits) into the field at absolute bit `lsb`. */
+export function setEntryField(words: Uint32Array, lsb: number, width: number, value: number): void {
+  const index = lsb >>> 5;
+  const shift = lsb & 31;
+  const lowWidth = Math.min(width, 32 - shift);
+  words[index] = deposit32(words[index]!, shift, lowWidth, value % 2 ** lowWidth);
+  if (lowWidth < width)
+    words[index + 1] = deposit32(words[index + 1]!, 0, width - lowWidth, Math.floor(value / 2 ** lowWidth));
+}
+
+/**
+ * The address held in bits `msb:lsb` of an entry, as a byte address (its low `lsb % 64` bits zero), for
+ * fields like SMMUv3 S1ContextPtr (bits 51:6 of qword 0). Exact: the result is below 2^52.
+ */
+export function entryAddress(words: ArrayLike<number>, lsb: number, msb: number): number {
+  const q = lsb >>> 6;
+  const low = lsb & 63;
+  const high = msb & 63;
+  const lo = words[2 * q]! >>> 0;
+  const hi = words[2 * q + 1]! >>> 0;
+  // Keep bits high..low of the 64-bit word {hi, lo}.
+  const hiMask = high >= 32 ? 2 ** (high - 31) - 1 : 0;
+  const loMaskedFrom = low >= 32 ? 0 : ((lo >>> low) * 2 ** low) >>> 0;
+  const loKept = high >= 32 ? loMaskedFrom : (loMaskedFrom & (2 ** (high + 1) - 1)) >>> 0;
+  const hiKept = low >= 32 ? Math.floor((hi & hiMask) / 2 ** (low - 32)) * 2 ** (low - 32) : hi & hiMask;
+  return hiKept * 2 ** 32 + loKept;
+}
+
+/** Writes a byte address into bits `msb:lsb` of an entry (the address's bits below `lsb % 64` must be 0). */
+export function setEntryAddress(words: Uint32Array, lsb: number, msb: number, address: number): void {
+  const q = lsb >>> 6;
+  const low = lsb & 63;
+  const high = msb & 63;
+  if (address % 2 ** low !== 0 || address >= 2 ** (high + 1)) {
+    throw new RangeError(`address 0x${address.toString(16)} does not fit bits ${msb}:${lsb}`);
+  }
+  const lo = address >>> 0;
+  const hi = Math.floor(address / 2 ** 32);
+  if (low < 32) {
+    const loMask = (high >= 31 ? 0xffff_ffff : 2 ** (high + 1) - 1) - (2 ** low - 1);
+    words[2 * q] = ((words[2 * q]! & ~loMask) | (lo & loMask)) >>> 0;
+  }
+  if (high >= 32) {
+    const from = Math.max(low, 32) - 32;
+    const hiMask = 2 ** (high - 31) - 2 ** from;
+    words[2 * q + 1] = ((words[2 * q + 1]! & ~hiMask) | (hi & hiMask)) >>> 0;
+  }
+}

@@ -1,0 +1,56 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { entryAddress, entryField, setEntryAddress, setEntryField } from './words.js';
+
+describe('entry fields', () => {
+  it('reads fields inside one word and across the 32-bit boundary', () => {
+    const w = Uint32Array.of(0xdeadbeef, 0x12345678, 0, 0);
+    expect(entryField(w, 0, 8)).toBe(0xef);
+    expect(entryField(w, 28, 8)).toBe(0x8d); // 0xd from word 0 bits 31:28, 0x8 from word 1 bits 3:0
+    expect(entryField(w, 32, 32)).toBe(0x12345678);
+    expect(entryField(w, 59, 5)).toBe(0x12345678 >>> 27);
+  });
+
+  it('round-trips any field of any width at any position (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 1, max: 32 }),
+        fc.nat(),
+        (lsb, width, raw) => {
+          const words = new Uint32Array(10).fill(0xa5a5a5a5);
+          const before = Uint32Array.from(words);
+          const value = width === 32 ? raw >>> 0 : raw % 2 ** width;
+          setEntryField(words, lsb, width, value);
+          expect(entryField(words, lsb, width)).toBe(value);
+          // Bits outside the field are untouched.
+          for (let bit = 0; bit < 320; bit++) {
+            if (bit >= lsb && bit < lsb + width) continue;
+            expect(entryField(words, bit, 1)).toBe(entryField(before, bit, 1));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it.each([
+    [6, 51, 0x000f_ffff_ffff_ffc0],
+    [4, 51, 0x000f_ffff_ffff_fff0],
+    [12, 51, 0x000f_ffff_ffff_f000],
+    [64 + 4, 64 + 51, 0x8_0000_0010],
+    [64 * 3 + 4, 64 * 3 + 51, 2 ** 52 - 16],
+  ])('address bits %i..%i: round trip of %s and neighbours untouched', (lsb, msb, address) => {
+    const words = new Uint32Array(8).fill(0xffff_ffff);
+    setEntryAddress(words, lsb, msb, address);
+    expect(entryAddress(words, lsb, msb)).toBe(address);
+    // The bits just outside the field keep their ones.
+    if (lsb % 64 > 0) expect(entryField(words, lsb - 1, 1)).toBe(1);
+    if (msb % 64 < 63) expect(entryField(words, msb + 1, 1)).toBe(1);
+  });
+
+  it('refuses an address that does not fit the field', () => {
+    expect(() => setEntryAddress(new Uint32Array(2), 6, 51, 0x20)).toThrow(RangeError);
+    expect(() => setEntryAddress(new Uint32Array(2), 6, 51, 2 ** 52)).toThrow(RangeError);
+  });
+});
