@@ -136,3 +136,28 @@ describe('LruCache', () => {
     );
   });
 });
+
+describe('LruCache.peek and onEvict', () => {
+  it('peek neither counts nor refreshes recency', () => {
+    const cache = new LruCache<string, number>(2);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    expect(cache.peek('a')).toBe(1);
+    expect(cache.peek('zz')).toBeUndefined();
+    expect([cache.hits, cache.misses]).toEqual([0, 0]);
+    cache.set('c', 3); // 'a' is still the least recently used
+    expect(cache.peek('a')).toBeUndefined();
+  });
+
+  it('onEvict hears about capacity evictions only', () => {
+    const evicted: [string, number][] = [];
+    const cache = new LruCache<string, number>(2, (k, v) => evicted.push([k, v]));
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.delete('a');
+    cache.set('c', 3);
+    cache.set('d', 4);
+    cache.clear();
+    expect(evicted).toEqual([['b', 2]]);
+  });
+});

@@ -9,7 +9,11 @@ export class LruCache<K, V> {
   misses = 0;
   evictions = 0;
 
-  constructor(readonly capacity: number) {
+  /** `onEvict` hears about entries dropped to make room (not about deletes or clears, which the caller makes). */
+  constructor(
+    readonly capacity: number,
+    private readonly onEvict?: (key: K, value: V) => void,
+  ) {
     if (!Number.isSafeInteger(capacity) || capacity <= 0)
       throw new RangeError(`cache capacity ${capacity} must be a positive integer`);
   }
@@ -31,13 +35,20 @@ export class LruCache<K, V> {
     return value;
   }
 
+  /** The value for `key` without counting a hit or miss or refreshing its recency. */
+  peek(key: K): V | undefined {
+    return this.entries.get(key);
+  }
+
   /** Inserts or replaces `key`, evicting the least recently used entry when full. */
   set(key: K, value: V): void {
     if (!this.entries.delete(key) && this.entries.size >= this.capacity) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) {
+        const evicted = this.entries.get(oldest.value)!;
         this.entries.delete(oldest.value);
         this.evictions++;
+        this.onEvict?.(oldest.value, evicted);
       }
     }
     this.entries.set(key, value);
