@@ -3,7 +3,7 @@
  * of the Linux iommufd uAPI (docs/iommufd.md lists them). Objects are referred to by ID, as ioctls do;
  * each method names the ioctl it models.
  */
-import { toHex, U64_MAX } from '../address/address.js';
+import { iova as makeIova, toHex, U64_MAX } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type {
   HwInfo,
@@ -318,7 +318,7 @@ export class IommuFd {
     }
     if (enabled)
       for (const area of hwpt.ioas.iopt.listAreas())
-        domain.readAndClearDirty(area.iova as never, area.length, () => {}, true);
+        domain.readAndClearDirty(makeIova(area.iova), area.length, () => {}, true);
     domain.setDirtyTracking(enabled);
   }
 
@@ -354,7 +354,7 @@ export class IommuFd {
       const to = area.iova + area.length < end ? area.iova + area.length : end;
       if (from >= to) continue;
       domain.readAndClearDirty(
-        from as never,
+        makeIova(from),
         to - from,
         (dirtyIova, size) => {
           for (let at = dirtyIova; at < dirtyIova + size; at += pageSize) {
