@@ -1,0 +1,152 @@
+/**
+ * Options of one SMMUv3 instance (`iommus[].options` in a config): what the implementation supports, the
+ * model's cache capacities and its identification values. Every key has a default, so `{}` describes a
+ * typical modern SMMU. Combinations real hardware cannot have are rejected with the path of the offending
+ * key; `featuresFromOptions` turns a validated result into the {@link Smmuv3Features} the ID registers and
+ * structure checks use.
+ */
+import { z } from '@iommukit/core';
+import { OAS_BITS, type Smmuv3Features } from './features.js';
+
+/** Largest queue the architecture allows, as log2 of entries (SMMUv3 §6.3.2 IDR1.CMDQS/EVENTQS/PRIQS). */
+export const MAX_QUEUE_LOG2 = 19;
+
+/** Architecture versions the model can claim in AIDR (SMMUv3 §6.3.8); see `archVersion` below. */
+export const ARCH_VERSIONS = ['3.0', '3.1'] as const;
+export type ArchVersion = (typeof ARCH_VERSIONS)[number];
+
+const queueLog2 = z.number().int().min(0).max(MAX_QUEUE_LOG2).default(MAX_QUEUE_LOG2);
+
+export const Smmuv3OptionsSchema = z
+  .strictObject({
+    /** Stage 1 translation (IDR0.S1P). */
+    s1: z.boolean().default(true),
+    /** Stage 2 translation (IDR0.S2P). */
+    s2: z.boolean().default(true),
+    /** Nested (stage 1 over stage 2) translation is offered to software; needs both stages. */
+    nesting: z.boolean().default(true),
+    /** StreamID width (IDR1.SIDSIZE, 0..32). */
+    sidBits: z.number().int().min(0).max(32).default(16),
+    /** SubstreamID width (IDR1.SSIDSIZE, 0..20); 0: no substreams. */
+    ssidBits: z.number().int().min(0).max(20).default(20),
+    /** Output address size (IDR5.OAS). */
+    oasBits: z.literal(OAS_BITS).default(48),
+    /** Translation granules (IDR5.GRAN4K/16K/64K). */
+    granules: z
+      .strictObject({
+        g4k: z.boolean().default(true),
+        g16k: z.boolean().default(true),
+        g64k: z.boolean().default(true),
+      })
+      .prefault({}),
+    /** Input (virtual) address size per CD.TTBx: 48, or 52 (IDR5.VAX = 1). */
+    vaBits: z.literal([48, 52]).default(48),
+    /** 2-level Stream table (IDR0.ST_LEVEL = 1). */
+    twoLevelStreamTable: z.boolean().default(true),
+    /** 2-level CD tables (IDR0.CD2L). */
+    twoLevelCdTable: z.boolean().default(true),
+    /** 16-bit ASIDs (IDR0.ASID16). */
+    asid16: z.boolean().default(true),
+    /** 16-bit VMIDs (IDR0.VMID16). */
+    vmid16: z.boolean().default(true),
+    /** PCIe ATS (IDR0.ATS). */
+    ats: z.boolean().default(true),
+    /** PCIe PRI and the PRI queue (IDR0.PRI). */
+    pri: z.boolean().default(true),
+    /** Stall model (IDR0.STALL_MODEL). */
+    stallModel: z.enum(['stall', 'no-stall', 'force-stall']).default('stall'),
+    /** Most stalled transactions outstanding at once (IDR5.STALL_MAX); unused without stalls. */
+    stallMax: z.number().int().min(1).max(0xffff).default(64),
+    /** Hardware Access flag / Dirty state updates (IDR0.HTTU). */
+    httu: z.enum(['none', 'access', 'access-dirty']).default('access-dirty'),
+    /** Range invalidation and level hints in TLBI commands (IDR3.RIL). */
+    rangeInvalidation: z.boolean().default(true),
+    /** Message-signalled interrupts (IDR0.MSI). */
+    msi: z.boolean().default(true),
+    /** Wired interrupt lines (platform description, not an ID register field). */
+    wiredIrqs: z.boolean().default(true),
+    /** IO-coherent table, queue and MSI accesses (IDR0.COHACC). */
+    coherent: z.boolean().default(true),
+    /** Largest Command/Event/PRI queue the hardware accepts, as log2 of entries (IDR1). */
+    cmdqLog2: queueLog2,
+    evtqLog2: queueLog2,
+    priqLog2: queueLog2,
+    /** GBPA.ABORT at reset (IMPLEMENTATION DEFINED, SMMUv3 §6.3.14): abort instead of bypass while disabled. */
+    gbpaAbort: z.boolean().default(false),
+    /** TLB capacity of the model (entries). */
+    tlbEntries: z.number().int().min(1).max(1_048_576).default(512),
+    /** Configuration cache capacity of the model (STE/CD entries). */
+    configCacheEntries: z.number().int().min(1).max(65_536).default(64),
+    /** Implementation identification (IIDR, SMMUv3 §6.3.7). */
+    iidr: z
+      .strictObject({
+        /** JEP106 code: [11:8] continuation, [7] zero, [6:0] identity (Arm is 0x43B). */
+        implementer: z.number().int().min(0).max(0xfff).default(0),
+        revision: z.number().int().min(0).max(0xf).default(0),
+        variant: z.number().int().min(0).max(0xf).default(0),
+        productId: z.number().int().min(0).max(0xfff).default(0),
+      })
+      .prefault({}),
+    /**
+     * SMMUv3.x the instance claims (AIDR). 3.2 and later make features mandatory this model does not
+     * implement (Hyp with both stages, FWB, BBML; §6.3.1, §6.3.4), so 3.1 is the newest; RIL, a 3.2 feature,
+     * may still be offered (§2.9 permits v3.(x+1) features in a v3.x implementation).
+     */
+    archVersion: z.enum(ARCH_VERSIONS).default('3.1'),
+  })
+  .superRefine((o, ctx) => {
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message });
+    if (!o.s1 && !o.s2) issue(['s1'], 'at least one translation stage (s1 or s2) is required');
+    if (o.nesting && !(o.s1 && o.s2)) issue(['nesting'], 'nesting requires both s1 and s2');
+    // IDR0.PRI is RES0 when IDR0.ATS == 0 (§6.3.1).
+    if (o.pri && !o.ats) issue(['pri'], 'PRI requires ATS');
+    // CD tables are indexed by SubstreamID: a 2-level CD table without substreams is meaningless.
+    if (o.twoLevelCdTable && o.ssidBits === 0)
+      issue(['twoLevelCdTable'], '2-level CD tables require ssidBits > 0');
+    // IDR1.SIDSIZE >= 7 requires IDR0.ST_LEVEL != 0 (§6.3.2).
+    if (o.sidBits >= 7 && !o.twoLevelStreamTable)
+      issue(['twoLevelStreamTable'], `sidBits ${o.sidBits} (>= 7) requires a 2-level stream table`);
+    if (!o.granules.g4k && !o.granules.g16k && !o.granules.g64k)
+      issue(['granules'], 'at least one translation granule is required');
+    // OAS 52 needs GRAN64K when neither DS nor D128 is implemented; reserved in SMMUv3.0 (§6.3.6).
+    if (o.oasBits === 52 && !o.granules.g64k) issue(['oasBits'], 'a 52-bit OAS requires the 64K granule');
+    if (o.oasBits === 52 && o.archVersion === '3.0') issue(['oasBits'], 'a 52-bit OAS requires SMMUv3.1');
+    // IDR5.VAX >= 1 needs GRAN64K without DS; VAX is RES0 in SMMUv3.0 (§6.3.6).
+    if (o.vaBits === 52 && !o.granules.g64k) issue(['vaBits'], '52-bit VAs require the 64K granule');
+    if (o.vaBits === 52 && o.archVersion === '3.0') issue(['vaBits'], '52-bit VAs require SMMUv3.1');
+    // An SMMU associated with a PCI system must not have STALL_MODEL == 0b10 (§6.3.1); ATS implies PCIe.
+    if (o.stallModel === 'force-stall' && o.ats)
+      issue(['stallModel'], 'forced stall is not allowed with ATS (PCIe)');
+    if (!o.msi && !o.wiredIrqs) issue(['wiredIrqs'], 'an SMMU without MSIs needs wired interrupts');
+    // IIDR.Implementer[7] is always 0 (§6.3.7).
+    if (o.iidr.implementer & 0x80) issue(['iidr', 'implementer'], 'bit 7 of a JEP106 implementer code is 0');
+  });
+
+export type Smmuv3Options = z.output<typeof Smmuv3OptionsSchema>;
+
+/** The features a validated options object describes. */
+export function featuresFromOptions(options: Smmuv3Options): Smmuv3Features {
+  return {
+    s1: options.s1,
+    s2: options.s2,
+    sidBits: options.sidBits,
+    ssidBits: options.ssidBits,
+    oasBits: options.oasBits,
+    granules: { g4k: options.granules.g4k, g16k: options.granules.g16k, g64k: options.granules.g64k },
+    twoLevelStreamTable: options.twoLevelStreamTable,
+    twoLevelCdTable: options.twoLevelCdTable,
+    asid16: options.asid16,
+    vmid16: options.vmid16,
+    ats: options.ats,
+    pri: options.pri,
+    stallModel: options.stallModel,
+    httu: options.httu,
+    rangeInvalidation: options.rangeInvalidation,
+    msi: options.msi,
+    wiredIrqs: options.wiredIrqs,
+    cmdqLog2: options.cmdqLog2,
+    evtqLog2: options.evtqLog2,
+    priqLog2: options.priqLog2,
+  };
+}

@@ -1,0 +1,18 @@
+/**
+ * @iommukit/smmuv3: the ARM SMMUv3 hardware model, its host driver, and host-side nesting. Work in
+ * progress (see README.md): the register file, ID registers, in-memory structures, commands, events, the
+ * TLB and the driver's hitless entry writer are here; the device model, the driver and the plugin follow.
+ */
+export * from './driver/entry-writer.js';
+export * from './hw/cd.js';
+export * from './hw/commands.js';
+export * from './hw/events.js';
+export * from './hw/features.js';
+export * from './hw/idr.js';
+export * from './hw/options.js';
+export * from './hw/priq.js';
+export * from './hw/queue-index.js';
+export * from './hw/register-protocols.js';
+export * from './hw/regs.js';
+export * from './hw/ste.js';
+export * from './hw/tlb.js';
