@@ -1,0 +1,365 @@
+/**
+ * The translation pipeline against tables in memory built with the shared page-table engine: global
+ * bypass/abort, the stream table (linear and 2-level) and its faults, substreams and CDs, stage 1,
+ * stage 2 and nested walks with their read counts, recorded faults, caches that stay stale until
+ * invalidated, and ATS.
+ */
+import {
+  FrameAllocator,
+  MemoryBus,
+  NO_PASID,
+  PERM_READ,
+  PERM_WRITE,
+  Tracer,
+  type TranslationRequest,
+} from '@iommukit/core';
+import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { encodeCd, encodeL1Cd } from './cd.js';
+import { decodeEvent, type EventRecord, encodeEvent } from './events.js';
+import { DEFAULT_IDR_EXTRAS } from './features.js';
+import { featuresFromOptions, Smmuv3OptionsSchema } from './options.js';
+import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT } from './ste.js';
+import { Smmuv3Tlb } from './tlb.js';
+import { Smmuv3Translator, type TranslationState } from './translate.js';
+
+const RAM = 0x8000_0000;
+const STRTAB = RAM;
+const CD_TABLE = RAM + 0x10_0000;
+const RW = { read: true, write: true } as const;
+const features = featuresFromOptions(Smmuv3OptionsSchema.parse({}));
+
+let bus: MemoryBus;
+let memory: FrameAllocator;
+let events: EventRecord[];
+let state: TranslationState;
+let translator: Smmuv3Translator;
+let tlb: Smmuv3Tlb;
+const counter = () => bus.counter('smmu');
+
+function put(addr: number, words: Uint32Array): void {
+  bus.writeWords(addr, words, words.length, bus.counter('test'));
+}
+
+const s1Format = () => vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
+const s2Format = () => vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 });
+const table = (format: ReturnType<typeof s1Format>) =>
+  new IoPageTable(format, { bus, memory, counter: bus.counter('pt') });
+
+const cdFor = (root: number, asid = 3, over = {}) =>
+  encodeCd({
+    v: true,
+    t0sz: t0szFor(48),
+    tg0: 0,
+    ips: psEncoding(48)!,
+    aa64: true,
+    r: true,
+    a: true,
+    aset: true,
+    epd1: true,
+    asid,
+    ttb0: root,
+    ...over,
+  });
+const s2Fields = (root: number, vmid = 5) => ({
+  s2Vmid: vmid,
+  s2T0sz: t0szFor(48),
+  s2Sl0: sl0Encoding(4096, 0)!,
+  s2Tg: 0,
+  s2Ps: psEncoding(48)!,
+  s2Aa64: true,
+  s2R: true,
+  s2Ttb: root,
+});
+
+const req = (streamId: number, iova: number, access = PERM_READ, pasid = NO_PASID): TranslationRequest => ({
+  streamId,
+  pasid,
+  iovaPfn: Math.floor(iova / 4096),
+  offset: iova % 4096,
+  access,
+});
+
+beforeEach(() => {
+  bus = new MemoryBus();
+  bus.addRam('dram', RAM, 256 * 2 ** 20);
+  memory = new FrameAllocator([{ base: RAM + 0x40_0000, size: 128 * 2 ** 20 }], (b, n) =>
+    bus.discardRam(b, n),
+  );
+  events = [];
+  state = {
+    smmuEnabled: true,
+    gbpaAbort: false,
+    strtabBase: STRTAB,
+    strtabFmt: 0,
+    strtabSplit: 8,
+    strtabLog2Size: 8,
+  };
+  tlb = new Smmuv3Tlb(64);
+  translator = new Smmuv3Translator({
+    instance: 'smmu0',
+    bus,
+    counter: counter(),
+    tracer: new Tracer(),
+    features,
+    idr: DEFAULT_IDR_EXTRAS,
+    tlb,
+    configCacheEntries: 16,
+    state: () => state,
+    recordEvent: (record) => {
+      // Records go through the real encoder and decoder, as they would through the event queue.
+      events.push(decodeEvent(encodeEvent(record)));
+      return true;
+    },
+  });
+});
+
+describe('global state and the stream table', () => {
+  it('bypasses or aborts everything with SMMUEN = 0, per GBPA.ABORT, recording nothing', () => {
+    state = { ...state, smmuEnabled: false };
+    expect(translator.translate(req(1, 0x1234_5678))).toMatchObject({ ok: true, pfn: 0x12345 });
+    state = { ...state, gbpaAbort: true };
+    expect(translator.translate(req(1, 0x1000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'GBPA_ABORT', recorded: false },
+    });
+    expect(events).toEqual([]);
+  });
+
+  it('C_BAD_STREAMID beyond the table, C_BAD_STE for V = 0, silent abort for Config = abort, bypass passes', () => {
+    put(STRTAB + 64 * 1, encodeSte({ v: true, config: STE_CONFIG.BYPASS }));
+    put(STRTAB + 64 * 2, encodeSte({ v: true, config: STE_CONFIG.ABORT }));
+    expect(translator.translate(req(1, 0x4000))).toMatchObject({ ok: true, pfn: 4 });
+    expect(translator.translate(req(2, 0x4000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'ABORT', recorded: false },
+    });
+    expect(translator.translate(req(3, 0x4000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_STE', kind: 'bad-config', recorded: true },
+    });
+    expect(translator.translate(req(0x100, 0x4000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_STREAMID' },
+    });
+    expect(events.map((e) => [e.id, e.streamId])).toEqual([
+      [0x04, 3],
+      [0x02, 0x100],
+    ]);
+  });
+
+  it('walks a 2-level stream table; an L1 descriptor with Span 0 is C_BAD_STREAMID', () => {
+    state = { ...state, strtabFmt: 1, strtabSplit: 8, strtabLog2Size: 16 };
+    const l2 = RAM + 0x8_0000;
+    put(STRTAB + 8 * 1, encodeL1Std({ span: 9, l2Ptr: l2 }));
+    put(l2 + 64 * 0x23, encodeSte({ v: true, config: STE_CONFIG.BYPASS }));
+    expect(translator.translate(req(0x123, 0x4000))).toMatchObject({ ok: true });
+    expect(translator.translate(req(0x223, 0x4000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_STREAMID' },
+    });
+  });
+
+  it('keeps using a cached STE until it is invalidated (what CFGI_STE is for)', () => {
+    put(STRTAB + 64, encodeSte({ v: true, config: STE_CONFIG.BYPASS }));
+    expect(translator.translate(req(1, 0x4000)).ok).toBe(true);
+    put(STRTAB + 64, encodeSte({ v: true, config: STE_CONFIG.ABORT }));
+    expect(translator.translate(req(1, 0x4000)).ok).toBe(true);
+    translator.steCache.delete(1);
+    expect(translator.translate(req(1, 0x4000)).ok).toBe(false);
+  });
+});
+
+describe('stage 1', () => {
+  function s1Stream(over = {}) {
+    const pt = table(s1Format());
+    put(CD_TABLE, cdFor(pt.rootPa, 3, over));
+    put(
+      STRTAB + 64 * 4,
+      encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE, s2Vmid: 0 }),
+    );
+    return pt;
+  }
+
+  it('translates through the CD’s table, then hits the TLB without reading memory', () => {
+    const pt = s1Stream();
+    pt.map(0x1_2345_6000n, 0x9000_0000n, 0x1000n, RW);
+    const before = counter().reads;
+    expect(translator.translate(req(4, 0x1_2345_6010, PERM_WRITE))).toMatchObject({
+      ok: true,
+      pfn: 0x9000_0,
+    });
+    // STE (1 read of 16 words), CD (1 read), 4 descriptors.
+    expect(counter().reads - before).toBe(6);
+    const after = counter().reads;
+    expect(translator.translate(req(4, 0x1_2345_6ff0))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(counter().reads).toBe(after);
+    expect(tlb.hits).toBe(1);
+  });
+
+  it('records F_TRANSLATION with the input address when CD.R = 1, and nothing when R = 0', () => {
+    s1Stream();
+    expect(translator.translate(req(4, 0x5000, PERM_WRITE))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_TRANSLATION', stage: 1, recorded: true },
+    });
+    expect(events[0]).toMatchObject({
+      id: 0x10,
+      streamId: 4,
+      rnw: false,
+      s2: false,
+      class: 0b10,
+      inputAddrPage: 5,
+    });
+    events = [];
+    translator.cdCache.clear();
+    s1Stream({ r: false });
+    expect(translator.translate(req(4, 0x5000))).toMatchObject({ ok: false, fault: { recorded: false } });
+    expect(events).toEqual([]);
+  });
+
+  it('F_PERMISSION for a write to a read-only page', () => {
+    const pt = s1Stream();
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, { read: true, write: false });
+    expect(translator.translate(req(4, 0x7000, PERM_WRITE))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_PERMISSION', kind: 'permission' },
+    });
+  });
+
+  it('SubstreamIDs: a linear CD table per SSID, C_BAD_SUBSTREAMID beyond S1CDMax, S1DSS for SSID-less traffic', () => {
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE + 64 * 2, cdFor(pt.rootPa, 9));
+    const ste = (s1Dss: number) =>
+      encodeSte({
+        v: true,
+        config: STE_CONFIG.S1_TRANS,
+        s1ContextPtr: CD_TABLE,
+        s1CdMax: 4,
+        s1Fmt: STE_S1FMT.LINEAR,
+        s1Dss,
+      });
+    put(STRTAB + 64 * 4, ste(STE_S1DSS.TERMINATE));
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 2))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 16))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_SUBSTREAMID' },
+    });
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_STREAM_DISABLED' },
+    });
+    translator.steCache.clear();
+    put(STRTAB + 64 * 4, ste(STE_S1DSS.BYPASS));
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({ ok: true, pfn: 7 });
+  });
+
+  it('2-level CD tables: the L1CD locates the CD; L1CD.V = 0 is C_BAD_SUBSTREAMID', () => {
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    const l2 = CD_TABLE + 0x1_0000;
+    put(CD_TABLE + 8 * 1, encodeL1Cd({ v: true, l2Ptr: l2 }));
+    put(l2 + 64 * 5, cdFor(pt.rootPa, 9));
+    put(
+      STRTAB + 64 * 4,
+      encodeSte({
+        v: true,
+        config: STE_CONFIG.S1_TRANS,
+        s1ContextPtr: CD_TABLE,
+        s1CdMax: 10,
+        s1Fmt: STE_S1FMT.TWO_LEVEL_4K,
+      }),
+    );
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 64 + 5))).toMatchObject({ ok: true });
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 128))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_SUBSTREAMID' },
+    });
+  });
+});
+
+describe('stage 2 and nested', () => {
+  it('stage-2-only streams translate IPA → PA and record stage-2 faults with the IPA', () => {
+    const s2 = table(s2Format());
+    s2.map(0x4000_0000n, 0x9000_0000n, 0x20_0000n, RW);
+    put(STRTAB + 64 * 6, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...s2Fields(s2.rootPa) }));
+    expect(translator.translate(req(6, 0x4010_0000))).toMatchObject({ ok: true, pfn: 0x9010_0 });
+    expect(translator.translate(req(6, 0x5000_0000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_TRANSLATION', stage: 2 },
+    });
+    expect(events[0]).toMatchObject({ id: 0x10, s2: true, ipa: 0x5000_0000 });
+  });
+
+  it('a nested 4-level × 4-level miss reads 24 descriptors (30 with the STE and the CD through stage 2)', () => {
+    // Stage 2 maps 1:1 with 4 KiB pages only, so every stage-2 walk takes 4 reads and the guest's
+    // stage-1 tables sit at IPAs equal to their PAs.
+    const s2 = new IoPageTable(
+      s2Format(),
+      { bus, memory, counter: bus.counter('pt') },
+      { pageSizes: 1n << 12n },
+    );
+    const s1 = table(s1Format());
+    s1.map(0x1_2345_6000n, 0x9000_0000n, 0x2000n, RW);
+    const pages = new Set<number>([CD_TABLE, 0x9000_0000, 0x9000_1000]);
+    walk(s1Format(), s1.rootPa, 0x1_2345_6000, {
+      bus,
+      counter: bus.counter('probe'),
+      onStep: (_l, addr) => pages.add(Math.floor(addr / 4096) * 4096),
+    });
+    for (const page of pages) s2.map(BigInt(page), BigInt(page), 0x1000n, RW);
+    put(CD_TABLE, cdFor(s1.rootPa, 3));
+    put(
+      STRTAB + 64 * 7,
+      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...s2Fields(s2.rootPa) }),
+    );
+    let before = counter().reads;
+    expect(translator.translate(req(7, 0x1_2345_6000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(counter().reads - before).toBe(1 + (4 + 1) + 24);
+    before = counter().reads;
+    expect(translator.translate(req(7, 0x1_2345_7000))).toMatchObject({ ok: true, pfn: 0x9000_1 });
+    expect(counter().reads - before).toBe(24);
+  });
+
+  it('a stage-2 fault while fetching a stage-1 table is recorded with S2 = 1 and CLASS = TT', () => {
+    const s2 = table(s2Format());
+    s2.map(BigInt(CD_TABLE), BigInt(CD_TABLE), 0x1000n, RW);
+    const s1 = table(s1Format());
+    s1.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(s1.rootPa, 3));
+    put(
+      STRTAB + 64 * 7,
+      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...s2Fields(s2.rootPa) }),
+    );
+    expect(translator.translate(req(7, 0x7000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_TRANSLATION', stage: 2 },
+    });
+    expect(events[0]).toMatchObject({ id: 0x10, s2: true, class: 0b01, ipa: s1.rootPa });
+  });
+});
+
+describe('ATS', () => {
+  it('needs STE.EATS: F_BAD_ATS_TREQ otherwise; translation failures are completions, not events', () => {
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 3));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    expect(translator.atsTranslate(req(4, 0x7000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_BAD_ATS_TREQ', recorded: true },
+    });
+    translator.steCache.clear();
+    put(
+      STRTAB + 64 * 4,
+      encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE, eats: STE_EATS.FULL }),
+    );
+    expect(translator.atsTranslate(req(4, 0x7000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(translator.atsTranslate(req(4, 0x8000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_TRANSLATION', recorded: false },
+    });
+    expect(events.map((e) => e.id)).toEqual([0x05]);
+  });
+});

@@ -1,0 +1,584 @@
+/**
+ * The SMMUv3 translation pipeline for one transaction (SMMUv3 §3.2–3.4, §5, §7.3): global bypass when the
+ * SMMU is disabled; stream table lookup (linear or 2-level) and STE checks; SubstreamID handling and the CD
+ * fetch (through stage 2 when nested: S1ContextPtr and L1CD pointers are IPAs); the TLB; stage-1,
+ * stage-2 or nested walks through `@iommukit/pagetables` (in a nested walk every stage-1 descriptor
+ * address and the stage-1 output go through stage 2); permission checks; and the event a fault records.
+ *
+ * Caches: the configuration cache holds STEs by StreamID and CDs by (StreamID, SubstreamID); the TLB holds
+ * leaves by VMID/ASID. Nothing here invalidates them: only commands do (the device runs those), so a
+ * driver that forgets a CFGI or TLBI sees the stale configuration or translation.
+ *
+ * Not modelled yet: stalls (a fault on a stall-enabled stream is terminated and recorded as if not
+ * stalled), STE.EATS split-stage (S1CHK) ATS, and the walk caches (every miss walks from the root, so a
+ * nested 4-level × 4-level miss reads 24 descriptors).
+ */
+import {
+  type AccessCounter,
+  type FaultKind,
+  type IommuFault,
+  type ITracer,
+  LruCache,
+  type MemoryBus,
+  NO_PASID,
+  PERM_PRIV,
+  PERM_READ,
+  PERM_WRITE,
+  type TranslationRequest,
+  type TranslationResult,
+  toHex,
+} from '@iommukit/core';
+import {
+  psEncoding,
+  type VmsaFormat,
+  type VmsaLeafAttributes,
+  vmsaAccessAllowed,
+  vmsaFormatFromRegisters,
+  vmsaPermissions,
+  type WalkFault,
+  walk,
+} from '@iommukit/pagetables';
+import {
+  CD_WORDS,
+  type Cd,
+  cdAddressFromL1Cd,
+  cdEffectiveIpsBits,
+  cdOrL1CdAddress,
+  cdTableGeometry,
+  checkCd,
+  decodeCd,
+  decodeL1Cd,
+  L1CD_WORDS,
+} from './cd.js';
+import { EVENT_CLASS, EVENT_ID, type EventName, type EventRecord } from './events.js';
+import type { Smmuv3Features, Smmuv3IdrExtras } from './features.js';
+import {
+  checkL1Std,
+  checkSte,
+  decodeL1Std,
+  decodeSte,
+  L1STD_WORDS,
+  l1StdAddress,
+  STE_EATS,
+  STE_S1DSS,
+  STE_WORDS,
+  type Ste,
+  steAddressFromL1Std,
+  steAddressLinear,
+  steConfigKind,
+  steEffectiveS2PsBits,
+  steStreamWorld,
+} from './ste.js';
+import { GLOBAL_ASID, type Smmuv3Tlb, type TlbKind } from './tlb.js';
+
+/** Register state the pipeline reads on every transaction. */
+export interface TranslationState {
+  readonly smmuEnabled: boolean;
+  readonly gbpaAbort: boolean;
+  readonly strtabBase: number;
+  /** STRTAB_BASE_CFG: 0 linear, 1 2-level. */
+  readonly strtabFmt: number;
+  readonly strtabSplit: number;
+  readonly strtabLog2Size: number;
+}
+
+export interface TranslatorContext {
+  readonly instance: string;
+  readonly bus: MemoryBus;
+  readonly counter: AccessCounter;
+  readonly tracer: ITracer;
+  readonly features: Smmuv3Features;
+  readonly idr: Smmuv3IdrExtras;
+  readonly tlb: Smmuv3Tlb;
+  readonly configCacheEntries: number;
+  state(): TranslationState;
+  /** Writes an event record to the event queue; false when it could not be recorded. */
+  recordEvent(record: EventRecord): boolean;
+}
+
+/** A checked STE, or why it is unusable (cached as the hardware caches what it fetched). */
+type SteEntry =
+  | { readonly ok: true; readonly ste: Ste }
+  | { readonly ok: false; readonly event: EventName; readonly reason: string };
+
+type Outcome = { ok: true; pa: number; perm: number; pageShift: number } | { ok: false; fault: Fault };
+
+interface Fault {
+  readonly event: EventName | 'ABORT' | 'GBPA_ABORT';
+  /** Stage 2 fault (event S2 bit). */
+  readonly s2?: boolean;
+  readonly ipa?: number;
+  readonly cls?: number;
+  readonly fetchAddr?: number;
+  /** Whether the configuration asks for the fault to be recorded (CD.R / STE.S2R; always for C_* events). */
+  readonly record: boolean;
+  readonly reason?: string;
+}
+
+const KIND: Readonly<Record<Fault['event'], FaultKind>> = {
+  ABORT: 'config-abort',
+  GBPA_ABORT: 'config-abort',
+  F_UUT: 'bad-config',
+  C_BAD_STREAMID: 'bad-stream',
+  F_STE_FETCH: 'walk-abort',
+  C_BAD_STE: 'bad-config',
+  F_BAD_ATS_TREQ: 'ats-disabled',
+  F_STREAM_DISABLED: 'config-abort',
+  F_TRANSL_FORBIDDEN: 'permission',
+  C_BAD_SUBSTREAMID: 'bad-pasid',
+  F_CD_FETCH: 'walk-abort',
+  C_BAD_CD: 'bad-config',
+  F_WALK_EABT: 'walk-abort',
+  F_TRANSLATION: 'translation',
+  F_ADDR_SIZE: 'address-size',
+  F_ACCESS: 'access-flag',
+  F_PERMISSION: 'permission',
+  F_TLB_CONFLICT: 'bad-config',
+  F_CFG_CONFLICT: 'bad-config',
+  E_PAGE_REQUEST: 'translation',
+  F_VMS_FETCH: 'walk-abort',
+};
+
+const WALK_EVENT: Readonly<Record<WalkFault['kind'], EventName>> = {
+  translation: 'F_TRANSLATION',
+  'address-size': 'F_ADDR_SIZE',
+  'access-flag': 'F_ACCESS',
+  'walk-abort': 'F_WALK_EABT',
+};
+
+export class Smmuv3Translator {
+  readonly steCache: LruCache<number, SteEntry>;
+  readonly cdCache: LruCache<string, Cd>;
+  walks = 0;
+  private readonly words = new Uint32Array(STE_WORDS);
+
+  constructor(private readonly ctx: TranslatorContext) {
+    this.steCache = new LruCache(ctx.configCacheEntries);
+    this.cdCache = new LruCache(ctx.configCacheEntries);
+  }
+
+  /** An untranslated transaction (§3.2): faults are recorded as the configuration asks. */
+  translate(request: TranslationRequest): TranslationResult {
+    return this.finish(request, this.run(request, false), true);
+  }
+
+  /** An ATS translation request (§3.9): needs STE.EATS; a translation failure is a failed completion, no event. */
+  atsTranslate(request: TranslationRequest): TranslationResult {
+    return this.finish(request, this.run(request, true), false);
+  }
+
+  private run(request: TranslationRequest, ats: boolean): Outcome {
+    const state = this.ctx.state();
+    const input = request.iovaPfn * 4096 + request.offset;
+    if (!state.smmuEnabled) {
+      if (state.gbpaAbort) return { ok: false, fault: { event: 'GBPA_ABORT', record: false } };
+      return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+    }
+    const entry = this.fetchSte(request.streamId, state);
+    if (!entry.ok) return { ok: false, fault: { event: entry.event, record: true, reason: entry.reason } };
+    const ste = entry.ste;
+    const kind = steConfigKind(ste.config);
+    if (ats && (ste.eats === STE_EATS.ABORT || kind === 'abort' || kind === 'bypass')) {
+      return {
+        ok: false,
+        fault: { event: 'F_BAD_ATS_TREQ', record: true, reason: 'STE.EATS does not allow ATS' },
+      };
+    }
+    if (kind === 'abort') return { ok: false, fault: { event: 'ABORT', record: false } };
+    if (kind === 'bypass') return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+
+    const hasSsid = request.pasid !== NO_PASID;
+    const s1 = kind === 's1' || kind === 'nested';
+    const s2 = kind === 's2' || kind === 'nested';
+    if (hasSsid && (!s1 || ste.s1CdMax === 0 || this.ctx.features.ssidBits === 0)) {
+      return {
+        ok: false,
+        fault: {
+          event: 'C_BAD_SUBSTREAMID',
+          record: true,
+          reason: 'SubstreamID on a stream without substreams',
+        },
+      };
+    }
+    let s2Format: VmsaFormat | undefined;
+    if (s2) {
+      const f = this.stage2Format(ste);
+      if (!f)
+        return {
+          ok: false,
+          fault: { event: 'C_BAD_STE', record: true, reason: 'stage-2 translation control is illegal' },
+        };
+      s2Format = f;
+    }
+    if (!s1) return this.stage2Only(ste, s2Format!, input, request.access);
+
+    // Stage 1: which CD (§5.2 S1DSS for transactions without a SubstreamID).
+    let ssid = hasSsid ? request.pasid : 0;
+    if (!hasSsid && ste.s1CdMax > 0 && this.ctx.features.ssidBits > 0) {
+      if (ste.s1Dss === STE_S1DSS.TERMINATE)
+        return { ok: false, fault: { event: 'F_STREAM_DISABLED', record: true } };
+      if (ste.s1Dss === STE_S1DSS.BYPASS) {
+        return s2Format
+          ? this.stage2Only(ste, s2Format, input, request.access)
+          : { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+      }
+      ssid = 0;
+    }
+    const cd = this.fetchCd(request.streamId, ssid, ste, s2Format);
+    if ('event' in cd) return { ok: false, fault: cd };
+    return this.stage1(ste, cd, s2Format, input, request.access);
+  }
+
+  private stage2Only(ste: Ste, format: VmsaFormat, input: number, access: number): Outcome {
+    const cached = this.ctx.tlb.lookup('s2', ste.s2Vmid, GLOBAL_ASID, input);
+    if (cached && this.hitAllowed(cached.perm, cached.dirty, access)) {
+      return {
+        ok: true,
+        pa: cached.outputBase + (input - cached.inputBase),
+        perm: cached.perm,
+        pageShift: cached.pageShift,
+      };
+    }
+    const r = this.walkStage2(ste, format, input, access, EVENT_CLASS.IN);
+    if (!r.ok) return r;
+    this.insert('s2', ste.s2Vmid, GLOBAL_ASID, input, r);
+    return { ok: true, pa: r.pa, perm: r.perm, pageShift: r.pageShift };
+  }
+
+  private stage1(ste: Ste, cd: Cd, s2Format: VmsaFormat | undefined, input: number, access: number): Outcome {
+    const kind: TlbKind = s2Format ? 's12' : 's1';
+    const cached = this.ctx.tlb.lookup(kind, ste.s2Vmid, cd.asid, input);
+    if (cached && this.hitAllowed(cached.perm, cached.dirty, access)) {
+      this.trace(
+        'tlb.hit',
+        `TLB hit ${kind} VMID ${ste.s2Vmid} ASID ${cd.asid} ${toHex(input)} → ${toHex(cached.outputBase + (input - cached.inputBase))}`,
+      );
+      return {
+        ok: true,
+        pa: cached.outputBase + (input - cached.inputBase),
+        perm: cached.perm,
+        pageShift: cached.pageShift,
+      };
+    }
+    const record = cd.r;
+    if (cd.epd0)
+      return {
+        ok: false,
+        fault: { event: 'F_TRANSLATION', record, cls: EVENT_CLASS.IN, reason: 'CD.EPD0 disables TTB0 walks' },
+      };
+    const format = this.stage1Format(cd);
+    if (!format)
+      return {
+        ok: false,
+        fault: { event: 'C_BAD_CD', record: true, reason: 'stage-1 translation control is illegal' },
+      };
+    this.walks++;
+    const hd = cd.hd && this.ctx.features.httu === 'access-dirty';
+    let s2Fault: Fault | undefined;
+    const result = walk(format, cd.ttb0, input, {
+      bus: this.ctx.bus,
+      counter: this.ctx.counter,
+      access,
+      hardwareAccessFlag: cd.ha && this.ctx.features.httu !== 'none',
+      hardwareDirty: hd,
+      hierarchicalPermissions: !cd.had0,
+      onStep: (level, addr, lo, hi) => this.traceStep(1, level, addr, lo, hi),
+      ...(s2Format
+        ? {
+            translateTableAddress: (ipa: number) => {
+              const t = this.walkStage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.TT);
+              if (t.ok) return t.pa;
+              s2Fault = t.fault;
+              return { kind: 'translation', level: 0 } as WalkFault;
+            },
+          }
+        : {}),
+    });
+    if (!result.ok) {
+      if (s2Fault) return { ok: false, fault: s2Fault };
+      return { ok: false, fault: { event: WALK_EVENT[result.fault.kind], record, cls: EVENT_CLASS.IN } };
+    }
+    const attrs = result.attrs as VmsaLeafAttributes;
+    if (!vmsaAccessAllowed(attrs, access, hd))
+      return { ok: false, fault: { event: 'F_PERMISSION', record, cls: EVENT_CLASS.IN } };
+    let perm = vmsaPermissions(attrs, (access & PERM_PRIV) !== 0, hd);
+    let pa = result.pa;
+    let pageShift = result.pageShift;
+    if (s2Format) {
+      const t = this.walkStage2(ste, s2Format, result.pa, access, EVENT_CLASS.IN);
+      if (!t.ok) return t;
+      pa = t.pa;
+      perm &= t.perm;
+      pageShift = Math.min(pageShift, t.pageShift);
+    }
+    this.insert(kind, ste.s2Vmid, attrs.ng ? cd.asid : GLOBAL_ASID, input, {
+      pa,
+      perm,
+      pageShift,
+      dirty: (access & PERM_WRITE) !== 0,
+    });
+    return { ok: true, pa, perm, pageShift };
+  }
+
+  private walkStage2(
+    ste: Ste,
+    format: VmsaFormat,
+    ipa: number,
+    access: number,
+    cls: number,
+  ): { ok: true; pa: number; perm: number; pageShift: number; dirty: boolean } | { ok: false; fault: Fault } {
+    this.walks++;
+    const hd = ste.s2Hd && this.ctx.features.httu === 'access-dirty';
+    const result = walk(format, ste.s2Ttb, ipa, {
+      bus: this.ctx.bus,
+      counter: this.ctx.counter,
+      access,
+      hardwareAccessFlag: ste.s2Ha && this.ctx.features.httu !== 'none',
+      hardwareDirty: hd,
+      onStep: (level, addr, lo, hi) => this.traceStep(2, level, addr, lo, hi),
+    });
+    const ipaPage = Math.floor(ipa / 4096) * 4096;
+    if (!result.ok)
+      return {
+        ok: false,
+        fault: { event: WALK_EVENT[result.fault.kind], record: ste.s2R, s2: true, ipa: ipaPage, cls },
+      };
+    const attrs = result.attrs as VmsaLeafAttributes;
+    if (!vmsaAccessAllowed(attrs, access, hd)) {
+      return { ok: false, fault: { event: 'F_PERMISSION', record: ste.s2R, s2: true, ipa: ipaPage, cls } };
+    }
+    return {
+      ok: true,
+      pa: result.pa,
+      perm: vmsaPermissions(attrs, (access & PERM_PRIV) !== 0, hd),
+      pageShift: result.pageShift,
+      dirty: (access & PERM_WRITE) !== 0,
+    };
+  }
+
+  /** A write through a cached leaf needs a walk when the leaf was cached clean (hardware dirty state). */
+  private hitAllowed(perm: number, dirty: boolean, access: number): boolean {
+    const need = access & (PERM_READ | PERM_WRITE);
+    if ((perm & need) !== need) return false;
+    return !(access & PERM_WRITE) || dirty || this.ctx.features.httu !== 'access-dirty';
+  }
+
+  private insert(
+    kind: TlbKind,
+    vmid: number,
+    asid: number,
+    input: number,
+    r: { pa: number; perm: number; pageShift: number; dirty: boolean },
+  ): void {
+    const size = 2 ** r.pageShift;
+    const inputBase = Math.floor(input / size) * size;
+    this.ctx.tlb.insert({
+      kind,
+      vmid,
+      asid,
+      inputBase,
+      pageShift: r.pageShift,
+      level: 0,
+      outputBase: r.pa - (input - inputBase),
+      perm: r.perm,
+      dirty: r.dirty,
+    });
+  }
+
+  private fetchSte(streamId: number, state: TranslationState): SteEntry {
+    const cached = this.steCache.get(streamId);
+    if (cached) return cached;
+    const features = this.ctx.features;
+    let address: number;
+    if (streamId >= 2 ** Math.min(state.strtabLog2Size, features.sidBits)) {
+      return {
+        ok: false,
+        event: 'C_BAD_STREAMID',
+        reason: `StreamID ${toHex(streamId)} is beyond the stream table`,
+      };
+    }
+    if (state.strtabFmt === 1) {
+      const l1 = l1StdAddress(state.strtabBase, streamId, state.strtabSplit);
+      if (!this.ctx.bus.readWords(l1, this.words, L1STD_WORDS, this.ctx.counter))
+        return { ok: false, event: 'F_STE_FETCH', reason: `L1STD at ${toHex(l1)} aborted` };
+      const desc = decodeL1Std(this.words);
+      const valid = checkL1Std(desc, state.strtabSplit);
+      if (!valid.ok) return { ok: false, event: 'C_BAD_STREAMID', reason: valid.reason };
+      const at = steAddressFromL1Std(desc, streamId, state.strtabSplit);
+      if (!at.ok) return { ok: false, event: 'C_BAD_STREAMID', reason: at.reason };
+      address = at.address;
+    } else {
+      address = steAddressLinear(state.strtabBase, streamId);
+    }
+    if (!this.ctx.bus.readWords(address, this.words, STE_WORDS, this.ctx.counter)) {
+      return { ok: false, event: 'F_STE_FETCH', reason: `STE at ${toHex(address)} aborted` };
+    }
+    const ste = decodeSte(this.words);
+    const check = checkSte(ste, features, this.ctx.idr);
+    const entry: SteEntry = check.ok
+      ? { ok: true, ste }
+      : { ok: false, event: 'C_BAD_STE', reason: check.reason };
+    this.steCache.set(streamId, entry);
+    this.trace(
+      'ste.fetch',
+      `fetch STE[${toHex(streamId)}] at ${toHex(address)}: ${check.ok ? `Config ${steConfigKind(ste.config)}` : `C_BAD_STE (${check.reason})`}`,
+    );
+    return entry;
+  }
+
+  /** The CD for (StreamID, SubstreamID); nested: the table pointers are IPAs translated by stage 2. */
+  private fetchCd(streamId: number, ssid: number, ste: Ste, s2Format: VmsaFormat | undefined): Cd | Fault {
+    const key = `${streamId}:${ssid}`;
+    const cached = this.cdCache.get(key);
+    if (cached) return cached;
+    const geometry = cdTableGeometry(ste.s1Fmt, ste.s1CdMax, this.ctx.features.ssidBits);
+    const toPa = (ipa: number): number | Fault => {
+      if (!s2Format) return ipa;
+      const t = this.walkStage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.CD);
+      return t.ok ? t.pa : t.fault;
+    };
+    const first = cdOrL1CdAddress(ste.s1ContextPtr, geometry, ssid);
+    if (!first.ok) return { event: 'C_BAD_SUBSTREAMID', record: true, reason: first.reason };
+    let cdIpa = first.address;
+    if (geometry.format === 'two-level') {
+      const l1 = toPa(first.address);
+      if (typeof l1 !== 'number') return l1;
+      if (!this.ctx.bus.readWords(l1, this.words, L1CD_WORDS, this.ctx.counter))
+        return { event: 'F_CD_FETCH', record: true, fetchAddr: l1 };
+      const bits = s2Format ? s2Format.ias : this.ctx.features.oasBits;
+      const at = cdAddressFromL1Cd(decodeL1Cd(this.words), geometry, ssid, bits);
+      if (!at.ok) return { event: 'C_BAD_SUBSTREAMID', record: true, reason: at.reason };
+      cdIpa = at.address;
+    }
+    const cdPa = toPa(cdIpa);
+    if (typeof cdPa !== 'number') return cdPa;
+    if (!this.ctx.bus.readWords(cdPa, this.words, CD_WORDS, this.ctx.counter))
+      return { event: 'F_CD_FETCH', record: true, fetchAddr: cdPa };
+    const cd = decodeCd(this.words);
+    const streamWorld = steStreamWorld(ste, this.ctx.idr.hyp, false);
+    const check = checkCd(cd, this.ctx.features, { streamWorld, s1Stalld: ste.s1Stalld }, this.ctx.idr);
+    this.trace(
+      'cd.fetch',
+      `fetch CD[${toHex(streamId)}:${ssid}] at ${toHex(cdPa)}${s2Format ? ` (IPA ${toHex(cdIpa)})` : ''}: ${check.ok ? `ASID ${cd.asid} TTB0 ${toHex(cd.ttb0)}` : `C_BAD_CD (${check.reason})`}`,
+    );
+    if (!check.ok) return { event: 'C_BAD_CD', record: true, reason: check.reason };
+    this.cdCache.set(key, cd);
+    return cd;
+  }
+
+  private stage1Format(cd: Cd): VmsaFormat | undefined {
+    try {
+      return vmsaFormatFromRegisters({
+        stage: 1,
+        tg: cd.tg0,
+        t0sz: cd.t0sz,
+        ps: psEncoding(cdEffectiveIpsBits(cd, this.ctx.features)) ?? cd.ips,
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
+  private stage2Format(ste: Ste): VmsaFormat | undefined {
+    try {
+      return vmsaFormatFromRegisters({
+        stage: 2,
+        tg: ste.s2Tg,
+        t0sz: ste.s2T0sz,
+        sl0: ste.s2Sl0,
+        ps: psEncoding(steEffectiveS2PsBits(ste, this.ctx.features)) ?? ste.s2Ps,
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Turns an outcome into the core's result, recording the event the fault calls for. */
+  private finish(request: TranslationRequest, outcome: Outcome, untranslated: boolean): TranslationResult {
+    if (outcome.ok)
+      return {
+        ok: true,
+        pfn: Math.floor(outcome.pa / 4096),
+        perm: outcome.perm,
+        pageShift: outcome.pageShift,
+      };
+    const f = outcome.fault;
+    const input = BigInt(request.iovaPfn) * 4096n + BigInt(request.offset);
+    let recorded = false;
+    const isEvent = f.event !== 'ABORT' && f.event !== 'GBPA_ABORT';
+    // C_* and fetch events are always recorded; translation faults when the CD/STE asks (R / S2R); ATS
+    // translation failures (not F_BAD_ATS_TREQ) are completions, not events.
+    if (isEvent && f.record && (untranslated || f.event === 'F_BAD_ATS_TREQ'))
+      recorded = this.ctx.recordEvent(this.eventRecord(request, f));
+    const fault: IommuFault = {
+      kind: KIND[f.event],
+      vendorCode: f.event,
+      ...(f.s2 !== undefined
+        ? { stage: f.s2 ? 2 : 1 }
+        : KIND[f.event] === 'translation' || KIND[f.event] === 'permission'
+          ? { stage: 1 }
+          : {}),
+      streamId: request.streamId,
+      pasid: request.pasid,
+      iova: input,
+      access: request.access,
+      recorded,
+    };
+    this.trace(
+      'fault',
+      `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}${f.reason ? `: ${f.reason}` : ''}${recorded ? ', recorded' : ''}`,
+    );
+    return { ok: false, fault };
+  }
+
+  private eventRecord(request: TranslationRequest, f: Fault): EventRecord {
+    const ssv = request.pasid !== NO_PASID;
+    const id = EVENT_ID[f.event as EventName];
+    const base = { id, streamId: request.streamId };
+    const withSsid = ssv ? { ssv: true, substreamId: request.pasid } : {};
+    switch (f.event) {
+      case 'C_BAD_STREAMID':
+      case 'F_STE_FETCH':
+      case 'C_BAD_STE':
+      case 'F_STREAM_DISABLED':
+        return f.event === 'F_STE_FETCH' && f.fetchAddr !== undefined
+          ? { ...base, fetchAddr: f.fetchAddr }
+          : base;
+      case 'C_BAD_SUBSTREAMID':
+        return { ...base, substreamId: ssv ? request.pasid : 0 };
+      case 'F_CD_FETCH':
+        return { ...base, ...withSsid, ...(f.fetchAddr !== undefined ? { fetchAddr: f.fetchAddr } : {}) };
+      case 'C_BAD_CD':
+      case 'F_BAD_ATS_TREQ':
+        return { ...base, ...withSsid };
+      default:
+        return {
+          ...base,
+          ...withSsid,
+          rnw: (request.access & PERM_WRITE) === 0,
+          pnu: (request.access & PERM_PRIV) !== 0,
+          s2: f.s2 === true,
+          class: f.cls ?? EVENT_CLASS.IN,
+          inputAddrPage: request.iovaPfn,
+          inputAddrOffset: request.offset,
+          ...(f.s2 && f.ipa !== undefined ? { ipa: f.ipa } : {}),
+        };
+    }
+  }
+
+  private traceStep(stage: 1 | 2, level: number, addr: number, lo: number, hi: number): void {
+    if (this.ctx.tracer.enabled) {
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'walk.step',
+        `walk S${stage} L${level} read ${toHex(addr)} = ${toHex(hi * 2 ** 32 + lo)}`,
+        { stage, level, addr },
+      );
+    }
+  }
+
+  private trace(name: string, message: string): void {
+    if (this.ctx.tracer.enabled) this.ctx.tracer.trace('hw', this.ctx.instance, name, message);
+  }
+}
