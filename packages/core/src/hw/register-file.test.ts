@@ -189,3 +189,11 @@ describe('RegisterFile', () => {
     ).toThrow(/B overlaps A/);
   });
 });
+
+describe('RegisterFile.definitionAt', () => {
+  it('finds the register at an offset and nothing where the table has none', () => {
+    const file = new RegisterFile(0x20, [{ name: 'CTRL', offset: 0x8, access: 'rw' }]);
+    expect(file.definitionAt(0x8)?.name).toBe('CTRL');
+    expect(file.definitionAt(0xc)).toBeUndefined();
+  });
+});

@@ -73,6 +73,11 @@ export class RegisterFile implements MmioHandler {
     return (BigInt(this.get(offset + 4)) << 32n) | BigInt(this.get(offset));
   }
 
+  /** The register at `offset`, if the table defines one there. */
+  definitionAt(offset: number): RegDef | undefined {
+    return this.defs[offset / 4];
+  }
+
   definition(name: string): RegDef | undefined {
     return this.byName.get(name);
   }
