@@ -5,14 +5,23 @@
  */
 export * from './driver/entry-writer.js';
 export * from './hw/cd.js';
+export * from './hw/command-queue.js';
 export * from './hw/commands.js';
 export * from './hw/events.js';
 export * from './hw/features.js';
 export * from './hw/idr.js';
+export * from './hw/interrupts.js';
 export * from './hw/options.js';
+export * from './hw/output-queue.js';
 export * from './hw/priq.js';
 export * from './hw/queue-index.js';
+export * from './hw/queues.js';
 export * from './hw/register-protocols.js';
 export * from './hw/regs.js';
 export * from './hw/ste.js';
 export * from './hw/tlb.js';
+
+// Used bits of STEs and CDs, and the entries the driver builds.
+
+export * from './driver/entry-used.js';
+export * from './driver/ste-builders.js';

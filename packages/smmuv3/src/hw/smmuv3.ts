@@ -1,0 +1,364 @@
+/**
+ * The SMMUv3 device model: the register file (page 0 and page 1) in action, the command, event and PRI
+ * queues, the configuration cache and TLB, the translation pipeline, ATS and PRI. It implements the core's
+ * `IommuHardware`; a driver reaches it only through the registers on the bus and the structures it points
+ * them at.
+ *
+ * Register behaviour (SMMUv3 §6.3): CR0 writes are acknowledged in CR0ACK at once (the model has no
+ * delay), IRQ_CTRL in IRQ_CTRLACK, GBPA updates complete immediately; Guarded registers ignore writes while
+ * their enable (or its acknowledgement) is set; CMDQ_PROD and GERRORN writes run the command queue.
+ */
+import {
+  type EndpointPort,
+  type HardwareContext,
+  type IommuHardware,
+  type ITracer,
+  NO_PASID,
+  type PageRequest,
+  PERM_EXEC,
+  PERM_PRIV,
+  PERM_READ,
+  PERM_WRITE,
+  RegisterFile,
+  type TranslationRequest,
+  type TranslationResult,
+  toHex,
+} from '@iommukit/core';
+import type { CommandOutcome } from './command-queue.js';
+import { atcInvPages, type Command, cfgiSteRangeStreamIds, tlbiRangePages } from './commands.js';
+import { encodeEvent } from './events.js';
+import { DEFAULT_IDR_EXTRAS, type Smmuv3Features } from './features.js';
+import { featuresFromOptions, type Smmuv3Options } from './options.js';
+import { encodePriEntry } from './priq.js';
+import { SmmuQueues } from './queues.js';
+import { ackFor, gbpaAfterWrite, irqCtrlAckFor } from './register-protocols.js';
+import {
+  CR0_SMMUEN,
+  GBPA_ABORT,
+  type GuardState,
+  guardedValue,
+  REG,
+  registerTable,
+  SMMU_MMIO_SIZE,
+} from './regs.js';
+import { overlaps, Smmuv3Tlb, type TlbEntry } from './tlb.js';
+import { Smmuv3Translator, type TranslationState } from './translate.js';
+
+/** Registers whose software writes are filtered by the Guarded rule (§6.2). */
+const GUARDED = [
+  REG.CR1,
+  REG.CR2,
+  REG.STRTAB_BASE,
+  REG.STRTAB_BASE + 4,
+  REG.STRTAB_BASE_CFG,
+  REG.CMDQ_BASE,
+  REG.CMDQ_BASE + 4,
+  REG.CMDQ_CONS,
+  REG.EVENTQ_BASE,
+  REG.EVENTQ_BASE + 4,
+  REG.EVENTQ_PROD,
+  REG.PRIQ_BASE,
+  REG.PRIQ_BASE + 4,
+  REG.PRIQ_PROD,
+  REG.GERROR_IRQ_CFG0,
+  REG.GERROR_IRQ_CFG0 + 4,
+  REG.GERROR_IRQ_CFG1,
+  REG.GERROR_IRQ_CFG2,
+  REG.EVENTQ_IRQ_CFG0,
+  REG.EVENTQ_IRQ_CFG0 + 4,
+  REG.EVENTQ_IRQ_CFG1,
+  REG.EVENTQ_IRQ_CFG2,
+  REG.PRIQ_IRQ_CFG0,
+  REG.PRIQ_IRQ_CFG0 + 4,
+  REG.PRIQ_IRQ_CFG1,
+  REG.PRIQ_IRQ_CFG2,
+];
+
+const PRI_RESP_CODES = ['failure', 'invalid', 'success'] as const;
+
+export class Smmuv3Hardware implements IommuHardware {
+  readonly instance: string;
+  readonly mmio: { readonly base: bigint; readonly size: number };
+  readonly options: Smmuv3Options;
+  readonly features: Smmuv3Features;
+  readonly regs: RegisterFile;
+  readonly queues: SmmuQueues;
+  readonly tlb: Smmuv3Tlb;
+  readonly translator: Smmuv3Translator;
+  private readonly endpoints = new Map<number, EndpointPort>();
+  private readonly tracer: ITracer;
+  private state: TranslationState = {
+    smmuEnabled: false,
+    gbpaAbort: false,
+    strtabBase: 0,
+    strtabFmt: 0,
+    strtabSplit: 6,
+    strtabLog2Size: 0,
+  };
+  private readonly tableReads;
+
+  constructor(context: HardwareContext<Smmuv3Options>) {
+    this.instance = context.instance;
+    this.options = context.options;
+    this.features = featuresFromOptions(context.options);
+    this.tracer = context.tracer;
+    this.regs = new RegisterFile(SMMU_MMIO_SIZE, registerTable(this.features, this.options));
+    this.tlb = new Smmuv3Tlb(this.options.tlbEntries);
+    const counter = context.bus.counter(`hw:${context.instance}`);
+    this.tableReads = counter;
+    this.queues = new SmmuQueues({
+      regs: this.regs,
+      bus: context.bus,
+      features: this.features,
+      counter,
+      execute: (command) => this.execute(command),
+      ...(this.features.wiredIrqs ? { irq: (name: string) => context.irq(name) } : {}),
+    });
+    this.translator = new Smmuv3Translator({
+      instance: context.instance,
+      bus: context.bus,
+      counter,
+      tracer: context.tracer,
+      features: this.features,
+      idr: DEFAULT_IDR_EXTRAS,
+      tlb: this.tlb,
+      configCacheEntries: this.options.configCacheEntries,
+      state: () => this.state,
+      recordEvent: (record) => this.queues.eventq.record(encodeEvent(record)).recorded,
+    });
+    this.installHooks();
+    this.mmio = { base: context.base, size: SMMU_MMIO_SIZE };
+    context.bus.addMmio(context.instance, context.base, SMMU_MMIO_SIZE, this.regs);
+  }
+
+  translate(request: TranslationRequest): TranslationResult {
+    return this.translator.translate(request);
+  }
+
+  atsTranslate(request: TranslationRequest): TranslationResult {
+    return this.translator.atsTranslate(request);
+  }
+
+  /** A PRI page request (§8): queued in the PRI queue; one the queue cannot take is answered at once. */
+  pageRequest(streamId: number, request: PageRequest): void {
+    if (!this.features.pri) return;
+    const words = encodePriEntry({
+      streamId,
+      ssv: request.pasid !== NO_PASID,
+      substreamId: request.pasid === NO_PASID ? 0 : request.pasid,
+      read: (request.access & PERM_READ) !== 0,
+      write: (request.access & PERM_WRITE) !== 0,
+      exec: (request.access & PERM_EXEC) !== 0,
+      priv: (request.access & PERM_PRIV) !== 0,
+      last: request.last,
+      prgIndex: request.groupIndex,
+      addressPage: Number(request.iova >> 12n),
+    });
+    const outcome = this.queues.priq.record(words);
+    this.trace(
+      'priq.record',
+      `page request stream ${toHex(streamId)} IOVA ${toHex(request.iova)} group ${request.groupIndex}${outcome.recorded ? '' : ` dropped (${outcome.reason})`}`,
+    );
+    // §8.2: a Last request the SMMU could not queue is answered with ResponseFailure (without one the
+    // endpoint would wait forever).
+    if (!outcome.recorded && request.last) {
+      this.endpoints
+        .get(streamId)
+        ?.pageResponse({ pasid: request.pasid, groupIndex: request.groupIndex, code: 'failure' });
+    }
+  }
+
+  connectEndpoint(streamId: number, port: EndpointPort): void {
+    this.endpoints.set(streamId, port);
+  }
+
+  disconnectEndpoint(streamId: number): void {
+    this.endpoints.delete(streamId);
+  }
+
+  identify(): Readonly<Record<string, string>> {
+    const names = ['IDR0', 'IDR1', 'IDR2', 'IDR3', 'IDR4', 'IDR5', 'IIDR', 'AIDR'] as const;
+    return Object.fromEntries(names.map((n) => [n, toHex(this.regs.get(REG[n]))]));
+  }
+
+  stats(): Readonly<Record<string, number>> {
+    const t = this.translator;
+    return {
+      tlbHits: this.tlb.hits,
+      tlbMisses: this.tlb.misses,
+      tlbEvictions: this.tlb.evictions,
+      steCacheHits: t.steCache.hits,
+      steCacheMisses: t.steCache.misses,
+      cdCacheHits: t.cdCache.hits,
+      cdCacheMisses: t.cdCache.misses,
+      walks: t.walks,
+      tableReads: this.tableReads.reads,
+      ...this.queues.stats(),
+    };
+  }
+
+  /** Runs one command from the command queue (§4): invalidations and responses. */
+  private execute(command: Command): CommandOutcome {
+    const t = this.translator;
+    const nh = (e: TlbEntry) => e.kind === 's1' || e.kind === 's12';
+    let dropped = 0;
+    switch (command.op) {
+      case 'CFGI_STE':
+        dropped = this.dropConfig(command.streamId, 1);
+        break;
+      case 'CFGI_STE_RANGE': {
+        const { first, count } = cfgiSteRangeStreamIds(command.streamId, command.range);
+        dropped = this.dropConfig(first, count);
+        break;
+      }
+      case 'CFGI_ALL':
+        dropped = t.steCache.clear() + t.cdCache.clear();
+        break;
+      case 'CFGI_CD':
+        dropped = t.cdCache.delete(`${command.streamId}:${command.substreamId}`) ? 1 : 0;
+        break;
+      case 'CFGI_CD_ALL':
+        dropped = t.cdCache.deleteWhere((_cd, key) => key.startsWith(`${command.streamId}:`));
+        break;
+      case 'TLBI_NH_ALL':
+        dropped = this.tlb.invalidate((e) => nh(e) && e.vmid === command.vmid);
+        break;
+      case 'TLBI_NH_ASID':
+        dropped = this.tlb.invalidate((e) => nh(e) && e.vmid === command.vmid && e.asid === command.asid);
+        break;
+      case 'TLBI_NH_VA': {
+        const inRange = rangeMatcher(command);
+        dropped = this.tlb.invalidate(
+          (e) => nh(e) && e.vmid === command.vmid && (e.asid === command.asid || e.asid < 0) && inRange(e),
+        );
+        break;
+      }
+      case 'TLBI_NH_VAA': {
+        const inRange = rangeMatcher(command);
+        dropped = this.tlb.invalidate((e) => nh(e) && e.vmid === command.vmid && inRange(e));
+        break;
+      }
+      case 'TLBI_S12_VMALL':
+        dropped = this.tlb.invalidate((e) => e.vmid === command.vmid);
+        break;
+      case 'TLBI_S2_IPA': {
+        const inRange = rangeMatcher(command);
+        dropped = this.tlb.invalidate((e) => e.kind === 's2' && e.vmid === command.vmid && inRange(e));
+        break;
+      }
+      case 'TLBI_NSNH_ALL':
+        dropped = this.tlb.clear();
+        break;
+      case 'ATC_INV': {
+        const pages = atcInvPages(command);
+        const port = this.endpoints.get(command.streamId);
+        const size = command.size >= 52 ? 1n << 64n : BigInt(pages.pageCount) * 4096n;
+        port?.invalidateAtc(
+          command.ssv ? command.substreamId : command.global ? undefined : NO_PASID,
+          BigInt(pages.firstPage) * 4096n,
+          size,
+        );
+        break;
+      }
+      case 'PRI_RESP':
+        this.endpoints.get(command.streamId)?.pageResponse({
+          pasid: command.ssv ? command.substreamId : NO_PASID,
+          groupIndex: command.prgIndex,
+          code: PRI_RESP_CODES[command.resp] ?? 'failure',
+        });
+        break;
+      default:
+        // Prefetches are hints; CMD_SYNC completion is the queue's; stalls, EL2 and EL3 are not modelled.
+        break;
+    }
+    if (this.tracer.enabled)
+      this.trace(
+        'cmd',
+        `CMD_${command.op}${describe(command)}${dropped ? `: ${dropped} entries dropped` : ''}`,
+      );
+    return { ok: true };
+  }
+
+  /** CFGI_STE: the STEs and every CD cached through them. */
+  private dropConfig(first: number, count: number): number {
+    const t = this.translator;
+    let dropped = 0;
+    for (let sid = first; sid < first + count; sid++) {
+      if (t.steCache.delete(sid)) dropped++;
+      dropped += t.cdCache.deleteWhere((_cd, key) => key.startsWith(`${sid}:`));
+    }
+    return dropped;
+  }
+
+  private installHooks(): void {
+    const regs = this.regs;
+    const guard = (): GuardState => ({
+      cr0: regs.get(REG.CR0),
+      cr0ack: regs.get(REG.CR0ACK),
+      irqCtrl: regs.get(REG.IRQ_CTRL),
+      irqCtrlAck: regs.get(REG.IRQ_CTRLACK),
+      gbpa: regs.get(REG.GBPA),
+    });
+    for (const offset of GUARDED) {
+      if (!regs.definitionAt(offset)) continue;
+      regs.onWrite(offset, (value, old) => {
+        regs.set(offset, guardedValue(offset, value, old, guard()));
+        this.refreshState();
+      });
+    }
+    regs.onWrite(REG.CR0, (value) => {
+      regs.set(REG.CR0ACK, ackFor(value));
+      this.refreshState();
+      this.queues.onCr0Updated();
+    });
+    regs.onWrite(REG.IRQ_CTRL, (value) => regs.set(REG.IRQ_CTRLACK, irqCtrlAckFor(value)));
+    regs.onWrite(REG.GBPA, (value, old) => {
+      regs.set(REG.GBPA, gbpaAfterWrite(guardedValue(REG.GBPA, value, old, { ...guard(), gbpa: old }), old));
+      this.refreshState();
+    });
+    regs.onWrite(REG.CMDQ_PROD, () => this.queues.onCmdqProdWrite());
+    regs.onWrite(REG.GERRORN, () => this.queues.onGerrornWrite());
+  }
+
+  /** The register state the translation pipeline reads, recomputed when one of its registers changes. */
+  private refreshState(): void {
+    const regs = this.regs;
+    const cfg = regs.get(REG.STRTAB_BASE_CFG);
+    const baseLo = regs.get(REG.STRTAB_BASE) & 0xffff_ffc0;
+    const baseHi = regs.get(REG.STRTAB_BASE + 4) & 0x00ff_ffff;
+    this.state = {
+      smmuEnabled: (regs.get(REG.CR0ACK) & CR0_SMMUEN) !== 0,
+      gbpaAbort: (regs.get(REG.GBPA) & GBPA_ABORT) !== 0,
+      strtabBase: baseHi * 2 ** 32 + (baseLo >>> 0),
+      strtabFmt: (cfg >>> 16) & 0b11,
+      strtabSplit: (cfg >>> 6) & 0x1f,
+      strtabLog2Size: cfg & 0x3f,
+    };
+  }
+
+  private trace(name: string, message: string): void {
+    if (this.tracer.enabled) this.tracer.trace('hw', this.instance, name, message);
+  }
+}
+
+/** The input range a TLBI names: its range fields, or the single address (any entry containing it). */
+function rangeMatcher(command: {
+  addressPage: number;
+  num: number;
+  scale: number;
+  tg: number;
+}): (e: TlbEntry) => boolean {
+  const range = tlbiRangePages(command);
+  const start = (range?.firstPage ?? command.addressPage) * 4096;
+  const size = (range?.pageCount ?? 1) * 4096;
+  return (e) => overlaps(e, start, size);
+}
+
+function describe(command: Command): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(command)) {
+    if (key === 'op' || value === false || value === 0) continue;
+    parts.push(`${key}=${typeof value === 'number' ? toHex(value) : String(value)}`);
+  }
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
