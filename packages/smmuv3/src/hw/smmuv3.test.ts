@@ -6,13 +6,14 @@
 import { EndpointDevice, FrameAllocator, hpa, InterruptController, MemoryBus, Tracer } from '@iommukit/core';
 import { IoPageTable, psEncoding, t0szFor, vmsaFormat } from '@iommukit/pagetables';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { encodeCd } from './cd.js';
-import { encodeCfgiSte, encodeCmdSync, encodeTlbiNhVa } from './commands.js';
+import { decodeCd, encodeCd } from './cd.js';
+import { encodeCfgiCd, encodeCfgiCdAll, encodeCfgiSte, encodeCmdSync, encodeTlbiNhVa } from './commands.js';
 import { decodeEvent } from './events.js';
 import { Smmuv3OptionsSchema } from './options.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, GBPA_ABORT, GBPA_UPDATE, REG } from './regs.js';
 import { Smmuv3Hardware } from './smmuv3.js';
 import { encodeSte, STE_CONFIG } from './ste.js';
+import { cdCacheKey, cdCacheStream } from './translate.js';
 
 const BASE = 0x0900_0000;
 const RAM = 0x8000_0000;
@@ -167,6 +168,38 @@ describe('Smmuv3Hardware', () => {
     expect(dev.dmaRead(0x4000n, 4).ok).toBe(true); // stale
     submit(encodeTlbiNhVa({ vmid: 0, asid: 9, addressPage: 4, leaf: true }), encodeCmdSync());
     expect(dev.dmaRead(0x4000n, 4)).toMatchObject({ ok: false, fault: { vendorCode: 'F_TRANSLATION' } });
+  });
+
+  it('CMD_CFGI_CD drops one CD, CMD_CFGI_CD_ALL and CMD_CFGI_STE every CD of that stream only', () => {
+    enable();
+    const cds = smmu.translator.cdCache;
+    const cd = decodeCd(encodeCd({ v: true }));
+    const fill = () => {
+      for (const [sid, ssid] of [
+        [2, 0],
+        [2, 1],
+        [2, 7],
+        [3, 1],
+      ] as const)
+        cds.set(cdCacheKey(sid, ssid), cd);
+    };
+    const keys = () => [...cds].map(([key]) => [cdCacheStream(key), key % 2 ** 20]).sort();
+    fill();
+    submit(encodeCfgiCd({ streamId: 2, substreamId: 1 }), encodeCmdSync());
+    expect(keys()).toEqual([
+      [2, 0],
+      [2, 7],
+      [3, 1],
+    ]);
+    submit(encodeCfgiCdAll({ streamId: 2 }), encodeCmdSync());
+    expect(keys()).toEqual([[3, 1]]);
+    fill();
+    submit(encodeCfgiSte({ streamId: 3 }), encodeCmdSync());
+    expect(keys()).toEqual([
+      [2, 0],
+      [2, 1],
+      [2, 7],
+    ]);
   });
 
   it('writes C_BAD_STE to the event queue and advances EVENTQ_PROD', () => {

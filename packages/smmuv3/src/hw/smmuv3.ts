@@ -42,7 +42,7 @@ import {
   SMMU_MMIO_SIZE,
 } from './regs.js';
 import { overlaps, Smmuv3Tlb, type TlbEntry } from './tlb.js';
-import { Smmuv3Translator, type TranslationState } from './translate.js';
+import { cdCacheKey, cdCacheStream, Smmuv3Translator, type TranslationState } from './translate.js';
 
 /** Registers whose software writes are filtered by the Guarded rule (§6.2). */
 const GUARDED = [
@@ -215,10 +215,10 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = t.steCache.clear() + t.cdCache.clear();
         break;
       case 'CFGI_CD':
-        dropped = t.cdCache.delete(`${command.streamId}:${command.substreamId}`) ? 1 : 0;
+        dropped = t.cdCache.delete(cdCacheKey(command.streamId, command.substreamId)) ? 1 : 0;
         break;
       case 'CFGI_CD_ALL':
-        dropped = t.cdCache.deleteWhere((_cd, key) => key.startsWith(`${command.streamId}:`));
+        dropped = t.cdCache.deleteWhere((_cd, key) => cdCacheStream(key) === command.streamId);
         break;
       case 'TLBI_NH_ALL':
         dropped = this.tlb.invalidate((e) => nh(e) && e.vmid === command.vmid);
@@ -285,7 +285,7 @@ export class Smmuv3Hardware implements IommuHardware {
     let dropped = 0;
     for (let sid = first; sid < first + count; sid++) {
       if (t.steCache.delete(sid)) dropped++;
-      dropped += t.cdCache.deleteWhere((_cd, key) => key.startsWith(`${sid}:`));
+      dropped += t.cdCache.deleteWhere((_cd, key) => cdCacheStream(key) === sid);
     }
     return dropped;
   }

@@ -139,6 +139,19 @@ const KIND: Readonly<Record<Fault['event'], FaultKind>> = {
   F_VMS_FETCH: 'walk-abort',
 };
 
+/** SubstreamIDs are 20 bits, so StreamID · 2^20 + SubstreamID is exact (StreamIDs are at most 32 bits). */
+const SSID_SPAN = 2 ** 20;
+
+/** The configuration cache key of a CD: a number, so a cache hit builds no string. */
+export function cdCacheKey(streamId: number, ssid: number): number {
+  return streamId * SSID_SPAN + ssid;
+}
+
+/** The StreamID a CD cache key belongs to. */
+export function cdCacheStream(key: number): number {
+  return Math.floor(key / SSID_SPAN);
+}
+
 const WALK_EVENT: Readonly<Record<WalkFault['kind'], EventName>> = {
   translation: 'F_TRANSLATION',
   'address-size': 'F_ADDR_SIZE',
@@ -148,7 +161,8 @@ const WALK_EVENT: Readonly<Record<WalkFault['kind'], EventName>> = {
 
 export class Smmuv3Translator {
   readonly steCache: LruCache<number, SteEntry>;
-  readonly cdCache: LruCache<string, Cd>;
+  /** CDs by {@link cdCacheKey}(StreamID, SubstreamID). */
+  readonly cdCache: LruCache<number, Cd>;
   walks = 0;
   private readonly words = new Uint32Array(STE_WORDS);
 
@@ -428,7 +442,7 @@ export class Smmuv3Translator {
 
   /** The CD for (StreamID, SubstreamID); nested: the table pointers are IPAs translated by stage 2. */
   private fetchCd(streamId: number, ssid: number, ste: Ste, s2Format: VmsaFormat | undefined): Cd | Fault {
-    const key = `${streamId}:${ssid}`;
+    const key = cdCacheKey(streamId, ssid);
     const cached = this.cdCache.get(key);
     if (cached) return cached;
     const geometry = cdTableGeometry(ste.s1Fmt, ste.s1CdMax, this.ctx.features.ssidBits);
