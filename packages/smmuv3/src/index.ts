@@ -1,8 +1,8 @@
 /**
  * @iommukit/smmuv3: the ARM SMMUv3 hardware model, its host driver, and host-side nesting. Work in
- * progress (see README.md): the register file, ID registers, in-memory structures, commands, events, the
- * TLB and the driver's hitless entry writer are here; the device model, the driver and the plugin follow.
+ * progress (see README.md): the hardware model is here; the host driver, nesting and the plugin follow.
  */
+export * from './coverage.js';
 export * from './driver/entry-writer.js';
 export * from './hw/cd.js';
 export * from './hw/command-queue.js';
