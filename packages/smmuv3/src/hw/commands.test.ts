@@ -443,7 +443,8 @@ describe('invalidation ranges', () => {
         expect(nonLeaf.length, `non-leaf ${count}`).toBe(best[count]);
       }
     }
-  });
+    // 4800 exhaustive cases: seconds on a loaded 2-core machine, so no default 5 s limit.
+  }, 60_000);
 
   it('hand-derived splits', () => {
     const split = (pageCount: number, leaf = true) =>
