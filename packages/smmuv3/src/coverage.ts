@@ -364,7 +364,7 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   config: {
     spec: 'Config',
     status: M,
-    note: 'Abort (no event; reserved 0b001–0b011 too), bypass, stage 1, stage 2 or nested; a stage the IDRs lack is C_BAD_STE. A SubstreamID on a bypass STE is not rejected (the spec records C_BAD_SUBSTREAMID).',
+    note: 'Abort (no event; reserved 0b001–0b011 too), bypass, stage 1, stage 2 or nested; a stage the IDRs lack is C_BAD_STE. A SubstreamID on a bypass STE is C_BAD_SUBSTREAMID.',
   },
   s1Fmt: {
     spec: 'S1Fmt',
@@ -507,7 +507,7 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   s2Hd: {
     spec: 'S2HD',
     status: M,
-    note: 'Hardware dirty-state update at stage 2 (IDR0.HTTU == 0b10, else C_BAD_STE). Deviation: also applied when S2HA == 0 (spec: {S2HA, S2HD} = 0b01 acts as 0b00).',
+    note: 'Hardware dirty-state update at stage 2 (IDR0.HTTU == 0b10, else C_BAD_STE). {S2HA, S2HD} = 0b01 acts as 0b00, as the spec says.',
   },
   s2Ha: {
     spec: 'S2HA',
@@ -662,7 +662,7 @@ export const CD_FIELD_COVERAGE: Readonly<Record<keyof Cd, FieldCoverage>> = {
   hd: {
     spec: 'HD',
     status: M,
-    note: 'Hardware dirty-state update (IDR0.HTTU == 0b10, else C_BAD_CD). Deviation: also applied when HA == 0 (spec: {HD, HA} = 0b10 acts as 0b00).',
+    note: 'Hardware dirty-state update (IDR0.HTTU == 0b10, else C_BAD_CD). {HD, HA} = 0b10 acts as 0b00, as the spec says.',
   },
   ha: { spec: 'HA', status: M, note: 'Hardware Access flag update (needs IDR0.HTTU != 0, else C_BAD_CD).' },
   s: {
@@ -856,7 +856,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   F_BAD_ATS_TREQ: {
     status: M,
-    note: 'ATS Translation Request to an STE with EATS == 0b00 or Config bypass. Deviation: also recorded for Config abort (spec: UR, no event).',
+    note: 'ATS Translation Request to an STE with EATS == 0b00 or Config bypass. One to a Config-abort STE is refused without an event, as the spec says.',
   },
   F_STREAM_DISABLED: {
     status: M,

@@ -363,3 +363,58 @@ describe('ATS', () => {
     expect(events.map((e) => e.id)).toEqual([0x05]);
   });
 });
+
+describe('spec corner cases', () => {
+  it('a SubstreamID on a bypass stream is C_BAD_SUBSTREAMID (§5.2 Config)', () => {
+    put(STRTAB + 64 * 1, encodeSte({ v: true, config: STE_CONFIG.BYPASS }));
+    expect(translator.translate(req(1, 0x4000, PERM_READ, 3))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_SUBSTREAMID', recorded: true },
+    });
+    expect(translator.translate(req(1, 0x4000))).toMatchObject({ ok: true });
+  });
+
+  it('an ATS request to an aborting stream is refused without an event', () => {
+    put(STRTAB + 64 * 2, encodeSte({ v: true, config: STE_CONFIG.ABORT, eats: STE_EATS.FULL }));
+    expect(translator.atsTranslate(req(2, 0x4000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'ABORT', recorded: false },
+    });
+    expect(events).toEqual([]);
+  });
+
+  it('CD.HD without CD.HA does not update the dirty state (§5.4: behaves as both 0)', () => {
+    const pt = new IoPageTable(
+      s1Format(),
+      { bus, memory, counter: bus.counter('pt') },
+      { dirtyTracking: true },
+    );
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    const dirtyNow = () => {
+      let dirty = false;
+      pt.readAndClearDirty(
+        0x7000n,
+        0x1000n,
+        () => {
+          dirty = true;
+        },
+        { clear: true },
+      );
+      return dirty;
+    };
+    dirtyNow(); // new writable mappings start dirty: clear it first
+    for (const [ha, expected] of [
+      [false, false],
+      [true, true],
+    ] as const) {
+      translator.cdCache.clear();
+      tlb.clear();
+      put(CD_TABLE, cdFor(pt.rootPa, 3, { hd: true, ha }));
+      put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+      translator.steCache.clear();
+      const result = translator.translate(req(4, 0x7000, PERM_WRITE));
+      expect(result.ok, `HA=${ha}`).toBe(expected);
+      expect(dirtyNow(), `HA=${ha}`).toBe(expected);
+    }
+  });
+});

@@ -192,14 +192,25 @@ export class Smmuv3Translator {
     if (!entry.ok) return { ok: false, fault: { event: entry.event, record: true, reason: entry.reason } };
     const ste = entry.ste;
     const kind = steConfigKind(ste.config);
-    if (ats && (ste.eats === STE_EATS.ABORT || kind === 'abort' || kind === 'bypass')) {
+    // An ATS request to an aborting stream is refused as the transaction would be: no event (§3.9.1).
+    if (ats && kind === 'abort') return { ok: false, fault: { event: 'ABORT', record: false } };
+    if (ats && (ste.eats === STE_EATS.ABORT || kind === 'bypass')) {
       return {
         ok: false,
         fault: { event: 'F_BAD_ATS_TREQ', record: true, reason: 'STE.EATS does not allow ATS' },
       };
     }
     if (kind === 'abort') return { ok: false, fault: { event: 'ABORT', record: false } };
-    if (kind === 'bypass') return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+    if (kind === 'bypass') {
+      // A SubstreamID on a stream with no stage 1 is C_BAD_SUBSTREAMID (§3.9, §5.2 Config).
+      if (request.pasid !== NO_PASID) {
+        return {
+          ok: false,
+          fault: { event: 'C_BAD_SUBSTREAMID', record: true, reason: 'SubstreamID on a bypass stream' },
+        };
+      }
+      return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+    }
 
     const hasSsid = request.pasid !== NO_PASID;
     const s1 = kind === 's1' || kind === 'nested';
@@ -287,7 +298,8 @@ export class Smmuv3Translator {
         fault: { event: 'C_BAD_CD', record: true, reason: 'stage-1 translation control is illegal' },
       };
     this.walks++;
-    const hd = cd.hd && this.ctx.features.httu === 'access-dirty';
+    // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD).
+    const hd = cd.hd && cd.ha && this.ctx.features.httu === 'access-dirty';
     let s2Fault: Fault | undefined;
     const result = walk(format, cd.ttb0, input, {
       bus: this.ctx.bus,
@@ -342,7 +354,8 @@ export class Smmuv3Translator {
     cls: number,
   ): { ok: true; pa: number; perm: number; pageShift: number; dirty: boolean } | { ok: false; fault: Fault } {
     this.walks++;
-    const hd = ste.s2Hd && this.ctx.features.httu === 'access-dirty';
+    // {S2HA, S2HD} = {0, 1} behaves as both 0 (§5.2 STE.S2HD).
+    const hd = ste.s2Hd && ste.s2Ha && this.ctx.features.httu === 'access-dirty';
     const result = walk(format, ste.s2Ttb, ipa, {
       bus: this.ctx.bus,
       counter: this.ctx.counter,
