@@ -3,7 +3,13 @@
  * progress (see README.md): the hardware model is here; the host driver, nesting and the plugin follow.
  */
 export * from './coverage.js';
+export * from './driver/cd-table.js';
+export * from './driver/cmdq.js';
+export * from './driver/domain.js';
 export * from './driver/entry-writer.js';
+export * from './driver/ids.js';
+export * from './driver/smmuv3-driver.js';
+export * from './driver/stream-table.js';
 export * from './hw/cd.js';
 export * from './hw/command-queue.js';
 export * from './hw/commands.js';

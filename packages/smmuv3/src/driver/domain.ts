@@ -1,0 +1,422 @@
+/**
+ * SMMUv3 paging domains (Linux `struct arm_smmu_domain`) and the static blocked/identity domains.
+ *
+ * A paging domain is one VMSAv8-64 page table (`IoPageTable`) and the tag the TLB keys it with:
+ * - stage 1 (the default, as Linux prefers it): a stage-1 format — 4K granule when IDR5 has it (else 16K,
+ *   else 64K), IAS 48 (Linux caps it at the CPU's VA_BITS; IDR5.VAX only widens it), OAS from IDR5 (48 at
+ *   most without the 64K granule) — and an ASID. It is installed as a CD (`s1CdForTable`) in the CD table
+ *   of each master it is attached to, at SubstreamID 0 for the RID or at a PASID.
+ * - stage 2 (`nestParent`, or an SMMU without stage 1): IAS = OAS from IDR5, and a VMID; it is installed
+ *   in the STE itself (`s2Ste`: S2TTB, VTCR fields, S2VMID).
+ *
+ * Invalidation (Linux `arm_smmu_tlb_inv_range_domain`): `unmap` only gathers what the page table reports
+ * (`tlbAddPage` for leaves, `tlbFlushWalk` for freed tables and split blocks); `iotlbSync` turns the gather
+ * into TLBI_NH_VA (stage 1: VMID 0, the ASID) or TLBI_S2_IPA (stage 2: the VMID) commands, Leaf = 1 for
+ * leaf ranges and 0 for walk ranges, one range command per run with IDR3.RIL (`splitTlbiRange`), one
+ * per 4 KiB page without it — 512 or more of those (Linux CMDQ_MAX_TLBI_OPS) become one TLBI_NH_ASID /
+ * TLBI_S12_VMALL — then CMD_SYNC. A nest parent also gets TLBI_NH_ALL for its VMID + CMD_SYNC, since
+ * nested (combined) TLB entries are tagged by ASID and VMID, not by IPA. Last, every attached master
+ * with ATS gets CMD_ATC_INV over the gathered span (SSV for a PASID attachment) + CMD_SYNC: the ATC is
+ * invalidated after the TLB, so it cannot refill from a stale TLB entry.
+ *
+ * Dirty tracking (Linux `IO_PGTABLE_QUIRK_ARM_HD`): the table marks writable leaves DBM, the CD gets
+ * HA = HD = 1 (stage 1) or the STE S2HA = S2HD = 1 (stage 2, beyond Linux, which tracks stage 1 only), so
+ * the SMMU sets the dirty state on a write. Tracking is always on for such a domain, as in Linux, where
+ * `set_dirty_tracking` has nothing to do; `readAndClearDirty` walks the table and flushes the TLB for the
+ * leaves it cleaned (a cached writable-dirty entry would let writes through without marking them).
+ */
+import {
+  type AccessCounter,
+  type DomainType,
+  type Hpa,
+  hpa,
+  type IFrameAllocator,
+  type IommuDomain,
+  IommufdError,
+  type Iova,
+  type ITracer,
+  type MemoryBus,
+  iova as makeIova,
+  NO_PASID,
+  type PagingDomainFlags,
+  type Prot,
+  toHex,
+} from '@iommukit/core';
+import { IoPageTable, VmsaFormat, type VmsaGranule } from '@iommukit/pagetables';
+import {
+  atcInvSpan,
+  encodeAtcInv,
+  encodeTlbiNhAll,
+  encodeTlbiNhAsid,
+  encodeTlbiNhVa,
+  encodeTlbiS2Ipa,
+  encodeTlbiS12Vmall,
+  splitTlbiRange,
+  type TlbiRangeFields,
+} from '../hw/commands.js';
+import type { Smmuv3Features } from '../hw/features.js';
+import { decodeSte, encodeSte } from '../hw/ste.js';
+import type { Smmuv3Cmdq } from './cmdq.js';
+import type { IdAllocator } from './ids.js';
+import { type BuilderCaps, s1CdForTable, s2Ste } from './ste-builders.js';
+
+/** Without range invalidation, this many TLBIs or more for one sync invalidate the whole ASID/VMID instead. */
+export const CMDQ_MAX_TLBI_OPS = 512;
+
+const PAGE = 4096;
+
+/** The granule a domain uses: 4K when the SMMU has it (Linux's PAGE_SIZE), else 16K, else 64K. */
+export function domainGranule(features: Pick<Smmuv3Features, 'granules'>): VmsaGranule {
+  const g = features.granules;
+  return g.g4k ? 4096 : g.g16k ? 16384 : 65536;
+}
+
+/** Largest output size a granule's tables express without FEAT_LPA2 (52 bits only with 64K). */
+function maxOas(granule: VmsaGranule): number {
+  return granule === 65536 ? 52 : 48;
+}
+
+/** The stage-1 format of a domain on this SMMU: IAS 48, OAS = IDR5.OAS (capped by the granule). */
+export function stage1Format(features: Pick<Smmuv3Features, 'granules' | 'oasBits'>): VmsaFormat {
+  const granule = domainGranule(features);
+  return new VmsaFormat({ stage: 1, granule, ias: 48, oas: Math.min(features.oasBits, maxOas(granule)) });
+}
+
+/** The stage-2 format of a domain on this SMMU: IAS = OAS = IDR5.OAS (capped by the granule). */
+export function stage2Format(features: Pick<Smmuv3Features, 'granules' | 'oasBits'>): VmsaFormat {
+  const granule = domainGranule(features);
+  const oas = Math.min(features.oasBits, maxOas(granule));
+  return new VmsaFormat({ stage: 2, granule, ias: oas, oas });
+}
+
+/** What a domain needs from its driver. */
+export interface Smmuv3DomainHost {
+  readonly instance: string;
+  readonly bus: MemoryBus;
+  readonly memory: IFrameAllocator;
+  readonly counter: AccessCounter;
+  readonly tracer: ITracer;
+  readonly features: Smmuv3Features;
+  readonly builderCaps: BuilderCaps;
+  readonly cmdq: Smmuv3Cmdq;
+  readonly asids: IdAllocator;
+  readonly vmids: IdAllocator;
+  /** The domain was freed: the driver forgets it. */
+  release(domain: Smmuv3Domain): void;
+}
+
+/** Where a domain is installed: a master's RID (`pasid` = NO_PASID) or one of its PASIDs. */
+export interface DomainAttachment {
+  readonly streamId: number;
+  readonly pasid: number;
+  /** The master has ATS enabled: its ATC caches translations of this domain. */
+  readonly ats: boolean;
+}
+
+type Range = readonly [start: number, end: number];
+
+/** The IOVA ranges `unmap` (and dirty clearing) left stale in the TLB, until `iotlbSync`. */
+class Gather {
+  leaves: Range[] = [];
+  walks: Range[] = [];
+
+  get empty(): boolean {
+    return this.leaves.length === 0 && this.walks.length === 0;
+  }
+
+  /** The smallest range covering everything gathered. */
+  span(): Range {
+    const all = [...this.leaves, ...this.walks];
+    return [Math.min(...all.map((r) => r[0])), Math.max(...all.map((r) => r[1]))];
+  }
+}
+
+/** Sorts and merges overlapping or adjacent ranges. */
+function merge(ranges: readonly Range[]): Range[] {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [start, end] of sorted) {
+    const last = out[out.length - 1];
+    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+    else out.push([start, end]);
+  }
+  return out;
+}
+
+export class Smmuv3Domain implements IommuDomain {
+  readonly type: DomainType = 'paging';
+  readonly stage: 1 | 2;
+  /** The stage-1 ASID (0 for a stage-2 domain). */
+  readonly asid: number;
+  /** The stage-2 VMID (0 for a stage-1 domain, whose STEs use VMID 0). */
+  readonly vmid: number;
+  readonly nestParent: boolean;
+  /** Allocated with dirty tracking: the table and CD/STE track dirty state. */
+  readonly dirtyTracking: boolean;
+  readonly format: VmsaFormat;
+  readonly table: IoPageTable;
+  readonly pgsizeBitmap: bigint;
+  readonly aperture: { readonly start: Iova; readonly end: Iova };
+  /** Masters (and PASIDs) the domain is installed at, by `sid` or `sid:pasid`. */
+  readonly attachments = new Map<string, DomainAttachment>();
+  private readonly host: Smmuv3DomainHost;
+  private gather = new Gather();
+  private freed = false;
+
+  constructor(
+    readonly id: number,
+    readonly flags: PagingDomainFlags,
+    host: Smmuv3DomainHost,
+  ) {
+    this.host = host;
+    const f = host.features;
+    this.nestParent = flags.nestParent === true;
+    this.stage = this.nestParent || !f.s1 ? 2 : 1;
+    this.dirtyTracking = flags.dirtyTracking === true;
+    this.format = this.stage === 1 ? stage1Format(f) : stage2Format(f);
+    // The tag first: ENOSPC must leave nothing allocated.
+    this.asid = this.stage === 1 ? host.asids.alloc() : 0;
+    this.vmid = this.stage === 2 ? host.vmids.alloc() : 0;
+    try {
+      this.table = new IoPageTable(
+        this.format,
+        { bus: host.bus, memory: host.memory, counter: host.counter, source: `${host.instance}/domain${id}` },
+        {
+          dirtyTracking: this.dirtyTracking,
+          flush: {
+            tlbAddPage: (iova, size) => this.gather.leaves.push([Number(iova), Number(iova + size)]),
+            tlbFlushWalk: (iova, size) => this.gather.walks.push([Number(iova), Number(iova + size)]),
+          },
+        },
+      );
+    } catch (error) {
+      if (this.stage === 1) host.asids.free(this.asid);
+      else host.vmids.free(this.vmid);
+      throw error;
+    }
+    this.pgsizeBitmap = this.table.pgsizeBitmap;
+    this.aperture = { start: makeIova(0n), end: makeIova((1n << BigInt(this.format.ias)) - 1n) };
+  }
+
+  /** The tag the TLB knows this domain by, for messages. */
+  get tag(): string {
+    return this.stage === 1 ? `ASID ${this.asid}` : `VMID ${this.vmid}`;
+  }
+
+  get isFreed(): boolean {
+    return this.freed;
+  }
+
+  map(iova: Iova, paddr: Hpa, size: bigint, prot: Prot): void {
+    this.checkLive();
+    this.table.map(iova, paddr, size, prot);
+    this.trace('map', `map IOVA ${toHex(iova)}+${toHex(size)} → ${toHex(paddr)}`);
+  }
+
+  unmap(iova: Iova, size: bigint): bigint {
+    this.checkLive();
+    const bytes = this.table.unmap(iova, size);
+    this.trace('unmap', `unmap IOVA ${toHex(iova)}+${toHex(size)}: ${toHex(bytes)} bytes, TLBI gathered`);
+    return bytes;
+  }
+
+  iotlbSync(): void {
+    if (this.gather.empty) return;
+    const gather = this.gather;
+    this.gather = new Gather();
+    this.invalidateTlb(gather);
+    this.invalidateAtc(gather.span());
+  }
+
+  iovaToPhys(iova: Iova): Hpa | undefined {
+    this.checkLive();
+    const pa = this.table.iovaToPhys(iova);
+    return pa === undefined ? undefined : hpa(pa);
+  }
+
+  /** Always on for a domain allocated with dirty tracking (Linux: nothing to do). */
+  setDirtyTracking(_enabled: boolean): void {
+    this.checkLive();
+    if (!this.dirtyTracking) {
+      throw new IommufdError('EOPNOTSUPP', `domain ${this.id} was not allocated for dirty tracking`, {
+        domain: this.id,
+      });
+    }
+  }
+
+  readAndClearDirty(
+    iova: Iova,
+    size: bigint,
+    record: (iova: bigint, size: bigint) => void,
+    clear: boolean,
+  ): void {
+    this.checkLive();
+    this.table.readAndClearDirty(iova, size, record, { clear });
+    // Cleaned leaves were gathered (tlbAddPage): flush them so the next write marks them again.
+    if (clear) this.iotlbSync();
+  }
+
+  free(): void {
+    if (this.freed) return;
+    if (this.attachments.size > 0) {
+      throw new IommufdError(
+        'EBUSY',
+        `domain ${this.id} is still attached to ${this.attachments.size} master(s)/PASID(s)`,
+        { domain: this.id },
+      );
+    }
+    this.freed = true;
+    // Nothing may stay tagged with an ID the next domain gets (Linux `arm_smmu_tlb_inv_context`).
+    this.host.cmdq.issue(
+      this.stage === 1
+        ? encodeTlbiNhAsid({ vmid: 0, asid: this.asid })
+        : encodeTlbiS12Vmall({ vmid: this.vmid }),
+    );
+    this.gather = new Gather();
+    this.table.free();
+    if (this.stage === 1) this.host.asids.free(this.asid);
+    else this.host.vmids.free(this.vmid);
+    this.host.release(this);
+    this.trace('free', `domain ${this.id} freed, ${this.tag} released`);
+  }
+
+  /** The CD that installs this stage-1 domain (Linux `arm_smmu_make_s1_cd`). */
+  cd(): Uint32Array {
+    if (this.stage !== 1) throw new RangeError(`domain ${this.id} is not a stage-1 domain`);
+    return s1CdForTable(this.table, { asid: this.asid });
+  }
+
+  /** The STE that installs this stage-2 domain (Linux `arm_smmu_make_s2_domain_ste`), S2HA/S2HD if tracking. */
+  ste(ats: boolean): Uint32Array {
+    if (this.stage !== 2) throw new RangeError(`domain ${this.id} is not a stage-2 domain`);
+    const ste = s2Ste(
+      { format: this.format, root: this.table.rootPa, vmid: this.vmid, ats },
+      this.host.builderCaps,
+    );
+    if (!this.dirtyTracking) return ste;
+    return encodeSte({ ...decodeSte(ste), s2Ha: true, s2Hd: true });
+  }
+
+  /** Records an installation (the driver calls this when an STE or CD starts pointing here). */
+  attach(attachment: DomainAttachment): void {
+    this.attachments.set(attachmentKey(attachment.streamId, attachment.pasid), attachment);
+  }
+
+  detach(streamId: number, pasid: number): void {
+    this.attachments.delete(attachmentKey(streamId, pasid));
+  }
+
+  private invalidateTlb(gather: Gather): void {
+    const { cmdq, features } = this.host;
+    const ril = features.rangeInvalidation;
+    const walks = merge(gather.walks);
+    // Leaf ranges inside a walk range are covered by its non-leaf invalidation.
+    const leaves = merge(gather.leaves).filter(([s, e]) => !walks.some(([ws, we]) => ws <= s && e <= we));
+    const commands: Uint32Array[] = [];
+    const granulePages = this.format.granule / PAGE;
+    const pages = [...leaves, ...walks].reduce((n, [s, e]) => n + (e - s) / PAGE / granulePages, 0);
+    if (!ril && pages >= CMDQ_MAX_TLBI_OPS) {
+      // Too many single-page TLBIs: invalidate the whole ASID / VMID instead.
+      commands.push(
+        this.stage === 1
+          ? encodeTlbiNhAsid({ vmid: 0, asid: this.asid })
+          : encodeTlbiS12Vmall({ vmid: this.vmid }),
+      );
+    } else {
+      for (const [ranges, leaf] of [
+        [leaves, true],
+        [walks, false],
+      ] as const) {
+        for (const [start, end] of ranges) {
+          // TTL stays 0: a run reported by the table may hold leaves of any level, so no level hint.
+          const fields = splitTlbiRange(
+            {
+              startPage: start / PAGE,
+              pageCount: (end - start) / PAGE,
+              granule: this.format.granule,
+              leaf: false,
+            },
+            ril,
+          );
+          for (const f of fields) commands.push(this.tlbiCommand(f, leaf));
+        }
+      }
+    }
+    cmdq.submit(commands);
+    // Nested (combined) entries through this stage 2 are tagged by ASID + VMID, not by IPA.
+    if (this.nestParent) cmdq.issue(encodeTlbiNhAll({ vmid: this.vmid }));
+    this.trace(
+      'iotlb.sync',
+      `${commands.length} TLBI command(s) for ${this.tag}${this.nestParent ? ' + TLBI_NH_ALL' : ''}`,
+    );
+  }
+
+  private tlbiCommand(f: TlbiRangeFields, leaf: boolean): Uint32Array {
+    return this.stage === 1
+      ? encodeTlbiNhVa({ vmid: 0, asid: this.asid, leaf, ...f })
+      : encodeTlbiS2Ipa({ vmid: this.vmid, leaf, ...f });
+  }
+
+  /** CMD_ATC_INV over `[start, end)` for every attachment with ATS, then CMD_SYNC. */
+  private invalidateAtc([start, end]: Range): void {
+    const targets = [...this.attachments.values()].filter((a) => a.ats);
+    if (targets.length === 0) return;
+    const span = atcInvSpan(start / PAGE, Math.floor((end - 1) / PAGE));
+    const batch = this.host.cmdq.batch();
+    for (const a of targets) {
+      const ssv = a.pasid !== NO_PASID;
+      batch.add(
+        encodeAtcInv({
+          streamId: a.streamId,
+          ssv,
+          substreamId: ssv ? a.pasid : 0,
+          size: span.size,
+          addressPage: span.addressPage,
+        }),
+      );
+    }
+    batch.submit();
+  }
+
+  private checkLive(): void {
+    if (this.freed) throw new IommufdError('ENOENT', `domain ${this.id} was freed`, { domain: this.id });
+  }
+
+  private trace(name: string, message: string): void {
+    if (this.host.tracer.enabled) {
+      this.host.tracer.trace('driver', this.host.instance, `domain.${name}`, `domain ${this.id}: ${message}`);
+    }
+  }
+}
+
+export function attachmentKey(streamId: number, pasid: number): string {
+  return pasid === NO_PASID ? `${streamId}` : `${streamId}:${pasid}`;
+}
+
+/** The blocking and identity domains: no table, only an STE Config (abort / bypass). */
+export class Smmuv3StaticDomain implements IommuDomain {
+  readonly pgsizeBitmap = 0n;
+  readonly aperture = { start: makeIova(0n), end: makeIova(0n) };
+
+  constructor(
+    readonly id: number,
+    readonly type: Extract<DomainType, 'blocked' | 'identity'>,
+  ) {}
+
+  map(): void {
+    throw new IommufdError('EOPNOTSUPP', `a ${this.type} domain has no page table to map into`);
+  }
+
+  unmap(): bigint {
+    throw new IommufdError('EOPNOTSUPP', `a ${this.type} domain has no page table to unmap from`);
+  }
+
+  iotlbSync(): void {}
+
+  iovaToPhys(): undefined {
+    return undefined;
+  }
+
+  /** Static domains live as long as the driver. */
+  free(): void {}
+}

@@ -1,0 +1,44 @@
+import { errnoOf } from '@iommukit/core';
+import { describe, expect, it } from 'vitest';
+import { asidAllocator, IdAllocator, vmidAllocator } from './ids.js';
+
+describe('ASID and VMID allocation', () => {
+  it('8-bit IDs: 1..255 are handed out lowest first, 0 never; then ENOSPC', () => {
+    const asids = asidAllocator({ asid16: false });
+    const got = Array.from({ length: 255 }, () => asids.alloc());
+    expect(got[0]).toBe(1);
+    expect(got.at(-1)).toBe(255);
+    expect(new Set(got).size).toBe(255);
+    expect(got).not.toContain(0);
+    expect(errnoOf(() => asids.alloc())).toBe('ENOSPC');
+    expect(asids.used).toBe(255);
+  });
+
+  it('a freed ID is reused (lowest free first)', () => {
+    const vmids = vmidAllocator({ vmid16: false });
+    for (let i = 0; i < 255; i++) vmids.alloc();
+    vmids.free(200);
+    vmids.free(7);
+    expect(vmids.alloc()).toBe(7);
+    expect(vmids.alloc()).toBe(200);
+    expect(errnoOf(() => vmids.alloc())).toBe('ENOSPC');
+  });
+
+  it('16-bit IDs with IDR0.ASID16 / VMID16', () => {
+    const asids = asidAllocator({ asid16: true });
+    const vmids = vmidAllocator({ vmid16: true });
+    expect(asids.capacity).toBe(65535);
+    expect(vmids.max).toBe(65535);
+    for (let i = 0; i < 65535; i++) vmids.alloc();
+    expect(errnoOf(() => vmids.alloc())).toBe('ENOSPC');
+  });
+
+  it('freeing an ID that is not allocated is EINVAL', () => {
+    const ids = new IdAllocator('ASID', 8);
+    expect(errnoOf(() => ids.free(3))).toBe('EINVAL');
+    expect(errnoOf(() => ids.free(0))).toBe('EINVAL');
+    ids.alloc();
+    ids.free(1);
+    expect(errnoOf(() => ids.free(1))).toBe('EINVAL');
+  });
+});
