@@ -4,5 +4,6 @@ import { PluginRegistry } from '@iommukit/core';
 export function builtinRegistry(): PluginRegistry {
   return new PluginRegistry({
     mock: () => import('@iommukit/testing'),
+    smmuv3: () => import('@iommukit/smmuv3'),
   });
 }

@@ -165,6 +165,8 @@ describe('iommukit vendors', () => {
     expect(code).toBe(EXIT_OK);
     expect(out).toContain('mock 0.1.0 — mock');
     expect(out).toContain('default instance registers: IDR=0x24d4b CAP=0x34548');
+    expect(out).toContain('smmuv3 0.1.0 — arm-smmuv3');
+    expect(out).toMatch(/default instance registers: IDR0=0x[0-9a-f]+ IDR1=0x[0-9a-f]+ .* IDR5=0x[0-9a-f]+/);
     const json = JSON.parse((await cli('vendors', '--json')).out);
     expect(json[0]).toMatchObject({
       name: 'mock',

@@ -31,3 +31,4 @@ export * from './hw/tlb.js';
 
 export * from './driver/entry-used.js';
 export * from './driver/ste-builders.js';
+export { smmuv3Plugin as default, smmuv3Plugin } from './plugin.js';

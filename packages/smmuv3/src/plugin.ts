@@ -1,0 +1,31 @@
+/**
+ * The SMMUv3 vendor plugin: the hardware model and the host driver behind the core's plugin contract.
+ * Registry name `smmuv3`. Host-side nesting (vIOMMU, nested HWPTs) is not wired yet, so the plugin
+ * advertises stages 1 and 2 and no vIOMMU modes.
+ */
+import { definePlugin } from '@iommukit/core';
+import { Smmuv3Driver } from './driver/smmuv3-driver.js';
+import { type Smmuv3Options, Smmuv3OptionsSchema } from './hw/options.js';
+import { Smmuv3Hardware } from './hw/smmuv3.js';
+
+export const smmuv3Plugin = definePlugin<Smmuv3Options>({
+  meta: {
+    name: 'smmuv3',
+    version: '0.1.0',
+    vendor: 'arm-smmuv3',
+    description: 'ARM SMMUv3: stream/CD tables, stage 1/2 walks, TLB, command/event/PRI queues, ATS',
+  },
+  capabilities: {
+    stages: ['s1', 's2'],
+    pasid: true,
+    ats: true,
+    pri: true,
+    dirtyTracking: true,
+    // Nesting delegates the CD table (the PASID table) to the guest (seed 001).
+    pasidTableOwner: 'user',
+    viommuModes: [],
+  },
+  optionsSchema: Smmuv3OptionsSchema,
+  createHardware: (context) => new Smmuv3Hardware(context),
+  createDriver: (context) => new Smmuv3Driver(context),
+});
