@@ -38,7 +38,6 @@
 import { entryField, setEntryField } from '@iommukit/core';
 import { CD_LAYOUT, CD_WORDS, decodeCd, encodeCd } from '../hw/cd.js';
 import { decodeSte, encodeSte, STE_CONFIG, STE_EATS, STE_LAYOUT, STE_S1DSS, STE_WORDS } from '../hw/ste.js';
-import type { EntryWords } from './entry-writer.js';
 
 type Layout = Readonly<Record<string, readonly [lsb: number, width: number]>>;
 
@@ -165,12 +164,7 @@ export function cdUsed(cd: ArrayLike<number>): Uint32Array {
  *   translation request can observe the change; not when either entry uses split-stage ATS (0b10: bit 0
  *   moving on its own would pass through 0b11, which without DPT behaves as abort) or sets S2S (EATS = 0b01
  *   with S2S = 1 is ILLEGAL, §5.2.2).
- * A writer applies it only to bits both configurations use (`steUsedRelaxed`); the CD has no such bits.
- *
- * `writeEntry` (entry-writer.ts) does NOT apply it: its `used` callback sees one entry at a time, so it
- * follows the pre-v7.0 algorithm, which is never torn but takes the breaking path for the nested
- * S1DSS-bypass ↔ S2 transitions where v7.0 is hitless. `steUsedRelaxed` is the mask v7.0 substitutes for
- * the current entry's used bits.
+ * The writer (`writeEntry` with `updateSafe`) relaxes only bits both configurations use; the CD has none.
  */
 export function steUpdateSafe(cur: ArrayLike<number>, target: ArrayLike<number>): Uint32Array {
   const safe = Uint32Array.from(STE_MEV);
@@ -178,18 +172,4 @@ export function steUpdateSafe(cur: ArrayLike<number>, target: ArrayLike<number>)
   const stall = anySet(cur, STE_S2S) || anySet(target, STE_S2S);
   if (!split && !stall) orInto(safe, STE_EATS_FULL);
   return safe;
-}
-
-/**
- * The current entry's used bits with the update-safe relaxation applied as Linux v7.0's writer does:
- * `used(cur) & ~(safe & used(cur) & used(target))`. A bit only one side uses needs no relaxation (the
- * other side ignores it); a safe bit both use is treated as unused by `cur`, so it is written in the first
- * step with the other unused bits.
- */
-export function steUsedRelaxed(cur: ArrayLike<number>, target: ArrayLike<number>): EntryWords {
-  const curUsed = steUsed(cur);
-  const targetUsed = steUsed(target);
-  const safe = steUpdateSafe(cur, target);
-  for (let w = 0; w < STE_WORDS; w++) curUsed[w] = (curUsed[w]! & ~(safe[w]! & targetUsed[w]!)) >>> 0;
-  return curUsed;
 }

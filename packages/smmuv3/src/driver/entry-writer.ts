@@ -13,6 +13,10 @@
  * - two or more: *breaking* — write qword 0 as 0 (V = 0: the hardware aborts traffic meanwhile), sync,
  *   write qwords 1..n−1, sync, write qword 0, sync.
  * A sync is the CFGI + CMD_SYNC pair, issued only when the step changed memory.
+ *
+ * Some bits may change in either order even though both configurations use them (Linux v7.0
+ * `get_update_safe`: STE.MEV, and STE.EATS under conditions): `updateSafe` names them, and the writer
+ * treats those the current entry uses as unused, so they go out with the first step.
  */
 
 /** An entry as 64-bit qwords, each two 32-bit halves: word 2i is the low half of qword i. */
@@ -25,6 +29,8 @@ export interface EntryWriterOps {
   writeQword(index: number, lo: number, hi: number): void;
   /** Makes the writes so far visible and the hardware's cached copy stale (CFGI_* + CMD_SYNC). */
   sync(): void;
+  /** Bits whose order of update does not matter between `cur` and `target`. Absent: none. */
+  updateSafe?(cur: EntryWords, target: EntryWords): EntryWords;
 }
 
 export interface WriteOutcome {
@@ -38,6 +44,11 @@ export function writeEntry(cur: EntryWords, target: EntryWords, ops: EntryWriter
   const qwords = cur.length / 2;
   const curUsed = ops.used(cur);
   const targetUsed = ops.used(target);
+  if (ops.updateSafe) {
+    // Only bits both configurations use are relaxed; a bit one side ignores is sequenced by that side.
+    const safe = ops.updateSafe(cur, target);
+    for (let w = 0; w < cur.length; w++) curUsed[w] = (curUsed[w]! & ~(safe[w]! & targetUsed[w]!)) >>> 0;
+  }
   const unused = new Uint32Array(cur.length);
   let critical = 0;
   let criticalIndex = -1;

@@ -28,7 +28,7 @@ import { encodeCfgiSte } from '../hw/commands.js';
 import { STRTAB_BASE_HI_RA, STRTAB_FMT_2LEVEL, STRTAB_FMT_LINEAR } from '../hw/regs.js';
 import { encodeL1Std, L1STD_BYTES, L1STD_WORDS, STE_BYTES, STE_WORDS } from '../hw/ste.js';
 import type { Smmuv3Cmdq } from './cmdq.js';
-import { steUsed } from './entry-used.js';
+import { steUpdateSafe, steUsed } from './entry-used.js';
 import { type WriteOutcome, writeEntry } from './entry-writer.js';
 import { abortSte } from './ste-builders.js';
 
@@ -162,6 +162,7 @@ export class StreamTable {
     const qword = new Uint32Array(2);
     const outcome = writeEntry(cur, target, {
       used: steUsed,
+      updateSafe: steUpdateSafe,
       writeQword: (index, lo, hi) => {
         qword[0] = lo;
         qword[1] = hi;
