@@ -1,6 +1,6 @@
 /**
- * @iommukit/smmuv3: the ARM SMMUv3 hardware model, its host driver, and host-side nesting. Work in
- * progress (see README.md): the hardware model is here; the host driver, nesting and the plugin follow.
+ * @iommukit/smmuv3: the ARM SMMUv3 hardware model, its host driver, host-side nesting (vSMMU, nested
+ * domains from guest vSTEs) and the plugin (registry name `smmuv3`). See README.md.
  */
 export * from './coverage.js';
 export * from './driver/cd-table.js';
@@ -8,8 +8,10 @@ export * from './driver/cmdq.js';
 export * from './driver/domain.js';
 export * from './driver/entry-writer.js';
 export * from './driver/ids.js';
+export * from './driver/nested-domain.js';
 export * from './driver/smmuv3-driver.js';
 export * from './driver/stream-table.js';
+export * from './driver/vsmmu.js';
 export * from './hw/cd.js';
 export * from './hw/command-queue.js';
 export * from './hw/commands.js';

@@ -1,7 +1,7 @@
 /**
  * The SMMUv3 vendor plugin: the hardware model and the host driver behind the core's plugin contract.
- * Registry name `smmuv3`. Host-side nesting (vIOMMU, nested HWPTs) is not wired yet, so the plugin
- * advertises stages 1 and 2 and no vIOMMU modes.
+ * Registry name `smmuv3`. Nesting is host-side (an `arm-smmuv3` vIOMMU on a nest-parent stage 2, nested
+ * HWPTs from guest vSTEs); the guest-facing vSMMUv3 personality belongs to the VMM.
  */
 import { definePlugin } from '@iommukit/core';
 import { Smmuv3Driver } from './driver/smmuv3-driver.js';
@@ -16,14 +16,14 @@ export const smmuv3Plugin = definePlugin<Smmuv3Options>({
     description: 'ARM SMMUv3: stream/CD tables, stage 1/2 walks, TLB, command/event/PRI queues, ATS',
   },
   capabilities: {
-    stages: ['s1', 's2'],
+    stages: ['s1', 's2', 'nested'],
     pasid: true,
     ats: true,
     pri: true,
     dirtyTracking: true,
     // Nesting delegates the CD table (the PASID table) to the guest (seed 001).
     pasidTableOwner: 'user',
-    viommuModes: [],
+    viommuModes: ['nested'],
   },
   optionsSchema: Smmuv3OptionsSchema,
   createHardware: (context) => new Smmuv3Hardware(context),

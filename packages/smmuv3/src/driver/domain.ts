@@ -44,6 +44,7 @@ import {
 } from '@iommukit/core';
 import { IoPageTable, VmsaFormat, type VmsaGranule } from '@iommukit/pagetables';
 import {
+  ATC_INV_SIZE_ALL,
   atcInvSpan,
   encodeAtcInv,
   encodeTlbiNhAll,
@@ -111,6 +112,11 @@ export interface DomainAttachment {
   readonly pasid: number;
   /** The master has ATS enabled: its ATC caches translations of this domain. */
   readonly ats: boolean;
+  /**
+   * The master is on a nested domain whose stage 2 this is: its ATC holds IOVA → PA translations that IPA
+   * ranges say nothing about, so an unmap invalidates its whole ATC.
+   */
+  readonly nested?: boolean;
 }
 
 type Range = readonly [start: number, end: number];
@@ -370,8 +376,7 @@ export class Smmuv3Domain implements IommuDomain {
           streamId: a.streamId,
           ssv,
           substreamId: ssv ? a.pasid : 0,
-          size: span.size,
-          addressPage: span.addressPage,
+          ...(a.nested ? { size: ATC_INV_SIZE_ALL, addressPage: 0 } : span),
         }),
       );
     }

@@ -173,3 +173,13 @@ export function steUpdateSafe(cur: ArrayLike<number>, target: ArrayLike<number>)
   if (!split && !stall) orInto(safe, STE_EATS_FULL);
   return safe;
 }
+
+/**
+ * The vSTE bits a guest may set for a nested domain (Linux `STRTAB_STE_0/1_NESTING_ALLOWED`): qword 0 V,
+ * Config, S1Fmt, S1ContextPtr (bits [51:6], as Linux's mask) and S1CDMax; qword 1 S1DSS, S1CIR, S1COR,
+ * S1CSH, S1STALLD and EATS. Everything else in the first two qwords is the host's.
+ */
+export const STE_NESTING_ALLOWED: Uint32Array = or(
+  steField('v', 'config', 's1Fmt', 's1CdMax', 's1Dss', 's1Cir', 's1Cor', 's1Csh', 's1Stalld', 'eats'),
+  encodeSte({ s1ContextPtr: 2 ** 52 - 64 }),
+);

@@ -110,7 +110,7 @@ function s2(feat: MasterFeat, vmid = 0): Uint32Array {
 
 /** KUnit ARM_SMMU_MASTER_TEST_NESTED: the guest's CD-table STE on the host's S2 (Config = nested, MEV). */
 function nestedCdTable(s1Dss: number, feat: MasterFeat): Uint32Array {
-  return nestedSte(cdTable(s1Dss, feat), { format: S2_FORMAT, root: S2_ROOT, vmid: 0, ...feat });
+  return nestedSte(cdTable(s1Dss, feat), s2(feat));
 }
 
 const s1CdWithAsid = (asid: number) => s1Cd({ format: S1_FORMAT, root: S1_ROOT, asid });
@@ -601,7 +601,7 @@ describe('transitions beyond KUnit', () => {
   it('nested (guest S1) → nested (guest bypass = host S2 alone) with ATS: breaking, 3 syncs; hitless, 3 syncs with update-safe', () => {
     const from = nestedCdTable(SSID0, ATS);
     const guestBypass = encodeSte({ v: true, config: STE_CONFIG.BYPASS });
-    const to = nestedSte(guestBypass, { format: S2_FORMAT, root: S2_ROOT, vmid: 0, ats: true });
+    const to = nestedSte(guestBypass, s2(ATS));
     expectTransition('ste', from, to, 3, false); // MEV 1 → 0 in qword 1 besides Config in qword 0
     const relaxed = run('ste', from, to, true);
     expect(relaxed.violations).toEqual([]);
@@ -739,10 +739,25 @@ describe('fixtures', () => {
   });
 
   it('nestedSte maps a guest abort / invalid vSTE to abort and a guest bypass to the host S2', () => {
-    const host = { format: S2_FORMAT, root: S2_ROOT, vmid: 3 };
+    const host = s2(ATS, 3);
     expect(nestedSte(encodeSte({ v: true, config: STE_CONFIG.ABORT }), host)).toEqual(abortSte());
     expect(nestedSte(new Uint32Array(STE_WORDS), host)).toEqual(abortSte());
-    expect(nestedSte(encodeSte({ v: true, config: STE_CONFIG.BYPASS }), host)).toEqual(s2Ste(host));
+    expect(nestedSte(encodeSte({ v: true, config: STE_CONFIG.BYPASS }), host)).toEqual(host);
+    // Stage 1: the guest's S1 fields over the host's S2 STE, Config = nested, MEV; the guest's EATS is ignored.
+    const guest = encodeSte({ ...decodeSte(cdTable(SSID0, NONE)), eats: STE_EATS.ABORT });
+    expect(decodeSte(nestedSte(guest, host))).toEqual({
+      ...decodeSte(host),
+      config: STE_CONFIG.NESTED,
+      s1Fmt: STE_S1FMT.TWO_LEVEL_64K,
+      s1ContextPtr: CD_TABLE,
+      s1CdMax: 20,
+      s1Dss: SSID0,
+      s1Cir: decodeSte(guest).s1Cir,
+      s1Cor: decodeSte(guest).s1Cor,
+      s1Csh: decodeSte(guest).s1Csh,
+      s1Stalld: decodeSte(guest).s1Stalld,
+      mev: true,
+    });
   });
 
   it('builderCaps follows the stall model', () => {

@@ -48,12 +48,20 @@
  * GERROR handler acknowledges active errors (a Command queue error found there is skipped as Linux does,
  * SFM_ERR disables the SMMU).
  *
+ * Host-side nesting (Linux arm-smmu-v3-iommufd.c): `viommuAlloc` on a nest-parent stage-2 domain gives a
+ * vSMMU (`vsmmu.ts`: vDEVICEs, guest commands, event forwarding) that allocates nested domains from vSTEs
+ * (`nested-domain.ts`). Attaching one at a RID installs Config = nested (or the guest's abort / stage-2
+ * only bypass), with ATS when the vSTE asks for it (EATS = 0b01) and the endpoint has it; it needs the
+ * device's vDEVICE on that vSMMU when the vSTE translates (`ENOENT` otherwise: guest commands and events
+ * name the device by vSID) and no PASID attached (`EBUSY`), and no PASID can be attached meanwhile
+ * (`EINVAL`: the CD table is the guest's). The nest parent records nested masters, so its unmaps
+ * invalidate their whole ATC (it caches IOVA → PA, and the unmapped IPAs say nothing about IOVAs). Events
+ * of a master on a nested domain that are not stage-2 faults go to its vSMMU's vEVENTQ instead of the
+ * host's fault path.
+ *
  * Not here: stalls (every master is treated as non-stalling, S1STALLD set where stalls exist, so no
  * stall record or CMD_RESUME — PCIe masters do not stall and the model does not stall either); MSIs
- * (wired lines only, CMD_SYNC completion by polling CONS); SVA. Not here yet: nested domains, vIOMMUs and
- * user cache invalidation (`domainAllocNested`, `viommuAlloc`, `cacheInvalidateUser`). The STE choice
- * (`steFor`), the domain checks (`checkDomain`), ATS policy (`atsWanted`), RID installation (`updateRid`)
- * and the master state are protected, so nested domains plug in at those points.
+ * (wired lines only, CMD_SYNC completion by polling CONS); SVA.
  */
 import {
   type AccessCounter,
@@ -80,6 +88,7 @@ import {
   PERM_WRITE,
   type ReservedRegion,
   toHex,
+  type ViommuEventSink,
 } from '@iommukit/core';
 import {
   ATC_INV_SIZE_ALL,
@@ -145,8 +154,10 @@ import { CdTable } from './cd-table.js';
 import { CMDQ_MAX_LOG2, Smmuv3Cmdq } from './cmdq.js';
 import { type DomainAttachment, Smmuv3Domain, type Smmuv3DomainHost, Smmuv3StaticDomain } from './domain.js';
 import { asidAllocator, type IdAllocator, vmidAllocator } from './ids.js';
+import { Smmuv3NestedDomain } from './nested-domain.js';
 import { abortSte, type BuilderCaps, builderCaps, bypassSte, cdTableSte } from './ste-builders.js';
 import { StreamTable } from './stream-table.js';
+import { SMMUV3_VIOMMU_TYPE, Smmuv3Vsmmu } from './vsmmu.js';
 
 /** The SW MSI window Linux's SMMUv3 driver reserves (MSI_IOVA_BASE, MSI_IOVA_LENGTH). */
 export const SMMUV3_SW_MSI_BASE = 0x800_0000n;
@@ -221,6 +232,8 @@ export interface Smmuv3DriverStats {
   pageRequests: number;
   priOverflows: number;
   globalErrors: number;
+  /** Events sent to a vSMMU's vEVENTQ instead of the host's fault path. */
+  forwardedEvents: number;
 }
 
 export class Smmuv3Driver implements IommuDriver {
@@ -233,6 +246,7 @@ export class Smmuv3Driver implements IommuDriver {
     pageRequests: 0,
     priOverflows: 0,
     globalErrors: 0,
+    forwardedEvents: 0,
   };
   protected readonly context: DriverContext<Smmuv3Options>;
   protected readonly regs: MmioWindow;
@@ -242,8 +256,10 @@ export class Smmuv3Driver implements IommuDriver {
   readonly counter: AccessCounter;
   protected readonly tracer: ITracer;
   protected readonly masters = new Map<number, Smmuv3Master>();
-  /** Live paging domains: attach accepts only these exact objects. */
+  /** Live paging and nested domains: attach accepts only these exact objects. */
   protected readonly domains = new Set<Smmuv3Domain>();
+  protected readonly nestedDomains = new Set<Smmuv3NestedDomain>();
+  protected readonly vsmmus = new Set<Smmuv3Vsmmu>();
   private probed: ProbedState | undefined;
   private nextDomainId = 2;
 
@@ -432,6 +448,7 @@ export class Smmuv3Driver implements IommuDriver {
     const master = this.master(device);
     this.checkDomain(domain, device);
     if (domain === master.rid) return;
+    if (domain instanceof Smmuv3NestedDomain) this.checkNestedAttach(domain, master);
     if (domain instanceof Smmuv3Domain && domain.stage === 2 && master.pasids.size > 0) {
       throw new IommufdError(
         'EINVAL',
@@ -463,10 +480,13 @@ export class Smmuv3Driver implements IommuDriver {
         { device: device.name, pasid },
       );
     }
-    if (master.rid instanceof Smmuv3Domain && master.rid.stage === 2) {
+    if (
+      (master.rid instanceof Smmuv3Domain && master.rid.stage === 2) ||
+      master.rid instanceof Smmuv3NestedDomain
+    ) {
       throw new IommufdError(
         'EINVAL',
-        `${device.name}: no PASID can be attached while a stage-2 domain is at the RID`,
+        `${device.name}: no PASID can be attached while a ${master.rid.type === 'nested' ? 'nested' : 'stage-2'} domain is at the RID`,
         { device: device.name, pasid },
       );
     }
@@ -494,6 +514,35 @@ export class Smmuv3Driver implements IommuDriver {
     // The last PASID gone: a blocked/identity RID goes back to an abort/bypass STE.
     this.updateRid(master, master.rid);
     this.log('pasid.detach', `${device.name} PASID ${pasid} blocked`);
+  }
+
+  viommuAlloc(parent: IommuDomain, type: string, events: ViommuEventSink): Smmuv3Vsmmu {
+    const p = this.state();
+    if (type !== SMMUV3_VIOMMU_TYPE)
+      throw new IommufdError('EOPNOTSUPP', `${this.instance} has no "${type}" vIOMMU`, { type });
+    if (!(parent instanceof Smmuv3Domain) || !this.domains.has(parent) || !parent.nestParent) {
+      throw new IommufdError('EINVAL', `domain ${parent.id} is not a nest parent of ${this.instance}`, {
+        domain: parent.id,
+      });
+    }
+    const vsmmu = new Smmuv3Vsmmu(
+      parent,
+      {
+        instance: this.instance,
+        features: p.features,
+        idr: idrFixedFieldsFromIdr0(p.idr.IDR0),
+        cmdq: p.cmdq,
+        tracer: this.tracer,
+        allocDomainId: () => this.nextDomainId++,
+        adoptNested: (d) => this.nestedDomains.add(d),
+        releaseNested: (d) => this.nestedDomains.delete(d),
+        forget: (v) => this.vsmmus.delete(v),
+      },
+      events,
+    );
+    this.vsmmus.add(vsmmu);
+    this.log('viommu.alloc', `vSMMU on domain ${parent.id}, VMID ${vsmmu.vmid}`);
+    return vsmmu;
   }
 
   hwInfo(device: IommuDeviceRef): HwInfo {
@@ -552,6 +601,8 @@ export class Smmuv3Driver implements IommuDriver {
     p.cmdq.disable();
     for (const master of this.masters.values()) master.cdTable?.free();
     this.masters.clear();
+    this.vsmmus.clear();
+    this.nestedDomains.clear();
     p.streamTable.free();
     for (const q of [p.cmdqMem, p.eventq, p.priq]) if (q) this.memory.freeFrames(hpa(q.base), q.frames);
     this.probed = undefined;
@@ -563,6 +614,7 @@ export class Smmuv3Driver implements IommuDriver {
   /** Whether `domain` may be installed on this SMMU; `EINVAL` for a domain of another SMMU or stage. */
   protected checkDomain(domain: IommuDomain, device: IommuDeviceRef): void {
     if (domain === this.blockedDomain || domain === this.identityDomain) return;
+    if (domain instanceof Smmuv3NestedDomain && this.nestedDomains.has(domain)) return;
     const f = this.features;
     if (
       !(domain instanceof Smmuv3Domain) ||
@@ -578,15 +630,40 @@ export class Smmuv3Driver implements IommuDriver {
     }
   }
 
+  /** Linux `arm_smmu_attach_dev_nested` + `arm_smmu_attach_prepare_vmaster` (see the module comment). */
+  private checkNestedAttach(domain: Smmuv3NestedDomain, master: Smmuv3Master): void {
+    const name = master.ref.name;
+    if (master.pasids.size > 0) {
+      throw new IommufdError(
+        'EBUSY',
+        `${name}: PASIDs are attached, so the CD table is not the guest's to own`,
+        {
+          device: name,
+          domain: domain.id,
+        },
+      );
+    }
+    if (domain.guestConfig === 's1' && domain.vsid(master.ref) === undefined) {
+      throw new IommufdError(
+        'ENOENT',
+        `${name}: a translating nested domain needs the device's vDEVICE on its vIOMMU (its vSID)`,
+        { device: name, domain: domain.id },
+      );
+    }
+  }
+
   /** Whether the master should have ATS on with this RID domain (and its PASIDs). */
   protected atsWanted(master: Smmuv3Master, rid: IommuDomain): boolean {
     if (!this.features.ats || !master.ref.pci.hasAts) return false;
+    // Nested: the guest decides through vSTE.EATS, since it sends the ATC invalidations.
+    if (rid instanceof Smmuv3NestedDomain) return rid.enableAts;
     return rid instanceof Smmuv3Domain || master.pasids.size > 0;
   }
 
   /** The STE for a master with `rid` at its RID, its current PASIDs and ATS as given. */
   protected steFor(master: Smmuv3Master, rid: IommuDomain, ats: boolean): Uint32Array {
     const caps = this.state().caps;
+    if (rid instanceof Smmuv3NestedDomain) return rid.ste(ats);
     if (rid instanceof Smmuv3Domain && rid.stage === 2) return rid.ste(ats);
     const s1 = rid instanceof Smmuv3Domain;
     if (s1 || master.pasids.size > 0) {
@@ -620,9 +697,9 @@ export class Smmuv3Driver implements IommuDriver {
     if (rid instanceof Smmuv3Domain && rid.stage === 1) master.cdTable!.writeCd(0, rid.cd());
     p.streamTable.writeSte(master.streamId, this.steFor(master, rid, ats));
     if (old !== rid) {
-      if (old instanceof Smmuv3Domain) old.detach(master.streamId, NO_PASID);
+      this.recordRidDetach(master, old);
       master.rid = rid;
-      if (rid instanceof Smmuv3Domain) rid.attach(this.attachment(master, NO_PASID));
+      this.recordRidAttach(master, rid);
       if (old instanceof Smmuv3Domain && old.stage === 1 && !(rid instanceof Smmuv3Domain && rid.stage === 1))
         master.cdTable?.clearCd(0);
     }
@@ -635,17 +712,32 @@ export class Smmuv3Driver implements IommuDriver {
       this.atcInvMaster(master, NO_PASID);
     }
     if (old !== rid) {
-      this.log(
-        'attach',
-        `${master.ref.name} RID → ${rid instanceof Smmuv3Domain ? `domain ${rid.id} (${rid.tag})` : rid.type}${master.ats ? ', ATS on' : ''}`,
-      );
+      this.log('attach', `${master.ref.name} RID → ${ridLabel(rid)}${master.ats ? ', ATS on' : ''}`);
     }
   }
 
-  private attachment(master: Smmuv3Master, pasid: number): DomainAttachment {
+  /** Records that the master's RID now uses `rid` (a nested domain also registers with its parent). */
+  private recordRidAttach(master: Smmuv3Master, rid: IommuDomain): void {
+    if (rid instanceof Smmuv3Domain) rid.attach(this.attachment(master, NO_PASID));
+    if (rid instanceof Smmuv3NestedDomain) {
+      rid.attached.add(master.streamId);
+      rid.parent.attach(this.attachment(master, NO_PASID, true));
+    }
+  }
+
+  private recordRidDetach(master: Smmuv3Master, old: IommuDomain): void {
+    if (old instanceof Smmuv3Domain) old.detach(master.streamId, NO_PASID);
+    if (old instanceof Smmuv3NestedDomain) {
+      old.attached.delete(master.streamId);
+      old.parent.detach(master.streamId, NO_PASID);
+    }
+  }
+
+  private attachment(master: Smmuv3Master, pasid: number, nested = false): DomainAttachment {
     return {
       streamId: master.streamId,
       pasid,
+      nested,
       get ats() {
         return master.ats;
       },
@@ -851,6 +943,16 @@ export class Smmuv3Driver implements IommuDriver {
     const record = decodeEvent(words);
     const name = eventName(record.id);
     const master = this.masters.get(record.streamId);
+    // Linux arm_smmu_handle_event: a nested master's non-stage-2 events are the guest's.
+    if (
+      master?.rid instanceof Smmuv3NestedDomain &&
+      record.s2 !== true &&
+      master.rid.forwardEvent(master.ref, words)
+    ) {
+      this.stats.forwardedEvents++;
+      this.log('event.forward', `${name ?? toHex(record.id)} of ${master.ref.name} → vEVENTQ`);
+      return;
+    }
     const ssid =
       record.ssv === true || name === 'C_BAD_SUBSTREAMID' ? (record.substreamId ?? NO_PASID) : NO_PASID;
     const access =
@@ -972,4 +1074,12 @@ interface ProbedState {
   readonly asids: IdAllocator;
   readonly vmids: IdAllocator;
   readonly domainHost: Smmuv3DomainHost;
+}
+
+/** How a RID domain reads in the trace. */
+function ridLabel(rid: IommuDomain): string {
+  if (rid instanceof Smmuv3Domain) return `domain ${rid.id} (${rid.tag})`;
+  if (rid instanceof Smmuv3NestedDomain)
+    return `nested domain ${rid.id} (guest ${rid.guestConfig}, VMID ${rid.parent.vmid})`;
+  return rid.type;
 }

@@ -21,7 +21,6 @@ import {
   STE_S1DSS,
   STE_S1FMT,
   STE_STRW,
-  type Ste,
 } from '../hw/ste.js';
 
 /** What the builders need to know about the SMMU (Linux `ARM_SMMU_FEAT_*`). */
@@ -169,25 +168,22 @@ export function s2Ste(options: S2SteOptions, caps: BuilderCaps = DEFAULT_BUILDER
 }
 
 /**
- * The physical STE for a guest's vSTE on a nested domain (Linux iommufd `arm_smmu_make_nested_domain_ste`):
+ * The physical STE for a guest's vSTE on a nested domain (Linux iommufd `arm_smmu_make_nested_domain_ste`),
+ * given the host's stage-2 STE for the master (`s2Ste` of the nest parent, with the EATS the host chose):
  * - vSTE.V = 0 or Config = abort (or reserved) → abort;
- * - Config = bypass → the host's stage 2 alone (`s2Ste`);
+ * - Config = bypass → the host's stage 2 alone;
  * - Config = stage 1 → Config = nested (0b111): the host's stage 2 plus the guest's S1Fmt, S1ContextPtr
  *   (an IPA), S1CDMax, S1DSS, S1CIR, S1COR, S1CSH, S1STALLD, and MEV = 1 (merged fault records limit what
- *   a guest can flood the event queue with). Other vSTE fields are not taken; validating them is the
- *   vSMMU's job. EATS is the host's: `s2.ats`, by default the guest's EATS = full ATS (as Linux enables ATS).
+ *   a guest can flood the event queue with). Other vSTE fields are not taken (the guest's EATS included:
+ *   the host's decides); rejecting them is the vIOMMU's job (`validateGuestSte`).
  */
-export function nestedSte(
-  guest: ArrayLike<number>,
-  s2: S2SteOptions,
-  caps: BuilderCaps = DEFAULT_BUILDER_CAPS,
-): Uint32Array {
+export function nestedSte(guest: ArrayLike<number>, hostS2: ArrayLike<number>): Uint32Array {
   const g = decodeSte(guest);
   const config = g.v ? g.config : STE_CONFIG.ABORT;
-  if (config === STE_CONFIG.BYPASS) return s2Ste(s2, caps);
+  if (config === STE_CONFIG.BYPASS) return Uint32Array.from(hostS2);
   if (config !== STE_CONFIG.S1_TRANS) return abortSte();
-  const host = decodeSte(s2Ste({ ...s2, ats: s2.ats ?? g.eats === STE_EATS.FULL }, caps));
-  const nested: Ste = {
+  const host = decodeSte(hostS2);
+  return encodeSte({
     ...host,
     config: STE_CONFIG.NESTED,
     s1Fmt: g.s1Fmt,
@@ -199,8 +195,7 @@ export function nestedSte(
     s1Csh: g.s1Csh,
     s1Stalld: g.s1Stalld,
     mev: true,
-  };
-  return encodeSte(nested);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------

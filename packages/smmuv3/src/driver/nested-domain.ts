@@ -1,0 +1,169 @@
+/**
+ * A nested domain of the SMMUv3 driver (Linux `struct arm_smmu_nested_domain`, arm-smmu-v3-iommufd.c): the
+ * guest's vSTE on a vIOMMU. The vSTE is what the guest wrote in its own Stream table for the device, of
+ * which the uAPI passes the first two qwords (`struct iommu_hwpt_arm_smmuv3`). Attaching the domain
+ * installs the physical STE `nestedSte` builds from it and the vIOMMU's stage 2: the guest's CD table and
+ * stage-1 tables are then walked by the SMMU through stage 2, and the guest maintains them itself, with
+ * invalidations through the vIOMMU (`Smmuv3Viommu.cacheInvalidate`). A nested domain has no page table of
+ * its own, so `map`/`unmap` are refused.
+ *
+ * vSTE checks (Linux `arm_smmu_validate_vste`): V = 0 is accepted as all zeros (abort, so the guest's
+ * "invalid STE" ends up terminating traffic); otherwise a bit outside the allowed fields
+ * (`STE_NESTING_ALLOWED`), a Config other than abort, bypass or stage 1, or EATS other than 0b00 or 0b01
+ * is `EIO` — the errno iommufd reserves for bad vendor data. EATS is taken out of the vSTE: with a stage-1
+ * vSTE, EATS = 0b01 asks the host to enable ATS (the guest then owes ATC invalidations).
+ */
+import { type Hpa, type IommuDeviceRef, type IommuDomain, IommufdError, iova, toHex } from '@iommukit/core';
+import { decodeSte, encodeSte, STE_CONFIG, STE_EATS, STE_WORDS } from '../hw/ste.js';
+import type { Smmuv3Domain } from './domain.js';
+import { STE_NESTING_ALLOWED } from './entry-used.js';
+import { nestedSte } from './ste-builders.js';
+import { uapiWords } from './uapi-words.js';
+
+/** 32-bit words of the vSTE the uAPI carries: qwords 0 and 1. */
+export const VSTE_WORDS = 4;
+
+/** Vendor data of an SMMUv3 nested HWPT (uAPI `struct iommu_hwpt_arm_smmuv3`). */
+export interface Smmuv3NestedData {
+  /** STE qwords 0 and 1 as four little-endian 32-bit words (word 2i is the low half of qword i). */
+  readonly ste: ArrayLike<number>;
+}
+
+/** A checked vSTE, and whether the guest asked for ATS. */
+export interface GuestSte {
+  /** A whole STE: the guest's two qwords without EATS, zeros after. */
+  readonly ste: Uint32Array;
+  readonly enableAts: boolean;
+}
+
+/** What a nested domain needs from its driver and vIOMMU. */
+export interface NestedDomainHost {
+  /** The vIOMMU's stage-2 parent. */
+  readonly parent: Smmuv3Domain;
+  /** The vSID of a device on the vIOMMU, if it has a vDEVICE there. */
+  vsid(device: IommuDeviceRef): number | undefined;
+  /** Sends an event record of `device` to the vIOMMU's vEVENTQ; false without a vDEVICE. */
+  forwardEvent(device: IommuDeviceRef, record: Uint32Array): boolean;
+  /** The domain was freed: the driver forgets it. */
+  release(domain: Smmuv3NestedDomain): void;
+}
+
+export class Smmuv3NestedDomain implements IommuDomain {
+  readonly type = 'nested';
+  readonly pgsizeBitmap = 0n;
+  /** The guest's input address space: its stage-1 tables decide what is mapped. */
+  readonly aperture = { start: iova(0n), end: iova(2n ** 64n - 1n) };
+  /** The checked vSTE as a whole STE (`GuestSte.ste`). */
+  readonly vste: Uint32Array;
+  /** vSTE.Config is stage 1 with EATS = 0b01: ATS is enabled for masters that have it. */
+  readonly enableAts: boolean;
+  /** StreamIDs whose STE installs this domain. */
+  readonly attached = new Set<number>();
+  private freed = false;
+
+  constructor(
+    readonly id: number,
+    guest: GuestSte,
+    private readonly host: NestedDomainHost,
+  ) {
+    this.vste = guest.ste;
+    this.enableAts = guest.enableAts;
+  }
+
+  /** The vIOMMU's stage-2 parent. */
+  get parent(): Smmuv3Domain {
+    return this.host.parent;
+  }
+
+  /** What the guest asked for: `abort` (vSTE.V = 0 too), `bypass` (stage 2 only) or `s1` (nested). */
+  get guestConfig(): 'abort' | 'bypass' | 's1' {
+    const config = decodeSte(this.vste).config;
+    return config === STE_CONFIG.S1_TRANS ? 's1' : config === STE_CONFIG.BYPASS ? 'bypass' : 'abort';
+  }
+
+  get isFreed(): boolean {
+    return this.freed;
+  }
+
+  /** The vSID of a device on this domain's vIOMMU, if it has a vDEVICE there. */
+  vsid(device: IommuDeviceRef): number | undefined {
+    return this.host.vsid(device);
+  }
+
+  /** Sends an event record of an attached device to the vEVENTQ (see vsmmu.ts); false without a vDEVICE. */
+  forwardEvent(device: IommuDeviceRef, record: Uint32Array): boolean {
+    return this.host.forwardEvent(device, record);
+  }
+
+  /** The physical STE for a master, with EATS = full ATS when `ats` (Linux `arm_smmu_make_nested_domain_ste`). */
+  ste(ats: boolean): Uint32Array {
+    return nestedSte(this.vste, this.parent.ste(ats));
+  }
+
+  map(): void {
+    throw new IommufdError(
+      'EOPNOTSUPP',
+      'a nested domain is mapped by the guest in its stage-1 tables, not through map()',
+    );
+  }
+
+  unmap(): bigint {
+    throw new IommufdError('EOPNOTSUPP', 'a nested domain is unmapped by the guest in its stage-1 tables');
+  }
+
+  iotlbSync(): void {}
+
+  iovaToPhys(): Hpa | undefined {
+    return undefined;
+  }
+
+  free(): void {
+    if (this.freed) return;
+    if (this.attached.size > 0) {
+      throw new IommufdError('EBUSY', `nested domain ${this.id} is still attached`, { domain: this.id });
+    }
+    // The guest's TLB entries stay tagged with its ASIDs under the vIOMMU's VMID: the guest invalidates
+    // them, as it would on hardware (Linux frees the domain without a TLBI too).
+    this.freed = true;
+    this.host.release(this);
+  }
+}
+
+/** Checks the uAPI data of a nested HWPT (see the module comment); `EINVAL` for a malformed shape. */
+export function validateGuestSte(data: unknown): GuestSte {
+  const ste = (data as Partial<Smmuv3NestedData> | null)?.ste;
+  const words = uapiWords(ste, VSTE_WORDS);
+  if (!words) {
+    throw new IommufdError(
+      'EINVAL',
+      `SMMUv3 nested data is { ste: ${VSTE_WORDS} 32-bit words } (STE qwords 0 and 1)`,
+    );
+  }
+  // A whole STE with the guest's two qwords, so the codecs read it as the SMMU would.
+  const full = new Uint32Array(STE_WORDS);
+  full.set(words);
+  const vste = decodeSte(full);
+  if (!vste.v) return { ste: new Uint32Array(STE_WORDS), enableAts: false };
+  for (let w = 0; w < VSTE_WORDS; w++) {
+    const stray = (words[w]! & ~STE_NESTING_ALLOWED[w]!) >>> 0;
+    if (stray !== 0) {
+      throw new IommufdError(
+        'EIO',
+        `vSTE qword ${w >> 1} sets bits ${toHex(w & 1 ? stray * 2 ** 32 : stray)} a guest may not set`,
+        { word: w },
+      );
+    }
+  }
+  if (
+    vste.config !== STE_CONFIG.ABORT &&
+    vste.config !== STE_CONFIG.BYPASS &&
+    vste.config !== STE_CONFIG.S1_TRANS
+  ) {
+    throw new IommufdError('EIO', `vSTE Config ${toHex(vste.config)} is not abort, bypass or stage 1`);
+  }
+  if (vste.eats !== STE_EATS.ABORT && vste.eats !== STE_EATS.FULL)
+    throw new IommufdError('EIO', `vSTE EATS ${toHex(vste.eats)} is not 0b00 or 0b01 (full ATS)`);
+  const eatsMask = encodeSte({ eats: 0b11 });
+  for (let w = 0; w < VSTE_WORDS; w++) full[w] = (full[w]! & ~eatsMask[w]!) >>> 0;
+  return { ste: full, enableAts: vste.config === STE_CONFIG.S1_TRANS && vste.eats === STE_EATS.FULL };
+}
