@@ -428,8 +428,8 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   s1Mpam: { spec: 'S1MPAM', status: N, note: 'RES0: no MPAM (IDR3.MPAM == 0).' },
   s1Stalld: {
     spec: 'S1STALLD',
-    status: C,
-    note: 'ILLEGAL unless STALL_MODEL == 0b00; with it set, a CD with S == 1 is C_BAD_CD. Stalls themselves are not modelled.',
+    status: M,
+    note: 'ILLEGAL unless STALL_MODEL == 0b00; with it set, a CD with S == 1 is C_BAD_CD, so stage 1 faults never stall.',
   },
   eats: {
     spec: 'EATS',
@@ -516,8 +516,8 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   },
   s2S: {
     spec: 'S2S',
-    status: C,
-    note: 'ILLEGAL against STALL_MODEL and EATS; a stage 2 fault is never stalled (stalls are not modelled).',
+    status: M,
+    note: 'Stage 2 translation-related faults (also on stage-1 walks and CD fetches) stall; ILLEGAL against STALL_MODEL and EATS.',
   },
   s2R: {
     spec: 'S2R',
@@ -667,8 +667,8 @@ export const CD_FIELD_COVERAGE: Readonly<Record<keyof Cd, FieldCoverage>> = {
   ha: { spec: 'HA', status: M, note: 'Hardware Access flag update (needs IDR0.HTTU != 0, else C_BAD_CD).' },
   s: {
     spec: 'S',
-    status: C,
-    note: 'ILLEGAL against STALL_MODEL and STE.S1STALLD; a fault is never stalled (stalls are not modelled).',
+    status: M,
+    note: 'Stage 1 translation-related faults stall (the record is written whatever R says); ILLEGAL against STALL_MODEL and STE.S1STALLD.',
   },
   r: { spec: 'R', status: M, note: 'Whether stage 1 translation faults are recorded in the Event queue.' },
   a: {
@@ -815,10 +815,13 @@ export const COMMAND_COVERAGE: Readonly<Record<CommandCoverageName, Coverage>> =
     note: 'Delivers the PRG response (Success, InvalidRequest or ResponseFailure) to the endpoint; Resp 0b11 is CERROR_ILL.',
   },
   RESUME: {
-    status: C,
-    note: 'Decoded; stalls are not modelled, so there is never a stalled transaction to retry or terminate.',
+    status: M,
+    note: 'The stalled transaction with this StreamID and STAG is retried as a new transaction (it may complete, terminate or stall again) or terminated with an abort; no match: no effect.',
   },
-  STALL_TERM: { status: C, note: 'Decoded; stalls are not modelled, so there is nothing to terminate.' },
+  STALL_TERM: {
+    status: M,
+    note: 'Terminates every stalled transaction of the StreamID, those still waiting to record their event too.',
+  },
   SYNC: {
     status: M,
     note: 'Completes once every earlier command has (execution is synchronous); SIG_IRQ pulses the CMD_SYNC wired line and, with MSIs, writes MSIData to a non-zero MSIAddress; SIG_SEV acts as SIG_NONE (IDR0.SEV == 0); MSH and MSIAttr have no effect.',
@@ -881,7 +884,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   F_TRANSLATION: {
     status: M,
-    note: 'Invalid descriptor, input outside TxSZ, or EPD0; with CD.R or STE.S2R, IPA for stage 2, CLASS CD/TT/IN.',
+    note: 'Invalid descriptor, input outside TxSZ, or EPD0; with CD.R or STE.S2R, IPA for stage 2, CLASS CD/TT/IN. With CD.S / STE.S2S the transaction stalls: always recorded, Stall = 1 and a STAG (this and the next three events).',
   },
   F_ADDR_SIZE: { status: M, note: 'Table or output address beyond IPS/S2PS; recorded as F_TRANSLATION is.' },
   F_ACCESS: { status: M, note: 'Access flag 0 without HA/S2HA; recorded as F_TRANSLATION is.' },

@@ -26,6 +26,7 @@ export * from './hw/queue-index.js';
 export * from './hw/queues.js';
 export * from './hw/register-protocols.js';
 export * from './hw/regs.js';
+export * from './hw/stalls.js';
 export * from './hw/ste.js';
 export * from './hw/tlb.js';
 

@@ -48,6 +48,12 @@ export const DeviceSchema = z
       })
       .optional()
       .describe('PRI (page request interface) capability.'),
+    canStall: z
+      .boolean()
+      .default(false)
+      .describe(
+        'The device tolerates stalled transactions (firmware "dma-can-stall"; platform devices, never PCIe).',
+      ),
   })
   .describe('A PCI-like endpoint that does DMA.');
 

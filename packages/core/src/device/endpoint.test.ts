@@ -22,6 +22,10 @@ class ScriptedIommu implements IommuHardware {
   readonly translated: TranslationRequest[] = [];
   readonly atsRequests: TranslationRequest[] = [];
   readonly pageRequests: PageRequest[] = [];
+  /** Hold (stall) faulting transactions instead of failing them, with ids from 100. */
+  stall = false;
+  readonly held = new Map<number, { request: TranslationRequest; failure: TranslationResult }>();
+  private nextStallId = 100;
 
   map(pasid: number, iovaPfn: number, pfn: number, perm = PERM_READ | PERM_WRITE) {
     this.pages.set(`${pasid}:${iovaPfn}`, { pfn, perm });
@@ -47,7 +51,18 @@ class ScriptedIommu implements IommuHardware {
 
   translate(r: TranslationRequest): TranslationResult {
     this.translated.push(r);
-    return this.lookup(r);
+    const result = this.lookup(r);
+    if (result.ok || !this.stall) return result;
+    const stallId = this.nextStallId++;
+    this.held.set(stallId, { request: r, failure: result });
+    return { ...result, stallId };
+  }
+
+  /** Software resolved a held transaction: retry it (through the page map) or terminate it. */
+  release(port: EndpointDevice, stallId: number, retry: boolean): void {
+    const { request, failure } = this.held.get(stallId)!;
+    this.held.delete(stallId);
+    port.completeStalled(stallId, retry ? this.lookup(request) : failure);
   }
 
   atsTranslate(r: TranslationRequest): TranslationResult {
@@ -254,5 +269,63 @@ describe('PRI', () => {
     dev.pci.setPriEnabled(true);
     expect(dev.dmaWrite(0x40000n, Uint8Array.of(1))).toMatchObject({ ok: false, reason: 'fault' });
     expect(iommu.pageRequests).toHaveLength(0);
+  });
+});
+
+describe('stalled transactions', () => {
+  it('a held transaction suspends the DMA; a retry finishes it from the stalled page', () => {
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    iommu.stall = true;
+    const dev = device();
+    const data = Uint8Array.from({ length: 0x20 }, (_, i) => i + 1);
+    expect(dev.dmaWrite(0x40ff0n, data)).toMatchObject({
+      ok: false,
+      reason: 'stalled',
+      stallId: 100,
+      iova: 0x41000n,
+      bytesDone: 0x10,
+    });
+    expect(dev.stalledDmaCount).toBe(1);
+    expect(ramBytes(RAM + 0xff0, 0x10)).toEqual([...data.subarray(0, 0x10)]);
+    expect(ramBytes(RAM + 4096, 0x10)).toEqual(new Array(0x10).fill(0));
+    iommu.map(NO_PASID, 0x41, RAM / 4096 + 1);
+    iommu.release(dev, 100, true);
+    expect(ramBytes(RAM + 4096, 0x10)).toEqual([...data.subarray(0x10)]);
+    expect(dev.stallOutcomes).toEqual([{ stallId: 100, op: 'write', iova: 0x40ff0n, ok: true }]);
+    expect(dev.stalledDmaCount).toBe(0);
+  });
+
+  it('a read completes with all its data; a terminated one fails with the fault', () => {
+    iommu.stall = true;
+    bus.writeBytes(RAM + 0x10, Uint8Array.of(7, 8, 9), bus.counter('test'));
+    const dev = device();
+    dev.dmaRead(0x40010n, 3);
+    dev.dmaRead(0x50000n, 1);
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    iommu.release(dev, 100, true);
+    iommu.release(dev, 101, false);
+    expect(dev.stallOutcomes).toMatchObject([
+      { stallId: 100, op: 'read', ok: true, data: Uint8Array.of(7, 8, 9) },
+      { stallId: 101, op: 'read', ok: false, failure: { reason: 'fault', iova: 0x50000n, bytesDone: 0 } },
+    ]);
+  });
+
+  it('a resumed DMA that stalls again on a later page is reported when that stall ends', () => {
+    iommu.stall = true;
+    const dev = device();
+    dev.dmaWrite(0x40ff0n, new Uint8Array(0x20));
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    iommu.release(dev, 100, true);
+    expect(dev.stallOutcomes).toEqual([]);
+    expect(dev.stalledDmaCount).toBe(1);
+    iommu.map(NO_PASID, 0x41, RAM / 4096 + 1);
+    iommu.release(dev, 101, true);
+    expect(dev.stallOutcomes).toMatchObject([{ stallId: 101, ok: true }]);
+  });
+
+  it('ignores an id it does not hold', () => {
+    const dev = device();
+    dev.completeStalled(5, { ok: true, pfn: 1, perm: 3, pageShift: 12 });
+    expect(dev.stallOutcomes).toEqual([]);
   });
 });

@@ -35,6 +35,8 @@ export interface EndpointSpec {
   readonly atcEntries?: number;
   /** PRI capability with this outstanding page request allocation. */
   readonly priOutstanding?: number;
+  /** The device tolerates stalled transactions (firmware `dma-can-stall`). */
+  readonly canStall?: boolean;
 }
 
 export interface DmaOptions {
@@ -52,6 +54,13 @@ interface DmaProgress {
 
 export type DmaFailure =
   | (DmaProgress & { readonly ok: false; readonly reason: 'fault'; readonly fault: IommuFault })
+  | (DmaProgress & {
+      readonly ok: false;
+      readonly reason: 'stalled';
+      readonly fault: IommuFault;
+      /** The IOMMU holds the page's transaction; the DMA goes on when it is resumed. */
+      readonly stallId: number;
+    })
   | (DmaProgress & { readonly ok: false; readonly reason: 'abort'; readonly abort: BusAbort })
   | (DmaProgress & { readonly ok: false; readonly reason: 'page-request'; readonly groupIndex: number })
   | (DmaProgress & { readonly ok: false; readonly reason: 'pri-exhausted' });
@@ -63,6 +72,31 @@ export type DmaReadResult =
   | { readonly ok: true; readonly data: Uint8Array; readonly hpas: readonly bigint[] }
   | DmaFailure;
 
+/** How a DMA that stalled ended, once the IOMMU let its held transaction go. */
+export interface StalledDmaOutcome {
+  readonly stallId: number;
+  readonly op: 'read' | 'write';
+  /** Start of the whole DMA. */
+  readonly iova: bigint;
+  /** Set when the DMA completed: every byte was transferred (a read's data is in `data`). */
+  readonly ok: boolean;
+  readonly data?: Uint8Array;
+  /** Why it did not complete (the terminated transaction's fault, a later fault or bus abort). */
+  readonly failure?: DmaFailure;
+}
+
+/** What a DMA moves: the bytes to write, or the buffer a read fills. */
+interface DmaPayload {
+  readonly op: 'read' | 'write';
+  readonly data: Uint8Array;
+}
+
+/** A DMA waiting for a held transaction: the rest of it runs once that page's translation is known. */
+interface StalledDma extends DmaPayload {
+  readonly iova: bigint;
+  resume(result: TranslationResult): DmaFailure | undefined;
+}
+
 const PAGE = 4096;
 
 export class EndpointDevice implements IommuDeviceRef, EndpointPort {
@@ -70,9 +104,13 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   readonly rid: number;
   readonly streamId: number;
   readonly pasidBits: number;
+  readonly canStall: boolean;
   readonly atc: AddressTranslationCache | undefined;
   readonly pri: PageRequestInterface | undefined;
   readonly pci: DevicePciControl;
+  /** DMAs that stalled, by the IOMMU's stall id, and how the finished ones ended (oldest first). */
+  private readonly stalled = new Map<number, StalledDma>();
+  readonly stallOutcomes: StalledDmaOutcome[] = [];
   private atsEnabled = false;
   private pasidEnabled = false;
   private readonly counter: AccessCounter;
@@ -87,6 +125,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     this.rid = spec.rid;
     this.streamId = spec.streamId;
     this.pasidBits = spec.pasidBits ?? 0;
+    this.canStall = spec.canStall ?? false;
     this.atc = spec.atcEntries ? new AddressTranslationCache(spec.atcEntries) : undefined;
     this.pri = spec.priOutstanding ? new PageRequestInterface(spec.priOutstanding) : undefined;
     this.counter = bus.counter(`device:${spec.name}`);
@@ -124,7 +163,8 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   /** Writes `data` at `iova` (translated page by page). Stops at the first page that fails. */
   dmaWrite(iova: bigint, data: Uint8Array, options: DmaOptions = {}): DmaWriteResult {
     const hpas: bigint[] = [];
-    const failure = this.forEachPage(iova, data.length, PERM_WRITE, options, hpas, (addr, done, length) => {
+    const payload: DmaPayload = { op: 'write', data };
+    const failure = this.forEachPage(iova, payload, options, hpas, (addr, done, length) => {
       const chunk = data.subarray(done, done + length);
       const result = isWordAccess(addr, length)
         ? this.bus.write(addr, length as 1 | 2 | 4 | 8, bytesToBigInt(chunk), this.counter)
@@ -135,11 +175,16 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     return { ok: true, bytes: data.length, hpas };
   }
 
+  /** DMAs waiting for a stalled transaction. */
+  get stalledDmaCount(): number {
+    return this.stalled.size;
+  }
+
   /** Reads `length` bytes at `iova` (translated page by page). */
   dmaRead(iova: bigint, length: number, options: DmaOptions = {}): DmaReadResult {
     const data = new Uint8Array(length);
     const hpas: bigint[] = [];
-    const failure = this.forEachPage(iova, length, PERM_READ, options, hpas, (addr, done, len) => {
+    const failure = this.forEachPage(iova, { op: 'read', data }, options, hpas, (addr, done, len) => {
       if (isWordAccess(addr, len)) {
         const r = this.bus.read(addr, len as 1 | 2 | 4 | 8, this.counter);
         if (!r.ok) return r.abort;
@@ -212,27 +257,73 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     }
   }
 
+  // EndpointPort: a held transaction ended; the DMA it belongs to goes on from that page.
+  completeStalled(stallId: number, result: TranslationResult): void {
+    const dma = this.stalled.get(stallId);
+    if (!dma) return;
+    this.stalled.delete(stallId);
+    const failure = dma.resume(result);
+    // It went on and stalled again on a later page: that stall's end is the DMA's.
+    if (failure?.reason === 'stalled') return;
+    const outcome: StalledDmaOutcome = {
+      stallId,
+      op: dma.op,
+      iova: dma.iova,
+      ok: failure === undefined,
+      ...(failure ? { failure } : dma.op === 'read' ? { data: dma.data } : {}),
+    };
+    this.stallOutcomes.push(outcome);
+    if (this.tracer.enabled) {
+      this.tracer.trace(
+        'device',
+        this.name,
+        'dma.stall.end',
+        `stalled DMA ${dma.op} at ${toHex(dma.iova)} ${failure ? `failed (${failure.reason})` : 'completed'}`,
+        { stallId, ok: outcome.ok },
+      );
+    }
+  }
+
   private forEachPage(
     iova: bigint,
-    length: number,
-    perm: number,
+    payload: DmaPayload,
     options: DmaOptions,
     hpas: bigint[],
     access: (addr: bigint, done: number, length: number) => BusAbort | undefined,
+    resumed?: { readonly done: number; readonly pfn: number },
   ): DmaFailure | undefined {
     const pasid = this.checkPasid(options.pasid);
+    const perm = payload.op === 'write' ? PERM_WRITE : PERM_READ;
     const accessBits = perm | (options.privileged ? PERM_PRIV : 0) | (options.exec ? PERM_EXEC : 0);
-    let done = 0;
+    const length = payload.data.length;
+    let done = resumed?.done ?? 0;
+    let resumedPfn = resumed?.pfn;
     while (done < length) {
       const at = iova + BigInt(done);
       const offset = Number(at & 0xfffn);
       const chunk = Math.min(PAGE - offset, length - done);
       let target = at;
       if (this.iommu) {
-        const result = this.translatePage(at, pasid, accessBits, options);
+        const result =
+          resumedPfn !== undefined
+            ? { ok: true as const, pfn: resumedPfn }
+            : this.translatePage(at, pasid, accessBits, options);
+        resumedPfn = undefined;
         if (!result.ok) {
-          if (result.fault)
-            return { ok: false, reason: 'fault', fault: result.fault, iova: at, bytesDone: done };
+          const { fault, stallId } = result;
+          if (fault && stallId !== undefined) {
+            const from = done;
+            this.stalled.set(stallId, {
+              ...payload,
+              iova,
+              resume: (r) =>
+                r.ok
+                  ? this.forEachPage(iova, payload, options, hpas, access, { done: from, pfn: r.pfn })
+                  : { ok: false, reason: 'fault', fault: r.fault, iova: at, bytesDone: from },
+            });
+            return { ok: false, reason: 'stalled', fault, stallId, iova: at, bytesDone: done };
+          }
+          if (fault) return { ok: false, reason: 'fault', fault, iova: at, bytesDone: done };
           return this.requestPage(at, pasid, accessBits, done);
         }
         target = BigInt(result.pfn) * 4096n + BigInt(offset);
@@ -252,7 +343,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     pasid: number,
     access: number,
     options: DmaOptions,
-  ): { ok: true; pfn: number } | { ok: false; fault: IommuFault | undefined } {
+  ): { ok: true; pfn: number } | { ok: false; fault: IommuFault | undefined; stallId?: number } {
     const iommu = this.iommu!;
     const request = {
       streamId: this.streamId,
@@ -280,7 +371,10 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
       if (!result.ok) return { ok: false, fault: result.fault };
     }
     const result = iommu.translate(request);
-    return result.ok ? { ok: true, pfn: result.pfn } : { ok: false, fault: result.fault };
+    if (result.ok) return { ok: true, pfn: result.pfn };
+    return result.stallId === undefined
+      ? { ok: false, fault: result.fault }
+      : { ok: false, fault: result.fault, stallId: result.stallId };
   }
 
   private requestPage(at: bigint, pasid: number, access: number, done: number): DmaFailure {

@@ -31,6 +31,11 @@ export interface IommuDeviceRef {
   readonly streamId: number;
   /** PASID capability width in bits (0: no PASID capability). */
   readonly pasidBits: number;
+  /**
+   * Firmware says the device tolerates stalled transactions (device tree `dma-can-stall`): a driver may
+   * configure its faults to stall (SMMUv3 CD.S / STE.S2S) instead of terminating them.
+   */
+  readonly canStall?: boolean;
   /** The endpoint's PCI capabilities a driver may enable (config-space writes, not IOMMU back doors). */
   readonly pci: DevicePciControl;
 }

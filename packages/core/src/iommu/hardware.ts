@@ -14,6 +14,12 @@ export interface EndpointPort {
   invalidateAtc(pasid: number | undefined, iova: bigint, size: bigint): void;
   /** Delivers a PRI page group response. */
   pageResponse(response: PageResponse): void;
+  /**
+   * Ends a transaction the IOMMU held (`TranslationFailure.stallId`): `result` is its translation on
+   * retry, or the fault it was terminated with. A retry that stalls again keeps the same id and is not
+   * reported until it ends.
+   */
+  completeStalled(stallId: number, result: TranslationResult): void;
 }
 
 /** A PCIe PRI page request (one page of a page request group). */

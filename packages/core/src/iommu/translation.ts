@@ -38,6 +38,12 @@ export interface TranslationOk {
 export interface TranslationFailure {
   readonly ok: false;
   readonly fault: IommuFault;
+  /**
+   * Set when the IOMMU holds the transaction instead of terminating it (SMMUv3 stall model): the access
+   * is neither done nor refused yet. The IOMMU later calls `EndpointPort.completeStalled` with this id and
+   * the transaction's final translation (after software resumed or terminated it).
+   */
+  readonly stallId?: number;
 }
 
 export type TranslationResult = TranslationOk | TranslationFailure;

@@ -185,9 +185,12 @@ function runDma(system: System, step: Extract<ScenarioStep, { op: 'dma' }>): str
   }
   const outcome = describeFailure(result);
   if (step.expect === 'ok') throw new StepFailure(`${where} failed: ${outcome}`);
-  const kind = result.reason === 'fault' ? 'fault' : 'abort';
+  // A stalled transaction failed to translate too; it is only held instead of terminated.
+  const faulted = result.reason === 'fault' || result.reason === 'stalled';
+  const kind = faulted ? 'fault' : 'abort';
   if (kind !== step.expect) throw new StepFailure(`${where}: ${outcome}, expected ${step.expect}`);
-  if (step.fault && (result.reason !== 'fault' || result.fault.vendorCode !== step.fault)) {
+  const code = result.reason === 'fault' || result.reason === 'stalled' ? result.fault.vendorCode : undefined;
+  if (step.fault && code !== step.fault) {
     throw new StepFailure(`${where}: ${outcome}, expected fault ${step.fault}`);
   }
   return `${where} → ${outcome} (as expected)`;
@@ -197,6 +200,8 @@ function describeFailure(failure: DmaFailure): string {
   switch (failure.reason) {
     case 'fault':
       return `fault ${failure.fault.vendorCode} (${failure.fault.kind}${failure.fault.recorded ? ', recorded' : ''})`;
+    case 'stalled':
+      return `stalled on fault ${failure.fault.vendorCode} (held by the IOMMU${failure.fault.recorded ? ', recorded' : ''})`;
     case 'abort':
       return `bus abort at ${toHex(failure.abort.addr)} (${failure.abort.reason})`;
     case 'page-request':

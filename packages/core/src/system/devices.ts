@@ -37,6 +37,7 @@ export class Devices {
           rid: cfg.rid,
           streamId,
           pasidBits: cfg.pasidBits,
+          canStall: cfg.canStall,
           ...(cfg.ats ? { atcEntries: cfg.ats.atcEntries } : {}),
           ...(cfg.pri ? { priOutstanding: cfg.pri.maxOutstanding } : {}),
         },

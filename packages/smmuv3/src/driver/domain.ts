@@ -286,17 +286,20 @@ export class Smmuv3Domain implements IommuDomain {
     this.trace('free', `domain ${this.id} freed, ${this.tag} released`);
   }
 
-  /** The CD that installs this stage-1 domain (Linux `arm_smmu_make_s1_cd`). */
-  cd(): Uint32Array {
+  /** The CD that installs this stage-1 domain for a master (Linux `arm_smmu_make_s1_cd`); CD.S if it stalls. */
+  cd(stall = false): Uint32Array {
     if (this.stage !== 1) throw new RangeError(`domain ${this.id} is not a stage-1 domain`);
-    return s1CdForTable(this.table, { asid: this.asid });
+    return s1CdForTable(this.table, { asid: this.asid, stall });
   }
 
-  /** The STE that installs this stage-2 domain (Linux `arm_smmu_make_s2_domain_ste`), S2HA/S2HD if tracking. */
-  ste(ats: boolean): Uint32Array {
+  /**
+   * The STE that installs this stage-2 domain for a master (Linux `arm_smmu_make_s2_domain_ste`): S2S if
+   * the master stalls, S2HA/S2HD if tracking dirty state.
+   */
+  ste(ats: boolean, stall = false): Uint32Array {
     if (this.stage !== 2) throw new RangeError(`domain ${this.id} is not a stage-2 domain`);
     const ste = s2Ste(
-      { format: this.format, root: this.table.rootPa, vmid: this.vmid, ats },
+      { format: this.format, root: this.table.rootPa, vmid: this.vmid, ats, stall },
       this.host.builderCaps,
     );
     if (!this.dirtyTracking) return ste;

@@ -95,9 +95,12 @@ export class Smmuv3NestedDomain implements IommuDomain {
     return this.host.forwardEvent(device, record);
   }
 
-  /** The physical STE for a master, with EATS = full ATS when `ats` (Linux `arm_smmu_make_nested_domain_ste`). */
-  ste(ats: boolean): Uint32Array {
-    return nestedSte(this.vste, this.parent.ste(ats));
+  /**
+   * The physical STE for a master (Linux `arm_smmu_make_nested_domain_ste`): EATS = full ATS when `ats`,
+   * S2S when the master stalls.
+   */
+  ste(ats: boolean, stall = false): Uint32Array {
+    return nestedSte(this.vste, this.parent.ste(ats, stall));
   }
 
   map(): void {

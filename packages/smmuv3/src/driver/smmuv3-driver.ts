@@ -59,9 +59,13 @@
  * of a master on a nested domain that are not stage-2 faults go to its vSMMU's vEVENTQ instead of the
  * host's fault path.
  *
- * Not here: stalls (every master is treated as non-stalling, S1STALLD set where stalls exist, so no
- * stall record or CMD_RESUME — PCIe masters do not stall and the model does not stall either); MSIs
- * (wired lines only, CMD_SYNC completion by polling CONS); SVA.
+ * Stalls (Linux `stall_enabled`): a master stalls when the SMMU forces stalls, or supports them and
+ * firmware marks the device `dma-can-stall` (`IommuDeviceRef.canStall`; PCIe devices never are). Its CDs
+ * get CD.S, its STEs S1STALLD = 0 and S2S; every other master gets S1STALLD = 1 where stalls exist. A stall
+ * record becomes a one-page request to the iommu core with the STAG as group index, and its response
+ * becomes CMD_RESUME (success: retry, else abort); a stall of an unknown StreamID is aborted at once.
+ *
+ * Not here: MSIs (wired lines only, CMD_SYNC completion by polling CONS); SVA.
  */
 import {
   type AccessCounter,
@@ -95,9 +99,11 @@ import {
   encodeAtcInv,
   encodeCfgiAll,
   encodePriResp,
+  encodeResume,
   encodeTlbiEl2All,
   encodeTlbiNsnhAll,
   PRI_RESP,
+  RESUME_ACTION,
 } from '../hw/commands.js';
 import { decodeEvent, EVENT_WORDS, type EventName, eventName } from '../hw/events.js';
 import type { Smmuv3Features } from '../hw/features.js';
@@ -207,6 +213,11 @@ export interface Smmuv3Master {
   readonly streamId: number;
   /** SubstreamID bits of its CD table: min(IDR1.SSIDSIZE, the endpoint's PASID width). */
   readonly ssidBits: number;
+  /**
+   * Its faults stall (Linux `stall_enabled`): the SMMU forces stalls, or supports them and firmware says
+   * the device can stall. Its CDs get CD.S, its STEs S1STALLD = 0 and S2S.
+   */
+  readonly stall: boolean;
   rid: IommuDomain;
   readonly pasids: Map<number, Smmuv3Domain>;
   cdTable: CdTable | undefined;
@@ -234,6 +245,8 @@ export interface Smmuv3DriverStats {
   globalErrors: number;
   /** Events sent to a vSMMU's vEVENTQ instead of the host's fault path. */
   forwardedEvents: number;
+  /** Stall events turned into page requests. */
+  stalls: number;
 }
 
 export class Smmuv3Driver implements IommuDriver {
@@ -247,6 +260,7 @@ export class Smmuv3Driver implements IommuDriver {
     priOverflows: 0,
     globalErrors: 0,
     forwardedEvents: 0,
+    stalls: 0,
   };
   protected readonly context: DriverContext<Smmuv3Options>;
   protected readonly regs: MmioWindow;
@@ -389,10 +403,12 @@ export class Smmuv3Driver implements IommuDriver {
     }
     p.streamTable.ensure(sid);
     const ssidBits = p.features.s1 ? Math.min(p.features.ssidBits, device.pasidBits) : 0;
+    const stallModel = p.features.stallModel;
     const master: Smmuv3Master = {
       ref: device,
       streamId: sid,
       ssidBits,
+      stall: stallModel === 'force-stall' || (stallModel === 'stall' && device.canStall === true),
       rid: this.blockedDomain,
       pasids: new Map(),
       cdTable: undefined,
@@ -493,7 +509,7 @@ export class Smmuv3Driver implements IommuDriver {
     const old = master.pasids.get(pasid);
     if (old === domain) return;
     const cdTable = this.ensureCdTable(master);
-    cdTable.writeCd(pasid, domain.cd());
+    cdTable.writeCd(pasid, domain.cd(master.stall));
     old?.detach(master.streamId, pasid);
     master.pasids.set(pasid, domain);
     domain.attach(this.attachment(master, pasid));
@@ -570,6 +586,23 @@ export class Smmuv3Driver implements IommuDriver {
 
   pageResponse(device: IommuDeviceRef, response: PageResponse): void {
     const master = this.master(device);
+    if (master.stall) {
+      // Linux arm_smmu_page_response: a stall's "group" is its STAG; success retries, anything else aborts.
+      const retry = response.code === 'success';
+      this.cmdq.issue(
+        encodeResume({
+          streamId: master.streamId,
+          stag: response.groupIndex,
+          action: retry ? RESUME_ACTION.RETRY : RESUME_ACTION.TERMINATE,
+          abort: !retry,
+        }),
+      );
+      this.log(
+        'stall.resume',
+        `${device.name}: CMD_RESUME STAG ${response.groupIndex} ${retry ? 'retry' : 'abort'}`,
+      );
+      return;
+    }
     if (!this.features.pri)
       throw new IommufdError('EOPNOTSUPP', `${this.instance} has no PRI`, { device: device.name });
     const resp =
@@ -663,8 +696,8 @@ export class Smmuv3Driver implements IommuDriver {
   /** The STE for a master with `rid` at its RID, its current PASIDs and ATS as given. */
   protected steFor(master: Smmuv3Master, rid: IommuDomain, ats: boolean): Uint32Array {
     const caps = this.state().caps;
-    if (rid instanceof Smmuv3NestedDomain) return rid.ste(ats);
-    if (rid instanceof Smmuv3Domain && rid.stage === 2) return rid.ste(ats);
+    if (rid instanceof Smmuv3NestedDomain) return rid.ste(ats, master.stall);
+    if (rid instanceof Smmuv3Domain && rid.stage === 2) return rid.ste(ats, master.stall);
     const s1 = rid instanceof Smmuv3Domain;
     if (s1 || master.pasids.size > 0) {
       const table = master.cdTable!;
@@ -674,7 +707,7 @@ export class Smmuv3Driver implements IommuDriver {
           ? STE_S1DSS.BYPASS
           : STE_S1DSS.TERMINATE;
       return cdTableSte(
-        { cdTable: table.base, s1Fmt: table.s1Fmt, s1CdMax: table.s1CdMax, s1Dss, ats },
+        { cdTable: table.base, s1Fmt: table.s1Fmt, s1CdMax: table.s1CdMax, s1Dss, ats, stall: master.stall },
         caps,
       );
     }
@@ -694,7 +727,7 @@ export class Smmuv3Driver implements IommuDriver {
       master.ref.pci.setAtsEnabled(false);
       master.ats = false;
     }
-    if (rid instanceof Smmuv3Domain && rid.stage === 1) master.cdTable!.writeCd(0, rid.cd());
+    if (rid instanceof Smmuv3Domain && rid.stage === 1) master.cdTable!.writeCd(0, rid.cd(master.stall));
     p.streamTable.writeSte(master.streamId, this.steFor(master, rid, ats));
     if (old !== rid) {
       this.recordRidDetach(master, old);
@@ -959,21 +992,46 @@ export class Smmuv3Driver implements IommuDriver {
       (record.rnw === false ? PERM_WRITE : PERM_READ) |
       (record.pnu === true ? PERM_PRIV : 0) |
       (record.ind === true ? PERM_EXEC : 0);
+    const iova =
+      record.inputAddrPage !== undefined
+        ? BigInt(record.inputAddrPage) * 4096n + BigInt(record.inputAddrOffset ?? 0)
+        : 0n;
+    if (record.stall === true) {
+      this.handleStall(record.streamId, record.stag ?? 0, master, { pasid: ssid, iova, access });
+      return;
+    }
     const fault: IommuFault = {
       kind: name ? EVENT_FAULT_KIND[name] : 'bad-config',
       vendorCode: name ?? `EVENT_${toHex(record.id)}`,
       ...(record.s2 !== undefined ? { stage: record.s2 ? 2 : 1 } : {}),
       streamId: record.streamId,
       pasid: ssid,
-      iova:
-        record.inputAddrPage !== undefined
-          ? BigInt(record.inputAddrPage) * 4096n + BigInt(record.inputAddrOffset ?? 0)
-          : 0n,
+      iova,
       access,
       recorded: true,
     };
     this.stats.events++;
     this.context.reportFault(fault, master?.ref);
+  }
+
+  /**
+   * A stall record (Linux: `arm_smmu_handle_event` → I/O page fault): a one-page request whose group index
+   * is the STAG, answered through `pageResponse` with CMD_RESUME. A stall of an unknown StreamID is
+   * terminated at once, as nobody can resolve it.
+   */
+  private handleStall(
+    streamId: number,
+    stag: number,
+    master: Smmuv3Master | undefined,
+    request: { pasid: number; iova: bigint; access: number },
+  ): void {
+    this.stats.stalls++;
+    if (!master) {
+      this.cmdq.issue(encodeResume({ streamId, stag, action: RESUME_ACTION.TERMINATE, abort: true }));
+      return;
+    }
+    this.log('stall', `${master.ref.name}: stalled at ${toHex(request.iova)}, STAG ${stag}`);
+    this.context.reportPageRequest(master.ref, { ...request, groupIndex: stag, last: true });
   }
 
   /** PRI queue interrupt (Linux `arm_smmu_priq_thread`): page requests to the iommu core. */

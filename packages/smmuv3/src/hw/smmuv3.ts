@@ -7,10 +7,17 @@
  * Register behaviour (SMMUv3 §6.3): CR0 writes are acknowledged in CR0ACK at once (the model has no
  * delay), IRQ_CTRL in IRQ_CTRLACK, GBPA updates complete immediately; Guarded registers ignore writes while
  * their enable (or its acknowledgement) is set; CMDQ_PROD and GERRORN writes run the command queue.
+ *
+ * Stalls (§3.12.2, `stalls.ts`): a stalling fault holds the transaction under a STAG; CMD_RESUME retries
+ * it (a full new translation, which may complete it, terminate it or stall it again) or terminates it,
+ * CMD_STALL_TERM terminates every held transaction of a StreamID, and clearing SMMUEN terminates them all.
+ * The endpoint hears the end through `EndpointPort.completeStalled`. A stall whose record found the Event
+ * queue full or disabled is retried when software next moves EVENTQ_CONS or writes CR0.
  */
 import {
   type EndpointPort,
   type HardwareContext,
+  type IommuFault,
   type IommuHardware,
   type ITracer,
   NO_PASID,
@@ -25,8 +32,14 @@ import {
   toHex,
 } from '@iommukit/core';
 import type { CommandOutcome } from './command-queue.js';
-import { atcInvPages, type Command, cfgiSteRangeStreamIds, tlbiRangePages } from './commands.js';
-import { encodeEvent } from './events.js';
+import {
+  atcInvPages,
+  type Command,
+  cfgiSteRangeStreamIds,
+  RESUME_ACTION,
+  tlbiRangePages,
+} from './commands.js';
+import { type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features } from './features.js';
 import { featuresFromOptions, type Smmuv3Options } from './options.js';
 import { encodePriEntry } from './priq.js';
@@ -41,6 +54,7 @@ import {
   registerTable,
   SMMU_MMIO_SIZE,
 } from './regs.js';
+import { StallBuffer, type StalledTransaction } from './stalls.js';
 import { overlaps, Smmuv3Tlb, type TlbEntry } from './tlb.js';
 import { cdCacheKey, cdCacheStream, Smmuv3Translator, type TranslationState } from './translate.js';
 
@@ -85,6 +99,8 @@ export class Smmuv3Hardware implements IommuHardware {
   readonly queues: SmmuQueues;
   readonly tlb: Smmuv3Tlb;
   readonly translator: Smmuv3Translator;
+  /** Transactions held by stalling faults. */
+  readonly stalls: StallBuffer;
   private readonly endpoints = new Map<number, EndpointPort>();
   private readonly tracer: ITracer;
   private state: TranslationState = {
@@ -104,6 +120,7 @@ export class Smmuv3Hardware implements IommuHardware {
     this.tracer = context.tracer;
     this.regs = new RegisterFile(SMMU_MMIO_SIZE, registerTable(this.features, this.options));
     this.tlb = new Smmuv3Tlb(this.options.tlbEntries);
+    this.stalls = new StallBuffer(this.options.stallMax);
     const counter = context.bus.counter(`hw:${context.instance}`);
     this.tableReads = counter;
     this.queues = new SmmuQueues({
@@ -125,6 +142,7 @@ export class Smmuv3Hardware implements IommuHardware {
       configCacheEntries: this.options.configCacheEntries,
       state: () => this.state,
       recordEvent: (record) => this.queues.eventq.record(encodeEvent(record)).recorded,
+      holdStall: (request, record, fault, stallId) => this.holdStall(request, record, fault, stallId),
     });
     this.installHooks();
     this.mmio = { base: context.base, size: SMMU_MMIO_SIZE };
@@ -168,6 +186,34 @@ export class Smmuv3Hardware implements IommuHardware {
     }
   }
 
+  /** Records a stall event (Stall = 1, a free STAG) and holds the transaction (see the module comment). */
+  private holdStall(
+    request: TranslationRequest,
+    record: EventRecord,
+    fault: IommuFault,
+    stallId: number | undefined,
+  ): { id: number; recorded: boolean } | undefined {
+    const stag = this.stalls.freeStag();
+    // STALL_MAX transactions held already: this one is terminated instead (Stall = 0), as §3.12 permits.
+    if (stag === undefined) return undefined;
+    const recorded = this.queues.eventq.record(encodeEvent({ ...record, stall: true, stag })).recorded;
+    const id = stallId ?? this.stalls.newId();
+    this.stalls.hold({ id, request, fault: { ...fault, recorded }, stag: recorded ? stag : undefined });
+    return { id, recorded };
+  }
+
+  /** CMD_RESUME(Retry): the transaction as if it had just arrived; its endpoint hears how it ended. */
+  private retryStalled(t: StalledTransaction): void {
+    const result = this.translator.translate(t.request, t.id);
+    if (!result.ok && result.stallId === t.id) return; // stalled again, still held
+    this.endpoints.get(t.request.streamId)?.completeStalled(t.id, result);
+  }
+
+  /** CMD_RESUME(Terminate), CMD_STALL_TERM, SMMUEN = 0: the transaction aborts with its fault. */
+  private terminateStalled(t: StalledTransaction): void {
+    this.endpoints.get(t.request.streamId)?.completeStalled(t.id, { ok: false, fault: t.fault });
+  }
+
   connectEndpoint(streamId: number, port: EndpointPort): void {
     this.endpoints.set(streamId, port);
   }
@@ -193,6 +239,7 @@ export class Smmuv3Hardware implements IommuHardware {
       cdCacheMisses: t.cdCache.misses,
       walks: t.walks,
       tableReads: this.tableReads.reads,
+      stalled: this.stalls.size,
       ...this.queues.stats(),
     };
   }
@@ -260,6 +307,27 @@ export class Smmuv3Hardware implements IommuHardware {
         );
         break;
       }
+      case 'RESUME': {
+        const held = this.stalls.take(command.streamId, command.stag);
+        if (!held) {
+          // No transaction with this StreamID and STAG: the command has no effect (§4.6.2).
+          this.trace(
+            'cmd',
+            `CMD_RESUME: no stalled transaction ${toHex(command.stag)} on stream ${toHex(command.streamId)}`,
+          );
+          return { ok: true };
+        }
+        if (command.action === RESUME_ACTION.RETRY) this.retryStalled(held);
+        else this.terminateStalled(held);
+        dropped = 1;
+        break;
+      }
+      case 'STALL_TERM':
+        for (const held of this.stalls.takeStream(command.streamId)) {
+          this.terminateStalled(held);
+          dropped++;
+        }
+        break;
       case 'PRI_RESP':
         this.endpoints.get(command.streamId)?.pageResponse({
           pasid: command.ssv ? command.substreamId : NO_PASID,
@@ -268,7 +336,7 @@ export class Smmuv3Hardware implements IommuHardware {
         });
         break;
       default:
-        // Prefetches are hints; CMD_SYNC completion is the queue's; stalls, EL2 and EL3 are not modelled.
+        // Prefetches are hints; CMD_SYNC completion is the queue's; EL2 and EL3 are not modelled.
         break;
     }
     if (this.tracer.enabled)
@@ -310,7 +378,10 @@ export class Smmuv3Hardware implements IommuHardware {
       regs.set(REG.CR0ACK, ackFor(value));
       this.refreshState();
       this.queues.onCr0Updated();
+      if (!this.state.smmuEnabled) for (const held of this.stalls.takeAll()) this.terminateStalled(held);
+      else this.retryUnrecordedStalls();
     });
+    regs.onWrite(REG.EVENTQ_CONS, () => this.retryUnrecordedStalls());
     regs.onWrite(REG.IRQ_CTRL, (value) => regs.set(REG.IRQ_CTRLACK, irqCtrlAckFor(value)));
     regs.onWrite(REG.GBPA, (value, old) => {
       regs.set(REG.GBPA, gbpaAfterWrite(guardedValue(REG.GBPA, value, old, { ...guard(), gbpa: old }), old));
@@ -318,6 +389,11 @@ export class Smmuv3Hardware implements IommuHardware {
     });
     regs.onWrite(REG.CMDQ_PROD, () => this.queues.onCmdqProdWrite());
     regs.onWrite(REG.GERRORN, () => this.queues.onGerrornWrite());
+  }
+
+  /** Stalls whose record did not fit are retried once the Event queue may take records (§3.12.2). */
+  private retryUnrecordedStalls(): void {
+    for (const held of this.stalls.takeUnrecorded()) this.retryStalled(held);
   }
 
   /** The register state the translation pipeline reads, recomputed when one of its registers changes. */

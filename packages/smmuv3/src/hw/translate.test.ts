@@ -111,6 +111,8 @@ beforeEach(() => {
       events.push(decodeEvent(encodeEvent(record)));
       return true;
     },
+    // The translator alone holds nothing: a stalling fault is terminated (the device model tests stalls).
+    holdStall: () => undefined,
   });
 });
 

@@ -9,9 +9,15 @@
  * leaves by VMID/ASID. Nothing here invalidates them: only commands do (the device runs those), so a
  * driver that forgets a CFGI or TLBI sees the stale configuration or translation.
  *
- * Not modelled yet: stalls (a fault on a stall-enabled stream is terminated and recorded as if not
- * stalled), STE.EATS split-stage (S1CHK) ATS, and the walk caches (every miss walks from the root, so a
- * nested 4-level × 4-level miss reads 24 descriptors).
+ * Fault models (§3.12): a translation-related fault (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION)
+ * of an untranslated transaction stalls when its stage asks for it — CD.S at stage 1 (S1STALLD == 1 makes
+ * CD.S == 1 ILLEGAL), STE.S2S at stage 2, including stage 2 faults on stage-1 table walks and CD fetches —
+ * except F_ADDR_SIZE for an out-of-range IPA when stage 1 is bypassed, which always terminates. A stalled
+ * transaction always records its event (Stall = 1, STAG) and is handed to `holdStall`; everything else
+ * terminates with an abort (IDR0.TERM_MODEL == 1), recorded as CD.R / STE.S2R say.
+ *
+ * Not modelled yet: STE.EATS split-stage (S1CHK) ATS, and the walk caches (every miss walks from the root,
+ * so a nested 4-level × 4-level miss reads 24 descriptors).
  */
 import {
   type AccessCounter,
@@ -94,6 +100,17 @@ export interface TranslatorContext {
   state(): TranslationState;
   /** Writes an event record to the event queue; false when it could not be recorded. */
   recordEvent(record: EventRecord): boolean;
+  /**
+   * Holds a stalling transaction: records `record` with Stall = 1 and a STAG and keeps the transaction
+   * (as `stallId` when a retry stalls again). Returns the endpoint-facing id and whether the record was
+   * written, or undefined when the SMMU cannot hold it (it is then terminated).
+   */
+  holdStall(
+    request: TranslationRequest,
+    record: EventRecord,
+    fault: IommuFault,
+    stallId: number | undefined,
+  ): { readonly id: number; readonly recorded: boolean } | undefined;
 }
 
 /** A checked STE, or why it is unusable (cached as the hardware caches what it fetched). */
@@ -112,6 +129,8 @@ interface Fault {
   readonly fetchAddr?: number;
   /** Whether the configuration asks for the fault to be recorded (CD.R / STE.S2R; always for C_* events). */
   readonly record: boolean;
+  /** A translation-related fault whose stage is configured to stall (CD.S / STE.S2S). */
+  readonly stall?: boolean;
   readonly reason?: string;
 }
 
@@ -171,9 +190,12 @@ export class Smmuv3Translator {
     this.cdCache = new LruCache(ctx.configCacheEntries);
   }
 
-  /** An untranslated transaction (§3.2): faults are recorded as the configuration asks. */
-  translate(request: TranslationRequest): TranslationResult {
-    return this.finish(request, this.run(request, false), true);
+  /**
+   * An untranslated transaction (§3.2): faults are recorded, or stall, as the configuration asks.
+   * `stallId` names a held transaction being retried, which keeps its id if it stalls again.
+   */
+  translate(request: TranslationRequest, stallId?: number): TranslationResult {
+    return this.finish(request, this.run(request, false), true, stallId);
   }
 
   /** An ATS translation request (§3.9): needs STE.EATS; a translation failure is a failed completion, no event. */
@@ -235,7 +257,7 @@ export class Smmuv3Translator {
         };
       s2Format = f;
     }
-    if (!s1) return this.stage2Only(ste, s2Format!, input, request.access);
+    if (!s1) return this.stage2Only(ste, s2Format!, input, request.access, true);
 
     // Stage 1: which CD (§5.2 S1DSS for transactions without a SubstreamID).
     let ssid = hasSsid ? request.pasid : 0;
@@ -244,7 +266,7 @@ export class Smmuv3Translator {
         return { ok: false, fault: { event: 'F_STREAM_DISABLED', record: true } };
       if (ste.s1Dss === STE_S1DSS.BYPASS) {
         return s2Format
-          ? this.stage2Only(ste, s2Format, input, request.access)
+          ? this.stage2Only(ste, s2Format, input, request.access, true)
           : { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
       }
       ssid = 0;
@@ -254,7 +276,14 @@ export class Smmuv3Translator {
     return this.stage1(ste, cd, s2Format, input, request.access);
   }
 
-  private stage2Only(ste: Ste, format: VmsaFormat, input: number, access: number): Outcome {
+  /** `s1Bypassed`: the input is an IPA stage 1 did not produce (an out-of-range one never stalls, §3.12). */
+  private stage2Only(
+    ste: Ste,
+    format: VmsaFormat,
+    input: number,
+    access: number,
+    s1Bypassed: boolean,
+  ): Outcome {
     const cached = this.ctx.tlb.lookup('s2', ste.s2Vmid, GLOBAL_ASID, input);
     if (cached && this.hitAllowed(cached.perm, cached.dirty, access)) {
       return {
@@ -265,7 +294,10 @@ export class Smmuv3Translator {
       };
     }
     const r = this.walkStage2(ste, format, input, access, EVENT_CLASS.IN);
-    if (!r.ok) return r;
+    if (!r.ok) {
+      const outOfRange = s1Bypassed && r.fault.event === 'F_ADDR_SIZE' && input >= 2 ** format.ias;
+      return outOfRange ? { ok: false, fault: { ...r.fault, stall: false } } : r;
+    }
     this.insert('s2', ste.s2Vmid, GLOBAL_ASID, input, r);
     return { ok: true, pa: r.pa, perm: r.perm, pageShift: r.pageShift };
   }
@@ -286,10 +318,17 @@ export class Smmuv3Translator {
       };
     }
     const record = cd.r;
+    const stall = cd.s && !ste.s1Stalld;
     if (cd.epd0)
       return {
         ok: false,
-        fault: { event: 'F_TRANSLATION', record, cls: EVENT_CLASS.IN, reason: 'CD.EPD0 disables TTB0 walks' },
+        fault: {
+          event: 'F_TRANSLATION',
+          record,
+          stall,
+          cls: EVENT_CLASS.IN,
+          reason: 'CD.EPD0 disables TTB0 walks',
+        },
       };
     const format = this.stage1Format(cd);
     if (!format)
@@ -322,11 +361,15 @@ export class Smmuv3Translator {
     });
     if (!result.ok) {
       if (s2Fault) return { ok: false, fault: s2Fault };
-      return { ok: false, fault: { event: WALK_EVENT[result.fault.kind], record, cls: EVENT_CLASS.IN } };
+      const event = WALK_EVENT[result.fault.kind];
+      return {
+        ok: false,
+        fault: { event, record, stall: stall && event !== 'F_WALK_EABT', cls: EVENT_CLASS.IN },
+      };
     }
     const attrs = result.attrs as VmsaLeafAttributes;
     if (!vmsaAccessAllowed(attrs, access, hd))
-      return { ok: false, fault: { event: 'F_PERMISSION', record, cls: EVENT_CLASS.IN } };
+      return { ok: false, fault: { event: 'F_PERMISSION', record, stall, cls: EVENT_CLASS.IN } };
     let perm = vmsaPermissions(attrs, (access & PERM_PRIV) !== 0, hd);
     let pa = result.pa;
     let pageShift = result.pageShift;
@@ -365,14 +408,17 @@ export class Smmuv3Translator {
       onStep: (level, addr, lo, hi) => this.traceStep(2, level, addr, lo, hi),
     });
     const ipaPage = Math.floor(ipa / 4096) * 4096;
-    if (!result.ok)
-      return {
-        ok: false,
-        fault: { event: WALK_EVENT[result.fault.kind], record: ste.s2R, s2: true, ipa: ipaPage, cls },
-      };
+    if (!result.ok) {
+      const event = WALK_EVENT[result.fault.kind];
+      const stall = ste.s2S && event !== 'F_WALK_EABT';
+      return { ok: false, fault: { event, record: ste.s2R, stall, s2: true, ipa: ipaPage, cls } };
+    }
     const attrs = result.attrs as VmsaLeafAttributes;
     if (!vmsaAccessAllowed(attrs, access, hd)) {
-      return { ok: false, fault: { event: 'F_PERMISSION', record: ste.s2R, s2: true, ipa: ipaPage, cls } };
+      return {
+        ok: false,
+        fault: { event: 'F_PERMISSION', record: ste.s2R, stall: ste.s2S, s2: true, ipa: ipaPage, cls },
+      };
     }
     return {
       ok: true,
@@ -521,7 +567,12 @@ export class Smmuv3Translator {
   }
 
   /** Turns an outcome into the core's result, recording the event the fault calls for. */
-  private finish(request: TranslationRequest, outcome: Outcome, untranslated: boolean): TranslationResult {
+  private finish(
+    request: TranslationRequest,
+    outcome: Outcome,
+    untranslated: boolean,
+    stallId?: number,
+  ): TranslationResult {
     if (outcome.ok)
       return {
         ok: true,
@@ -531,13 +582,35 @@ export class Smmuv3Translator {
       };
     const f = outcome.fault;
     const input = BigInt(request.iovaPfn) * 4096n + BigInt(request.offset);
-    let recorded = false;
     const isEvent = f.event !== 'ABORT' && f.event !== 'GBPA_ABORT';
+    const base = this.coreFault(request, f, input);
+    // ATS Translation Requests never stall: their failures are completions (§3.9.1).
+    if (f.stall && untranslated) {
+      const held = this.ctx.holdStall(request, this.eventRecord(request, f), base, stallId);
+      if (held) {
+        this.trace(
+          'fault',
+          `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}: stalled${held.recorded ? ', recorded' : ', waiting for room in the Event queue'}`,
+        );
+        return { ok: false, fault: { ...base, recorded: held.recorded }, stallId: held.id };
+      }
+    }
+    let recorded = false;
     // C_* and fetch events are always recorded; translation faults when the CD/STE asks (R / S2R); ATS
     // translation failures (not F_BAD_ATS_TREQ) are completions, not events.
     if (isEvent && f.record && (untranslated || f.event === 'F_BAD_ATS_TREQ'))
       recorded = this.ctx.recordEvent(this.eventRecord(request, f));
-    const fault: IommuFault = {
+    const fault: IommuFault = { ...base, recorded };
+    this.trace(
+      'fault',
+      `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}${f.reason ? `: ${f.reason}` : ''}${recorded ? ', recorded' : ''}`,
+    );
+    return { ok: false, fault };
+  }
+
+  /** The core's view of a fault (`recorded` is the caller's to set). */
+  private coreFault(request: TranslationRequest, f: Fault, input: bigint): IommuFault {
+    return {
       kind: KIND[f.event],
       vendorCode: f.event,
       ...(f.s2 !== undefined
@@ -549,13 +622,8 @@ export class Smmuv3Translator {
       pasid: request.pasid,
       iova: input,
       access: request.access,
-      recorded,
+      recorded: false,
     };
-    this.trace(
-      'fault',
-      `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}${f.reason ? `: ${f.reason}` : ''}${recorded ? ', recorded' : ''}`,
-    );
-    return { ok: false, fault };
   }
 
   private eventRecord(request: TranslationRequest, f: Fault): EventRecord {
