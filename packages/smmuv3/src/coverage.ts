@@ -64,7 +64,7 @@ const NO_ATTRS = 'the bus has no memory attributes';
 export const REGISTER_COVERAGE: Readonly<Record<RegName, Coverage>> = {
   IDR0: {
     status: M,
-    note: 'Derived from the options: S1P, S2P, TTF (VMSAv8-64 only), COHACC, HTTU, ATS, ASID16, MSI, PRI, VMID16, CD2L, TTENDIAN (little-endian), STALL_MODEL, TERM_MODEL = 1, ST_LEVEL; BTM, DORMHINT, Hyp, NS1ATS, SEV, ATOS, VMW, VATOS, ATSRECERR and RME_IMPL read 0.',
+    note: 'Derived from the options: S1P, S2P, TTF (VMSAv8-64 only), COHACC, HTTU, ATS, ASID16, MSI, PRI, VMID16, CD2L, TTENDIAN (little-endian), STALL_MODEL, TERM_MODEL = 1, ST_LEVEL; NS1ATS = 1 with ATS and both stages (no split-stage ATS); BTM, DORMHINT, Hyp, SEV, ATOS, VMW, VATOS, ATSRECERR and RME_IMPL read 0.',
   },
   IDR1: {
     status: M,
@@ -384,7 +384,7 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   s1Dss: {
     spec: 'S1DSS',
     status: M,
-    note: 'No SubstreamID with S1CDMax > 0: terminate (F_STREAM_DISABLED), bypass stage 1, or use CD 0. Deviations: reserved 0b11 acts as "use CD 0" (spec: terminate); with 0b10 a transaction with SubstreamID 0 is translated (spec: F_STREAM_DISABLED).',
+    note: 'No SubstreamID with S1CDMax > 0: terminate (F_STREAM_DISABLED; reserved 0b11 too), bypass stage 1, or use CD 0 — and then a transaction with SubstreamID 0 is F_STREAM_DISABLED, CD 0 being reserved for traffic without one.',
   },
   s1Cir: { spec: 'S1CIR', status: N, note: `CD fetch attribute: ${NO_ATTRS}.` },
   s1Cor: { spec: 'S1COR', status: N, note: `CD fetch attribute: ${NO_ATTRS}.` },
@@ -434,7 +434,7 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   eats: {
     spec: 'EATS',
     status: M,
-    note: 'ATS Translation Requests: 0b00 refused with F_BAD_ATS_TREQ, 0b01 full ATS; the ILLEGAL rules are checked. 0b10 (split stage) and 0b11 (DPT, reserved here, spec: as 0b00) are served as full ATS, and CR0.ATSCHK is not consulted.',
+    note: 'ATS Translation Requests: 0b00 and 0b11 (DPT not implemented: as 0b00) refused with F_BAD_ATS_TREQ, 0b01 full ATS; 0b10 (split stage) is ILLEGAL as IDR0.NS1ATS == 1; the other ILLEGAL rules are checked. ATS Translated transactions do not reach the model, so CR0.ATSCHK has nothing to check.',
   },
   strw: {
     spec: 'STRW',
@@ -808,7 +808,7 @@ export const COMMAND_COVERAGE: Readonly<Record<CommandCoverageName, Coverage>> =
   TLBI_NSNH_ALL: { status: M, note: 'Drops every TLB entry.' },
   ATC_INV: {
     status: M,
-    note: 'Sends the invalidation (span aligned to 2^Size pages, Size ≥ 52: everything) to the endpoint ATC. Deviation: Global with SSV == 0 invalidates every PASID (spec: Global is IGNORED then), and Global with SSV == 1 is dropped; also sent while SMMUEN == 0 (spec: IGNORED).',
+    note: 'Sends the ATS Invalidation Request (span aligned to 2^Size pages, Size ≥ 52: everything) to the endpoint: without SSV it hits every PASID in the range (a request without a PASID prefix); with SSV the SubstreamID only, or every PASID with Global (the endpoint ATC keeps no global flag, a permitted over-invalidation). IGNORED while SMMUEN == 0.',
   },
   PRI_RESP: {
     status: M,
@@ -851,7 +851,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   F_STE_FETCH: {
     status: M,
-    note: 'Bus abort on the L1STD or STE read (nothing cached). FetchAddr is left 0.',
+    note: 'Bus abort on the L1STD or STE read (nothing cached), with FetchAddr.',
   },
   C_BAD_STE: {
     status: M,
@@ -863,7 +863,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   F_STREAM_DISABLED: {
     status: M,
-    note: 'A transaction without a SubstreamID when S1DSS == 0b00 (see STE.S1DSS for the deviations).',
+    note: 'A transaction without a SubstreamID when S1DSS is 0b00 (or reserved 0b11), or one with SubstreamID 0 when S1DSS == 0b10.',
   },
   F_TRANSL_FORBIDDEN: {
     status: N,
@@ -880,7 +880,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   C_BAD_CD: { status: M, note: 'Every `checkCd` ILLEGAL rule, and stage 1 controls the walker cannot use.' },
   F_WALK_EABT: {
     status: M,
-    note: 'Bus abort on a descriptor read or write-back, stage 1 or 2 (S2, CLASS). FetchAddr and Reason are left 0.',
+    note: 'Bus abort on a descriptor read or write-back: stage 1 (S2 = 0, CLASS TT) or stage 2 (S2 = 1, CLASS CD/TT/IN), with FetchAddr, recorded whatever CD.R / STE.S2R say; Reason (IMPLEMENTATION DEFINED) is 0.',
   },
   F_TRANSLATION: {
     status: M,
@@ -920,19 +920,19 @@ export const PRI_ENTRY_COVERAGE: Readonly<Record<keyof PriEntry, FieldCoverage>>
   priv: {
     spec: 'Priv',
     status: M,
-    note: 'From the request. Deviation: written even without a PASID (spec: 0 when SSV == 0).',
+    note: 'From the request when it has a PASID; 0 without one (Priv travels in the PASID prefix).',
   },
   exec: {
     spec: 'eXecute',
     status: M,
-    note: 'From the request. Deviation: written even without a PASID (spec: 0 when SSV == 0).',
+    note: 'From the request when it has a PASID; 0 without one (Exec travels in the PASID prefix).',
   },
   read: { spec: 'Read', status: M, note: 'From the request.' },
   write: { spec: 'Write', status: M, note: 'From the request.' },
   last: {
     spec: 'Last',
     status: M,
-    note: 'Ends the group; drives PRIQ_IRQ_CFG2.LO. A Last request the queue cannot take is answered at once with ResponseFailure. Deviation: also when lost to an overflow (spec §8.1: Success) and for a Stop marker (spec: no response).',
+    note: 'Ends the group; drives PRIQ_IRQ_CFG2.LO. A request the queue cannot take is answered at once: disabled queue, every request with Response Failure; overflow, Last requests only, with Success (PASID per STE.PPAR, or Response Failure when the STE cannot be checked); Stop markers never.',
   },
   ssv: { spec: 'SSV', status: M, note: 'Set when the request carries a PASID.' },
   prgIndex: { spec: 'PRGIndex', status: M, note: 'Page Request Group Index, echoed by CMD_PRI_RESP.' },

@@ -69,5 +69,7 @@ export const DEFAULT_IDR_EXTRAS: Smmuv3IdrExtras = {
   hyp: false,
   termModelAbort: true,
   ttEndian: 'little',
-  ns1ats: false,
+  // Split-stage ATS needs ATS Translated transactions to go through stage 2, which endpoints here do not
+  // send: the model says it lacks the feature, so STE.EATS == 0b10 is ILLEGAL (C_BAD_STE).
+  ns1ats: true,
 };

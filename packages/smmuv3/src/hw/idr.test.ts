@@ -23,12 +23,12 @@ function idrsOf(input: Record<string, unknown>) {
 
 describe('idrValues', () => {
   it('encodes the default instance with every field at its spec position (SMMUv3 §6.3.1–6.3.8)', () => {
-    // IDR0: S2P[0] S1P[1] TTF[3:2]=2 COHACC[4] HTTU[7:6]=2 ATS[10] ASID16[12] MSI[13] PRI[16]
+    // IDR0: S2P[0] S1P[1] TTF[3:2]=2 COHACC[4] HTTU[7:6]=2 ATS[10] NS1ATS[11] ASID16[12] MSI[13] PRI[16]
     // VMID16[18] CD2L[19] TTENDIAN[22:21]=2 STALL_MODEL[25:24]=0 TERM_MODEL[26] ST_LEVEL[28:27]=1.
     // IDR1: SIDSIZE[5:0]=16 SSIDSIZE[10:6]=20 PRIQS[15:11]=19 EVENTQS[20:16]=19 CMDQS[25:21]=19.
     // IDR3: HAD[2] XNX[4] RIL[10]. IDR5: OAS[2:0]=5 (48) GRAN4K[4] GRAN16K[5] GRAN64K[6] STALL_MAX[31:16]=64.
     expect(idrsOf({})).toEqual({
-      IDR0: 0x0c4d_349b,
+      IDR0: 0x0c4d_3c9b,
       IDR1: 0x0273_9d10,
       IDR2: 0,
       IDR3: 0x0000_0414,

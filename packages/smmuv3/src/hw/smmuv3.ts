@@ -22,6 +22,7 @@ import {
   type ITracer,
   NO_PASID,
   type PageRequest,
+  type PageResponse,
   PERM_EXEC,
   PERM_PRIV,
   PERM_READ,
@@ -42,7 +43,7 @@ import {
 import { type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features } from './features.js';
 import { featuresFromOptions, type Smmuv3Options } from './options.js';
-import { encodePriEntry } from './priq.js';
+import { encodePriEntry, isStopMarker } from './priq.js';
 import { SmmuQueues } from './queues.js';
 import { ackFor, gbpaAfterWrite, irqCtrlAckFor } from './register-protocols.js';
 import {
@@ -157,33 +158,51 @@ export class Smmuv3Hardware implements IommuHardware {
     return this.translator.atsTranslate(request);
   }
 
-  /** A PRI page request (§8): queued in the PRI queue; one the queue cannot take is answered at once. */
+  /**
+   * A PRI page request (§8): queued in the PRI queue. One the queue cannot take is answered at once, as
+   * §8.1–8.2 say: while the queue is disabled (PRIQEN or SMMUEN 0) or has an abort error, every request
+   * gets Response Failure without a PASID; in an overflow only a Last request gets an answer, Success —
+   * with its PASID when STE.PPAR asks (IDR3.PPS is 0), or Response Failure without a PASID when the STE
+   * cannot be checked. A Stop PASID marker is never answered. Exec and Priv travel in the PASID prefix,
+   * so a request without a PASID records them as 0.
+   */
   pageRequest(streamId: number, request: PageRequest): void {
     if (!this.features.pri) return;
-    const words = encodePriEntry({
+    const ssv = request.pasid !== NO_PASID;
+    const entry = {
       streamId,
-      ssv: request.pasid !== NO_PASID,
-      substreamId: request.pasid === NO_PASID ? 0 : request.pasid,
+      ssv,
+      substreamId: ssv ? request.pasid : 0,
       read: (request.access & PERM_READ) !== 0,
       write: (request.access & PERM_WRITE) !== 0,
-      exec: (request.access & PERM_EXEC) !== 0,
-      priv: (request.access & PERM_PRIV) !== 0,
+      exec: ssv && (request.access & PERM_EXEC) !== 0,
+      priv: ssv && (request.access & PERM_PRIV) !== 0,
       last: request.last,
       prgIndex: request.groupIndex,
       addressPage: Number(request.iova >> 12n),
-    });
-    const outcome = this.queues.priq.record(words);
+    };
+    const outcome = this.queues.priq.record(encodePriEntry(entry));
     this.trace(
       'priq.record',
       `page request stream ${toHex(streamId)} IOVA ${toHex(request.iova)} group ${request.groupIndex}${outcome.recorded ? '' : ` dropped (${outcome.reason})`}`,
     );
-    // §8.2: a Last request the SMMU could not queue is answered with ResponseFailure (without one the
-    // endpoint would wait forever).
-    if (!outcome.recorded && request.last) {
-      this.endpoints
-        .get(streamId)
-        ?.pageResponse({ pasid: request.pasid, groupIndex: request.groupIndex, code: 'failure' });
-    }
+    if (outcome.recorded || isStopMarker(entry)) return;
+    const overflow = outcome.reason === 'full' || outcome.reason === 'overflow-active';
+    if (overflow && !request.last) return;
+    const response = overflow
+      ? this.overflowResponse(streamId, request)
+      : { pasid: NO_PASID, groupIndex: request.groupIndex, code: 'failure' as const };
+    this.trace('pri.autoresponse', `automatic PRG response group ${request.groupIndex}: ${response.code}`);
+    this.endpoints.get(streamId)?.pageResponse(response);
+  }
+
+  /** The automatic response to a Last request lost to a PRI queue overflow (§8.1). */
+  private overflowResponse(streamId: number, request: PageRequest): PageResponse {
+    const groupIndex = request.groupIndex;
+    if (request.pasid === NO_PASID) return { pasid: NO_PASID, groupIndex, code: 'success' };
+    const ste = this.translator.steForResponse(streamId);
+    if (!ste) return { pasid: NO_PASID, groupIndex, code: 'failure' };
+    return { pasid: ste.ppar ? request.pasid : NO_PASID, groupIndex, code: 'success' };
   }
 
   /** Records a stall event (Stall = 1, a free STAG) and holds the transaction (see the module comment). */
@@ -297,11 +316,15 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = this.tlb.clear();
         break;
       case 'ATC_INV': {
+        // IGNORED while SMMUEN == 0 (§4.5.1). Without SSV the PCIe request has no PASID prefix and hits
+        // every entry in the range, with or without PASID; Global (SSV == 1) also hits global entries of
+        // other PASIDs, which the ATC does not tell apart, so it invalidates every PASID in the range.
+        if (!this.state.smmuEnabled) break;
         const pages = atcInvPages(command);
         const port = this.endpoints.get(command.streamId);
         const size = command.size >= 52 ? 1n << 64n : BigInt(pages.pageCount) * 4096n;
         port?.invalidateAtc(
-          command.ssv ? command.substreamId : command.global ? undefined : NO_PASID,
+          command.ssv && !command.global ? command.substreamId : undefined,
           BigInt(pages.firstPage) * 4096n,
           size,
         );

@@ -220,13 +220,22 @@ describe('checkSte: the C_BAD_STE conditions (SMMUv3 §5.2.2)', () => {
   });
 
   it('EATS split-stage needs nested translation, S2S == 0 and NS1ATS == 0', () => {
-    bad({ ...S1_STE, eats: STE_EATS.SPLIT }, /STE.EATS 0b10 .* needs STE.Config 0b111, not 0b101/);
-    good({ ...NESTED, eats: STE_EATS.SPLIT });
-    bad({ ...NESTED, eats: STE_EATS.SPLIT, s2S: true }, 'STE.EATS 0b10 (split-stage ATS) with STE.S2S == 1');
-    bad({ ...NESTED, eats: STE_EATS.SPLIT }, /NS1ATS == 1/, FEATURES, {
-      ...DEFAULT_IDR_EXTRAS,
-      ns1ats: true,
-    });
+    const splitAts = { ...DEFAULT_IDR_EXTRAS, ns1ats: false };
+    bad(
+      { ...S1_STE, eats: STE_EATS.SPLIT },
+      /STE.EATS 0b10 .* needs STE.Config 0b111, not 0b101/,
+      FEATURES,
+      splitAts,
+    );
+    good({ ...NESTED, eats: STE_EATS.SPLIT }, FEATURES, splitAts);
+    bad(
+      { ...NESTED, eats: STE_EATS.SPLIT, s2S: true },
+      'STE.EATS 0b10 (split-stage ATS) with STE.S2S == 1',
+      FEATURES,
+      splitAts,
+    );
+    // The model itself advertises NS1ATS == 1 (no split-stage ATS).
+    bad({ ...NESTED, eats: STE_EATS.SPLIT }, /NS1ATS == 1/);
     good({ ...S1_STE, eats: STE_EATS.SPLIT }, { ...FEATURES, ats: false }); // EATS IGNORED without ATS
     good({ v: true, config: STE_CONFIG.BYPASS, eats: STE_EATS.SPLIT }); // and for bypass
   });

@@ -16,7 +16,7 @@ import {
 import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { encodeCd, encodeL1Cd } from './cd.js';
-import { decodeEvent, type EventRecord, encodeEvent } from './events.js';
+import { decodeEvent, EVENT_CLASS, EVENT_ID, type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS } from './features.js';
 import { featuresFromOptions, Smmuv3OptionsSchema } from './options.js';
 import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT } from './ste.js';
@@ -257,6 +257,64 @@ describe('stage 1', () => {
     expect(translator.translate(req(4, 0x7000))).toMatchObject({ ok: true, pfn: 7 });
   });
 
+  it('S1DSS = SSID0 gives CD 0 to SSID-less traffic and refuses SubstreamID 0; reserved 0b11 terminates', () => {
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 9));
+    put(CD_TABLE + 64, cdFor(pt.rootPa, 10));
+    const ste = (s1Dss: number) =>
+      encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE, s1CdMax: 4, s1Dss });
+    put(STRTAB + 64 * 4, ste(STE_S1DSS.SSID0));
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 1))).toMatchObject({ ok: true });
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 0))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_STREAM_DISABLED', recorded: true },
+    });
+    expect(events.at(-1)).toMatchObject({ id: EVENT_ID.F_STREAM_DISABLED, streamId: 4 });
+    translator.steCache.clear();
+    put(STRTAB + 64 * 4, ste(0b11));
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_STREAM_DISABLED' },
+    });
+  });
+
+  it('an aborted descriptor fetch is F_WALK_EABT, CLASS TT with FetchAddr, recorded even with CD.R = 0', () => {
+    // A table descriptor pointing outside RAM: the next level's read aborts on the bus.
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    const root = pt.rootPa;
+    put(root, Uint32Array.of(0x4000_0003, 0)); // level-0 entry 0 → a table at 0x4000_0000 (no memory)
+    put(CD_TABLE, cdFor(root, 3, { r: false }));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    expect(translator.translate(req(4, 0x7000, PERM_WRITE))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_WALK_EABT', recorded: true, stage: 1 },
+    });
+    expect(events.at(-1)).toMatchObject({
+      id: EVENT_ID.F_WALK_EABT,
+      s2: false,
+      class: EVENT_CLASS.TT,
+      rnw: false,
+      fetchAddr: 0x4000_0000,
+      inputAddrPage: 7,
+    });
+  });
+
+  it('an aborted STE fetch is F_STE_FETCH with the STE address as FetchAddr', () => {
+    state = { ...state, strtabBase: 0x4000_0000 };
+    expect(translator.translate(req(2, 0x1000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_STE_FETCH' },
+    });
+    expect(events.at(-1)).toMatchObject({
+      id: EVENT_ID.F_STE_FETCH,
+      streamId: 2,
+      fetchAddr: 0x4000_0000 + 2 * 64,
+    });
+  });
+
   it('2-level CD tables: the L1CD locates the CD; L1CD.V = 0 is C_BAD_SUBSTREAMID', () => {
     const pt = table(s1Format());
     pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
@@ -363,6 +421,16 @@ describe('ATS', () => {
       fault: { vendorCode: 'F_TRANSLATION', recorded: false },
     });
     expect(events.map((e) => e.id)).toEqual([0x05]);
+    // EATS 0b11 (DPT) behaves as 0b00 on an SMMU without the Device Permission Table.
+    translator.steCache.clear();
+    put(
+      STRTAB + 64 * 4,
+      encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE, eats: STE_EATS.FULL_DPT }),
+    );
+    expect(translator.atsTranslate(req(4, 0x7000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_BAD_ATS_TREQ' },
+    });
   });
 });
 

@@ -116,7 +116,7 @@ export interface TranslatorContext {
 /** A checked STE, or why it is unusable (cached as the hardware caches what it fetched). */
 type SteEntry =
   | { readonly ok: true; readonly ste: Ste }
-  | { readonly ok: false; readonly event: EventName; readonly reason: string };
+  | { readonly ok: false; readonly event: EventName; readonly reason: string; readonly fetchAddr?: number };
 
 type Outcome = { ok: true; pa: number; perm: number; pageShift: number } | { ok: false; fault: Fault };
 
@@ -171,6 +171,11 @@ export function cdCacheStream(key: number): number {
   return Math.floor(key / SSID_SPAN);
 }
 
+/** FetchAddr of an F_WALK_EABT: the PA of the descriptor access the bus refused. */
+function walkAbortAddress(fault: WalkFault): { fetchAddr?: number } {
+  return fault.address !== undefined ? { fetchAddr: fault.address } : {};
+}
+
 const WALK_EVENT: Readonly<Record<WalkFault['kind'], EventName>> = {
   translation: 'F_TRANSLATION',
   'address-size': 'F_ADDR_SIZE',
@@ -198,6 +203,17 @@ export class Smmuv3Translator {
     return this.finish(request, this.run(request, false), true, stallId);
   }
 
+  /**
+   * The STE of a StreamID as a PRI auto-response checks it (§8.1: STE.PPAR), or undefined when it cannot be
+   * used: SMMUEN == 0, out of range, fetch abort or ILLEGAL. No event is recorded (CR2.REC_CFG_ATS is 0).
+   */
+  steForResponse(streamId: number): Ste | undefined {
+    const state = this.ctx.state();
+    if (!state.smmuEnabled) return undefined;
+    const entry = this.fetchSte(streamId, state);
+    return entry.ok && entry.ste.v ? entry.ste : undefined;
+  }
+
   /** An ATS translation request (§3.9): needs STE.EATS; a translation failure is a failed completion, no event. */
   atsTranslate(request: TranslationRequest): TranslationResult {
     return this.finish(request, this.run(request, true), false);
@@ -211,12 +227,19 @@ export class Smmuv3Translator {
       return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
     }
     const entry = this.fetchSte(request.streamId, state);
-    if (!entry.ok) return { ok: false, fault: { event: entry.event, record: true, reason: entry.reason } };
+    if (!entry.ok) {
+      const { event, reason, fetchAddr } = entry;
+      return {
+        ok: false,
+        fault: { event, record: true, reason, ...(fetchAddr !== undefined ? { fetchAddr } : {}) },
+      };
+    }
     const ste = entry.ste;
     const kind = steConfigKind(ste.config);
     // An ATS request to an aborting stream is refused as the transaction would be: no event (§3.9.1).
     if (ats && kind === 'abort') return { ok: false, fault: { event: 'ABORT', record: false } };
-    if (ats && (ste.eats === STE_EATS.ABORT || kind === 'bypass')) {
+    // EATS 0b11 (DPT) behaves as 0b00 without the Device Permission Table (§5.2 EATS).
+    if (ats && (ste.eats === STE_EATS.ABORT || ste.eats === STE_EATS.FULL_DPT || kind === 'bypass')) {
       return {
         ok: false,
         fault: { event: 'F_BAD_ATS_TREQ', record: true, reason: 'STE.EATS does not allow ATS' },
@@ -259,10 +282,18 @@ export class Smmuv3Translator {
     }
     if (!s1) return this.stage2Only(ste, s2Format!, input, request.access, true);
 
-    // Stage 1: which CD (§5.2 S1DSS for transactions without a SubstreamID).
+    // Stage 1: which CD (§5.2 S1DSS for transactions without a SubstreamID; reserved 0b11 terminates).
     let ssid = hasSsid ? request.pasid : 0;
-    if (!hasSsid && ste.s1CdMax > 0 && this.ctx.features.ssidBits > 0) {
-      if (ste.s1Dss === STE_S1DSS.TERMINATE)
+    const substreams = ste.s1CdMax > 0 && this.ctx.features.ssidBits > 0;
+    // With S1DSS = SSID0, CD 0 belongs to traffic without a SubstreamID: SubstreamID 0 is refused (§7.3.7).
+    if (hasSsid && ssid === 0 && substreams && ste.s1Dss === STE_S1DSS.SSID0) {
+      return {
+        ok: false,
+        fault: { event: 'F_STREAM_DISABLED', record: true, reason: 'SubstreamID 0 with S1DSS = SSID0' },
+      };
+    }
+    if (!hasSsid && substreams) {
+      if (ste.s1Dss !== STE_S1DSS.BYPASS && ste.s1Dss !== STE_S1DSS.SSID0)
         return { ok: false, fault: { event: 'F_STREAM_DISABLED', record: true } };
       if (ste.s1Dss === STE_S1DSS.BYPASS) {
         return s2Format
@@ -362,10 +393,14 @@ export class Smmuv3Translator {
     if (!result.ok) {
       if (s2Fault) return { ok: false, fault: s2Fault };
       const event = WALK_EVENT[result.fault.kind];
-      return {
-        ok: false,
-        fault: { event, record, stall: stall && event !== 'F_WALK_EABT', cls: EVENT_CLASS.IN },
-      };
+      // A descriptor fetch that aborts is CLASS TT with its PA, and always recorded (§7.3.12, §5.5).
+      if (event === 'F_WALK_EABT') {
+        return {
+          ok: false,
+          fault: { event, record: true, s2: false, cls: EVENT_CLASS.TT, ...walkAbortAddress(result.fault) },
+        };
+      }
+      return { ok: false, fault: { event, record, stall, cls: EVENT_CLASS.IN } };
     }
     const attrs = result.attrs as VmsaLeafAttributes;
     if (!vmsaAccessAllowed(attrs, access, hd))
@@ -410,8 +445,13 @@ export class Smmuv3Translator {
     const ipaPage = Math.floor(ipa / 4096) * 4096;
     if (!result.ok) {
       const event = WALK_EVENT[result.fault.kind];
-      const stall = ste.s2S && event !== 'F_WALK_EABT';
-      return { ok: false, fault: { event, record: ste.s2R, stall, s2: true, ipa: ipaPage, cls } };
+      if (event === 'F_WALK_EABT') {
+        return {
+          ok: false,
+          fault: { event, record: true, s2: true, ipa: ipaPage, cls, ...walkAbortAddress(result.fault) },
+        };
+      }
+      return { ok: false, fault: { event, record: ste.s2R, stall: ste.s2S, s2: true, ipa: ipaPage, cls } };
     }
     const attrs = result.attrs as VmsaLeafAttributes;
     if (!vmsaAccessAllowed(attrs, access, hd)) {
@@ -473,7 +513,7 @@ export class Smmuv3Translator {
     if (state.strtabFmt === 1) {
       const l1 = l1StdAddress(state.strtabBase, streamId, state.strtabSplit);
       if (!this.ctx.bus.readWords(l1, this.words, L1STD_WORDS, this.ctx.counter))
-        return { ok: false, event: 'F_STE_FETCH', reason: `L1STD at ${toHex(l1)} aborted` };
+        return { ok: false, event: 'F_STE_FETCH', reason: `L1STD at ${toHex(l1)} aborted`, fetchAddr: l1 };
       const desc = decodeL1Std(this.words);
       const valid = checkL1Std(desc, state.strtabSplit);
       if (!valid.ok) return { ok: false, event: 'C_BAD_STREAMID', reason: valid.reason };
@@ -484,7 +524,12 @@ export class Smmuv3Translator {
       address = steAddressLinear(state.strtabBase, streamId);
     }
     if (!this.ctx.bus.readWords(address, this.words, STE_WORDS, this.ctx.counter)) {
-      return { ok: false, event: 'F_STE_FETCH', reason: `STE at ${toHex(address)} aborted` };
+      return {
+        ok: false,
+        event: 'F_STE_FETCH',
+        reason: `STE at ${toHex(address)} aborted`,
+        fetchAddr: address,
+      };
     }
     const ste = decodeSte(this.words);
     const check = checkSte(ste, features, this.ctx.idr);
@@ -657,6 +702,7 @@ export class Smmuv3Translator {
           inputAddrPage: request.iovaPfn,
           inputAddrOffset: request.offset,
           ...(f.s2 && f.ipa !== undefined ? { ipa: f.ipa } : {}),
+          ...(f.event === 'F_WALK_EABT' && f.fetchAddr !== undefined ? { fetchAddr: f.fetchAddr } : {}),
         };
     }
   }

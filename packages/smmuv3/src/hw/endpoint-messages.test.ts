@@ -1,0 +1,172 @@
+/**
+ * What the SMMU sends endpoints on its own: ATS Invalidation Requests for CMD_ATC_INV (which PASIDs a
+ * request hits, SMMUEN), and automatic PRG responses for page requests the PRI queue cannot take
+ * (§8.1 overflow, §8.2 disabled queue, Stop markers), plus how a request's Exec/Priv are recorded.
+ */
+import {
+  type EndpointPort,
+  hpa,
+  InterruptController,
+  MemoryBus,
+  NO_PASID,
+  type PageResponse,
+  PERM_EXEC,
+  PERM_PRIV,
+  PERM_READ,
+  PERM_WRITE,
+  Tracer,
+} from '@iommukit/core';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { encodeAtcInv } from './commands.js';
+import { Smmuv3OptionsSchema } from './options.js';
+import { decodePriEntry, PRI_ENTRY_WORDS } from './priq.js';
+import { CR0_CMDQEN, CR0_PRIQEN, CR0_SMMUEN, REG } from './regs.js';
+import { Smmuv3Hardware } from './smmuv3.js';
+import { encodeSte, STE_CONFIG } from './ste.js';
+
+const BASE = 0x0900_0000;
+const RAM = 0x8000_0000;
+const STRTAB = RAM;
+const CMDQ = RAM + 0x1_0000;
+const PRIQ = RAM + 0x2_0000;
+const SID = 5;
+
+let bus: MemoryBus;
+let smmu: Smmuv3Hardware;
+let responses: PageResponse[];
+let invalidations: { pasid: number | undefined; iova: bigint; size: bigint }[];
+let prod: number;
+const who = () => bus.counter('driver');
+const mmio = (offset: number, value: number) => bus.write(BASE + offset, 4, value >>> 0, who());
+const mmio64 = (offset: number, value: number) => {
+  mmio(offset, value % 2 ** 32);
+  mmio(offset + 4, Math.floor(value / 2 ** 32));
+};
+const put = (addr: number, words: Uint32Array) => bus.writeWords(addr, words, words.length, who());
+
+beforeEach(() => {
+  bus = new MemoryBus();
+  bus.addRam('dram', RAM, 16 * 2 ** 20);
+  const interrupts = new InterruptController();
+  smmu = new Smmuv3Hardware({
+    instance: 'smmu0',
+    base: hpa(BASE),
+    options: Smmuv3OptionsSchema.parse({ sidBits: 8, ssidBits: 8 }),
+    bus,
+    tracer: new Tracer(),
+    irq: (name) => interrupts.line(name),
+  });
+  responses = [];
+  invalidations = [];
+  prod = 0;
+  const port: EndpointPort = {
+    invalidateAtc: (pasid, iova, size) => invalidations.push({ pasid, iova, size }),
+    pageResponse: (r) => responses.push(r),
+    completeStalled: () => {},
+  };
+  smmu.connectEndpoint(SID, port);
+  mmio64(REG.STRTAB_BASE, STRTAB);
+  mmio(REG.STRTAB_BASE_CFG, 8);
+  mmio64(REG.CMDQ_BASE, CMDQ + 3);
+  mmio64(REG.PRIQ_BASE, PRIQ + 1); // two entries
+});
+
+function enable(priq: boolean): void {
+  const queues = CR0_CMDQEN | (priq ? CR0_PRIQEN : 0);
+  mmio(REG.CR0, queues);
+  mmio(REG.CR0, queues | CR0_SMMUEN);
+}
+
+function submit(command: Uint32Array): void {
+  put(CMDQ + (prod % 8) * 16, command);
+  prod = (prod + 1) % 16;
+  mmio(REG.CMDQ_PROD, prod);
+}
+
+const request = (groupIndex: number, pasid = NO_PASID, last = true, access = PERM_READ) => ({
+  pasid,
+  iova: 0x1000n,
+  access,
+  groupIndex,
+  last,
+});
+const stopMarker = (pasid: number) => ({ pasid, iova: 0n, access: 0, groupIndex: 0, last: true });
+
+describe('CMD_ATC_INV → ATS Invalidation Requests', () => {
+  beforeEach(() => enable(false));
+
+  it('without SSV hits every PASID; with SSV one PASID; Global with SSV every PASID', () => {
+    submit(encodeAtcInv({ streamId: SID, ssv: false, substreamId: 0, size: 0, addressPage: 3 }));
+    submit(encodeAtcInv({ streamId: SID, ssv: true, substreamId: 7, size: 1, addressPage: 4 }));
+    submit(encodeAtcInv({ streamId: SID, ssv: true, substreamId: 7, global: true, size: 0, addressPage: 3 }));
+    expect(invalidations).toEqual([
+      { pasid: undefined, iova: 0x3000n, size: 0x1000n },
+      { pasid: 7, iova: 0x4000n, size: 0x2000n },
+      { pasid: undefined, iova: 0x3000n, size: 0x1000n },
+    ]);
+  });
+
+  it('is ignored while SMMUEN = 0', () => {
+    mmio(REG.CR0, CR0_CMDQEN);
+    submit(encodeAtcInv({ streamId: SID, ssv: false, substreamId: 0, size: 52, addressPage: 0 }));
+    expect(invalidations).toEqual([]);
+  });
+});
+
+describe('automatic PRG responses', () => {
+  it('with the PRI queue disabled every request gets Response Failure without a PASID; Stop markers none', () => {
+    enable(false);
+    smmu.pageRequest(SID, request(1, NO_PASID, false));
+    smmu.pageRequest(SID, request(2, 9, true));
+    smmu.pageRequest(SID, stopMarker(9));
+    expect(responses).toEqual([
+      { pasid: NO_PASID, groupIndex: 1, code: 'failure' },
+      { pasid: NO_PASID, groupIndex: 2, code: 'failure' },
+    ]);
+  });
+
+  it('in an overflow only Last requests are answered: Success, with the PASID as STE.PPAR says', () => {
+    enable(true);
+    put(STRTAB + 64 * SID, encodeSte({ v: true, config: STE_CONFIG.BYPASS, ppar: true }));
+    smmu.pageRequest(SID, request(1, NO_PASID, false));
+    smmu.pageRequest(SID, request(2, NO_PASID, false));
+    expect(responses).toEqual([]); // the queue took both
+    smmu.pageRequest(SID, request(3, NO_PASID, false)); // overflow: not Last, silently dropped
+    smmu.pageRequest(SID, request(4)); // Last, no PASID
+    smmu.pageRequest(SID, request(5, 9)); // Last, PASID, PPAR = 1
+    smmu.pageRequest(SID, stopMarker(9));
+    expect(responses).toEqual([
+      { pasid: NO_PASID, groupIndex: 4, code: 'success' },
+      { pasid: 9, groupIndex: 5, code: 'success' },
+    ]);
+  });
+
+  it('an overflow answer drops the PASID with STE.PPAR = 0, and fails when the STE cannot be checked', () => {
+    enable(true);
+    put(STRTAB + 64 * SID, encodeSte({ v: true, config: STE_CONFIG.BYPASS }));
+    smmu.pageRequest(SID, request(1, NO_PASID, false));
+    smmu.pageRequest(SID, request(2, NO_PASID, false));
+    smmu.pageRequest(SID, request(3, 9));
+    put(STRTAB + 64 * SID, new Uint32Array(16)); // V = 0 (not cached yet: the STE was never fetched)
+    smmu.translator.steCache.clear();
+    smmu.pageRequest(SID, request(4, 9));
+    expect(responses).toEqual([
+      { pasid: NO_PASID, groupIndex: 3, code: 'success' },
+      { pasid: NO_PASID, groupIndex: 4, code: 'failure' },
+    ]);
+  });
+
+  it('records Exec and Priv only with a PASID (they travel in the PASID prefix)', () => {
+    enable(true);
+    const all = PERM_READ | PERM_WRITE | PERM_EXEC | PERM_PRIV;
+    smmu.pageRequest(SID, request(1, NO_PASID, true, all));
+    smmu.pageRequest(SID, request(2, 3, true, all));
+    const words = new Uint32Array(PRI_ENTRY_WORDS);
+    const entry = (i: number) => {
+      bus.readWords(PRIQ + 16 * i, words, PRI_ENTRY_WORDS, who());
+      return decodePriEntry(words);
+    };
+    expect(entry(0)).toMatchObject({ ssv: false, read: true, write: true, exec: false, priv: false });
+    expect(entry(1)).toMatchObject({ ssv: true, substreamId: 3, exec: true, priv: true });
+  });
+});
