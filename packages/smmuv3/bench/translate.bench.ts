@@ -7,48 +7,25 @@
  *   descriptors with the configuration cached);
  * - the command queue: TLBI_NH_VA + CMD_SYNC through MMIO, per pair.
  */
-import {
-  FrameAllocator,
-  hpa,
-  InterruptController,
-  MemoryBus,
-  NO_PASID,
-  PERM_READ,
-  Tracer,
-} from '@iommukit/core';
+import { FrameAllocator, NO_PASID, PERM_READ } from '@iommukit/core';
 import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
 import { afterAll, bench, describe } from 'vitest';
 import { encodeCd } from '../src/hw/cd.js';
 import { encodeCmdSync, encodeTlbiNhVa } from '../src/hw/commands.js';
-import { Smmuv3OptionsSchema } from '../src/hw/options.js';
 import { CR0_CMDQEN, CR0_SMMUEN, REG } from '../src/hw/regs.js';
-import { Smmuv3Hardware } from '../src/hw/smmuv3.js';
 import { encodeSte, STE_CONFIG } from '../src/hw/ste.js';
+import { mmioRig, RAM_BASE } from '../test/mmio-rig.js';
 
-const BASE = 0x0900_0000;
-const RAM = 0x8000_0000;
+const RAM = RAM_BASE;
 const STRTAB = RAM;
 const CMDQ = RAM + 0x1_0000;
 const CD = RAM + 0x3_0000;
 const RW = { read: true, write: true } as const;
 
-const bus = new MemoryBus();
-bus.addRam('dram', RAM, 512 * 2 ** 20);
+const { bus, smmu, mmio, put } = mmioRig({ sidBits: 8, tlbEntries: 4096 }, 512 * 2 ** 20);
 const memory = new FrameAllocator([{ base: RAM + 0x10_0000, size: 256 * 2 ** 20 }], (b, n) =>
   bus.discardRam(b, n),
 );
-const interrupts = new InterruptController();
-const smmu = new Smmuv3Hardware({
-  instance: 'smmu0',
-  base: hpa(BASE),
-  options: Smmuv3OptionsSchema.parse({ sidBits: 8, tlbEntries: 4096 }),
-  bus,
-  tracer: new Tracer(),
-  irq: (name) => interrupts.line(name),
-});
-const driver = bus.counter('driver');
-const mmio = (offset: number, value: number) => bus.write(BASE + offset, 4, value >>> 0, driver);
-const put = (addr: number, words: Uint32Array) => bus.writeWords(addr, words, words.length, driver);
 
 const s1Format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
 const s2Format = vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 });

@@ -5,57 +5,37 @@
  */
 import {
   type EndpointPort,
-  hpa,
-  InterruptController,
-  MemoryBus,
+  type MemoryBus,
   NO_PASID,
   type PageResponse,
   PERM_EXEC,
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
-  Tracer,
 } from '@iommukit/core';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { type MmioRig, mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
 import { encodeAtcInv } from './commands.js';
-import { Smmuv3OptionsSchema } from './options.js';
 import { decodePriEntry, PRI_ENTRY_WORDS } from './priq.js';
 import { CR0_CMDQEN, CR0_PRIQEN, CR0_SMMUEN, REG } from './regs.js';
-import { Smmuv3Hardware } from './smmuv3.js';
+import type { Smmuv3Hardware } from './smmuv3.js';
 import { encodeSte, STE_CONFIG } from './ste.js';
 
-const BASE = 0x0900_0000;
-const RAM = 0x8000_0000;
-const STRTAB = RAM;
-const CMDQ = RAM + 0x1_0000;
-const PRIQ = RAM + 0x2_0000;
+const STRTAB = RAM_BASE;
+const CMDQ = RAM_BASE + 0x1_0000;
+const PRIQ = RAM_BASE + 0x2_0000;
 const SID = 5;
 
+let rig: MmioRig;
 let bus: MemoryBus;
 let smmu: Smmuv3Hardware;
 let responses: PageResponse[];
 let invalidations: { pasid: number | undefined; iova: bigint; size: bigint }[];
 let prod: number;
-const who = () => bus.counter('driver');
-const mmio = (offset: number, value: number) => bus.write(BASE + offset, 4, value >>> 0, who());
-const mmio64 = (offset: number, value: number) => {
-  mmio(offset, value % 2 ** 32);
-  mmio(offset + 4, Math.floor(value / 2 ** 32));
-};
-const put = (addr: number, words: Uint32Array) => bus.writeWords(addr, words, words.length, who());
 
 beforeEach(() => {
-  bus = new MemoryBus();
-  bus.addRam('dram', RAM, 16 * 2 ** 20);
-  const interrupts = new InterruptController();
-  smmu = new Smmuv3Hardware({
-    instance: 'smmu0',
-    base: hpa(BASE),
-    options: Smmuv3OptionsSchema.parse({ sidBits: 8, ssidBits: 8 }),
-    bus,
-    tracer: new Tracer(),
-    irq: (name) => interrupts.line(name),
-  });
+  rig = mmioRig({ sidBits: 8, ssidBits: 8 }, 16 * 2 ** 20);
+  ({ bus, smmu } = rig);
   responses = [];
   invalidations = [];
   prod = 0;
@@ -65,22 +45,22 @@ beforeEach(() => {
     completeStalled: () => {},
   };
   smmu.connectEndpoint(SID, port);
-  mmio64(REG.STRTAB_BASE, STRTAB);
-  mmio(REG.STRTAB_BASE_CFG, 8);
-  mmio64(REG.CMDQ_BASE, CMDQ + 3);
-  mmio64(REG.PRIQ_BASE, PRIQ + 1); // two entries
+  rig.mmio64(REG.STRTAB_BASE, STRTAB);
+  rig.mmio(REG.STRTAB_BASE_CFG, 8);
+  rig.mmio64(REG.CMDQ_BASE, CMDQ + 3);
+  rig.mmio64(REG.PRIQ_BASE, PRIQ + 1); // two entries
 });
 
 function enable(priq: boolean): void {
   const queues = CR0_CMDQEN | (priq ? CR0_PRIQEN : 0);
-  mmio(REG.CR0, queues);
-  mmio(REG.CR0, queues | CR0_SMMUEN);
+  rig.mmio(REG.CR0, queues);
+  rig.mmio(REG.CR0, queues | CR0_SMMUEN);
 }
 
 function submit(command: Uint32Array): void {
-  put(CMDQ + (prod % 8) * 16, command);
+  rig.put(CMDQ + (prod % 8) * 16, command);
   prod = (prod + 1) % 16;
-  mmio(REG.CMDQ_PROD, prod);
+  rig.mmio(REG.CMDQ_PROD, prod);
 }
 
 const request = (groupIndex: number, pasid = NO_PASID, last = true, access = PERM_READ) => ({
@@ -107,7 +87,7 @@ describe('CMD_ATC_INV → ATS Invalidation Requests', () => {
   });
 
   it('is ignored while SMMUEN = 0', () => {
-    mmio(REG.CR0, CR0_CMDQEN);
+    rig.mmio(REG.CR0, CR0_CMDQEN);
     submit(encodeAtcInv({ streamId: SID, ssv: false, substreamId: 0, size: 52, addressPage: 0 }));
     expect(invalidations).toEqual([]);
   });
@@ -127,7 +107,7 @@ describe('automatic PRG responses', () => {
 
   it('in an overflow only Last requests are answered: Success, with the PASID as STE.PPAR says', () => {
     enable(true);
-    put(STRTAB + 64 * SID, encodeSte({ v: true, config: STE_CONFIG.BYPASS, ppar: true }));
+    rig.put(STRTAB + 64 * SID, encodeSte({ v: true, config: STE_CONFIG.BYPASS, ppar: true }));
     smmu.pageRequest(SID, request(1, NO_PASID, false));
     smmu.pageRequest(SID, request(2, NO_PASID, false));
     expect(responses).toEqual([]); // the queue took both
@@ -143,11 +123,11 @@ describe('automatic PRG responses', () => {
 
   it('an overflow answer drops the PASID with STE.PPAR = 0, and fails when the STE cannot be checked', () => {
     enable(true);
-    put(STRTAB + 64 * SID, encodeSte({ v: true, config: STE_CONFIG.BYPASS }));
+    rig.put(STRTAB + 64 * SID, encodeSte({ v: true, config: STE_CONFIG.BYPASS }));
     smmu.pageRequest(SID, request(1, NO_PASID, false));
     smmu.pageRequest(SID, request(2, NO_PASID, false));
     smmu.pageRequest(SID, request(3, 9));
-    put(STRTAB + 64 * SID, new Uint32Array(16)); // V = 0 (not cached yet: the STE was never fetched)
+    rig.put(STRTAB + 64 * SID, new Uint32Array(16)); // V = 0 (not cached yet: the STE was never fetched)
     smmu.translator.steCache.clear();
     smmu.pageRequest(SID, request(4, 9));
     expect(responses).toEqual([
@@ -163,7 +143,7 @@ describe('automatic PRG responses', () => {
     smmu.pageRequest(SID, request(2, 3, true, all));
     const words = new Uint32Array(PRI_ENTRY_WORDS);
     const entry = (i: number) => {
-      bus.readWords(PRIQ + 16 * i, words, PRI_ENTRY_WORDS, who());
+      bus.readWords(PRIQ + 16 * i, words, PRI_ENTRY_WORDS, rig.driver);
       return decodePriEntry(words);
     };
     expect(entry(0)).toMatchObject({ ssv: false, read: true, write: true, exec: false, priv: false });

@@ -3,39 +3,32 @@
  * with endpoint DMA through it: global bypass/abort, enabling with CR0/CR0ACK, Guarded registers, the
  * stream table, commands that invalidate the configuration cache and the TLB, and the event queue.
  */
-import { EndpointDevice, FrameAllocator, hpa, InterruptController, MemoryBus, Tracer } from '@iommukit/core';
+import { EndpointDevice, FrameAllocator, type MemoryBus, Tracer } from '@iommukit/core';
 import { IoPageTable, psEncoding, t0szFor, vmsaFormat } from '@iommukit/pagetables';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { type MmioRig, mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
 import { decodeCd, encodeCd } from './cd.js';
 import { encodeCfgiCd, encodeCfgiCdAll, encodeCfgiSte, encodeCmdSync, encodeTlbiNhVa } from './commands.js';
 import { decodeEvent } from './events.js';
-import { Smmuv3OptionsSchema } from './options.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, GBPA_ABORT, GBPA_UPDATE, REG } from './regs.js';
-import { Smmuv3Hardware } from './smmuv3.js';
+import type { Smmuv3Hardware } from './smmuv3.js';
 import { encodeSte, STE_CONFIG } from './ste.js';
 import { cdCacheKey, cdCacheStream } from './translate.js';
 
-const BASE = 0x0900_0000;
-const RAM = 0x8000_0000;
+const RAM = RAM_BASE;
 const STRTAB = RAM;
 const CMDQ = RAM + 0x1_0000;
 const EVTQ = RAM + 0x2_0000;
 const CD = RAM + 0x3_0000;
 
+let rig: MmioRig;
 let bus: MemoryBus;
 let smmu: Smmuv3Hardware;
+let mmio: MmioRig['mmio'];
+let mmio64: MmioRig['mmio64'];
+let reg: MmioRig['reg'];
+let put: MmioRig['put'];
 let prod = 0;
-const who = () => bus.counter('driver');
-const mmio = (offset: number, value: number) => bus.write(BASE + offset, 4, value >>> 0, who());
-const mmio64 = (offset: number, value: number) => {
-  mmio(offset, value % 2 ** 32);
-  mmio(offset + 4, Math.floor(value / 2 ** 32));
-};
-const reg = (offset: number) => {
-  const r = bus.read(BASE + offset, 4, who());
-  return r.ok ? Number(r.value) : -1;
-};
-const put = (addr: number, words: Uint32Array) => bus.writeWords(addr, words, words.length, who());
 
 /** Queues commands and rings the doorbell, as a driver does (8-entry queue: LOG2SIZE 3). */
 function submit(...commands: Uint32Array[]): void {
@@ -61,17 +54,8 @@ function device(streamId: number) {
 }
 
 beforeEach(() => {
-  bus = new MemoryBus();
-  bus.addRam('dram', RAM, 64 * 2 ** 20);
-  const interrupts = new InterruptController();
-  smmu = new Smmuv3Hardware({
-    instance: 'smmu0',
-    base: hpa(BASE),
-    options: Smmuv3OptionsSchema.parse({ sidBits: 8 }),
-    bus,
-    tracer: new Tracer(),
-    irq: (name) => interrupts.line(name),
-  });
+  rig = mmioRig({ sidBits: 8 });
+  ({ bus, smmu, mmio, mmio64, reg, put } = rig);
   prod = 0;
 });
 
@@ -211,7 +195,7 @@ describe('Smmuv3Hardware', () => {
     });
     expect(reg(REG.EVENTQ_PROD) & 0xf).toBe(1);
     const words = new Uint32Array(8);
-    bus.readWords(EVTQ, words, 8, who());
+    bus.readWords(EVTQ, words, 8, rig.driver);
     expect(decodeEvent(words)).toMatchObject({ id: 0x04, streamId: 3 });
     expect(smmu.stats().steCacheMisses).toBe(1);
   });
