@@ -1,7 +1,7 @@
 /**
  * The SMMUv3 vendor plugin: the hardware model and the host driver behind the core's plugin contract.
  * Registry name `smmuv3`. Nesting is host-side (an `arm-smmuv3` vIOMMU on a nest-parent stage 2, nested
- * HWPTs from guest vSTEs); the guest-facing vSMMUv3 personality belongs to the VMM.
+ * HWPTs from guest vSTEs); no guest-facing vIOMMU personality yet, so no vIOMMU modes.
  */
 import { definePlugin } from '@iommukit/core';
 import { Smmuv3Driver } from './driver/smmuv3-driver.js';
@@ -23,7 +23,8 @@ export const smmuv3Plugin = definePlugin<Smmuv3Options>({
     dirtyTracking: true,
     // Nesting delegates the CD table (the PASID table) to the guest (seed 001).
     pasidTableOwner: 'user',
-    viommuModes: ['nested'],
+    // The guest-facing vSMMUv3 personality comes with the VMM; host-side nesting is the driver's.
+    viommuModes: [],
   },
   optionsSchema: Smmuv3OptionsSchema,
   createHardware: (context) => new Smmuv3Hardware(context),
