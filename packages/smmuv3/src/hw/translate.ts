@@ -701,8 +701,14 @@ export class Smmuv3Translator {
           class: f.cls ?? EVENT_CLASS.IN,
           inputAddrPage: request.iovaPfn,
           inputAddrOffset: request.offset,
-          ...(f.s2 && f.ipa !== undefined ? { ipa: f.ipa } : {}),
-          ...(f.event === 'F_WALK_EABT' && f.fetchAddr !== undefined ? { fetchAddr: f.fetchAddr } : {}),
+          // F_WALK_EABT gives the descriptor's PA (FetchAddr) instead of an IPA (§7.3.12).
+          ...(f.event === 'F_WALK_EABT'
+            ? f.fetchAddr !== undefined
+              ? { fetchAddr: f.fetchAddr }
+              : {}
+            : f.s2 && f.ipa !== undefined
+              ? { ipa: f.ipa }
+              : {}),
         };
     }
   }
