@@ -62,3 +62,4 @@ export * from './system/tokens.js';
 export * from './trace/chrome-trace.js';
 export * from './trace/trace-record.js';
 export * from './trace/tracer.js';
+export * from './viommu/personality.js';

@@ -365,3 +365,46 @@ describe('MemoryBus access counters', () => {
     expect(a.snapshot()).toEqual({ reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, aborts: 0 });
   });
 });
+
+describe('MemoryBus RAM aliases (guest RAM on host pages)', () => {
+  const setup = () => {
+    const host = new MemoryBus();
+    host.addRam('dram', 0x8000_0000, 0x100_0000);
+    const guest = new MemoryBus();
+    guest.addRamAlias('vm0.ram', 0x4000_0000, 0x10_0000, { bus: host, addr: 0x8020_0000 });
+    const who = host.counter('test');
+    return { host, guest, who };
+  };
+
+  it('shares bytes both ways at the aliased offset, for every access width', () => {
+    const { host, guest, who } = setup();
+    guest.write(0x4000_0010, 4, 0xdead_beef, who);
+    expect(host.read(0x8020_0010, 4, who)).toEqual({ ok: true, value: 0xdead_beefn });
+    host.writeWords(0x8020_1000, Uint32Array.of(1, 2), 2, who);
+    const out = new Uint32Array(2);
+    expect(guest.readWords(0x4000_1000, out, 2, who)).toBe(true);
+    expect(Array.from(out)).toEqual([1, 2]);
+    guest.writeBytes(0x4000_2000, Uint8Array.of(9, 8, 7), who);
+    expect(host.readBytes(0x8020_2000, 3, who)).toEqual({ ok: true, data: Uint8Array.of(9, 8, 7) });
+  });
+
+  it('counts the pages once (on the owner), keeps them when the alias goes, and refuses non-RAM targets', () => {
+    const { host, guest, who } = setup();
+    guest.write(0x4000_0000, 1, 1, who);
+    expect(host.allocatedBytes).toBe(4096);
+    expect(guest.allocatedBytes).toBe(0);
+    guest.removeRegion('vm0.ram');
+    expect(host.read(0x8020_0000, 1, who)).toEqual({ ok: true, value: 1n });
+    expect(() => guest.addRamAlias('bad', 0, 0x1000, { bus: host, addr: 0x1000 })).toThrow(IommufdError);
+    expect(() => guest.addRamAlias('too-long', 0, 0x200_0000, { bus: host, addr: 0x8000_0000 })).toThrow(
+      /not RAM/,
+    );
+  });
+
+  it('discards through the alias', () => {
+    const { host, guest, who } = setup();
+    host.write(0x8020_3000, 4, 5, who);
+    guest.discardRam(0x4000_3000, 4096);
+    expect(host.read(0x8020_3000, 4, who)).toEqual({ ok: true, value: 0n });
+  });
+});

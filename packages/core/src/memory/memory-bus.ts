@@ -51,6 +51,10 @@ interface RegionBase {
 export interface RamRegion extends RegionBase {
   readonly kind: 'ram';
   readonly ram: SparseRam;
+  /** Where the region starts in `ram`: 0 for RAM the region owns, the aliased range's start for an alias. */
+  readonly ramOffset: number;
+  /** The RAM belongs to a region of another bus (`addRamAlias`): removing this region keeps its bytes. */
+  readonly alias: boolean;
 }
 export interface MmioRegion extends RegionBase {
   readonly kind: 'mmio';
@@ -68,7 +72,46 @@ export class MemoryBus {
   /** Adds a RAM region and returns its backing store. */
   addRam(name: string, base: bigint | number, size: bigint | number): RamRegion {
     const [b, s] = this.checkPlacement(name, base, size);
-    const region: RamRegion = { kind: 'ram', name, base: b, size: s, end: b + s, ram: new SparseRam(s) };
+    const region: RamRegion = {
+      kind: 'ram',
+      name,
+      base: b,
+      size: s,
+      end: b + s,
+      ram: new SparseRam(s),
+      ramOffset: 0,
+      alias: false,
+    };
+    this.insert(region);
+    return region;
+  }
+
+  /**
+   * Adds a RAM region whose bytes are `[source, source + size)` of RAM on `target` (another bus): a VM's
+   * guest RAM on its GPA bus, backed by host pages. Writes through either bus are seen through the other.
+   */
+  addRamAlias(
+    name: string,
+    base: bigint | number,
+    size: bigint | number,
+    target: { readonly bus: MemoryBus; readonly addr: bigint | number },
+  ): RamRegion {
+    const [b, s] = this.checkPlacement(name, base, size);
+    const at = Number(target.addr);
+    const backing = target.bus.regionAt(at, s);
+    if (backing?.kind !== 'ram') {
+      throw new IommufdError('EINVAL', `[${toHex(at)}, +${toHex(s)}) is not RAM on the target bus`, { name });
+    }
+    const region: RamRegion = {
+      kind: 'ram',
+      name,
+      base: b,
+      size: s,
+      end: b + s,
+      ram: backing.ram,
+      ramOffset: backing.ramOffset + (at - backing.base),
+      alias: true,
+    };
     this.insert(region);
     return region;
   }
@@ -86,7 +129,7 @@ export class MemoryBus {
     const index = this.regions.findIndex((r) => r.name === name);
     if (index < 0) throw new IommufdError('ENOENT', `no bus region named "${name}"`, { name });
     const [removed] = this.regions.splice(index, 1);
-    if (removed?.kind === 'ram') removed.ram.clear();
+    if (removed?.kind === 'ram' && !removed.alias) removed.ram.clear();
     this.lastHit = undefined;
   }
 
@@ -111,7 +154,7 @@ export class MemoryBus {
   /** Bytes of host memory held by all RAM regions (pages actually allocated). */
   get allocatedBytes(): number {
     let total = 0;
-    for (const r of this.regions) if (r.kind === 'ram') total += r.ram.allocatedBytes;
+    for (const r of this.regions) if (r.kind === 'ram' && !r.alias) total += r.ram.allocatedBytes;
     return total;
   }
 
@@ -148,10 +191,11 @@ export class MemoryBus {
       return false;
     }
     who.bytesRead += bytes;
-    const off = addr - region.base;
     if (region.kind === 'ram') {
+      const off = addr - region.base + region.ramOffset;
       for (let i = 0; i < count; i++) out[outOffset + i] = region.ram.read32(off + i * 4);
     } else {
+      const off = addr - region.base;
       for (let i = 0; i < count; i++) out[outOffset + i] = region.handler.read(off + i * 4, 4) >>> 0;
     }
     return true;
@@ -173,10 +217,11 @@ export class MemoryBus {
       return false;
     }
     who.bytesWritten += bytes;
-    const off = addr - region.base;
     if (region.kind === 'ram') {
+      const off = addr - region.base + region.ramOffset;
       for (let i = 0; i < count; i++) region.ram.write32(off + i * 4, words[inOffset + i]! >>> 0);
     } else {
+      const off = addr - region.base;
       for (let i = 0; i < count; i++) region.handler.write(off + i * 4, 4, words[inOffset + i]! >>> 0);
     }
     return true;
@@ -188,7 +233,7 @@ export class MemoryBus {
     const region = this.locate(a, size, false, who);
     if (!('kind' in region)) return { ok: false, abort: region };
     who.bytesRead += size;
-    const off = a - region.base;
+    const off = a - region.base + (region.kind === 'ram' ? region.ramOffset : 0);
     if (region.kind === 'mmio') {
       if (size === 8) {
         const lo = region.handler.read(off, 4) >>> 0;
@@ -208,7 +253,7 @@ export class MemoryBus {
     const region = this.locate(a, size, true, who);
     if (!('kind' in region)) return { ok: false, abort: region };
     who.bytesWritten += size;
-    const off = a - region.base;
+    const off = a - region.base + (region.kind === 'ram' ? region.ramOffset : 0);
     const v = BigInt.asUintN(size * 8, BigInt(value));
     if (region.kind === 'mmio') {
       if (size === 8) {
@@ -230,7 +275,7 @@ export class MemoryBus {
     if (!('kind' in region)) return { ok: false, abort: region };
     if (region.kind !== 'ram') return { ok: false, abort: this.abort(a, length, false, 'bulk-mmio', who) };
     const data = new Uint8Array(length);
-    region.ram.readBytes(a - region.base, data);
+    region.ram.readBytes(a - region.base + region.ramOffset, data);
     who.bytesRead += length;
     return { ok: true, data };
   }
@@ -242,7 +287,7 @@ export class MemoryBus {
     if (!('kind' in region)) return { ok: false, abort: region };
     if (region.kind !== 'ram')
       return { ok: false, abort: this.abort(a, data.length, true, 'bulk-mmio', who) };
-    region.ram.writeBytes(a - region.base, data);
+    region.ram.writeBytes(a - region.base + region.ramOffset, data);
     who.bytesWritten += data.length;
     return OK_WRITE;
   }
@@ -253,7 +298,7 @@ export class MemoryBus {
     const region = this.regionAt(a, length);
     if (region?.kind !== 'ram')
       throw new IommufdError('EINVAL', `[${toHex(a)}, +${toHex(length)}) is not RAM`);
-    region.ram.discard(a - region.base, length);
+    region.ram.discard(a - region.base + region.ramOffset, length);
   }
 
   private locate(addr: number, size: number, write: boolean, who: AccessCounter): BusRegion | BusAbort {

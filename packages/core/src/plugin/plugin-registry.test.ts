@@ -120,6 +120,30 @@ describe('PluginRegistry', () => {
     );
   });
 
+  it('checks the vIOMMU personality: a function, and present whenever vIOMMU modes are listed', async () => {
+    writeFileSync(
+      join(dir, 'no-personality.mjs'),
+      THIRD_PARTY.replace('viommuModes: []', "viommuModes: ['nested']").replace("'riscv-iommu'", "'np'"),
+    );
+    writeFileSync(
+      join(dir, 'bad-personality.mjs'),
+      THIRD_PARTY.replace('createDriver()', 'createViommu: 5, createDriver()').replace(
+        "'riscv-iommu'",
+        "'bp'",
+      ),
+    );
+    const message = async (file: string) =>
+      (
+        (await fakeRegistry()
+          .load(file, dir)
+          .catch((e: unknown) => e)) as PluginError
+      ).message;
+    expect(await message('./no-personality.mjs')).toMatch(
+      /createViommu: capabilities.viommuModes lists modes, so the plugin must provide createViommu/,
+    );
+    expect(await message('./bad-personality.mjs')).toMatch(/createViommu: expected a function, got number/);
+  });
+
   it('refuses two built-ins with one name, and a registered object that takes a built-in name', () => {
     const registry = fakeRegistry();
     expect(() => registry.registerBuiltin('fake', async () => ({}))).toThrow(/PLUGIN_DUPLICATE/);

@@ -12,6 +12,7 @@ import type { IrqLine } from '../iommu/irq.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import type { ITracer } from '../trace/tracer.js';
+import type { ViommuContext, ViommuPersonality } from '../viommu/personality.js';
 
 export interface PluginMeta {
   /** Registry name, lowercase (`smmuv3`, `vtd`, `amd-vi`, `mock`). */
@@ -78,6 +79,11 @@ export interface IommuPlugin<TOptions = unknown> {
   createDriver(context: DriverContext<TOptions>): IommuDriver;
   /** Maps a PCI requester ID to the ID the IOMMU sees. Absent: the RID itself. */
   streamIdForRid?(rid: number, options: TOptions): number;
+  /**
+   * Builds the guest-facing vIOMMU a VMM places in a VM, in one of `capabilities.viommuModes`. Absent: the
+   * plugin has no personality and VMs on it get no vIOMMU.
+   */
+  createViommu?(context: ViommuContext): ViommuPersonality;
 }
 
 /** Identity helper that gives a plugin literal its types (`export default definePlugin({...})`). */

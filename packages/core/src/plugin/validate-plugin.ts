@@ -61,9 +61,16 @@ export function validatePlugin(candidate: unknown, origin: string): IommuPlugin 
     if (typeof p[factory] !== 'function')
       problems.push(`${factory}: expected a function, got ${typeName(p[factory])}`);
   }
-  if (p.streamIdForRid !== undefined && typeof p.streamIdForRid !== 'function') {
-    problems.push(`streamIdForRid: expected a function, got ${typeName(p.streamIdForRid)}`);
+  for (const optional of ['streamIdForRid', 'createViommu'] as const) {
+    if (p[optional] !== undefined && typeof p[optional] !== 'function')
+      problems.push(`${optional}: expected a function, got ${typeName(p[optional])}`);
   }
+  // A personality and its modes go together: modes without one promise what nothing can build.
+  const modes = (caps as { viommuModes?: unknown } | undefined)?.viommuModes;
+  if (Array.isArray(modes) && modes.length > 0 && p.createViommu === undefined)
+    problems.push(
+      'createViommu: capabilities.viommuModes lists modes, so the plugin must provide createViommu',
+    );
   const schema = p.optionsSchema as { safeParse?: unknown } | undefined;
   if (schema !== undefined && typeof schema?.safeParse !== 'function') {
     problems.push('optionsSchema: expected a zod schema (an object with safeParse)');

@@ -58,7 +58,12 @@ import {
 /** What the device reports after performing a command. */
 export type CommandOutcome =
   | { readonly ok: true }
-  | { readonly ok: false; readonly error: 'ABT' | 'ATC_INV_SYNC' };
+  | {
+      readonly ok: false;
+      /** ILL: the executor found the command illegal after decoding (a vSMMU whose host refused it). */
+      readonly error: CommandQueueErrorName;
+      readonly reason?: string;
+    };
 
 /** Performs one decoded command (CMD_SYNC included: it is where ATC invalidation timeouts surface). */
 export type CommandExecutor = (command: Command) => CommandOutcome;
@@ -214,7 +219,7 @@ export class CommandQueue {
     if (!decoded.ok) return this.fail('ILL', index, decoded.reason);
     const { command } = decoded;
     const outcome = this.init.execute(command);
-    if (!outcome.ok) return this.fail(outcome.error, index);
+    if (!outcome.ok) return this.fail(outcome.error, index, outcome.reason);
     // Consumed: CONS passes the command (and ERR, UNKNOWN with no error active, reads CERROR_NONE).
     const current = regs.get(REG.CMDQ_CONS);
     const cleared =

@@ -1,0 +1,69 @@
+/**
+ * The contract between a VMM's vIOMMU front-end and a vendor's vIOMMU personality (the guest-facing half
+ * of a vendor plugin). The VMM owns the VM — its GPA space, its iommufd context, the devices assigned to
+ * it — and gives the personality a window on the guest's bus; the personality is what the guest sees
+ * there (registers, queues in guest memory) and turns the guest's programming into iommufd calls
+ * (nested mode) or into translations of the VM's emulated devices (emulated mode).
+ */
+import type { Hpa } from '../address/address.js';
+import type { HwInfo } from '../iommu/driver.js';
+import type { IommuHardware } from '../iommu/hardware.js';
+import type { IrqLine } from '../iommu/irq.js';
+import type { IommuFd } from '../iommufd/iommufd.js';
+import type { MemoryBus } from '../memory/memory-bus.js';
+import type { ITracer } from '../trace/tracer.js';
+
+export type ViommuMode = 'emulated' | 'nested';
+
+/** What a nested personality works with: the VM's iommufd context and its stage 2. */
+export interface NestedViommuBackend {
+  readonly fd: IommuFd;
+  /** The VM's stage 2: a nest-parent paging HWPT over the VM's IOAS (GPA → HPA). */
+  readonly s2HwptId: number;
+  /** `IOMMU_GET_HW_INFO` of the physical IOMMU the VM's assigned devices sit behind. */
+  readonly hwInfo: HwInfo;
+  /** iommufd device ID of any assigned device (vIOMMU allocation names one). */
+  readonly anyDevId: number;
+}
+
+/** A device assigned to the VM (VFIO cdev bound to the VM's iommufd), as the guest will address it. */
+export interface AssignedDeviceView {
+  readonly name: string;
+  /** iommufd device ID. */
+  readonly devId: number;
+  /** The ID the guest uses for it in the vIOMMU's structures and commands (vSID, vRID, vDeviceID). */
+  readonly virtualId: number;
+}
+
+export interface ViommuContext {
+  /** Instance name for traces (`vm0.viommu`). */
+  readonly name: string;
+  readonly mode: ViommuMode;
+  /** The guest's physical address space; the personality adds its register window here. */
+  readonly bus: MemoryBus;
+  /** Guest-physical base of the register window. */
+  readonly base: Hpa;
+  readonly tracer: ITracer;
+  /** The guest's interrupt lines by name (the guest driver connects to the same names). */
+  irq(name: string): IrqLine;
+  /** Present in nested mode. */
+  readonly nested?: NestedViommuBackend;
+}
+
+export interface ViommuPersonality {
+  readonly mode: ViommuMode;
+  /** The register window it placed on the guest bus. */
+  readonly mmio: { readonly base: bigint; readonly size: number };
+  /** Emulated mode: the model the VM's emulated devices DMA through (it reads guest memory). */
+  readonly hardware?: IommuHardware;
+  /** Nested mode: an assigned device appears behind the vIOMMU under its virtual ID. */
+  addDevice?(device: AssignedDeviceView): void;
+  /**
+   * Nested mode: moves what the host reported for the VM's devices (vEVENTQ records) into the guest's
+   * structures and raises the guest's interrupts. The VMM calls it after servicing host interrupts.
+   * Returns the records delivered.
+   */
+  service?(): number;
+  /** Power-off: frees everything it allocated (iommufd objects leaf first) and leaves the guest bus. */
+  destroy(): void;
+}
