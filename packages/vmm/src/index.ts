@@ -1,0 +1,6 @@
+/** @iommukit/vmm: VMs on an iommukit system — guest memory, device assignment, the vIOMMU front-end. */
+export * from './assigned-device.js';
+export * from './guest-memory.js';
+export * from './guest-os.js';
+export * from './guest-tracer.js';
+export * from './vm.js';

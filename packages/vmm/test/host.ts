@@ -1,0 +1,42 @@
+/**
+ * A host system for VM tests: an SMMUv3 (the real model and host driver) with 4 GiB of RAM and NIC-like
+ * endpoints behind it, built through `createSystem` as the CLI builds one.
+ */
+import { createSystem, PluginRegistry, type System } from '@iommukit/core';
+import { smmuv3Plugin } from '@iommukit/smmuv3';
+import type { VmHost } from '../src/vm.js';
+
+export const HOST_RAM = 0x8_0000_0000;
+
+export async function smmuHost(devices = ['nic0', 'nic1'], deviceSpec: Record<string, unknown> = {}) {
+  const registry = new PluginRegistry({ smmuv3: async () => ({ default: smmuv3Plugin }) });
+  const system = await createSystem(
+    {
+      name: 'host',
+      plugin: 'smmuv3',
+      memory: { ram: [{ name: 'dram', base: HOST_RAM, size: '4GiB' }] },
+      iommus: [{ name: 'smmu0', base: 0x0900_0000, options: { sidBits: 16, ssidBits: 8 } }],
+      devices: devices.map((name, i) => ({
+        name,
+        rid: `00:0${i + 2}.0`,
+        iommu: 'smmu0',
+        pasidBits: 8,
+        ...deviceSpec,
+      })),
+    },
+    { registry },
+  );
+  return { system, host: vmHost(system) };
+}
+
+export function vmHost(system: System): VmHost {
+  return {
+    bus: system.bus,
+    memory: system.memory,
+    tracer: system.tracer,
+    plugin: system.validated.plugin,
+    device: (name) => system.device(name),
+    openIommufd: () => system.openIommufd(),
+    serviceInterrupts: () => system.serviceInterrupts(),
+  };
+}
