@@ -22,6 +22,7 @@ export * from './hw/interrupts.js';
 export * from './hw/options.js';
 export * from './hw/output-queue.js';
 export * from './hw/priq.js';
+export * from './hw/programming-interface.js';
 export * from './hw/queue-index.js';
 export * from './hw/queues.js';
 export * from './hw/register-protocols.js';

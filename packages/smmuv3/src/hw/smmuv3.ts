@@ -1,12 +1,8 @@
 /**
- * The SMMUv3 device model: the register file (page 0 and page 1) in action, the command, event and PRI
- * queues, the configuration cache and TLB, the translation pipeline, ATS and PRI. It implements the core's
- * `IommuHardware`; a driver reaches it only through the registers on the bus and the structures it points
- * them at.
- *
- * Register behaviour (SMMUv3 §6.3): CR0 writes are acknowledged in CR0ACK at once (the model has no
- * delay), IRQ_CTRL in IRQ_CTRLACK, GBPA updates complete immediately; Guarded registers ignore writes while
- * their enable (or its acknowledgement) is set; CMDQ_PROD and GERRORN writes run the command queue.
+ * The SMMUv3 device model: its programming interface (registers and queues, `programming-interface.ts`)
+ * with the commands acting on the configuration cache and TLB, the translation pipeline, stalls, ATS and
+ * PRI. It implements the core's `IommuHardware`; a driver reaches it only through the registers on the bus
+ * and the structures it points them at.
  *
  * Stalls (§3.12.2, `stalls.ts`): a stalling fault holds the transaction under a STAG; CMD_RESUME retries
  * it (a full new translation, which may complete it, terminate it or stall it again) or terminates it,
@@ -27,7 +23,7 @@ import {
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
-  RegisterFile,
+  type RegisterFile,
   type TranslationRequest,
   type TranslationResult,
   toHex,
@@ -44,50 +40,12 @@ import { type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features } from './features.js';
 import { featuresFromOptions, type Smmuv3Options } from './options.js';
 import { encodePriEntry, isStopMarker } from './priq.js';
-import { SmmuQueues } from './queues.js';
-import { ackFor, gbpaAfterWrite, irqCtrlAckFor } from './register-protocols.js';
-import {
-  CR0_SMMUEN,
-  GBPA_ABORT,
-  type GuardState,
-  guardedValue,
-  REG,
-  registerTable,
-  SMMU_MMIO_SIZE,
-} from './regs.js';
+import { Smmuv3ProgrammingInterface } from './programming-interface.js';
+import type { SmmuQueues } from './queues.js';
+import { REG, SMMU_MMIO_SIZE } from './regs.js';
 import { StallBuffer, type StalledTransaction } from './stalls.js';
 import { overlaps, Smmuv3Tlb, type TlbEntry } from './tlb.js';
-import { cdCacheKey, cdCacheStream, Smmuv3Translator, type TranslationState } from './translate.js';
-
-/** Registers whose software writes are filtered by the Guarded rule (§6.2). */
-const GUARDED = [
-  REG.CR1,
-  REG.CR2,
-  REG.STRTAB_BASE,
-  REG.STRTAB_BASE + 4,
-  REG.STRTAB_BASE_CFG,
-  REG.CMDQ_BASE,
-  REG.CMDQ_BASE + 4,
-  REG.CMDQ_CONS,
-  REG.EVENTQ_BASE,
-  REG.EVENTQ_BASE + 4,
-  REG.EVENTQ_PROD,
-  REG.PRIQ_BASE,
-  REG.PRIQ_BASE + 4,
-  REG.PRIQ_PROD,
-  REG.GERROR_IRQ_CFG0,
-  REG.GERROR_IRQ_CFG0 + 4,
-  REG.GERROR_IRQ_CFG1,
-  REG.GERROR_IRQ_CFG2,
-  REG.EVENTQ_IRQ_CFG0,
-  REG.EVENTQ_IRQ_CFG0 + 4,
-  REG.EVENTQ_IRQ_CFG1,
-  REG.EVENTQ_IRQ_CFG2,
-  REG.PRIQ_IRQ_CFG0,
-  REG.PRIQ_IRQ_CFG0 + 4,
-  REG.PRIQ_IRQ_CFG1,
-  REG.PRIQ_IRQ_CFG2,
-];
+import { cdCacheKey, cdCacheStream, Smmuv3Translator } from './translate.js';
 
 const PRI_RESP_CODES = ['failure', 'invalid', 'success'] as const;
 
@@ -104,14 +62,7 @@ export class Smmuv3Hardware implements IommuHardware {
   readonly stalls: StallBuffer;
   private readonly endpoints = new Map<number, EndpointPort>();
   private readonly tracer: ITracer;
-  private state: TranslationState = {
-    smmuEnabled: false,
-    gbpaAbort: false,
-    strtabBase: 0,
-    strtabFmt: 0,
-    strtabSplit: 6,
-    strtabLog2Size: 0,
-  };
+  private readonly programming: Smmuv3ProgrammingInterface;
   private readonly tableReads;
 
   constructor(context: HardwareContext<Smmuv3Options>) {
@@ -119,19 +70,25 @@ export class Smmuv3Hardware implements IommuHardware {
     this.options = context.options;
     this.features = featuresFromOptions(context.options);
     this.tracer = context.tracer;
-    this.regs = new RegisterFile(SMMU_MMIO_SIZE, registerTable(this.features, this.options));
     this.tlb = new Smmuv3Tlb(this.options.tlbEntries);
     this.stalls = new StallBuffer(this.options.stallMax);
     const counter = context.bus.counter(`hw:${context.instance}`);
     this.tableReads = counter;
-    this.queues = new SmmuQueues({
-      regs: this.regs,
-      bus: context.bus,
+    this.programming = new Smmuv3ProgrammingInterface({
       features: this.features,
+      options: this.options,
+      bus: context.bus,
       counter,
       execute: (command) => this.execute(command),
       ...(this.features.wiredIrqs ? { irq: (name: string) => context.irq(name) } : {}),
+      onCr0Written: (state) => {
+        if (!state.smmuEnabled) for (const held of this.stalls.takeAll()) this.terminateStalled(held);
+        else this.retryUnrecordedStalls();
+      },
+      onEventqConsumed: () => this.retryUnrecordedStalls(),
     });
+    this.regs = this.programming.regs;
+    this.queues = this.programming.queues;
     this.translator = new Smmuv3Translator({
       instance: context.instance,
       bus: context.bus,
@@ -141,11 +98,10 @@ export class Smmuv3Hardware implements IommuHardware {
       idr: DEFAULT_IDR_EXTRAS,
       tlb: this.tlb,
       configCacheEntries: this.options.configCacheEntries,
-      state: () => this.state,
+      state: () => this.programming.state,
       recordEvent: (record) => this.queues.eventq.record(encodeEvent(record)).recorded,
       holdStall: (request, record, fault, stallId) => this.holdStall(request, record, fault, stallId),
     });
-    this.installHooks();
     this.mmio = { base: context.base, size: SMMU_MMIO_SIZE };
     context.bus.addMmio(context.instance, context.base, SMMU_MMIO_SIZE, this.regs);
   }
@@ -319,7 +275,7 @@ export class Smmuv3Hardware implements IommuHardware {
         // IGNORED while SMMUEN == 0 (§4.5.1). Without SSV the PCIe request has no PASID prefix and hits
         // every entry in the range, with or without PASID; Global (SSV == 1) also hits global entries of
         // other PASIDs, which the ATC does not tell apart, so it invalidates every PASID in the range.
-        if (!this.state.smmuEnabled) break;
+        if (!this.programming.state.smmuEnabled) break;
         const pages = atcInvPages(command);
         const port = this.endpoints.get(command.streamId);
         const size = command.size >= 52 ? 1n << 64n : BigInt(pages.pageCount) * 4096n;
@@ -381,58 +337,9 @@ export class Smmuv3Hardware implements IommuHardware {
     return dropped;
   }
 
-  private installHooks(): void {
-    const regs = this.regs;
-    const guard = (): GuardState => ({
-      cr0: regs.get(REG.CR0),
-      cr0ack: regs.get(REG.CR0ACK),
-      irqCtrl: regs.get(REG.IRQ_CTRL),
-      irqCtrlAck: regs.get(REG.IRQ_CTRLACK),
-      gbpa: regs.get(REG.GBPA),
-    });
-    for (const offset of GUARDED) {
-      if (!regs.definitionAt(offset)) continue;
-      regs.onWrite(offset, (value, old) => {
-        regs.set(offset, guardedValue(offset, value, old, guard()));
-        this.refreshState();
-      });
-    }
-    regs.onWrite(REG.CR0, (value) => {
-      regs.set(REG.CR0ACK, ackFor(value));
-      this.refreshState();
-      this.queues.onCr0Updated();
-      if (!this.state.smmuEnabled) for (const held of this.stalls.takeAll()) this.terminateStalled(held);
-      else this.retryUnrecordedStalls();
-    });
-    regs.onWrite(REG.EVENTQ_CONS, () => this.retryUnrecordedStalls());
-    regs.onWrite(REG.IRQ_CTRL, (value) => regs.set(REG.IRQ_CTRLACK, irqCtrlAckFor(value)));
-    regs.onWrite(REG.GBPA, (value, old) => {
-      regs.set(REG.GBPA, gbpaAfterWrite(guardedValue(REG.GBPA, value, old, { ...guard(), gbpa: old }), old));
-      this.refreshState();
-    });
-    regs.onWrite(REG.CMDQ_PROD, () => this.queues.onCmdqProdWrite());
-    regs.onWrite(REG.GERRORN, () => this.queues.onGerrornWrite());
-  }
-
   /** Stalls whose record did not fit are retried once the Event queue may take records (§3.12.2). */
   private retryUnrecordedStalls(): void {
     for (const held of this.stalls.takeUnrecorded()) this.retryStalled(held);
-  }
-
-  /** The register state the translation pipeline reads, recomputed when one of its registers changes. */
-  private refreshState(): void {
-    const regs = this.regs;
-    const cfg = regs.get(REG.STRTAB_BASE_CFG);
-    const baseLo = regs.get(REG.STRTAB_BASE) & 0xffff_ffc0;
-    const baseHi = regs.get(REG.STRTAB_BASE + 4) & 0x00ff_ffff;
-    this.state = {
-      smmuEnabled: (regs.get(REG.CR0ACK) & CR0_SMMUEN) !== 0,
-      gbpaAbort: (regs.get(REG.GBPA) & GBPA_ABORT) !== 0,
-      strtabBase: baseHi * 2 ** 32 + (baseLo >>> 0),
-      strtabFmt: (cfg >>> 16) & 0b11,
-      strtabSplit: (cfg >>> 6) & 0x1f,
-      strtabLog2Size: cfg & 0x3f,
-    };
   }
 
   private trace(name: string, message: string): void {

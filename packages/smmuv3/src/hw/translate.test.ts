@@ -19,9 +19,10 @@ import { encodeCd, encodeL1Cd } from './cd.js';
 import { decodeEvent, EVENT_CLASS, EVENT_ID, type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS } from './features.js';
 import { featuresFromOptions, Smmuv3OptionsSchema } from './options.js';
+import type { TranslationState } from './programming-interface.js';
 import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT } from './ste.js';
 import { Smmuv3Tlb } from './tlb.js';
-import { Smmuv3Translator, type TranslationState } from './translate.js';
+import { Smmuv3Translator } from './translate.js';
 
 const RAM = 0x8000_0000;
 const STRTAB = RAM;

@@ -58,6 +58,7 @@ import {
 } from './cd.js';
 import { EVENT_CLASS, EVENT_ID, type EventName, type EventRecord } from './events.js';
 import type { Smmuv3Features, Smmuv3IdrExtras } from './features.js';
+import type { TranslationState } from './programming-interface.js';
 import {
   checkL1Std,
   checkSte,
@@ -76,17 +77,6 @@ import {
   steStreamWorld,
 } from './ste.js';
 import { GLOBAL_ASID, type Smmuv3Tlb, type TlbKind } from './tlb.js';
-
-/** Register state the pipeline reads on every transaction. */
-export interface TranslationState {
-  readonly smmuEnabled: boolean;
-  readonly gbpaAbort: boolean;
-  readonly strtabBase: number;
-  /** STRTAB_BASE_CFG: 0 linear, 1 2-level. */
-  readonly strtabFmt: number;
-  readonly strtabSplit: number;
-  readonly strtabLog2Size: number;
-}
 
 export interface TranslatorContext {
   readonly instance: string;
