@@ -216,6 +216,8 @@ describe('a stalled DMA', () => {
     });
     expect(s.hw.stalls.recorded()).toEqual([]);
     expect(s.hw.stalls.size).toBe(1);
+    // A stall record is held back, not dropped: no overflow (EVENTQ_PROD.OVFLG stays 0, §7.4).
+    expect(s.reg(REG.EVENTQ_PROD) >>> 31).toBe(0);
     domain.map(iova(AT + 0x1000n), (buf + 0x1000n) as never, 4n * KiB, RW);
     // The driver drains the queue (EVENTQ_CONS moves): the retry now translates and the DMA completes.
     s.service();

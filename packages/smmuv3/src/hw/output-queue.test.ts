@@ -135,6 +135,19 @@ describe('Event queue producer (SMMUv3 §3.5, §7.2, §7.4)', () => {
     expect(r.queues.eventq.deferred).toBe(1);
   });
 
+  it('markOverflow enters the overflow condition once, until software acknowledges it', () => {
+    const r = rig();
+    enableEventq(r, 3);
+    r.queues.eventq.record(fault(1, 1));
+    expect(r.queues.eventq.markOverflow()).toBe(true);
+    expect((r.read(REG.EVENTQ_PROD) & Q_OVFLG) >>> 0).toBe(Q_OVFLG >>> 0);
+    expect(r.read(REG.EVENTQ_PROD) & 0xf).toBe(1); // nothing written, nothing lost from the queue
+    expect(r.queues.eventq.markOverflow()).toBe(false);
+    consumeAll(r, REG.EVENTQ_PROD, REG.EVENTQ_CONS, true);
+    expect(r.queues.eventq.markOverflow()).toBe(true);
+    expect(r.queues.eventq.stats()).toMatchObject({ eventqOverflows: 2 });
+  });
+
   it('disabled (CR0ACK.EVENTQEN == 0): records are discarded without overflow', () => {
     const r = rig();
     r.mmio64(REG.EVENTQ_BASE, EVENTQ_ADDR + 0);

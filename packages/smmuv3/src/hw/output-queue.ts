@@ -220,6 +220,20 @@ export class OutputQueue {
     return { recorded: true, index: queueIndex(prod, log2), address };
   }
 
+  /**
+   * Enters the overflow condition as a discard on a full queue would (PROD.OVFLG toggles unless an
+   * overflow is already pending): for a vSMMU whose host reported lost events. Returns whether it toggled.
+   */
+  markOverflow(): boolean {
+    const { regs } = this.init;
+    const prod = regs.get(this.spec.prod);
+    const next = queueRecordOverflow(prod, regs.get(this.spec.cons));
+    if (next === prod) return false;
+    regs.set(this.spec.prod, next);
+    this.overflows++;
+    return true;
+  }
+
   stats(): Readonly<Record<string, number>> {
     const k = this.kind;
     return {

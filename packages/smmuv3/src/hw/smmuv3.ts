@@ -171,7 +171,9 @@ export class Smmuv3Hardware implements IommuHardware {
     const stag = this.stalls.freeStag();
     // STALL_MAX transactions held already: this one is terminated instead (Stall = 0), as §3.12 permits.
     if (stag === undefined) return undefined;
-    const recorded = this.queues.eventq.record(encodeEvent({ ...record, stall: true, stag })).recorded;
+    // A stall record that does not fit is held back, not dropped into an overflow (§7.4).
+    const words = encodeEvent({ ...record, stall: true, stag });
+    const recorded = this.queues.eventq.record(words, { stall: true }).recorded;
     const id = stallId ?? this.stalls.newId();
     this.stalls.hold({ id, request, fault: { ...fault, recorded }, stag: recorded ? stag : undefined });
     return { id, recorded };
