@@ -28,6 +28,7 @@ export * from './hw/queues.js';
 export * from './hw/register-protocols.js';
 export * from './hw/regs.js';
 export * from './hw/stalls.js';
+export * from './hw/ste-fetch.js';
 export * from './hw/ste.js';
 export * from './hw/tlb.js';
 

@@ -60,22 +60,17 @@ import { EVENT_CLASS, EVENT_ID, type EventName, type EventRecord } from './event
 import type { Smmuv3Features, Smmuv3IdrExtras } from './features.js';
 import type { TranslationState } from './programming-interface.js';
 import {
-  checkL1Std,
   checkSte,
-  decodeL1Std,
   decodeSte,
-  L1STD_WORDS,
-  l1StdAddress,
   STE_EATS,
   STE_S1DSS,
   STE_WORDS,
   type Ste,
-  steAddressFromL1Std,
-  steAddressLinear,
   steConfigKind,
   steEffectiveS2PsBits,
   steStreamWorld,
 } from './ste.js';
+import { fetchSteWords } from './ste-fetch.js';
 import { GLOBAL_ASID, type Smmuv3Tlb, type TlbKind } from './tlb.js';
 
 export interface TranslatorContext {
@@ -492,35 +487,16 @@ export class Smmuv3Translator {
     const cached = this.steCache.get(streamId);
     if (cached) return cached;
     const features = this.ctx.features;
-    let address: number;
-    if (streamId >= 2 ** Math.min(state.strtabLog2Size, features.sidBits)) {
-      return {
-        ok: false,
-        event: 'C_BAD_STREAMID',
-        reason: `StreamID ${toHex(streamId)} is beyond the stream table`,
-      };
-    }
-    if (state.strtabFmt === 1) {
-      const l1 = l1StdAddress(state.strtabBase, streamId, state.strtabSplit);
-      if (!this.ctx.bus.readWords(l1, this.words, L1STD_WORDS, this.ctx.counter))
-        return { ok: false, event: 'F_STE_FETCH', reason: `L1STD at ${toHex(l1)} aborted`, fetchAddr: l1 };
-      const desc = decodeL1Std(this.words);
-      const valid = checkL1Std(desc, state.strtabSplit);
-      if (!valid.ok) return { ok: false, event: 'C_BAD_STREAMID', reason: valid.reason };
-      const at = steAddressFromL1Std(desc, streamId, state.strtabSplit);
-      if (!at.ok) return { ok: false, event: 'C_BAD_STREAMID', reason: at.reason };
-      address = at.address;
-    } else {
-      address = steAddressLinear(state.strtabBase, streamId);
-    }
-    if (!this.ctx.bus.readWords(address, this.words, STE_WORDS, this.ctx.counter)) {
-      return {
-        ok: false,
-        event: 'F_STE_FETCH',
-        reason: `STE at ${toHex(address)} aborted`,
-        fetchAddr: address,
-      };
-    }
+    const fetched = fetchSteWords(
+      this.ctx.bus,
+      this.ctx.counter,
+      state,
+      features.sidBits,
+      streamId,
+      this.words,
+    );
+    if (!fetched.ok) return fetched;
+    const address = fetched.address;
     const ste = decodeSte(this.words);
     const check = checkSte(ste, features, this.ctx.idr);
     const entry: SteEntry = check.ok
