@@ -28,8 +28,8 @@ export * from './hw/queues.js';
 export * from './hw/register-protocols.js';
 export * from './hw/regs.js';
 export * from './hw/stalls.js';
-export * from './hw/ste-fetch.js';
 export * from './hw/ste.js';
+export * from './hw/ste-fetch.js';
 export * from './hw/tlb.js';
 
 // Used bits of STEs and CDs, and the entries the driver builds.
@@ -37,3 +37,6 @@ export * from './hw/tlb.js';
 export * from './driver/entry-used.js';
 export * from './driver/ste-builders.js';
 export { smmuv3Plugin as default, smmuv3Plugin } from './plugin.js';
+export * from './viommu/guest-options.js';
+export * from './viommu/nested-vsmmu.js';
+export * from './viommu/personality.js';

@@ -1,12 +1,13 @@
 /**
  * The SMMUv3 vendor plugin: the hardware model and the host driver behind the core's plugin contract.
- * Registry name `smmuv3`. Nesting is host-side (an `arm-smmuv3` vIOMMU on a nest-parent stage 2, nested
- * HWPTs from guest vSTEs); no guest-facing vIOMMU personality yet, so no vIOMMU modes.
+ * Registry name `smmuv3`. Host-side nesting is the driver's (an `arm-smmuv3` vIOMMU on a nest-parent stage
+ * 2, nested HWPTs from guest vSTEs); the vSMMUv3 personality (`viommu/`) is what a VMM shows its guests.
  */
 import { definePlugin } from '@iommukit/core';
 import { Smmuv3Driver } from './driver/smmuv3-driver.js';
 import { type Smmuv3Options, Smmuv3OptionsSchema } from './hw/options.js';
 import { Smmuv3Hardware } from './hw/smmuv3.js';
+import { createSmmuv3Viommu } from './viommu/personality.js';
 
 export const smmuv3Plugin = definePlugin<Smmuv3Options>({
   meta: {
@@ -23,10 +24,10 @@ export const smmuv3Plugin = definePlugin<Smmuv3Options>({
     dirtyTracking: true,
     // Nesting delegates the CD table (the PASID table) to the guest (seed 001).
     pasidTableOwner: 'user',
-    // The guest-facing vSMMUv3 personality comes with the VMM; host-side nesting is the driver's.
-    viommuModes: [],
+    viommuModes: ['nested'],
   },
   optionsSchema: Smmuv3OptionsSchema,
   createHardware: (context) => new Smmuv3Hardware(context),
   createDriver: (context) => new Smmuv3Driver(context),
+  createViommu: createSmmuv3Viommu,
 });
