@@ -15,8 +15,9 @@
  *   S1ContextPtr (and the same stage-1 fields): two devices on one guest CD table get one HWPT; a new
  *   S1ContextPtr gets a new one. The device's attachment is replaced, and the HWPT it leaves is freed only
  *   after the replace succeeded and nobody uses it. An STE the SMMU would refuse (C_BAD_STE, C_BAD_STREAMID,
- *   F_STE_FETCH) or the host rejects (`EIO`) attaches abort and puts that event in the guest's Event
- *   queue (when the guest invalidates the STE, not at the next transaction).
+ *   F_STE_FETCH) or the host rejects (`EIO`) attaches abort and, when the guest's CFGI asked for it, puts
+ *   that event in the guest's Event queue (at the invalidation, not at the next transaction). STEs read
+ *   because the guest set SMMUEN record nothing: its Stream table may not be built yet.
  * - While the guest has SMMUEN = 0, devices follow GBPA: abort or bypass.
  * - CMD_TLBI_NH_* / TLBI_NSNH_ALL / CFGI_CD(_ALL) / ATC_INV: collected and forwarded with one
  *   IOMMU_HWPT_INVALIDATE on the vIOMMU at the guest's next CMD_SYNC (or before an STE trap, to keep the
@@ -132,7 +133,7 @@ export class NestedVsmmu implements ViommuPersonality {
           'cr0',
           `guest ${this.enabled ? 'enabled' : 'disabled'} the vSMMU (SMMUEN = ${Number(this.enabled)})`,
         );
-        for (const device of this.devices.values()) this.syncDevice(device);
+        for (const device of this.devices.values()) this.syncDevice(device, false);
       },
     });
     ctx.bus.addMmio(ctx.name, ctx.base, this.programming.size, this.programming.regs);
@@ -155,7 +156,7 @@ export class NestedVsmmu implements ViommuPersonality {
     this.trace('vdevice', `${view.name}: vDEVICE ${vdeviceId}, vSID ${toHex(view.virtualId)}`);
     const device: GuestDevice = { view, vdeviceId, hwptId: this.backend.s2HwptId, nestedKey: undefined };
     this.devices.set(view.virtualId, device);
-    this.syncDevice(device);
+    this.syncDevice(device, false);
   }
 
   service(): number {
@@ -265,15 +266,18 @@ export class NestedVsmmu implements ViommuPersonality {
     if (!flushed.ok) return flushed;
     for (const device of this.devices.values()) {
       const vsid = device.view.virtualId;
-      if (vsid >= first && vsid < first + count) this.syncDevice(device);
+      if (vsid >= first && vsid < first + count) this.syncDevice(device, true);
     }
     return { ok: true };
   }
 
   // --- STEs → HWPTs --------------------------------------------------------------------------------
 
-  /** Attaches the device to what its guest configuration says (see the module comment). */
-  private syncDevice(device: GuestDevice): void {
+  /**
+   * Attaches the device to what its guest configuration says (see the module comment); `report` puts the
+   * event for an unusable STE into the guest's Event queue.
+   */
+  private syncDevice(device: GuestDevice, report: boolean): void {
     const v = this.ensureViommu();
     const state = this.programming.state;
     const vsid = device.view.virtualId;
@@ -284,13 +288,13 @@ export class NestedVsmmu implements ViommuPersonality {
     this.stats.steTraps++;
     const fetched = fetchSteWords(this.ctx.bus, this.counter, state, this.features.sidBits, vsid, this.words);
     if (!fetched.ok) {
-      this.refuse(device, fetched.event, fetched.reason, fetched.fetchAddr);
+      this.refuse(device, report, fetched.event, fetched.reason, fetched.fetchAddr);
       return;
     }
     const ste = decodeSte(this.words);
     const check = checkSte(ste, this.features, DEFAULT_IDR_EXTRAS);
     if (!check.ok) {
-      this.refuse(device, 'C_BAD_STE', check.reason);
+      this.refuse(device, report, 'C_BAD_STE', check.reason);
       return;
     }
     if (!ste.v || ste.config === STE_CONFIG.ABORT) {
@@ -315,7 +319,7 @@ export class NestedVsmmu implements ViommuPersonality {
       try {
         hwptId = this.backend.fd.hwptAlloc({ devId: device.view.devId, ptId: v.id, data: { ste: vste } });
       } catch (error) {
-        this.refuse(device, 'C_BAD_STE', `the host refused the vSTE: ${(error as Error).message}`);
+        this.refuse(device, report, 'C_BAD_STE', `the host refused the vSTE: ${(error as Error).message}`);
         return;
       }
       hwpt = { hwptId, users: new Set() };
@@ -349,16 +353,24 @@ export class NestedVsmmu implements ViommuPersonality {
     }
   }
 
-  /** An STE the SMMU would not use: abort, and the event it would record, in the guest's Event queue. */
-  private refuse(device: GuestDevice, event: EventName, reason: string, fetchAddr?: number): void {
+  /** An STE the SMMU would not use: abort, and (if `report`) the event it would record, for the guest. */
+  private refuse(
+    device: GuestDevice,
+    report: boolean,
+    event: EventName,
+    reason: string,
+    fetchAddr?: number,
+  ): void {
     const v = this.ensureViommu();
     this.attach(device, v.abort, undefined);
-    const record = {
-      id: EVENT_ID[event],
-      streamId: device.view.virtualId,
-      ...(fetchAddr !== undefined ? { fetchAddr } : {}),
-    };
-    this.programming.queues.eventq.record(encodeEvent(record));
+    if (report) {
+      const record = {
+        id: EVENT_ID[event],
+        streamId: device.view.virtualId,
+        ...(fetchAddr !== undefined ? { fetchAddr } : {}),
+      };
+      this.programming.queues.eventq.record(encodeEvent(record));
+    }
     this.trace('ste.refuse', `vSID ${toHex(device.view.virtualId)}: ${event} (${reason}); attached to abort`);
   }
 
