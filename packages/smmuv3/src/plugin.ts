@@ -24,7 +24,7 @@ export const smmuv3Plugin = definePlugin<Smmuv3Options>({
     dirtyTracking: true,
     // Nesting delegates the CD table (the PASID table) to the guest (seed 001).
     pasidTableOwner: 'user',
-    viommuModes: ['nested'],
+    viommuModes: ['nested', 'emulated'],
   },
   optionsSchema: Smmuv3OptionsSchema,
   createHardware: (context) => new Smmuv3Hardware(context),

@@ -1,7 +1,8 @@
 /**
- * The guest operating system, as far as IOMMUs go: its page allocator over guest RAM, and — when the VM
- * has a vIOMMU — the vendor's own IOMMU driver (the same code as the host driver) bound to the vIOMMU's
- * register window and to guest memory, with an iommu core and the DMA API on top, as a guest kernel has.
+ * The guest operating system, as far as IOMMUs go: its page allocator over guest RAM, and — for each
+ * vIOMMU the VM has — the vendor's own IOMMU driver (the same code as the host driver) bound to that
+ * vIOMMU's register window and to guest memory, with an iommu core and the DMA API on top, as a guest
+ * kernel has.
  * Its device drivers map buffers with `dma(device).map(gpa, …)` and hand the returned IOVA to the device.
  * Without a vIOMMU the guest's DMA addresses are its GPAs (the host's stage 2 translates them).
  */
@@ -46,48 +47,58 @@ export interface GuestIommu {
 
 export class GuestOs {
   readonly core = new IommuCore();
-  /** Faults the guest's IOMMU driver drained from its event queue, in order. */
-  readonly faults: { fault: IommuFault; device: string | undefined }[] = [];
-  readonly driver: IommuDriver | undefined;
+  /** Faults the guest's IOMMU drivers drained from their event queues, in order. */
+  readonly faults: { fault: IommuFault; device: string | undefined; iommu: string }[] = [];
+  /** The guest's IOMMU drivers, by vIOMMU name. */
+  readonly drivers = new Map<string, IommuDriver>();
   private readonly dmaDomains = new Map<string, DmaApiDomain>();
   private readonly devices = new Map<string, IommuDeviceRef>();
 
   constructor(
     readonly vm: string,
     readonly memory: GuestMemory,
-    tracer: ITracer,
-    iommu: GuestIommu | undefined,
-  ) {
-    if (!iommu) return;
-    this.driver = iommu.plugin.createDriver({
-      instance: `${vm}.guest`,
-      base: hpa(iommu.base),
-      options: iommu.plugin.optionsSchema?.parse({}) ?? {},
-      bus: memory.bus,
-      tracer,
-      irq: (name) => iommu.irq(name),
-      memory: memory.allocator,
-      reportFault: (fault, device) => this.faults.push({ fault, device: device?.name }),
-      reportPageRequest: (device, request) => this.core.reportPageRequest(device, request),
-    });
+    private readonly tracer: ITracer,
+  ) {}
+
+  /** The driver of the first vIOMMU (most VMs have one). */
+  get driver(): IommuDriver | undefined {
+    return this.drivers.values().next().value;
   }
 
-  /** Boots: probes the IOMMU driver (it programs the vIOMMU) and the devices behind it. */
-  boot(devices: readonly IommuDeviceRef[]): void {
-    this.driver?.probe();
-    for (const device of devices) {
-      this.devices.set(device.name, device);
-      if (!this.driver) continue;
-      this.driver.probeDevice(device);
-      this.core.addDevice(device, this.driver);
+  /** Loads the vendor's IOMMU driver for a vIOMMU (it probes at boot). */
+  addIommu(iommu: GuestIommu): IommuDriver {
+    const driver = iommu.plugin.createDriver({
+      instance: `${this.vm}.guest.${iommu.name.slice(this.vm.length + 1)}`,
+      base: hpa(iommu.base),
+      options: iommu.plugin.optionsSchema?.parse({}) ?? {},
+      bus: this.memory.bus,
+      tracer: this.tracer,
+      irq: (name) => iommu.irq(name),
+      memory: this.memory.allocator,
+      reportFault: (fault, device) => this.faults.push({ fault, device: device?.name, iommu: iommu.name }),
+      reportPageRequest: (device, request) => this.core.reportPageRequest(device, request),
+    });
+    this.drivers.set(iommu.name, driver);
+    return driver;
+  }
+
+  /** Boots: probes the IOMMU drivers (they program their vIOMMUs), then each device behind its IOMMU. */
+  boot(devices: readonly { readonly ref: IommuDeviceRef; readonly iommu?: string }[]): void {
+    for (const driver of this.drivers.values()) driver.probe();
+    for (const { ref, iommu } of devices) {
+      this.devices.set(ref.name, ref);
+      const driver = iommu === undefined ? undefined : this.drivers.get(iommu);
+      if (!driver) continue;
+      driver.probeDevice(ref);
+      this.core.addDevice(ref, driver);
     }
   }
 
-  /** The DMA API for a device: a DMA domain of the guest's IOMMU driver, or direct GPAs without one. */
+  /** The DMA API for a device: a DMA domain of its IOMMU driver, or direct GPAs without one. */
   dma(deviceName: string): GuestDma {
     const device = this.devices.get(deviceName);
     if (!device) throw new Error(`${this.vm}: the guest has no device "${deviceName}"`);
-    if (!this.driver) return DIRECT_DMA;
+    if (this.core.domainAt(device) === undefined) return DIRECT_DMA;
     let domain = this.dmaDomains.get(deviceName);
     if (!domain) {
       domain = new DmaApiDomain(device, this.core);

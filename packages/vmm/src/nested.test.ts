@@ -23,9 +23,9 @@ const RW = { read: true, write: true };
 
 async function nestedVm(devices = ['nic0']) {
   const { system, host } = await smmuHost();
-  const vm = new Vm(host, { name: 'vm0', memory: 64 * MiB, devices, viommu: { mode: 'nested' } });
+  const vm = new Vm(host, { name: 'vm0', memory: 64 * MiB, devices, viommus: ['nested'] });
   vm.powerOn();
-  return { system, vm, vsmmu: vm.viommu as NestedVsmmu };
+  return { system, vm, vsmmu: vm.viommu() as NestedVsmmu };
 }
 
 describe('nested vSMMUv3', () => {
@@ -136,7 +136,7 @@ describe('VM lifecycle with a nested vSMMUv3', () => {
       name: 'vm0',
       memory: 64 * MiB,
       devices: ['nic0'],
-      viommu: { mode: 'nested' },
+      viommus: ['nested'],
     });
     nested.powerOn();
     nested.guest.dma('nic0').map(nested.guest.allocBuffer(4096), 4096n, RW);
@@ -154,8 +154,7 @@ describe('VM lifecycle with a nested vSMMUv3', () => {
   it('scenario 6: two nested VMs on one SMMU get different VMIDs; neither device reaches the other VM', async () => {
     const { system, host } = await smmuHost();
     const vms = ['nic0', 'nic1'].map(
-      (nic, i) =>
-        new Vm(host, { name: `vm${i}`, memory: 32 * MiB, devices: [nic], viommu: { mode: 'nested' } }),
+      (nic, i) => new Vm(host, { name: `vm${i}`, memory: 32 * MiB, devices: [nic], viommus: ['nested'] }),
     );
     for (const vm of vms) vm.powerOn();
     const hostSmmu = system.iommu('smmu0').driver as unknown as Smmuv3Driver;

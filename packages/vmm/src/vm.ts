@@ -9,10 +9,11 @@
  * powered-off VM holds nothing on the host, so powering on again with another configuration (no vIOMMU,
  * seed 003) starts from scratch.
  *
- * Guest devices get virtual RIDs 00:01.0, 00:02.0, … in the order they are assigned.
+ * Assigned devices get guest RIDs 00:01.0, 00:02.0, … in order; emulated devices 00:10.0 upward. A
+ * nested vIOMMU fronts the assigned devices, an emulated one the emulated devices.
  */
 import {
-  type EndpointDevice,
+  EndpointDevice,
   hpa,
   type IFrameAllocator,
   InterruptController,
@@ -20,6 +21,7 @@ import {
   type IommuPlugin,
   type ITracer,
   type MemoryBus,
+  toHex,
   type ViommuMode,
   type ViommuPersonality,
 } from '@iommukit/core';
@@ -28,16 +30,25 @@ import { GUEST_RAM_BASE, GuestMemory } from './guest-memory.js';
 import { GuestOs } from './guest-os.js';
 import { guestTracer } from './guest-tracer.js';
 
-/** Guest-physical base of the vIOMMU register window (below guest RAM, as on QEMU's `virt`). */
-export const VIOMMU_WINDOW_BASE = 0x0905_0000;
+/** Guest-physical bases of the vIOMMU register windows (below guest RAM, as on QEMU's `virt`). */
+export const VIOMMU_WINDOWS: Readonly<Record<ViommuMode, number>> = {
+  nested: 0x0905_0000,
+  emulated: 0x0907_0000,
+};
 
 export interface VmSpec {
   readonly name: string;
   /** Guest RAM in bytes (a multiple of 2 MiB). */
   readonly memory: number;
-  /** Host devices assigned to the VM, by name. */
+  /** Host devices assigned to the VM, by name (guest RIDs 00:01.0, 00:02.0, … in this order). */
   readonly devices: readonly string[];
-  readonly viommu?: { readonly mode: ViommuMode };
+  /** Devices the VMM emulates (guest RIDs from 00:10.0). */
+  readonly emulatedDevices?: readonly string[];
+  /**
+   * The vIOMMUs the guest sees: `nested` in front of the assigned devices (the physical IOMMU translates),
+   * `emulated` in front of the emulated devices (a model on guest memory translates). Either, both, none.
+   */
+  readonly viommus?: readonly ViommuMode[];
 }
 
 /** What a VM needs from its host (a `System` provides all of it). */
@@ -61,7 +72,9 @@ interface Running {
   /** The nest-parent HWPT over the IOAS (nested vIOMMU only). */
   readonly s2HwptId: number | undefined;
   readonly assigned: readonly AssignedDevice[];
-  readonly viommu: ViommuPersonality | undefined;
+  readonly emulated: readonly EndpointDevice[];
+  /** The vIOMMUs by mode. */
+  readonly viommus: ReadonlyMap<ViommuMode, ViommuPersonality>;
   readonly guest: GuestOs;
   readonly interrupts: InterruptController;
 }
@@ -95,8 +108,16 @@ export class Vm {
     return this.require().fd;
   }
 
-  get viommu(): ViommuPersonality | undefined {
-    return this.require().viommu;
+  /** The vIOMMU of a mode (the nested one by default). */
+  viommu(mode: ViommuMode = 'nested'): ViommuPersonality | undefined {
+    return this.require().viommus.get(mode);
+  }
+
+  /** An emulated device (DMA from it goes through the emulated vIOMMU, if the VM has one). */
+  emulatedDevice(name: string): EndpointDevice {
+    const device = this.require().emulated.find((d) => d.name === name);
+    if (!device) throw new Error(`${this.name}: no emulated device "${name}"`);
+    return device;
   }
 
   get assigned(): readonly AssignedDevice[] {
@@ -112,18 +133,16 @@ export class Vm {
   powerOn(): void {
     if (this.running) throw new Error(`${this.name} is already on`);
     const { host, spec } = this;
-    const mode = spec.viommu?.mode;
-    if (mode && !host.plugin.createViommu) {
-      throw new Error(`${this.name}: plugin ${host.plugin.meta.name} has no vIOMMU personality`);
-    }
-    if (mode && !host.plugin.capabilities.viommuModes.includes(mode)) {
-      throw new Error(`${this.name}: plugin ${host.plugin.meta.name} has no ${mode} vIOMMU`);
+    const modes = spec.viommus ?? [];
+    for (const mode of modes) {
+      if (!host.plugin.createViommu || !host.plugin.capabilities.viommuModes.includes(mode))
+        throw new Error(`${this.name}: plugin ${host.plugin.meta.name} has no ${mode} vIOMMU`);
     }
     const memory = new GuestMemory(this.name, host, spec.memory);
     const fd = host.openIommufd();
     const interrupts = new InterruptController();
-    const trace = guestTracer(host.tracer);
-    const built: Partial<Running> & { memory: GuestMemory; fd: IommuFd } = { memory, fd };
+    const viommus = new Map<ViommuMode, ViommuPersonality>();
+    const parts: Partial<Running> = { memory, fd, viommus };
     try {
       const ioasId = fd.ioasAlloc();
       fd.ioasMap({
@@ -135,55 +154,74 @@ export class Vm {
         writeable: true,
       });
       const assigned = spec.devices.map((name, i) => new AssignedDevice(host.device(name), fd, (i + 1) << 3));
-      Object.assign(built, { ioasId, assigned });
-      // Nested: the VM's stage 2 is a nest-parent HWPT the vIOMMU builds on; otherwise the IOAS itself.
-      const s2HwptId =
-        mode === 'nested' && assigned.length > 0
-          ? fd.hwptAlloc({ devId: assigned[0]!.devId, ptId: ioasId, flags: { nestParent: true } })
-          : undefined;
-      Object.assign(built, { s2HwptId });
+      Object.assign(parts, { ioasId, assigned });
+      // With a nested vIOMMU the VM's stage 2 is a nest-parent HWPT the vIOMMU builds on; otherwise the
+      // devices attach to the IOAS itself (iommufd picks the domain).
+      const nested = modes.includes('nested') && assigned.length > 0;
+      const s2HwptId = nested
+        ? fd.hwptAlloc({ devId: assigned[0]!.devId, ptId: ioasId, flags: { nestParent: true } })
+        : undefined;
+      Object.assign(parts, { s2HwptId });
       for (const device of assigned) fd.attach(device.devId, s2HwptId ?? ioasId);
-      const viommuName = `${this.name}.viommu`;
-      const irq = (name: string) => interrupts.line(`${viommuName}.${name}`);
-      const viommu =
-        mode && host.plugin.createViommu
-          ? host.plugin.createViommu({
-              name: viommuName,
-              mode,
-              bus: memory.bus,
-              base: hpa(VIOMMU_WINDOW_BASE),
-              tracer: host.tracer,
-              irq,
-              ...(s2HwptId !== undefined
-                ? {
-                    nested: {
-                      fd,
-                      s2HwptId,
-                      hwInfo: fd.hwInfo(assigned[0]!.devId),
-                      anyDevId: assigned[0]!.devId,
-                    },
-                  }
-                : {}),
-            })
-          : undefined;
-      Object.assign(built, { viommu });
+
+      const guest = new GuestOs(this.name, memory, guestTracer(host.tracer));
+      for (const mode of modes) {
+        if (mode === 'nested' && s2HwptId === undefined) continue; // nothing to nest
+        const name = `${this.name}.viommu-${mode}`;
+        const irq = (line: string) => interrupts.line(`${name}.${line}`);
+        const base = VIOMMU_WINDOWS[mode];
+        const personality = host.plugin.createViommu!({
+          name,
+          mode,
+          bus: memory.bus,
+          base: hpa(base),
+          tracer: host.tracer,
+          irq,
+          ...(mode === 'nested'
+            ? {
+                nested: {
+                  fd,
+                  s2HwptId: s2HwptId!,
+                  hwInfo: fd.hwInfo(assigned[0]!.devId),
+                  anyDevId: assigned[0]!.devId,
+                },
+              }
+            : {}),
+        });
+        viommus.set(mode, personality);
+        guest.addIommu({ plugin: host.plugin, base: BigInt(base), name, irq });
+      }
+      const nestedViommu = viommus.get('nested');
       for (const device of assigned)
-        viommu?.addDevice?.({ name: device.name, devId: device.devId, virtualId: device.virtualRid });
-      const guest = new GuestOs(
-        this.name,
-        memory,
-        trace,
-        viommu ? { plugin: host.plugin, base: BigInt(VIOMMU_WINDOW_BASE), name: viommuName, irq } : undefined,
+        nestedViommu?.addDevice?.({ name: device.name, devId: device.devId, virtualId: device.virtualRid });
+      const emulatedViommu = viommus.get('emulated');
+      const emulated = (spec.emulatedDevices ?? []).map(
+        (name, i) =>
+          new EndpointDevice(
+            { name, rid: (0x10 + i) << 3, streamId: (0x10 + i) << 3 },
+            memory.bus,
+            emulatedViommu?.hardware,
+            host.tracer,
+          ),
       );
-      this.running = { ...(built as Running), guest, interrupts };
+      this.running = { ...(parts as Running), emulated, guest, interrupts };
       this.log(
         'vm.power-on',
-        `${this.name} on: ${memory.size / 2 ** 20} MiB at GPA ${GUEST_RAM_BASE.toString(16)}, ${assigned.length} assigned device(s)${mode ? `, ${mode} vIOMMU` : ''}`,
+        `${this.name} on: ${memory.size / 2 ** 20} MiB at GPA ${toHex(GUEST_RAM_BASE)}, ${assigned.length} assigned and ${emulated.length} emulated device(s)${modes.length ? `, vIOMMU ${modes.join(' + ')}` : ''}`,
       );
-      guest.boot(assigned.map((d) => d.guestView));
+      guest.boot([
+        ...assigned.map((d) => ({
+          ref: d.guestView,
+          ...(nestedViommu ? { iommu: `${this.name}.viommu-nested` } : {}),
+        })),
+        ...emulated.map((d) => ({
+          ref: d,
+          ...(emulatedViommu ? { iommu: `${this.name}.viommu-emulated` } : {}),
+        })),
+      ]);
     } catch (error) {
-      this.teardown(built);
       this.running = undefined;
+      this.teardown(parts);
       throw error;
     }
   }
@@ -204,13 +242,13 @@ export class Vm {
   serviceInterrupts(): number {
     const running = this.require();
     let n = this.host.serviceInterrupts();
-    n += running.viommu?.service?.() ?? 0;
+    for (const personality of running.viommus.values()) n += personality.service?.() ?? 0;
     n += running.interrupts.service();
     return n;
   }
 
   private teardown(parts: Partial<Running>): void {
-    parts.viommu?.destroy();
+    for (const personality of parts.viommus?.values() ?? []) personality.destroy();
     for (const device of parts.assigned ?? []) device.unbind();
     parts.fd?.close();
     parts.memory?.release();
