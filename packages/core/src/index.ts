@@ -59,6 +59,7 @@ export * from './system/iommu-instance.js';
 export * from './system/iommu-instances.js';
 export * from './system/system.js';
 export * from './system/tokens.js';
+export * from './system/vmm-module.js';
 export * from './trace/chrome-trace.js';
 export * from './trace/trace-record.js';
 export * from './trace/tracer.js';

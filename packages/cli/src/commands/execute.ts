@@ -43,8 +43,10 @@ export async function execute(
     }
     const scenario = validated.config.scenario;
     const report: ScenarioReport | undefined = scenario
-      ? runScenario(system, scenario, (step) => {
-          if (!options.json) io.out(renderStep(step));
+      ? runScenario(system, scenario, {
+          onStep: (step) => {
+            if (!options.json) io.out(renderStep(step));
+          },
         })
       : undefined;
     const tracePath = options.tracePath ? resolve(io.cwd, options.tracePath) : undefined;

@@ -22,7 +22,7 @@ describe('docs/configuration.md', () => {
 
   it('lists nested keys and every scenario op', () => {
     const md = configReferenceMarkdown();
-    for (const key of ['`memory.ram[].base`', '`devices[].ats.atcEntries`', '`vms[].viommu.mode`'])
+    for (const key of ['`memory.ram[].base`', '`devices[].ats.atcEntries`', '`vms[].viommus[].mode`'])
       expect(md).toContain(key);
     for (const op of ['alloc', 'domain', 'attach', 'detach', 'map', 'unmap', 'dma', 'check'])
       expect(md).toContain(`#### op: "${op}"`);

@@ -28,6 +28,7 @@ const note = z.string().optional().describe('Shown in the run log before the ste
 const device = nameField.describe('A device from `devices`.');
 const domain = nameField.describe('A domain made by an earlier `domain` step.');
 const buffer = nameField.describe('A buffer made by an earlier `alloc` step.');
+const vm = nameField.describe('A VM from `vms`.');
 
 export const ScenarioStepSchema = z.discriminatedUnion('op', [
   z
@@ -77,9 +78,13 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
     .strictObject({
       op: z.literal('dma'),
       note,
-      device,
+      device: nameField.describe('A device from `devices`, or an emulated device of a VM.'),
       access: z.enum(['read', 'write']).describe('Direction of the DMA.'),
-      iova: addressField.describe('Address the device puts on the bus.'),
+      iova: addressField.optional().describe('Address the device puts on the bus (or give `mapping`).'),
+      mapping: nameField
+        .optional()
+        .describe('Instead of `iova`: the IOVA a `guest-map` step got, plus `offset`.'),
+      offset: sizeField.default(0n).describe('With `mapping`: bytes past the mapped IOVA.'),
       data: bytesField
         .optional()
         .describe('Bytes to write, or the bytes a read must return ("hex:…" or text).'),
@@ -102,6 +107,83 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
       data: bytesField.describe('The bytes host memory must hold there ("hex:…" or text).'),
     })
     .describe('Check that host memory in a buffer holds these bytes.'),
+  z
+    .strictObject({
+      op: z.literal('vm-power'),
+      note,
+      vm,
+      state: z.enum(['on', 'off']).describe('Power on (build and boot) or off (tear down).'),
+      viommus: z
+        .array(z.enum(['emulated', 'nested']))
+        .optional()
+        .describe(
+          'Power on with these vIOMMUs instead of the configured ones (a restart with another setup).',
+        ),
+    })
+    .describe('Power a VM on or off.'),
+  z
+    .strictObject({
+      op: z.literal('guest-alloc'),
+      note,
+      vm,
+      buffer: nameField.describe('Name for the guest buffer.'),
+      size: sizeField.describe('Bytes, rounded up to whole 4 KiB pages.'),
+    })
+    .describe('The guest allocates zeroed memory (guest-physical pages).'),
+  z
+    .strictObject({
+      op: z.literal('guest-map'),
+      note,
+      vm,
+      device: nameField.describe('A device of the VM (assigned or emulated).'),
+      buffer: nameField.describe('A buffer made by an earlier `guest-alloc` step.'),
+      mapping: nameField.describe('Name for the mapping (its IOVA is what `dma` steps use).'),
+      prot: z.enum(['r', 'w', 'rw']).default('rw').describe('Device access the mapping allows.'),
+    })
+    .describe("The guest's DMA API maps a buffer for a device (through its vIOMMU driver, if it has one)."),
+  z
+    .strictObject({
+      op: z.literal('guest-unmap'),
+      note,
+      vm,
+      device: nameField.describe('The device the mapping is for.'),
+      mapping: nameField.describe('A mapping made by an earlier `guest-map` step.'),
+    })
+    .describe("The guest's DMA API unmaps (its driver invalidates; a nested vIOMMU forwards that)."),
+  z
+    .strictObject({
+      op: z.literal('guest-check'),
+      note,
+      vm,
+      buffer: nameField.describe('A buffer made by an earlier `guest-alloc` step.'),
+      offset: sizeField.default(0n).describe('Offset into the buffer.'),
+      data: bytesField.describe('The bytes guest memory must hold there ("hex:…" or text).'),
+    })
+    .describe('Check guest memory, and say which host page holds it.'),
+  z
+    .strictObject({
+      op: z.literal('guest-faults'),
+      note,
+      vm,
+      expect: z
+        .array(
+          z.strictObject({
+            fault: z.string().describe('Vendor code, e.g. F_TRANSLATION.'),
+            device: nameField.optional().describe('The device the guest driver blames.'),
+          }),
+        )
+        .describe('The faults the guest drivers report since the last `guest-faults` step, in order.'),
+    })
+    .describe('Deliver interrupts (host, vIOMMU, guest) and check what the guest IOMMU drivers reported.'),
+  z
+    .strictObject({
+      op: z.literal('guest-op'),
+      note,
+      vm,
+      action: z.string().describe("A vendor action of the plugin's guest driver (see docs/vendors/)."),
+      args: z.record(z.string(), z.unknown()).default({}).describe('Arguments of the action.'),
+    })
+    .describe("A vendor-specific thing the guest's IOMMU driver does (e.g. SMMUv3: share an STE)."),
 ]);
 
 export const ScenarioSchema = z

@@ -66,24 +66,36 @@ export const MsiSchema = z
   })
   .describe('The MSI module the system wires.');
 
+export const ViommuSchema = z
+  .strictObject({
+    mode: z
+      .enum(['emulated', 'nested'])
+      .describe(
+        '"nested": fronts the assigned devices, the physical IOMMU translates (accelerated); "emulated": fronts the emulated devices, a model on guest memory translates.',
+      ),
+  })
+  .describe("A vIOMMU the guest sees (the vendor plugin's personality).");
+
 export const VmSchema = z
   .strictObject({
     name: nameField.describe('VM name.'),
-    memory: sizeField.describe('Guest RAM size, e.g. "1GiB".'),
-    viommu: z
-      .strictObject({
-        mode: z
-          .enum(['emulated', 'nested'])
-          .describe('"emulated": a model on guest memory; "nested": hardware-accelerated.'),
-        iommu: nameField
-          .optional()
-          .describe('Physical instance backing a nested vIOMMU; default: the first.'),
-      })
-      .optional()
-      .describe('The vIOMMU the guest sees; absent: no vIOMMU.'),
-    devices: z.array(nameField).default([]).describe('Host devices assigned to the VM.'),
+    memory: sizeField.describe('Guest RAM size, a multiple of 2 MiB, e.g. "1GiB".'),
+    viommus: z
+      .array(ViommuSchema)
+      .default([])
+      .describe('The vIOMMUs the guest sees, at most one per mode; empty: no vIOMMU.'),
+    devices: z
+      .array(nameField)
+      .default([])
+      .describe('Host devices assigned to the VM (VFIO with iommufd); guest RIDs 00:01.0 upward.'),
+    emulatedDevices: z
+      .array(nameField)
+      .default([])
+      .describe(
+        'Devices the VMM emulates for the guest (names unique system-wide); guest RIDs 00:10.0 upward.',
+      ),
   })
-  .describe('A virtual machine (built by @iommukit/vmm).');
+  .describe('A virtual machine (built by @iommukit/vmm); it starts powered off.');
 
 const SystemConfigObject = z
   .strictObject({
@@ -173,6 +185,7 @@ function checkReferences(config: Item, ctx: Ctx): void {
     }
   }
 
+  const emulatedNames = new Map<string, string>();
   const iommus = new Set<string>();
   for (const [m, i] of items(config.iommus)) {
     claim(m.name, ['iommus', i, 'name']);
@@ -202,32 +215,73 @@ function checkReferences(config: Item, ctx: Ctx): void {
   }
 
   const assigned = new Map<string, string>();
+  const vms = new Set<string>();
+  const deviceIommu = new Map(
+    items(config.devices).flatMap(([d]) =>
+      text(d.name) ? [[d.name as string, text(d.iommu)] as const] : [],
+    ),
+  );
   for (const [vm, i] of items(config.vms)) {
     claim(vm.name, ['vms', i, 'name']);
-    const iommu = text((vm.viommu as Item | undefined)?.iommu);
-    if (iommu !== undefined && !iommus.has(iommu))
-      issue(['vms', i, 'viommu', 'iommu'], `no IOMMU instance named "${iommu}"`);
+    if (text(vm.name)) vms.add(vm.name as string);
+    const memory = big(vm.memory);
+    if (memory !== undefined && (memory === 0n || memory % (2n * 1024n * 1024n) !== 0n))
+      issue(['vms', i, 'memory'], 'expected a non-zero multiple of 2 MiB');
+    const modes = items(vm.viommus).map(([v]) => text(v.mode));
+    modes.forEach((mode, j) => {
+      if (mode !== undefined && modes.indexOf(mode) !== j)
+        issue(['vms', i, 'viommus', j, 'mode'], `the VM already has a ${mode} vIOMMU`);
+    });
     const list = Array.isArray(vm.devices) ? vm.devices : [];
+    const behind = new Set<string>();
     list.forEach((name: unknown, j: number) => {
       if (typeof name !== 'string') return;
       if (!devices.has(name)) issue(['vms', i, 'devices', j], `no device named "${name}"`);
+      else if (deviceIommu.get(name) === undefined)
+        issue(['vms', i, 'devices', j], `device "${name}" is behind no IOMMU, so it cannot be assigned`);
+      const iommu = deviceIommu.get(name);
+      if (iommu !== undefined) behind.add(iommu);
       const owner = assigned.get(name);
       if (owner) issue(['vms', i, 'devices', j], `device "${name}" is already assigned to VM "${owner}"`);
       else assigned.set(name, text(vm.name) ?? `vms[${i}]`);
     });
+    if (modes.includes('nested') && behind.size > 1)
+      issue(['vms', i, 'devices'], 'a nested vIOMMU needs every assigned device behind one IOMMU instance');
+    if (modes.includes('nested') && list.length === 0)
+      issue(['vms', i, 'viommus'], 'a nested vIOMMU fronts assigned devices, and the VM has none');
+    const emulated = Array.isArray(vm.emulatedDevices) ? vm.emulatedDevices : [];
+    emulated.forEach((name: unknown, j: number) => {
+      claim(name, ['vms', i, 'emulatedDevices', j]);
+      if (typeof name === 'string') emulatedNames.set(name, text(vm.name) ?? '');
+    });
   }
-  checkScenario(items((config.scenario as Item | undefined)?.steps), devices, iommus, issue);
+  checkScenario(
+    items((config.scenario as Item | undefined)?.steps),
+    { devices, iommus, vms, emulatedNames },
+    issue,
+  );
+}
+
+interface ScenarioNames {
+  readonly devices: Set<string>;
+  readonly iommus: Set<string>;
+  readonly vms: Set<string>;
+  /** Emulated devices by name, with their VM. */
+  readonly emulatedNames: Map<string, string>;
 }
 
 /** Scenario steps may only use devices and instances that exist, and objects made by earlier steps. */
 function checkScenario(
   steps: [Item, number][],
-  devices: Set<string>,
-  iommus: Set<string>,
+  names: ScenarioNames,
   issue: (path: Path, message: string) => void,
 ): void {
+  const { devices, iommus, vms, emulatedNames } = names;
+  const anyDevice = new Set([...devices, ...emulatedNames.keys()]);
   const domains = new Set<string>();
   const buffers = new Set<string>();
+  const guestBuffers = new Set<string>();
+  const mappings = new Set<string>();
   for (const [step, i] of steps) {
     const need = (kind: string, set: Set<string>, key: string, hint = '') => {
       const name = text(step[key]);
@@ -236,6 +290,8 @@ function checkScenario(
     };
     const earlierDomain = ' made by an earlier "domain" step';
     const earlierBuffer = ' made by an earlier "alloc" step';
+    const earlierGuestBuffer = ' made by an earlier "guest-alloc" step';
+    const earlierMapping = ' made by an earlier "guest-map" step';
     switch (step.op) {
       case 'alloc':
         if (text(step.buffer)) buffers.add(step.buffer as string);
@@ -249,8 +305,13 @@ function checkScenario(
         need('domain', domains, 'domain', earlierDomain);
         break;
       case 'detach':
-      case 'dma':
         need('device', devices, 'device');
+        break;
+      case 'dma':
+        need('device', anyDevice, 'device');
+        need('mapping', mappings, 'mapping', earlierMapping);
+        if ((step.iova === undefined) === (step.mapping === undefined))
+          issue(['scenario', 'steps', i], 'a dma step takes exactly one of iova and mapping');
         break;
       case 'map':
         need('domain', domains, 'domain', earlierDomain);
@@ -261,6 +322,29 @@ function checkScenario(
         break;
       case 'check':
         need('buffer', buffers, 'buffer', earlierBuffer);
+        break;
+      case 'vm-power':
+      case 'guest-faults':
+      case 'guest-op':
+        need('VM', vms, 'vm');
+        break;
+      case 'guest-alloc':
+        need('VM', vms, 'vm');
+        if (text(step.buffer)) guestBuffers.add(step.buffer as string);
+        break;
+      case 'guest-map':
+        need('VM', vms, 'vm');
+        need('device', anyDevice, 'device');
+        need('guest buffer', guestBuffers, 'buffer', earlierGuestBuffer);
+        if (text(step.mapping)) mappings.add(step.mapping as string);
+        break;
+      case 'guest-unmap':
+        need('VM', vms, 'vm');
+        need('mapping', mappings, 'mapping', earlierMapping);
+        break;
+      case 'guest-check':
+        need('VM', vms, 'vm');
+        need('guest buffer', guestBuffers, 'buffer', earlierGuestBuffer);
         break;
     }
   }

@@ -26,13 +26,13 @@ describe('validateConfig', () => {
 
   it('reports every one of three mistakes, each with its path', async () => {
     const raw = fakeConfig();
-    raw.vms = [{ name: 'vm0', memory: '1GiB', viommu: { mode: 'nestd' } }];
+    raw.vms = [{ name: 'vm0', memory: '1GiB', viommus: [{ mode: 'nestd' }] }];
     (raw.devices as Record<string, unknown>[])[0]!.rid = '00:99.9';
     (raw.memory as { ram: Record<string, unknown>[] }).ram[0]!.size = 'lots';
     expect(await issuesOf(raw)).toEqual([
       'memory.ram[0].size: expected a size like 4096, "0x1000" or "4GiB", got "lots"',
       'devices[0].rid: expected a PCI requester ID like "00:02.0", got "00:99.9"',
-      'vms[0].viommu.mode: expected "emulated" | "nested", got "nestd"',
+      'vms[0].viommus[0].mode: expected "emulated" | "nested", got "nestd"',
     ]);
   });
 
@@ -104,13 +104,46 @@ describe('validateConfig', () => {
       ],
     };
     expect(await issuesOf(raw)).toEqual([
-      'scenario.steps[4].op: expected "alloc" | "domain" | "attach" | "detach" | "map" | "unmap" | "dma" | "check", got "teleport"',
+      'scenario.steps[4].op: expected "alloc" | "domain" | "attach" | "detach" | "map" | "unmap" | "dma" | "check" | "vm-power" | "guest-alloc" | "guest-map" | "guest-unmap" | "guest-check" | "guest-faults" | "guest-op", got "teleport"',
       'scenario.steps[0].domain: no domain named "d0" made by an earlier "domain" step',
       'scenario.steps[2].buffer: no buffer named "nope" made by an earlier "alloc" step',
       'scenario.steps[3].device: no device named "ghost"',
     ]);
     (raw.scenario as { steps: unknown[] }).steps.pop();
     expect(await issuesOf(raw)).toHaveLength(3);
+  });
+
+  it('checks VMs: assignable devices, one owner, 2 MiB memory, one vIOMMU per mode, and their steps', async () => {
+    const raw = fakeConfig();
+    (raw.devices as Record<string, unknown>[]).push({ name: 'loose', rid: '00:05.0' });
+    raw.vms = [
+      {
+        name: 'vm0',
+        memory: '3MiB',
+        viommus: [{ mode: 'nested' }, { mode: 'nested' }],
+        devices: ['nic0', 'loose'],
+      },
+      { name: 'vm1', memory: '2MiB', devices: ['nic0'], emulatedDevices: ['nic0'] },
+      { name: 'vm2', memory: '2MiB', viommus: [{ mode: 'nested' }] },
+    ];
+    raw.scenario = {
+      steps: [
+        { op: 'vm-power', vm: 'vm9', state: 'on' },
+        { op: 'guest-map', vm: 'vm0', device: 'nic0', buffer: 'rx', mapping: 'm' },
+        { op: 'dma', device: 'nic0', access: 'write', data: 'x' },
+      ],
+    };
+    expect(await issuesOf(raw)).toEqual([
+      'vms[0].memory: expected a non-zero multiple of 2 MiB',
+      'vms[0].viommus[1].mode: the VM already has a nested vIOMMU',
+      'vms[0].devices[1]: device "loose" is behind no IOMMU, so it cannot be assigned',
+      'vms[1].devices[0]: device "nic0" is already assigned to VM "vm0"',
+      'vms[1].emulatedDevices[0]: name "nic0" is already used by devices[0].name',
+      'vms[2].viommus: a nested vIOMMU fronts assigned devices, and the VM has none',
+      'scenario.steps[0].vm: no VM named "vm9"',
+      'scenario.steps[1].buffer: no guest buffer named "rx" made by an earlier "guest-alloc" step',
+      'scenario.steps[2]: a dma step takes exactly one of iova and mapping',
+    ]);
   });
 
   it('decodes scenario data as text or hex bytes', async () => {

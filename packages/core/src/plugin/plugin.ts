@@ -6,7 +6,7 @@
  */
 import type { ZodType } from 'zod';
 import type { Hpa } from '../address/address.js';
-import type { FaultReporter, IommuDriver, PageRequestReporter } from '../iommu/driver.js';
+import type { FaultReporter, IommuDeviceRef, IommuDriver, PageRequestReporter } from '../iommu/driver.js';
 import type { IommuHardware } from '../iommu/hardware.js';
 import type { IrqLine } from '../iommu/irq.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
@@ -68,6 +68,21 @@ export interface DriverContext<TOptions> extends InstanceContext<TOptions> {
   readonly reportPageRequest: PageRequestReporter;
 }
 
+/** What a vendor guest action works with: the guest's driver for a vIOMMU, its devices, guest memory. */
+export interface GuestOpContext {
+  /** The guest's IOMMU driver for the vIOMMU (an instance of the plugin's own driver). */
+  readonly driver: IommuDriver;
+  /** The guest's view of one of its devices. */
+  device(name: string): IommuDeviceRef;
+  /** The guest-physical bus. */
+  readonly bus: MemoryBus;
+  /** A zeroed, page-aligned guest buffer; its GPA. */
+  allocBuffer(bytes: number): bigint;
+}
+
+/** A vendor-specific thing a guest's IOMMU driver can be asked to do in a scenario; returns a summary. */
+export type GuestOp = (context: GuestOpContext, args: Readonly<Record<string, unknown>>) => string;
+
 export interface IommuPlugin<TOptions = unknown> {
   readonly meta: PluginMeta;
   readonly capabilities: PluginCapabilities;
@@ -84,6 +99,8 @@ export interface IommuPlugin<TOptions = unknown> {
    * plugin has no personality and VMs on it get no vIOMMU.
    */
   createViommu?(context: ViommuContext): ViommuPersonality;
+  /** Guest driver actions scenarios can name (`guest-op`), e.g. SMMUv3's `share-ste`. */
+  readonly guestOps?: Readonly<Record<string, GuestOp>>;
 }
 
 /** Identity helper that gives a plugin literal its types (`export default definePlugin({...})`). */

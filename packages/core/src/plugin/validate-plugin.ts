@@ -65,6 +65,15 @@ export function validatePlugin(candidate: unknown, origin: string): IommuPlugin 
     if (p[optional] !== undefined && typeof p[optional] !== 'function')
       problems.push(`${optional}: expected a function, got ${typeName(p[optional])}`);
   }
+  const guestOps = p.guestOps as Record<string, unknown> | undefined;
+  if (guestOps !== undefined) {
+    if (typeof guestOps !== 'object' || guestOps === null)
+      problems.push(`guestOps: expected an object of functions, got ${typeName(guestOps)}`);
+    else
+      for (const [name, op] of Object.entries(guestOps))
+        if (typeof op !== 'function')
+          problems.push(`guestOps.${name}: expected a function, got ${typeName(op)}`);
+  }
   // A personality and its modes go together: modes without one promise what nothing can build.
   const modes = (caps as { viommuModes?: unknown } | undefined)?.viommuModes;
   if (Array.isArray(modes) && modes.length > 0 && p.createViommu === undefined)

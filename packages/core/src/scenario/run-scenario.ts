@@ -1,12 +1,13 @@
 /**
  * Runs a config's scenario against a built system, step by step, and reports what each step did and
  * whether it met its expectation. API misuse inside a step fails that step with the error's message; the
- * run stops at the first failed step, as later steps build on earlier ones.
+ * run stops at the first failed step, as later steps build on earlier ones. Steps the core does not run
+ * itself (the VM steps) go to a {@link ScenarioExtension} (@iommukit/vmm provides one).
  */
 import { type Hpa, hpa, iova, toHex } from '../address/address.js';
 import type { Scenario, ScenarioStep } from '../config/scenario-schema.js';
 import { formatSize } from '../config/units.js';
-import type { DmaFailure } from '../device/endpoint.js';
+import type { DmaFailure, EndpointDevice } from '../device/endpoint.js';
 import type { IommuDomain } from '../iommu/driver.js';
 import type { System } from '../system/system.js';
 import type { TraceRecord } from '../trace/trace-record.js';
@@ -39,15 +40,38 @@ interface NamedDomain {
   readonly iommu: string;
 }
 
-class StepFailure extends Error {}
+/** A failed expectation inside a step (its message is the step's summary). */
+export class StepFailure extends Error {}
+
+/** What the steps share beyond buffers and domains. */
+export interface ScenarioContext {
+  /** IOVAs named by `guest-map` steps, for `dma` steps that give `mapping`. */
+  readonly mappings: Map<string, bigint>;
+}
+
+/** Runs the steps the core does not know, and owns devices the system does not (a VM's emulated ones). */
+export interface ScenarioExtension {
+  /** Runs `step` and returns its summary, or returns undefined when the step is not the extension's. */
+  run(step: ScenarioStep, context: ScenarioContext): string | undefined;
+  device?(name: string): EndpointDevice | undefined;
+  /** Called after every step: deliver what is pending (VM interrupts). */
+  afterStep?(): void;
+}
+
+export interface RunScenarioOptions {
+  readonly onStep?: (report: StepReport) => void;
+  readonly extension?: ScenarioExtension;
+}
 
 export function runScenario(
   system: System,
   scenario: Scenario,
-  onStep?: (report: StepReport) => void,
+  options: RunScenarioOptions = {},
 ): ScenarioReport {
+  const { onStep, extension } = options;
   const buffers = new Map<string, Buffer>();
   const domains = new Map<string, NamedDomain>();
+  const context: ScenarioContext = { mappings: new Map() };
   const steps: StepReport[] = [];
   let captured: TraceRecord[] = [];
   const subscription = system.tracer.onRecord((r) => captured.push(r));
@@ -57,8 +81,11 @@ export function runScenario(
       let ok = true;
       let summary: string;
       try {
-        summary = runStep(system, step, buffers, domains);
+        summary =
+          extension?.run(step, context) ??
+          runStep(system, step, buffers, domains, context, (name) => extension?.device?.(name));
         system.serviceInterrupts();
+        extension?.afterStep?.();
       } catch (error) {
         ok = false;
         summary = (error as Error).message;
@@ -87,6 +114,8 @@ function runStep(
   step: ScenarioStep,
   buffers: Map<string, Buffer>,
   domains: Map<string, NamedDomain>,
+  context: ScenarioContext,
+  extensionDevice: (name: string) => EndpointDevice | undefined,
 ): string {
   const buffer = (name: string) => buffers.get(name)!;
   const domain = (name: string) => domains.get(name)!;
@@ -139,8 +168,15 @@ function runStep(
       d.iotlbSync();
       return `unmapped ${formatSize(unmapped)} at IOVA ${toHex(step.iova)} from ${step.domain}, IOTLB invalidated`;
     }
-    case 'dma':
-      return runDma(system, step);
+    case 'dma': {
+      const device = extensionDevice(step.device) ?? system.device(step.device);
+      const mapped = step.mapping === undefined ? undefined : context.mappings.get(step.mapping);
+      if (step.mapping !== undefined && mapped === undefined)
+        throw new StepFailure(`no mapping named "${step.mapping}" yet`);
+      const address = mapped === undefined ? step.iova : mapped + step.offset;
+      if (address === undefined) throw new StepFailure('a DMA step needs iova or mapping');
+      return runDma(device, step, address);
+    }
     case 'check': {
       const buf = buffer(step.buffer);
       const read = system.bus.readBytes(
@@ -156,21 +192,22 @@ function runStep(
       }
       return `buffer ${step.buffer}+${step.offset} holds ${showBytes(step.data)} at HPA ${toHex(buf.base + step.offset)}`;
     }
+    default:
+      throw new StepFailure(`step "${step.op}" needs the VMM (@iommukit/vmm), which this run does not have`);
   }
 }
 
-function runDma(system: System, step: Extract<ScenarioStep, { op: 'dma' }>): string {
-  const device = system.device(step.device);
+function runDma(device: EndpointDevice, step: Extract<ScenarioStep, { op: 'dma' }>, address: bigint): string {
   const options = step.pasid === undefined ? {} : { pasid: step.pasid };
-  const where = `${step.device} DMA ${step.access} at IOVA ${toHex(step.iova)}`;
+  const where = `${step.device} DMA ${step.access} at IOVA ${toHex(address)}${step.mapping ? ` (${step.mapping}+${toHex(step.offset)})` : ''}`;
   let result: Awaited<ReturnType<typeof device.dmaRead>> | Awaited<ReturnType<typeof device.dmaWrite>>;
   if (step.access === 'write') {
     if (!step.data) throw new StepFailure('a DMA write needs data');
-    result = device.dmaWrite(step.iova, step.data, options);
+    result = device.dmaWrite(address, step.data, options);
   } else {
     const length = step.length ?? step.data?.length;
     if (!length) throw new StepFailure('a DMA read needs length or data');
-    result = device.dmaRead(step.iova, length, options);
+    result = device.dmaRead(address, length, options);
   }
   if (result.ok) {
     if (step.expect !== 'ok') throw new StepFailure(`${where} succeeded, expected ${step.expect}`);

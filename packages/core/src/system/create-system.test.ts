@@ -80,12 +80,37 @@ describe('createSystem', () => {
     expect((error as ConfigError).issues[0]?.message).toMatch(/overlaps "dram"/);
   });
 
-  it('refuses VMs until a VMM package is wired, as a config error on vms', async () => {
-    const raw = { ...fakeConfig(), vms: [{ name: 'vm0', memory: '1GiB' }] };
+  it('refuses VMs without a VMM, and vIOMMU modes the plugin lacks, as config errors', async () => {
+    const raw = { ...fakeConfig(), vms: [{ name: 'vm0', memory: '1GiB', viommus: [{ mode: 'emulated' }] }] };
     const error = await createSystem(raw, { registry: fakeRegistry() }).catch((e: unknown) => e);
     expect((error as ConfigError).issues).toEqual([
-      { path: 'vms', message: 'VMs are built by @iommukit/vmm, which this build does not include yet' },
+      { path: 'vms', message: 'VMs need the VMM (@iommukit/vmm); pass `vmm` to createSystem' },
     ]);
+    const vmm = { createVms: () => [] };
+    const modes = await createSystem(raw, { registry: fakeRegistry(), vmm }).catch((e: unknown) => e);
+    expect((modes as ConfigError).issues).toEqual([
+      { path: 'vms[0].viommus[0].mode', message: 'plugin fake has no emulated vIOMMU (it has: none)' },
+    ]);
+  });
+
+  it('hands a config with VMs to the VMM, and powers running VMs off at dispose', async () => {
+    const raw = { ...fakeConfig(), vms: [{ name: 'vm0', memory: '2MiB' }] };
+    const log: string[] = [];
+    const vm = {
+      name: 'vm0',
+      state: 'on' as 'on' | 'off',
+      powerOn: () => log.push('on'),
+      powerOff: () => {
+        log.push('off');
+        vm.state = 'off';
+      },
+      serviceInterrupts: () => 0,
+    };
+    const system = await createSystem(raw, { registry: fakeRegistry(), vmm: { createVms: () => [vm] } });
+    expect(system.vm('vm0')).toBe(vm);
+    expect(() => system.vm('vm9')).toThrow(/no VM named "vm9"/);
+    await system.dispose();
+    expect(log).toEqual(['off']);
   });
 
   it('dispose releases bus regions and is idempotent', async () => {

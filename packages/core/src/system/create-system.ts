@@ -23,6 +23,7 @@ import { Devices, IDevices } from './devices.js';
 import { IIommuInstances, IommuInstances } from './iommu-instances.js';
 import { ISystem, ISystemContainer, System } from './system.js';
 import { IMemoryBus, ISystemConfig } from './tokens.js';
+import { IVmmModule, type VmmModule } from './vmm-module.js';
 
 export interface CreateSystemOptions {
   /** Where plugin names are looked up. */
@@ -33,13 +34,15 @@ export interface CreateSystemOptions {
   readonly tracer?: Tracer;
   /** Parent container (default: tsyringe's global container). */
   readonly parent?: DependencyContainer;
+  /** The VMM that builds the config's VMs (@iommukit/vmm); a config with VMs needs one. */
+  readonly vmm?: VmmModule;
 }
 
 export async function createSystem(config: unknown, options: CreateSystemOptions): Promise<System> {
   const validated = isValidated(config)
     ? config
     : await validateConfig(config, options.registry, options.baseDir);
-  const unsupported = unsupportedFeatures(validated);
+  const unsupported = unsupportedFeatures(validated, options);
   if (unsupported.length > 0) throw new ConfigError(unsupported);
 
   const c = createChildContainer(options.parent);
@@ -64,17 +67,38 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
     throw placementError(error, validated) ?? error;
   }
   resolveToken(c, IDevices);
-  return resolveToken(c, ISystem);
+  const system = resolveToken(c, ISystem);
+  if (options.vmm && validated.config.vms.length > 0) {
+    provideValue(c, IVmmModule, options.vmm);
+    system.adoptVms(resolveToken(c, IVmmModule).createVms(system));
+  }
+  return system;
 }
 
 /**
  * Config features that validate but need a package this build does not wire yet. Reported as config
  * errors so `iommukit validate` and `createSystem` agree.
  */
-export function unsupportedFeatures(validated: ValidatedConfig): ConfigIssue[] {
-  return validated.config.vms.length > 0
-    ? [{ path: 'vms', message: 'VMs are built by @iommukit/vmm, which this build does not include yet' }]
-    : [];
+/** What the config asks for that this build cannot give: VMs without a VMM, vIOMMU modes the plugin lacks. */
+export function unsupportedFeatures(
+  validated: ValidatedConfig,
+  options: Pick<CreateSystemOptions, 'vmm'> = {},
+): ConfigIssue[] {
+  const { config, plugin } = validated;
+  if (config.vms.length === 0) return [];
+  if (!options.vmm)
+    return [{ path: 'vms', message: 'VMs need the VMM (@iommukit/vmm); pass `vmm` to createSystem' }];
+  const issues: ConfigIssue[] = [];
+  for (const [i, vm] of config.vms.entries()) {
+    for (const [j, v] of vm.viommus.entries()) {
+      if (plugin.capabilities.viommuModes.includes(v.mode)) continue;
+      issues.push({
+        path: `vms[${i}].viommus[${j}].mode`,
+        message: `plugin ${plugin.meta.name} has no ${v.mode} vIOMMU (it has: ${plugin.capabilities.viommuModes.join(', ') || 'none'})`,
+      });
+    }
+  }
+  return issues;
 }
 
 function isValidated(value: unknown): value is ValidatedConfig {

@@ -20,6 +20,7 @@ import { type Devices, IDevices } from './devices.js';
 import type { IommuInstance } from './iommu-instance.js';
 import { IIommuInstances, type IommuInstances } from './iommu-instances.js';
 import { IMemoryBus, ISystemConfig } from './tokens.js';
+import type { VirtualMachine } from './vmm-module.js';
 
 export const ISystem = token<System>('iommukit.System');
 /** The system's own child container, registered so `System.dispose()` can release it. */
@@ -29,6 +30,7 @@ export const ISystemContainer = token<DependencyContainer>('iommukit.SystemConta
 export class System {
   private disposed = false;
   private readonly boundToIommufd = new Set<IommuDeviceRef>();
+  private vmList: readonly VirtualMachine[] = [];
 
   constructor(
     @inject(ISystemConfig) readonly validated: ValidatedConfig,
@@ -53,6 +55,22 @@ export class System {
 
   get devices(): EndpointDevice[] {
     return this.deviceSet.list();
+  }
+
+  /** The config's VMs (built by the VMM, powered off until a scenario or the caller powers them on). */
+  get vms(): readonly VirtualMachine[] {
+    return this.vmList;
+  }
+
+  vm(name: string): VirtualMachine {
+    const vm = this.vmList.find((v) => v.name === name);
+    if (!vm) throw new IommufdError('ENOENT', `no VM named "${name}"`, { vm: name });
+    return vm;
+  }
+
+  /** Takes the VMs the VMM built (createSystem calls this once). */
+  adoptVms(vms: readonly VirtualMachine[]): void {
+    this.vmList = vms;
   }
 
   /** The MSI module; none is wired until an MSI controller package is configured. */
@@ -92,6 +110,7 @@ export class System {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    for (const vm of this.vmList) if (vm.state === 'on') vm.powerOff();
     for (const instance of this.instances.list()) {
       for (const device of this.deviceSet.list()) {
         if (device.behindIommu === instance.name) {
