@@ -42,7 +42,7 @@ step does not have the outcome it expects.
 `,
   validate: `Usage: iommukit validate <config.yaml|config.json> [--json]
 
-Prints every problem in the config, each with its path (vms[0].viommu.mode: …). Exits 1 on any.
+Prints every problem in the config, each with its path (vms[0].viommus[0].mode: …). Exits 1 on any.
 `,
   vendors: `Usage: iommukit vendors [plugin-path…] [--json]
 

@@ -1,5 +1,5 @@
 /** Human-readable rendering of runs: one line per trace record, grouped under the step that caused it. */
-import type { ConfigIssue, StepReport, System, TraceRecord } from '@iommukit/core';
+import { type ConfigIssue, formatSize, type StepReport, type System, type TraceRecord } from '@iommukit/core';
 
 const LAYER_WIDTH = 7;
 
@@ -22,10 +22,15 @@ export function renderHeader(system: System): string {
     system.devices
       .map((d) => `${d.name} (${d.ridText}${d.behindIommu ? ` → ${d.behindIommu}` : ''})`)
       .join(', ') || 'none';
+  const vms = system.validated.config.vms.map(
+    (vm) =>
+      `${vm.name} (${formatSize(vm.memory)}${vm.devices.length ? `, assigned ${vm.devices.join(', ')}` : ''}${vm.emulatedDevices.length ? `, emulated ${vm.emulatedDevices.join(', ')}` : ''}${vm.viommus.length ? `, ${vm.viommus.map((v) => v.mode).join(' + ')} vIOMMU` : ''})`,
+  );
   return [
     `system "${system.name}" · plugin ${plugin.meta.name} ${plugin.meta.version} (${plugin.meta.vendor})`,
     `  IOMMUs: ${iommus}`,
     `  devices: ${devices}`,
+    ...(vms.length ? [`  VMs: ${vms.join(', ')}`] : []),
     '',
   ].join('\n');
 }

@@ -39,6 +39,7 @@ export * from './driver/entry-used.js';
 export * from './driver/ste-builders.js';
 export { smmuv3Plugin as default, smmuv3Plugin } from './plugin.js';
 export * from './viommu/emulated-vsmmu.js';
+export * from './viommu/guest-ops.js';
 export * from './viommu/guest-options.js';
 export * from './viommu/nested-vsmmu.js';
 export * from './viommu/personality.js';

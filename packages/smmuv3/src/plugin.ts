@@ -7,6 +7,7 @@ import { definePlugin } from '@iommukit/core';
 import { Smmuv3Driver } from './driver/smmuv3-driver.js';
 import { type Smmuv3Options, Smmuv3OptionsSchema } from './hw/options.js';
 import { Smmuv3Hardware } from './hw/smmuv3.js';
+import { smmuv3GuestOps } from './viommu/guest-ops.js';
 import { createSmmuv3Viommu } from './viommu/personality.js';
 
 export const smmuv3Plugin = definePlugin<Smmuv3Options>({
@@ -30,4 +31,5 @@ export const smmuv3Plugin = definePlugin<Smmuv3Options>({
   createHardware: (context) => new Smmuv3Hardware(context),
   createDriver: (context) => new Smmuv3Driver(context),
   createViommu: createSmmuv3Viommu,
+  guestOps: smmuv3GuestOps,
 });

@@ -94,10 +94,16 @@ export class GuestOs {
     }
   }
 
+  /** The guest's view of one of its devices. */
+  device(name: string): IommuDeviceRef {
+    const device = this.devices.get(name);
+    if (!device) throw new Error(`${this.vm}: the guest has no device "${name}"`);
+    return device;
+  }
+
   /** The DMA API for a device: a DMA domain of its IOMMU driver, or direct GPAs without one. */
   dma(deviceName: string): GuestDma {
-    const device = this.devices.get(deviceName);
-    if (!device) throw new Error(`${this.vm}: the guest has no device "${deviceName}"`);
+    const device = this.device(deviceName);
     if (this.core.domainAt(device) === undefined) return DIRECT_DMA;
     let domain = this.dmaDomains.get(deviceName);
     if (!domain) {

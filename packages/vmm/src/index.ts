@@ -4,3 +4,5 @@ export * from './guest-memory.js';
 export * from './guest-os.js';
 export * from './guest-tracer.js';
 export * from './vm.js';
+export * from './vm-scenario.js';
+export * from './vmm-module.js';

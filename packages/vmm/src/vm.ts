@@ -24,6 +24,7 @@ import {
   toHex,
   type ViommuMode,
   type ViommuPersonality,
+  type VirtualMachine,
 } from '@iommukit/core';
 import { AssignedDevice } from './assigned-device.js';
 import { GUEST_RAM_BASE, GuestMemory } from './guest-memory.js';
@@ -79,7 +80,7 @@ interface Running {
   readonly interrupts: InterruptController;
 }
 
-export class Vm {
+export class Vm implements VirtualMachine {
   private running: Running | undefined;
 
   constructor(
@@ -130,10 +131,11 @@ export class Vm {
     return device;
   }
 
-  powerOn(): void {
+  /** Builds and boots the VM; `viommus` overrides the spec's (a restart with another setup, seed 003). */
+  powerOn(override?: { readonly viommus?: readonly ViommuMode[] }): void {
     if (this.running) throw new Error(`${this.name} is already on`);
     const { host, spec } = this;
-    const modes = spec.viommus ?? [];
+    const modes = override?.viommus ?? spec.viommus ?? [];
     for (const mode of modes) {
       if (!host.plugin.createViommu || !host.plugin.capabilities.viommuModes.includes(mode))
         throw new Error(`${this.name}: plugin ${host.plugin.meta.name} has no ${mode} vIOMMU`);

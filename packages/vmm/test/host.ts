@@ -2,9 +2,9 @@
  * A host system for VM tests: an SMMUv3 (the real model and host driver) with 4 GiB of RAM and NIC-like
  * endpoints behind it, built through `createSystem` as the CLI builds one.
  */
-import { createSystem, PluginRegistry, type System } from '@iommukit/core';
+import { createSystem, PluginRegistry } from '@iommukit/core';
 import { smmuv3Plugin } from '@iommukit/smmuv3';
-import type { VmHost } from '../src/vm.js';
+import { systemHost } from '../src/vmm-module.js';
 
 export const HOST_RAM = 0x8_0000_0000;
 
@@ -26,17 +26,5 @@ export async function smmuHost(devices = ['nic0', 'nic1'], deviceSpec: Record<st
     },
     { registry },
   );
-  return { system, host: vmHost(system) };
-}
-
-export function vmHost(system: System): VmHost {
-  return {
-    bus: system.bus,
-    memory: system.memory,
-    tracer: system.tracer,
-    plugin: system.validated.plugin,
-    device: (name) => system.device(name),
-    openIommufd: () => system.openIommufd(),
-    serviceInterrupts: () => system.serviceInterrupts(),
-  };
+  return { system, host: systemHost(system) };
 }

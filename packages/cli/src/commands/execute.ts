@@ -17,6 +17,7 @@ import {
   toChromeTrace,
   type ValidatedConfig,
 } from '@iommukit/core';
+import { vmm, vmScenarioExtension } from '@iommukit/vmm';
 import { type CliIo, EXIT_FAILURE, EXIT_OK } from '../io.js';
 import { renderHeader, renderRecord, renderStats, renderStep } from '../render.js';
 
@@ -33,7 +34,7 @@ export async function execute(
 ): Promise<number> {
   const tracer = new Tracer();
   tracer.startRecording();
-  const system = await createSystem(validated, { registry, tracer });
+  const system = await createSystem(validated, { registry, tracer, vmm });
   try {
     const bootRecords = [...tracer.records];
     if (!options.json) {
@@ -44,6 +45,7 @@ export async function execute(
     const scenario = validated.config.scenario;
     const report: ScenarioReport | undefined = scenario
       ? runScenario(system, scenario, {
+          extension: vmScenarioExtension(system),
           onStep: (step) => {
             if (!options.json) io.out(renderStep(step));
           },

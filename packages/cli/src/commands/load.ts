@@ -9,6 +9,7 @@ import {
   unsupportedFeatures,
   type ValidatedConfig,
 } from '@iommukit/core';
+import { vmm } from '@iommukit/vmm';
 import type { CliIo } from '../io.js';
 import { renderIssues } from '../render.js';
 
@@ -21,11 +22,11 @@ export async function loadForCommand(
 ): Promise<LoadOutcome> {
   try {
     const validated = await loadConfigFile(resolve(io.cwd, path), registry);
-    const unsupported = unsupportedFeatures(validated);
+    const unsupported = unsupportedFeatures(validated, { vmm });
     if (unsupported.length > 0) return { ok: false, error: new ConfigError(unsupported, { source: path }) };
     // Building the system catches what only the plugin knows: register windows that collide, devices
     // the driver refuses. It is cheap (sparse memory), so validate and run always agree.
-    const system = await createSystem(validated, { registry });
+    const system = await createSystem(validated, { registry, vmm });
     await system.dispose();
     return { ok: true, validated };
   } catch (error) {

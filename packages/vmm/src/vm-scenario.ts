@@ -1,0 +1,156 @@
+/**
+ * The VM steps of a scenario (`vm-power`, `guest-alloc`, `guest-map`, `guest-unmap`, `guest-check`,
+ * `guest-faults`, `guest-op`), run against the VMs of a system, and the VMs' emulated devices for `dma`
+ * steps. After every step the running VMs get their interrupts delivered (host, vIOMMU, guest), so a fault
+ * a DMA caused is in the guest's log by the next step.
+ */
+import {
+  formatSize,
+  type ScenarioExtension,
+  type ScenarioStep,
+  StepFailure,
+  type System,
+  toHex,
+} from '@iommukit/core';
+import type { Vm } from './vm.js';
+
+interface GuestBuffer {
+  readonly vm: string;
+  readonly gpa: bigint;
+  readonly size: bigint;
+}
+
+export function vmScenarioExtension(system: System): ScenarioExtension {
+  const vm = (name: string) => system.vm(name) as Vm;
+  const buffers = new Map<string, GuestBuffer>();
+  const mappingDevice = new Map<string, string>();
+  const faultsSeen = new Map<string, number>();
+  const show = (bytes: Uint8Array) => {
+    const printable = bytes.every((b) => b >= 0x20 && b < 0x7f);
+    return printable
+      ? JSON.stringify(new TextDecoder().decode(bytes))
+      : `hex:${Buffer.from(bytes).toString('hex')}`;
+  };
+
+  const run = (step: ScenarioStep, mappings: Map<string, bigint>): string | undefined => {
+    switch (step.op) {
+      case 'vm-power': {
+        const v = vm(step.vm);
+        if (step.state === 'off') {
+          v.powerOff();
+          return `${step.vm} powered off: guest, vIOMMU objects, devices and guest RAM released on the host`;
+        }
+        v.powerOn(step.viommus ? { viommus: step.viommus } : undefined);
+        faultsSeen.set(step.vm, 0);
+        const modes = step.viommus ?? v.spec.viommus ?? [];
+        return `${step.vm} powered on: ${formatSize(BigInt(v.spec.memory))} of guest RAM at host ${toHex(v.memory.hostBase)}, ${v.assigned.length} assigned device(s)${modes.length ? `, ${modes.join(' + ')} vIOMMU; the guest's IOMMU driver probed it` : ', no vIOMMU'}`;
+      }
+      case 'guest-alloc': {
+        const gpa = vm(step.vm).guest.allocBuffer(Number(step.size));
+        buffers.set(step.buffer, { vm: step.vm, gpa, size: step.size });
+        return `${step.vm} guest buffer ${step.buffer}: ${formatSize(step.size)} at GPA ${toHex(gpa)}`;
+      }
+      case 'guest-map': {
+        const buffer = guestBuffer(step.buffer, step.vm);
+        const address = vm(step.vm)
+          .guest.dma(step.device)
+          .map(buffer.gpa, buffer.size, { read: step.prot.includes('r'), write: step.prot.includes('w') });
+        mappings.set(step.mapping, address);
+        mappingDevice.set(step.mapping, step.device);
+        const how =
+          address === buffer.gpa ? 'no vIOMMU: the device uses the GPA' : "through the guest's IOMMU driver";
+        return `${step.vm} maps ${step.buffer} (GPA ${toHex(buffer.gpa)}) for ${step.device} at IOVA ${toHex(address)} (${how})`;
+      }
+      case 'guest-unmap': {
+        const address = mappings.get(step.mapping);
+        if (address === undefined) throw new StepFailure(`no mapping named "${step.mapping}"`);
+        // The name keeps its IOVA, so a later `dma` step can try the address the guest gave up.
+        vm(step.vm).guest.dma(step.device).unmap(address);
+        return `${step.vm} unmaps ${step.mapping} (IOVA ${toHex(address)}) for ${step.device}; its driver invalidated`;
+      }
+      case 'guest-check': {
+        const buffer = guestBuffer(step.buffer, step.vm);
+        const v = vm(step.vm);
+        const gpa = buffer.gpa + step.offset;
+        const held = v.guest.read(gpa, step.data.length);
+        if (!held.every((b, i) => b === step.data[i])) {
+          throw new StepFailure(
+            `${step.vm} ${step.buffer}+${step.offset} holds ${show(held)}, expected ${show(step.data)}`,
+          );
+        }
+        return `${step.vm} ${step.buffer}+${step.offset} holds ${show(held)}: GPA ${toHex(gpa)}, host page HPA ${toHex(v.memory.gpaToHpa(gpa)!)}`;
+      }
+      case 'guest-faults': {
+        const v = vm(step.vm);
+        v.serviceInterrupts();
+        const seen = faultsSeen.get(step.vm) ?? 0;
+        const fresh = v.guest.faults.slice(seen);
+        faultsSeen.set(step.vm, v.guest.faults.length);
+        const got = fresh.map((f) => `${f.fault.vendorCode}${f.device ? ` (${f.device})` : ''}`);
+        const matches =
+          fresh.length === step.expect.length &&
+          fresh.every((f, i) => {
+            const want = step.expect[i]!;
+            return (
+              f.fault.vendorCode === want.fault && (want.device === undefined || want.device === f.device)
+            );
+          });
+        if (!matches) {
+          const wanted = step.expect.map((e) => `${e.fault}${e.device ? ` (${e.device})` : ''}`);
+          throw new StepFailure(
+            `${step.vm} guest reported [${got.join(', ')}], expected [${wanted.join(', ')}]`,
+          );
+        }
+        const detail = fresh
+          .map(
+            (f) =>
+              `${f.fault.vendorCode} stream ${toHex(f.fault.streamId)} IOVA ${toHex(f.fault.iova)}${f.device ? ` (${f.device})` : ''}`,
+          )
+          .join('; ');
+        return `${step.vm} guest IOMMU driver reported ${fresh.length ? detail : 'nothing'}`;
+      }
+      case 'guest-op': {
+        const v = vm(step.vm);
+        const op = system.validated.plugin.guestOps?.[step.action];
+        if (!op)
+          throw new StepFailure(
+            `plugin ${system.validated.plugin.meta.name} has no guest action "${step.action}"`,
+          );
+        const which = typeof step.args.viommu === 'string' ? step.args.viommu : 'nested';
+        const driver = v.guest.drivers.get(`${step.vm}.viommu-${which}`);
+        if (!driver) throw new StepFailure(`${step.vm} has no ${which} vIOMMU driver`);
+        return op(
+          {
+            driver,
+            device: (name) => v.guest.device(name),
+            bus: v.memory.bus,
+            allocBuffer: (bytes) => v.guest.allocBuffer(bytes),
+          },
+          step.args,
+        );
+      }
+      default:
+        return undefined;
+    }
+  };
+
+  const guestBuffer = (name: string, vmName: string): GuestBuffer => {
+    const buffer = buffers.get(name);
+    if (!buffer || buffer.vm !== vmName) throw new StepFailure(`${vmName} has no guest buffer "${name}"`);
+    return buffer;
+  };
+
+  return {
+    run: (step, context) => run(step, context.mappings),
+    device: (name) => {
+      for (const v of system.vms as Vm[]) {
+        if (v.state !== 'on') continue;
+        if (v.spec.emulatedDevices?.includes(name)) return v.emulatedDevice(name);
+      }
+      return undefined;
+    },
+    afterStep: () => {
+      for (const v of system.vms as Vm[]) if (v.state === 'on') v.serviceInterrupts();
+    },
+  };
+}
