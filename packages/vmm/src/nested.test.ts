@@ -11,6 +11,7 @@ import {
   encodeSte,
   encodeTlbiNhAsid,
   type NestedVsmmu,
+  REG,
   type Smmuv3Driver,
   STE_CONFIG,
 } from '@iommukit/smmuv3';
@@ -213,5 +214,23 @@ describe('nested vSMMUv3: what the guest sees and may do', () => {
     vm.serviceInterrupts();
     expect(vm.guest.faults.map((f) => f.fault.vendorCode)).toEqual(['C_BAD_STE']);
     expect(system.device('nic0').dmaWrite(0x1000n, Uint8Array.of(1)).ok).toBe(false);
+  });
+});
+
+describe('nested vSMMUv3: event overflow', () => {
+  it('more faults than the vEVENTQ holds: the lost-events marker puts the guest Event queue in overflow', async () => {
+    const { system, vm, vsmmu } = await nestedVm();
+    const dma = vm.guest.dma('nic0');
+    dma.map(vm.guest.allocBuffer(4096), 4096n, RW);
+    // 100 faults before anyone services interrupts: the vEVENTQ (64 deep) loses some.
+    for (let i = 0; i < 100; i++)
+      system.device('nic0').dmaWrite(0x1000n + BigInt(i) * 0x1000n, Uint8Array.of(1));
+    vm.serviceInterrupts();
+    const prod = vsmmu.programming.regs.get(REG.EVENTQ_PROD);
+    expect(prod >>> 31).toBe(1); // OVFLG
+    const guest = guestSmmu(vm);
+    expect(guest.stats.eventOverflows).toBe(1);
+    expect(vsmmu.stats.eventsDelivered).toBeGreaterThan(0);
+    expect(vsmmu.stats.eventsDelivered).toBeLessThan(100);
   });
 });

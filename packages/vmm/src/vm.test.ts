@@ -63,6 +63,7 @@ describe('a VM without a vIOMMU', () => {
     const afterOff = system.memory.freeFrameCount;
     expect(free - afterOff).toBeLessThan(8);
     vm.powerOn();
+    vm.reset();
     vm.powerOff();
     expect(system.memory.freeFrameCount).toBe(afterOff);
     expect(vm.state).toBe('off');
