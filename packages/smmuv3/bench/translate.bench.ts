@@ -10,10 +10,10 @@
 import { FrameAllocator, NO_PASID, PERM_READ } from '@iommukit/core';
 import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
 import { afterAll, bench, describe } from 'vitest';
-import { encodeCd } from '../src/hw/cd.js';
 import { encodeCmdSync, encodeTlbiNhVa } from '../src/hw/commands.js';
 import { CR0_CMDQEN, CR0_SMMUEN, REG } from '../src/hw/regs.js';
 import { encodeSte, STE_CONFIG } from '../src/hw/ste.js';
+import { testCd } from '../test/cd-fixture.js';
 import { mmioRig, RAM_BASE } from '../test/mmio-rig.js';
 
 const RAM = RAM_BASE;
@@ -44,22 +44,7 @@ walk(s1Format, s1.rootPa, IOVA, {
 });
 for (const page of touched) s2.map(BigInt(page), BigInt(page), 0x1000n, RW);
 
-put(
-  CD,
-  encodeCd({
-    v: true,
-    t0sz: t0szFor(48),
-    tg0: 0,
-    ips: psEncoding(48)!,
-    aa64: true,
-    r: true,
-    a: true,
-    aset: true,
-    epd1: true,
-    asid: 1,
-    ttb0: s1.rootPa,
-  }),
-);
+put(CD, testCd(s1.rootPa));
 const s2Fields = {
   s2Vmid: 5,
   s2T0sz: t0szFor(48),

@@ -15,34 +15,12 @@ import {
   svaCd,
 } from '../src/driver/ste-builders.js';
 import { CD_WORDS } from '../src/hw/cd.js';
-import type { Smmuv3Features } from '../src/hw/features.js';
 import { STE_S1DSS, STE_S1FMT } from '../src/hw/ste.js';
+import { DEFAULT_FEATURES } from './features.js';
 
 export type Kind = 'ste' | 'cd';
 
-/** Both stages, ATS, stalls, 20-bit SSIDs, 48-bit OAS, 16-bit ASIDs and VMIDs. */
-export const FEATURES: Smmuv3Features = {
-  s1: true,
-  s2: true,
-  sidBits: 16,
-  ssidBits: 20,
-  oasBits: 48,
-  granules: { g4k: true, g16k: true, g64k: true },
-  twoLevelStreamTable: true,
-  twoLevelCdTable: true,
-  asid16: true,
-  vmid16: true,
-  ats: true,
-  pri: true,
-  stallModel: 'stall',
-  httu: 'access-dirty',
-  rangeInvalidation: true,
-  msi: true,
-  wiredIrqs: true,
-  cmdqLog2: 19,
-  evtqLog2: 19,
-  priqLog2: 19,
-};
+export const FEATURES = DEFAULT_FEATURES;
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures: arm_smmu_test_make_cdtable_ste, arm_smmu_test_make_s2_ste, arm_smmu_test_make_s1_cd,

@@ -72,16 +72,7 @@ export class MemoryBus {
   /** Adds a RAM region and returns its backing store. */
   addRam(name: string, base: bigint | number, size: bigint | number): RamRegion {
     const [b, s] = this.checkPlacement(name, base, size);
-    const region: RamRegion = {
-      kind: 'ram',
-      name,
-      base: b,
-      size: s,
-      end: b + s,
-      ram: new SparseRam(s),
-      ramOffset: 0,
-      alias: false,
-    };
+    const region = ramRegion(name, b, s, new SparseRam(s), 0, false);
     this.insert(region);
     return region;
   }
@@ -102,16 +93,7 @@ export class MemoryBus {
     if (backing?.kind !== 'ram') {
       throw new IommufdError('EINVAL', `[${toHex(at)}, +${toHex(s)}) is not RAM on the target bus`, { name });
     }
-    const region: RamRegion = {
-      kind: 'ram',
-      name,
-      base: b,
-      size: s,
-      end: b + s,
-      ram: backing.ram,
-      ramOffset: backing.ramOffset + (at - backing.base),
-      alias: true,
-    };
+    const region = ramRegion(name, b, s, backing.ram, backing.ramOffset + (at - backing.base), true);
     this.insert(region);
     return region;
   }
@@ -354,4 +336,15 @@ export class MemoryBus {
     this.regions.sort((x, y) => x.base - y.base);
     this.lastHit = undefined;
   }
+}
+
+function ramRegion(
+  name: string,
+  base: number,
+  size: number,
+  ram: SparseRam,
+  ramOffset: number,
+  alias: boolean,
+): RamRegion {
+  return { kind: 'ram', name, base, size, end: base + size, ram, ramOffset, alias };
 }

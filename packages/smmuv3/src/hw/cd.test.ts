@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_FEATURES } from '../../test/features.js';
 import {
   CD_LAYOUT,
   CD_TG1,
@@ -17,32 +18,10 @@ import {
   encodeL1Cd,
   granuleFromTg1,
 } from './cd.js';
-import type { Smmuv3Features } from './features.js';
 import { DEFAULT_IDR_EXTRAS } from './features.js';
 import { STE_S1FMT, TG0 } from './ste.js';
 
-const FEATURES: Smmuv3Features = {
-  s1: true,
-  s2: true,
-  sidBits: 16,
-  ssidBits: 20,
-  oasBits: 48,
-  granules: { g4k: true, g16k: true, g64k: true },
-  twoLevelStreamTable: true,
-  twoLevelCdTable: true,
-  asid16: true,
-  vmid16: true,
-  ats: true,
-  pri: true,
-  stallModel: 'stall',
-  httu: 'access-dirty',
-  rangeInvalidation: true,
-  msi: true,
-  wiredIrqs: true,
-  cmdqLog2: 19,
-  evtqLog2: 19,
-  priqLog2: 19,
-};
+const FEATURES = DEFAULT_FEATURES;
 
 /** A Linux-style stage 1 CD: 48-bit VA, 4K granule, TTB1 disabled, ASID 0x1234, R/A/ASET set. */
 const S1_CD: Partial<Cd> = {

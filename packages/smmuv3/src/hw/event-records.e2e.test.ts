@@ -4,8 +4,9 @@
  * lays out (§7.3; `encodeEvent` itself is checked field by field against the spec in events.test.ts).
  */
 import { EndpointDevice, FrameAllocator, NO_PASID, PERM_READ, Tracer } from '@iommukit/core';
-import { IoPageTable, LO_AF, psEncoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
+import { IoPageTable, LO_AF, psEncoding, vmsaFormat, walk } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
+import { testCd } from '../../test/cd-fixture.js';
 import { mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
 import { encodeCd } from './cd.js';
 import { EVENT_CLASS, EVENT_ID, EVENT_WORDS, type EventRecord, encodeEvent } from './events.js';
@@ -33,20 +34,7 @@ function system(strtab = STRTAB) {
   const memory = new FrameAllocator([{ base: RAM_BASE + 0x10_0000, size: 0x100_0000 }]);
   const format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
   const table = new IoPageTable(format, { bus, memory, counter: bus.counter('pt') });
-  const cd = (fields = {}) =>
-    encodeCd({
-      v: true,
-      t0sz: t0szFor(48),
-      ips: psEncoding(48)!,
-      aa64: true,
-      r: true,
-      a: true,
-      aset: true,
-      epd1: true,
-      asid: 1,
-      ttb0: table.rootPa,
-      ...fields,
-    });
+  const cd = (fields = {}) => testCd(table.rootPa, fields);
   const s1Ste = (fields = {}) =>
     encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD, ...fields });
   const device = (streamId: number, pasidBits = 0) => {

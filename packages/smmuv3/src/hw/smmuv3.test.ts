@@ -4,8 +4,9 @@
  * stream table, commands that invalidate the configuration cache and the TLB, and the event queue.
  */
 import { EndpointDevice, FrameAllocator, type MemoryBus, Tracer } from '@iommukit/core';
-import { IoPageTable, psEncoding, t0szFor, vmsaFormat } from '@iommukit/pagetables';
+import { IoPageTable, vmsaFormat } from '@iommukit/pagetables';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { testCd } from '../../test/cd-fixture.js';
 import { type MmioRig, mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
 import { decodeCd, encodeCd } from './cd.js';
 import { encodeCfgiCd, encodeCfgiCdAll, encodeCfgiSte, encodeCmdSync, encodeTlbiNhVa } from './commands.js';
@@ -95,22 +96,7 @@ describe('Smmuv3Hardware', () => {
   it('translates through an STE and CD it fetched, and keeps the cached STE until CMD_CFGI_STE', () => {
     const pt = stage1Table();
     pt.map(0x4000n, BigInt(RAM + 0x80_0000), 0x1000n, { read: true, write: true });
-    put(
-      CD,
-      encodeCd({
-        v: true,
-        t0sz: t0szFor(48),
-        tg0: 0,
-        ips: psEncoding(48)!,
-        aa64: true,
-        r: true,
-        a: true,
-        aset: true,
-        epd1: true,
-        asid: 1,
-        ttb0: pt.rootPa,
-      }),
-    );
+    put(CD, testCd(pt.rootPa));
     put(STRTAB + 64 * 2, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD }));
     enable();
     const dev = device(2);
@@ -128,22 +114,7 @@ describe('Smmuv3Hardware', () => {
   it('keeps a stale TLB entry after an unmap until TLBI_NH_VA for its ASID', () => {
     const pt = stage1Table();
     pt.map(0x4000n, BigInt(RAM + 0x80_0000), 0x1000n, { read: true, write: true });
-    put(
-      CD,
-      encodeCd({
-        v: true,
-        t0sz: t0szFor(48),
-        tg0: 0,
-        ips: psEncoding(48)!,
-        aa64: true,
-        r: true,
-        a: true,
-        aset: true,
-        epd1: true,
-        asid: 9,
-        ttb0: pt.rootPa,
-      }),
-    );
+    put(CD, testCd(pt.rootPa, { asid: 9 }));
     put(STRTAB + 64 * 2, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD }));
     enable();
     const dev = device(2);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_IDR_EXTRAS, type Smmuv3Features } from './features.js';
+import { DEFAULT_FEATURES } from '../../test/features.js';
+import { DEFAULT_IDR_EXTRAS } from './features.js';
 import {
   checkL1Std,
   checkSte,
@@ -24,28 +25,7 @@ import {
   steStreamWorld,
 } from './ste.js';
 
-const FEATURES: Smmuv3Features = {
-  s1: true,
-  s2: true,
-  sidBits: 16,
-  ssidBits: 20,
-  oasBits: 48,
-  granules: { g4k: true, g16k: true, g64k: true },
-  twoLevelStreamTable: true,
-  twoLevelCdTable: true,
-  asid16: true,
-  vmid16: true,
-  ats: true,
-  pri: true,
-  stallModel: 'stall',
-  httu: 'access-dirty',
-  rangeInvalidation: true,
-  msi: true,
-  wiredIrqs: true,
-  cmdqLog2: 19,
-  evtqLog2: 19,
-  priqLog2: 19,
-};
+const FEATURES = DEFAULT_FEATURES;
 
 const words = (w: Uint32Array) => Array.from(w, (x) => `0x${x.toString(16).padStart(8, '0')}`);
 const hexWords = (...w: number[]) =>

@@ -15,7 +15,8 @@ import {
 } from '@iommukit/core';
 import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { encodeCd, encodeL1Cd } from './cd.js';
+import { testCd } from '../../test/cd-fixture.js';
+import { encodeL1Cd } from './cd.js';
 import { decodeEvent, EVENT_CLASS, EVENT_ID, type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS } from './features.js';
 import { featuresFromOptions, Smmuv3OptionsSchema } from './options.js';
@@ -47,21 +48,7 @@ const s2Format = () => vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 })
 const table = (format: ReturnType<typeof s1Format>) =>
   new IoPageTable(format, { bus, memory, counter: bus.counter('pt') });
 
-const cdFor = (root: number, asid = 3, over = {}) =>
-  encodeCd({
-    v: true,
-    t0sz: t0szFor(48),
-    tg0: 0,
-    ips: psEncoding(48)!,
-    aa64: true,
-    r: true,
-    a: true,
-    aset: true,
-    epd1: true,
-    asid,
-    ttb0: root,
-    ...over,
-  });
+const cdFor = (root: number, asid = 3, over = {}) => testCd(root, { asid, ...over });
 const s2Fields = (root: number, vmid = 5) => ({
   s2Vmid: vmid,
   s2T0sz: t0szFor(48),
