@@ -1,9 +1,15 @@
-/** The plugins `iommukit` knows by name. Each loads only when a config (or `vendors`) asks for it. */
+/**
+ * The plugins and MSI controllers `iommukit` knows by name. Each loads only when a config (or `vendors`)
+ * asks for it.
+ */
 import { PluginRegistry } from '@iommukit/core';
 
 export function builtinRegistry(): PluginRegistry {
-  return new PluginRegistry({
-    mock: () => import('@iommukit/testing'),
-    smmuv3: () => import('@iommukit/smmuv3'),
-  });
+  return new PluginRegistry(
+    {
+      mock: () => import('@iommukit/testing'),
+      smmuv3: () => import('@iommukit/smmuv3'),
+    },
+    { 'gic-its': () => import('@iommukit/gic-its') },
+  );
 }

@@ -58,6 +58,11 @@ export class GuestOs {
     readonly vm: string,
     readonly memory: GuestMemory,
     private readonly tracer: ITracer,
+    /**
+     * Ranges the firmware tells the guest to identity-map for devices behind its vIOMMU (IORT RMR nodes;
+     * a VMM with the legacy SW MSI cookie declares the host's SW MSI window).
+     */
+    readonly rmrs: readonly { readonly start: bigint; readonly length: bigint }[] = [],
   ) {}
 
   /** The driver of the first vIOMMU (most VMs have one). */
@@ -103,18 +108,36 @@ export class GuestOs {
 
   /** The DMA API for a device: a DMA domain of its IOMMU driver, or direct GPAs without one. */
   dma(deviceName: string): GuestDma {
-    const device = this.device(deviceName);
-    if (this.core.domainAt(device) === undefined) return DIRECT_DMA;
-    let domain = this.dmaDomains.get(deviceName);
-    if (!domain) {
-      domain = new DmaApiDomain(device, this.core);
-      this.dmaDomains.set(deviceName, domain);
-    }
-    const d = domain;
+    const d = this.dmaDomain(deviceName);
+    if (!d) return DIRECT_DMA;
     return {
       map: (gpa, size, prot) => d.map(hpa(gpa) as Hpa, size, prot),
       unmap: (address) => d.unmap(iova(address) as Iova),
     };
+  }
+
+  /**
+   * The address the guest programs for a device's MSIs to reach `doorbell` (a GPA): mapped by its vIOMMU
+   * driver's SW MSI cookie; the GPA itself without a vIOMMU, or when the firmware declared the MSI window
+   * direct-mapped (an RMR), where the guest's own cookie stays unused.
+   */
+  msiAddress(deviceName: string, doorbell: bigint): bigint {
+    const d = this.dmaDomain(deviceName);
+    if (!d || this.rmrs.length > 0) return doorbell;
+    return d.mapMsiDoorbell(hpa(doorbell) as Hpa);
+  }
+
+  /** The device's DMA API domain (made on first use, with the firmware's RMRs mapped), or none without a vIOMMU. */
+  private dmaDomain(deviceName: string): DmaApiDomain | undefined {
+    const device = this.device(deviceName);
+    if (this.core.domainAt(device) === undefined) return undefined;
+    let domain = this.dmaDomains.get(deviceName);
+    if (!domain) {
+      domain = new DmaApiDomain(device, this.core);
+      for (const rmr of this.rmrs) domain.mapIdentity(rmr.start, rmr.length);
+      this.dmaDomains.set(deviceName, domain);
+    }
+    return domain;
   }
 
   /** A zeroed, page-aligned buffer in guest RAM; returns its GPA. */

@@ -1,6 +1,7 @@
 /**
  * The VM steps of a scenario (`vm-power`, `guest-alloc`, `guest-map`, `guest-unmap`, `guest-check`,
- * `guest-faults`, `guest-op`), run against the VMs of a system, and the VMs' emulated devices for `dma`
+ * `guest-faults`, `guest-op`, and the MSI steps `guest-msi-setup`, `guest-msi`, `guest-irq-affinity`,
+ * `guest-irq-config`), run against the VMs of a system, and the VMs' emulated devices for `dma`
  * steps. After every step the running VMs get their interrupts delivered (host, vIOMMU, guest), so a fault
  * a DMA caused is in the guest's log by the next step.
  */
@@ -10,6 +11,7 @@ import {
   type ScenarioStep,
   StepFailure,
   type System,
+  sendMsi,
   toHex,
 } from '@iommukit/core';
 import type { Vm } from './vm.js';
@@ -40,7 +42,10 @@ export function vmScenarioExtension(system: System): ScenarioExtension {
           v.powerOff();
           return `${step.vm} powered off: guest, vIOMMU objects, devices and guest RAM released on the host`;
         }
-        v.powerOn(step.viommus ? { viommus: step.viommus } : undefined);
+        v.powerOn({
+          ...(step.viommus ? { viommus: step.viommus } : {}),
+          ...(step.msi ? { msi: step.msi } : {}),
+        });
         faultsSeen.set(step.vm, 0);
         const modes = step.viommus ?? v.spec.viommus ?? [];
         return `${step.vm} powered on: ${formatSize(BigInt(v.spec.memory))} of guest RAM at host ${toHex(v.memory.hostBase)}, ${v.assigned.length} assigned device(s)${modes.length ? `, ${modes.join(' + ')} vIOMMU; the guest's IOMMU driver probed it` : ', no vIOMMU'}`;
@@ -109,6 +114,44 @@ export function vmScenarioExtension(system: System): ScenarioExtension {
           .join('; ');
         return `${step.vm} guest IOMMU driver reported ${fresh.length ? detail : 'nothing'}`;
       }
+      case 'guest-msi-setup': {
+        const v = vm(step.vm);
+        return vmMsi(v).setupDevice(v.assignedDevice(step.device), step.vectors);
+      }
+      case 'guest-msi': {
+        const v = vm(step.vm);
+        const msi = vmMsi(v);
+        msi.takeInjection();
+        const host = system.requireMsi();
+        return sendMsi(v.assignedDevice(step.device).host, step.vector, host, step, () => {
+          v.serviceInterrupts();
+          const outcome = msi.takeInjection();
+          if (!outcome) throw new StepFailure('the host interrupt arrived but the VMM injected nothing');
+          return { outcome, where: `VMM injects into ${step.vm}'s vITS` };
+        });
+      }
+      case 'guest-irq-affinity': {
+        const msi = vmMsi(vm(step.vm));
+        const { intid, cpu } = msi.guestVector(step.device, step.vector);
+        msi.guest.setAffinity(intid, step.cpu);
+        return `${step.vm}: the guest moves ${step.device} vector ${step.vector} (vINTID ${intid}) from vCPU${cpu} to vCPU${step.cpu} (MOVI + SYNC)`;
+      }
+      case 'guest-irq-config': {
+        const msi = vmMsi(vm(step.vm));
+        const { intid } = msi.guestVector(step.device, step.vector);
+        const change = {
+          ...(step.enabled === undefined ? {} : { enabled: step.enabled }),
+          ...(step.priority === undefined ? {} : { priority: step.priority }),
+        };
+        msi.guest.configure(intid, change, { invalidate: step.invalidate });
+        const what = [
+          step.enabled === undefined ? '' : step.enabled ? 'unmasks' : 'masks',
+          step.priority === undefined ? '' : `sets priority ${toHex(step.priority)} of`,
+        ]
+          .filter(Boolean)
+          .join(' and ');
+        return `${step.vm}: the guest ${what || 'rewrites'} vINTID ${intid} in its LPI configuration table${step.invalidate ? ', then INV + SYNC' : ' and sends no INV: the redistributor keeps its cached configuration'}`;
+      }
       case 'guest-op': {
         const v = vm(step.vm);
         const op = system.validated.plugin.guestOps?.[step.action];
@@ -132,6 +175,12 @@ export function vmScenarioExtension(system: System): ScenarioExtension {
       default:
         return undefined;
     }
+  };
+
+  const vmMsi = (v: Vm) => {
+    if (!v.msi)
+      throw new StepFailure(`${v.name} has no vITS: the system has no MSI controller (msi.controller)`);
+    return v.msi;
   };
 
   const guestBuffer = (name: string, vmName: string): GuestBuffer => {

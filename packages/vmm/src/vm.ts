@@ -16,11 +16,13 @@ import {
   EndpointDevice,
   hpa,
   type IFrameAllocator,
+  type IMsiController,
   InterruptController,
   type IommuFd,
   type IommuPlugin,
   type ITracer,
   type MemoryBus,
+  type MsiControllerModule,
   toHex,
   type ViommuMode,
   type ViommuPersonality,
@@ -30,6 +32,7 @@ import { AssignedDevice } from './assigned-device.js';
 import { GUEST_RAM_BASE, GuestMemory } from './guest-memory.js';
 import { GuestOs } from './guest-os.js';
 import { guestTracer } from './guest-tracer.js';
+import { VmMsi, type VmMsiSetup } from './vm-msi.js';
 
 /** Guest-physical bases of the vIOMMU register windows (below guest RAM, as on QEMU's `virt`). */
 export const VIOMMU_WINDOWS: Readonly<Record<ViommuMode, number>> = {
@@ -50,6 +53,10 @@ export interface VmSpec {
    * `emulated` in front of the emulated devices (a model on guest memory translates). Either, both, none.
    */
   readonly viommus?: readonly ViommuMode[];
+  /** vCPUs (default 2): the vITS has a redistributor per vCPU. */
+  readonly cpus?: number;
+  /** How assigned devices' MSIs reach the host (default: the legacy SW MSI cookie, with an RMR). */
+  readonly msi?: VmMsiSetup;
 }
 
 /** What a VM needs from its host (a `System` provides all of it). */
@@ -61,6 +68,10 @@ export interface VmHost {
   device(name: string): EndpointDevice;
   openIommufd(): IommuFd;
   serviceInterrupts(): number;
+  /** The host MSI controller and its module (absent: the host has none, and VMs get no vITS). */
+  readonly msi?: { readonly controller: IMsiController; readonly module: MsiControllerModule };
+  /** The SW MSI window the host IOMMU reserves for a device, if any. */
+  swMsiWindow(deviceName: string): { readonly start: bigint; readonly length: bigint } | undefined;
 }
 
 type VmState = 'off' | 'on';
@@ -78,6 +89,8 @@ interface Running {
   readonly viommus: ReadonlyMap<ViommuMode, ViommuPersonality>;
   readonly guest: GuestOs;
   readonly interrupts: InterruptController;
+  /** The vITS and the assigned devices' MSIs (when the host has an MSI controller). */
+  readonly msi: VmMsi | undefined;
 }
 
 export class Vm implements VirtualMachine {
@@ -121,6 +134,11 @@ export class Vm implements VirtualMachine {
     return device;
   }
 
+  /** The VM's MSI plumbing: its vITS and its devices' vectors (undefined when the host has no MSI controller). */
+  get msi(): VmMsi | undefined {
+    return this.require().msi;
+  }
+
   get assigned(): readonly AssignedDevice[] {
     return this.require().assigned;
   }
@@ -132,10 +150,11 @@ export class Vm implements VirtualMachine {
   }
 
   /** Builds and boots the VM; `viommus` overrides the spec's (a restart with another setup, seed 003). */
-  powerOn(override?: { readonly viommus?: readonly ViommuMode[] }): void {
+  powerOn(override?: { readonly viommus?: readonly ViommuMode[]; readonly msi?: VmMsiSetup }): void {
     if (this.running) throw new Error(`${this.name} is already on`);
     const { host, spec } = this;
     const modes = override?.viommus ?? spec.viommus ?? [];
+    const msiSetup = override?.msi ?? spec.msi ?? { mode: 'sw-msi', rmr: true };
     for (const mode of modes) {
       if (!host.plugin.createViommu || !host.plugin.capabilities.viommuModes.includes(mode))
         throw new Error(`${this.name}: plugin ${host.plugin.meta.name} has no ${mode} vIOMMU`);
@@ -166,7 +185,11 @@ export class Vm implements VirtualMachine {
       Object.assign(parts, { s2HwptId });
       for (const device of assigned) fd.attach(device.devId, s2HwptId ?? ioasId);
 
-      const guest = new GuestOs(this.name, memory, guestTracer(host.tracer));
+      // Legacy SW MSI behind a nested vIOMMU: the firmware (IORT RMR) has the guest identity-map the
+      // host's SW MSI window, where iommufd maps the physical doorbell in stage 2.
+      const window = nested ? host.swMsiWindow(assigned[0]!.name) : undefined;
+      const rmrs = window && host.msi && msiSetup.mode === 'sw-msi' && msiSetup.rmr ? [window] : [];
+      const guest = new GuestOs(this.name, memory, guestTracer(host.tracer), rmrs);
       for (const mode of modes) {
         if (mode === 'nested' && s2HwptId === undefined) continue; // nothing to nest
         const name = `${this.name}.viommu-${mode}`;
@@ -206,7 +229,25 @@ export class Vm implements VirtualMachine {
             host.tracer,
           ),
       );
-      this.running = { ...(parts as Running), emulated, guest, interrupts };
+      const msi = host.msi
+        ? new VmMsi(
+            {
+              vm: this.name,
+              fd,
+              ioasId,
+              guest,
+              setup: msiSetup,
+              nested: s2HwptId !== undefined,
+              tracer: host.tracer,
+            },
+            host.msi.controller,
+            host.msi.module,
+            memory,
+            spec.cpus ?? 2,
+          )
+        : undefined;
+      Object.assign(parts, { msi });
+      this.running = { ...(parts as Running), emulated, guest, interrupts, msi };
       this.log(
         'vm.power-on',
         `${this.name} on: ${memory.size / 2 ** 20} MiB at GPA ${toHex(GUEST_RAM_BASE)}, ${assigned.length} assigned and ${emulated.length} emulated device(s)${modes.length ? `, vIOMMU ${modes.join(' + ')}` : ''}`,
@@ -246,10 +287,12 @@ export class Vm implements VirtualMachine {
     let n = this.host.serviceInterrupts();
     for (const personality of running.viommus.values()) n += personality.service?.() ?? 0;
     n += running.interrupts.service();
+    n += running.msi?.guest.service() ?? 0;
     return n;
   }
 
   private teardown(parts: Partial<Running>): void {
+    parts.msi?.teardown();
     for (const personality of parts.viommus?.values() ?? []) personality.destroy();
     for (const device of parts.assigned ?? []) device.unbind();
     parts.fd?.close();

@@ -17,6 +17,16 @@ export function systemHost(system: System): VmHost {
     device: (name) => system.device(name),
     openIommufd: () => system.openIommufd(),
     serviceInterrupts: () => system.serviceInterrupts(),
+    ...(system.msi && system.validated.msi
+      ? { msi: { controller: system.msi, module: system.validated.msi.module } }
+      : {}),
+    swMsiWindow: (name) => {
+      const device = system.device(name);
+      return system.iommuCore
+        .driverOf(device)
+        .reservedRegions?.(device)
+        .find((r) => r.type === 'sw-msi');
+    },
   };
 }
 
@@ -31,6 +41,8 @@ export const vmm: VmmModule = {
           devices: vm.devices,
           emulatedDevices: vm.emulatedDevices,
           viommus: vm.viommus.map((v) => v.mode),
+          cpus: vm.cpus,
+          msi: vm.msi,
         }),
     );
   },

@@ -1,15 +1,26 @@
 /**
  * A host system for VM tests: an SMMUv3 (the real model and host driver) with 4 GiB of RAM and NIC-like
- * endpoints behind it, built through `createSystem` as the CLI builds one.
+ * endpoints behind it, optionally a GIC ITS, built through `createSystem` as the CLI builds one.
  */
 import { createSystem, PluginRegistry } from '@iommukit/core';
+import { gicItsModule } from '@iommukit/gic-its';
 import { smmuv3Plugin } from '@iommukit/smmuv3';
 import { systemHost } from '../src/vmm-module.js';
 
 export const HOST_RAM = 0x8_0000_0000;
 
-export async function smmuHost(devices = ['nic0', 'nic1'], deviceSpec: Record<string, unknown> = {}) {
-  const registry = new PluginRegistry({ smmuv3: async () => ({ default: smmuv3Plugin }) });
+/**
+ * `msi`: the config's `msi` section (e.g. `{ controller: 'gic-its' }`); absent: no MSI controller.
+ */
+export async function smmuHost(
+  devices = ['nic0', 'nic1'],
+  deviceSpec: Record<string, unknown> = {},
+  msi?: Record<string, unknown>,
+) {
+  const registry = new PluginRegistry(
+    { smmuv3: async () => ({ default: smmuv3Plugin }) },
+    { 'gic-its': async () => ({ default: gicItsModule }) },
+  );
   const system = await createSystem(
     {
       name: 'host',
@@ -23,6 +34,7 @@ export async function smmuHost(devices = ['nic0', 'nic1'], deviceSpec: Record<st
         pasidBits: 8,
         ...deviceSpec,
       })),
+      ...(msi ? { msi } : {}),
     },
     { registry },
   );

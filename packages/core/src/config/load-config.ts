@@ -8,6 +8,7 @@ import { dirname, extname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors/config-error.js';
 import { PluginError } from '../errors/plugin-error.js';
+import type { MsiControllerModule } from '../msi/msi-module.js';
 import type { IommuPlugin } from '../plugin/plugin.js';
 import type { PluginRegistry } from '../plugin/plugin-registry.js';
 import { formatPath, toConfigIssues } from './format-issues.js';
@@ -21,6 +22,8 @@ export interface ValidatedConfig {
   readonly instanceOptions: readonly unknown[];
   /** Folder relative plugin paths resolve against. */
   readonly baseDir: string;
+  /** The MSI controller module `msi.controller` names, with `msi.options` parsed; absent for "none". */
+  readonly msi?: { readonly module: MsiControllerModule; readonly options: unknown };
 }
 
 /** Parses YAML or JSON text (JSON is YAML, so one parser serves both). */
@@ -90,16 +93,47 @@ export async function validateConfig(
     });
   }
 
+  const msi = await validateMsi(raw, registry, issues);
   if (issues.length > 0 || !parsed.success || !plugin) {
     throw new ConfigError(issues, source === undefined ? {} : { source });
   }
-  return { config: parsed.data, plugin, instanceOptions, baseDir };
+  return { config: parsed.data, plugin, instanceOptions, baseDir, ...(msi ? { msi } : {}) };
 }
 
 /** Loads, parses and validates a config file. */
 export async function loadConfigFile(path: string, registry: PluginRegistry): Promise<ValidatedConfig> {
   const { raw, baseDir } = await readConfigFile(path);
   return validateConfig(raw, registry, baseDir, path);
+}
+
+/** Loads the MSI controller module the config names and validates its options against its schema. */
+async function validateMsi(
+  raw: unknown,
+  registry: PluginRegistry,
+  issues: ConfigIssue[],
+): Promise<ValidatedConfig['msi']> {
+  const msi = (raw as { msi?: { controller?: unknown; options?: unknown } } | null)?.msi;
+  const name = msi?.controller;
+  if (typeof name !== 'string' || name === 'none' || name.length === 0) return undefined;
+  let module: MsiControllerModule;
+  try {
+    module = await registry.loadMsiModule(name);
+  } catch (error) {
+    if (!(error instanceof PluginError)) throw error;
+    const known = registry.msiModuleNames().join(', ') || 'none';
+    const message =
+      error.code === 'PLUGIN_NOT_FOUND'
+        ? `no MSI controller named "${name}" (have: none, ${known})`
+        : error.message;
+    issues.push({ path: 'msi.controller', message });
+    return undefined;
+  }
+  const result = module.optionsSchema.safeParse(msi?.options ?? {}, { reportInput: true });
+  if (!result.success) {
+    issues.push(...toConfigIssues(result.error, module.optionsSchema, ['msi', 'options']));
+    return undefined;
+  }
+  return { module, options: result.data };
 }
 
 type OptionsResult = { ok: true; value: unknown } | { ok: false; issues: ConfigIssue[] };

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { addressField, intField, nameField, sizeField } from './fields.js';
 import { describe } from './units.js';
+import { VmMsiSchema } from './vm-msi-schema.js';
 
 /** Bytes as text: `hex:deadbeef` for raw bytes, anything else is UTF-8. */
 export const bytesField = z
@@ -29,6 +30,15 @@ const device = nameField.describe('A device from `devices`.');
 const domain = nameField.describe('A domain made by an earlier `domain` step.');
 const buffer = nameField.describe('A buffer made by an earlier `alloc` step.');
 const vm = nameField.describe('A VM from `vms`.');
+const msiVector = intField(0, 2047).default(0).describe('MSI-X vector.');
+const msiExpect = z
+  .enum(['delivered', 'pending', 'dropped', 'fault'])
+  .default('delivered')
+  .describe(
+    '"delivered": a CPU took the interrupt; "pending": it waits, disabled; "dropped": the controller could not translate it; "fault": the IOMMU refused the write.',
+  );
+const msiCpu = intField(0, 63).optional().describe('With expect: delivered, the CPU it must reach.');
+const msiFault = z.string().optional().describe('With expect: fault, the vendor code the fault must carry.');
 
 export const ScenarioStepSchema = z.discriminatedUnion('op', [
   z
@@ -109,6 +119,27 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
     .describe('Check that host memory in a buffer holds these bytes.'),
   z
     .strictObject({
+      op: z.literal('msi-setup'),
+      note,
+      device,
+      vectors: intField(1, 2048).default(1).describe('Vectors to set up (MSI-X entries 0 … n − 1).'),
+    })
+    .describe(
+      "The host kernel sets up a device's MSIs: the MSI controller maps its events, the SW MSI cookie maps the doorbell into the device's domain, the MSI-X table gets address and data.",
+    ),
+  z
+    .strictObject({
+      op: z.literal('msi'),
+      note,
+      device,
+      vector: msiVector,
+      expect: msiExpect,
+      cpu: msiCpu,
+      fault: msiFault,
+    })
+    .describe('A device sends one of its MSI-X vectors; where it must end up.'),
+  z
+    .strictObject({
       op: z.literal('vm-power'),
       note,
       vm,
@@ -119,6 +150,7 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
         .describe(
           'Power on with these vIOMMUs instead of the configured ones (a restart with another setup).',
         ),
+      msi: VmMsiSchema.optional().describe('Power on with this MSI setup instead of the configured one.'),
     })
     .describe('Power a VM on or off.'),
   z
@@ -175,6 +207,56 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
         .describe('The faults the guest drivers report since the last `guest-faults` step, in order.'),
     })
     .describe('Deliver interrupts (host, vIOMMU, guest) and check what the guest IOMMU drivers reported.'),
+  z
+    .strictObject({
+      op: z.literal('guest-msi-setup'),
+      note,
+      vm,
+      device: nameField.describe('An assigned device of the VM.'),
+      vectors: intField(1, 2048).default(1).describe('Vectors the guest driver asks for.'),
+    })
+    .describe(
+      "The guest sets up a device's MSIs on its vITS; the VMM sets up the physical vectors (VFIO) as the VM's msi.mode says.",
+    ),
+  z
+    .strictObject({
+      op: z.literal('guest-msi'),
+      note,
+      vm,
+      device: nameField.describe('An assigned device of the VM.'),
+      vector: msiVector,
+      expect: msiExpect,
+      cpu: msiCpu.describe('With expect: delivered, the vCPU it must reach.'),
+      fault: msiFault,
+    })
+    .describe(
+      "An assigned device sends a vector; the VMM forwards the host interrupt into the guest's vITS.",
+    ),
+  z
+    .strictObject({
+      op: z.literal('guest-irq-affinity'),
+      note,
+      vm,
+      device: nameField.describe('An assigned device of the VM.'),
+      vector: msiVector,
+      cpu: intField(0, 63).describe('The vCPU the interrupt moves to.'),
+    })
+    .describe("The guest moves a device's interrupt to another vCPU (its ITS driver sends MOVI + SYNC)."),
+  z
+    .strictObject({
+      op: z.literal('guest-irq-config'),
+      note,
+      vm,
+      device: nameField.describe('An assigned device of the VM.'),
+      vector: msiVector,
+      enabled: z.boolean().optional().describe('Unmask (true) or mask (false) the interrupt.'),
+      priority: intField(0, 255).optional().describe('New priority (lower is more urgent).'),
+      invalidate: z
+        .boolean()
+        .default(true)
+        .describe('Send the INV + SYNC the change needs; false leaves the stale configuration cached.'),
+    })
+    .describe("The guest changes an interrupt's configuration byte in its LPI configuration table."),
   z
     .strictObject({
       op: z.literal('guest-op'),

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { addressField, intField, nameField, ridField, sizeField } from './fields.js';
 import { ScenarioSchema } from './scenario-schema.js';
+import { VmMsiSchema } from './vm-msi-schema.js';
 
 export const RamRegionSchema = z
   .strictObject({
@@ -48,6 +49,7 @@ export const DeviceSchema = z
       })
       .optional()
       .describe('PRI (page request interface) capability.'),
+    msiVectors: intField(0, 2048).default(4).describe('MSI-X table size; 0: no MSI-X capability.'),
     canStall: z
       .boolean()
       .default(false)
@@ -60,11 +62,16 @@ export const DeviceSchema = z
 export const MsiSchema = z
   .strictObject({
     controller: z
-      .enum(['none'])
+      .string()
+      .min(1)
       .default('none')
-      .describe('MSI module. Only "none" exists so far; the GIC ITS arrives with @iommukit/gic-its.'),
+      .describe('MSI controller: "none" or a built-in module ("gic-its", from @iommukit/gic-its).'),
+    options: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe("The controller's options, validated by its own schema (see docs/msi.md)."),
   })
-  .describe('The MSI module the system wires.');
+  .describe('The MSI module the system wires: the interrupt controller device MSIs reach.');
 
 export const ViommuSchema = z
   .strictObject({
@@ -88,6 +95,10 @@ export const VmSchema = z
       .array(nameField)
       .default([])
       .describe('Host devices assigned to the VM (VFIO with iommufd); guest RIDs 00:01.0 upward.'),
+    cpus: intField(1, 64)
+      .default(2)
+      .describe('vCPUs (the virtual interrupt controller has one redistributor each).'),
+    msi: VmMsiSchema.default({ mode: 'sw-msi', rmr: true }),
     emulatedDevices: z
       .array(nameField)
       .default([])
@@ -117,7 +128,7 @@ const SystemConfigObject = z
       .describe('The physical memory map.'),
     iommus: z.array(IommuInstanceSchema).default([]).describe('IOMMU instances of the selected vendor.'),
     devices: z.array(DeviceSchema).default([]).describe('Endpoint devices.'),
-    msi: MsiSchema.default({ controller: 'none' }),
+    msi: MsiSchema.default({ controller: 'none', options: {} }),
     vms: z.array(VmSchema).default([]).describe('Virtual machines.'),
     scenario: ScenarioSchema.optional(),
   })
@@ -323,10 +334,21 @@ function checkScenario(
       case 'check':
         need('buffer', buffers, 'buffer', earlierBuffer);
         break;
+      case 'msi-setup':
+      case 'msi':
+        need('device', devices, 'device');
+        break;
       case 'vm-power':
       case 'guest-faults':
       case 'guest-op':
         need('VM', vms, 'vm');
+        break;
+      case 'guest-msi-setup':
+      case 'guest-msi':
+      case 'guest-irq-affinity':
+      case 'guest-irq-config':
+        need('VM', vms, 'vm');
+        need('device', devices, 'device');
         break;
       case 'guest-alloc':
         need('VM', vms, 'vm');

@@ -19,7 +19,7 @@ describe('validateConfig', () => {
     const v = await validateConfig(fakeConfig(), fakeRegistry());
     expect(v.config.memory.ram[0]).toEqual({ name: 'dram', base: 0x8000_0000n, size: 64n << 20n });
     expect(v.config.devices[0]).toMatchObject({ rid: 0x10, pasidBits: 0 });
-    expect(v.config.msi).toEqual({ controller: 'none' });
+    expect(v.config.msi).toEqual({ controller: 'none', options: {} });
     expect(v.instanceOptions).toEqual([{ offsetPages: 0x100 }]);
     expect(v.plugin.meta.name).toBe('fake');
   });

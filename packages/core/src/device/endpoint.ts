@@ -22,6 +22,7 @@ import type { AccessCounter } from '../memory/access-counter.js';
 import type { BusAbort, MemoryBus } from '../memory/memory-bus.js';
 import type { ITracer } from '../trace/tracer.js';
 import { AddressTranslationCache } from './atc.js';
+import { MsixTable } from './msix-table.js';
 import { PageRequestInterface } from './page-request-interface.js';
 import { formatRid } from './rid.js';
 
@@ -37,6 +38,8 @@ export interface EndpointSpec {
   readonly priOutstanding?: number;
   /** The device tolerates stalled transactions (firmware `dma-can-stall`). */
   readonly canStall?: boolean;
+  /** MSI-X table size (absent: no MSI-X capability). */
+  readonly msiVectors?: number;
 }
 
 export interface DmaOptions {
@@ -108,6 +111,8 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   readonly atc: AddressTranslationCache | undefined;
   readonly pri: PageRequestInterface | undefined;
   readonly pci: DevicePciControl;
+  /** The MSI-X table (size 0 without the capability). */
+  readonly msix: MsixTable;
   /** DMAs that stalled, by the IOMMU's stall id, and how the finished ones ended (oldest first). */
   private readonly stalled = new Map<number, StalledDma>();
   readonly stallOutcomes: StalledDmaOutcome[] = [];
@@ -128,6 +133,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     this.canStall = spec.canStall ?? false;
     this.atc = spec.atcEntries ? new AddressTranslationCache(spec.atcEntries) : undefined;
     this.pri = spec.priOutstanding ? new PageRequestInterface(spec.priOutstanding) : undefined;
+    this.msix = new MsixTable(spec.msiVectors ?? 0);
     this.counter = bus.counter(`device:${spec.name}`);
     const self = this;
     this.pci = {
@@ -167,7 +173,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     const failure = this.forEachPage(iova, payload, options, hpas, (addr, done, length) => {
       const chunk = data.subarray(done, done + length);
       const result = isWordAccess(addr, length)
-        ? this.bus.write(addr, length as 1 | 2 | 4 | 8, bytesToBigInt(chunk), this.counter)
+        ? this.bus.write(addr, length as 1 | 2 | 4 | 8, bytesToBigInt(chunk), this.counter, this.streamId)
         : this.bus.writeBytes(addr, chunk, this.counter);
       return result.ok ? undefined : result.abort;
     });
@@ -217,6 +223,15 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
       );
     }
     return this.dmaWrite(address, bytes);
+  }
+
+  /**
+   * Sends MSI-X vector `vector`: the write its table entry holds, translated like any DMA write. Returns
+   * undefined when the vector is unprogrammed or masked (nothing is sent).
+   */
+  signalMsi(vector: number): DmaWriteResult | undefined {
+    const message = this.msix.message(vector);
+    return message === undefined ? undefined : this.msiWrite(message.address, message.data);
   }
 
   // EndpointPort: what the IOMMU sends back.

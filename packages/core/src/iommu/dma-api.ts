@@ -18,7 +18,6 @@ export class DmaApiDomain {
   private readonly iovas: IovaAllocator;
   /** The SW MSI window (Linux `iommu_get_msi_cookie`), if the driver reserves one. */
   readonly msiWindow: { readonly start: bigint; readonly length: bigint } | undefined;
-  private readonly msiPages = new Map<bigint, bigint>();
   private readonly mappings = new Map<bigint, bigint>();
 
   constructor(
@@ -68,16 +67,15 @@ export class DmaApiDomain {
   mapMsiDoorbell(doorbell: Hpa): Iova {
     const window = this.msiWindow;
     if (!window) throw new IommufdError('EOPNOTSUPP', `${this.device.name} has no SW MSI window`);
-    const page = doorbell - (doorbell % PAGE);
-    let iova = this.msiPages.get(page);
-    if (iova === undefined) {
-      iova = window.start + BigInt(this.msiPages.size) * PAGE;
-      if (iova + PAGE > window.start + window.length)
-        throw new IommufdError('ENOSPC', 'the SW MSI window is full');
-      this.domain.map(makeIova(iova), hpa(page), PAGE, { read: false, write: true });
-      this.msiPages.set(page, iova);
-    }
-    return makeIova(iova + (doorbell - page));
+    return this.core.msiCookie(this.domain, window).map(doorbell);
+  }
+
+  /**
+   * Maps `[start, start + length)` one to one (an IORT RMR / IOMMU_RESV_DIRECT region the firmware
+   * describes), writable only, as the kernel does for a reserved MSI region before the device runs.
+   */
+  mapIdentity(start: bigint, length: bigint): void {
+    this.domain.map(makeIova(start), hpa(start), length, { read: false, write: true });
   }
 
   /** Detaches the device (back to blocked) and frees the domain. */

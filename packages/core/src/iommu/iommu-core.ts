@@ -4,10 +4,13 @@
  * driver to change that, and routes recoverable page requests to the handler of the domain they hit.
  * Every device is its own group (PCIe devices behind ACS); multi-device groups are not modelled yet.
  */
+
+import type { Hpa } from '../address/address.js';
 import { token } from '../di/token.js';
 import { IommufdError } from '../errors/iommufd-error.js';
-import type { IommuDeviceRef, IommuDomain, IommuDriver } from './driver.js';
+import type { IommuDeviceRef, IommuDomain, IommuDriver, ReservedRegion } from './driver.js';
 import type { PageRequest, PageResponse } from './hardware.js';
+import { SwMsiCookie } from './sw-msi-cookie.js';
 import { NO_PASID } from './translation.js';
 
 /** Handles a page request on a domain (iommufd's fault queue, SVA's fault handler). */
@@ -24,6 +27,7 @@ export const IIommuCore = token<IommuCore>('iommukit.IommuCore');
 export class IommuCore {
   private readonly devices = new Map<IommuDeviceRef, DeviceState>();
   private readonly iopfHandlers = new Map<IommuDomain, IopfHandler>();
+  private readonly msiCookies = new WeakMap<IommuDomain, SwMsiCookie>();
 
   /** Registers a probed device and its driver; it starts on the driver's blocking domain. */
   addDevice(device: IommuDeviceRef, driver: IommuDriver): void {
@@ -44,6 +48,36 @@ export class IommuCore {
   /** The domain at `pasid` (NO_PASID: the RID), if any. */
   domainAt(device: IommuDeviceRef, pasid: number = NO_PASID): IommuDomain | undefined {
     return this.devices.get(device)?.domains.get(pasid);
+  }
+
+  /**
+   * `iommu_dma_prepare_msi`: the address a device must write its MSIs to so they reach `doorbell`. On a
+   * paging domain with a SW MSI window the doorbell page is mapped there (the domain's SW MSI cookie);
+   * without an IOMMU, on an identity domain, or with a hardware MSI window the doorbell address is used
+   * as it is.
+   */
+  prepareMsi(device: IommuDeviceRef, doorbell: Hpa): bigint {
+    const state = this.devices.get(device);
+    if (!state) return doorbell;
+    const domain = state.domains.get(NO_PASID)!;
+    if (domain.type === 'blocked')
+      throw new IommufdError('EINVAL', `${device.name} is blocked: attach a domain before setting up MSIs`, {
+        device: device.name,
+      });
+    if (domain.type === 'identity') return doorbell;
+    const window = state.driver.reservedRegions?.(device).find((r) => r.type === 'sw-msi');
+    if (!window) return doorbell;
+    return this.msiCookie(domain, window).map(doorbell);
+  }
+
+  /** The SW MSI cookie of a paging domain, made on first use with `window`. */
+  msiCookie(domain: IommuDomain, window: Pick<ReservedRegion, 'start' | 'length'>): SwMsiCookie {
+    let cookie = this.msiCookies.get(domain);
+    if (!cookie) {
+      cookie = new SwMsiCookie(domain, window);
+      this.msiCookies.set(domain, cookie);
+    }
+    return cookie;
   }
 
   /** PASIDs that have a domain attached. */

@@ -10,6 +10,7 @@
  * - an IOAS target picks a compatible auto HWPT or makes one (never at a PASID: auto HWPTs are not
  *   PASID-compatible); an auto HWPT is freed when its last device leaves;
  * - the device's reserved regions are reserved in the IOAS of a paging HWPT attached at its RID;
+ * - the device's MSI doorbell mappings (see msi-mappings.ts) follow it from domain to domain;
  * - on failure nothing changes; unanswered page faults of the old HWPT are answered `invalid`.
  */
 import { IommufdError, isIommufdError } from '../errors/iommufd-error.js';
@@ -18,6 +19,7 @@ import type { IommuCore } from '../iommu/iommu-core.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
 import type { IoasObject } from './ioas.js';
+import type { MsiMappings, MsiTarget } from './msi-mappings.js';
 import { hold, IommufdObject, type ObjectTable, release } from './object-table.js';
 import type { VdeviceObject } from './viommu.js';
 
@@ -35,8 +37,15 @@ export class DeviceObject extends IommufdObject {
     readonly driver: IommuDriver,
     private readonly core: IommuCore,
     private readonly table: ObjectTable,
+    private readonly msi: MsiMappings,
   ) {
     super();
+  }
+
+  /** Where this device's MSI doorbell mappings go now (the paging domain at its RID), if anywhere. */
+  get msiTarget(): MsiTarget | undefined {
+    const hwpt = this.attachments.get(NO_PASID);
+    return hwpt ? msiTargetOf(hwpt) : undefined;
   }
 
   /** Attaches to a HWPT or IOAS at `pasid`; returns the HWPT's ID (the auto HWPT's for an IOAS). */
@@ -74,6 +83,7 @@ export class DeviceObject extends IommufdObject {
     const old = this.attachments.get(pasid);
     if (!old) return;
     this.core.detachDevicePasid(this.device, pasid);
+    if (pasid === NO_PASID) this.msi.uninstall(this, msiTargetOf(old).domain);
     this.attachments.delete(pasid);
     this.leave(old, pasid);
     release(this);
@@ -82,6 +92,8 @@ export class DeviceObject extends IommufdObject {
   destroy(): void {
     for (const pasid of [...this.attachments.keys()].filter((p) => p !== NO_PASID)) this.detach(pasid);
     this.detach(NO_PASID);
+    for (const mapping of this.msi.of(this)) mapping.ioas?.iopt.releaseReserved(mapping);
+    this.msi.forget(this);
     if (this.vdevice) this.table.remove(this.vdevice, true);
   }
 
@@ -150,13 +162,24 @@ export class DeviceObject extends IommufdObject {
     const oldIoas = old?.type === 'hwpt-paging' && pasid === NO_PASID ? old.ioas : undefined;
     const reserveNew = newIoas !== undefined && newIoas !== oldIoas;
     if (reserveNew) this.reserveRegions(newIoas);
+    // MSI doorbells go into the new domain before the device can use it, and leave the old one after.
+    const msiNew = pasid === NO_PASID ? msiTargetOf(hwpt) : undefined;
+    const msiOld = pasid === NO_PASID && old ? msiTargetOf(old) : undefined;
+    const moveMsi = msiNew !== undefined && msiNew.domain !== msiOld?.domain;
     try {
-      if (pasid === NO_PASID) this.core.attachDevice(this.device, hwpt.domain);
-      else this.core.attachDevicePasid(this.device, hwpt.domain, pasid);
+      if (moveMsi) this.msi.install(this, msiNew);
+      try {
+        if (pasid === NO_PASID) this.core.attachDevice(this.device, hwpt.domain);
+        else this.core.attachDevicePasid(this.device, hwpt.domain, pasid);
+      } catch (error) {
+        if (moveMsi) this.msi.uninstall(this, msiNew.domain);
+        throw error;
+      }
     } catch (error) {
       if (reserveNew) newIoas.iopt.releaseReserved(this);
       throw error;
     }
+    if (moveMsi && msiOld) this.msi.uninstall(this, msiOld.domain);
     hold(hwpt);
     this.attachments.set(pasid, hwpt);
     if (old) this.leave(old, pasid, newIoas);
@@ -205,6 +228,12 @@ export class DeviceObject extends IommufdObject {
   private ctx(pasid: number) {
     return { device: this.device.name, devId: this.id, pasid: pasid === NO_PASID ? undefined : pasid };
   }
+}
+
+/** The paging domain (and its IOAS) behind a HWPT: its own, or a nested HWPT's stage-2 parent's. */
+function msiTargetOf(hwpt: HwptObjectType): MsiTarget {
+  const paging = hwpt.type === 'hwpt-paging' ? hwpt : hwpt.parent;
+  return { domain: paging.domain, ioas: paging.ioas };
 }
 
 function pasidName(pasid: number): string {

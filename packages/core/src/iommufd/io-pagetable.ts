@@ -136,6 +136,12 @@ export class IoPagetable {
     return unmapped;
   }
 
+  /** Whether any area overlaps `[iova, iova + length)`. */
+  overlapsArea(iova: bigint, length: bigint): boolean {
+    const last = iova + length - 1n;
+    return this.areas.some((a) => overlaps(areaRange(a), iova, last));
+  }
+
   /** The areas covering `[iova, iova + length)` contiguously, clipped to it; `ENOENT` if there is a hole. */
   slice(iova: bigint, length: bigint): Area[] {
     const out: Area[] = [];

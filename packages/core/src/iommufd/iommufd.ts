@@ -3,7 +3,7 @@
  * of the Linux iommufd uAPI (docs/iommufd.md lists them). Objects are referred to by ID, as ioctls do;
  * each method names the ioctl it models.
  */
-import { iova as makeIova, toHex, U64_MAX } from '../address/address.js';
+import { type Hpa, iova as makeIova, PAGE_SIZE, toHex, U64_MAX } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type {
   HwInfo,
@@ -19,9 +19,12 @@ import { DeviceObject } from './device.js';
 import { FaultObject, type FaultResponseCode, type PageFaultRecord } from './fault-queue.js';
 import { type HwptFlags, HwptNestedObject, type HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
 import { IoasObject } from './ioas.js';
+import { MsiMappings } from './msi-mappings.js';
 import { ObjectTable } from './object-table.js';
 import type { UserMemory } from './user-memory.js';
 import { VdeviceObject, type Vevent, VeventqObject, ViommuObject } from './viommu.js';
+
+const PAGE = BigInt(PAGE_SIZE);
 
 export interface MapRequest {
   readonly ioasId: number;
@@ -51,8 +54,12 @@ export interface InvalidateOutcome {
   readonly handled: number;
 }
 
+/** The IRQ layer's answer to "which physical doorbell do this device's MSIs go to" (its msi-parent). */
+export type MsiDoorbellLookup = (device: IommuDeviceRef) => Hpa;
+
 export class IommuFd {
   private readonly table = new ObjectTable();
+  private readonly msi = new MsiMappings();
   private closed = false;
 
   constructor(
@@ -60,6 +67,8 @@ export class IommuFd {
     private readonly tracer: ITracer,
     /** Devices bound to any context: a device may be bound to one at a time. */
     private readonly bound: Set<IommuDeviceRef>,
+    /** Absent: the system has no MSI controller, and MSI operations are `ENODEV`. */
+    private readonly msiDoorbellOf?: MsiDoorbellLookup,
   ) {}
 
   // --- objects -------------------------------------------------------------------------------------
@@ -94,7 +103,7 @@ export class IommuFd {
       throw new IommufdError('EBUSY', `${device.name} is already bound to an iommufd`, {
         device: device.name,
       });
-    const object = this.table.add(new DeviceObject(device, driver, this.core, this.table));
+    const object = this.table.add(new DeviceObject(device, driver, this.core, this.table, this.msi));
     this.bound.add(device);
     this.log('device.bind', `bind ${device.name} → dev_id ${object.id}`, {
       device: device.name,
@@ -154,6 +163,79 @@ export class IommuFd {
   /** The HWPT ID attached at `pasid`, if any (for inspection). */
   attachedHwpt(devId: number, pasid: number = NO_PASID): number | undefined {
     return this.table.get<DeviceObject>(devId, 'device').attachments.get(pasid)?.id;
+  }
+
+  // --- MSI -----------------------------------------------------------------------------------------
+
+  /**
+   * The host sets up a bound device's MSI (VFIO_DEVICE_SET_IRQS → `iommufd_sw_msi`): maps the page of its
+   * physical doorbell into the device's SW MSI window, in its current domain and every one it moves to,
+   * and returns the address to program into the device. A device whose IOMMU has no SW MSI window (a
+   * hardware MSI window, as on x86) uses the doorbell address untranslated.
+   */
+  deviceSetupSwMsi(devId: number, doorbell: Hpa): bigint {
+    const device = this.table.get<DeviceObject>(devId, 'device');
+    const window = device.driver.reservedRegions?.(device.device).find((r) => r.type === 'sw-msi');
+    if (!window) return doorbell;
+    const doorbellPage = doorbell - (doorbell % PAGE);
+    const iovaPage = this.msi.swMsiIovaPage(window, doorbellPage);
+    this.msi.add(device, { kind: 'sw-msi', iovaPage, doorbellPage, ioas: undefined }, device.msiTarget);
+    const address = iovaPage + (doorbell - doorbellPage);
+    this.log(
+      'msi.sw-msi',
+      `dev_id ${devId}: MSI doorbell ${toHex(doorbell)} at SW MSI IOVA ${toHex(address)}`,
+      {
+        devId,
+        doorbell,
+        iova: address,
+      },
+    );
+    return address;
+  }
+
+  /**
+   * `ioasMapMsi` (MSI passthrough, seed 002): maps the page of the device's physical MSI doorbell at
+   * `gpa` (the page of the VMM's virtual controller doorbell) in the IOAS's domains the device uses, and
+   * keeps that range out of IOAS mappings. `EEXIST` if the IOAS maps memory there, or if a domain the
+   * device is attached to already holds another device's different doorbell page there — give the
+   * device its own HWPT and retry. `ENODEV` without an MSI controller; `EINVAL` for an unaligned GPA.
+   */
+  ioasMapMsi(ioasId: number, devId: number, gpa: bigint): void {
+    const ioas = this.ioas(ioasId);
+    const device = this.table.get<DeviceObject>(devId, 'device');
+    if (!this.msiDoorbellOf) throw new IommufdError('ENODEV', 'the system has no MSI controller');
+    if (gpa % PAGE !== 0n || gpa < 0n)
+      throw new IommufdError('EINVAL', `MSI GPA ${toHex(gpa)} is not page aligned`);
+    if (ioas.iopt.overlapsArea(gpa, PAGE))
+      throw new IommufdError('EEXIST', `IOAS ${ioasId} maps memory at ${toHex(gpa)}`);
+    const doorbell = this.msiDoorbellOf(device.device);
+    const mapping = {
+      kind: 'passthrough',
+      iovaPage: gpa,
+      doorbellPage: doorbell - (doorbell % PAGE),
+      ioas,
+    } as const;
+    const target = device.msiTarget?.ioas === ioas ? device.msiTarget : undefined;
+    ioas.iopt.reserve(mapping, gpa, PAGE);
+    try {
+      this.msi.add(device, mapping, target);
+    } catch (error) {
+      ioas.iopt.releaseReserved(mapping);
+      throw error;
+    }
+    this.log(
+      'msi.map',
+      `IOAS ${ioasId}: dev_id ${devId}'s MSI doorbell page ${toHex(mapping.doorbellPage)} at GPA ${toHex(gpa)}`,
+      { ioasId, devId, gpa, doorbellPage: mapping.doorbellPage },
+    );
+  }
+
+  /** MSI doorbell pages installed in a HWPT's paging domain (a nested HWPT: its parent's), for inspection. */
+  msiPages(
+    hwptId: number,
+  ): { readonly iovaPage: bigint; readonly doorbellPage: bigint; readonly users: number }[] {
+    const hwpt = this.table.get<HwptObjectType>(hwptId, 'hwpt-paging', 'hwpt-nested');
+    return this.msi.installedIn(hwpt.type === 'hwpt-paging' ? hwpt.domain : hwpt.parent.domain);
   }
 
   // --- IOAS ----------------------------------------------------------------------------------------

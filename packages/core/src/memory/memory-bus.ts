@@ -21,8 +21,12 @@ export type AccessSize = 1 | 2 | 4 | 8;
 export interface MmioHandler {
   /** Returns the value at `offset`; offsets the device does not implement read as zero (RES0). */
   read(offset: number, size: 1 | 2 | 4): number;
-  /** Writes `value` at `offset`; writes to unimplemented offsets are ignored (WI). */
-  write(offset: number, size: 1 | 2 | 4, value: number): void;
+  /**
+   * Writes `value` at `offset`; writes to unimplemented offsets are ignored (WI). `deviceId` is the
+   * sideband ID a device's write carries (Arm: the StreamID the SMMU passes on, which a GIC ITS uses as
+   * the DeviceID); absent for CPU and IOMMU-internal accesses.
+   */
+  write(offset: number, size: 1 | 2 | 4, value: number, deviceId?: number): void;
 }
 
 /** Why an access did not complete: what a real interconnect signals as an external abort. */
@@ -229,8 +233,14 @@ export class MemoryBus {
     return { ok: true, value };
   }
 
-  /** Writes the low `size` bytes of `value`, little-endian. */
-  write(addr: bigint | number, size: AccessSize, value: bigint | number, who: AccessCounter): BusWriteResult {
+  /** Writes the low `size` bytes of `value`, little-endian; `deviceId`: see {@link MmioHandler.write}. */
+  write(
+    addr: bigint | number,
+    size: AccessSize,
+    value: bigint | number,
+    who: AccessCounter,
+    deviceId?: number,
+  ): BusWriteResult {
     const a = Number(addr);
     const region = this.locate(a, size, true, who);
     if (!('kind' in region)) return { ok: false, abort: region };
@@ -239,10 +249,10 @@ export class MemoryBus {
     const v = BigInt.asUintN(size * 8, BigInt(value));
     if (region.kind === 'mmio') {
       if (size === 8) {
-        region.handler.write(off, 4, Number(v & 0xffff_ffffn));
-        region.handler.write(off + 4, 4, Number(v >> 32n));
+        region.handler.write(off, 4, Number(v & 0xffff_ffffn), deviceId);
+        region.handler.write(off + 4, 4, Number(v >> 32n), deviceId);
       } else {
-        region.handler.write(off, size, Number(v));
+        region.handler.write(off, size, Number(v), deviceId);
       }
       return OK_WRITE;
     }

@@ -9,6 +9,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { token } from '../di/token.js';
 import { PluginError } from '../errors/plugin-error.js';
+import type { MsiControllerModule } from '../msi/msi-module.js';
 import type { IommuPlugin } from './plugin.js';
 import { validatePlugin } from './validate-plugin.js';
 
@@ -25,8 +26,56 @@ export class PluginRegistry {
    * config folders is two different modules). */
   private readonly byUrl = new Map<string, IommuPlugin>();
 
-  constructor(builtins: Readonly<Record<string, PluginLoader>> = {}) {
+  /** MSI controller modules by name (built-in, lazily imported), and the ones loaded so far. */
+  private readonly msiLoaders = new Map<string, PluginLoader>();
+  private readonly msiModules = new Map<string, MsiControllerModule>();
+
+  constructor(
+    builtins: Readonly<Record<string, PluginLoader>> = {},
+    msiBuiltins: Readonly<Record<string, PluginLoader>> = {},
+  ) {
     for (const [name, loader] of Object.entries(builtins)) this.registerBuiltin(name, loader);
+    for (const [name, loader] of Object.entries(msiBuiltins)) this.registerMsiModule(name, loader);
+  }
+
+  /** Adds an MSI controller module (`msi.controller` in configs). A name may be registered once. */
+  registerMsiModule(name: string, loader: PluginLoader): void {
+    if (this.msiLoaders.has(name))
+      throw new PluginError(
+        'PLUGIN_DUPLICATE',
+        name,
+        'an MSI controller with this name is already registered',
+      );
+    this.msiLoaders.set(name, loader);
+  }
+
+  msiModuleNames(): string[] {
+    return [...this.msiLoaders.keys()].sort();
+  }
+
+  /** Loads an MSI controller module by name, checking it is one. */
+  async loadMsiModule(name: string): Promise<MsiControllerModule> {
+    const cached = this.msiModules.get(name);
+    if (cached) return cached;
+    const loader = this.msiLoaders.get(name);
+    if (!loader) {
+      throw new PluginError(
+        'PLUGIN_NOT_FOUND',
+        name,
+        `no MSI controller module by this name (have: ${this.msiModuleNames().join(', ') || 'none'})`,
+      );
+    }
+    const module = defaultExport(await importWith(loader, name), name) as Partial<MsiControllerModule>;
+    const missing = (['create', 'createVirtual'] as const).filter((k) => typeof module[k] !== 'function');
+    if (module.name !== name || typeof module.optionsSchema?.safeParse !== 'function' || missing.length > 0) {
+      throw new PluginError(
+        'PLUGIN_MALFORMED',
+        name,
+        `not an MSI controller module named "${name}" (name, optionsSchema, create, createVirtual)`,
+      );
+    }
+    this.msiModules.set(name, module as MsiControllerModule);
+    return module as MsiControllerModule;
   }
 
   /** Adds a built-in name. A name may be registered once. */

@@ -11,6 +11,8 @@ import type { DmaFailure, EndpointDevice } from '../device/endpoint.js';
 import type { IommuDomain } from '../iommu/driver.js';
 import type { System } from '../system/system.js';
 import type { TraceRecord } from '../trace/trace-record.js';
+import { runMsiSetup, StepFailure, sendMsi } from './msi-steps.js';
+
 
 export interface StepReport {
   readonly index: number;
@@ -39,9 +41,6 @@ interface NamedDomain {
   readonly domain: IommuDomain;
   readonly iommu: string;
 }
-
-/** A failed expectation inside a step (its message is the step's summary). */
-export class StepFailure extends Error {}
 
 /** What the steps share beyond buffers and domains. */
 export interface ScenarioContext {
@@ -192,6 +191,10 @@ function runStep(
       }
       return `buffer ${step.buffer}+${step.offset} holds ${showBytes(step.data)} at HPA ${toHex(buf.base + step.offset)}`;
     }
+    case 'msi-setup':
+      return runMsiSetup(system, step.device, step.vectors);
+    case 'msi':
+      return sendMsi(system.device(step.device), step.vector, system.requireMsi(), step);
     default:
       throw new StepFailure(`step "${step.op}" needs the VMM (@iommukit/vmm), which this run does not have`);
   }

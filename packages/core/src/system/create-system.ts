@@ -17,6 +17,7 @@ import { IInterruptController, InterruptController } from '../iommu/irq.js';
 import { IPasidAllocator, PasidAllocator } from '../iommu/pasid-allocator.js';
 import { FrameAllocator, IFrameAllocator } from '../memory/frame-allocator.js';
 import { MemoryBus } from '../memory/memory-bus.js';
+import { IMsiController } from '../msi/msi-controller.js';
 import type { PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
 import { Devices, IDevices } from './devices.js';
@@ -66,7 +67,24 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
   } catch (error) {
     throw placementError(error, validated) ?? error;
   }
-  resolveToken(c, IDevices);
+  const devices = resolveToken(c, IDevices);
+  if (validated.msi) {
+    const { module, options } = validated.msi;
+    try {
+      const controller = module.create({
+        options,
+        bus,
+        memory: resolveToken(c, IFrameAllocator),
+        tracer: resolveToken(c, ITracer),
+        devices: devices.list().map((d) => ({ name: d.name, deviceId: d.streamId })),
+      });
+      provideValue(c, IMsiController, controller);
+    } catch (error) {
+      if (!(error instanceof IommufdError) || error.code !== 'EADDRINUSE') throw error;
+      const message = error.message.replace(/^EADDRINUSE: /, '');
+      throw new ConfigError([{ path: 'msi.options', message }], { cause: error });
+    }
+  }
   const system = resolveToken(c, ISystem);
   if (options.vmm && validated.config.vms.length > 0) {
     provideValue(c, IVmmModule, options.vmm);

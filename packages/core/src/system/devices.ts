@@ -38,6 +38,7 @@ export class Devices {
           streamId,
           pasidBits: cfg.pasidBits,
           canStall: cfg.canStall,
+          msiVectors: cfg.msiVectors,
           ...(cfg.ats ? { atcEntries: cfg.ats.atcEntries } : {}),
           ...(cfg.pri ? { priOutstanding: cfg.pri.maxOutstanding } : {}),
         },

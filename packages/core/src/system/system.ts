@@ -2,9 +2,11 @@
  * A built system: memory, IOMMU instances with their drivers, devices, and (as later packages arrive) the
  * MSI module and VMs. Everything it owns lives in its own child DI container.
  */
+
+import { hpa } from '../address/address.js';
 import type { ValidatedConfig } from '../config/load-config.js';
 import type { EndpointDevice } from '../device/endpoint.js';
-import { type DependencyContainer, inject, injectable } from '../di/container.js';
+import { type DependencyContainer, inject, injectable, resolveToken } from '../di/container.js';
 import { token } from '../di/token.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import { DmaApiDomain } from '../iommu/dma-api.js';
@@ -15,6 +17,7 @@ import { IPasidAllocator, type PasidAllocator } from '../iommu/pasid-allocator.j
 import { IommuFd } from '../iommufd/iommufd.js';
 import { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
+import { IMsiController, type MsiVector } from '../msi/msi-controller.js';
 import { ITracer, type Tracer } from '../trace/tracer.js';
 import { type Devices, IDevices } from './devices.js';
 import type { IommuInstance } from './iommu-instance.js';
@@ -73,9 +76,18 @@ export class System {
     this.vmList = vms;
   }
 
-  /** The MSI module; none is wired until an MSI controller package is configured. */
-  get msi(): undefined {
-    return undefined;
+  /** The MSI controller the config wires (`msi.controller`), if any. */
+  get msi(): IMsiController | undefined {
+    return this.container.isRegistered(IMsiController)
+      ? resolveToken(this.container, IMsiController)
+      : undefined;
+  }
+
+  /** The MSI controller, for operations that need one. */
+  requireMsi(): IMsiController {
+    const msi = this.msi;
+    if (!msi) throw new IommufdError('ENODEV', 'the system has no MSI controller (msi.controller is "none")');
+    return msi;
   }
 
   iommu(name: string): IommuInstance {
@@ -96,14 +108,40 @@ export class System {
     return new DmaApiDomain(this.device(deviceName), this.iommuCore);
   }
 
+  /**
+   * Sets up MSIs for a device the host kernel drives (Linux `pci_alloc_irq_vectors`): the MSI controller
+   * maps `count` events to interrupts, the iommu core maps the doorbell into the device's domain (SW MSI
+   * cookie), and the device's MSI-X entries 0 … count − 1 get the resulting address and data.
+   */
+  setupKernelMsi(deviceName: string, count: number): readonly MsiVector[] {
+    const msi = this.requireMsi();
+    const device = this.device(deviceName);
+    const vectors = msi.allocateVectors({ name: device.name, deviceId: device.streamId }, count);
+    try {
+      for (const [i, v] of vectors.entries()) {
+        const address = this.iommuCore.prepareMsi(device, hpa(v.message.address));
+        device.msix.program(i, { address, data: v.message.data });
+      }
+    } catch (error) {
+      msi.freeVectors({ name: device.name, deviceId: device.streamId });
+      device.msix.reset();
+      throw error;
+    }
+    return vectors;
+  }
+
   /** Opens an iommufd context ("open /dev/iommu"); a device may be bound to one context at a time. */
   openIommufd(): IommuFd {
-    return new IommuFd(this.iommuCore, this.tracer, this.boundToIommufd);
+    const msiDoorbellOf = this.msi
+      ? (device: IommuDeviceRef) =>
+          this.requireMsi().doorbellFor({ name: device.name, deviceId: device.streamId }).address
+      : undefined;
+    return new IommuFd(this.iommuCore, this.tracer, this.boundToIommufd, msiDoorbellOf);
   }
 
   /** Runs pending interrupt handlers (drivers draining event queues); call between operations. */
   serviceInterrupts(): number {
-    return this.interrupts.service();
+    return this.interrupts.service() + (this.msi?.service() ?? 0);
   }
 
   /** Shuts drivers down, disconnects devices and releases memory. Idempotent. */
@@ -121,6 +159,7 @@ export class System {
       }
       instance.driver.shutdown();
     }
+    this.msi?.dispose();
     for (const region of [...this.bus.listRegions()]) this.bus.removeRegion(region.name);
     await this.container.dispose();
   }

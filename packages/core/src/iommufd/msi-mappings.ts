@@ -1,0 +1,157 @@
+/**
+ * MSI doorbell pages iommufd maps itself into the paging domains its devices use, so their MSI writes —
+ * DMA writes to an IOVA — reach the physical interrupt controller:
+ *
+ * - **SW MSI** (Linux `iommufd_sw_msi`, the legacy cookie): when the host sets up a bound device's IRQs,
+ *   the doorbell page goes at `sw_msi_start + n × PAGE`, where n is the page's index in this context
+ *   (the same IOVA in every domain of the fd).
+ * - **MSI passthrough** (`ioasMapMsi`, the direction argued in seed 002): the VMM names the GPA of its
+ *   virtual controller's doorbell page, and the physical doorbell page goes there, in the VM's stage 2.
+ *
+ * Either way the mapping follows the device: it is installed in the paging domain the device is attached
+ * to at its RID (for a nested HWPT, its stage-2 parent) and in every domain it moves to, and leaves a
+ * domain with the last device that needs it. One domain can hold only one page at an address: a second
+ * device wanting a different doorbell page there gets `EEXIST`, and its VMM must give it its own HWPT.
+ */
+import { hpa, iova, PAGE_SIZE, toHex } from '../address/address.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { IommuDomain } from '../iommu/driver.js';
+import type { IoasObject } from './ioas.js';
+
+const PAGE = BigInt(PAGE_SIZE);
+
+/** One doorbell page a device needs at an IOVA page. */
+export interface MsiMapping {
+  readonly kind: 'sw-msi' | 'passthrough';
+  readonly iovaPage: bigint;
+  readonly doorbellPage: bigint;
+  /** Passthrough mappings belong to one IOAS (the VM's GPA space); SW MSI ones go into any domain. */
+  readonly ioas: IoasObject | undefined;
+}
+
+interface Installed {
+  readonly doorbellPage: bigint;
+  readonly users: Set<object>;
+}
+
+/** The paging domain a device's MSI mappings go into, and the IOAS it belongs to. */
+export interface MsiTarget {
+  readonly domain: IommuDomain;
+  readonly ioas: IoasObject;
+}
+
+export class MsiMappings {
+  /** SW MSI doorbell pages in the order first set up: the index decides the IOVA. */
+  private readonly swMsiPages: bigint[] = [];
+  private readonly byDevice = new Map<object, MsiMapping[]>();
+  private readonly installed = new Map<IommuDomain, Map<bigint, Installed>>();
+
+  /** The SW MSI IOVA page for a doorbell page in this context (allocated on first use). */
+  swMsiIovaPage(window: { readonly start: bigint; readonly length: bigint }, doorbellPage: bigint): bigint {
+    let index = this.swMsiPages.indexOf(doorbellPage);
+    if (index < 0) {
+      index = this.swMsiPages.push(doorbellPage) - 1;
+    }
+    const at = window.start + BigInt(index) * PAGE;
+    if (at + PAGE > window.start + window.length) {
+      this.swMsiPages.pop();
+      throw new IommufdError('ENOSPC', 'the SW MSI window is full');
+    }
+    return at;
+  }
+
+  /** Mappings a device holds. */
+  of(device: object): readonly MsiMapping[] {
+    return this.byDevice.get(device) ?? [];
+  }
+
+  /**
+   * Records a mapping for `device` and installs it in `target` (its current domain), if any. On `EEXIST`
+   * nothing is recorded. A mapping the device already has is a no-op.
+   */
+  add(device: object, mapping: MsiMapping, target: MsiTarget | undefined): void {
+    const list = this.byDevice.get(device) ?? [];
+    if (list.some((m) => m.iovaPage === mapping.iovaPage && m.doorbellPage === mapping.doorbellPage)) return;
+    if (list.some((m) => m.iovaPage === mapping.iovaPage)) {
+      throw new IommufdError(
+        'EEXIST',
+        `the device already has another MSI doorbell at ${toHex(mapping.iovaPage)}`,
+      );
+    }
+    if (target && applies(mapping, target)) this.installOne(device, mapping, target.domain);
+    list.push(mapping);
+    this.byDevice.set(device, list);
+  }
+
+  /** Installs every mapping of `device` that applies to `target`; all or nothing. */
+  install(device: object, target: MsiTarget): void {
+    const done: MsiMapping[] = [];
+    try {
+      for (const mapping of this.of(device)) {
+        if (!applies(mapping, target)) continue;
+        this.installOne(device, mapping, target.domain);
+        done.push(mapping);
+      }
+    } catch (error) {
+      for (const mapping of done) this.uninstallOne(device, mapping, target.domain);
+      throw error;
+    }
+  }
+
+  /** Drops `device`'s use of its mappings in `domain`; a page no device uses any more is unmapped. */
+  uninstall(device: object, domain: IommuDomain): void {
+    for (const mapping of this.of(device)) this.uninstallOne(device, mapping, domain);
+  }
+
+  /** Forgets a device (after it left every domain). */
+  forget(device: object): void {
+    this.byDevice.delete(device);
+  }
+
+  /** What is installed in a domain (for inspection). */
+  installedIn(
+    domain: IommuDomain,
+  ): { readonly iovaPage: bigint; readonly doorbellPage: bigint; readonly users: number }[] {
+    return [...(this.installed.get(domain) ?? [])].map(([iovaPage, i]) => ({
+      iovaPage,
+      doorbellPage: i.doorbellPage,
+      users: i.users.size,
+    }));
+  }
+
+  private installOne(device: object, mapping: MsiMapping, domain: IommuDomain): void {
+    let pages = this.installed.get(domain);
+    const present = pages?.get(mapping.iovaPage);
+    if (present) {
+      if (present.doorbellPage !== mapping.doorbellPage) {
+        throw new IommufdError(
+          'EEXIST',
+          `IOVA ${toHex(mapping.iovaPage)} of domain #${domain.id} already maps MSI doorbell page ${toHex(present.doorbellPage)}, not ${toHex(mapping.doorbellPage)}`,
+          { domain: domain.id },
+        );
+      }
+      present.users.add(device);
+      return;
+    }
+    domain.map(iova(mapping.iovaPage), hpa(mapping.doorbellPage), PAGE, { read: false, write: true });
+    if (!pages) {
+      pages = new Map();
+      this.installed.set(domain, pages);
+    }
+    pages.set(mapping.iovaPage, { doorbellPage: mapping.doorbellPage, users: new Set([device]) });
+  }
+
+  private uninstallOne(device: object, mapping: MsiMapping, domain: IommuDomain): void {
+    const pages = this.installed.get(domain);
+    const present = pages?.get(mapping.iovaPage);
+    if (!present?.users.delete(device) || present.users.size > 0) return;
+    pages!.delete(mapping.iovaPage);
+    if (pages!.size === 0) this.installed.delete(domain);
+    domain.unmap(iova(mapping.iovaPage), PAGE);
+    domain.iotlbSync();
+  }
+}
+
+function applies(mapping: MsiMapping, target: MsiTarget): boolean {
+  return mapping.ioas === undefined || mapping.ioas === target.ioas;
+}
