@@ -1,5 +1,12 @@
 /** Human-readable rendering of runs: one line per trace record, grouped under the step that caused it. */
-import { type ConfigIssue, formatSize, type StepReport, type System, type TraceRecord } from '@iommukit/core';
+import {
+  type ConfigIssue,
+  formatSize,
+  type StepReport,
+  type System,
+  type TraceRecord,
+  toHex,
+} from '@iommukit/core';
 
 const LAYER_WIDTH = 7;
 
@@ -22,14 +29,19 @@ export function renderHeader(system: System): string {
     system.devices
       .map((d) => `${d.name} (${d.ridText}${d.behindIommu ? ` → ${d.behindIommu}` : ''})`)
       .join(', ') || 'none';
+  const controller = system.msi;
+  const msi =
+    controller &&
+    `${controller.kind}, doorbell${controller.doorbells.length > 1 ? 's' : ''} ${controller.doorbells.map((d) => `${d.name} ${toHex(d.address)}`).join(', ')}, ${controller.cpus.length} CPUs`;
   const vms = system.validated.config.vms.map(
     (vm) =>
-      `${vm.name} (${formatSize(vm.memory)}${vm.devices.length ? `, assigned ${vm.devices.join(', ')}` : ''}${vm.emulatedDevices.length ? `, emulated ${vm.emulatedDevices.join(', ')}` : ''}${vm.viommus.length ? `, ${vm.viommus.map((v) => v.mode).join(' + ')} vIOMMU` : ''})`,
+      `${vm.name} (${formatSize(vm.memory)}${controller ? `, MSI ${vm.msi.mode}` : ''}${vm.devices.length ? `, assigned ${vm.devices.join(', ')}` : ''}${vm.emulatedDevices.length ? `, emulated ${vm.emulatedDevices.join(', ')}` : ''}${vm.viommus.length ? `, ${vm.viommus.map((v) => v.mode).join(' + ')} vIOMMU` : ''})`,
   );
   return [
     `system "${system.name}" · plugin ${plugin.meta.name} ${plugin.meta.version} (${plugin.meta.vendor})`,
     `  IOMMUs: ${iommus}`,
     `  devices: ${devices}`,
+    ...(msi ? [`  MSI: ${msi}`] : []),
     ...(vms.length ? [`  VMs: ${vms.join(', ')}`] : []),
     '',
   ].join('\n');

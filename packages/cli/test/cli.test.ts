@@ -58,7 +58,8 @@ describe('iommukit demo', () => {
     const { code, out } = await cli('demo');
     expect(code).toBe(EXIT_OK);
     expect(out).toContain('system "demo" · plugin smmuv3 0.1.0 (arm-smmuv3)');
-    expect(out).toContain('VMs: vm0 (1GiB, assigned nic0, nested vIOMMU)');
+    expect(out).toContain('MSI: gic-its, doorbell its0 0x8090040, 2 CPUs');
+    expect(out).toContain('VMs: vm0 (1GiB, MSI passthrough, assigned nic0, nested vIOMMU)');
     // The trap, the iommufd call and the host's nested walk.
     expect(out).toMatch(
       /vSID 0x8: guest STE at 0x[0-9a-f]+ \(S1, CD table 0x[0-9a-f]+\) → nested HWPT \d+ \(new\)/,
@@ -67,7 +68,12 @@ describe('iommukit demo', () => {
     expect(out).toMatch(/walk S2 L0 read 0x[0-9a-f]+ = 0x[0-9a-f]+/);
     expect(out).toMatch(/vm0 rx\+64 holds "hello from nic0": GPA 0x4[0-9a-f]+, host page HPA 0x8[0-9a-f]+/);
     expect(out).toMatch(/guest IOMMU driver reported F_TRANSLATION stream 0x8 IOVA 0x[0-9a-f]+ \(nic0\)/);
-    expect(out).toContain('✓ 8/8 steps passed');
+    // The MSI: guest IOVA → stage 1 → stage 2 → physical ITS → host LPI → the vITS → vCPU 0.
+    expect(out).toMatch(/ioasMapMsi put doorbell page 0x8090000 at GPA 0x8090000/);
+    expect(out).toMatch(
+      /its0: DeviceID 0x10 EventID 0 → INTID 8192 taken by CPU0 .* → vm0\.vits: DeviceID 0x8 EventID 0 → INTID 8192 taken by CPU0/,
+    );
+    expect(out).toContain('✓ 10/10 steps passed');
   });
 
   it('emits only valid JSON on stdout with --json', async () => {
@@ -76,7 +82,7 @@ describe('iommukit demo', () => {
     expect(err).toBe('');
     const report = JSON.parse(out);
     expect(report).toMatchObject({ system: 'demo', passed: true, plugin: { name: 'smmuv3' } });
-    expect(report.steps).toHaveLength(8);
+    expect(report.steps).toHaveLength(10);
     // The fault went to the guest, not to the host's fault log.
     expect(report.iommus[0].faults).toEqual([]);
     expect(report.steps.at(-1).summary).toMatch(/reported F_TRANSLATION stream 0x8/);

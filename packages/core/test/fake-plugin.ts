@@ -3,9 +3,11 @@
  * every IOVA page to `page + offsetPages` and its driver does nothing but exist. Enough to build systems.
  */
 import { z } from 'zod';
+import { hpa } from '../src/address/address.js';
 import type { IommuDomain, IommuDriver } from '../src/iommu/driver.js';
 import type { IommuHardware } from '../src/iommu/hardware.js';
 import { PERM_READ, PERM_WRITE } from '../src/iommu/translation.js';
+import { defineMsiModule } from '../src/msi/msi-module.js';
 import { definePlugin } from '../src/plugin/plugin.js';
 import { PluginRegistry } from '../src/plugin/plugin-registry.js';
 
@@ -72,8 +74,44 @@ export const fakePlugin = definePlugin<z.output<typeof FakeOptionsSchema>>({
   },
 });
 
+/** An MSI module whose controller is one doorbell page at `options.base` and nothing else. */
+export const fakeMsiModule = defineMsiModule({
+  name: 'fake-msi',
+  description: 'a doorbell page',
+  optionsSchema: z.strictObject({ base: z.number().int().min(0).multipleOf(0x1000).default(0x0808_0000) }),
+  create({ options, bus }) {
+    bus.addMmio('fake-msi', options.base, 0x1000, { read: () => 0, write: () => {} });
+    const doorbell = {
+      name: 'fake-msi',
+      address: hpa(BigInt(options.base)),
+      page: hpa(BigInt(options.base)),
+    };
+    return {
+      kind: 'fake',
+      doorbells: [doorbell],
+      doorbellFor: () => doorbell,
+      cpus: [],
+      allocateVectors: () => [],
+      freeVectors: () => {},
+      setAffinity: () => {},
+      configure: () => {},
+      stateOf: () => 'inactive',
+      requestIrq: () => () => {},
+      takeOutcomes: () => [],
+      service: () => 0,
+      dispose: () => bus.removeRegion('fake-msi'),
+    };
+  },
+  createVirtual() {
+    throw new Error('not used');
+  },
+});
+
 export function fakeRegistry(): PluginRegistry {
-  return new PluginRegistry({ fake: async () => ({ default: fakePlugin }) });
+  return new PluginRegistry(
+    { fake: async () => ({ default: fakePlugin }) },
+    { 'fake-msi': async () => ({ default: fakeMsiModule }) },
+  );
 }
 
 /** A valid config for the fake plugin; tests spread mistakes over it. */

@@ -118,13 +118,11 @@ export class GuestOs {
 
   /**
    * The address the guest programs for a device's MSIs to reach `doorbell` (a GPA): mapped by its vIOMMU
-   * driver's SW MSI cookie; the GPA itself without a vIOMMU, or when the firmware declared the MSI window
-   * direct-mapped (an RMR), where the guest's own cookie stays unused.
+   * driver's SW MSI cookie, or the GPA itself without a vIOMMU.
    */
   msiAddress(deviceName: string, doorbell: bigint): bigint {
     const d = this.dmaDomain(deviceName);
-    if (!d || this.rmrs.length > 0) return doorbell;
-    return d.mapMsiDoorbell(hpa(doorbell) as Hpa);
+    return d ? d.mapMsiDoorbell(hpa(doorbell) as Hpa) : doorbell;
   }
 
   /** The device's DMA API domain (made on first use, with the firmware's RMRs mapped), or none without a vIOMMU. */

@@ -40,6 +40,12 @@ export const VIOMMU_WINDOWS: Readonly<Record<ViommuMode, number>> = {
   emulated: 0x0907_0000,
 };
 
+/**
+ * Where the VMM puts the host's SW MSI window of a VM with a nested vIOMMU (IOMMU_OPTION_SW_MSI_START): a
+ * GPA hole below guest RAM, away from the guest's own SW MSI window at 0x8000000.
+ */
+export const VM_SW_MSI_WINDOW = { start: 0x0c00_0000n, length: 0x10_0000n } as const;
+
 export interface VmSpec {
   readonly name: string;
   /** Guest RAM in bytes (a multiple of 2 MiB). */
@@ -70,8 +76,6 @@ export interface VmHost {
   serviceInterrupts(): number;
   /** The host MSI controller and its module (absent: the host has none, and VMs get no vITS). */
   readonly msi?: { readonly controller: IMsiController; readonly module: MsiControllerModule };
-  /** The SW MSI window the host IOMMU reserves for a device, if any. */
-  swMsiWindow(deviceName: string): { readonly start: bigint; readonly length: bigint } | undefined;
 }
 
 type VmState = 'off' | 'on';
@@ -185,10 +189,13 @@ export class Vm implements VirtualMachine {
       Object.assign(parts, { s2HwptId });
       for (const device of assigned) fd.attach(device.devId, s2HwptId ?? ioasId);
 
-      // Legacy SW MSI behind a nested vIOMMU: the firmware (IORT RMR) has the guest identity-map the
-      // host's SW MSI window, where iommufd maps the physical doorbell in stage 2.
-      const window = nested ? host.swMsiWindow(assigned[0]!.name) : undefined;
-      const rmrs = window && host.msi && msiSetup.mode === 'sw-msi' && msiSetup.rmr ? [window] : [];
+      // Legacy SW MSI behind a nested vIOMMU: the VMM moves the host's SW MSI window out of the guest's
+      // way (the guest's own SMMU driver uses the default window for its MSI cookie), and the firmware
+      // (an IORT RMR) has the guest identity-map it, so the device's writes pass stage 1 unchanged and
+      // stage 2 takes them to the physical doorbell.
+      const legacyNested = nested && host.msi !== undefined && msiSetup.mode === 'sw-msi';
+      if (legacyNested) fd.setSwMsiWindow(VM_SW_MSI_WINDOW.start, VM_SW_MSI_WINDOW.length);
+      const rmrs = legacyNested && msiSetup.rmr ? [VM_SW_MSI_WINDOW] : [];
       const guest = new GuestOs(this.name, memory, guestTracer(host.tracer), rmrs);
       for (const mode of modes) {
         if (mode === 'nested' && s2HwptId === undefined) continue; // nothing to nest

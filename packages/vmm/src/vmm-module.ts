@@ -20,13 +20,6 @@ export function systemHost(system: System): VmHost {
     ...(system.msi && system.validated.msi
       ? { msi: { controller: system.msi, module: system.validated.msi.module } }
       : {}),
-    swMsiWindow: (name) => {
-      const device = system.device(name);
-      return system.iommuCore
-        .driverOf(device)
-        .reservedRegions?.(device)
-        .find((r) => r.type === 'sw-msi');
-    },
   };
 }
 

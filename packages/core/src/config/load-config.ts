@@ -120,10 +120,10 @@ async function validateMsi(
     module = await registry.loadMsiModule(name);
   } catch (error) {
     if (!(error instanceof PluginError)) throw error;
-    const known = registry.msiModuleNames().join(', ') || 'none';
+    const known = ['none', ...registry.msiModuleNames()].join(', ');
     const message =
       error.code === 'PLUGIN_NOT_FOUND'
-        ? `no MSI controller named "${name}" (have: none, ${known})`
+        ? `no MSI controller named "${name}" (have: ${known})`
         : error.message;
     issues.push({ path: 'msi.controller', message });
     return undefined;

@@ -104,7 +104,7 @@ describe('validateConfig', () => {
       ],
     };
     expect(await issuesOf(raw)).toEqual([
-      'scenario.steps[4].op: expected "alloc" | "domain" | "attach" | "detach" | "map" | "unmap" | "dma" | "check" | "vm-power" | "guest-alloc" | "guest-map" | "guest-unmap" | "guest-check" | "guest-faults" | "guest-op", got "teleport"',
+      'scenario.steps[4].op: expected "alloc" | "domain" | "attach" | "detach" | "map" | "unmap" | "dma" | "check" | "msi-setup" | "msi" | "vm-power" | "guest-alloc" | "guest-map" | "guest-unmap" | "guest-check" | "guest-faults" | "guest-msi-setup" | "guest-msi" | "guest-irq-affinity" | "guest-irq-config" | "guest-op", got "teleport"',
       'scenario.steps[0].domain: no domain named "d0" made by an earlier "domain" step',
       'scenario.steps[2].buffer: no buffer named "nope" made by an earlier "alloc" step',
       'scenario.steps[3].device: no device named "ghost"',
@@ -165,6 +165,23 @@ describe('parseConfigText', () => {
   it('parses YAML and JSON alike', () => {
     expect(parseConfigText('plugin: fake\nseed: 3\n')).toEqual({ plugin: 'fake', seed: 3 });
     expect(parseConfigText('{"plugin": "fake", "seed": 3}')).toEqual({ plugin: 'fake', seed: 3 });
+  });
+
+  it('checks the MSI controller: a known module, and its own options under msi.options', async () => {
+    const raw = fakeConfig();
+    raw.msi = { controller: 'gic-itz' };
+    expect(await issuesOf(raw)).toEqual([
+      'msi.controller: no MSI controller named "gic-itz" (have: none, fake-msi)',
+    ]);
+    raw.msi = { controller: 'fake-msi', options: { base: 0x123, colour: 'red' } };
+    const issues = await issuesOf(raw);
+    expect(issues).toHaveLength(2);
+    expect(issues[0]).toMatch(/^msi\.options\.base: /);
+    expect(issues[1]).toMatch(/^msi\.options\.colour: unknown key/);
+    raw.msi = { controller: 'fake-msi' };
+    const valid = await validateConfig(raw, fakeRegistry());
+    expect(valid.msi?.module.name).toBe('fake-msi');
+    expect(valid.msi?.options).toEqual({ base: 0x0808_0000 });
   });
 
   it('reports YAML syntax errors and duplicate keys with a line number', () => {

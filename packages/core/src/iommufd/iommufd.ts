@@ -175,8 +175,9 @@ export class IommuFd {
    */
   deviceSetupSwMsi(devId: number, doorbell: Hpa): bigint {
     const device = this.table.get<DeviceObject>(devId, 'device');
-    const window = device.driver.reservedRegions?.(device.device).find((r) => r.type === 'sw-msi');
-    if (!window) return doorbell;
+    const reserved = device.driver.reservedRegions?.(device.device).find((r) => r.type === 'sw-msi');
+    if (!reserved) return doorbell;
+    const window = this.msi.swMsiWindow ?? reserved;
     const doorbellPage = doorbell - (doorbell % PAGE);
     const iovaPage = this.msi.swMsiIovaPage(window, doorbellPage);
     this.msi.add(device, { kind: 'sw-msi', iovaPage, doorbellPage, ioas: undefined }, device.msiTarget);
@@ -191,6 +192,19 @@ export class IommuFd {
       },
     );
     return address;
+  }
+
+  /**
+   * `IOMMU_OPTION_SW_MSI_START` / `IOMMU_OPTION_SW_MSI_SIZE`: where this context puts SW MSI doorbells
+   * instead of the driver's window, so a VMM can keep them out of the guest's way (and declare the range
+   * to the guest as an RMR). `EINVAL` unaligned or empty, `EBUSY` once a SW MSI doorbell is mapped.
+   */
+  setSwMsiWindow(start: bigint, length: bigint): void {
+    this.live();
+    if (start % PAGE !== 0n || length <= 0n || length % PAGE !== 0n)
+      throw new IommufdError('EINVAL', `SW MSI window ${toHex(start)}+${toHex(length)} is not whole pages`);
+    this.msi.setSwMsiWindow({ start, length });
+    this.log('msi.window', `SW MSI window moved to ${toHex(start)}+${toHex(length)}`, { start, length });
   }
 
   /**

@@ -43,6 +43,14 @@ export interface MsiTarget {
 export class MsiMappings {
   /** SW MSI doorbell pages in the order first set up: the index decides the IOVA. */
   private readonly swMsiPages: bigint[] = [];
+  /** The context's own SW MSI window (IOMMU_OPTION_SW_MSI_START/SIZE), if the user moved it. */
+  swMsiWindow: { readonly start: bigint; readonly length: bigint } | undefined;
+
+  setSwMsiWindow(window: { readonly start: bigint; readonly length: bigint }): void {
+    if (this.swMsiPages.length > 0)
+      throw new IommufdError('EBUSY', 'SW MSI doorbells are already mapped in the old window');
+    this.swMsiWindow = window;
+  }
   private readonly byDevice = new Map<object, MsiMapping[]>();
   private readonly installed = new Map<IommuDomain, Map<bigint, Installed>>();
 

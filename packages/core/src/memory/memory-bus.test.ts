@@ -8,7 +8,7 @@ const PAGE = 4096;
 const RAM_BASE = 0x8000_0000;
 const MMIO_BASE = 0x1000_0000;
 
-type Access = { op: 'read' | 'write'; offset: number; size: 1 | 2 | 4; value?: number };
+type Access = { op: 'read' | 'write'; offset: number; size: 1 | 2 | 4; value?: number; deviceId?: number };
 
 /** An MMIO device that logs every access and reads back `0x1000_0000 + offset`. */
 class RecordingMmio implements MmioHandler {
@@ -17,8 +17,8 @@ class RecordingMmio implements MmioHandler {
     this.log.push({ op: 'read', offset, size });
     return (0x1000_0000 + offset) >>> 0;
   }
-  write(offset: number, size: 1 | 2 | 4, value: number): void {
-    this.log.push({ op: 'write', offset, size, value });
+  write(offset: number, size: 1 | 2 | 4, value: number, deviceId?: number): void {
+    this.log.push({ op: 'write', offset, size, value, ...(deviceId === undefined ? {} : { deviceId }) });
   }
 }
 
@@ -213,6 +213,16 @@ describe('MemoryBus MMIO access', () => {
     expect(mmio.log).toEqual([
       { op: 'write', offset: 0x20, size: 4, value: 0x7654_3210 },
       { op: 'write', offset: 0x24, size: 4, value: 0xfedc_ba98 },
+    ]);
+  });
+
+  it("passes a device write's DeviceID sideband to the handler (what a GIC ITS translates with)", () => {
+    const { bus, mmio, who } = setup();
+    bus.write(MMIO_BASE + 0x40, 4, 7, who, 0x10);
+    bus.write(MMIO_BASE + 0x40, 4, 8, who);
+    expect(mmio.log).toEqual([
+      { op: 'write', offset: 0x40, size: 4, value: 7, deviceId: 0x10 },
+      { op: 'write', offset: 0x40, size: 4, value: 8 },
     ]);
   });
 

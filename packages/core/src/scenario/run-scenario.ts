@@ -13,7 +13,6 @@ import type { System } from '../system/system.js';
 import type { TraceRecord } from '../trace/trace-record.js';
 import { runMsiSetup, StepFailure, sendMsi } from './msi-steps.js';
 
-
 export interface StepReport {
   readonly index: number;
   readonly op: ScenarioStep['op'];
@@ -137,14 +136,13 @@ function runStep(
           `${step.device} is behind ${device.behindIommu ?? 'no IOMMU'}, domain ${step.domain} is on ${iommu}`,
         );
       }
-      system.iommu(iommu).driver.attachDev(d, device);
+      system.iommuCore.attachDevice(device, d);
       return `${step.device} (RID ${device.ridText}, stream ${toHex(device.streamId)}) attached to domain ${step.domain}`;
     }
     case 'detach': {
       const device = system.device(step.device);
       if (!device.behindIommu) throw new StepFailure(`${step.device} is not behind an IOMMU`);
-      const driver = system.iommu(device.behindIommu).driver;
-      driver.attachDev(driver.blockedDomain, device);
+      system.iommuCore.attachDevice(device, system.iommu(device.behindIommu).driver.blockedDomain);
       return `${step.device} detached (DMA blocked)`;
     }
     case 'map': {

@@ -4,6 +4,7 @@ import { validateConfig } from '../config/load-config.js';
 import { resolveToken } from '../di/container.js';
 import { ConfigError } from '../errors/config-error.js';
 import { IFrameAllocator } from '../memory/frame-allocator.js';
+import { IMsiController } from '../msi/msi-controller.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
 import { createSystem } from './create-system.js';
 import { IDevices } from './devices.js';
@@ -78,6 +79,31 @@ describe('createSystem', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).issues[0]?.path).toBe('iommus[0].base');
     expect((error as ConfigError).issues[0]?.message).toMatch(/overlaps "dram"/);
+  });
+
+  it('wires the configured MSI controller (system.msi, the token), and removes it at dispose', async () => {
+    const raw = fakeConfig();
+    const bare = await createSystem(raw, { registry: fakeRegistry() });
+    expect(bare.msi).toBeUndefined();
+    expect(() => bare.requireMsi()).toThrow(/ENODEV/);
+    raw.msi = { controller: 'fake-msi', options: { base: 0x0808_0000 } };
+    const system = await createSystem(raw, { registry: fakeRegistry() });
+    expect(system.msi?.kind).toBe('fake');
+    expect(resolveToken(system.container, IMsiController)).toBe(system.msi);
+    expect(system.bus.listRegions().map((r) => r.name)).toContain('fake-msi');
+    await system.dispose();
+    expect(system.bus.listRegions()).toEqual([]);
+  });
+
+  it('turns an MSI controller frame that overlaps RAM into a config error naming msi.options', async () => {
+    const raw = fakeConfig();
+    raw.msi = { controller: 'fake-msi', options: { base: 0x8000_0000 } };
+    const error = await createSystem(raw, { registry: fakeRegistry() }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues[0]).toMatchObject({
+      path: 'msi.options',
+      message: expect.stringMatching(/overlaps "dram"/),
+    });
   });
 
   it('refuses VMs without a VMM, and vIOMMU modes the plugin lacks, as config errors', async () => {
