@@ -6,7 +6,10 @@ import { type GicItsOptions, GicItsOptionsSchema } from '../src/options.js';
 
 export const RAM_BASE = 0x4000_0000;
 
-export function gicRig(options: Partial<Record<keyof GicItsOptions, unknown>> = {}, devices: { name: string; deviceId: number }[] = []) {
+export function gicRig(
+  options: Partial<Record<keyof GicItsOptions, unknown>> = {},
+  devices: { name: string; deviceId: number }[] = [],
+) {
   const bus = new MemoryBus();
   const ram = bus.addRam('ram', RAM_BASE, 64 * 2 ** 20);
   const memory = new FrameAllocator([ram], (base, bytes) => bus.discardRam(base, bytes));
