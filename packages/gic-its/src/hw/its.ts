@@ -390,7 +390,10 @@ export class GicIts implements MmioHandler {
     // IDs read as the kernel prints them: DeviceIDs and addresses in hex, the rest in decimal.
     const hex = new Set(['deviceId', 'ittAddress', 'opcode']);
     const text = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === 'boolean' ? Number(v) : hex.has(k) ? toHex(v as number | bigint) : v}`)
+      .map(
+        ([k, v]) =>
+          `${k}=${typeof v === 'boolean' ? Number(v) : hex.has(k) ? toHex(v as number | bigint) : v}`,
+      )
       .join(' ');
     this.tracer.trace(
       'msi',
