@@ -1,6 +1,7 @@
 /**
  * `iommukit vendors`: every available plugin with its capabilities and the identification registers of a
- * default instance (built on a scratch bus, probed by nothing), so users can compare vendors side by side.
+ * default instance (built on a scratch bus, probed by nothing), so users can compare vendors side by side;
+ * then the MSI controllers a config can select.
  */
 import {
   hpa,
@@ -46,6 +47,13 @@ export async function vendorsCommand(
         .map(([k, v]) => `${k}=${v}`)
         .join(' ')}\n\n`,
     );
+  }
+  const controllers = await Promise.all(
+    registry.msiModuleNames().map((name) => registry.loadMsiModule(name)),
+  );
+  if (controllers.length > 0) {
+    io.out('MSI controllers (msi.controller):\n');
+    for (const module of controllers) io.out(`  ${module.name} — ${module.description}\n`);
   }
   return EXIT_OK;
 }
