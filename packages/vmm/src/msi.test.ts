@@ -71,6 +71,22 @@ describe('MSIs of a VM', () => {
     expect(guestArrivals(msi.guest)).toEqual([]);
   });
 
+  it('no vIOMMU, legacy cookie: the host window in the auto HWPT; the guest programs the vITS GPA', async () => {
+    const { system, vm, msi } = await vmWithMsi({ msi: { mode: 'sw-msi', rmr: true } });
+    const summary = msi.setupDevice(vm.assignedDevice('nic0'), 1);
+    expect(summary).toContain(`guest MSI address ${'0x8090040'}`);
+    const nic = system.device('nic0');
+    expect(nic.msix.message(0)?.address).toBe(0x800_0040n); // the SMMU driver's own SW MSI window
+    system.tracer.startRecording();
+    expect(nic.signalMsi(0)).toMatchObject({ ok: true, hpas: [HOST_DOORBELL_PAGE + 0x40n] });
+    vm.serviceInterrupts();
+    const injected = system.tracer.stopRecording().filter((r) => r.name === 'msi.inject');
+    expect(injected.map((r) => r.message)).toEqual([
+      'host LPI 8192 (nic0 vector 0) → inject DeviceID 0x8 EventID 0 into vm0.vits',
+    ]);
+    expect(guestArrivals(msi.guest)).toEqual([expect.objectContaining({ deviceId: 0x8, eventId: 0 })]);
+  });
+
   it('nested, passthrough: guest IOVA → stage 1 → vITS GPA → stage 2 → physical ITS', async () => {
     const { system, vm, msi } = await vmWithMsi({
       viommus: ['nested'],

@@ -120,6 +120,16 @@ export class VmMsi {
         const guestVector = guestVectors[i]!;
         releases.push(
           this.host.requestIrq(v.intid, () => {
+            const { tracer, vm } = this.context;
+            if (tracer.enabled) {
+              tracer.trace(
+                'frontend',
+                vm,
+                'msi.inject',
+                `host LPI ${v.intid} (${device.name} vector ${i}) → inject DeviceID ${toHex(device.virtualRid)} EventID ${guestVector.message.data} into ${this.vits.doorbell.name}`,
+                { intid: v.intid, deviceId: device.virtualRid, eventId: guestVector.message.data },
+              );
+            }
             this.injected = this.vits.inject(device.virtualRid, guestVector.message.data);
           }),
         );
