@@ -19,6 +19,7 @@ import { capabilityCases } from './suites/capabilities.js';
 import { ioasCases } from './suites/ioas.js';
 import { iopfCases } from './suites/iopf.js';
 import { lifetimeCases } from './suites/lifetime.js';
+import { msiCases } from './suites/msi.js';
 import { nestingCases } from './suites/nesting.js';
 import { pasidCases } from './suites/pasid.js';
 
@@ -42,6 +43,7 @@ export function runConformance(plugin: IommuPlugin, options: ConformanceOptions 
     describe('object lifetimes', () => lifetimeCases(h));
     describe('PASID attach', () => pasidCases(h, plugin));
     describe('hw_info, flags, dirty tracking', () => capabilityCases(h, plugin));
+    describe('MSI doorbells', () => msiCases(h));
     // Groups with nothing applicable are left out: vitest reports an empty suite as an error.
     if (plugin.capabilities.pri) describe('I/O page faults', () => iopfCases(h, plugin));
     if (options.nesting) describe('nesting, vIOMMU, vEVENTQ', () => nestingCases(h, options.nesting));
