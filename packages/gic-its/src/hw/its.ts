@@ -305,7 +305,12 @@ export class GicIts implements MmioHandler {
         if ('error' in found) return found.error;
         const to = this.collectionTarget(c.icid);
         if (c.icid >= 2 ** collectionIdBits || to === undefined) return 'MOVI_UNMAPPED_COLLECTION';
-        this.collectionTarget(found.ite.icid)?.movePendingTo(to, found.ite.intid);
+        const from = this.collectionTarget(found.ite.icid);
+        if (from && from !== to) {
+          from.movePendingTo(to, found.ite.intid);
+          // INVs for the LPI now go to `to`; `from` must not keep a copy it would never hear about again.
+          from.configCache.delete(found.ite.intid);
+        }
         this.write64(found.address, encodeIte({ intid: found.ite.intid, icid: c.icid }));
         return undefined;
       }
@@ -339,6 +344,7 @@ export class GicIts implements MmioHandler {
         const to = this.redistributors[c.rdbase2];
         if (!from || !to) return 'MOVALL_PROCNUM_OOR';
         for (const intid of from.pendingLpis()) from.movePendingTo(to, intid);
+        if (from !== to) from.configCache.clear();
         return undefined;
       }
       case 'UNKNOWN':
