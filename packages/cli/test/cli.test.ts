@@ -58,7 +58,7 @@ describe('iommukit demo', () => {
     const { code, out } = await cli('demo');
     expect(code).toBe(EXIT_OK);
     expect(out).toContain('system "demo" · plugin smmuv3 0.1.0 (arm-smmuv3)');
-    expect(out).toContain('MSI: gic-its, doorbell its0 0x8090040, 2 CPUs');
+    expect(out).toContain('MSI: gic-its, doorbell its0 0x20010040, 2 CPUs');
     expect(out).toContain('VMs: vm0 (1GiB, MSI passthrough, assigned nic0, nested vIOMMU)');
     // The trap, the iommufd call and the host's nested walk.
     expect(out).toMatch(
@@ -69,7 +69,7 @@ describe('iommukit demo', () => {
     expect(out).toMatch(/vm0 rx\+64 holds "hello from nic0": GPA 0x4[0-9a-f]+, host page HPA 0x8[0-9a-f]+/);
     expect(out).toMatch(/guest IOMMU driver reported F_TRANSLATION stream 0x8 IOVA 0x[0-9a-f]+ \(nic0\)/);
     // The MSI: guest IOVA → stage 1 → stage 2 → physical ITS → host LPI → the vITS → vCPU 0.
-    expect(out).toMatch(/ioasMapMsi put doorbell page 0x8090000 at GPA 0x8090000/);
+    expect(out).toMatch(/ioasMapMsi put doorbell page 0x20010000 at GPA 0x8090000/);
     expect(out).toMatch(
       /its0: DeviceID 0x10 EventID 0 → INTID 8192 taken by CPU0 .* → vm0\.vits: DeviceID 0x8 EventID 0 → INTID 8192 taken by CPU0/,
     );
