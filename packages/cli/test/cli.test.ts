@@ -48,6 +48,16 @@ beforeAll(() => {
       .replace('iommu: iommu0 }]', 'iommu: iommu7 }]'),
   );
   writeFileSync(
+    join(dir, 'bad-msi.yaml'),
+    `${VALID.split('scenario:')[0]}msi:
+  controller: gic-its
+  options:
+    its:
+      - { name: its0, base: 0x0808_1000 }
+      - { name: its0, base: 0x0810_0000, devices: [nic0] }
+`,
+  );
+  writeFileSync(
     join(dir, 'valid.json'),
     JSON.stringify({ plugin: 'mock', memory: { ram: [{ name: 'r', base: 0x8000_0000, size: 4096 }] } }),
   );
@@ -131,6 +141,16 @@ describe('iommukit validate', () => {
       '  memory.ram[0].size: expected a size like 4096, "0x1000" or "4GiB", got "lots"',
       '  devices[0].rid: expected a PCI requester ID like "00:02.0", got "00:02.9"',
       '  devices[0].iommu: no IOMMU instance named "iommu7" (have: iommu0)',
+    ]);
+  });
+
+  it("checks the MSI controller's options against its own schema, with their paths", async () => {
+    const { code, err } = await cli('validate', 'bad-msi.yaml');
+    expect(code).toBe(EXIT_FAILURE);
+    expect(err.trim().split('\n')).toEqual([
+      'bad-msi.yaml: 2 problems',
+      '  msi.options.its[0].base: expected a 64 KiB aligned address',
+      '  msi.options.its[1].name: another ITS is named "its0"',
     ]);
   });
 
