@@ -6,10 +6,7 @@ import { type GicItsOptions, GicItsOptionsSchema } from '../src/options.js';
 
 export const RAM_BASE = 0x4000_0000;
 
-export function gicRig(
-  options: Partial<Record<keyof GicItsOptions, unknown>> = {},
-  devices: { name: string; deviceId: number }[] = [],
-) {
+export function gicRig(options: Partial<Record<keyof GicItsOptions, unknown>> = {}) {
   const bus = new MemoryBus();
   const ram = bus.addRam('ram', RAM_BASE, 64 * 2 ** 20);
   const memory = new FrameAllocator([ram], (base, bytes) => bus.discardRam(base, bytes));
@@ -19,7 +16,6 @@ export function gicRig(
     bus,
     memory,
     tracer,
-    devices,
   }) as GicMsiController;
   const cpuCounter = bus.counter('cpu');
   /** A device's MSI write: `data` to `address`, tagged with its DeviceID. */

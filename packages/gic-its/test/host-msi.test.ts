@@ -28,7 +28,7 @@ async function host() {
 }
 
 describe('host MSI through the SW MSI cookie', () => {
-  it('arrives at CPU 0 with the INTID the driver mapped, after the SMMU translated the doorbell IOVA', async () => {
+  it('arrives at the CPU and with the INTID the driver mapped, after the SMMU translated the doorbell IOVA', async () => {
     const { system, msi } = await host();
     const dma = system.kernelDma('nic0');
     const handled: number[] = [];
@@ -40,9 +40,13 @@ describe('host MSI through the SW MSI cookie', () => {
     expect(message.address).toBe(dma.msiWindow!.start + 0x40n); // the SW MSI window, not the doorbell
     const result = nic.signalMsi(0)!;
     expect(result).toMatchObject({ ok: true, hpas: [0x0809_0040n] });
-    expect(msi.cpus[0]!.arrivals).toEqual([
+    // The SMMU's own three MSIs (Event queue, GERROR, PRI queue) took CPU0 twice and CPU1 once, so the
+    // least loaded CPU for nic0's first vector was CPU1.
+    expect(vector!.cpu).toBe(1);
+    expect(msi.cpus[0]!.arrivals).toEqual([]);
+    expect(msi.cpus[1]!.arrivals).toEqual([
       expect.objectContaining({
-        cpu: 0,
+        cpu: 1,
         intid: vector!.intid,
         deviceId: nic.streamId,
         eventId: 0,
@@ -52,6 +56,24 @@ describe('host MSI through the SW MSI cookie', () => {
     expect(handled).toEqual([]); // handlers run when the system services interrupts
     system.serviceInterrupts();
     expect(handled).toEqual([vector!.intid]);
+  });
+
+  it('the SMMU signals its own Event queue with an MSI (DeviceID 0xffff) when the platform has an ITS', async () => {
+    const { system, msi } = await host();
+    const smmu = system.iommu('smmu0');
+    const nic = system.device('nic0');
+    const dma = system.kernelDma('nic0');
+    msi.takeOutcomes();
+    // A DMA to an IOVA nothing maps: F_TRANSLATION goes to the Event queue, and the SMMU writes its MSI.
+    expect(nic.dmaWrite(0x1234_5000n, Uint8Array.of(1))).toMatchObject({ ok: false, reason: 'fault' });
+    const [outcome] = msi.takeOutcomes();
+    expect(outcome).toMatchObject({ kind: 'delivered', arrival: { deviceId: 0xffff, eventId: 0 } });
+    expect(smmu.faults).toEqual([]); // the driver's handler has not run yet
+    system.serviceInterrupts();
+    expect(smmu.faults.map((f) => [f.fault.vendorCode, f.device, f.fault.iova])).toEqual([
+      ['F_TRANSLATION', 'nic0', 0x1234_5000n],
+    ]);
+    dma.release();
   });
 
   it('a blocked device cannot reach the doorbell, and MSI setup on a blocked device is refused', async () => {

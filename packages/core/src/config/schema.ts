@@ -25,6 +25,11 @@ export const IommuInstanceSchema = z
       .record(z.string(), z.unknown())
       .default({})
       .describe("Vendor options, validated by the plugin's own schema (see docs/vendors/)."),
+    msiDeviceId: intField(0, 2 ** 32 - 1)
+      .optional()
+      .describe(
+        "DeviceID the instance's own MSIs carry to the MSI controller (IORT ID mapping); default 0xFFFF − its index.",
+      ),
   })
   .describe('One IOMMU instance of the selected vendor.');
 

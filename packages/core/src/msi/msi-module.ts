@@ -9,7 +9,7 @@ import type { Hpa } from '../address/address.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import type { ITracer } from '../trace/tracer.js';
-import type { IMsiController, MsiDoorbell, MsiOutcome, MsiRequester } from './msi-controller.js';
+import type { IMsiController, MsiDoorbell, MsiOutcome } from './msi-controller.js';
 
 export interface MsiControllerContext<TOptions> {
   /** Options validated by the module's `optionsSchema`. */
@@ -19,8 +19,6 @@ export interface MsiControllerContext<TOptions> {
   /** Pages for the host driver's tables and queues. */
   readonly memory: IFrameAllocator;
   readonly tracer: ITracer;
-  /** The system's devices (controllers may route them to instances by name). */
-  readonly devices: readonly MsiRequester[];
 }
 
 export interface VirtualMsiContext {

@@ -11,6 +11,7 @@ import type { IommuHardware } from '../iommu/hardware.js';
 import type { IrqLine } from '../iommu/irq.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
+import type { IMsiController } from '../msi/msi-controller.js';
 import type { ITracer } from '../trace/tracer.js';
 import type { ViommuContext, ViommuPersonality } from '../viommu/personality.js';
 
@@ -43,6 +44,13 @@ export interface PluginCapabilities {
   readonly viommuModes: readonly ('emulated' | 'nested')[];
 }
 
+/** The platform MSI controller as an IOMMU instance sees it, for the instance's own interrupts. */
+export interface InstanceMsi {
+  readonly controller: IMsiController;
+  /** The DeviceID the instance's own MSI writes carry (IORT: the SMMU's own ID mapping). */
+  readonly deviceId: number;
+}
+
 /** What every factory receives about the instance it builds. */
 export interface InstanceContext<TOptions> {
   /** Instance name from the config (`iommu0`). */
@@ -55,6 +63,11 @@ export interface InstanceContext<TOptions> {
   readonly tracer: ITracer;
   /** Wired interrupt lines by name (`evtq`, `gerror`, `fault`). Hardware raises, the driver connects. */
   irq(name: string): IrqLine;
+  /**
+   * The system's MSI controller, when it has one: the driver may signal its own interrupts (event queue,
+   * errors) as MSIs instead of wired lines, as Linux does when a platform MSI domain exists.
+   */
+  readonly msi?: InstanceMsi;
 }
 
 export type HardwareContext<TOptions> = InstanceContext<TOptions>;

@@ -17,13 +17,13 @@ import { IInterruptController, InterruptController } from '../iommu/irq.js';
 import { IPasidAllocator, PasidAllocator } from '../iommu/pasid-allocator.js';
 import { FrameAllocator, IFrameAllocator } from '../memory/frame-allocator.js';
 import { MemoryBus } from '../memory/memory-bus.js';
-import { IMsiController } from '../msi/msi-controller.js';
+import { type IMsiController, IMsiController as IMsiControllerToken } from '../msi/msi-controller.js';
 import type { PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
 import { Devices, IDevices } from './devices.js';
 import { IIommuInstances, IommuInstances } from './iommu-instances.js';
 import { ISystem, ISystemContainer, System } from './system.js';
-import { IMemoryBus, ISystemConfig } from './tokens.js';
+import { IMemoryBus, IPlatformMsi, ISystemConfig } from './tokens.js';
 import { IVmmModule, type VmmModule } from './vmm-module.js';
 
 export interface CreateSystemOptions {
@@ -62,29 +62,16 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
   c.registerSingleton(IDevices, Devices);
   c.registerSingleton(ISystem, System);
 
+  // The MSI controller comes first: IOMMU drivers may take MSIs for their own interrupts.
+  const controller = validated.msi ? createMsiController(validated.msi, c, bus) : undefined;
+  if (controller) provideValue(c, IMsiControllerToken, controller);
+  provideValue(c, IPlatformMsi, { controller });
   try {
     resolveToken(c, IIommuInstances);
   } catch (error) {
     throw placementError(error, validated) ?? error;
   }
-  const devices = resolveToken(c, IDevices);
-  if (validated.msi) {
-    const { module, options } = validated.msi;
-    try {
-      const controller = module.create({
-        options,
-        bus,
-        memory: resolveToken(c, IFrameAllocator),
-        tracer: resolveToken(c, ITracer),
-        devices: devices.list().map((d) => ({ name: d.name, deviceId: d.streamId })),
-      });
-      provideValue(c, IMsiController, controller);
-    } catch (error) {
-      if (!(error instanceof IommufdError) || error.code !== 'EADDRINUSE') throw error;
-      const message = error.message.replace(/^EADDRINUSE: /, '');
-      throw new ConfigError([{ path: 'msi.options', message }], { cause: error });
-    }
-  }
+  resolveToken(c, IDevices);
   const system = resolveToken(c, ISystem);
   if (options.vmm && validated.config.vms.length > 0) {
     provideValue(c, IVmmModule, options.vmm);
@@ -127,6 +114,25 @@ function isValidated(value: unknown): value is ValidatedConfig {
     'instanceOptions' in value &&
     'config' in value
   );
+}
+
+function createMsiController(
+  msi: NonNullable<ValidatedConfig['msi']>,
+  c: DependencyContainer,
+  bus: MemoryBus,
+): IMsiController {
+  try {
+    return msi.module.create({
+      options: msi.options,
+      bus,
+      memory: resolveToken(c, IFrameAllocator),
+      tracer: resolveToken(c, ITracer),
+    });
+  } catch (error) {
+    if (!(error instanceof IommufdError) || error.code !== 'EADDRINUSE') throw error;
+    const message = error.message.replace(/^EADDRINUSE: /, '');
+    throw new ConfigError([{ path: 'msi.options', message }], { cause: error });
+  }
 }
 
 /** An IOMMU register window that collides with another region is a config mistake: name its path. */

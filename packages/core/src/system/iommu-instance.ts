@@ -12,7 +12,7 @@ import type { InterruptController } from '../iommu/irq.js';
 import type { IommuFault } from '../iommu/translation.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
-import type { InstanceContext, IommuPlugin } from '../plugin/plugin.js';
+import type { InstanceContext, InstanceMsi, IommuPlugin } from '../plugin/plugin.js';
 import type { ITracer } from '../trace/tracer.js';
 
 export interface ReportedFault {
@@ -40,6 +40,7 @@ export class IommuInstance {
     interrupts: InterruptController,
     core: IommuCore,
     private readonly tracer: ITracer,
+    msi?: InstanceMsi,
   ) {
     const context: InstanceContext<unknown> = {
       instance: name,
@@ -48,6 +49,7 @@ export class IommuInstance {
       bus,
       tracer,
       irq: (line) => interrupts.line(`${name}.${line}`),
+      ...(msi ? { msi } : {}),
     };
     this.hardware = plugin.createHardware(context);
     this.driver = plugin.createDriver({

@@ -9,7 +9,7 @@ import { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import { ITracer } from '../trace/tracer.js';
 import { IommuInstance } from './iommu-instance.js';
-import { IMemoryBus, ISystemConfig } from './tokens.js';
+import { IMemoryBus, IPlatformMsi, ISystemConfig, type PlatformMsi } from './tokens.js';
 
 export const IIommuInstances = token<IommuInstances>('iommukit.IommuInstances');
 
@@ -24,8 +24,13 @@ export class IommuInstances {
     @inject(IInterruptController) interrupts: InterruptController,
     @inject(IIommuCore) core: IommuCore,
     @inject(ITracer) tracer: ITracer,
+    @inject(IPlatformMsi) platformMsi: PlatformMsi,
   ) {
     validated.config.iommus.forEach((cfg, i) => {
+      const controller = platformMsi.controller;
+      // Without an IORT-style mapping in the config, an instance's own MSIs use the top of the 16-bit
+      // DeviceID space, counting down, clear of the RIDs its devices' StreamIDs take.
+      const msi = controller ? { controller, deviceId: cfg.msiDeviceId ?? 0xffff - i } : undefined;
       const instance = new IommuInstance(
         cfg.name,
         hpa(cfg.base),
@@ -36,6 +41,7 @@ export class IommuInstances {
         interrupts,
         core,
         tracer,
+        msi,
       );
       this.byName.set(cfg.name, instance);
     });

@@ -174,6 +174,10 @@ export const EVENTQ_MAX_LOG2 = 7;
 export const PRIQ_MAX_LOG2 = 8;
 /** Reads of an acknowledgement register before giving up (Linux ARM_SMMU_POLL_TIMEOUT_US). */
 const POLL_LIMIT = 1000;
+/** *_IRQ_CFG0.ADDR, bits [55:2] (§6.3.19). */
+const IRQ_CFG0_ADDR_MASK = ((1n << 56n) - 1n) & ~3n;
+/** *_IRQ_CFG2.MEMATTR for Device-nGnRE, what Linux programs for MSIs (ARM_SMMU_MEMATTR_DEVICE_nGnRE). */
+const MEMATTR_DEVICE_NGNRE = 0x1;
 
 /** CR1 as Linux writes it: queue and table accesses inner/outer write-back, inner shareable. */
 const CR1_VALUE =
@@ -275,6 +279,8 @@ export class Smmuv3Driver implements IommuDriver {
   protected readonly nestedDomains = new Set<Smmuv3NestedDomain>();
   protected readonly vsmmus = new Set<Smmuv3Vsmmu>();
   private probed: ProbedState | undefined;
+  /** Undoes the MSI setup: handlers, then the vectors. */
+  private readonly msiReleases: (() => void)[] = [];
   private nextDomainId = 2;
 
   constructor(context: DriverContext<Smmuv3Options>) {
@@ -631,6 +637,7 @@ export class Smmuv3Driver implements IommuDriver {
     this.writeRegSync(REG.CR0, 0, REG.CR0ACK);
     this.writeRegSync(REG.IRQ_CTRL, 0, REG.IRQ_CTRLACK);
     for (const line of ['eventq', 'priq', 'gerror']) this.context.irq(line).disconnect();
+    for (const release of this.msiReleases.splice(0)) release();
     p.cmdq.disable();
     for (const master of this.masters.values()) master.cdTable?.free();
     this.masters.clear();
@@ -898,23 +905,39 @@ export class Smmuv3Driver implements IommuDriver {
     this.regs.write32(cons, 0);
   }
 
-  /** Linux `arm_smmu_setup_irqs` with wired lines (`arm_smmu_setup_unique_irqs`). */
+  /**
+   * Linux `arm_smmu_setup_irqs`: MSIs when the SMMU implements them and the platform has an MSI
+   * controller (`arm_smmu_setup_msis`), wired lines otherwise (`arm_smmu_setup_unique_irqs`).
+   */
   private setupIrqs(): void {
     const p = this.state();
     this.writeRegSync(REG.IRQ_CTRL, 0, REG.IRQ_CTRLACK);
-    if (p.features.msi) {
-      // No MSIs: clear the doorbell addresses so only the wired lines signal.
-      this.regs.write64(REG.GERROR_IRQ_CFG0, 0n);
-      this.regs.write64(REG.EVENTQ_IRQ_CFG0, 0n);
-      if (p.features.pri) this.regs.write64(REG.PRIQ_IRQ_CFG0, 0n);
+    const sources: [cfg0: number, line: string, handler: () => void][] = [
+      [REG.EVENTQ_IRQ_CFG0, 'eventq', () => this.handleEventq()],
+      [REG.GERROR_IRQ_CFG0, 'gerror', () => this.handleGerror()],
+      ...(p.features.pri ? [[REG.PRIQ_IRQ_CFG0, 'priq', () => this.handlePriq()] as const] : []),
+    ] as [number, string, () => void][];
+    // Clear the doorbells first: only what this setup programs may signal.
+    if (p.features.msi) for (const [cfg0] of sources) this.regs.write64(cfg0, 0n);
+    const msi = p.features.msi ? this.context.msi : undefined;
+    if (msi) {
+      // MSI indexes as Linux numbers them: EVTQ 0, GERROR 1, PRIQ 2.
+      const requester = { name: this.instance, deviceId: msi.deviceId };
+      const vectors = msi.controller.allocateVectors(requester, sources.length);
+      sources.forEach(([cfg0, , handler], i) => {
+        const { message, intid } = vectors[i]!;
+        // arm_smmu_write_msi_msg: doorbell (bits [55:2]), data, Device-nGnRE memory attributes.
+        this.regs.write64(cfg0, message.address & IRQ_CFG0_ADDR_MASK);
+        this.regs.write32(cfg0 + 8, message.data);
+        this.regs.write32(cfg0 + 12, MEMATTR_DEVICE_NGNRE);
+        this.msiReleases.push(msi.controller.requestIrq(intid, handler));
+      });
+      this.msiReleases.push(() => msi.controller.freeVectors(requester));
+    } else {
+      for (const [, line, handler] of sources) this.context.irq(line).connect(handler);
     }
-    this.context.irq('eventq').connect(() => this.handleEventq());
-    this.context.irq('gerror').connect(() => this.handleGerror());
     let enables = IRQ_CTRL_EVENTQ_IRQEN | IRQ_CTRL_GERROR_IRQEN;
-    if (p.features.pri) {
-      this.context.irq('priq').connect(() => this.handlePriq());
-      enables |= IRQ_CTRL_PRIQ_IRQEN;
-    }
+    if (p.features.pri) enables |= IRQ_CTRL_PRIQ_IRQEN;
     this.writeRegSync(REG.IRQ_CTRL, enables, REG.IRQ_CTRLACK);
   }
 

@@ -78,6 +78,8 @@ export interface SmmuInterruptsInit {
   readonly counter: AccessCounter;
   /** Creates a wired line by name; lines are created only when `features.wiredIrqs`. */
   readonly irq?: (name: string) => IrqLine;
+  /** The DeviceID the SMMU's own MSI writes carry (its IORT ID mapping); absent: none. */
+  readonly msiDeviceId?: number;
 }
 
 export class SmmuInterrupts {
@@ -88,6 +90,7 @@ export class SmmuInterrupts {
   private readonly features: Smmuv3Features;
   private readonly counter: AccessCounter;
   private readonly addressLimit: number;
+  private readonly msiDeviceId: number | undefined;
   /** Interrupts signalled per source (an enabled source triggered: wired and/or MSI). */
   readonly signalled: Record<IrqSource | 'cmdqSync', number> = { eventq: 0, priq: 0, gerror: 0, cmdqSync: 0 };
   msiWrites = 0;
@@ -101,6 +104,7 @@ export class SmmuInterrupts {
     this.features = init.features;
     this.counter = init.counter;
     this.addressLimit = 2 ** init.features.oasBits;
+    this.msiDeviceId = init.msiDeviceId;
     const irq = init.features.wiredIrqs ? init.irq : undefined;
     this.lines =
       irq === undefined
@@ -171,7 +175,7 @@ export class SmmuInterrupts {
   /** A 32-bit MSI write (§3.18); bits [1:0] of the address are zero by the register and command layouts. */
   private sendMsi(address: number, data: number, abortBit: number): void {
     this.msiWrites++;
-    const result = this.bus.write(address, 4, data >>> 0, this.counter);
+    const result = this.bus.write(address, 4, data >>> 0, this.counter, this.msiDeviceId);
     if (!result.ok) {
       this.msiAborts++;
       this.raiseGlobalError(abortBit);

@@ -73,6 +73,8 @@ export interface ProgrammingInterfaceInit {
   readonly counter: AccessCounter;
   readonly execute: CommandExecutor;
   readonly irq?: (name: string) => IrqLine;
+  /** The DeviceID the SMMU's own MSI writes carry (its IORT ID mapping); absent: none. */
+  readonly msiDeviceId?: number;
   readonly decode?: DecodeCommandOptions;
   /** After CR0 was written and acknowledged (and command processing restarted). */
   readonly onCr0Written?: (state: TranslationState) => void;
@@ -103,6 +105,7 @@ export class Smmuv3ProgrammingInterface {
       counter: init.counter,
       execute: init.execute,
       ...(init.irq ? { irq: init.irq } : {}),
+      ...(init.msiDeviceId === undefined ? {} : { msiDeviceId: init.msiDeviceId }),
       ...(init.decode ? { decode: init.decode } : {}),
     });
     this.installHooks();

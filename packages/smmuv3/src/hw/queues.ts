@@ -30,6 +30,8 @@ export interface SmmuQueuesInit {
   readonly counter: AccessCounter;
   /** Creates wired lines by name (`eventq`, `priq`, `gerror`, `cmdq-sync`) when `features.wiredIrqs`. */
   readonly irq?: (name: string) => IrqLine;
+  /** The DeviceID the SMMU's own MSI writes carry (its IORT ID mapping); absent: none. */
+  readonly msiDeviceId?: number;
   readonly decode?: DecodeCommandOptions;
   /** IDR0.SEV (default false). */
   readonly sev?: boolean;
@@ -49,6 +51,7 @@ export class SmmuQueues {
       features,
       counter,
       ...(init.irq ? { irq: init.irq } : {}),
+      ...(init.msiDeviceId === undefined ? {} : { msiDeviceId: init.msiDeviceId }),
     });
     const interrupts = this.interrupts;
     this.cmdq = new CommandQueue({

@@ -81,6 +81,7 @@ export class Smmuv3Hardware implements IommuHardware {
       counter,
       execute: (command) => this.execute(command),
       ...(this.features.wiredIrqs ? { irq: (name: string) => context.irq(name) } : {}),
+      ...(context.msi ? { msiDeviceId: context.msi.deviceId } : {}),
       onCr0Written: (state) => {
         if (!state.smmuEnabled) for (const held of this.stalls.takeAll()) this.terminateStalled(held);
         else this.retryUnrecordedStalls();
