@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { gicItsModule } from '../src/gic-its-module.js';
 import type { GicMsiController } from '../src/gic-msi-controller.js';
 
-async function host() {
+async function host(smmuOptions: Record<string, unknown> = {}) {
   const registry = new PluginRegistry(
     { smmuv3: async () => ({ default: smmuv3Plugin }) },
     { 'gic-its': async () => ({ default: gicItsModule }) },
@@ -18,7 +18,7 @@ async function host() {
     {
       plugin: 'smmuv3',
       memory: { ram: [{ name: 'dram', base: 0x8000_0000, size: '1GiB' }] },
-      iommus: [{ name: 'smmu0', base: 0x0900_0000 }],
+      iommus: [{ name: 'smmu0', base: 0x0900_0000, options: smmuOptions }],
       devices: [{ name: 'nic0', rid: '00:02.0', iommu: 'smmu0' }],
       msi: { controller: 'gic-its' },
     },
@@ -73,6 +73,17 @@ describe('host MSI through the SW MSI cookie', () => {
     expect(smmu.faults.map((f) => [f.fault.vendorCode, f.device, f.fault.iova])).toEqual([
       ['F_TRANSLATION', 'nic0', 0x1234_5000n],
     ]);
+    dma.release();
+  });
+
+  it('an SMMU without MSIs (IDR0.MSI = 0) keeps its wired lines even with an ITS', async () => {
+    const { system, msi } = await host({ msi: false });
+    const dma = system.kernelDma('nic0');
+    msi.takeOutcomes();
+    system.device('nic0').dmaWrite(0x1234_5000n, Uint8Array.of(1));
+    expect(msi.takeOutcomes()).toEqual([]);
+    system.serviceInterrupts();
+    expect(system.iommu('smmu0').faults).toHaveLength(1);
     dma.release();
   });
 
