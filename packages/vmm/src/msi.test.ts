@@ -81,7 +81,10 @@ describe('MSIs of a VM', () => {
     expect(nic.signalMsi(0)).toMatchObject({ ok: true, hpas: [HOST_DOORBELL_PAGE + 0x40n] });
     vm.serviceInterrupts();
     const injected = system.tracer.stopRecording().filter((r) => r.name === 'msi.inject');
-    const hostIntid = system.requireMsi().cpus.flatMap((c) => c.arrivals).at(-1)!.intid;
+    const hostIntid = system
+      .requireMsi()
+      .cpus.flatMap((c) => c.arrivals)
+      .at(-1)!.intid;
     expect(injected.map((r) => r.message)).toEqual([
       `host LPI ${hostIntid} (nic0 vector 0) → inject DeviceID 0x8 EventID 0 into vm0.vits`,
     ]);
