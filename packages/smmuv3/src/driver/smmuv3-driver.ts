@@ -65,12 +65,12 @@
  * record becomes a one-page request to the iommu core with the STAG as group index, and its response
  * becomes CMD_RESUME (success: retry, else abort); a stall of an unknown StreamID is aborted at once.
  *
- * Not here: MSIs (wired lines only, CMD_SYNC completion by polling CONS); SVA.
+ * Interrupts: MSIs through the platform's MSI controller when the SMMU has IDR0.MSI, wired lines
+ * otherwise; CMD_SYNC completion is polled on CONS either way. Not here: SVA.
  */
 import {
   type AccessCounter,
   type DriverContext,
-  type FaultKind,
   field32,
   type HwInfo,
   hpa,
@@ -105,7 +105,7 @@ import {
   PRI_RESP,
   RESUME_ACTION,
 } from '../hw/commands.js';
-import { decodeEvent, EVENT_WORDS, type EventName, eventName } from '../hw/events.js';
+import { decodeEvent, EVENT_FAULT_KIND, EVENT_WORDS, eventName } from '../hw/events.js';
 import type { Smmuv3Features } from '../hw/features.js';
 import {
   featuresFromIdrs,
@@ -187,29 +187,6 @@ const CR1_VALUE =
   (SHAREABILITY.INNER << CR1_QUEUE_SH.lsb) |
   (1 << CR1_QUEUE_OC.lsb) |
   (1 << CR1_QUEUE_IC.lsb);
-
-/** The vendor-neutral class of each event. */
-export const EVENT_FAULT_KIND: Readonly<Record<EventName, FaultKind>> = {
-  F_UUT: 'bad-config',
-  C_BAD_STREAMID: 'bad-stream',
-  F_STE_FETCH: 'walk-abort',
-  C_BAD_STE: 'bad-config',
-  F_BAD_ATS_TREQ: 'ats-disabled',
-  F_STREAM_DISABLED: 'config-abort',
-  F_TRANSL_FORBIDDEN: 'permission',
-  C_BAD_SUBSTREAMID: 'bad-pasid',
-  F_CD_FETCH: 'walk-abort',
-  C_BAD_CD: 'bad-config',
-  F_WALK_EABT: 'walk-abort',
-  F_TRANSLATION: 'translation',
-  F_ADDR_SIZE: 'address-size',
-  F_ACCESS: 'access-flag',
-  F_PERMISSION: 'permission',
-  F_TLB_CONFLICT: 'bad-config',
-  F_CFG_CONFLICT: 'bad-config',
-  E_PAGE_REQUEST: 'translation',
-  F_VMS_FETCH: 'walk-abort',
-};
 
 /** What the driver knows about one endpoint (Linux `struct arm_smmu_master`). */
 export interface Smmuv3Master {

@@ -19,7 +19,7 @@
  *
  * InputAddr is 64 bits, so it is carried as a 4 KiB page number and a 12-bit offset (both exact).
  */
-import { entryAddress, entryField, setEntryAddress, setEntryField } from '@iommukit/core';
+import { entryAddress, entryField, type FaultKind, setEntryAddress, setEntryField } from '@iommukit/core';
 
 export const EVENT_WORDS = 8;
 export const EVENT_BYTES = 32;
@@ -48,6 +48,29 @@ export const EVENT_ID = {
 } as const;
 
 export type EventName = keyof typeof EVENT_ID;
+
+/** The vendor-neutral class of each event (what the core's `IommuFault.kind` says). */
+export const EVENT_FAULT_KIND: Readonly<Record<EventName, FaultKind>> = {
+  F_UUT: 'bad-config',
+  C_BAD_STREAMID: 'bad-stream',
+  F_STE_FETCH: 'walk-abort',
+  C_BAD_STE: 'bad-config',
+  F_BAD_ATS_TREQ: 'ats-disabled',
+  F_STREAM_DISABLED: 'config-abort',
+  F_TRANSL_FORBIDDEN: 'permission',
+  C_BAD_SUBSTREAMID: 'bad-pasid',
+  F_CD_FETCH: 'walk-abort',
+  C_BAD_CD: 'bad-config',
+  F_WALK_EABT: 'walk-abort',
+  F_TRANSLATION: 'translation',
+  F_ADDR_SIZE: 'address-size',
+  F_ACCESS: 'access-flag',
+  F_PERMISSION: 'permission',
+  F_TLB_CONFLICT: 'bad-config',
+  F_CFG_CONFLICT: 'bad-config',
+  E_PAGE_REQUEST: 'translation',
+  F_VMS_FETCH: 'walk-abort',
+};
 
 /** CLASS (§7.3): what the faulting access was doing. 0b11 is reserved. */
 export const EVENT_CLASS = { CD: 0b00, TT: 0b01, IN: 0b10 } as const;

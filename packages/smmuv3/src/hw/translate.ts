@@ -56,7 +56,7 @@ import {
   decodeL1Cd,
   L1CD_WORDS,
 } from './cd.js';
-import { EVENT_CLASS, EVENT_ID, type EventName, type EventRecord } from './events.js';
+import { EVENT_CLASS, EVENT_FAULT_KIND, EVENT_ID, type EventName, type EventRecord } from './events.js';
 import type { Smmuv3Features, Smmuv3IdrExtras } from './features.js';
 import type { TranslationState } from './programming-interface.js';
 import {
@@ -119,28 +119,11 @@ interface Fault {
   readonly reason?: string;
 }
 
+/** Aborts without an event record are configuration aborts; events map as the driver reports them. */
 const KIND: Readonly<Record<Fault['event'], FaultKind>> = {
   ABORT: 'config-abort',
   GBPA_ABORT: 'config-abort',
-  F_UUT: 'bad-config',
-  C_BAD_STREAMID: 'bad-stream',
-  F_STE_FETCH: 'walk-abort',
-  C_BAD_STE: 'bad-config',
-  F_BAD_ATS_TREQ: 'ats-disabled',
-  F_STREAM_DISABLED: 'config-abort',
-  F_TRANSL_FORBIDDEN: 'permission',
-  C_BAD_SUBSTREAMID: 'bad-pasid',
-  F_CD_FETCH: 'walk-abort',
-  C_BAD_CD: 'bad-config',
-  F_WALK_EABT: 'walk-abort',
-  F_TRANSLATION: 'translation',
-  F_ADDR_SIZE: 'address-size',
-  F_ACCESS: 'access-flag',
-  F_PERMISSION: 'permission',
-  F_TLB_CONFLICT: 'bad-config',
-  F_CFG_CONFLICT: 'bad-config',
-  E_PAGE_REQUEST: 'translation',
-  F_VMS_FETCH: 'walk-abort',
+  ...EVENT_FAULT_KIND,
 };
 
 /** SubstreamIDs are 20 bits, so StreamID · 2^20 + SubstreamID is exact (StreamIDs are at most 32 bits). */
