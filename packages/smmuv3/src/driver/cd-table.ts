@@ -15,46 +15,17 @@
  * CD updates go through the hitless writer (`writeEntry` with `cdUsed`); each of its syncs is
  * CMD_CFGI_CD(StreamID, SubstreamID, Leaf = 1) + CMD_SYNC.
  */
-import {
-  type AccessCounter,
-  hpa,
-  type IFrameAllocator,
-  IommufdError,
-  type ITracer,
-  type MemoryBus,
-  toHex,
-} from '@iommukit/core';
+import { IommufdError, toHex } from '@iommukit/core';
 import { CD_BYTES, CD_WORDS, encodeL1Cd, L1CD_BYTES, L1CD_WORDS } from '../hw/cd.js';
 import { encodeCfgiCd } from '../hw/commands.js';
 import { STE_S1FMT } from '../hw/ste.js';
-import type { Smmuv3Cmdq } from './cmdq.js';
 import { cdUsed } from './entry-used.js';
 import { type WriteOutcome, writeEntry } from './entry-writer.js';
+import { allocSizeAligned, freeBlock, type TableBlock, type TableHost } from './table-memory.js';
 
 /** SubstreamID bits indexing a leaf: 10, 64 KiB leaves of 1024 CDs (Linux CTXDESC_SPLIT). */
 export const CD_L2_BITS = 10;
 export const CD_L2_ENTRIES = 2 ** CD_L2_BITS;
-
-const PAGE = 4096;
-
-export interface CdTableHost {
-  readonly instance: string;
-  readonly bus: MemoryBus;
-  readonly memory: IFrameAllocator;
-  readonly counter: AccessCounter;
-  readonly cmdq: Smmuv3Cmdq;
-  readonly tracer?: ITracer;
-}
-
-interface Block {
-  readonly base: number;
-  readonly frames: number;
-}
-
-function allocAligned(memory: IFrameAllocator, bytes: number): Block {
-  const frames = Math.max(1, Math.ceil(bytes / PAGE));
-  return { base: Number(memory.allocFrames(frames, 2 ** Math.ceil(Math.log2(frames)))), frames };
-}
 
 export class CdTable {
   readonly streamId: number;
@@ -64,22 +35,22 @@ export class CdTable {
   readonly s1CdMax: number;
   /** Address of the linear table or the L1 table (STE.S1ContextPtr). */
   readonly base: number;
-  private readonly host: CdTableHost;
-  private readonly table: Block;
+  private readonly host: TableHost;
+  private readonly table: TableBlock;
   /** Leaves by L1 index (2-level only). */
-  private readonly leaves = new Map<number, Block>();
+  private readonly leaves = new Map<number, TableBlock>();
 
-  constructor(host: CdTableHost, streamId: number, ssidBits: number, twoLevelAllowed: boolean) {
+  constructor(host: TableHost, streamId: number, ssidBits: number, twoLevelAllowed: boolean) {
     this.host = host;
     this.streamId = streamId;
     this.s1CdMax = ssidBits;
     const entries = 2 ** ssidBits;
     if (!twoLevelAllowed || entries <= CD_L2_ENTRIES) {
       this.s1Fmt = STE_S1FMT.LINEAR;
-      this.table = allocAligned(host.memory, entries * CD_BYTES);
+      this.table = allocSizeAligned(host.memory, entries * CD_BYTES);
     } else {
       this.s1Fmt = STE_S1FMT.TWO_LEVEL_64K;
-      this.table = allocAligned(host.memory, (entries / CD_L2_ENTRIES) * L1CD_BYTES);
+      this.table = allocSizeAligned(host.memory, (entries / CD_L2_ENTRIES) * L1CD_BYTES);
     }
     this.base = this.table.base;
   }
@@ -111,7 +82,7 @@ export class CdTable {
     const existing = this.cdAddress(ssid);
     if (existing !== undefined) return existing;
     const index = Math.floor(ssid / CD_L2_ENTRIES);
-    const leaf = allocAligned(this.host.memory, CD_L2_ENTRIES * CD_BYTES);
+    const leaf = allocSizeAligned(this.host.memory, CD_L2_ENTRIES * CD_BYTES);
     this.leaves.set(index, leaf);
     const at = this.base + index * L1CD_BYTES;
     this.host.bus.writeWords(at, encodeL1Cd({ v: true, l2Ptr: leaf.base }), L1CD_WORDS, this.host.counter);
@@ -161,9 +132,9 @@ export class CdTable {
 
   /** Releases the table and its leaves (no STE may point at it any more). */
   free(): void {
-    for (const leaf of this.leaves.values()) this.host.memory.freeFrames(hpa(leaf.base), leaf.frames);
+    for (const leaf of this.leaves.values()) freeBlock(this.host.memory, leaf);
     this.leaves.clear();
-    this.host.memory.freeFrames(hpa(this.table.base), this.table.frames);
+    freeBlock(this.host.memory, this.table);
   }
 
   private check(ssid: number): void {

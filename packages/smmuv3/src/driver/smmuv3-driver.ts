@@ -73,7 +73,6 @@ import {
   type DriverContext,
   field32,
   type HwInfo,
-  hpa,
   type IFrameAllocator,
   type IommuDeviceRef,
   type IommuDomain,
@@ -163,6 +162,7 @@ import { asidAllocator, type IdAllocator, vmidAllocator } from './ids.js';
 import { Smmuv3NestedDomain } from './nested-domain.js';
 import { abortSte, type BuilderCaps, builderCaps, bypassSte, cdTableSte } from './ste-builders.js';
 import { StreamTable } from './stream-table.js';
+import { allocSizeAligned, freeBlock, type TableBlock } from './table-memory.js';
 import { SMMUV3_VIOMMU_TYPE, Smmuv3Vsmmu } from './vsmmu.js';
 
 /** The SW MSI window Linux's SMMUv3 driver reserves (MSI_IOVA_BASE, MSI_IOVA_LENGTH). */
@@ -209,9 +209,7 @@ export interface Smmuv3Master {
 }
 
 /** A queue in the driver's memory. */
-interface QueueMemory {
-  readonly base: number;
-  readonly frames: number;
+interface QueueMemory extends TableBlock {
   readonly log2: number;
   /** The driver's CONS of an Event or PRI queue, with OVACKFLG. */
   cons: number;
@@ -621,7 +619,7 @@ export class Smmuv3Driver implements IommuDriver {
     this.vsmmus.clear();
     this.nestedDomains.clear();
     p.streamTable.free();
-    for (const q of [p.cmdqMem, p.eventq, p.priq]) if (q) this.memory.freeFrames(hpa(q.base), q.frames);
+    for (const q of [p.cmdqMem, p.eventq, p.priq]) if (q) freeBlock(this.memory, q);
     this.probed = undefined;
     this.log('shutdown', 'SMMU disabled, queues and stream table released');
   }
@@ -833,11 +831,8 @@ export class Smmuv3Driver implements IommuDriver {
   }
 
   private allocQueue(log2: number, entryBytes: number): QueueMemory {
-    const bytes = Math.max(32, queueCapacity(log2) * entryBytes);
-    const frames = Math.max(1, Math.ceil(bytes / 4096));
-    // Aligned to its size, as the queue base must be (§6.3.26).
-    const base = Number(this.memory.allocFrames(frames, 2 ** Math.ceil(Math.log2(frames))));
-    return { base, frames, log2, cons: 0 };
+    const block = allocSizeAligned(this.memory, Math.max(32, queueCapacity(log2) * entryBytes));
+    return { ...block, log2, cons: 0 };
   }
 
   /** Linux `arm_smmu_device_reset` (see the module comment for the sequence). */

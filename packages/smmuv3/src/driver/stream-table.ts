@@ -15,50 +15,19 @@
  * STE updates go through the hitless writer (`writeEntry` with `steUsed`): each of its syncs is
  * CMD_CFGI_STE(StreamID, Leaf = 1) + CMD_SYNC (Linux `arm_smmu_sync_ste_for_sid`).
  */
-import {
-  type AccessCounter,
-  hpa,
-  type IFrameAllocator,
-  IommufdError,
-  type ITracer,
-  type MemoryBus,
-  toHex,
-} from '@iommukit/core';
+import { IommufdError, toHex } from '@iommukit/core';
 import { encodeCfgiSte } from '../hw/commands.js';
 import { STRTAB_BASE_HI_RA, STRTAB_FMT_2LEVEL, STRTAB_FMT_LINEAR } from '../hw/regs.js';
 import { encodeL1Std, L1STD_BYTES, L1STD_WORDS, STE_BYTES, STE_WORDS } from '../hw/ste.js';
-import type { Smmuv3Cmdq } from './cmdq.js';
 import { steUpdateSafe, steUsed } from './entry-used.js';
 import { type WriteOutcome, writeEntry } from './entry-writer.js';
 import { abortSte } from './ste-builders.js';
+import { allocSizeAligned, freeBlock, type TableBlock, type TableHost } from './table-memory.js';
 
 /** StreamID bits indexing a level-2 array (Linux STRTAB_SPLIT). */
 export const STRTAB_SPLIT = 8;
 /** At most 2^17 L1 descriptors (a 1 MiB L1 table, Linux STRTAB_L1_SZ_SHIFT). */
 export const STRTAB_L1_MAX_LOG2 = 17;
-
-const PAGE = 4096;
-
-export interface StreamTableHost {
-  readonly instance: string;
-  readonly bus: MemoryBus;
-  readonly memory: IFrameAllocator;
-  readonly counter: AccessCounter;
-  readonly cmdq: Smmuv3Cmdq;
-  readonly tracer?: ITracer;
-}
-
-interface Block {
-  readonly base: number;
-  readonly frames: number;
-}
-
-function allocAligned(memory: IFrameAllocator, bytes: number): Block {
-  const frames = Math.max(1, Math.ceil(bytes / PAGE));
-  // Tables are aligned to their size (the SMMU ignores the low address bits below it).
-  const align = 2 ** Math.ceil(Math.log2(frames));
-  return { base: Number(memory.allocFrames(frames, align)), frames };
-}
 
 export class StreamTable {
   readonly format: 'linear' | 'two-level';
@@ -67,19 +36,19 @@ export class StreamTable {
   readonly split: number;
   /** Address of the linear table or of the L1 table. */
   readonly base: number;
-  private readonly host: StreamTableHost;
-  private readonly table: Block;
+  private readonly host: TableHost;
+  private readonly table: TableBlock;
   /** Level-2 arrays by L1 index. */
-  private readonly l2 = new Map<number, Block>();
+  private readonly l2 = new Map<number, TableBlock>();
   private readonly abort = abortSte();
 
-  constructor(host: StreamTableHost, sidBits: number, twoLevel: boolean) {
+  constructor(host: TableHost, sidBits: number, twoLevel: boolean) {
     this.host = host;
     if (!twoLevel || sidBits <= STRTAB_SPLIT) {
       this.format = 'linear';
       this.log2Size = sidBits;
       this.split = 0;
-      this.table = allocAligned(host.memory, 2 ** sidBits * STE_BYTES);
+      this.table = allocSizeAligned(host.memory, 2 ** sidBits * STE_BYTES);
       this.fillAbort(this.table.base, 2 ** sidBits);
     } else {
       this.format = 'two-level';
@@ -87,7 +56,7 @@ export class StreamTable {
       this.log2Size = l1Log2 + STRTAB_SPLIT;
       this.split = STRTAB_SPLIT;
       // Zeroed frames: every L1STD is invalid (Span = 0) until its array exists.
-      this.table = allocAligned(host.memory, 2 ** l1Log2 * L1STD_BYTES);
+      this.table = allocSizeAligned(host.memory, 2 ** l1Log2 * L1STD_BYTES);
     }
     this.base = this.table.base;
   }
@@ -123,7 +92,7 @@ export class StreamTable {
     const index = Math.floor(streamId / 2 ** this.split);
     if (this.l2.has(index)) return false;
     const entries = 2 ** this.split;
-    const block = allocAligned(this.host.memory, entries * STE_BYTES);
+    const block = allocSizeAligned(this.host.memory, entries * STE_BYTES);
     this.fillAbort(block.base, entries);
     this.l2.set(index, block);
     const desc = encodeL1Std({ span: this.split + 1, l2Ptr: block.base });
@@ -179,9 +148,9 @@ export class StreamTable {
 
   /** Releases the table and every level-2 array (the SMMU must no longer use them). */
   free(): void {
-    for (const block of this.l2.values()) this.host.memory.freeFrames(hpa(block.base), block.frames);
+    for (const block of this.l2.values()) freeBlock(this.host.memory, block);
     this.l2.clear();
-    this.host.memory.freeFrames(hpa(this.table.base), this.table.frames);
+    freeBlock(this.host.memory, this.table);
   }
 
   private require(streamId: number): number {
