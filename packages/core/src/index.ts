@@ -37,6 +37,7 @@ export * from './iommu/iommu-core.js';
 export * from './iommu/iova-allocator.js';
 export * from './iommu/irq.js';
 export * from './iommu/pasid-allocator.js';
+export * from './iommu/static-domain.js';
 export * from './iommu/sw-msi-cookie.js';
 export * from './iommu/translation.js';
 export * from './iommufd/device.js';

@@ -400,31 +400,3 @@ export class Smmuv3Domain implements IommuDomain {
 export function attachmentKey(streamId: number, pasid: number): string {
   return pasid === NO_PASID ? `${streamId}` : `${streamId}:${pasid}`;
 }
-
-/** The blocking and identity domains: no table, only an STE Config (abort / bypass). */
-export class Smmuv3StaticDomain implements IommuDomain {
-  readonly pgsizeBitmap = 0n;
-  readonly aperture = { start: makeIova(0n), end: makeIova(0n) };
-
-  constructor(
-    readonly id: number,
-    readonly type: Extract<DomainType, 'blocked' | 'identity'>,
-  ) {}
-
-  map(): void {
-    throw new IommufdError('EOPNOTSUPP', `a ${this.type} domain has no page table to map into`);
-  }
-
-  unmap(): bigint {
-    throw new IommufdError('EOPNOTSUPP', `a ${this.type} domain has no page table to unmap from`);
-  }
-
-  iotlbSync(): void {}
-
-  iovaToPhys(): undefined {
-    return undefined;
-  }
-
-  /** Static domains live as long as the driver. */
-  free(): void {}
-}

@@ -90,6 +90,7 @@ import {
   PERM_READ,
   PERM_WRITE,
   type ReservedRegion,
+  StaticDomain,
   toHex,
   type ViommuEventSink,
 } from '@iommukit/core';
@@ -157,7 +158,7 @@ import {
 import { SHAREABILITY, STE_S1DSS } from '../hw/ste.js';
 import { CdTable } from './cd-table.js';
 import { CMDQ_MAX_LOG2, Smmuv3Cmdq } from './cmdq.js';
-import { type DomainAttachment, Smmuv3Domain, type Smmuv3DomainHost, Smmuv3StaticDomain } from './domain.js';
+import { type DomainAttachment, Smmuv3Domain, type Smmuv3DomainHost } from './domain.js';
 import { asidAllocator, type IdAllocator, vmidAllocator } from './ids.js';
 import { Smmuv3NestedDomain } from './nested-domain.js';
 import { abortSte, type BuilderCaps, builderCaps, bypassSte, cdTableSte } from './ste-builders.js';
@@ -230,8 +231,9 @@ export interface Smmuv3DriverStats {
 
 export class Smmuv3Driver implements IommuDriver {
   readonly instance: string;
-  readonly blockedDomain = new Smmuv3StaticDomain(0, 'blocked');
-  readonly identityDomain = new Smmuv3StaticDomain(1, 'identity');
+  /** No table, only an STE Config: abort / bypass. */
+  readonly blockedDomain = new StaticDomain(0, 'blocked');
+  readonly identityDomain = new StaticDomain(1, 'identity');
   readonly stats: Smmuv3DriverStats = {
     events: 0,
     eventOverflows: 0,

@@ -28,6 +28,7 @@ import {
   PERM_READ,
   PERM_WRITE,
   type ReservedRegion,
+  StaticDomain,
   toHex,
   type ViommuEventSink,
 } from '@iommukit/core';
@@ -74,7 +75,6 @@ import {
   R,
   RESP_PASID_VALID,
 } from './regs.js';
-import { MockStaticDomain } from './special-domains.js';
 import { MOCK_VIOMMU_TYPE, MockViommu } from './viommu.js';
 
 /** Queue sizes the driver asks for (capped by CAP). */
@@ -104,8 +104,9 @@ type MockDomain = MockPagingDomain | MockNestedDomain;
 
 export class MockIommuDriver implements IommuDriver {
   readonly instance: string;
-  readonly blockedDomain = new MockStaticDomain(0, 'blocked');
-  readonly identityDomain = new MockStaticDomain(0, 'identity');
+  /** No page table, only a device table MODE. */
+  readonly blockedDomain = new StaticDomain(0, 'blocked');
+  readonly identityDomain = new StaticDomain(0, 'identity');
   private readonly regs: MmioWindow;
   private readonly bus: MemoryBus;
   private readonly memory: IFrameAllocator;

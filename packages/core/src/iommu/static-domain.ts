@@ -1,7 +1,13 @@
-/** The mock driver's blocking and identity domains: no page table, only a device table MODE. */
-import { type DomainType, type IommuDomain, IommufdError, iova } from '@iommukit/core';
+/**
+ * A driver's blocking or identity domain (Linux's static `blocked_domain` / `identity_domain`): no page
+ * table, only a mode the driver writes into the device's table entry (abort / bypass). Mapping into it is
+ * refused; it lives as long as the driver.
+ */
+import { iova } from '../address/address.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { DomainType, IommuDomain } from './driver.js';
 
-export class MockStaticDomain implements IommuDomain {
+export class StaticDomain implements IommuDomain {
   readonly pgsizeBitmap = 0n;
   readonly aperture = { start: iova(0n), end: iova(0n) };
 
@@ -24,6 +30,5 @@ export class MockStaticDomain implements IommuDomain {
     return undefined;
   }
 
-  /** Static domains live as long as the driver. */
   free(): void {}
 }
