@@ -29,10 +29,7 @@ export class GicMsiController implements IMsiController {
     /** Which ITS (index) serves a device. */
     private readonly route: (device: MsiRequester) => number,
   ) {
-    this.doorbells = gic.spec.its.map((its, i) => {
-      const address = gic.translater(i);
-      return { name: its.name, address, page: (address - (address % 0x1000n)) as MsiDoorbell['page'] };
-    });
+    this.doorbells = gic.spec.its.map((_its, i) => gic.doorbell(i));
   }
 
   get cpus() {

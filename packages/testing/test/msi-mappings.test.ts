@@ -19,9 +19,10 @@ async function setup() {
     ['nic0', system.memory.allocFrames(1)],
     ['nvme0', system.memory.allocFrames(1)],
   ]);
-  const fd = new IommuFd(system.iommuCore, system.tracer, new Set(), (device: IommuDeviceRef) =>
-    hpa(doorbells.get(device.name)! + 0x40n),
-  );
+  const fd = new IommuFd(system.iommuCore, system.tracer, new Set(), (device: IommuDeviceRef) => {
+    const page = hpa(doorbells.get(device.name)!);
+    return { name: `${device.name}-doorbell`, address: hpa(page + 0x40n), page };
+  });
   const nic0 = fd.bind(system.device('nic0'));
   const nvme0 = fd.bind(system.device('nvme0'));
   const ioas = fd.ioasAlloc();

@@ -5,7 +5,7 @@
  * rewrites the device's MSI address to that IOVA. The MSI write is then an ordinary DMA write the IOMMU
  * translates.
  */
-import { type Hpa, hpa, type Iova, iova, PAGE_SIZE } from '../address/address.js';
+import { alignDown, type Hpa, hpa, type Iova, iova, PAGE_SIZE } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuDomain, ReservedRegion } from './driver.js';
 
@@ -22,7 +22,7 @@ export class SwMsiCookie {
 
   /** Maps the page holding `doorbell` (once) and returns the IOVA a device must write its MSIs to. */
   map(doorbell: Hpa): Iova {
-    const page = doorbell - (doorbell % PAGE);
+    const page = alignDown(doorbell, PAGE);
     let at = this.pages.get(page);
     if (at === undefined) {
       at = this.window.start + BigInt(this.pages.size) * PAGE;

@@ -3,7 +3,7 @@
  * of the Linux iommufd uAPI (docs/iommufd.md lists them). Objects are referred to by ID, as ioctls do;
  * each method names the ioctl it models.
  */
-import { type Hpa, iova as makeIova, PAGE_SIZE, toHex, U64_MAX } from '../address/address.js';
+import { alignDown, type Hpa, iova as makeIova, PAGE_SIZE, toHex, U64_MAX } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type {
   HwInfo,
@@ -14,6 +14,7 @@ import type {
 } from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
 import { NO_PASID } from '../iommu/translation.js';
+import type { MsiDoorbell } from '../msi/msi-controller.js';
 import type { ITracer } from '../trace/tracer.js';
 import { DeviceObject } from './device.js';
 import { FaultObject, type FaultResponseCode, type PageFaultRecord } from './fault-queue.js';
@@ -55,7 +56,7 @@ export interface InvalidateOutcome {
 }
 
 /** The IRQ layer's answer to "which physical doorbell do this device's MSIs go to" (its msi-parent). */
-export type MsiDoorbellLookup = (device: IommuDeviceRef) => Hpa;
+export type MsiDoorbellLookup = (device: IommuDeviceRef) => MsiDoorbell;
 
 export class IommuFd {
   private readonly table = new ObjectTable();
@@ -178,7 +179,7 @@ export class IommuFd {
     const reserved = device.driver.reservedRegions?.(device.device).find((r) => r.type === 'sw-msi');
     if (!reserved) return doorbell;
     const window = this.msi.swMsiWindow ?? reserved;
-    const doorbellPage = doorbell - (doorbell % PAGE);
+    const doorbellPage = alignDown(doorbell, PAGE);
     const iovaPage = this.msi.swMsiIovaPage(window, doorbellPage);
     this.msi.add(device, { kind: 'sw-msi', iovaPage, doorbellPage, ioas: undefined }, device.msiTarget);
     const address = iovaPage + (doorbell - doorbellPage);
@@ -222,13 +223,8 @@ export class IommuFd {
       throw new IommufdError('EINVAL', `MSI GPA ${toHex(gpa)} is not page aligned`);
     if (ioas.iopt.overlapsArea(gpa, PAGE))
       throw new IommufdError('EEXIST', `IOAS ${ioasId} maps memory at ${toHex(gpa)}`);
-    const doorbell = this.msiDoorbellOf(device.device);
-    const mapping = {
-      kind: 'passthrough',
-      iovaPage: gpa,
-      doorbellPage: doorbell - (doorbell % PAGE),
-      ioas,
-    } as const;
+    const doorbellPage = this.msiDoorbellOf(device.device).page;
+    const mapping = { kind: 'passthrough', iovaPage: gpa, doorbellPage, ioas } as const;
     const target = device.msiTarget?.ioas === ioas ? device.msiTarget : undefined;
     ioas.iopt.reserve(mapping, gpa, PAGE);
     try {

@@ -134,7 +134,7 @@ export class System {
   openIommufd(): IommuFd {
     const msiDoorbellOf = this.msi
       ? (device: IommuDeviceRef) =>
-          this.requireMsi().doorbellFor({ name: device.name, deviceId: device.streamId }).address
+          this.requireMsi().doorbellFor({ name: device.name, deviceId: device.streamId })
       : undefined;
     return new IommuFd(this.iommuCore, this.tracer, this.boundToIommufd, msiDoorbellOf);
   }

@@ -112,10 +112,9 @@ export class GicDriver {
       this.byIntid.set(event.intid, { device, event });
       this.configureLpi(event.intid, { enabled: true });
     }
-    const address = this.gic.translater(itsIndex);
-    const doorbell = { name: its.name, address, page: (address - (address % 0x1000n)) as Hpa };
+    const doorbell = this.gic.doorbell(itsIndex);
     return device.events.map((e) => ({
-      message: { address, data: e.eventId },
+      message: { address: doorbell.address, data: e.eventId },
       eventId: e.eventId,
       intid: e.intid,
       cpu: e.cpu,

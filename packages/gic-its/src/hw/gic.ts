@@ -3,11 +3,13 @@
  * 128 KiB from `redistributorBase`, the last one flagged GICR_TYPER.Last) and one or more ITSes, each in
  * its own 128 KiB window. The distributor is not modelled: LPIs never go through it.
  */
-import { type Hpa, hpa, type ITracer, type MemoryBus } from '@iommukit/core';
+import { alignDown, type Hpa, hpa, type ITracer, type MemoryBus, type MsiDoorbell } from '@iommukit/core';
 import { CpuInterface } from './cpu-interface.js';
 import { GicIts, type ItsGeometry } from './its.js';
 import { Redistributor } from './redistributor.js';
 import { GITS, ITS_FRAME_SIZE, REDIST_FRAME_SIZE } from './registers.js';
+
+const PAGE = 0x1000n;
 
 export interface GicSpec {
   /** Prefix of region and trace names (`gic`, `vm0.vgic`). */
@@ -50,9 +52,10 @@ export class Gic {
     }
   }
 
-  /** Physical address of an ITS's GITS_TRANSLATER. */
-  translater(its: number): Hpa {
-    return hpa(BigInt(this.spec.its[its]!.base) + BigInt(GITS.TRANSLATER));
+  /** An ITS's doorbell: its GITS_TRANSLATER and the 4 KiB page holding it. */
+  doorbell(its: number): MsiDoorbell {
+    const address = hpa(BigInt(this.spec.its[its]!.base) + BigInt(GITS.TRANSLATER));
+    return { name: this.spec.its[its]!.name, address, page: alignDown(address, PAGE) };
   }
 
   itsByName(name: string): GicIts | undefined {

@@ -80,7 +80,7 @@ function setup(options: Parameters<typeof gicRig>[0] = {}) {
     },
     /** `deviceId`'s MSI write of `eventId` to the ITS doorbell (no DeviceID: undefined); returns its one outcome. */
     fireFrom: (deviceId: number | undefined, eventId: number) => {
-      rig.msiWrite(gic.translater(0), eventId, deviceId);
+      rig.msiWrite(gic.doorbell(0).address, eventId, deviceId);
       const outcomes = msi.takeOutcomes();
       expect(outcomes).toHaveLength(1);
       return outcomes[0]!;
@@ -102,8 +102,8 @@ describe('MSI translation', () => {
       [0, 8192, 0],
       [1, 8193, 1],
     ]);
-    expect(vectors[0]!.message).toEqual({ address: t.gic.translater(0), data: 0 });
-    expect(t.gic.translater(0)).toBe(0x0809_0040n);
+    expect(vectors[0]!.message).toEqual({ address: t.gic.doorbell(0).address, data: 0 });
+    expect(t.gic.doorbell(0).address).toBe(0x0809_0040n);
     for (const v of vectors) {
       expect(t.fire(v.message.data)).toEqual({
         kind: 'delivered',
@@ -157,7 +157,7 @@ describe('MSI translation', () => {
   it('ignores byte writes to GITS_TRANSLATER and reads it as 0', () => {
     const t = setup();
     t.msi.allocateVectors(NIC, 1);
-    t.bus.write(t.gic.translater(0), 1, 0, t.who, NIC.deviceId);
+    t.bus.write(t.gic.doorbell(0).address, 1, 0, t.who, NIC.deviceId);
     expect(t.msi.takeOutcomes()).toEqual([]);
     expect(t.readIts(GITS.TRANSLATER)).toBe(0);
     expect(t.allArrivals()).toEqual([]);
