@@ -60,6 +60,7 @@ export * from './plugin/plugin-registry.js';
 export * from './plugin/validate-plugin.js';
 export * from './scenario/msi-steps.js';
 export * from './scenario/run-scenario.js';
+export * from './scenario/step-reporting.js';
 export * from './system/create-system.js';
 export * from './system/devices.js';
 export * from './system/iommu-instance.js';

@@ -11,7 +11,9 @@ import {
   type ScenarioStep,
   StepFailure,
   type System,
+  sameBytes,
   sendMsi,
+  showBytes,
   toHex,
 } from '@iommukit/core';
 import type { Vm } from './vm.js';
@@ -27,12 +29,6 @@ export function vmScenarioExtension(system: System): ScenarioExtension {
   const buffers = new Map<string, GuestBuffer>();
   const mappingDevice = new Map<string, string>();
   const faultsSeen = new Map<string, number>();
-  const show = (bytes: Uint8Array) => {
-    const printable = bytes.every((b) => b >= 0x20 && b < 0x7f);
-    return printable
-      ? JSON.stringify(new TextDecoder().decode(bytes))
-      : `hex:${Buffer.from(bytes).toString('hex')}`;
-  };
 
   const run = (step: ScenarioStep, mappings: Map<string, bigint>): string | undefined => {
     switch (step.op) {
@@ -78,12 +74,12 @@ export function vmScenarioExtension(system: System): ScenarioExtension {
         const v = vm(step.vm);
         const gpa = buffer.gpa + step.offset;
         const held = v.guest.read(gpa, step.data.length);
-        if (!held.every((b, i) => b === step.data[i])) {
+        if (!sameBytes(held, step.data)) {
           throw new StepFailure(
-            `${step.vm} ${step.buffer}+${step.offset} holds ${show(held)}, expected ${show(step.data)}`,
+            `${step.vm} ${step.buffer}+${step.offset} holds ${showBytes(held)}, expected ${showBytes(step.data)}`,
           );
         }
-        return `${step.vm} ${step.buffer}+${step.offset} holds ${show(held)}: GPA ${toHex(gpa)}, host page HPA ${toHex(v.memory.gpaToHpa(gpa)!)}`;
+        return `${step.vm} ${step.buffer}+${step.offset} holds ${showBytes(held)}: GPA ${toHex(gpa)}, host page HPA ${toHex(v.memory.gpaToHpa(gpa)!)}`;
       }
       case 'guest-faults': {
         const v = vm(step.vm);

@@ -6,9 +6,7 @@ import { toHex } from '../address/address.js';
 import type { EndpointDevice } from '../device/endpoint.js';
 import type { IMsiController, MsiOutcome } from '../msi/msi-controller.js';
 import type { System } from '../system/system.js';
-
-/** A failed expectation inside a step (its message is the step's summary). */
-export class StepFailure extends Error {}
+import { describeFailure, faultCode, StepFailure } from './step-reporting.js';
 
 export interface MsiExpectation {
   readonly expect: 'delivered' | 'pending' | 'dropped' | 'fault';
@@ -48,9 +46,8 @@ export function sendMsi(
   const where = `${device.name} MSI vector ${vector}: data ${toHex(message.data)} to ${toHex(message.address)}`;
   const result = device.signalMsi(vector)!;
   if (!result.ok) {
-    const code =
-      result.reason === 'fault' || result.reason === 'stalled' ? result.fault.vendorCode : undefined;
-    const what = code ? `IOMMU fault ${code}` : `${result.reason}`;
+    const code = faultCode(result);
+    const what = describeFailure(result);
     if (want.expect !== 'fault') throw new StepFailure(`${where} → ${what}, expected ${want.expect}`);
     if (want.fault && code !== want.fault)
       throw new StepFailure(`${where} → ${what}, expected fault ${want.fault}`);

@@ -7,11 +7,12 @@
 import { type Hpa, hpa, iova, toHex } from '../address/address.js';
 import type { Scenario, ScenarioStep } from '../config/scenario-schema.js';
 import { formatSize } from '../config/units.js';
-import type { DmaFailure, EndpointDevice } from '../device/endpoint.js';
+import type { EndpointDevice } from '../device/endpoint.js';
 import type { IommuDomain } from '../iommu/driver.js';
 import type { System } from '../system/system.js';
 import type { TraceRecord } from '../trace/trace-record.js';
-import { runMsiSetup, StepFailure, sendMsi } from './msi-steps.js';
+import { runMsiSetup, sendMsi } from './msi-steps.js';
+import { describeFailure, faultCode, StepFailure, sameBytes, showBytes } from './step-reporting.js';
 
 export interface StepReport {
   readonly index: number;
@@ -223,39 +224,11 @@ function runDma(device: EndpointDevice, step: Extract<ScenarioStep, { op: 'dma' 
   }
   const outcome = describeFailure(result);
   if (step.expect === 'ok') throw new StepFailure(`${where} failed: ${outcome}`);
-  // A stalled transaction failed to translate too; it is only held instead of terminated.
-  const faulted = result.reason === 'fault' || result.reason === 'stalled';
-  const kind = faulted ? 'fault' : 'abort';
+  const code = faultCode(result);
+  const kind = code === undefined ? 'abort' : 'fault';
   if (kind !== step.expect) throw new StepFailure(`${where}: ${outcome}, expected ${step.expect}`);
-  const code = result.reason === 'fault' || result.reason === 'stalled' ? result.fault.vendorCode : undefined;
   if (step.fault && code !== step.fault) {
     throw new StepFailure(`${where}: ${outcome}, expected fault ${step.fault}`);
   }
   return `${where} → ${outcome} (as expected)`;
-}
-
-function describeFailure(failure: DmaFailure): string {
-  switch (failure.reason) {
-    case 'fault':
-      return `fault ${failure.fault.vendorCode} (${failure.fault.kind}${failure.fault.recorded ? ', recorded' : ''})`;
-    case 'stalled':
-      return `stalled on fault ${failure.fault.vendorCode} (held by the IOMMU${failure.fault.recorded ? ', recorded' : ''})`;
-    case 'abort':
-      return `bus abort at ${toHex(failure.abort.addr)} (${failure.abort.reason})`;
-    case 'page-request':
-      return `page request sent (group ${failure.groupIndex})`;
-    case 'pri-exhausted':
-      return 'no page request credits left';
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function showBytes(bytes: Uint8Array): string {
-  const printable = bytes.every((b) => b >= 0x20 && b < 0x7f);
-  if (printable) return JSON.stringify(new TextDecoder().decode(bytes));
-  const hex = [...bytes.subarray(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `hex:${hex}${bytes.length > 16 ? `… (${bytes.length} bytes)` : ''}`;
 }
