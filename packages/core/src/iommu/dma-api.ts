@@ -10,6 +10,7 @@ import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuDeviceRef, IommuDomain, Prot } from './driver.js';
 import type { IommuCore } from './iommu-core.js';
 import { IovaAllocator } from './iova-allocator.js';
+import type { SwMsiWindow } from './sw-msi-cookie.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 
@@ -17,7 +18,7 @@ export class DmaApiDomain {
   readonly domain: IommuDomain;
   private readonly iovas: IovaAllocator;
   /** The SW MSI window (Linux `iommu_get_msi_cookie`), if the driver reserves one. */
-  readonly msiWindow: { readonly start: bigint; readonly length: bigint } | undefined;
+  readonly msiWindow: SwMsiWindow | undefined;
   private readonly mappings = new Map<bigint, bigint>();
 
   constructor(

@@ -8,9 +8,9 @@
 import type { Hpa } from '../address/address.js';
 import { token } from '../di/token.js';
 import { IommufdError } from '../errors/iommufd-error.js';
-import type { IommuDeviceRef, IommuDomain, IommuDriver, ReservedRegion } from './driver.js';
+import type { IommuDeviceRef, IommuDomain, IommuDriver } from './driver.js';
 import type { PageRequest, PageResponse } from './hardware.js';
-import { SwMsiCookie } from './sw-msi-cookie.js';
+import { SwMsiCookie, type SwMsiWindow } from './sw-msi-cookie.js';
 import { NO_PASID } from './translation.js';
 
 /** Handles a page request on a domain (iommufd's fault queue, SVA's fault handler). */
@@ -71,7 +71,7 @@ export class IommuCore {
   }
 
   /** The SW MSI cookie of a paging domain, made on first use with `window`. */
-  msiCookie(domain: IommuDomain, window: Pick<ReservedRegion, 'start' | 'length'>): SwMsiCookie {
+  msiCookie(domain: IommuDomain, window: SwMsiWindow): SwMsiCookie {
     let cookie = this.msiCookies.get(domain);
     if (!cookie) {
       cookie = new SwMsiCookie(domain, window);

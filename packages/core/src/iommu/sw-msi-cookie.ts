@@ -11,13 +11,23 @@ import type { IommuDomain, ReservedRegion } from './driver.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 
+/** A SW MSI window: where doorbell pages are mapped, one IOVA page each. */
+export type SwMsiWindow = Pick<ReservedRegion, 'start' | 'length'>;
+
+/** The IOVA page of the `index`-th doorbell page in a SW MSI window; `ENOSPC` past its end. */
+export function swMsiSlot(window: SwMsiWindow, index: number): bigint {
+  const at = window.start + BigInt(index) * PAGE;
+  if (at + PAGE > window.start + window.length) throw new IommufdError('ENOSPC', 'the SW MSI window is full');
+  return at;
+}
+
 export class SwMsiCookie {
   /** IOVA page of each doorbell page mapped so far. */
   private readonly pages = new Map<bigint, bigint>();
 
   constructor(
     readonly domain: IommuDomain,
-    readonly window: Pick<ReservedRegion, 'start' | 'length'>,
+    readonly window: SwMsiWindow,
   ) {}
 
   /** Maps the page holding `doorbell` (once) and returns the IOVA a device must write its MSIs to. */
@@ -25,17 +35,10 @@ export class SwMsiCookie {
     const page = alignDown(doorbell, PAGE);
     let at = this.pages.get(page);
     if (at === undefined) {
-      at = this.window.start + BigInt(this.pages.size) * PAGE;
-      if (at + PAGE > this.window.start + this.window.length)
-        throw new IommufdError('ENOSPC', 'the SW MSI window is full');
+      at = swMsiSlot(this.window, this.pages.size);
       this.domain.map(iova(at), hpa(page), PAGE, { read: false, write: true });
       this.pages.set(page, at);
     }
     return iova(at + (doorbell - page));
-  }
-
-  /** Doorbell pages mapped so far and their IOVAs. */
-  mapped(): { readonly doorbellPage: bigint; readonly iova: bigint }[] {
-    return [...this.pages].map(([doorbellPage, at]) => ({ doorbellPage, iova: at }));
   }
 }

@@ -16,6 +16,7 @@
 import { hpa, iova, PAGE_SIZE, toHex } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuDomain } from '../iommu/driver.js';
+import { type SwMsiWindow, swMsiSlot } from '../iommu/sw-msi-cookie.js';
 import type { IoasObject } from './ioas.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -44,9 +45,9 @@ export class MsiMappings {
   /** SW MSI doorbell pages in the order first set up: the index decides the IOVA. */
   private readonly swMsiPages: bigint[] = [];
   /** The context's own SW MSI window (IOMMU_OPTION_SW_MSI_START/SIZE), if the user moved it. */
-  swMsiWindow: { readonly start: bigint; readonly length: bigint } | undefined;
+  swMsiWindow: SwMsiWindow | undefined;
 
-  setSwMsiWindow(window: { readonly start: bigint; readonly length: bigint }): void {
+  setSwMsiWindow(window: SwMsiWindow): void {
     if (this.swMsiPages.length > 0)
       throw new IommufdError('EBUSY', 'SW MSI doorbells are already mapped in the old window');
     this.swMsiWindow = window;
@@ -55,16 +56,10 @@ export class MsiMappings {
   private readonly installed = new Map<IommuDomain, Map<bigint, Installed>>();
 
   /** The SW MSI IOVA page for a doorbell page in this context (allocated on first use). */
-  swMsiIovaPage(window: { readonly start: bigint; readonly length: bigint }, doorbellPage: bigint): bigint {
-    let index = this.swMsiPages.indexOf(doorbellPage);
-    if (index < 0) {
-      index = this.swMsiPages.push(doorbellPage) - 1;
-    }
-    const at = window.start + BigInt(index) * PAGE;
-    if (at + PAGE > window.start + window.length) {
-      this.swMsiPages.pop();
-      throw new IommufdError('ENOSPC', 'the SW MSI window is full');
-    }
+  swMsiIovaPage(window: SwMsiWindow, doorbellPage: bigint): bigint {
+    const known = this.swMsiPages.indexOf(doorbellPage);
+    const at = swMsiSlot(window, known < 0 ? this.swMsiPages.length : known);
+    if (known < 0) this.swMsiPages.push(doorbellPage);
     return at;
   }
 
