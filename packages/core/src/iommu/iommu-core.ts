@@ -10,7 +10,7 @@ import { token } from '../di/token.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuDeviceRef, IommuDomain, IommuDriver } from './driver.js';
 import type { PageRequest, PageResponse } from './hardware.js';
-import { SwMsiCookie, type SwMsiWindow } from './sw-msi-cookie.js';
+import { SwMsiCookie, type SwMsiWindow, swMsiWindowOf } from './sw-msi-cookie.js';
 import { NO_PASID } from './translation.js';
 
 /** Handles a page request on a domain (iommufd's fault queue, SVA's fault handler). */
@@ -65,7 +65,7 @@ export class IommuCore {
         device: device.name,
       });
     if (domain.type === 'identity') return doorbell;
-    const window = state.driver.reservedRegions?.(device).find((r) => r.type === 'sw-msi');
+    const window = swMsiWindowOf(state.driver, device);
     if (!window) return doorbell;
     return this.msiCookie(domain, window).map(doorbell);
   }

@@ -7,12 +7,17 @@
  */
 import { alignDown, type Hpa, hpa, type Iova, iova, PAGE_SIZE } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
-import type { IommuDomain, ReservedRegion } from './driver.js';
+import type { IommuDeviceRef, IommuDomain, IommuDriver, ReservedRegion } from './driver.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 
 /** A SW MSI window: where doorbell pages are mapped, one IOVA page each. */
 export type SwMsiWindow = Pick<ReservedRegion, 'start' | 'length'>;
+
+/** The SW MSI window a driver reserves for a device, if it has one (a hardware MSI window does not count). */
+export function swMsiWindowOf(driver: IommuDriver, device: IommuDeviceRef): SwMsiWindow | undefined {
+  return driver.reservedRegions?.(device).find((r) => r.type === 'sw-msi');
+}
 
 /** The IOVA page of the `index`-th doorbell page in a SW MSI window; `ENOSPC` past its end. */
 export function swMsiSlot(window: SwMsiWindow, index: number): bigint {

@@ -13,6 +13,7 @@ import type {
   PagingDomainFlags,
 } from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
+import { swMsiWindowOf } from '../iommu/sw-msi-cookie.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { MsiDoorbell } from '../msi/msi-controller.js';
 import type { ITracer } from '../trace/tracer.js';
@@ -176,7 +177,7 @@ export class IommuFd {
    */
   deviceSetupSwMsi(devId: number, doorbell: Hpa): bigint {
     const device = this.table.get<DeviceObject>(devId, 'device');
-    const reserved = device.driver.reservedRegions?.(device.device).find((r) => r.type === 'sw-msi');
+    const reserved = swMsiWindowOf(device.driver, device.device);
     if (!reserved) return doorbell;
     const window = this.msi.swMsiWindow ?? reserved;
     const doorbellPage = alignDown(doorbell, PAGE);

@@ -3,7 +3,7 @@
  * page iommufd maps there must be writable through the domain and move with the device on replace; a
  * plugin without one (a hardware MSI window) hands the doorbell address back untranslated.
  */
-import { hpa } from '@iommukit/core';
+import { hpa, swMsiWindowOf } from '@iommukit/core';
 import { expect, it } from 'vitest';
 import { expectDmaFault, expectDmaOk } from '../expect-errno.js';
 import type { Harness } from '../harness.js';
@@ -12,10 +12,7 @@ export function msiCases(h: () => Harness): void {
   it('iommufd_sw_msi: the MSI write to the SW MSI IOVA reaches the doorbell, and follows the device on replace', () => {
     const { system, fd, devId1, dev1, buffer, read } = h();
     const doorbell = hpa(buffer + 0x4_0040n);
-    const window = system.iommuCore
-      .driverOf(dev1)
-      .reservedRegions?.(dev1)
-      .find((r) => r.type === 'sw-msi');
+    const window = swMsiWindowOf(system.iommuCore.driverOf(dev1), dev1);
     const ioas = fd.ioasAlloc();
     fd.attach(devId1, ioas);
     const address = fd.deviceSetupSwMsi(devId1, doorbell);
