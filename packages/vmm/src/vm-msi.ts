@@ -27,6 +27,7 @@ import {
   isIommufdError,
   type MsiControllerModule,
   type MsiOutcome,
+  type MsiRequester,
   type MsiVector,
   toHex,
   type VirtualMsiController,
@@ -60,6 +61,8 @@ export interface VmMsiContext {
 
 interface DeviceMsi {
   readonly device: AssignedDevice;
+  /** The device as the host controller knows it. */
+  readonly hostRequester: MsiRequester;
   readonly guest: readonly MsiVector[];
   readonly host: readonly MsiVector[];
   readonly releases: readonly (() => void)[];
@@ -134,7 +137,13 @@ export class VmMsi {
           }),
         );
       });
-      this.devices.set(device.name, { device, guest: guestVectors, host: hostVectors, releases });
+      this.devices.set(device.name, {
+        device,
+        hostRequester,
+        guest: guestVectors,
+        host: hostVectors,
+        releases,
+      });
       const guestSide = guestVectors
         .map((v) => `event ${v.eventId} → vINTID ${v.intid} on vCPU${v.cpu}`)
         .join(', ');
@@ -167,7 +176,7 @@ export class VmMsi {
   teardown(): void {
     for (const d of this.devices.values()) {
       for (const release of d.releases) release();
-      this.host.freeVectors({ name: d.device.host.name, deviceId: d.device.host.streamId });
+      this.host.freeVectors(d.hostRequester);
       d.device.host.msix.reset();
     }
     this.devices.clear();

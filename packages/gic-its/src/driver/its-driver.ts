@@ -43,7 +43,7 @@ export class ItsDriver {
   private readonly mmio: MmioWindow;
   private readonly who: AccessCounter;
   private queue!: ItsCommandQueue;
-  typer!: ItsTyper;
+  private typer!: ItsTyper;
   /** The device table: flat, or a level-1 table whose level-2 pages are allocated on demand. */
   private deviceTable!: { readonly base: Hpa; readonly indirect: boolean; readonly perPage: number };
   private readonly l2Pages = new Map<number, Hpa>();

@@ -156,12 +156,14 @@ export class Redistributor {
   pendingLpis(): number[] {
     const tables = this.tables;
     if (!tables) return [];
+    // One read of the LPI part of the table (the first 1 KiB, INTIDs below 8192, is unused).
+    const first = LPI_BASE / 8;
+    const r = this.bus.readBytes(tables.pend + first, 2 ** tables.idBits / 8 - first, this.who);
+    if (!r.ok) return [];
     const out: number[] = [];
-    for (let byte = LPI_BASE / 8; byte < 2 ** tables.idBits / 8; byte++) {
-      const r = this.bus.read(tables.pend + byte, 1, this.who);
-      if (!r.ok || r.value === 0n) continue;
-      for (let bit = 0; bit < 8; bit++) if ((Number(r.value) >> bit) & 1) out.push(byte * 8 + bit);
-    }
+    r.data.forEach((bits, i) => {
+      for (let bit = 0; bits !== 0 && bit < 8; bit++) if ((bits >> bit) & 1) out.push((first + i) * 8 + bit);
+    });
     return out;
   }
 
