@@ -1,5 +1,5 @@
 /**
- * What tracing costs when nobody listens (DESIGN.md §6: "emission costs nothing measurable"). The
+ * What tracing costs when nobody listens (docs/design.md §6: "emission costs nothing measurable"). The
  * baseline is the same loop of work with no tracing call at all; vitest prints each case's ratio to it.
  * A guarded call (`if (tracer.enabled)`) should be within noise of the baseline; the unguarded call shows
  * what building a message and argument object costs even when it is thrown away; the recording case is

@@ -23,7 +23,7 @@ export const smmuv3Plugin = definePlugin<Smmuv3Options>({
     ats: true,
     pri: true,
     dirtyTracking: true,
-    // Nesting delegates the CD table (the PASID table) to the guest (seed 001).
+    // Nesting delegates the CD table (the PASID table) to the guest (docs/design.md §7 flow 4).
     pasidTableOwner: 'user',
     viommuModes: ['nested', 'emulated'],
   },

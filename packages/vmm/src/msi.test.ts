@@ -1,5 +1,5 @@
 /**
- * MSIs of assigned devices (DESIGN.md §7 flow 5, seed 002): the legacy SW MSI cookie with and without the
+ * MSIs of assigned devices (docs/design.md §7 flow 5): the legacy SW MSI cookie with and without the
  * guest's identity map, MSI passthrough and its EEXIST conflict, and the guest's own vITS (MOVI, INV).
  * The host ITS sits at 0x2000_0000 so its doorbell page (0x2001_0000) differs from the vITS's GPA page.
  */

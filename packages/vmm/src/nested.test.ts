@@ -1,5 +1,5 @@
 /**
- * The seed flows on a nested vSMMUv3 (DESIGN.md §7 flows 1 and 2): the guest's own SMMUv3 driver programs
+ * The nesting flows on a nested vSMMUv3 (docs/design.md §7 flows 1 and 2): the guest's own SMMUv3 driver programs
  * the vSMMU, the VMM turns its STEs into nested HWPTs, the physical SMMU walks the guest's tables through
  * the VM's stage 2.
  */
@@ -131,7 +131,7 @@ describe('nested vSMMUv3: sharing, invalidation, events', () => {
 });
 
 describe('VM lifecycle with a nested vSMMUv3', () => {
-  it('scenario 5 (seed 003): power off, then on without a vIOMMU: no C_BAD_STE, DMA through stage 2', async () => {
+  it('scenario 5: power off, then on without a vIOMMU: no C_BAD_STE, DMA through stage 2', async () => {
     const { system, host } = await smmuHost();
     const nested = new Vm(host, {
       name: 'vm0',

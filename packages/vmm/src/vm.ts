@@ -7,7 +7,7 @@
  * first, then the vIOMMU's iommufd objects (its personality frees what it allocated), the devices
  * (unbound: they return to blocked DMA on the host), the stage 2, the iommufd context and guest RAM. A
  * powered-off VM holds nothing on the host, so powering on again with another configuration (no vIOMMU,
- * seed 003) starts from scratch.
+ * docs/design.md §7 flow 2) starts from scratch.
  *
  * Assigned devices get guest RIDs 00:01.0, 00:02.0, … in order; emulated devices 00:10.0 upward. A
  * nested vIOMMU fronts the assigned devices, an emulated one the emulated devices.
@@ -153,7 +153,7 @@ export class Vm implements VirtualMachine {
     return device;
   }
 
-  /** Builds and boots the VM; `viommus` overrides the spec's (a restart with another setup, seed 003). */
+  /** Builds and boots the VM; `viommus` overrides the spec's (a restart with another setup, docs/design.md §7 flow 2). */
   powerOn(override?: { readonly viommus?: readonly ViommuMode[]; readonly msi?: VmMsiSetup }): void {
     if (this.running) throw new Error(`${this.name} is already on`);
     const { host, spec } = this;

@@ -1,5 +1,5 @@
 /**
- * Typed 64-bit addresses (DESIGN.md §3, tier 1). Each address space has its own brand so an IOVA can
+ * Typed 64-bit addresses (docs/design.md §3, tier 1). Each address space has its own brand so an IOVA can
  * never be passed where a host physical address is expected. Values are exact `bigint`s checked to lie
  * in [0, 2^64); arithmetic goes through the checked helpers below, never raw `+` across spaces.
  */

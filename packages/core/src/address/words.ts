@@ -1,5 +1,5 @@
 /**
- * 64-bit values as two 32-bit halves (DESIGN.md §3, tier 3): hardware registers and in-memory structures
+ * 64-bit values as two 32-bit halves (docs/design.md §3, tier 3): hardware registers and in-memory structures
  * are `Uint32Array` words, a 64-bit register is its low half at +0 and high half at +4. JavaScript's bitwise
  * operators truncate to 32 bits, so these helpers are the only place 64-bit values are split or joined.
  */

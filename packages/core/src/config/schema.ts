@@ -1,5 +1,5 @@
 /**
- * The configuration of one system (DESIGN.md §5): which vendor plugin, its IOMMU instances and their
+ * The configuration of one system (docs/design.md §5): which vendor plugin, its IOMMU instances and their
  * options, the physical memory map, endpoint devices, the MSI module, VMs, and an optional scenario.
  * Every object is strict (an unknown key is an error, so typos are caught) and cross-references are
  * checked, so a config that validates can be built. docs/configuration.md is generated from this file.

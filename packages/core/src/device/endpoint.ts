@@ -1,5 +1,5 @@
 /**
- * A PCI-like endpoint that does DMA (DESIGN.md §4). It has a requester ID and the stream ID its IOMMU
+ * A PCI-like endpoint that does DMA (docs/design.md §4). It has a requester ID and the stream ID its IOMMU
  * sees, and optionally the PASID, ATS and PRI capabilities. Every DMA is split at 4 KiB page boundaries;
  * each page is translated by the IOMMU (or by the endpoint's ATC when ATS is enabled) and then accessed on
  * the bus. Without an IOMMU, addresses go to the bus unchanged.

@@ -1,7 +1,7 @@
 /**
  * The contract between the iommu core and a vendor's host driver, in the shape of Linux's `iommu_ops` and
  * `iommu_domain_ops`. A driver reaches its hardware only through MMIO registers and structures in memory
- * (DESIGN.md §1): its context gives it the bus and its register base, never the hardware model object.
+ * (docs/design.md §1): its context gives it the bus and its register base, never the hardware model object.
  *
  * Mandatory members are what every IOMMU has (probe, paging domains, RID attach). Optional members are
  * features (PASID attach, nesting, vIOMMU, dirty tracking, page responses); each documents what the core

@@ -1,6 +1,6 @@
 /**
  * The request a device puts on its IOMMU port and what comes back. This is the hot path, so everything is
- * a `number`: the IOVA travels as a 4 KiB page frame number plus in-page offset (DESIGN.md §3, tier 2).
+ * a `number`: the IOVA travels as a 4 KiB page frame number plus in-page offset (docs/design.md §3, tier 2).
  * A failed translation is data (an {@link IommuFault}), never an exception.
  */
 

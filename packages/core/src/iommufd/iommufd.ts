@@ -210,7 +210,7 @@ export class IommuFd {
   }
 
   /**
-   * `ioasMapMsi` (MSI passthrough, seed 002): maps the page of the device's physical MSI doorbell at
+   * `ioasMapMsi` (MSI passthrough, docs/design.md §7 flow 5): maps the page of the device's physical MSI doorbell at
    * `gpa` (the page of the VMM's virtual controller doorbell) in the IOAS's domains the device uses, and
    * keeps that range out of IOAS mappings. `EEXIST` if the IOAS maps memory there, or if a domain the
    * device is attached to already holds another device's different doorbell page there — give the

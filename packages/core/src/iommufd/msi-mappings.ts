@@ -5,7 +5,7 @@
  * - **SW MSI** (Linux `iommufd_sw_msi`, the legacy cookie): when the host sets up a bound device's IRQs,
  *   the doorbell page goes at `sw_msi_start + n × PAGE`, where n is the page's index in this context
  *   (the same IOVA in every domain of the fd).
- * - **MSI passthrough** (`ioasMapMsi`, the direction argued in seed 002): the VMM names the GPA of its
+ * - **MSI passthrough** (`ioasMapMsi`, the direction argued upstream for MSIs through nested domains): the VMM names the GPA of its
  *   virtual controller's doorbell page, and the physical doorbell page goes there, in the VM's stage 2.
  *
  * Either way the mapping follows the device: it is installed in the paging domain the device is attached

@@ -1,5 +1,5 @@
 /**
- * The physical memory bus: RAM and MMIO regions at fixed physical addresses (DESIGN.md §4). A device model
+ * The physical memory bus: RAM and MMIO regions at fixed physical addresses (docs/design.md §4). A device model
  * sees only offsets into its own region; the bus owns placement and rejects overlaps. Accesses that hit no
  * region, or straddle a region's end, are architectural outcomes (a {@link BusAbort}), never exceptions.
  *

@@ -1,6 +1,6 @@
 /**
  * Sparse RAM: 4 KiB pages are allocated on the first write; reads of pages never written return zeros
- * without allocating (DESIGN.md §4). Offsets are byte offsets into the region as `number`s.
+ * without allocating (docs/design.md §4). Offsets are byte offsets into the region as `number`s.
  */
 import { PAGE_SIZE } from '../address/address.js';
 

@@ -1,5 +1,5 @@
 /**
- * The MSI module contract (DESIGN.md §7 flow 5): an interrupt controller that turns a device's MSI — a
+ * The MSI module contract (docs/design.md §7 flow 5): an interrupt controller that turns a device's MSI — a
  * 32-bit write of `data` to a doorbell `address`, tagged with the requester's DeviceID — into an
  * interrupt at a CPU. A GICv3 ITS implements it on Arm; an x86 interrupt-remapping unit (doorbell range
  * 0xFEE00000, data = an IRTE handle) fits the same shape.

@@ -38,7 +38,7 @@ export interface PluginCapabilities {
   readonly pri: boolean;
   /** Hardware dirty-bit tracking in the page tables. */
   readonly dirtyTracking: boolean;
-  /** Who owns the PASID table when nesting (seed 001): the user/guest, the kernel, or none. */
+  /** Who owns the PASID table when nesting (docs/design.md §7 flow 4): the user/guest, the kernel, or none. */
   readonly pasidTableOwner: 'user' | 'kernel' | 'none';
   /** vIOMMU modes the plugin's personality supports (empty without one). */
   readonly viommuModes: readonly ('emulated' | 'nested')[];

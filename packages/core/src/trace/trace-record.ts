@@ -4,7 +4,7 @@
  * host driver, in order.
  */
 
-/** The layers of the stack (DESIGN.md §1); each is one track in the exported trace. */
+/** The layers of the stack (docs/design.md §1); each is one track in the exported trace. */
 export const TRACE_LAYERS = [
   'guest-driver',
   'frontend',

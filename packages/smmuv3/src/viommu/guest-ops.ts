@@ -1,6 +1,6 @@
 /**
  * SMMUv3 guest driver actions for scenarios (`guest-op` steps): things a guest's SMMUv3 driver does that
- * the vendor-neutral steps cannot say, used by the seed scenarios.
+ * the vendor-neutral steps cannot say, used by the VM scenarios.
  * - `share-ste` {from, to}: points `to`'s STE at `from`'s CD table (two STEs, one CD table).
  * - `new-cd-table` {device}: copies the device's CD table to a new guest page and points its STE there
  *   (a new S1ContextPtr with the same contents).

@@ -4,7 +4,7 @@
  * `guestOptionsFromHwInfo`) whose queues and tables live in guest memory, while the physical SMMU does the
  * translating — the guest's CD tables and stage-1 tables walked through the VM's stage 2.
  *
- * What is trapped, and what it becomes (seed 000, DESIGN.md §7 flow 1):
+ * What is trapped, and what it becomes (docs/design.md §7 flow 1):
  * - The first device behind the vSMMU: an `arm-smmuv3` vIOMMU on the VM's nest-parent HWPT, two shared
  *   nested HWPTs (abort and bypass vSTEs), a vEVENTQ; then per device a vDEVICE (vSID ↔ device) before any
  *   nested attach.
