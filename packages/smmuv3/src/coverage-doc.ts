@@ -6,6 +6,7 @@
  * registers exist only with MSI or PRI from `registerTable`; the default ID registers from `idrValues`.
  */
 
+import { schemaReferenceTable } from '@iommukit/core';
 import {
   CD_FIELD_COVERAGE,
   CD_SPEC_ONLY_FIELDS,
@@ -283,6 +284,7 @@ export function smmuv3StatusMarkdown(): string {
     }),
   ].join('\n');
   const parts = [
+    `### Options\n\nThe keys of \`iommus[].options\` for \`plugin: smmuv3\` (\`Smmuv3OptionsSchema\`); every key has a default.\n\n${schemaReferenceTable(Smmuv3OptionsSchema)}`,
     `### Default instance\n\n${defaultIdrs()}`,
     `### Overview\n\n${overview}\n`,
     ...sections.map(

@@ -26,7 +26,7 @@ import {
 import { CD_LAYOUT, CD_WORDS, decodeCd } from './hw/cd.js';
 import { CMD_OPCODE, type Command, decodeCommand, encodeCommand } from './hw/commands.js';
 import { EVENT_ID } from './hw/events.js';
-import { featuresFromOptions } from './hw/options.js';
+import { featuresFromOptions, Smmuv3OptionsSchema } from './hw/options.js';
 import { decodePriEntry, PRI_ENTRY_WORDS } from './hw/priq.js';
 import { REG, registerTable } from './hw/regs.js';
 import { decodeSte, STE_LAYOUT, STE_WORDS } from './hw/ste.js';
@@ -210,5 +210,12 @@ describe('docs/vendors/smmuv3.md', () => {
       expect(md).toContain(`\`${f.spec}\` (\`${key}\`)`);
     for (const name of Object.keys(COMMAND_COVERAGE)) expect(md).toContain(`| \`CMD_${name}\` |`);
     for (const name of Object.keys(EVENT_ID)) expect(md).toContain(`| \`${name}\` |`);
+  });
+
+  it('lists every option of the schema with its default', () => {
+    const md = smmuv3StatusMarkdown();
+    for (const key of Object.keys(Smmuv3OptionsSchema.shape)) expect(md).toContain(`| \`${key}\` |`);
+    expect(md).toContain('| `granules.g16k` | boolean | no | `true` |');
+    expect(md).toContain('| `stallModel` | "stall" \\| "no-stall" \\| "force-stall" | no | `"stall"` |');
   });
 });

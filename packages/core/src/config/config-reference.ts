@@ -26,6 +26,8 @@ interface Def {
   readonly defaultValue?: unknown;
 }
 
+const WRAPPERS = new Set(['optional', 'default', 'prefault']);
+
 const defOf = (node: ZodType): Def => (node as unknown as { _zod: { def: Def } })._zod.def;
 
 export function configReferenceMarkdown(): string {
@@ -46,14 +48,25 @@ export function configReferenceMarkdown(): string {
   return sections.join('\n');
 }
 
+/**
+ * The reference table of one object schema — a plugin's `iommus[].options`, say — in the same form as the
+ * configuration reference, so vendor documents can generate their options tables from the schema too.
+ */
+export function schemaReferenceTable(schema: ZodType): string {
+  const rows: Row[] = [];
+  walk(schema, '', rows);
+  return table(rows);
+}
+
 function walk(node: ZodType, key: string, rows: Row[], inheritedRequired = true): void {
   const description = node.description ?? '';
   let required = inheritedRequired;
   let defaultValue = '';
   let inner = node;
-  for (let def = defOf(inner); def.type === 'optional' || def.type === 'default'; def = defOf(inner)) {
+  // `prefault` (an input default the inner schema parses, as option groups use) reads like `default` here.
+  for (let def = defOf(inner); WRAPPERS.has(def.type); def = defOf(inner)) {
     required = false;
-    if (def.type === 'default') defaultValue = formatDefault(def.defaultValue);
+    if (def.type !== 'optional') defaultValue = formatDefault(def.defaultValue);
     inner = def.innerType!;
   }
   const def = defOf(inner);
@@ -83,7 +96,9 @@ function typeName(node: ZodType): string {
         .map((v) => `"${v}"`)
         .join(' \\| ');
     case 'literal':
-      return def.values!.map((v) => `"${String(v)}"`).join(' \\| ');
+      return def.values!.map((v) => (typeof v === 'string' ? `"${v}"` : String(v))).join(' \\| ');
+    case 'number':
+      return numberRange(node as z.ZodNumber);
     case 'array':
       return `list of ${typeName(def.element!)}`;
     case 'record':
@@ -93,6 +108,15 @@ function typeName(node: ZodType): string {
     default:
       return def.type;
   }
+}
+
+/** `integer 0…32`, `number`: the bounds a number schema enforces. */
+function numberRange(node: z.ZodNumber): string {
+  const kind = node.isInt ? 'integer' : 'number';
+  const { minValue: min, maxValue: max } = node;
+  const finite = (v: number | null) =>
+    v !== null && Number.isFinite(v) && Math.abs(v) < Number.MAX_SAFE_INTEGER;
+  return finite(min) && finite(max) ? `${kind} ${min}…${max}` : kind;
 }
 
 function formatDefault(value: unknown): string {
