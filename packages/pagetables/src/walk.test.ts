@@ -125,6 +125,20 @@ describe('walk: results and faults', () => {
     expect(hw.writes).toBe(writes + 1);
   });
 
+  it('access-flag fault disabled (AFFD): AF = 0 is used as 1, with no write-back; HA takes precedence', () => {
+    const { m, format, table, options, steps, hw } = setup();
+    const [lo, hi] = readDesc(m, steps[3]!);
+    writeDesc(m, steps[3]!, lo & ~0x400, hi);
+    const writes = hw.writes;
+    const r = walk(format, table.rootPa, IOVA + 8, { ...options, accessFlagFaultDisable: true });
+    expect(r.ok && [r.pa, r.level]).toEqual([PA + 8, 3]);
+    expect(hw.writes).toBe(writes);
+    expect(readDesc(m, steps[3]!)).toEqual([(lo & ~0x400) >>> 0, hi]);
+    // With HA the flag is set in memory whatever AFFD says (SMMUv3 §5.4 AFFD: IGNORED when HA == 1).
+    walk(format, table.rootPa, IOVA, { ...options, accessFlagFaultDisable: true, hardwareAccessFlag: true });
+    expect(readDesc(m, steps[3]!)).toEqual([lo, hi]);
+  });
+
   it('hierarchical permissions from table descriptors, unless disabled (CD.HAD)', () => {
     const { m, format, table, options, steps } = setup();
     const [lo, hi] = readDesc(m, steps[0]!);
@@ -240,6 +254,64 @@ describe('walk: nested translation (stage 1 tables in IPA space, through stage 2
       },
       reads: 2,
     });
+  });
+});
+
+describe('walk: nested hardware updates need write access to the descriptor (SMMUv3 §3.13.5)', () => {
+  function setupNested() {
+    const { m, format, table, options, steps, hw } = setup();
+    const [lo, hi] = readDesc(m, steps[3]!);
+    writeDesc(m, steps[3]!, lo & ~0x400, hi); // AF = 0 in the leaf
+    // Descriptor addresses map 1:1; the leaf's address may be read but not written.
+    const asked: [number, number, number][] = [];
+    const translateTableAddress = (address: number, level: number, access: number) => {
+      asked.push([address, level, access]);
+      return address === steps[3] && access === PERM_WRITE
+        ? ({ kind: 'translation', level: 3 } as const)
+        : address;
+    };
+    return { m, format, table, options, steps, hw, lo, hi, asked, translateTableAddress };
+  }
+
+  it('asks for every descriptor read, then for the write-back of the AF update; a refusal ends the walk unmodified', () => {
+    const { m, format, table, options, steps, hw, lo, hi, asked, translateTableAddress } = setupNested();
+    const writes = hw.writes;
+    const r = walk(format, table.rootPa, IOVA, {
+      ...options,
+      hardwareAccessFlag: true,
+      translateTableAddress,
+    });
+    expect(asked).toEqual([
+      [steps[0], 0, PERM_READ],
+      [steps[1], 1, PERM_READ],
+      [steps[2], 2, PERM_READ],
+      [steps[3], 3, PERM_READ],
+      [steps[3], 3, PERM_WRITE],
+    ]);
+    expect(r).toEqual({
+      ok: false,
+      fault: {
+        kind: 'translation',
+        level: 3,
+        address: steps[3],
+        tableWalk: { kind: 'translation', level: 3 },
+      },
+      reads: 4,
+    });
+    expect(hw.writes).toBe(writes);
+    expect(readDesc(m, steps[3]!)).toEqual([(lo & ~0x400) >>> 0, hi]);
+  });
+
+  it('no write-back, no write request: AF already set, or AFFD', () => {
+    const { format, table, options, steps, asked, translateTableAddress } = setupNested();
+    const r = walk(format, table.rootPa, IOVA, {
+      ...options,
+      accessFlagFaultDisable: true,
+      translateTableAddress,
+    });
+    expect(r.ok).toBe(true);
+    expect(asked.map(([, , access]) => access)).toEqual([PERM_READ, PERM_READ, PERM_READ, PERM_READ]);
+    expect(asked.map(([address]) => address)).toEqual(steps);
   });
 });
 

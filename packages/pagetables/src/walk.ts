@@ -12,13 +12,16 @@
  *   lookup's level otherwise, as the Arm ARM reports a TTBR out of range).
  * - A bus abort on a descriptor read or write-back: `walk-abort` with the descriptor's address.
  * - Access flag clear: an access-flag fault, or with `hardwareAccessFlag` (HA) the walker sets AF and writes
- *   the descriptor back.
+ *   the descriptor back; without HA, `accessFlagFaultDisable` (SMMUv3 CD.AFFD / STE.S2AFFD) uses the leaf as
+ *   if AF were 1 and leaves memory alone.
  * - With `hardwareDirty` (HD), a write to a writable-clean leaf the access may otherwise write marks it dirty
  *   (stage 1 AP[2] := 0, stage 2 S2AP[1] := 1) and writes it back. HA/HD write the low descriptor word only,
  *   which holds every hardware-managed bit.
  * - Nested walks: `translateTableAddress` maps the address of every descriptor about to be read (an IPA when
- *   stage 1 runs on top of stage 2) to the address to read; a fault it returns ends the walk with the same
- *   kind, the stage 1 level, and the stage 2 fault in `tableWalk`.
+ *   stage 1 runs on top of stage 2) to the address to read, and again, asking for write access, before an
+ *   HA/HD write-back (a hardware update is a write to the descriptor's IPA, SMMUv3 §3.13.5); a fault it
+ *   returns ends the walk with the same kind, the stage 1 level, and the stage 2 fault in `tableWalk`, and
+ *   the descriptor is not written.
  * Permission checks are the caller's: {@link PageTableFormat.permissions} or {@link vmsaAccessAllowed}.
  */
 import { type AccessCounter, type MemoryBus, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
@@ -70,12 +73,17 @@ export interface WalkOptions {
   readonly access?: number;
   /** HA: set a clear access flag instead of faulting (SMMUv3 CD.HA / STE.S2HA). */
   readonly hardwareAccessFlag?: boolean;
+  /** Without HA: a clear access flag is used as if set, no fault and no write (SMMUv3 CD.AFFD / STE.S2AFFD). */
+  readonly accessFlagFaultDisable?: boolean;
   /** HD: make a writable-clean leaf dirty on a write (SMMUv3 CD.HD / STE.S2HD). */
   readonly hardwareDirty?: boolean;
   /** Apply table-descriptor permission limits (default true; SMMUv3 CD.HAD0 = 1 turns them off). */
   readonly hierarchicalPermissions?: boolean;
-  /** Nested walks: the address to read for each descriptor address, or the fault that stops the walk. */
-  readonly translateTableAddress?: (address: number, level: number) => number | WalkFault;
+  /**
+   * Nested walks: the address to access for each descriptor address, or the fault that stops the walk.
+   * `access` is PERM_READ for the fetch and PERM_WRITE for an HA/HD write-back.
+   */
+  readonly translateTableAddress?: (address: number, level: number, access: number) => number | WalkFault;
   /** Called after every descriptor read, for tracing. */
   readonly onStep?: (level: number, address: number, lo: number, hi: number) => void;
 }
@@ -86,6 +94,11 @@ const words = new Uint32Array(2);
 
 function failure(kind: WalkFaultKind, level: number, reads: number, address?: number): WalkFailure {
   return { ok: false, fault: address === undefined ? { kind, level } : { kind, level, address }, reads };
+}
+
+/** The walk ends because `translateTableAddress` refused the descriptor at `address` (`fault` inside). */
+function tableWalkFailure(fault: WalkFault, level: number, address: number, reads: number): WalkFailure {
+  return { ok: false, fault: { kind: fault.kind, level, address, tableWalk: fault }, reads };
 }
 
 /** Walks `format`'s table rooted at `rootPa` for input address `iova`. */
@@ -105,12 +118,11 @@ export function walk<A>(
   let limits = 0;
   let reads = 0;
   for (;;) {
-    let address = table + format.index(iova, level) * format.descriptorBytes;
+    const entry = table + format.index(iova, level) * format.descriptorBytes;
+    let address = entry;
     if (translateTableAddress !== undefined) {
-      const translated = translateTableAddress(address, level);
-      if (typeof translated !== 'number') {
-        return { ok: false, fault: { kind: translated.kind, level, address, tableWalk: translated }, reads };
-      }
+      const translated = translateTableAddress(entry, level, PERM_READ);
+      if (typeof translated !== 'number') return tableWalkFailure(translated, level, entry, reads);
       address = translated;
     }
     if (!bus.readWords(address, words, 2, counter)) return failure('walk-abort', level, reads, address);
@@ -135,9 +147,12 @@ export function walk<A>(
     if (base >= oaLimit) return failure('address-size', level, reads);
     let update = false;
     if (!format.accessFlag(lo)) {
-      if (options.hardwareAccessFlag !== true) return failure('access-flag', level, reads);
-      lo = format.setAccessFlag(lo);
-      update = true;
+      if (options.hardwareAccessFlag === true) {
+        lo = format.setAccessFlag(lo);
+        update = true;
+      } else if (options.accessFlagFaultDisable !== true) {
+        return failure('access-flag', level, reads);
+      }
     }
     let attrs = format.decodeLeaf(lo, hi, level, limits);
     const access = options.access ?? PERM_READ;
@@ -152,6 +167,11 @@ export function walk<A>(
       update = true;
     }
     if (update) {
+      if (translateTableAddress !== undefined) {
+        const writable = translateTableAddress(entry, level, PERM_WRITE);
+        if (typeof writable !== 'number') return tableWalkFailure(writable, level, entry, reads);
+        address = writable;
+      }
       words[0] = lo;
       if (!bus.writeWords(address, words, 1, counter)) return failure('walk-abort', level, reads, address);
     }
