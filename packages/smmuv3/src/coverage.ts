@@ -847,15 +847,15 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   C_BAD_STREAMID: {
     status: M,
-    note: 'StreamID beyond the Stream table (LOG2SIZE, SIDSIZE) or its L1STD (Span 0, reserved, too large). Recorded regardless of CR2.RECINVSID; SSV/SubstreamID left 0.',
+    note: 'StreamID beyond the Stream table (LOG2SIZE, SIDSIZE) or its L1STD (Span 0, reserved, too large). Recorded regardless of CR2.RECINVSID; SSV and SubstreamID from the transaction.',
   },
   F_STE_FETCH: {
     status: M,
-    note: 'Bus abort on the L1STD or STE read (nothing cached), with FetchAddr.',
+    note: "Bus abort on the L1STD or STE read (nothing cached), with FetchAddr and the transaction's SSV/SubstreamID.",
   },
   C_BAD_STE: {
     status: M,
-    note: 'Every `checkSte` ILLEGAL rule, and stage 2 controls the walker cannot use. SSV/SubstreamID left 0.',
+    note: 'Every `checkSte` ILLEGAL rule, and stage 2 controls the walker cannot use; SSV and SubstreamID from the transaction.',
   },
   F_BAD_ATS_TREQ: {
     status: M,

@@ -114,6 +114,24 @@ describe('event records provoked end to end, byte for byte', () => {
     expect(s.records()).toEqual([words({ id: EVENT_ID.F_STE_FETCH, streamId: 3, fetchAddr: HOLE + 3 * 64 })]);
   });
 
+  it('C_BAD_STREAMID, C_BAD_STE and F_STE_FETCH carry SSV and the SubstreamID (§7.3.3–7.3.5)', () => {
+    const s = system();
+    s.put(STRTAB + 64 * 2, new Uint32Array(16)); // V = 0
+    s.device(300, 8).dmaRead(BigInt(IOVA), 1, { pasid: 5 });
+    s.device(2, 8).dmaRead(BigInt(IOVA), 1, { pasid: 0xab });
+    s.device(2, 8).dmaRead(BigInt(IOVA), 1);
+    expect(s.records()).toEqual([
+      words({ id: EVENT_ID.C_BAD_STREAMID, streamId: 300, ssv: true, substreamId: 5 }),
+      words({ id: EVENT_ID.C_BAD_STE, streamId: 2, ssv: true, substreamId: 0xab }),
+      words({ id: EVENT_ID.C_BAD_STE, streamId: 2 }),
+    ]);
+    const fetch = system(HOLE);
+    fetch.device(3, 8).dmaRead(BigInt(IOVA), 1, { pasid: 1 });
+    expect(fetch.records()).toEqual([
+      words({ id: EVENT_ID.F_STE_FETCH, streamId: 3, ssv: true, substreamId: 1, fetchAddr: HOLE + 3 * 64 }),
+    ]);
+  });
+
   it('translation faults: F_TRANSLATION, F_PERMISSION (with a SubstreamID too), F_ACCESS, F_ADDR_SIZE', () => {
     const s = system();
     s.put(STRTAB + 64 * 7, s.s1Ste({ s1CdMax: 1, s1Dss: STE_S1DSS.SSID0 }));

@@ -626,13 +626,14 @@ export class Smmuv3Translator {
     const base = { id, streamId: request.streamId };
     const withSsid = ssv ? { ssv: true, substreamId: request.pasid } : {};
     switch (f.event) {
+      // These records carry SSV and the SubstreamID of the transaction (§7.3.3–7.3.5).
       case 'C_BAD_STREAMID':
-      case 'F_STE_FETCH':
       case 'C_BAD_STE':
+        return { ...base, ...withSsid };
+      case 'F_STE_FETCH':
+        return { ...base, ...withSsid, ...(f.fetchAddr !== undefined ? { fetchAddr: f.fetchAddr } : {}) };
       case 'F_STREAM_DISABLED':
-        return f.event === 'F_STE_FETCH' && f.fetchAddr !== undefined
-          ? { ...base, fetchAddr: f.fetchAddr }
-          : base;
+        return base;
       case 'C_BAD_SUBSTREAMID':
         return { ...base, substreamId: ssv ? request.pasid : 0 };
       case 'F_CD_FETCH':
