@@ -17,6 +17,10 @@ export const ERRNO_CODES = [
   'EOVERFLOW',
   'EPERM',
   'ENODEV',
+  /** A caller's buffer is too small or outside its memory (the kernel's failed user copy). */
+  'EFAULT',
+  /** A driver's wait for its hardware reached its bound (see `POLL_LIMIT`). */
+  'ETIMEDOUT',
 ] as const;
 
 export type Errno = (typeof ERRNO_CODES)[number];

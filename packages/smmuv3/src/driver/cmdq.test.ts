@@ -3,7 +3,7 @@
  * batches and CMD_SYNC, splitting to fit a small queue, and recovery from CERROR_ILL / ABT / ATC_INV_SYNC.
  */
 import { isIommufdError, MmioWindow } from '@iommukit/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CMDQ_ADDR, type Rig, rig, SMMU_BASE } from '../../test/queue-fixtures.js';
 import type { CommandOutcome } from '../hw/command-queue.js';
 import {
@@ -112,10 +112,10 @@ describe('Smmuv3Cmdq: submission', () => {
     expect(commandLabel(BAD)).toBe('opcode 0x0');
   });
 
-  it('fails with EIO when the queue does not consume (CMDQEN off)', () => {
+  it("fails with ETIMEDOUT when the queue does not consume (CMDQEN off), as Linux's CMD_SYNC poll does", () => {
     const { r, cmdq } = setup();
     r.mmio(REG.CR0, 0);
-    expect(() => cmdq.submit([encodeCfgiAll()])).toThrowError(/EIO: .*CMD_SYNC timeout/);
+    expect(() => cmdq.submit([encodeCfgiAll()])).toThrowError(/ETIMEDOUT: .*CMD_SYNC timeout/);
   });
 });
 
@@ -180,6 +180,30 @@ describe('Smmuv3Cmdq: Command queue errors (SMMUv3 §7.1, Linux arm_smmu_cmdq_sk
     expect((r.read(REG.GERROR) ^ r.read(REG.GERRORN)) & GERROR_CMDQ_ERR).toBe(0);
     cmdq.submit([encodeCfgiAll()], false);
     expect(ops(r).at(-1)).toBe('CFGI_ALL');
+  });
+
+  it('a queue moved behind the driver (the same command illegal every time) ends in ETIMEDOUT, not a hang', () => {
+    const { r, cmdq } = setup();
+    // Software moves CMDQ_BASE (CMDQEN off, new base, CMDQEN on) to zeroed memory the driver never writes:
+    // every entry the SMMU fetches is opcode 0 (CERROR_ILL), and replacing it in the driver's own queue
+    // does not help. Linux's skip_err does the same and its CMD_SYNC poll times out (-ETIMEDOUT).
+    r.mmio(REG.CR0, 0);
+    r.mmio64(REG.CMDQ_BASE, CMDQ_ADDR + 0x8000 + 8); // LOG2SIZE 8
+    r.mmio(REG.CR0, CR0_CMDQEN);
+    // A watchdog on register reads, so that an unbounded poll fails this test instead of hanging it.
+    let reads = 0;
+    const read32 = MmioWindow.prototype.read32;
+    const spy = vi.spyOn(MmioWindow.prototype, 'read32').mockImplementation(function (this: MmioWindow, o) {
+      if (++reads > 100_000) throw new Error('watchdog: the driver is still polling');
+      return read32.call(this, o);
+    });
+    try {
+      expect(() => cmdq.submit([encodeCfgiAll()])).toThrowError(/ETIMEDOUT: .*CMD_SYNC timeout/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(reads).toBeLessThan(100_000);
+    expect(cmdq.failures.at(-1)).toMatchObject({ error: 'CERROR_ILL', action: 'replaced-with-sync' });
   });
 
   it('skipError (the GERROR handler) replaces an illegal command found outside a submission', () => {

@@ -16,6 +16,8 @@
  *   (ABT) or the rest of the batch is abandoned by moving PROD back to CONS (ATC_INV_SYNC). Only CMDQ_ERR
  *   is acknowledged in GERRORN (toggled to match GERROR), which restarts consumption. The submission runs
  *   to the end (the queue is recovered) and then fails with `EIO` naming the command(s) that failed.
+ * - Bounds (Linux ARM_SMMU_POLL_TIMEOUT_US): every wait on CONS is at most POLL_LIMIT polls and then
+ *   fails with `ETIMEDOUT` ("CMD_SYNC timeout"), whatever the SMMU (or a guest behind it) keeps doing.
  */
 import {
   type AccessCounter,
@@ -23,6 +25,8 @@ import {
   type ITracer,
   type MemoryBus,
   type MmioWindow,
+  POLL_LIMIT,
+  pollTimeout,
   toHex,
 } from '@iommukit/core';
 import { CFGI_ALL_RANGE, CMD_OPCODE, CMD_SYNC_CS, CMD_WORDS, encodeCmdSync } from '../hw/commands.js';
@@ -216,11 +220,10 @@ export class Smmuv3Cmdq {
         // Full: look at CONS again (Linux polls until the SMMU frees space).
         this.cons = this.position(regs.read32(REG.CMDQ_CONS));
         free = queueFree(this.prod, this.cons, this.log2);
-        if (free === 0) {
-          throw new IommufdError('EIO', `${this.init.instance}: command queue full and not draining`, {
-            instance: this.init.instance,
-          });
-        }
+        // Consumption is synchronous in the model: a queue still full now never drains (Linux
+        // `arm_smmu_cmdq_poll_until_not_full` would time out).
+        if (free === 0)
+          throw pollTimeout(this.init.instance, 'CMDQ timeout: the queue is full and not draining');
       }
       const count = Math.min(free, entries.length - offset);
       const names: string[] = [];
@@ -250,11 +253,16 @@ export class Smmuv3Cmdq {
     }
   }
 
-  /** Polls CMDQ_CONS until it reaches PROD, recovering from Command queue errors on the way. */
+  /**
+   * Polls CMDQ_CONS until it reaches PROD, recovering from Command queue errors on the way, at most
+   * POLL_LIMIT times: an error that recurs on every poll (software moved CMDQ_BASE behind the driver, so
+   * the entry it replaced is not the one the SMMU fetches) ends in `ETIMEDOUT`, as Linux's CMD_SYNC poll
+   * does after ARM_SMMU_POLL_TIMEOUT_US while its GERROR handler keeps skipping.
+   */
   private waitConsumed(): void {
     const { regs } = this.init;
     const retries = new Map<number, number>();
-    for (;;) {
+    for (let polls = 0; polls < POLL_LIMIT; polls++) {
       const cons = regs.read32(REG.CMDQ_CONS);
       this.cons = this.position(cons);
       if (queueEmpty(this.prod, cons, this.log2)) return;
@@ -262,12 +270,8 @@ export class Smmuv3Cmdq {
       const gerrorn = regs.read32(REG.GERRORN);
       if (((gerror ^ gerrorn) & GERROR_CMDQ_ERR) === 0) {
         // The model consumes on the PROD write: a queue that stopped without an error is not running
-        // (CMDQEN off). Linux would time out here (-ETIMEDOUT).
-        throw new IommufdError(
-          'EIO',
-          `${this.init.instance}: CMD_SYNC timeout: CONS ${toHex(cons)} stopped short of PROD ${toHex(this.prod)}`,
-          { instance: this.init.instance },
-        );
+        // (CMDQEN off) and no later poll would see progress.
+        throw this.syncTimeout(cons);
       }
       const code = cmdqConsError(cons);
       const index = queueIndex(cons, this.log2);
@@ -290,6 +294,15 @@ export class Smmuv3Cmdq {
       // Acknowledge CMDQ_ERR only (toggle GERRORN to match GERROR): the SMMU resumes from CONS.
       regs.write32(REG.GERRORN, (gerrorn & ~GERROR_CMDQ_ERR) | (gerror & GERROR_CMDQ_ERR));
     }
+    throw this.syncTimeout(regs.read32(REG.CMDQ_CONS));
+  }
+
+  /** Linux `arm_smmu_cmdq_poll_until_sync` failing: "CMD_SYNC timeout" (-ETIMEDOUT). */
+  private syncTimeout(cons: number): IommufdError {
+    return pollTimeout(
+      this.init.instance,
+      `CMD_SYNC timeout: CONS ${toHex(cons)} stopped short of PROD ${toHex(this.prod)}`,
+    );
   }
 
   /** Reads the command CONS points at, records the failure, and rewrites it as CMD_SYNC if asked. */

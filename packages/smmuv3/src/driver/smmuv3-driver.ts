@@ -89,6 +89,8 @@ import {
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  POLL_LIMIT,
+  pollTimeout,
   type ReservedRegion,
   StaticDomain,
   toHex,
@@ -173,8 +175,6 @@ export const SMMUV3_SW_MSI_LENGTH = 0x10_0000n;
 export const EVENTQ_MAX_LOG2 = 7;
 /** PRI queue size the driver asks for, as log2 of entries (256 entries: one 4 KiB page). */
 export const PRIQ_MAX_LOG2 = 8;
-/** Reads of an acknowledgement register before giving up (Linux ARM_SMMU_POLL_TIMEOUT_US). */
-const POLL_LIMIT = 1000;
 /** *_IRQ_CFG0.ADDR, bits [55:2] (§6.3.19). */
 const IRQ_CFG0_ADDR_MASK = ((1n << 56n) - 1n) & ~3n;
 /** *_IRQ_CFG2.MEMATTR for Device-nGnRE, what Linux programs for MSIs (ARM_SMMU_MEMATTR_DEVICE_nGnRE). */
@@ -915,27 +915,21 @@ export class Smmuv3Driver implements IommuDriver {
     this.writeRegSync(REG.IRQ_CTRL, enables, REG.IRQ_CTRLACK);
   }
 
-  /** Writes a register and polls its acknowledgement (Linux `arm_smmu_write_reg_sync`). */
+  /** Writes a register and polls its acknowledgement (Linux `arm_smmu_write_reg_sync`: -ETIMEDOUT). */
   private writeRegSync(offset: number, value: number, ack: number): void {
     this.regs.write32(offset, value);
     for (let i = 0; i < POLL_LIMIT; i++) if (this.regs.read32(ack) === value >>> 0) return;
-    throw new IommufdError(
-      'EIO',
-      `${this.instance}: register ${toHex(ack)} did not acknowledge ${toHex(value)}`,
-      { instance: this.instance },
-    );
+    throw pollTimeout(this.instance, `register ${toHex(ack)} did not acknowledge ${toHex(value)}`);
   }
 
-  /** GBPA update with the Update handshake (Linux `arm_smmu_update_gbpa`). */
+  /** GBPA update with the Update handshake (Linux `arm_smmu_update_gbpa`: -ETIMEDOUT). */
   private updateGbpa(set: number, clear: number): void {
     const idle = (): number => {
       for (let i = 0; i < POLL_LIMIT; i++) {
         const value = this.regs.read32(REG.GBPA);
         if ((value & GBPA_UPDATE) === 0) return value;
       }
-      throw new IommufdError('EIO', `${this.instance}: GBPA not responding to update`, {
-        instance: this.instance,
-      });
+      throw pollTimeout(this.instance, 'GBPA not responding to update');
     };
     const value = (idle() & ~clear) | set;
     this.regs.write32(REG.GBPA, value | GBPA_UPDATE);
@@ -950,7 +944,9 @@ export class Smmuv3Driver implements IommuDriver {
     if (!q) return;
     const words = new Uint32Array(EVENT_WORDS);
     let prod = this.regs.read32(REG.EVENTQ_PROD);
-    for (;;) {
+    // Each pass drains at most one queue's worth; passes are bounded in case the SMMU never stops producing.
+    for (let passes = 0; ; passes++) {
+      if (passes === POLL_LIMIT) throw pollTimeout(this.instance, 'the Event queue never drained');
       while (!queueEmpty(prod, q.cons, q.log2)) {
         const at = q.base + queueIndex(q.cons, q.log2) * EVENTQ_ENTRY_BYTES;
         this.bus.readWords(at, words, EVENT_WORDS, this.counter);
@@ -1037,7 +1033,8 @@ export class Smmuv3Driver implements IommuDriver {
     if (!q) return;
     const words = new Uint32Array(PRI_ENTRY_WORDS);
     let prod = this.regs.read32(REG.PRIQ_PROD);
-    for (;;) {
+    for (let passes = 0; ; passes++) {
+      if (passes === POLL_LIMIT) throw pollTimeout(this.instance, 'the PRI queue never drained');
       while (!queueEmpty(prod, q.cons, q.log2)) {
         const at = q.base + queueIndex(q.cons, q.log2) * PRIQ_ENTRY_BYTES;
         this.bus.readWords(at, words, PRI_ENTRY_WORDS, this.counter);
