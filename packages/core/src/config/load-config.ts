@@ -26,6 +26,9 @@ export interface ValidatedConfig {
   readonly msi?: { readonly module: MsiControllerModule; readonly options: unknown };
 }
 
+/** Alias expansions a config may make: far more than a hand-written config needs, far fewer than a bomb. */
+const MAX_ALIAS_COUNT = 100;
+
 /** Parses YAML or JSON text (JSON is YAML, so one parser serves both). */
 export function parseConfigText(text: string, source = 'config'): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
@@ -38,7 +41,25 @@ export function parseConfigText(text: string, source = 'config'): unknown {
       { source },
     );
   }
-  return doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (cause) {
+    // yaml throws a ReferenceError when aliases expand past the cap (a "billion laughs" document).
+    if (!(cause instanceof ReferenceError)) throw cause;
+    throw fileError(
+      `more than ${MAX_ALIAS_COUNT} alias expansions (refused as a resource exhaustion)`,
+      source,
+      cause,
+    );
+  }
+  // No document, only comments, or a bare `---`.
+  if (value === null || value === undefined) throw fileError('the file is empty', source);
+  return value;
+}
+
+function fileError(message: string, source: string, cause?: unknown): ConfigError {
+  return new ConfigError([{ path: '(file)', message }], { source, cause });
 }
 
 export async function readConfigFile(path: string): Promise<{ raw: unknown; baseDir: string }> {

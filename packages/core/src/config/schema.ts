@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { addressField, intField, nameField, ridField, sizeField } from './fields.js';
 import { ScenarioSchema } from './scenario-schema.js';
+import { formatSize } from './units.js';
 import { VmMsiSchema } from './vm-msi-schema.js';
 
 export const RamRegionSchema = z
@@ -149,6 +150,7 @@ type Path = (string | number)[];
 type Item = Record<string, unknown>;
 
 const PAGE = 4096n;
+const PHYS_LIMIT = 1n << 52n;
 
 /**
  * The system schema with its cross-reference checks. The checks run even when some fields failed
@@ -171,6 +173,8 @@ const big = (value: unknown): bigint | undefined => (typeof value === 'bigint' ?
 
 /** Cross-reference and placement checks that a single field cannot express. */
 function checkReferences(config: Item, ctx: Ctx): void {
+  // A document that is not a mapping (null, a list) already failed the object schema.
+  if (typeof config !== 'object' || config === null) return;
   const issue = (path: Path, message: string) => ctx.addIssue({ code: 'custom', path, message });
   const names = new Map<string, string>();
   const claim = (name: unknown, path: Path) => {
@@ -190,7 +194,7 @@ function checkReferences(config: Item, ctx: Ctx): void {
     if (size !== undefined && (size % PAGE !== 0n || size === 0n))
       issue(['memory', 'ram', i, 'size'], 'expected a non-zero multiple of 4 KiB');
     if (base === undefined || size === undefined) continue;
-    if (base + size > 1n << 52n)
+    if (base + size > PHYS_LIMIT)
       issue(['memory', 'ram', i], 'region ends above the 52-bit physical address space');
     for (const [o, j] of ram) {
       const oBase = big(o.base);
@@ -207,7 +211,9 @@ function checkReferences(config: Item, ctx: Ctx): void {
     claim(m.name, ['iommus', i, 'name']);
     if (text(m.name)) iommus.add(m.name as string);
     const base = big(m.base);
-    if (base !== undefined && base % PAGE !== 0n)
+    if (base !== undefined && base >= PHYS_LIMIT)
+      issue(['iommus', i, 'base'], 'expected an address below 2^52 (the 52-bit physical address space)');
+    else if (base !== undefined && base % PAGE !== 0n)
       issue(['iommus', i, 'base'], 'expected a 4 KiB aligned address');
   }
 
@@ -232,6 +238,7 @@ function checkReferences(config: Item, ctx: Ctx): void {
 
   const assigned = new Map<string, string>();
   const vms = new Set<string>();
+  const vmMemory = new Map<string, bigint>();
   const deviceIommu = new Map(
     items(config.devices).flatMap(([d]) =>
       text(d.name) ? [[d.name as string, text(d.iommu)] as const] : [],
@@ -241,6 +248,7 @@ function checkReferences(config: Item, ctx: Ctx): void {
     claim(vm.name, ['vms', i, 'name']);
     if (text(vm.name)) vms.add(vm.name as string);
     const memory = big(vm.memory);
+    if (text(vm.name) && memory !== undefined) vmMemory.set(vm.name as string, memory);
     if (memory !== undefined && (memory === 0n || memory % (2n * 1024n * 1024n) !== 0n))
       issue(['vms', i, 'memory'], 'expected a non-zero multiple of 2 MiB');
     const modes = items(vm.viommus).map(([v]) => text(v.mode));
@@ -273,7 +281,7 @@ function checkReferences(config: Item, ctx: Ctx): void {
   }
   checkScenario(
     items((config.scenario as Item | undefined)?.steps),
-    { devices, iommus, vms, emulatedNames },
+    { devices, iommus, vms, vmMemory, emulatedNames },
     issue,
   );
 }
@@ -282,6 +290,8 @@ interface ScenarioNames {
   readonly devices: Set<string>;
   readonly iommus: Set<string>;
   readonly vms: Set<string>;
+  /** Guest RAM size by VM name. */
+  readonly vmMemory: Map<string, bigint>;
   /** Emulated devices by name, with their VM. */
   readonly emulatedNames: Map<string, string>;
 }
@@ -292,7 +302,9 @@ function checkScenario(
   names: ScenarioNames,
   issue: (path: Path, message: string) => void,
 ): void {
-  const { devices, iommus, vms, emulatedNames } = names;
+  const { devices, iommus, vms, vmMemory, emulatedNames } = names;
+  // Guest buffers are never freed while a VM runs; powering it (off or on) starts a fresh guest RAM.
+  const guestBytes = new Map<string, bigint>();
   const anyDevice = new Set([...devices, ...emulatedNames.keys()]);
   const domains = new Set<string>();
   const buffers = new Set<string>();
@@ -344,6 +356,9 @@ function checkScenario(
         need('device', devices, 'device');
         break;
       case 'vm-power':
+        if (text(step.vm)) guestBytes.set(step.vm as string, 0n);
+        need('VM', vms, 'vm');
+        break;
       case 'guest-faults':
       case 'guest-op':
         need('VM', vms, 'vm');
@@ -355,10 +370,22 @@ function checkScenario(
         need('VM', vms, 'vm');
         need('device', devices, 'device');
         break;
-      case 'guest-alloc':
+      case 'guest-alloc': {
         need('VM', vms, 'vm');
         if (text(step.buffer)) guestBuffers.add(step.buffer as string);
+        const vm = text(step.vm);
+        const size = big(step.size);
+        const memory = vm === undefined ? undefined : vmMemory.get(vm);
+        if (vm === undefined || size === undefined || memory === undefined) break;
+        const used = (guestBytes.get(vm) ?? 0n) + ((size + PAGE - 1n) / PAGE) * PAGE;
+        guestBytes.set(vm, used);
+        if (used > memory)
+          issue(
+            ['scenario', 'steps', i, 'size'],
+            `guest buffers of ${formatSize(used)} since ${vm} powered on exceed its ${formatSize(memory)} of RAM`,
+          );
         break;
+      }
       case 'guest-map':
         need('VM', vms, 'vm');
         need('device', anyDevice, 'device');

@@ -161,6 +161,36 @@ describe('validateConfig', () => {
   });
 });
 
+describe('guest RAM a scenario allocates', () => {
+  it('names the guest-alloc step whose buffers outgrow the VM since it powered on', async () => {
+    const raw = fakeConfig();
+    raw.vms = [{ name: 'vm0', memory: '4MiB' }];
+    const alloc = (buffer: string, size: string) => ({ op: 'guest-alloc', vm: 'vm0', buffer, size });
+    const power = (state: string) => ({ op: 'vm-power', vm: 'vm0', state });
+    raw.scenario = { steps: [power('on'), alloc('a', '3MiB'), alloc('b', '1MiB'), alloc('c', '1')] };
+    expect(await issuesOf(raw)).toEqual([
+      'scenario.steps[3].size: guest buffers of 4100KiB since vm0 powered on exceed its 4MiB of RAM',
+    ]);
+    // Powering off and on again starts with empty guest RAM.
+    raw.scenario = {
+      steps: [power('on'), alloc('a', '3MiB'), power('off'), power('on'), alloc('b', '3MiB')],
+    };
+    expect(await issuesOf(raw)).toEqual([]);
+  });
+});
+
+describe('placement in the 52-bit physical address space', () => {
+  it('rejects an IOMMU register window at or above 2^52 with its path', async () => {
+    for (const base of ['0x10_0000_0000_0000', '0xffff_ffff_ffff_f000']) {
+      const raw = fakeConfig();
+      (raw.iommus as Record<string, unknown>[])[0]!.base = base;
+      expect(await issuesOf(raw)).toEqual([
+        'iommus[0].base: expected an address below 2^52 (the 52-bit physical address space)',
+      ]);
+    }
+  });
+});
+
 describe('parseConfigText', () => {
   it('parses YAML and JSON alike', () => {
     expect(parseConfigText('plugin: fake\nseed: 3\n')).toEqual({ plugin: 'fake', seed: 3 });
@@ -182,6 +212,31 @@ describe('parseConfigText', () => {
     const valid = await validateConfig(raw, fakeRegistry());
     expect(valid.msi?.module.name).toBe('fake-msi');
     expect(valid.msi?.options).toEqual({ base: 0x0808_0000 });
+  });
+
+  it('reports an empty file as a config problem, not a crash', async () => {
+    for (const text of ['', '# only a comment\n', '---\n']) {
+      expect(() => parseConfigText(text, 'e.yaml')).toThrow(
+        expect.objectContaining({ issues: [{ path: '(file)', message: 'the file is empty' }] }),
+      );
+    }
+    // A document that is not a mapping reaches the schema, which reports it at the root path ("").
+    expect(await issuesOf(null)).toEqual([': expected object, got null']);
+  });
+
+  it('refuses a YAML alias bomb with a config error', () => {
+    const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 12; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    expect(() => parseConfigText(lines.join('\n'), 'bomb.yaml')).toThrow(
+      expect.objectContaining({
+        issues: [{ path: '(file)', message: expect.stringMatching(/more than 100 alias expansions/) }],
+      }),
+    );
   });
 
   it('reports YAML syntax errors and duplicate keys with a line number', () => {

@@ -4,6 +4,7 @@
  * dependency order so a failure surfaces as the error its constructor threw.
  */
 import { type ValidatedConfig, validateConfig } from '../config/load-config.js';
+import { formatSize } from '../config/units.js';
 import {
   createChildContainer,
   type DependencyContainer,
@@ -21,6 +22,7 @@ import { type IMsiController, IMsiController as IMsiControllerToken } from '../m
 import type { PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
 import { Devices, IDevices } from './devices.js';
+import { hostRamIssues } from './host-resources.js';
 import { IIommuInstances, IommuInstances } from './iommu-instances.js';
 import { ISystem, ISystemContainer, System } from './system.js';
 import { IMemoryBus, IPlatformMsi, ISystemConfig } from './tokens.js';
@@ -68,11 +70,16 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
   provideValue(c, IPlatformMsi, { controller });
   try {
     resolveToken(c, IIommuInstances);
+    resolveToken(c, IDevices);
   } catch (error) {
-    throw placementError(error, validated) ?? error;
+    throw placementError(error, validated) ?? outOfMemoryError(error, validated) ?? error;
   }
-  resolveToken(c, IDevices);
   const system = resolveToken(c, ISystem);
+  const resources = hostRamIssues(validated.config, system.memory);
+  if (resources.length > 0) {
+    await system.dispose();
+    throw new ConfigError(resources);
+  }
   if (options.vmm && validated.config.vms.length > 0) {
     provideValue(c, IVmmModule, options.vmm);
     system.adoptVms(resolveToken(c, IVmmModule).createVms(system));
@@ -135,15 +142,34 @@ function createMsiController(
   }
 }
 
-/** An IOMMU register window that collides with another region is a config mistake: name its path. */
+/**
+ * An IOMMU register window that collides with another region, or runs past the 52-bit physical space,
+ * is a config mistake: name its path.
+ */
 function placementError(error: unknown, validated: ValidatedConfig): ConfigError | undefined {
-  if (!(error instanceof IommufdError) || error.code !== 'EADDRINUSE') return undefined;
+  if (!(error instanceof IommufdError) || (error.code !== 'EADDRINUSE' && error.code !== 'EINVAL'))
+    return undefined;
   const index = validated.config.iommus.findIndex((m) => m.name === error.context.name);
   if (index < 0) return undefined;
   return new ConfigError(
-    [{ path: `iommus[${index}].base`, message: error.message.replace(/^EADDRINUSE: /, '') }],
+    [{ path: `iommus[${index}].base`, message: error.message.replace(/^(EADDRINUSE|EINVAL): /, '') }],
     {
       cause: error,
     },
+  );
+}
+
+/** Drivers allocate their tables and queues at probe: RAM too small for them is a config mistake. */
+function outOfMemoryError(error: unknown, validated: ValidatedConfig): ConfigError | undefined {
+  if (!(error instanceof IommufdError) || error.code !== 'ENOMEM') return undefined;
+  const ram = validated.config.memory.ram.reduce((sum, r) => sum + r.size, 0n);
+  return new ConfigError(
+    [
+      {
+        path: 'memory.ram',
+        message: `host RAM (${formatSize(ram)}) is too small for what the IOMMU instances and devices allocate at probe: ${error.message}`,
+      },
+    ],
+    { cause: error },
   );
 }

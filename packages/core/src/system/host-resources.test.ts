@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { fakeConfig, fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
+import { PAGE_SIZE } from '../address/address.js';
+import { ConfigError } from '../errors/config-error.js';
+import { MemoryBus } from '../memory/memory-bus.js';
+import { definePlugin } from '../plugin/plugin.js';
+import { PluginRegistry } from '../plugin/plugin-registry.js';
+import { createSystem } from './create-system.js';
+
+/** The fake plugin with a `window`-byte register window whose driver takes `tableBytes` of host RAM at probe. */
+function hungryRegistry(tableBytes: number, window = 0x1000): PluginRegistry {
+  const plugin = definePlugin({
+    ...fakePlugin,
+    createHardware(context) {
+      if (window === 0x1000) return fakePlugin.createHardware(context);
+      // The fake hardware on a scratch bus, and a wider window of this instance's name on the real one.
+      const hardware = fakePlugin.createHardware({ ...context, bus: new MemoryBus() });
+      context.bus.addMmio(context.instance, context.base, window, { read: () => 0, write: () => {} });
+      return { ...hardware, mmio: { base: context.base, size: window } };
+    },
+    createDriver(context) {
+      const driver = fakePlugin.createDriver(context);
+      return { ...driver, probe: () => void context.memory.allocBytes(tableBytes) };
+    },
+  });
+  return new PluginRegistry({ fake: async () => ({ default: plugin }) });
+}
+
+async function issuesOf(raw: unknown, registry = fakeRegistry()) {
+  const vmm = { createVms: () => [] };
+  const error = await createSystem(raw, { registry, vmm }).then(
+    async (system) => {
+      await system.dispose();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  if (error === undefined) return [];
+  if (!(error instanceof ConfigError)) throw error;
+  return error.issues.map((i) => `${i.path}: ${i.message}`);
+}
+
+describe('host resources a config needs, checked while building', () => {
+  it('names memory.ram when host RAM cannot hold the IOMMU instances’ tables (ENOMEM)', async () => {
+    const issues = await issuesOf(fakeConfig(), hungryRegistry(128 << 20));
+    expect(issues).toEqual([
+      expect.stringMatching(
+        /^memory\.ram: host RAM \(64MiB\) is too small for what the IOMMU instances and devices allocate at probe: ENOMEM: /,
+      ),
+    ]);
+  });
+
+  it('names iommus[i].base when the register window runs past the 52-bit physical space', async () => {
+    const raw = fakeConfig();
+    raw.iommus = [{ name: 'iommu0', base: '0xf_ffff_ffff_f000' }];
+    expect(await issuesOf(raw, hungryRegistry(PAGE_SIZE, 0x2_0000))).toEqual([
+      expect.stringMatching(/^iommus\[0\]\.base: region "iommu0" .* outside the 52-bit physical space$/),
+    ]);
+  });
+
+  it('names vms[i].memory for a VM larger than host RAM, alone or beside the VMs before it', async () => {
+    const alone = { ...fakeConfig(), vms: [{ name: 'vm0', memory: '128MiB' }] };
+    expect(await issuesOf(alone)).toEqual([
+      'vms[0].memory: 128MiB of guest RAM needs one 2 MiB aligned block of host RAM; 64MiB is free',
+    ]);
+    const summed = {
+      ...fakeConfig(),
+      vms: [
+        { name: 'vm0', memory: '32MiB' },
+        { name: 'vm1', memory: '16MiB' },
+        { name: 'vm2', memory: '32MiB' },
+      ],
+    };
+    expect(await issuesOf(summed)).toEqual([
+      'vms[2].memory: 32MiB of guest RAM needs one 2 MiB aligned block of host RAM; 16MiB is free after vms[0..1]',
+    ]);
+    expect(await issuesOf({ ...summed, vms: summed.vms.slice(0, 2) })).toEqual([]);
+  });
+
+  it("names a scenario alloc step that host RAM cannot hold after the VMs' RAM", async () => {
+    const raw = {
+      ...fakeConfig(),
+      vms: [{ name: 'vm0', memory: '32MiB' }],
+      scenario: {
+        steps: [
+          { op: 'alloc', buffer: 'a', size: '16MiB' },
+          { op: 'alloc', buffer: 'b', size: '32MiB' },
+        ],
+      },
+    };
+    expect(await issuesOf(raw)).toEqual([
+      "scenario.steps[1].size: a 32MiB host buffer does not fit in host RAM; 16MiB is free after the VMs' RAM and earlier buffers",
+    ]);
+  });
+
+  it('leaves host RAM as it found it after the check', async () => {
+    const raw = { ...fakeConfig(), vms: [{ name: 'vm0', memory: '32MiB' }] };
+    const system = await createSystem(raw, { registry: fakeRegistry(), vmm: { createVms: () => [] } });
+    expect(system.memory.freeFrameCount).toBe((64 << 20) / PAGE_SIZE);
+    await system.dispose();
+  });
+});
