@@ -15,3 +15,8 @@ export const EXIT_USAGE = 2;
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
+
+/** A command that cannot do what was asked for a reason outside the config (exit 1, no help text). */
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+}

@@ -2,6 +2,7 @@
  * The `iommukit` command line. `main` returns the exit code instead of exiting, so tests run it
  * in-process: 0 success, 1 a failed run or invalid input, 2 a usage error.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, PluginError } from '@iommukit/core';
 import { builtinRegistry } from './builtin-plugins.js';
@@ -9,7 +10,7 @@ import { demoCommand } from './commands/demo.js';
 import { runCommand } from './commands/run.js';
 import { validateCommand } from './commands/validate.js';
 import { vendorsCommand } from './commands/vendors.js';
-import { type CliIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './io.js';
+import { type CliIo, CommandError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './io.js';
 import { renderIssues } from './render.js';
 
 const HELP: Readonly<Record<string, string>> = {
@@ -27,6 +28,7 @@ Options:
   --json             machine-readable output on stdout (and nothing else there)
   --trace <file>     write a Chrome trace-event file of the run (demo, run)
   -h, --help         help for iommukit or a command
+  -v, --version      print the version
 
 Exit codes: 0 success, 1 failed run or invalid input, 2 usage error.
 `,
@@ -55,17 +57,31 @@ const OPTIONS = {
   json: { type: 'boolean' },
   trace: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
 } as const;
+
+/** The package version, read from package.json (one level above both src/ and dist/). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  return String(pkg.version);
+}
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
   } catch (error) {
-    io.err(`iommukit: ${(error as Error).message}\n\n${HELP['']}`);
+    // An unknown option after a command gets that command's help, not the overview.
+    const command = commandOf(argv);
+    const prefix = command === undefined ? 'iommukit' : `iommukit ${command}`;
+    io.err(`${prefix}: ${(error as Error).message}\n\n${HELP[command ?? '']}`);
     return EXIT_USAGE;
   }
   const { command, args, json, trace, help } = parsed;
+  if (parsed.version) {
+    io.out(`iommukit ${version()}\n`);
+    return EXIT_OK;
+  }
   if (command === undefined && !help) {
     io.err(HELP['']!);
     return EXIT_USAGE;
@@ -90,6 +106,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       io.err(`iommukit: ${error.message}\n`);
       return EXIT_FAILURE;
     }
+    if (error instanceof CommandError) {
+      io.err(`iommukit ${command}: ${error.message}\n`);
+      return EXIT_FAILURE;
+    }
     throw error;
   }
 }
@@ -102,7 +122,26 @@ function parse(argv: readonly string[]) {
     strict: true,
   });
   const [command, ...args] = positionals;
-  return { command, args, json: values.json ?? false, trace: values.trace, help: values.help ?? false };
+  return {
+    command,
+    args,
+    json: values.json ?? false,
+    trace: values.trace,
+    help: values.help ?? false,
+    version: values.version ?? false,
+  };
+}
+
+/** The command word of an argv that failed strict parsing, when it names a known command. */
+function commandOf(argv: readonly string[]): string | undefined {
+  const { positionals } = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+  });
+  const command = positionals[0];
+  return command !== undefined && command !== '' && command in HELP ? command : undefined;
 }
 
 async function dispatch(

@@ -227,6 +227,33 @@ describe('usage', () => {
   });
 });
 
+describe('options', () => {
+  it('prints the version with --version or -v', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    for (const flag of ['--version', '-v']) {
+      expect(await cli(flag)).toEqual({ code: EXIT_OK, out: `iommukit ${pkg.version}\n`, err: '' });
+    }
+  });
+
+  it("answers an unknown option after a command with that command's help", async () => {
+    const { code, err } = await cli('validate', 'valid.yaml', '--colour');
+    expect(code).toBe(EXIT_USAGE);
+    expect(err).toMatch(/^iommukit validate: Unknown option '--colour'/);
+    expect(err).toContain('Usage: iommukit validate <config.yaml|config.json> [--json]');
+    expect(err).not.toContain('Commands:');
+  });
+
+  it('reports a trace path it cannot write before running, with exit 1', async () => {
+    for (const trace of [join(dir, 'no-such-dir', 't.json'), dir]) {
+      const { code, out, err } = await cli('run', 'valid.yaml', '--trace', trace);
+      expect(code).toBe(EXIT_FAILURE);
+      expect(err).toContain(`iommukit run: cannot write the trace to ${trace}: `);
+      expect(err).toMatch(/^iommukit run: .*: E[A-Z]+:/);
+      expect(out).toBe('');
+    }
+  });
+});
+
 describe('configs only the plugin can judge', () => {
   it('validate builds the system, so a device the driver refuses is reported with its path', async () => {
     writeFileSync(join(dir, 'wide-sid.yaml'), VALID.replace('rid: "00:02.0"', 'rid: "01:00.0"'));
@@ -234,5 +261,50 @@ describe('configs only the plugin can judge', () => {
     expect(code).toBe(EXIT_FAILURE);
     expect(err).toContain("devices[0]: nic0: stream ID 0x100 exceeds the hardware's 8 bits");
     expect((await cli('run', 'wide-sid.yaml')).code).toBe(EXIT_FAILURE);
+  });
+});
+
+describe('resource and malformed configs: a path-named problem, never a stack trace', () => {
+  const SMMU = (ram: string, base = '0x0900_0000', vms = '') =>
+    `plugin: smmuv3\nmemory:\n  ram: [{ name: dram, base: 0x8000_0000, size: ${ram} }]\niommus: [{ name: smmu0, base: ${base} }]\n${vms}`;
+  const bomb = () => {
+    const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 12; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    return `${lines.join('\n')}\nplugin: mock\n`;
+  };
+  const vmStep = '\nscenario:\n  steps:\n    - { op: vm-power, vm: vm0, state: "on" }\n';
+  it.each([
+    ['empty.yaml', '', '(file): the file is empty'],
+    ['bomb.yaml', bomb(), '(file): more than 100 alias expansions'],
+    [
+      'base-2-52.yaml',
+      SMMU('256MiB', '0x10_0000_0000_0000'),
+      'iommus[0].base: expected an address below 2^52',
+    ],
+    ['window-past-2-52.yaml', SMMU('256MiB', '0xf_ffff_ffff_0000'), 'iommus[0].base: region "smmu0"'],
+    ['tiny-ram.yaml', SMMU('4KiB'), 'memory.ram: host RAM (4KiB) is too small for what the IOMMU instances'],
+    [
+      'vm-too-big.yaml',
+      SMMU('256MiB', undefined, `vms: [{ name: vm0, memory: 1GiB }]${vmStep}`),
+      'vms[0].memory: 1GiB of guest RAM needs one 2 MiB aligned block of host RAM',
+    ],
+    [
+      'vms-too-big.yaml',
+      SMMU('1GiB', undefined, `vms: [{ name: vm0, memory: 512MiB }, { name: vm1, memory: 512MiB }]${vmStep}`),
+      'vms[1].memory: 512MiB of guest RAM needs one 2 MiB aligned block of host RAM',
+    ],
+  ])('%s: validate and run exit 1 naming the path', async (file, text, message) => {
+    writeFileSync(join(dir, file), text);
+    for (const command of ['validate', 'run']) {
+      const { code, out, err } = await cli(command, file);
+      expect(code).toBe(EXIT_FAILURE);
+      expect(err).toContain(`${file}: 1 problem\n  ${message}`);
+      expect(`${out}${err}`).not.toMatch(/\n\s+at /);
+    }
   });
 });

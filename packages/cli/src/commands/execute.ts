@@ -2,7 +2,7 @@
  * Builds a system from a validated config, runs its scenario, prints the run (human log or JSON) and
  * writes the trace when asked. Shared by `iommukit run` and `iommukit demo`.
  */
-import { writeFile } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   createSystem,
@@ -18,7 +18,7 @@ import {
   type ValidatedConfig,
 } from '@iommukit/core';
 import { vmm, vmScenarioExtension } from '@iommukit/vmm';
-import { type CliIo, EXIT_FAILURE, EXIT_OK } from '../io.js';
+import { type CliIo, CommandError, EXIT_FAILURE, EXIT_OK } from '../io.js';
 import { renderHeader, renderRecord, renderStats, renderStep } from '../render.js';
 
 export interface ExecuteOptions {
@@ -32,12 +32,43 @@ export async function execute(
   io: CliIo,
   options: ExecuteOptions,
 ): Promise<number> {
+  // Opened before the run, so an unwritable path is reported before any work (and output) is done.
+  const trace = options.tracePath ? await openTrace(resolve(io.cwd, options.tracePath)) : undefined;
+  try {
+    return await run(validated, registry, io, options.json, trace);
+  } finally {
+    await trace?.file.close();
+  }
+}
+
+/** The trace file a run writes into when it ends. */
+interface TraceOutput {
+  readonly path: string;
+  readonly file: FileHandle;
+}
+
+async function openTrace(path: string): Promise<TraceOutput> {
+  try {
+    return { path, file: await open(path, 'w') };
+  } catch (cause) {
+    throw new CommandError(`cannot write the trace to ${path}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+async function run(
+  validated: ValidatedConfig,
+  registry: PluginRegistry,
+  io: CliIo,
+  json: boolean,
+  trace: TraceOutput | undefined,
+): Promise<number> {
+  const tracePath = trace?.path;
   const tracer = new Tracer();
   tracer.startRecording();
   const system = await createSystem(validated, { registry, tracer, vmm });
   try {
     const bootRecords = [...tracer.records];
-    if (!options.json) {
+    if (!json) {
       io.out(renderHeader(system));
       for (const record of bootRecords) io.out(`${renderRecord(record)}\n`);
       io.out('\n');
@@ -47,18 +78,14 @@ export async function execute(
       ? runScenario(system, scenario, {
           extension: vmScenarioExtension(system),
           onStep: (step) => {
-            if (!options.json) io.out(renderStep(step));
+            if (!json) io.out(renderStep(step));
           },
         })
       : undefined;
-    const tracePath = options.tracePath ? resolve(io.cwd, options.tracePath) : undefined;
-    if (tracePath)
-      await writeFile(
-        tracePath,
-        stringifyChromeTrace(toChromeTrace(tracer.records, `iommukit ${system.name}`)),
-      );
-    if (options.json)
-      io.out(`${JSON.stringify(jsonReport(system, bootRecords, report, tracePath), null, 2)}\n`);
+    await trace?.file.writeFile(
+      stringifyChromeTrace(toChromeTrace(tracer.records, `iommukit ${system.name}`)),
+    );
+    if (json) io.out(`${JSON.stringify(jsonReport(system, bootRecords, report, tracePath), null, 2)}\n`);
     else io.out(renderSummary(system, report, tracePath));
     return report === undefined || report.passed ? EXIT_OK : EXIT_FAILURE;
   } finally {
