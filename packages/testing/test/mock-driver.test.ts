@@ -1,7 +1,7 @@
 /** The mock host driver: domain lifetime, map/unmap rules (errno as the kernel would pick) and probing. */
 import { errnoOf, FrameAllocator, hpa, InterruptController, iova, MemoryBus, Tracer } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
-import { MockIommuDriver, type MockPagingDomain } from '../src/index.js';
+import { MOCK_VIOMMU_TYPE, MockIommuDriver, type MockPagingDomain } from '../src/index.js';
 import { mockSystem, mockSystemsPerTest } from './fixtures.js';
 
 const newSystem = mockSystemsPerTest();
@@ -108,6 +108,25 @@ describe('mock driver domains', () => {
     expect(errnoOf(() => driver.attachDev(foreign, system.device('nic0')))).toBe('EINVAL');
     expect(errnoOf(() => driver.attachDev(driver.blockedDomain, system.device('legacy0')))).toBe('ENODEV');
     await other.dispose();
+  });
+
+  it('refuses a nested attach on a vIOMMU without the device vDEVICE (ENOENT), as the kernel selftest mock', async () => {
+    const { system } = await setup();
+    const fd = system.openIommufd();
+    const nic = fd.bind(system.device('nic0'));
+    const nvme = fd.bind(system.device('nvme0'));
+    const s2 = fd.hwptAlloc({ devId: nic, ptId: fd.ioasAlloc(), flags: { nestParent: true } });
+    const viommu = fd.viommuAlloc(nic, s2, MOCK_VIOMMU_TYPE);
+    const nested = fd.hwptAlloc({ devId: nic, ptId: viommu, data: { s1Root: 0x1000n, tag: 1 } });
+    expect(errnoOf(() => fd.attach(nic, nested))).toBe('ENOENT');
+    expect(fd.attachedHwpt(nic)).toBeUndefined();
+    fd.vdeviceAlloc(viommu, nic, 5n);
+    expect(fd.attach(nic, nested)).toBe(nested);
+    expect(errnoOf(() => fd.attach(nvme, nested))).toBe('ENOENT');
+    // Without a vIOMMU there is no vDEVICE to ask for: a nested HWPT on the parent HWPT attaches.
+    const direct = fd.hwptAlloc({ devId: nvme, ptId: s2, data: { s1Root: 0x2000n, tag: 2 } });
+    expect(fd.attach(nvme, direct)).toBe(direct);
+    fd.close();
   });
 
   it('leaves a released device with an invalid device table entry', async () => {

@@ -23,15 +23,26 @@ export interface HwptFlags {
 }
 
 abstract class HwptObject extends IommufdObject {
+  /** The FAULT object receiving this HWPT's I/O page faults (`IOMMU_HWPT_FAULT_ID_VALID`), if any. */
+  private faultQueue: FaultObject | undefined;
+
   constructor(
     readonly domain: IommuDomain,
     readonly driver: IommuDriver,
     readonly flags: HwptFlags,
-    readonly fault: FaultObject | undefined,
     protected readonly core: IommuCore,
   ) {
     super();
-    if (fault) hold(fault);
+  }
+
+  get fault(): FaultObject | undefined {
+    return this.faultQueue;
+  }
+
+  /** Routes this HWPT's page faults to `fault` (set once, right after allocation). */
+  useFault(fault: FaultObject): void {
+    hold(fault);
+    this.faultQueue = fault;
   }
 
   protected releaseCommon(): void {
@@ -50,10 +61,9 @@ export class HwptPagingObject extends HwptObject {
     domain: IommuDomain,
     driver: IommuDriver,
     flags: HwptFlags,
-    fault: FaultObject | undefined,
     core: IommuCore,
   ) {
-    super(domain, driver, flags, fault, core);
+    super(domain, driver, flags, core);
     hold(ioas);
     ioas.hwpts.push(this);
   }
@@ -77,10 +87,9 @@ export class HwptNestedObject extends HwptObject {
     domain: IommuDomain,
     driver: IommuDriver,
     flags: HwptFlags,
-    fault: FaultObject | undefined,
     core: IommuCore,
   ) {
-    super(domain, driver, flags, fault, core);
+    super(domain, driver, flags, core);
     hold(viommu ?? parent);
   }
 

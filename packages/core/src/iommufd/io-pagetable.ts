@@ -71,6 +71,8 @@ export class IoPagetable {
       throw new IommufdError('EOVERFLOW', 'IOVA or length is ULONG_MAX or more');
     if (length === 0n) throw new IommufdError('EINVAL', 'map of zero length');
     if (!prot.read && !prot.write) throw new IommufdError('EINVAL', 'map needs READABLE or WRITEABLE');
+    // The range must lie inside the memory the caller named: nothing before it, nothing past its end.
+    if (offset < 0n) throw new IommufdError('EINVAL', `map starts before ${memory.description}`);
     if (offset + length > memory.length)
       throw new IommufdError('EINVAL', `map runs past the end of ${memory.description}`);
     const align = this.iovaAlignment;

@@ -17,13 +17,27 @@ import { swMsiWindowOf } from '../iommu/sw-msi-cookie.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { MsiDoorbell } from '../msi/msi-controller.js';
 import type { ITracer } from '../trace/tracer.js';
+import {
+  arrayArg,
+  boolArg,
+  flagsArg,
+  integerArg,
+  objectArg,
+  optionalU32Arg,
+  optionalU64Arg,
+  pasidArg,
+  stringArg,
+  u32Arg,
+  u64Arg,
+} from './arguments.js';
 import { DeviceObject } from './device.js';
+import { type DirtyBitmap, dirtyBitmapArg, setDirtyBits } from './dirty-bitmap.js';
 import { FaultObject, type FaultResponseCode, type PageFaultRecord } from './fault-queue.js';
 import { type HwptFlags, HwptNestedObject, type HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
 import { IoasObject } from './ioas.js';
 import { MsiMappings } from './msi-mappings.js';
-import { ObjectTable } from './object-table.js';
-import type { UserMemory } from './user-memory.js';
+import { hold, ObjectTable } from './object-table.js';
+import { type UserMemory, userMemoryArg } from './user-memory.js';
 import { VdeviceObject, type Vevent, VeventqObject, ViommuObject } from './viommu.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -31,7 +45,7 @@ const PAGE = BigInt(PAGE_SIZE);
 export interface MapRequest {
   readonly ioasId: number;
   readonly memory: UserMemory;
-  /** Offset into `memory` (default 0). */
+  /** Offset into `memory` (default 0); the range must lie inside `memory` (`EINVAL`). */
   readonly offset?: bigint;
   readonly length: bigint;
   /** Fixed IOVA (`IOMMU_IOAS_MAP_FIXED_IOVA`); absent: iommufd picks one. */
@@ -49,6 +63,18 @@ export interface HwptAllocRequest {
   readonly faultId?: number;
   /** Vendor data for a nested HWPT (the guest STE, the VT-d stage-1 pointer, the guest DTE). */
   readonly data?: unknown;
+}
+
+/** `IOMMU_HWPT_GET_DIRTY_BITMAP`'s arguments. */
+export interface DirtyBitmapRequest {
+  readonly iova: bigint;
+  readonly length: bigint;
+  /** Bytes each bit stands for: a power of two, at least the IOAS's IOVA alignment. */
+  readonly pageSize: bigint;
+  /** Where the bits go (zeroed by the caller); it must hold `length / pageSize` bits (`EFAULT`). */
+  readonly bitmap: DirtyBitmap;
+  /** `IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR`: read without clearing. */
+  readonly noClear?: boolean;
 }
 
 /** The result of `IOMMU_HWPT_INVALIDATE`: every entry was handled. A failure throws, with `context.handled`. */
@@ -78,6 +104,7 @@ export class IommuFd {
   /** `IOMMU_DESTROY`: `ENOENT` for an unknown (or tombstoned) ID, `EBUSY` while the object is in use. */
   destroy(id: number): void {
     this.live();
+    id = u32Arg(id, 'object ID');
     this.table.destroy(id);
     this.log('destroy', `destroy object ${id}`, { id });
   }
@@ -97,15 +124,21 @@ export class IommuFd {
 
   // --- devices -------------------------------------------------------------------------------------
 
-  /** Binds a device (VFIO cdev bind): it starts blocked. `EBUSY` if it is bound elsewhere. */
+  /**
+   * Binds a device (VFIO cdev bind): it starts blocked. `EBUSY` if it is bound elsewhere. The binding
+   * holds a reference on the device object until `unbind`, so `destroy` of a bound device is `EBUSY`.
+   */
   bind(device: IommuDeviceRef): number {
     this.live();
+    objectArg(device, 'device');
     const driver = this.core.driverOf(device);
     if (this.bound.has(device))
       throw new IommufdError('EBUSY', `${device.name} is already bound to an iommufd`, {
         device: device.name,
       });
     const object = this.table.add(new DeviceObject(device, driver, this.core, this.table, this.msi));
+    // The calling driver is a user until unbind (Linux iommufd_device_bind).
+    hold(object);
     this.bound.add(device);
     this.log('device.bind', `bind ${device.name} → dev_id ${object.id}`, {
       device: device.name,
@@ -116,21 +149,34 @@ export class IommuFd {
 
   /** Unbinds a device: detaches everything, destroys its vDEVICE (leaving a tombstone), frees the ID. */
   unbind(devId: number): void {
+    devId = u32Arg(devId, 'dev_id');
     const object = this.table.get<DeviceObject>(devId, 'device');
     this.table.remove(object);
     this.bound.delete(object.device);
     this.log('device.unbind', `unbind dev_id ${devId}`, { devId });
   }
 
-  /** `IOMMU_GET_HW_INFO`. */
+  /**
+   * `IOMMU_GET_HW_INFO`. The PASID width is the device's and the IOMMU's smaller one; a device without
+   * PASID reports 0 and no PASID capabilities (Linux: `out_max_pasid_log2` from `dev->iommu->max_pasids`).
+   */
   hwInfo(devId: number): HwInfo {
-    const object = this.table.get<DeviceObject>(devId, 'device');
-    return object.driver.hwInfo(object.device);
+    const object = this.device(devId);
+    const info = object.driver.hwInfo(object.device);
+    const maxPasidLog2 = Math.min(object.device.pasidBits, info.maxPasidLog2);
+    if (maxPasidLog2 > 0) return { ...info, maxPasidLog2 };
+    return {
+      ...info,
+      maxPasidLog2,
+      capabilities: { ...info.capabilities, pasidExec: false, pasidPriv: false },
+    };
   }
 
   /** `IOMMU_DEVICE_ATTACH` (VFIO_DEVICE_ATTACH_IOMMUFD_PT): returns the attached HWPT's ID. */
   attach(devId: number, ptId: number, pasid: number = NO_PASID): number {
-    const device = this.table.get<DeviceObject>(devId, 'device');
+    const device = this.device(devId);
+    ptId = u32Arg(ptId, 'pt_id');
+    pasid = pasidArg(pasid);
     const target = this.table.get<HwptObjectType | IoasObject>(ptId, 'ioas', 'hwpt-paging', 'hwpt-nested');
     const hwptId = device.attach(target, pasid, this.makeAuto);
     this.log('device.attach', `attach dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
@@ -144,7 +190,9 @@ export class IommuFd {
 
   /** Replace: atomically moves the attachment at `pasid` to another HWPT or IOAS. */
   replace(devId: number, ptId: number, pasid: number = NO_PASID): number {
-    const device = this.table.get<DeviceObject>(devId, 'device');
+    const device = this.device(devId);
+    ptId = u32Arg(ptId, 'pt_id');
+    pasid = pasidArg(pasid);
     const target = this.table.get<HwptObjectType | IoasObject>(ptId, 'ioas', 'hwpt-paging', 'hwpt-nested');
     const hwptId = device.replace(target, pasid, this.makeAuto);
     this.log('device.replace', `replace dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
@@ -158,13 +206,14 @@ export class IommuFd {
 
   /** Detach: the RID goes back to blocking DMA; a PASID loses its domain. */
   detach(devId: number, pasid: number = NO_PASID): void {
-    this.table.get<DeviceObject>(devId, 'device').detach(pasid);
+    pasid = pasidArg(pasid);
+    this.device(devId).detach(pasid);
     this.log('device.detach', `detach dev_id ${devId}${pasidText(pasid)}`, { devId, pasid });
   }
 
   /** The HWPT ID attached at `pasid`, if any (for inspection). */
   attachedHwpt(devId: number, pasid: number = NO_PASID): number | undefined {
-    return this.table.get<DeviceObject>(devId, 'device').attachments.get(pasid)?.id;
+    return this.device(devId).attachments.get(pasidArg(pasid))?.id;
   }
 
   // --- MSI -----------------------------------------------------------------------------------------
@@ -176,7 +225,8 @@ export class IommuFd {
    * hardware MSI window, as on x86) uses the doorbell address untranslated.
    */
   deviceSetupSwMsi(devId: number, doorbell: Hpa): bigint {
-    const device = this.table.get<DeviceObject>(devId, 'device');
+    const device = this.device(devId);
+    doorbell = u64Arg(doorbell, 'doorbell') as Hpa;
     const reserved = swMsiWindowOf(device.driver, device.device);
     if (!reserved) return doorbell;
     const window = this.msi.swMsiWindow ?? reserved;
@@ -203,6 +253,9 @@ export class IommuFd {
    */
   setSwMsiWindow(start: bigint, length: bigint): void {
     this.live();
+    start = u64Arg(start, 'SW MSI start');
+    length = u64Arg(length, 'SW MSI length');
+    if (start + length - 1n > U64_MAX) throw new IommufdError('EOVERFLOW', 'SW MSI window overflows 64 bits');
     if (start % PAGE !== 0n || length <= 0n || length % PAGE !== 0n)
       throw new IommufdError('EINVAL', `SW MSI window ${toHex(start)}+${toHex(length)} is not whole pages`);
     this.msi.setSwMsiWindow({ start, length });
@@ -218,10 +271,10 @@ export class IommuFd {
    */
   ioasMapMsi(ioasId: number, devId: number, gpa: bigint): void {
     const ioas = this.ioas(ioasId);
-    const device = this.table.get<DeviceObject>(devId, 'device');
+    const device = this.device(devId);
+    gpa = u64Arg(gpa, 'MSI GPA');
     if (!this.msiDoorbellOf) throw new IommufdError('ENODEV', 'the system has no MSI controller');
-    if (gpa % PAGE !== 0n || gpa < 0n)
-      throw new IommufdError('EINVAL', `MSI GPA ${toHex(gpa)} is not page aligned`);
+    if (gpa % PAGE !== 0n) throw new IommufdError('EINVAL', `MSI GPA ${toHex(gpa)} is not page aligned`);
     if (ioas.iopt.overlapsArea(gpa, PAGE))
       throw new IommufdError('EEXIST', `IOAS ${ioasId} maps memory at ${toHex(gpa)}`);
     const doorbellPage = this.msiDoorbellOf(device.device).page;
@@ -245,7 +298,7 @@ export class IommuFd {
   msiPages(
     hwptId: number,
   ): { readonly iovaPage: bigint; readonly doorbellPage: bigint; readonly users: number }[] {
-    const hwpt = this.table.get<HwptObjectType>(hwptId, 'hwpt-paging', 'hwpt-nested');
+    const hwpt = this.table.get<HwptObjectType>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging', 'hwpt-nested');
     return this.msi.installedIn(hwpt.type === 'hwpt-paging' ? hwpt.domain : hwpt.parent.domain);
   }
 
@@ -261,18 +314,20 @@ export class IommuFd {
 
   /** `IOMMU_IOAS_MAP`: returns the IOVA used. */
   ioasMap(request: MapRequest): bigint {
-    const ioas = this.ioas(request.ioasId);
-    const iova = ioas.iopt.map(request.iova, request.memory, request.offset ?? 0n, request.length, {
-      read: request.readable,
-      write: request.writeable,
-    });
+    const r = objectArg<MapRequest>(request, 'map request');
+    const ioas = this.ioas(r.ioasId);
+    const memory = userMemoryArg(r.memory);
+    const offset = r.offset === undefined ? 0n : integerArg(r.offset, 'offset');
+    const length = u64Arg(r.length, 'length');
+    const prot = { read: boolArg(r.readable, 'readable'), write: boolArg(r.writeable, 'writeable') };
+    const iova = ioas.iopt.map(optionalU64Arg(r.iova, 'IOVA'), memory, offset, length, prot);
     this.log(
       'ioas.map',
-      `IOAS ${ioas.id}: map ${request.memory.description} at IOVA ${toHex(iova)}+${toHex(request.length)}`,
+      `IOAS ${ioas.id}: map ${memory.description} at IOVA ${toHex(iova)}+${toHex(length)}`,
       {
         ioasId: ioas.id,
         iova,
-        length: request.length,
+        length,
       },
     );
     return iova;
@@ -281,6 +336,8 @@ export class IommuFd {
   /** `IOMMU_IOAS_UNMAP`: returns the bytes unmapped; `(0, 2^64 − 1)` unmaps everything. */
   ioasUnmap(ioasId: number, iova: bigint, length: bigint): bigint {
     const ioas = this.ioas(ioasId);
+    iova = u64Arg(iova, 'IOVA');
+    length = u64Arg(length, 'length');
     const bytes = ioas.iopt.unmap(iova, length);
     this.log(
       'ioas.unmap',
@@ -300,14 +357,22 @@ export class IommuFd {
     readable: boolean;
     writeable: boolean;
   }): bigint {
-    const src = this.ioas(request.srcIoasId);
-    const dst = this.ioas(request.dstIoasId);
-    if (request.length === 0n) throw new IommufdError('EINVAL', 'copy of zero length');
-    if (!request.readable && !request.writeable)
-      throw new IommufdError('EINVAL', 'copy needs READABLE or WRITEABLE');
-    const pieces = src.iopt.slice(request.srcIova, request.length);
-    const prot = { read: request.readable, write: request.writeable };
-    let at: bigint | undefined = request.dstIova;
+    const r = objectArg<typeof request>(request, 'copy request');
+    const src = this.ioas(r.srcIoasId);
+    const dst = this.ioas(r.dstIoasId);
+    const srcIova = u64Arg(r.srcIova, 'source IOVA');
+    const length = u64Arg(r.length, 'length');
+    const dstIova = optionalU64Arg(r.dstIova, 'destination IOVA');
+    const prot = { read: boolArg(r.readable, 'readable'), write: boolArg(r.writeable, 'writeable') };
+    // Linux iommufd_ioas_copy / iopt_get_pages.
+    if (length >= U64_MAX || srcIova >= U64_MAX || (dstIova ?? 0n) >= U64_MAX)
+      throw new IommufdError('EOVERFLOW', 'IOVA or length is ULONG_MAX or more');
+    if (!prot.read && !prot.write) throw new IommufdError('EINVAL', 'copy needs READABLE or WRITEABLE');
+    if (length === 0n) throw new IommufdError('EINVAL', 'copy of zero length');
+    if (srcIova + length - 1n > U64_MAX)
+      throw new IommufdError('EOVERFLOW', 'source range overflows 64 bits');
+    const pieces = src.iopt.slice(srcIova, length);
+    let at: bigint | undefined = dstIova;
     let first: bigint | undefined;
     const made: bigint[] = [];
     try {
@@ -326,7 +391,12 @@ export class IommuFd {
 
   /** `IOMMU_IOAS_ALLOW_IOVAS`: replaces the allowed ranges (inclusive `last`); empty clears them. */
   ioasAllowIovas(ioasId: number, ranges: readonly { start: bigint; last: bigint }[]): void {
-    this.ioas(ioasId).iopt.setAllowed(ranges);
+    const ioas = this.ioas(ioasId);
+    const checked = arrayArg<unknown>(ranges, 'allowed ranges').map((range, i) => {
+      const r = objectArg<{ start: unknown; last: unknown }>(range, `range ${i}`);
+      return { start: u64Arg(r.start, `range ${i} start`), last: u64Arg(r.last, `range ${i} last`) };
+    });
+    ioas.iopt.setAllowed(checked);
   }
 
   /** `IOMMU_IOAS_IOVA_RANGES`: usable holes (complement of reserved ranges) and the required alignment. */
@@ -337,29 +407,33 @@ export class IommuFd {
 
   /** `IOMMU_OPTION` `IOMMU_OPTION_HUGE_PAGES` on an IOAS. */
   ioasSetHugePages(ioasId: number, enabled: boolean): void {
-    this.ioas(ioasId).iopt.setHugePages(enabled);
+    this.ioas(ioasId).iopt.setHugePages(boolArg(enabled, 'huge pages'));
   }
 
   // --- HWPT ----------------------------------------------------------------------------------------
 
   /** `IOMMU_HWPT_ALLOC`: a paging HWPT on an IOAS, or a nested one on a nest-parent HWPT or vIOMMU. */
   hwptAlloc(request: HwptAllocRequest): number {
-    const device = this.table.get<DeviceObject>(request.devId, 'device');
-    const pt = this.table.get<IoasObject | HwptObjectType | ViommuObject>(
-      request.ptId,
-      'ioas',
-      'hwpt-paging',
-      'hwpt-nested',
-      'viommu',
-    );
-    const fault =
-      request.faultId === undefined ? undefined : this.table.get<FaultObject>(request.faultId, 'fault');
-    const flags = request.flags ?? {};
+    const r = objectArg<HwptAllocRequest>(request, 'HWPT_ALLOC request');
+    const device = this.device(r.devId);
+    const flags = flagsArg(r.flags, 'flags', ['nestParent', 'dirtyTracking', 'pasid'] as const);
+    const faultId = optionalU32Arg(r.faultId, 'fault_id');
+    const pt = this.hwptParent(u32Arg(r.ptId, 'pt_id'));
     let hwpt: HwptObjectType;
-    if (pt.type === 'ioas') hwpt = this.allocPaging(device, pt, flags, fault, false);
-    else hwpt = this.allocNested(device, pt, flags, fault, request.data);
-    if (fault)
+    if (pt.type === 'ioas') hwpt = this.allocPaging(device, pt, flags, faultId !== undefined, false);
+    else hwpt = this.allocNested(device, pt, flags, r.data);
+    // Linux iommufd_hwpt_alloc looks the fault queue up only once the HWPT exists: flag errors come first.
+    if (faultId !== undefined) {
+      let fault: FaultObject;
+      try {
+        fault = this.table.get<FaultObject>(faultId, 'fault');
+      } catch (error) {
+        this.table.remove(hwpt);
+        throw error;
+      }
+      hwpt.useFault(fault);
       this.core.setIopfHandler(hwpt.domain, (dev, req) => fault.enqueue(dev, this.devIdOf(dev), req));
+    }
     this.log('hwpt.alloc', `HWPT ${hwpt.id} (${hwpt.type}) on object ${pt.id}`, {
       hwptId: hwpt.id,
       ptId: pt.id,
@@ -373,10 +447,15 @@ export class IommuFd {
    * entry it throws that entry's error with `context.handled` = entries that took effect before it.
    */
   hwptInvalidate(id: number, entries: readonly unknown[]): InvalidateOutcome {
-    const target = this.table.get<HwptObjectType | ViommuObject>(id, 'hwpt-nested', 'viommu', 'hwpt-paging');
+    id = u32Arg(id, 'hwpt_id');
+    entries = arrayArg(entries, 'entries');
+    const target = this.table.get<HwptObjectType | ViommuObject>(id);
     let result: InvalidationResult;
-    if (target.type === 'hwpt-paging')
-      throw new IommufdError('EINVAL', `HWPT ${id} is a paging HWPT: invalidate a nested HWPT or a vIOMMU`);
+    if (target.type !== 'hwpt-nested' && target.type !== 'viommu')
+      throw new IommufdError(
+        'EINVAL',
+        `object ${id} is a ${target.type}: invalidate a nested HWPT or a vIOMMU`,
+      );
     if (target.type === 'viommu') result = target.driverObject.cacheInvalidate(entries);
     else if (target.domain.cacheInvalidateUser) result = target.domain.cacheInvalidateUser(entries);
     else throw new IommufdError('EOPNOTSUPP', `HWPT ${id} has no user-managed caches`);
@@ -404,7 +483,8 @@ export class IommuFd {
 
   /** `IOMMU_HWPT_SET_DIRTY_TRACKING`: enabling first clears the dirty state of every mapped page. */
   hwptSetDirtyTracking(hwptId: number, enabled: boolean): void {
-    const hwpt = this.table.get<HwptPagingObject>(hwptId, 'hwpt-paging');
+    const hwpt = this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging');
+    enabled = boolArg(enabled, 'enabled');
     const domain = hwpt.domain;
     if (!hwpt.flags.dirtyTracking || !domain.setDirtyTracking || !domain.readAndClearDirty) {
       throw new IommufdError('EOPNOTSUPP', `HWPT ${hwptId} was not allocated with dirty tracking`);
@@ -416,57 +496,53 @@ export class IommuFd {
   }
 
   /**
-   * `IOMMU_HWPT_GET_DIRTY_BITMAP`: one bit per `pageSize` page of `[iova, +length)`, set when any byte of
-   * it was written; cleared as read unless `noClear`. Unmapped holes read as clean.
+   * `IOMMU_HWPT_GET_DIRTY_BITMAP`: sets bit n of `bitmap` when page n (of `pageSize` bytes) of
+   * `[iova, +length)` was written; clears the dirty state as it reads unless `noClear`. Unmapped holes
+   * read as clean. The range is checked as Linux `iommufd_check_iova_range` does.
    */
-  hwptGetDirtyBitmap(
-    hwptId: number,
-    iova: bigint,
-    length: bigint,
-    pageSize: bigint,
-    noClear = false,
-  ): Uint8Array {
-    const hwpt = this.table.get<HwptPagingObject>(hwptId, 'hwpt-paging');
+  hwptGetDirtyBitmap(hwptId: number, request: DirtyBitmapRequest): void {
+    const hwpt = this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging');
+    const r = objectArg<DirtyBitmapRequest>(request, 'dirty bitmap request');
+    const iova = u64Arg(r.iova, 'IOVA');
+    const length = u64Arg(r.length, 'length');
+    const pageSize = u64Arg(r.pageSize, 'page size');
+    const clear = r.noClear === undefined ? true : !boolArg(r.noClear, 'noClear');
     const domain = hwpt.domain;
     if (!domain.readAndClearDirty)
       throw new IommufdError('EOPNOTSUPP', `HWPT ${hwptId} has no dirty tracking`);
+    if (length === 0n) throw new IommufdError('EINVAL', 'dirty range of zero length');
+    const end = iova + length;
+    if (end - 1n > U64_MAX) throw new IommufdError('EOVERFLOW', 'dirty range overflows 64 bits');
     if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n)
       throw new IommufdError('EINVAL', `page size ${pageSize} is not a power of two`);
     const align = hwpt.ioas.iopt.iovaAlignment > pageSize ? hwpt.ioas.iopt.iovaAlignment : pageSize;
-    if (iova % align !== 0n || (iova + length) % align !== 0n) {
+    if (iova % align !== 0n || end % align !== 0n) {
       throw new IommufdError(
         'EINVAL',
         `dirty range ${toHex(iova)}+${toHex(length)} is not aligned to ${toHex(align)}`,
       );
     }
-    const pages = Number(length / pageSize);
-    const bitmap = new Uint8Array(Math.ceil(pages / 8));
-    const end = iova + length;
+    const bitmap = dirtyBitmapArg(r.bitmap, length / pageSize);
+    const record = (dirtyIova: bigint, size: bigint) => {
+      const from = dirtyIova > iova ? dirtyIova : iova;
+      const to = dirtyIova + size < end ? dirtyIova + size : end;
+      if (from < to)
+        setDirtyBits(bitmap, Number((from - iova) / pageSize), Number((to - 1n - iova) / pageSize));
+    };
     for (const area of hwpt.ioas.iopt.listAreas()) {
       const from = area.iova > iova ? area.iova : iova;
       const to = area.iova + area.length < end ? area.iova + area.length : end;
-      if (from >= to) continue;
-      domain.readAndClearDirty(
-        makeIova(from),
-        to - from,
-        (dirtyIova, size) => {
-          for (let at = dirtyIova; at < dirtyIova + size; at += pageSize) {
-            const bit = Number((at - iova) / pageSize);
-            if (bit >= 0 && bit < pages) bitmap[bit >> 3]! |= 1 << (bit & 7);
-          }
-        },
-        !noClear,
-      );
+      if (from < to) domain.readAndClearDirty(makeIova(from), to - from, record, clear);
     }
-    return bitmap;
   }
 
   // --- vIOMMU, vDEVICE, vEVENTQ, FAULT -------------------------------------------------------------
 
   /** `IOMMU_VIOMMU_ALLOC` on a nest-parent paging HWPT, for the IOMMU behind `devId`. */
   viommuAlloc(devId: number, hwptId: number, type: string): number {
-    const device = this.table.get<DeviceObject>(devId, 'device');
-    const parent = this.table.get<HwptPagingObject>(hwptId, 'hwpt-paging');
+    const device = this.device(devId);
+    const parent = this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging');
+    type = stringArg(type, 'vIOMMU type');
     if (type === 'default') throw new IommufdError('EOPNOTSUPP', 'vIOMMU type "default" is not allocatable');
     if (!parent.flags.nestParent) throw new IommufdError('EINVAL', `HWPT ${hwptId} is not a nest parent`);
     if (parent.driver !== device.driver)
@@ -491,10 +567,10 @@ export class IommuFd {
 
   /** `IOMMU_VDEVICE_ALLOC`: binds `virtId` to a device on the vIOMMU. */
   vdeviceAlloc(viommuId: number, devId: number, virtId: bigint): number {
-    const viommu = this.table.get<ViommuObject>(viommuId, 'viommu');
-    const device = this.table.get<DeviceObject>(devId, 'device');
-    if (virtId < 0n || virtId > U64_MAX)
-      throw new IommufdError('EINVAL', `virtual ID ${virtId} does not fit in 64 bits`);
+    const viommu = this.table.get<ViommuObject>(u32Arg(viommuId, 'viommu_id'), 'viommu');
+    const device = this.device(devId);
+    // One key type for the vIOMMU's table: 8 and 8n are the same virtual ID.
+    virtId = u64Arg(virtId, 'virtual ID');
     if (device.driver !== viommu.driver)
       throw new IommufdError(
         'EINVAL',
@@ -519,10 +595,11 @@ export class IommuFd {
 
   /** `IOMMU_VEVENTQ_ALLOC`: one queue per (vIOMMU, event type). */
   veventqAlloc(viommuId: number, type: string, depth: number): number {
-    const viommu = this.table.get<ViommuObject>(viommuId, 'viommu');
+    const viommu = this.table.get<ViommuObject>(u32Arg(viommuId, 'viommu_id'), 'viommu');
+    type = stringArg(type, 'vEVENTQ type');
+    depth = u32Arg(depth, 'depth');
     if (type === 'default') throw new IommufdError('EOPNOTSUPP', 'vEVENTQ type "default" is not allocatable');
-    if (!Number.isInteger(depth) || depth <= 0)
-      throw new IommufdError('EINVAL', `vEVENTQ depth ${depth} must be positive`);
+    if (depth === 0) throw new IommufdError('EINVAL', `vEVENTQ depth ${depth} must be positive`);
     if (viommu.veventqs.has(type))
       throw new IommufdError('EEXIST', `vIOMMU ${viommuId} already has a ${type} vEVENTQ`);
     return this.table.add(new VeventqObject(viommu, type, depth)).id;
@@ -530,7 +607,8 @@ export class IommuFd {
 
   /** Reads (and frees) events from a vEVENTQ. */
   veventqRead(veventqId: number, max?: number): Vevent[] {
-    return this.table.get<VeventqObject>(veventqId, 'veventq').read(max);
+    const queue = this.table.get<VeventqObject>(u32Arg(veventqId, 'veventq_id'), 'veventq');
+    return queue.read(optionalU32Arg(max, 'max'));
   }
 
   /** `IOMMU_FAULT_QUEUE_ALLOC`. */
@@ -541,27 +619,30 @@ export class IommuFd {
 
   /** Reads whole fault groups from a FAULT object. */
   faultRead(faultId: number): PageFaultRecord[] {
-    return this.table.get<FaultObject>(faultId, 'fault').read();
+    return this.table.get<FaultObject>(u32Arg(faultId, 'fault_id'), 'fault').read();
   }
 
   /** Answers a fault group by cookie; `EINVAL` for an unknown cookie. */
   faultRespond(faultId: number, cookie: number, code: FaultResponseCode): void {
-    this.table.get<FaultObject>(faultId, 'fault').respond(cookie, code);
+    const fault = this.table.get<FaultObject>(u32Arg(faultId, 'fault_id'), 'fault');
+    if (code !== 'success' && code !== 'invalid')
+      throw new IommufdError('EINVAL', `page response code must be "success" or "invalid"`);
+    fault.respond(u32Arg(cookie, 'cookie'), code);
   }
 
   // --- internals -----------------------------------------------------------------------------------
 
   private readonly makeAuto = (device: DeviceObject, ioas: IoasObject): HwptPagingObject =>
-    this.allocPaging(device, ioas, {}, undefined, true);
+    this.allocPaging(device, ioas, {}, false, true);
 
   private allocPaging(
     device: DeviceObject,
     ioas: IoasObject,
     flags: PagingDomainFlags,
-    fault: FaultObject | undefined,
+    withFault: boolean,
     autoDomain: boolean,
   ) {
-    if (flags.nestParent && fault)
+    if (flags.nestParent && withFault)
       throw new IommufdError('EOPNOTSUPP', 'a nest parent cannot take a fault queue');
     if (flags.dirtyTracking && !device.driver.hwInfo(device.device).capabilities.dirtyTracking) {
       throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} has no dirty tracking`);
@@ -579,23 +660,17 @@ export class IommuFd {
       dirtyTracking: flags.dirtyTracking ?? false,
       pasidCompat: flags.pasid ?? false,
     };
-    return this.table.add(new HwptPagingObject(ioas, domain, device.driver, hwptFlags, fault, this.core));
+    return this.table.add(new HwptPagingObject(ioas, domain, device.driver, hwptFlags, this.core));
   }
 
   private allocNested(
     device: DeviceObject,
-    pt: HwptObjectType | ViommuObject,
+    pt: HwptPagingObject | ViommuObject,
     flags: PagingDomainFlags,
-    fault: FaultObject | undefined,
     data: unknown,
   ) {
     if (flags.nestParent || flags.dirtyTracking)
       throw new IommufdError('EOPNOTSUPP', 'a nested HWPT takes only the PASID flag');
-    if (pt.type === 'hwpt-nested')
-      throw new IommufdError(
-        'EINVAL',
-        `HWPT ${pt.id} is nested: nest on a nest-parent paging HWPT or a vIOMMU`,
-      );
     const parent = pt.type === 'viommu' ? pt.parent : pt;
     if (!parent.flags.nestParent || parent.flags.autoDomain)
       throw new IommufdError('EINVAL', `HWPT ${parent.id} is not a nest parent`);
@@ -616,13 +691,26 @@ export class IommuFd {
       pasidCompat: flags.pasid ?? false,
     };
     const viommu = pt.type === 'viommu' ? pt : undefined;
-    return this.table.add(
-      new HwptNestedObject(parent, viommu, domain, device.driver, hwptFlags, fault, this.core),
-    );
+    return this.table.add(new HwptNestedObject(parent, viommu, domain, device.driver, hwptFlags, this.core));
   }
 
   private ioas(id: number): IoasObject {
-    return this.table.get<IoasObject>(id, 'ioas');
+    return this.table.get<IoasObject>(u32Arg(id, 'ioas_id'), 'ioas');
+  }
+
+  private device(id: number): DeviceObject {
+    return this.table.get<DeviceObject>(u32Arg(id, 'dev_id'), 'device');
+  }
+
+  /** HWPT_ALLOC's `pt_id`: an IOAS, a paging HWPT or a vIOMMU; anything else, or nothing, is `EINVAL`. */
+  private hwptParent(ptId: number): IoasObject | HwptPagingObject | ViommuObject {
+    const pt = this.table.find(ptId);
+    if (pt instanceof IoasObject || pt instanceof HwptPagingObject || pt instanceof ViommuObject) return pt;
+    throw new IommufdError(
+      'EINVAL',
+      `object ${ptId} ${pt ? `is a ${pt.type}` : 'does not exist'}: a HWPT is allocated on an IOAS, a paging HWPT or a vIOMMU`,
+      { ptId },
+    );
   }
 
   private devIdOf(device: IommuDeviceRef): number {

@@ -52,6 +52,11 @@ export class ObjectTable {
     return object as T;
   }
 
+  /** The object with `id`, if there is one (for lookups whose error is not `ENOENT`). */
+  find(id: number): IommufdObject | undefined {
+    return this.objects.get(id);
+  }
+
   /** `IOMMU_DESTROY`: `EBUSY` while other users hold the object. */
   destroy(id: number): void {
     const object = this.get(id);

@@ -28,3 +28,18 @@ export function hostMemory(base: Hpa | bigint, length: bigint): UserMemory {
     description: `host memory ${toHex(start)}+${toHex(length)}`,
   };
 }
+
+/** Checks that a caller's `memory` argument is a {@link UserMemory} (`EINVAL` otherwise). */
+export function userMemoryArg(value: unknown): UserMemory {
+  const memory = value as Partial<UserMemory> | null;
+  if (
+    typeof memory !== 'object' ||
+    memory === null ||
+    typeof memory.length !== 'bigint' ||
+    memory.length <= 0n ||
+    typeof memory.physAt !== 'function' ||
+    typeof memory.contiguousFrom !== 'function'
+  )
+    throw new IommufdError('EINVAL', 'memory must be a non-empty UserMemory (see hostMemory)');
+  return memory as UserMemory;
+}

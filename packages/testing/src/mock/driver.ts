@@ -27,6 +27,7 @@ import {
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  pollTimeout,
   type ReservedRegion,
   StaticDomain,
   toHex,
@@ -245,7 +246,7 @@ export class MockIommuDriver implements IommuDriver {
     const viommu = new MockViommu(
       this.nestParent(parent),
       {
-        allocNested: (p, d) => this.allocNested(p, d),
+        allocNested: (p, d, v) => this.allocNested(p, d, v),
         invalidateS1: (p, tag, range) => this.invalidateS1(p, tag, range),
         invalidateDevice: (device) => this.invalidate(INV.DEVICE, device.streamId),
         forget: (v) => this.viommus.delete(v),
@@ -259,6 +260,12 @@ export class MockIommuDriver implements IommuDriver {
   attachDev(domain: IommuDomain, device: IommuDeviceRef): void {
     const state = this.state(device);
     this.checkOwned(domain, device);
+    // As the kernel's selftest mock (mock_domain_nop_attach): a nested domain of a vIOMMU needs the
+    // device's vDEVICE (its virtual ID) on that vIOMMU.
+    if (domain instanceof MockNestedDomain && domain.viommu && domain.viommu.virtIdOf(device) === undefined)
+      throw new IommufdError('ENOENT', `${device.name} has no vDEVICE on the nested domain's vIOMMU`, {
+        device: device.name,
+      });
     if (domain === state.rid) return;
     this.untrack(state.rid, `${device.streamId}`);
     state.rid = domain;
@@ -318,12 +325,14 @@ export class MockIommuDriver implements IommuDriver {
     this.log('shutdown', 'translation disabled, tables released');
   }
 
-  private allocNested(parent: MockPagingDomain, data: unknown): MockNestedDomain {
+  private allocNested(parent: MockPagingDomain, data: unknown, viommu?: MockViommu): MockNestedDomain {
     const id = this.allocDomainId();
-    const domain = new MockNestedDomain(id, parent, data, {
-      invalidateS1: (p, tag, range) => this.invalidateS1(p, tag, range),
-      releaseDomainId: (domainId) => this.domains.delete(domainId),
-    });
+    const host = {
+      invalidateS1: (p: MockPagingDomain, tag: number, range?: { iova: bigint; size: bigint }) =>
+        this.invalidateS1(p, tag, range),
+      releaseDomainId: (domainId: number) => this.domains.delete(domainId),
+    };
+    const domain = new MockNestedDomain(id, parent, data, host, viommu);
     this.domains.set(id, domain);
     this.log(
       'domain.alloc',
@@ -456,11 +465,9 @@ export class MockIommuDriver implements IommuDriver {
     }
     const before = this.regs.read32(R.INV_DONE);
     this.regs.write32(R.INV_CMD, op);
-    if (this.regs.read32(R.INV_DONE) === before) {
-      throw new IommufdError('EIO', `${this.instance}: invalidation ${op} did not complete`, {
-        instance: this.instance,
-      });
-    }
+    // The mock completes on the INV_CMD write: one look is the whole (bounded) wait.
+    if (this.regs.read32(R.INV_DONE) === before)
+      throw pollTimeout(this.instance, `invalidation ${op} did not complete`);
   }
 
   /** Fault interrupt: drain the log from HEAD to TAIL, report each record, acknowledge overflow. */
@@ -470,7 +477,9 @@ export class MockIommuDriver implements IommuDriver {
     const words = new Uint32Array(FAULT_WORDS);
     let head = this.regs.read32(R.FLOG_HEAD);
     const tail = this.regs.read32(R.FLOG_TAIL);
-    while (head !== tail) {
+    // A ring holds fewer than `entries` records: more means a TAIL that HEAD can never reach.
+    for (let n = 0; head !== tail; n++) {
+      if (n === log.entries) throw pollTimeout(this.instance, `the fault log TAIL ${tail} is never reached`);
       this.bus.readWords(Number(log.base) + head * FAULT_BYTES, words, FAULT_WORDS, this.counter);
       const info = FAULT_CODES[(words[0]! & 0xff) as FaultCode];
       const device = this.devices.get(words[1]!)?.ref;
@@ -503,7 +512,9 @@ export class MockIommuDriver implements IommuDriver {
     const words = new Uint32Array(PRQ_WORDS);
     let head = this.regs.read32(R.PRQ_HEAD);
     const tail = this.regs.read32(R.PRQ_TAIL);
-    while (head !== tail) {
+    for (let n = 0; head !== tail; n++) {
+      if (n === prq.entries)
+        throw pollTimeout(this.instance, `the page request queue TAIL ${tail} is never reached`);
       this.bus.readWords(Number(prq.base) + head * PRQ_BYTES, words, PRQ_WORDS, this.counter);
       const flags = words[2]!;
       const device = this.devices.get(words[0]!)?.ref;

@@ -14,6 +14,7 @@ import {
 import type { MockPagingDomain } from './domain.js';
 import { PT_IOVA_BITS } from './formats.js';
 import { type MockHwptInvalidation, parseHwptEntry, runEntries } from './invalidation.js';
+import type { MockViommu } from './viommu.js';
 
 /** Vendor data for a mock nested HWPT (the role of the guest's STE or stage-1 pointer). */
 export interface MockNestedData {
@@ -43,6 +44,8 @@ export class MockNestedDomain implements IommuDomain {
     readonly parent: MockPagingDomain,
     data: unknown,
     private readonly host: NestedHost,
+    /** The vIOMMU it was allocated on, if any: attaching a device needs the device's vDEVICE there. */
+    readonly viommu?: MockViommu,
   ) {
     const { s1Root, tag } = parseNestedData(data);
     this.s1RootPfn = Number(s1Root / 4096n);

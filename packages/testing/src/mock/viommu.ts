@@ -20,7 +20,7 @@ export const MOCK_VIOMMU_TYPE = 'mock';
 export const MOCK_VEVENT_TYPE = 'mock';
 
 export interface ViommuHost {
-  allocNested(parent: MockPagingDomain, data: unknown): IommuDomain;
+  allocNested(parent: MockPagingDomain, data: unknown, viommu: MockViommu): IommuDomain;
   invalidateS1(parent: MockPagingDomain, tag: number, range?: { iova: bigint; size: bigint }): void;
   invalidateDevice(device: IommuDeviceRef): void;
   forget(viommu: MockViommu): void;
@@ -44,6 +44,11 @@ export class MockViommu implements ViommuDriverObject {
     this.byDevice.set(device, virtId);
   }
 
+  /** The virtual ID of `device` on this vIOMMU, if it has a vDEVICE here. */
+  virtIdOf(device: IommuDeviceRef): bigint | undefined {
+    return this.byDevice.get(device);
+  }
+
   vdeviceDestroy(device: IommuDeviceRef): void {
     const virtId = this.byDevice.get(device);
     if (virtId === undefined) return;
@@ -52,7 +57,7 @@ export class MockViommu implements ViommuDriverObject {
   }
 
   domainAllocNested(data: unknown): IommuDomain {
-    return this.host.allocNested(this.parent, data);
+    return this.host.allocNested(this.parent, data, this);
   }
 
   cacheInvalidate(entries: readonly unknown[]): InvalidationResult {

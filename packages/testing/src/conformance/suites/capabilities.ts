@@ -49,12 +49,28 @@ export function capabilityCases(h: () => Harness, plugin: IommuPlugin): void {
     expectDmaOk(dev0.dmaWrite(0x10_1000n, Uint8Array.of(1)));
     expectDmaOk(dev0.dmaRead(0x10_2000n, 4));
     expectDmaOk(dev0.dmaWrite(0x10_3ff0n, Uint8Array.of(1)));
-    expect([...fd.hwptGetDirtyBitmap(hwpt, 0x10_0000n, 16n * KiB, 4n * KiB, true)]).toEqual([0b1010]);
-    expect([...fd.hwptGetDirtyBitmap(hwpt, 0x10_0000n, 16n * KiB, 4n * KiB)]).toEqual([0b1010]);
-    expect([...fd.hwptGetDirtyBitmap(hwpt, 0x10_0000n, 16n * KiB, 4n * KiB)]).toEqual([0]);
+    /** The bitmap of the 4 pages at 0x10_0000, read into a fresh zeroed buffer. */
+    const dirty = (noClear = false) => {
+      const bitmap = new Uint8Array(1);
+      fd.hwptGetDirtyBitmap(hwpt, {
+        iova: 0x10_0000n,
+        length: 16n * KiB,
+        pageSize: 4n * KiB,
+        bitmap,
+        noClear,
+      });
+      return [...bitmap];
+    };
+    expect(dirty(true)).toEqual([0b1010]);
+    expect(dirty()).toEqual([0b1010]);
+    expect(dirty()).toEqual([0]);
     expectDmaOk(dev0.dmaWrite(0x10_1000n, Uint8Array.of(2)));
-    expect([...fd.hwptGetDirtyBitmap(hwpt, 0x10_0000n, 16n * KiB, 4n * KiB)]).toEqual([0b0010]);
-    expectErrno(() => fd.hwptGetDirtyBitmap(hwpt, 0x10_0800n, 4n * KiB, 4n * KiB), 'EINVAL');
+    expect(dirty()).toEqual([0b0010]);
+    const bitmap = new Uint8Array(1);
+    expectErrno(
+      () => fd.hwptGetDirtyBitmap(hwpt, { iova: 0x10_0800n, length: 4n * KiB, pageSize: 4n * KiB, bitmap }),
+      'EINVAL',
+    );
     expectErrno(
       () => fd.hwptSetDirtyTracking(fd.hwptAlloc({ devId: devId0, ptId: ioas }), true),
       'EOPNOTSUPP',
