@@ -13,8 +13,5 @@ export const POLL_LIMIT = 1000;
 
 /** The coded error of a wait that reached {@link POLL_LIMIT} (Linux -ETIMEDOUT). */
 export function pollTimeout(instance: string, what: string, context: ErrorContext = {}): IommufdError {
-  return new IommufdError('ETIMEDOUT', `${instance}: ${what} (no progress in ${POLL_LIMIT} polls)`, {
-    instance,
-    ...context,
-  });
+  return new IommufdError('ETIMEDOUT', `${instance}: ${what}`, { instance, ...context });
 }

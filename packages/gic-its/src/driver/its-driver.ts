@@ -71,7 +71,7 @@ export class ItsDriver {
     const queue = this.memory.allocFrames(QUEUE_PAGES, QUEUE_PAGES);
     this.mmio.write64(GITS.CBASER, encodeCbaser({ valid: true, address: queue, pages: QUEUE_PAGES }));
     this.mmio.write64(GITS.CWRITER, 0n);
-    this.queue = new ItsCommandQueue(this.mmio, this.bus, this.who, queue, QUEUE_PAGES * 0x1000);
+    this.queue = new ItsCommandQueue(this.name, this.mmio, this.bus, this.who, queue, QUEUE_PAGES * 0x1000);
     this.mmio.write32(GITS.CTLR, GITS_CTLR_ENABLED);
     for (let cpu = 0; cpu < cpus; cpu++) {
       this.queue.send({ op: 'MAPC', icid: cpu, rdbase: cpu, valid: true }, { op: 'SYNC', rdbase: cpu });
