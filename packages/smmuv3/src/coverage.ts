@@ -104,7 +104,7 @@ export const REGISTER_COVERAGE: Readonly<Record<RegName, Coverage>> = {
   STATUSR: { status: M, note: 'Reads 0: DORMANT is never set (IDR0.DORMHINT == 0).' },
   GBPA: {
     status: M,
-    note: `An Update completes at once (a write with Update == 0 is ignored); ABORT aborts transactions while SMMUEN == 0, otherwise they bypass; MemAttr/MTCFG/ALLOCCFG/SHCFG/PRIVCFG/INSTCFG are stored but have no effect: ${NO_ATTRS}.`,
+    note: `An Update completes at once (a write with Update == 0 is ignored); ABORT aborts transactions while SMMUEN == 0, otherwise they bypass (an input beyond the OAS aborts without an event, §3.4); MemAttr/MTCFG/ALLOCCFG/SHCFG/PRIVCFG/INSTCFG are stored but have no effect: ${NO_ATTRS}.`,
   },
   AGBPA: { status: M, note: 'RES0: the model has no IMPLEMENTATION DEFINED attributes.' },
   IRQ_CTRL: {
@@ -886,7 +886,10 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
     status: M,
     note: 'Invalid descriptor, input outside TxSZ, or EPD0; with CD.R or STE.S2R, IPA for stage 2, CLASS CD/TT/IN. With CD.S / STE.S2S the transaction stalls: always recorded, Stall = 1 and a STAG (this and the next three events).',
   },
-  F_ADDR_SIZE: { status: M, note: 'Table or output address beyond IPS/S2PS; recorded as F_TRANSLATION is.' },
+  F_ADDR_SIZE: {
+    status: M,
+    note: 'Table or output address beyond IPS/S2PS, recorded as F_TRANSLATION is; and (stage 1, CLASS IN, S2 = 0, always recorded, never stalled) an input beyond the OAS on a bypass STE or beyond the IAS when stage 1 is bypassed (§3.4).',
+  },
   F_ACCESS: { status: M, note: 'Access flag 0 without HA/S2HA; recorded as F_TRANSLATION is.' },
   F_PERMISSION: {
     status: M,

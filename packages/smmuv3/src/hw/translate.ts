@@ -106,7 +106,7 @@ type SteEntry =
 type Outcome = { ok: true; pa: number; perm: number; pageShift: number } | { ok: false; fault: Fault };
 
 interface Fault {
-  readonly event: EventName | 'ABORT' | 'GBPA_ABORT';
+  readonly event: EventName | 'ABORT' | 'GBPA_ABORT' | 'OAS_ABORT';
   /** Stage 2 fault (event S2 bit). */
   readonly s2?: boolean;
   readonly ipa?: number;
@@ -123,7 +123,34 @@ interface Fault {
 const KIND: Readonly<Record<Fault['event'], FaultKind>> = {
   ABORT: 'config-abort',
   GBPA_ABORT: 'config-abort',
+  OAS_ABORT: 'address-size',
   ...EVENT_FAULT_KIND,
+};
+
+/**
+ * Address sizes (IHI 0070 §3.4) on every translation path; IAS = OAS here (VMSAv8-64 only, IDR0.TTF):
+ * - SMMUEN == 0, GBPA bypass: an input at or above 2^OAS aborts without an event (`OAS_ABORT`).
+ * - STE.Config == bypass: an input at or above 2^OAS is a stage-1 F_ADDR_SIZE (CLASS IN, S2 = 0).
+ * - Stage 1 bypassed (Config == stage 2 only, or S1DSS == bypass with or without stage 2): an input at or
+ *   above 2^IAS is a stage-1 F_ADDR_SIZE (CLASS IN, S2 = 0); otherwise stage 2, if any, checks it.
+ * - Stage 1 translating (the walker): a VA outside T0SZ is F_TRANSLATION; a table or output address at or
+ *   above the effective IPS (capped to the OAS) is a stage-1 F_ADDR_SIZE.
+ * - Stage 2 translating (the walker): an IPA outside S2T0SZ is a stage-2 F_TRANSLATION, a table or output
+ *   address at or above the effective S2PS a stage-2 F_ADDR_SIZE. When nested, stage-1 output, stage-1
+ *   table and CD/L1CD addresses are IPAs and go through these checks.
+ * - Stage 2 bypassed: the IPA (below the effective IPS, so the OAS) is the PA; nothing is truncated.
+ * - SMMU-originated accesses (§3.4.3): S1ContextPtr beyond the OAS/IAS is C_BAD_STE (`checkSte`), an
+ *   L1CD.L2Ptr beyond it C_BAD_SUBSTREAMID; STE and descriptor fetches from no memory abort (F_STE_FETCH,
+ *   F_WALK_EABT).
+ * The bypass faults below are not caused by a stage configured to stall: they are recorded and terminate.
+ */
+const OAS_ABORT: Outcome = {
+  ok: false,
+  fault: { event: 'OAS_ABORT', record: false, reason: 'input beyond the OAS' },
+};
+const BYPASS_ADDR_SIZE: Outcome = {
+  ok: false,
+  fault: { event: 'F_ADDR_SIZE', record: true, stall: false, s2: false, cls: EVENT_CLASS.IN },
 };
 
 /** SubstreamIDs are 20 bits, so StreamID · 2^20 + SubstreamID is exact (StreamIDs are at most 32 bits). */
@@ -157,8 +184,11 @@ export class Smmuv3Translator {
   readonly cdCache: LruCache<number, Cd>;
   walks = 0;
   private readonly words = new Uint32Array(STE_WORDS);
+  /** 2^OAS, which is also 2^IAS: inputs at or above it fail the bypass address-size checks. */
+  private readonly addressLimit: number;
 
   constructor(private readonly ctx: TranslatorContext) {
+    this.addressLimit = 2 ** ctx.features.oasBits;
     this.steCache = new LruCache(ctx.configCacheEntries);
     this.cdCache = new LruCache(ctx.configCacheEntries);
   }
@@ -192,6 +222,7 @@ export class Smmuv3Translator {
     const input = request.iovaPfn * 4096 + request.offset;
     if (!state.smmuEnabled) {
       if (state.gbpaAbort) return { ok: false, fault: { event: 'GBPA_ABORT', record: false } };
+      if (input >= this.addressLimit) return OAS_ABORT;
       return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
     }
     const entry = this.fetchSte(request.streamId, state);
@@ -222,6 +253,7 @@ export class Smmuv3Translator {
           fault: { event: 'C_BAD_SUBSTREAMID', record: true, reason: 'SubstreamID on a bypass stream' },
         };
       }
+      if (input >= this.addressLimit) return BYPASS_ADDR_SIZE;
       return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
     }
 
@@ -248,7 +280,11 @@ export class Smmuv3Translator {
         };
       s2Format = f;
     }
-    if (!s1) return this.stage2Only(ste, s2Format!, input, request.access, true);
+    if (!s1) {
+      return input >= this.addressLimit
+        ? BYPASS_ADDR_SIZE
+        : this.stage2Only(ste, s2Format!, input, request.access);
+    }
 
     // Stage 1: which CD (§5.2 S1DSS for transactions without a SubstreamID; reserved 0b11 terminates).
     let ssid = hasSsid ? request.pasid : 0;
@@ -264,8 +300,9 @@ export class Smmuv3Translator {
       if (ste.s1Dss !== STE_S1DSS.BYPASS && ste.s1Dss !== STE_S1DSS.SSID0)
         return { ok: false, fault: { event: 'F_STREAM_DISABLED', record: true } };
       if (ste.s1Dss === STE_S1DSS.BYPASS) {
+        if (input >= this.addressLimit) return BYPASS_ADDR_SIZE;
         return s2Format
-          ? this.stage2Only(ste, s2Format, input, request.access, true)
+          ? this.stage2Only(ste, s2Format, input, request.access)
           : { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
       }
       ssid = 0;
@@ -275,14 +312,8 @@ export class Smmuv3Translator {
     return this.stage1(ste, cd, s2Format, input, request.access);
   }
 
-  /** `s1Bypassed`: the input is an IPA stage 1 did not produce (an out-of-range one never stalls, §3.12). */
-  private stage2Only(
-    ste: Ste,
-    format: VmsaFormat,
-    input: number,
-    access: number,
-    s1Bypassed: boolean,
-  ): Outcome {
+  /** Stage 1 bypassed: the input, already checked against the IAS, is the IPA. */
+  private stage2Only(ste: Ste, format: VmsaFormat, input: number, access: number): Outcome {
     const cached = this.ctx.tlb.lookup('s2', ste.s2Vmid, GLOBAL_ASID, input);
     if (cached && this.hitAllowed(cached.perm, cached.dirty, access)) {
       return {
@@ -293,10 +324,7 @@ export class Smmuv3Translator {
       };
     }
     const r = this.walkStage2(ste, format, input, access, EVENT_CLASS.IN);
-    if (!r.ok) {
-      const outOfRange = s1Bypassed && r.fault.event === 'F_ADDR_SIZE' && input >= 2 ** format.ias;
-      return outOfRange ? { ok: false, fault: { ...r.fault, stall: false } } : r;
-    }
+    if (!r.ok) return r;
     this.insert('s2', ste.s2Vmid, GLOBAL_ASID, input, r);
     return { ok: true, pa: r.pa, perm: r.perm, pageShift: r.pageShift };
   }
@@ -576,7 +604,7 @@ export class Smmuv3Translator {
       };
     const f = outcome.fault;
     const input = BigInt(request.iovaPfn) * 4096n + BigInt(request.offset);
-    const isEvent = f.event !== 'ABORT' && f.event !== 'GBPA_ABORT';
+    const isEvent = f.event !== 'ABORT' && f.event !== 'GBPA_ABORT' && f.event !== 'OAS_ABORT';
     const base = this.coreFault(request, f, input);
     // ATS Translation Requests never stall: their failures are completions (§3.9.1).
     if (f.stall && untranslated) {
