@@ -1,5 +1,7 @@
 /** The built binary, as a user runs it (the test task builds the package first). */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -9,6 +11,24 @@ describe('dist/bin.js', () => {
   it('runs the demo as JSON and exits 0', () => {
     const out = execFileSync(process.execPath, [BIN, 'demo', '--json'], { encoding: 'utf8' });
     expect(JSON.parse(out)).toMatchObject({ passed: true });
+  });
+
+  it('imports no test framework on any command: every plugin and MSI module loads without vitest', () => {
+    const register = fileURLToPath(new URL('./no-vitest/register.mjs', import.meta.url));
+    const config = fileURLToPath(new URL('../../../examples/', import.meta.url));
+    const mock = readdirSync(config).find((f) =>
+      readFileSync(join(config, f), 'utf8').includes('plugin: mock'),
+    );
+    expect(mock).toBeDefined();
+    for (const argv of [
+      ['vendors', '--json'],
+      ['demo', '--json'],
+      ['run', join(config, mock!), '--json'],
+    ]) {
+      const run = spawnSync(process.execPath, ['--import', register, BIN, ...argv], { encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+    }
   });
 
   it('exits 2 on a usage error and 1 on an invalid config', () => {

@@ -7,7 +7,7 @@
  */
 
 import { vmsaFormat } from '@iommukit/pagetables';
-import type { NestingHooks } from '@iommukit/testing';
+import type { NestingHooks } from '@iommukit/testing/conformance';
 import { VSTE_WORDS } from '../src/driver/nested-domain.js';
 import { cdTableSte, s1Cd } from '../src/driver/ste-builders.js';
 import { SMMUV3_VEVENT_TYPE, SMMUV3_VIOMMU_TYPE } from '../src/driver/vsmmu.js';

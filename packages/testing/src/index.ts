@@ -1,13 +1,9 @@
 /**
- * @iommukit/testing: the mock vendor plugin and the plugin conformance kit. The default export is the
- * mock plugin, so the registry can load this package by name.
+ * @iommukit/testing: the mock vendor plugin. The default export is the mock plugin, so the registry can
+ * load this package by name. Nothing reachable from here imports a test framework: the conformance kit,
+ * which runs on vitest, is the separate `@iommukit/testing/conformance` entry.
  */
 
-export { expectDmaFault, expectDmaOk, expectErrno } from './conformance/expect-errno.js';
-export { createHarness, type Harness } from './conformance/harness.js';
-export type { ConformanceOptions, IpaWriter, NestingHooks } from './conformance/options.js';
-export { runConformance } from './conformance/run-conformance.js';
-export { mockNestingHooks } from './mock/conformance-hooks.js';
 export { MockPagingDomain } from './mock/domain.js';
 export { MOCK_SW_MSI_BASE, MOCK_SW_MSI_LENGTH, MockIommuDriver } from './mock/driver.js';
 export * as mockFormats from './mock/formats.js';

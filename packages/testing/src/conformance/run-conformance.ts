@@ -5,7 +5,7 @@
  * supplies nesting hooks, vIOMMU nesting, user invalidation and vEVENTQ.
  *
  * ```ts
- * import { runConformance } from '@iommukit/testing';
+ * import { runConformance } from '@iommukit/testing/conformance';
  * import plugin from '../src/index.js';
  * runConformance(plugin, { instanceOptions: {}, nesting: myNestingHooks });
  * ```
