@@ -275,14 +275,15 @@ export function fakeIommufdRegistry(): PluginRegistry {
 }
 
 /**
- * A system for iommufd tests: one fake IOMMU, 64 MiB of RAM, `dev0` with an 8-bit PASID capability and
- * `dev1` without one.
+ * A system for iommufd tests: one fake IOMMU, 64 MiB of RAM, a one-page MSI controller, `dev0` with an
+ * 8-bit PASID capability and `dev1` without one.
  */
 export function fakeIommufdConfig(): Record<string, unknown> {
   return {
     plugin: 'fake-iommufd',
     memory: { ram: [{ name: 'dram', base: '0x8000_0000', size: '64MiB' }] },
     iommus: [{ name: 'iommu0', base: '0x0900_0000' }],
+    msi: { controller: 'fake-msi' },
     devices: [
       { name: 'dev0', rid: '00:02.0', iommu: 'iommu0', pasidBits: 8 },
       { name: 'dev1', rid: '00:03.0', iommu: 'iommu0' },
