@@ -31,6 +31,20 @@ describe('dist/bin.js', () => {
     }
   });
 
+  it("the README's invocation prints only the command's output and resolves paths from the caller's directory", () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const documented = /the CLI is `([^`]+) <command>`/.exec(readme)?.[1];
+    expect(documented).toMatch(/^npx -y pnpm@10 /);
+    const [npx, ...prefix] = documented!.split(' ');
+    const examples = fileURLToPath(new URL('../../../examples/', import.meta.url));
+    const run = spawnSync(npx!, [...prefix, 'validate', 'mock-faults.yaml', '--json'], {
+      cwd: examples,
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(run.stdout)).toMatchObject({ valid: true, config: 'mock-faults.yaml' });
+    expect(run.status).toBe(0);
+  });
+
   it('exits 2 on a usage error and 1 on an invalid config', () => {
     expect(spawnSync(process.execPath, [BIN, 'bogus']).status).toBe(2);
     expect(spawnSync(process.execPath, [BIN, 'validate', 'missing.yaml']).status).toBe(1);
