@@ -9,11 +9,13 @@ const RW = { readable: true, writeable: true };
 
 export function capabilityCases(h: () => Harness, plugin: IommuPlugin): void {
   it('GET_HW_INFO reports the vendor info and capabilities the plugin declares', () => {
-    const { fd, devId0 } = h();
+    const { fd, devId0, devId1 } = h();
     const info = fd.hwInfo(devId0);
     expect(typeof info.type).toBe('string');
     expect(info.capabilities.dirtyTracking).toBe(plugin.capabilities.dirtyTracking);
     expect(info.maxPasidLog2 > 0).toBe(plugin.capabilities.pasid);
+    // The width is the device's and the IOMMU's smaller one: 0 for dev1, which has no PASID capability.
+    expect(fd.hwInfo(devId1).maxPasidLog2).toBe(0);
     expectErrno(() => fd.hwInfo(999), 'ENOENT');
   });
 
