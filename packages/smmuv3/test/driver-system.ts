@@ -24,7 +24,9 @@ import {
 } from '@iommukit/core';
 import { Smmuv3Cmdq } from '../src/driver/cmdq.js';
 import { Smmuv3Driver } from '../src/driver/smmuv3-driver.js';
+import { CMD_WORDS, type Command, decodeCommand } from '../src/hw/commands.js';
 import { Smmuv3OptionsSchema } from '../src/hw/options.js';
+import { CMDQ_ENTRY_BYTES, queueIndex } from '../src/hw/queue-index.js';
 import { CR0_CMDQEN, REG, SMMU_MMIO_SIZE } from '../src/hw/regs.js';
 import { Smmuv3Hardware } from '../src/hw/smmuv3.js';
 import {
@@ -154,6 +156,21 @@ export function createDriverSystem(init: SystemOptions = {}) {
 }
 
 export type DriverSystem = ReturnType<typeof createDriverSystem>;
+
+/** Commands the driver wrote to its Command queue since `before` (its PROD then), decoded. */
+export function commandsSince(s: DriverSystem, before: number): Command[] {
+  const { cmdq, features } = s.driver;
+  const out: Command[] = [];
+  const words = new Uint32Array(CMD_WORDS);
+  const counter = s.bus.counter('test');
+  for (let p = before; p !== cmdq.producer; p = (p + 1) % (2 * cmdq.capacity)) {
+    s.bus.readWords(cmdq.base + queueIndex(p, cmdq.log2) * CMDQ_ENTRY_BYTES, words, CMD_WORDS, counter);
+    const decoded = decodeCommand(words, features);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    out.push(decoded.command);
+  }
+  return out;
+}
 
 /** Wraps the bus's access methods to log (tag, address, size) of every access. */
 function recordBus(bus: MemoryBus, log: Access[]): void {

@@ -5,31 +5,15 @@
  */
 import { errnoOf, type IommuDomain, iova, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
-import { createDriverSystem, type DriverSystem } from '../../test/driver-system.js';
+import { commandsSince, createDriverSystem, type DriverSystem } from '../../test/driver-system.js';
 import { decodeCd } from '../hw/cd.js';
-import { type Command, decodeCommand, TLBI_TG } from '../hw/commands.js';
-import { queueIndex } from '../hw/queue-index.js';
+import { TLBI_TG } from '../hw/commands.js';
 import { decodeSte } from '../hw/ste.js';
 import { CMDQ_MAX_TLBI_OPS, Smmuv3Domain, stage1Format, stage2Format } from './domain.js';
 
 const RW = { read: true, write: true };
 const KiB = 1024n;
 const MiB = 1024n * KiB;
-
-/** Commands written since `before` (the driver's PROD), decoded. */
-function commandsSince(s: DriverSystem, before: number): Command[] {
-  const { cmdq, features } = s.driver;
-  const out: Command[] = [];
-  const words = new Uint32Array(4);
-  const counter = s.bus.counter('test');
-  for (let p = before; p !== cmdq.producer; p = (p + 1) % (2 * cmdq.capacity)) {
-    s.bus.readWords(cmdq.base + queueIndex(p, cmdq.log2) * 16, words, 4, counter);
-    const decoded = decodeCommand(words, features);
-    if (!decoded.ok) throw new Error(decoded.reason);
-    out.push(decoded.command);
-  }
-  return out;
-}
 
 /** A probed device attached to a new domain; `keep` maps a page at 0 so unmaps elsewhere free no table. */
 function attached(s: DriverSystem, flags = {}) {

@@ -1,3 +1,4 @@
+import { errnoOf } from '@iommukit/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_FEATURES } from '../../test/features.js';
@@ -497,24 +498,72 @@ describe('invalidation ranges', () => {
     expect(blocks.map((c) => c.addressPage)).toEqual([0, 512]);
   });
 
-  it('refuses misaligned requests and non-leaf sizes', () => {
-    expect(() => splitTlbiRange({ startPage: 1, pageCount: 16, granule: 65536, leaf: true }, true)).toThrow(
-      RangeError,
+  it('refuses misaligned, empty, negative and fractional requests and non-leaf sizes with EINVAL', () => {
+    const split = (request: TlbiRangeRequest) => () => splitTlbiRange(request, true);
+    for (const request of [
+      { startPage: 1, pageCount: 16, granule: 65536, leaf: true },
+      { startPage: 0, pageCount: 8, granule: 65536, leaf: true },
+      { startPage: 0, pageCount: 0, granule: 4096, leaf: true },
+      { startPage: -16, pageCount: 16, granule: 65536, leaf: true },
+      { startPage: 0, pageCount: -16, granule: 65536, leaf: true },
+      { startPage: 0.5, pageCount: 1, granule: 4096, leaf: true },
+      { startPage: 0, pageCount: 1.5, granule: 4096, leaf: false },
+      { startPage: 2 ** 53, pageCount: 1, granule: 4096, leaf: true },
+    ] as const) {
+      expect(errnoOf(split(request)), JSON.stringify(request)).toBe('EINVAL');
+      expect(
+        errnoOf(() => splitTlbiRange(request, false)),
+        JSON.stringify(request),
+      ).toBe('EINVAL');
+    }
+    expect(split({ startPage: 0, pageCount: 2, granule: 4096, leaf: true, leafSize: 8192 })).toThrow(
+      /not a page or block size/,
     );
-    expect(() => splitTlbiRange({ startPage: 0, pageCount: 8, granule: 65536, leaf: true }, true)).toThrow(
-      RangeError,
-    );
-    expect(() =>
-      splitTlbiRange({ startPage: 0, pageCount: 2, granule: 4096, leaf: true, leafSize: 8192 }, true),
+    expect(
+      split({ startPage: 0, pageCount: 2 ** 24, granule: 16384, leaf: true, leafSize: 2 ** 36 }),
     ).toThrow(/not a page or block size/);
-    expect(() =>
-      splitTlbiRange(
-        { startPage: 0, pageCount: 2 ** 24, granule: 16384, leaf: true, leafSize: 2 ** 36 },
-        true,
+    expect(errnoOf(split({ startPage: 0, pageCount: 2, granule: 4096, leaf: true, leafSize: 8192 }))).toBe(
+      'EINVAL',
+    );
+  });
+
+  it('counts beyond 2^31 granules use SCALE 31 with up to 32 chunks: a 16K level-0 entry is one command', () => {
+    // 2^47 bytes of 16K granules = 2^33 granules = 4 · 2^31.
+    expect(
+      splitTlbiRange({ startPage: 2 ** 35, pageCount: 2 ** 35, granule: 16384, leaf: false }, true),
+    ).toEqual([{ addressPage: 2 ** 35, num: 3, scale: 31, tg: TLBI_TG.SIZE_16K, ttl: 0 }]);
+    // 2^40 granules: 16 commands of 32 · 2^31 (the most one command covers).
+    const big = expectExactCover({ startPage: 0, pageCount: 2 ** 40, granule: 4096, leaf: false });
+    expect(big).toHaveLength(16);
+    expect(big.every((c) => c.num === 31 && c.scale === 31)).toBe(true);
+  });
+
+  it('covers any range of the 52-bit VA space exactly with legal NUM/SCALE (property)', () => {
+    const granules = [4096, 16384, 65536] as const;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...granules),
+        fc.boolean(),
+        fc.bigInt({ min: 0n, max: 2n ** 40n - 1n }),
+        fc.bigInt({ min: 1n, max: 2n ** 40n }),
+        (granule, leaf, startGranule, countGranules) => {
+          const granulePages = granule / 4096;
+          const maxGranules = 2 ** 52 / granule;
+          const start = Number(startGranule) % maxGranules;
+          const count = Math.min(Number(countGranules), maxGranules - start);
+          const chunks = expectExactCover({
+            startPage: start * granulePages,
+            pageCount: count * granulePages,
+            granule,
+            leaf,
+          });
+          for (const c of chunks) {
+            expect(c.scale).toBeLessThanOrEqual(31);
+            expect(c.num).toBeLessThanOrEqual(31);
+          }
+        },
       ),
-    ).toThrow(/not a page or block size/);
-    expect(() => splitTlbiRange({ startPage: 0, pageCount: 0, granule: 4096, leaf: true }, true)).toThrow(
-      RangeError,
+      { numRuns: 300 },
     );
   });
 

@@ -25,7 +25,7 @@
  * (`addressPage`, exact below 2^52); TLBI_S2_IPA's IPA is a page number too, for the same range math;
  * MSIAddress is a byte address.
  */
-import { entryAddress, entryField, setEntryAddress, setEntryField } from '@iommukit/core';
+import { entryAddress, entryField, IommufdError, setEntryAddress, setEntryField } from '@iommukit/core';
 import type { VmsaGranule } from '@iommukit/pagetables';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 
@@ -626,18 +626,46 @@ function lowestSetBit(value: number): number {
   return bit;
 }
 
+/** Largest TLBI SCALE: the field is 5 bits (§4.4.1.1). */
+export const TLBI_SCALE_MAX = 31;
+/** Largest TLBI NUM + 1: NUM is 5 bits (§4.4.1.1). */
+const TLBI_CHUNKS_MAX = 32;
+
+function badRange(message: string, request: TlbiRangeRequest): IommufdError {
+  return new IommufdError('EINVAL', message, {
+    startPage: request.startPage,
+    pageCount: request.pageCount,
+    granule: request.granule,
+    leafSize: request.leafSize,
+  });
+}
+
 /**
  * Splits a range into TLBI address/range fields the way Linux's __arm_smmu_tlb_inv_range does. With range
  * invalidation, each command takes the lowest 5-bit window of the remaining granule count (SCALE = its
- * lowest set bit, NUM + 1 = the window), which is the fewest commands for the range; without it, one
- * non-range command per leaf entry. One deviation: for a non-leaf invalidation whose count is 1 mod 32,
- * Linux adds a granule (NUM == 0, SCALE == 0, TTL == 0 is reserved) and so invalidates one granule past
- * the end; here that granule gets a non-range (TG == 0) command instead — as many commands, exact range.
- * Throws `RangeError` for a misaligned request or one too large for SCALE.
+ * lowest set bit, NUM + 1 = the window), which is the fewest commands for the range; a count whose lowest
+ * set bit is above 31 is taken in chunks of 2^31 granules (SCALE = 31, up to 32 of them: 2^36 granules
+ * per command), since SCALE is 5 bits (§4.4.1.1) — so a freed 16K level-1 table (2^33 granules) is one
+ * command. Without range invalidation, one non-range command per leaf entry. One deviation: for a non-leaf
+ * invalidation whose count is 1 mod 32, Linux adds a granule (NUM == 0, SCALE == 0, TTL == 0 is reserved)
+ * and so invalidates one granule past the end; here that granule gets a non-range (TG == 0) command
+ * instead — as many commands, exact range. Throws `EINVAL` for a negative, fractional, empty or misaligned
+ * range, or a leaf size that is not a page or block size of the granule.
  */
 export function splitTlbiRange(request: TlbiRangeRequest, rangeInvalidation: boolean): TlbiRangeFields[] {
   const { startPage, pageCount, granule, leaf } = request;
   const leafSize = request.leafSize ?? granule;
+  if (
+    !Number.isSafeInteger(startPage) ||
+    startPage < 0 ||
+    !Number.isSafeInteger(pageCount) ||
+    pageCount <= 0
+  ) {
+    throw badRange(
+      `range of ${pageCount} pages at page ${startPage} is not a non-empty range of whole pages`,
+      request,
+    );
+  }
   const granulePages = granule / 4096;
   const leafPages = leafSize / 4096;
   // A page or block size: granule · 2^(k · (granule shift − 3)), at level 3 − k (TTL = level).
@@ -646,15 +674,17 @@ export function splitTlbiRange(request: TlbiRangeRequest, rangeInvalidation: boo
   const level = 3 - levelsUp;
   // Levels holding leaves without FEAT_LPA2: 4K 1–3, 16K 2–3, 64K 1–3 (level 1 only with 52-bit PAs).
   if (!Number.isInteger(levelsUp) || level > 3 || level < (granule === 16384 ? 2 : 1)) {
-    throw new RangeError(
+    throw badRange(
       `leaf size ${leafSize} is not a page or block size of the ${granule / 1024}K granule`,
+      request,
     );
   }
   const ttl = leaf ? level : 0;
   const step = leaf || !rangeInvalidation ? leafPages : granulePages;
-  if (startPage % step !== 0 || pageCount % step !== 0 || pageCount <= 0) {
-    throw new RangeError(
+  if (startPage % step !== 0 || pageCount % step !== 0) {
+    throw badRange(
       `range of ${pageCount} pages at page ${hex(startPage)} is not aligned to ${step * 4}K`,
+      request,
     );
   }
   const out: TlbiRangeFields[] = [];
@@ -673,12 +703,12 @@ export function splitTlbiRange(request: TlbiRangeRequest, rangeInvalidation: boo
     remaining -= 1;
   }
   while (remaining > 0) {
-    const scale = lowestSetBit(remaining);
-    if (scale > 31) throw new RangeError(`range of ${pageCount} pages is too large for SCALE`);
-    const num = Math.floor(remaining / 2 ** scale) % 32;
-    out.push({ addressPage: page, num: num - 1, scale, tg, ttl });
-    page += num * 2 ** scale * granulePages;
-    remaining -= num * 2 ** scale;
+    const scale = Math.min(lowestSetBit(remaining), TLBI_SCALE_MAX);
+    // Below SCALE 31 the window is odd (SCALE is its lowest set bit); at 31 it may be 0: take 32 chunks.
+    const chunks = Math.floor(remaining / 2 ** scale) % TLBI_CHUNKS_MAX || TLBI_CHUNKS_MAX;
+    out.push({ addressPage: page, num: chunks - 1, scale, tg, ttl });
+    page += chunks * 2 ** scale * granulePages;
+    remaining -= chunks * 2 ** scale;
   }
   return out;
 }
