@@ -500,8 +500,8 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   },
   s2Affd: {
     spec: 'S2AFFD',
-    status: N,
-    note: 'Not implemented: with S2HA == 0 an Access flag of 0 always faults (F_ACCESS).',
+    status: M,
+    note: 'With S2HA == 0 (or no HTTU), 0: an Access flag of 0 at stage 2 is F_ACCESS; 1: it is used as 1 (not written). Also for the stage-2 translation of CD and stage-1 table fetches. IGNORED with S2HA == 1.',
   },
   s2Ptw: { spec: 'S2PTW', status: N, note: `Needs Device memory types at stage 2: ${NO_ATTRS}.` },
   s2Hd: {
@@ -630,8 +630,8 @@ export const CD_FIELD_COVERAGE: Readonly<Record<keyof Cd, FieldCoverage>> = {
   },
   affd: {
     spec: 'AFFD',
-    status: N,
-    note: 'Not implemented: with HA == 0 an Access flag of 0 always faults (F_ACCESS).',
+    status: M,
+    note: 'With HA == 0 (or no HTTU), 0: an Access flag of 0 at stage 1 is F_ACCESS; 1: it is used as 1 (not written). IGNORED with HA == 1.',
   },
   wxn: {
     spec: 'WXN',
@@ -664,7 +664,11 @@ export const CD_FIELD_COVERAGE: Readonly<Record<keyof Cd, FieldCoverage>> = {
     status: M,
     note: 'Hardware dirty-state update (IDR0.HTTU == 0b10, else C_BAD_CD). {HD, HA} = 0b10 acts as 0b00, as the spec says.',
   },
-  ha: { spec: 'HA', status: M, note: 'Hardware Access flag update (needs IDR0.HTTU != 0, else C_BAD_CD).' },
+  ha: {
+    spec: 'HA',
+    status: M,
+    note: 'Hardware Access flag update (needs IDR0.HTTU != 0, else C_BAD_CD). Nested, the update writes the descriptor’s IPA: without stage-2 write permission it is a stage-2 F_PERMISSION (CLASS TT) and nothing is written.',
+  },
   s: {
     spec: 'S',
     status: M,
@@ -893,7 +897,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   F_ACCESS: { status: M, note: 'Access flag 0 without HA/S2HA; recorded as F_TRANSLATION is.' },
   F_PERMISSION: {
     status: M,
-    note: 'Stage 1 or stage 2 permission failure; recorded as F_TRANSLATION is. TTRnW and InD are left 0.',
+    note: 'Stage 1 or stage 2 permission failure, on a walk or a TLB hit (which keeps each stage’s permissions for both privilege levels); recorded as F_TRANSLATION is. TTRnW with CLASS TT: 0 when a stage-1 descriptor’s hardware update lacked stage-2 write permission, 1 for its read.',
   },
   F_TLB_CONFLICT: {
     status: N,

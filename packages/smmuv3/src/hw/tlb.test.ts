@@ -1,5 +1,6 @@
 import { PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
+import { ALL_GRANTS, stageGrants } from './grants.js';
 import { GLOBAL_ASID, overlaps, Smmuv3Tlb, type TlbEntry } from './tlb.js';
 
 const RW = PERM_READ | PERM_WRITE;
@@ -13,7 +14,9 @@ function leaf(over: Partial<TlbEntry> = {}): TlbEntry {
     pageShift: 12,
     level: 3,
     outputBase: 0x8000_0000,
-    perm: RW,
+    ipaBase: 0x8000_0000,
+    s1Grants: stageGrants(RW, RW),
+    s2Grants: ALL_GRANTS,
     dirty: false,
     ...over,
   };

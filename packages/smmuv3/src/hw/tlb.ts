@@ -5,6 +5,10 @@
  * and the level it came from. Capacity is fixed and replacement is least-recently-used, so a missing
  * invalidation leaves a stale entry the model will keep using, as real hardware does.
  *
+ * An entry holds each stage's permissions for both privilege levels (grants.ts), not the verdict
+ * on the access that cached it: a hit checks every access's PnU, InD and RnW against them (§13.4), and a
+ * combined entry keeps the IPA so a stage-2 refusal on a hit is reported as the walk reports it.
+ *
  * Combined (nested) entries are tagged with the stage-1 ASID and the VMID, so TLBI_NH_* removes them; a
  * TLBI_S2_IPA does not (the IPA they came through is not tagged), which is why Linux follows a stage-2
  * change of a nest parent with TLBI_NH_ALL — the model makes that requirement observable.
@@ -28,8 +32,12 @@ export interface TlbEntry {
   readonly level: number;
   /** Output address of `inputBase`. */
   readonly outputBase: number;
-  /** PERM_* bits the leaf grants. */
-  readonly perm: number;
+  /** The IPA of `inputBase`: the stage-1 output for a combined entry, the input itself for a stage-2 entry. */
+  readonly ipaBase: number;
+  /** Stage 1 permissions (`stageGrants`); `ALL_GRANTS` for a stage-2 entry. */
+  readonly s1Grants: number;
+  /** Stage 2 permissions; `ALL_GRANTS` for a stage-1 entry. */
+  readonly s2Grants: number;
   /** The leaf was dirty (or not writable-clean) when cached: a write through it needs no walk. */
   readonly dirty: boolean;
 }

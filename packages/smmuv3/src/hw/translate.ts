@@ -27,6 +27,7 @@ import {
   LruCache,
   type MemoryBus,
   NO_PASID,
+  PERM_EXEC,
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
@@ -38,9 +39,7 @@ import {
   psEncoding,
   type VmsaFormat,
   type VmsaLeafAttributes,
-  vmsaAccessAllowed,
   vmsaFormatFromRegisters,
-  vmsaPermissions,
   type WalkFault,
   walk,
 } from '@iommukit/pagetables';
@@ -58,6 +57,7 @@ import {
 } from './cd.js';
 import { EVENT_CLASS, EVENT_FAULT_KIND, EVENT_ID, type EventName, type EventRecord } from './events.js';
 import type { Smmuv3Features, Smmuv3IdrExtras } from './features.js';
+import { ALL_GRANTS, grantedTo, grantsAllow, inputAccess, leafGrants } from './grants.js';
 import type { TranslationState } from './programming-interface.js';
 import {
   checkSte,
@@ -71,7 +71,7 @@ import {
   steStreamWorld,
 } from './ste.js';
 import { fetchSteWords } from './ste-fetch.js';
-import { GLOBAL_ASID, type Smmuv3Tlb, type TlbKind } from './tlb.js';
+import { GLOBAL_ASID, type Smmuv3Tlb, type TlbEntry, type TlbKind } from './tlb.js';
 
 export interface TranslatorContext {
   readonly instance: string;
@@ -111,6 +111,8 @@ interface Fault {
   readonly s2?: boolean;
   readonly ipa?: number;
   readonly cls?: number;
+  /** CLASS TT: whether the stage-1 descriptor read (true) or its hardware update (false) faulted. */
+  readonly ttRnW?: boolean;
   readonly fetchAddr?: number;
   /** Whether the configuration asks for the fault to be recorded (CD.R / STE.S2R; always for C_* events). */
   readonly record: boolean;
@@ -178,6 +180,21 @@ const WALK_EVENT: Readonly<Record<WalkFault['kind'], EventName>> = {
   'walk-abort': 'F_WALK_EABT',
 };
 
+/** A stage-1 translation-related fault: recorded as CD.R says, stalls as CD.S says (§3.12); CLASS IN. */
+function stage1Fault(event: EventName, ste: Ste, cd: Cd): Fault {
+  return { event, record: cd.r, stall: cd.s && !ste.s1Stalld, cls: EVENT_CLASS.IN };
+}
+
+/**
+ * A stage-2 translation-related fault, recorded as STE.S2R says, stalling as STE.S2S says, with the IPA's
+ * page. For a stage-1 table walk (CLASS TT), TTRnW tells a descriptor read from a hardware update (§7.3.16).
+ */
+function stage2Fault(event: EventName, ste: Ste, ipa: number, cls: number, access: number): Fault {
+  const ipaPage = Math.floor(ipa / 4096) * 4096;
+  const fault = { event, record: ste.s2R, stall: ste.s2S, s2: true, ipa: ipaPage, cls };
+  return cls === EVENT_CLASS.TT ? { ...fault, ttRnW: (access & PERM_WRITE) === 0 } : fault;
+}
+
 export class Smmuv3Translator {
   readonly steCache: LruCache<number, SteEntry>;
   /** CDs by {@link cdCacheKey}(StreamID, SubstreamID). */
@@ -220,6 +237,7 @@ export class Smmuv3Translator {
   private run(request: TranslationRequest, ats: boolean): Outcome {
     const state = this.ctx.state();
     const input = request.iovaPfn * 4096 + request.offset;
+    const access = inputAccess(request.access);
     if (!state.smmuEnabled) {
       if (state.gbpaAbort) return { ok: false, fault: { event: 'GBPA_ABORT', record: false } };
       if (input >= this.addressLimit) return OAS_ABORT;
@@ -281,9 +299,7 @@ export class Smmuv3Translator {
       s2Format = f;
     }
     if (!s1) {
-      return input >= this.addressLimit
-        ? BYPASS_ADDR_SIZE
-        : this.stage2Only(ste, s2Format!, input, request.access);
+      return input >= this.addressLimit ? BYPASS_ADDR_SIZE : this.stage2Only(ste, s2Format!, input, access);
     }
 
     // Stage 1: which CD (§5.2 S1DSS for transactions without a SubstreamID; reserved 0b11 terminates).
@@ -302,60 +318,49 @@ export class Smmuv3Translator {
       if (ste.s1Dss === STE_S1DSS.BYPASS) {
         if (input >= this.addressLimit) return BYPASS_ADDR_SIZE;
         return s2Format
-          ? this.stage2Only(ste, s2Format, input, request.access)
+          ? this.stage2Only(ste, s2Format, input, access)
           : { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
       }
       ssid = 0;
     }
     const cd = this.fetchCd(request.streamId, ssid, ste, s2Format);
     if ('event' in cd) return { ok: false, fault: cd };
-    return this.stage1(ste, cd, s2Format, input, request.access);
+    return this.stage1(ste, cd, s2Format, input, access);
   }
 
   /** Stage 1 bypassed: the input, already checked against the IAS, is the IPA. */
   private stage2Only(ste: Ste, format: VmsaFormat, input: number, access: number): Outcome {
     const cached = this.ctx.tlb.lookup('s2', ste.s2Vmid, GLOBAL_ASID, input);
-    if (cached && this.hitAllowed(cached.perm, cached.dirty, access)) {
-      return {
-        ok: true,
-        pa: cached.outputBase + (input - cached.inputBase),
-        perm: cached.perm,
-        pageShift: cached.pageShift,
-      };
-    }
+    const hit = cached && this.hit(cached, input, access, ste, undefined);
+    if (hit) return hit;
     const r = this.walkStage2(ste, format, input, access, EVENT_CLASS.IN);
     if (!r.ok) return r;
-    this.insert('s2', ste.s2Vmid, GLOBAL_ASID, input, r);
+    this.insert('s2', ste.s2Vmid, GLOBAL_ASID, input, {
+      ...r,
+      ipa: input,
+      s1Grants: ALL_GRANTS,
+      s2Grants: r.grants,
+    });
     return { ok: true, pa: r.pa, perm: r.perm, pageShift: r.pageShift };
   }
 
   private stage1(ste: Ste, cd: Cd, s2Format: VmsaFormat | undefined, input: number, access: number): Outcome {
     const kind: TlbKind = s2Format ? 's12' : 's1';
     const cached = this.ctx.tlb.lookup(kind, ste.s2Vmid, cd.asid, input);
-    if (cached && this.hitAllowed(cached.perm, cached.dirty, access)) {
-      this.trace(
-        'tlb.hit',
-        `TLB hit ${kind} VMID ${ste.s2Vmid} ASID ${cd.asid} ${toHex(input)} → ${toHex(cached.outputBase + (input - cached.inputBase))}`,
-      );
-      return {
-        ok: true,
-        pa: cached.outputBase + (input - cached.inputBase),
-        perm: cached.perm,
-        pageShift: cached.pageShift,
-      };
+    const hit = cached && this.hit(cached, input, access, ste, cd);
+    if (hit) {
+      if (hit.ok && this.ctx.tracer.enabled) {
+        this.trace(
+          'tlb.hit',
+          `TLB hit ${kind} VMID ${ste.s2Vmid} ASID ${cd.asid} ${toHex(input)} → ${toHex(hit.pa)}`,
+        );
+      }
+      return hit;
     }
-    const record = cd.r;
-    const stall = cd.s && !ste.s1Stalld;
     if (cd.epd0)
       return {
         ok: false,
-        fault: {
-          event: 'F_TRANSLATION',
-          record,
-          stall,
-          cls: EVENT_CLASS.IN,
-          reason: 'CD.EPD0 disables TTB0 walks',
-        },
+        fault: { ...stage1Fault('F_TRANSLATION', ste, cd), reason: 'CD.EPD0 disables TTB0 walks' },
       };
     const format = this.stage1Format(cd);
     if (!format)
@@ -372,13 +377,15 @@ export class Smmuv3Translator {
       counter: this.ctx.counter,
       access,
       hardwareAccessFlag: cd.ha && this.ctx.features.httu !== 'none',
+      accessFlagFaultDisable: cd.affd,
       hardwareDirty: hd,
       hierarchicalPermissions: !cd.had0,
       onStep: (level, addr, lo, hi) => this.traceStep(1, level, addr, lo, hi),
       ...(s2Format
         ? {
-            translateTableAddress: (ipa: number) => {
-              const t = this.walkStage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.TT);
+            // A hardware update of a stage-1 descriptor writes its IPA: stage 2 must allow it (§3.13.5).
+            translateTableAddress: (ipa: number, _level: number, tableAccess: number) => {
+              const t = this.walkStage2(ste, s2Format, ipa, tableAccess, EVENT_CLASS.TT);
               if (t.ok) return t.pa;
               s2Fault = t.fault;
               return { kind: 'translation', level: 0 } as WalkFault;
@@ -396,26 +403,30 @@ export class Smmuv3Translator {
           fault: { event, record: true, s2: false, cls: EVENT_CLASS.TT, ...walkAbortAddress(result.fault) },
         };
       }
-      return { ok: false, fault: { event, record, stall, cls: EVENT_CLASS.IN } };
+      return { ok: false, fault: stage1Fault(event, ste, cd) };
     }
     const attrs = result.attrs as VmsaLeafAttributes;
-    if (!vmsaAccessAllowed(attrs, access, hd))
-      return { ok: false, fault: { event: 'F_PERMISSION', record, stall, cls: EVENT_CLASS.IN } };
-    let perm = vmsaPermissions(attrs, (access & PERM_PRIV) !== 0, hd);
+    const s1Grants = leafGrants(attrs, hd);
+    if (!grantsAllow(s1Grants, access)) return { ok: false, fault: stage1Fault('F_PERMISSION', ste, cd) };
+    let perm = grantedTo(s1Grants, access);
     let pa = result.pa;
     let pageShift = result.pageShift;
+    let s2Grants = ALL_GRANTS;
     if (s2Format) {
       const t = this.walkStage2(ste, s2Format, result.pa, access, EVENT_CLASS.IN);
       if (!t.ok) return t;
       pa = t.pa;
       perm &= t.perm;
       pageShift = Math.min(pageShift, t.pageShift);
+      s2Grants = t.grants;
     }
     this.insert(kind, ste.s2Vmid, attrs.ng ? cd.asid : GLOBAL_ASID, input, {
       pa,
-      perm,
+      ipa: result.pa,
       pageShift,
       dirty: (access & PERM_WRITE) !== 0,
+      s1Grants,
+      s2Grants,
     });
     return { ok: true, pa, perm, pageShift };
   }
@@ -426,7 +437,9 @@ export class Smmuv3Translator {
     ipa: number,
     access: number,
     cls: number,
-  ): { ok: true; pa: number; perm: number; pageShift: number; dirty: boolean } | { ok: false; fault: Fault } {
+  ):
+    | { ok: true; pa: number; perm: number; grants: number; pageShift: number; dirty: boolean }
+    | { ok: false; fault: Fault } {
     this.walks++;
     // {S2HA, S2HD} = {0, 1} behaves as both 0 (§5.2 STE.S2HD).
     const hd = ste.s2Hd && ste.s2Ha && this.ctx.features.httu === 'access-dirty';
@@ -435,41 +448,53 @@ export class Smmuv3Translator {
       counter: this.ctx.counter,
       access,
       hardwareAccessFlag: ste.s2Ha && this.ctx.features.httu !== 'none',
+      accessFlagFaultDisable: ste.s2Affd,
       hardwareDirty: hd,
       onStep: (level, addr, lo, hi) => this.traceStep(2, level, addr, lo, hi),
     });
-    const ipaPage = Math.floor(ipa / 4096) * 4096;
     if (!result.ok) {
       const event = WALK_EVENT[result.fault.kind];
       if (event === 'F_WALK_EABT') {
+        const ipaPage = Math.floor(ipa / 4096) * 4096;
         return {
           ok: false,
           fault: { event, record: true, s2: true, ipa: ipaPage, cls, ...walkAbortAddress(result.fault) },
         };
       }
-      return { ok: false, fault: { event, record: ste.s2R, stall: ste.s2S, s2: true, ipa: ipaPage, cls } };
+      return { ok: false, fault: stage2Fault(event, ste, ipa, cls, access) };
     }
-    const attrs = result.attrs as VmsaLeafAttributes;
-    if (!vmsaAccessAllowed(attrs, access, hd)) {
-      return {
-        ok: false,
-        fault: { event: 'F_PERMISSION', record: ste.s2R, stall: ste.s2S, s2: true, ipa: ipaPage, cls },
-      };
-    }
+    const grants = leafGrants(result.attrs as VmsaLeafAttributes, hd);
+    if (!grantsAllow(grants, access))
+      return { ok: false, fault: stage2Fault('F_PERMISSION', ste, ipa, cls, access) };
     return {
       ok: true,
       pa: result.pa,
-      perm: vmsaPermissions(attrs, (access & PERM_PRIV) !== 0, hd),
+      perm: grantedTo(grants, access),
+      grants,
       pageShift: result.pageShift,
       dirty: (access & PERM_WRITE) !== 0,
     };
   }
 
-  /** A write through a cached leaf needs a walk when the leaf was cached clean (hardware dirty state). */
-  private hitAllowed(perm: number, dirty: boolean, access: number): boolean {
-    const need = access & (PERM_READ | PERM_WRITE);
-    if ((perm & need) !== need) return false;
-    return !(access & PERM_WRITE) || dirty || this.ctx.features.httu !== 'access-dirty';
+  /**
+   * A TLB hit (§13.4): the access's PnU, InD and RnW are checked against each stage's cached permissions,
+   * stage 1 first as a walk checks them, and a refusal is the fault the walk would give (the IPA of a
+   * stage-2 refusal from the entry). `cd` is undefined for a stage-2-only entry. Undefined when the entry
+   * cannot answer: a write through a leaf cached clean walks to update the dirty state.
+   */
+  private hit(e: TlbEntry, input: number, access: number, ste: Ste, cd: Cd | undefined): Outcome | undefined {
+    if (cd !== undefined && !grantsAllow(e.s1Grants, access))
+      return { ok: false, fault: stage1Fault('F_PERMISSION', ste, cd) };
+    const offset = input - e.inputBase;
+    if (!grantsAllow(e.s2Grants, access)) {
+      return {
+        ok: false,
+        fault: stage2Fault('F_PERMISSION', ste, e.ipaBase + offset, EVENT_CLASS.IN, access),
+      };
+    }
+    if (access & PERM_WRITE && !e.dirty && this.ctx.features.httu === 'access-dirty') return undefined;
+    const perm = grantedTo(e.s1Grants, access) & grantedTo(e.s2Grants, access);
+    return { ok: true, pa: e.outputBase + offset, perm, pageShift: e.pageShift };
   }
 
   private insert(
@@ -477,20 +502,29 @@ export class Smmuv3Translator {
     vmid: number,
     asid: number,
     input: number,
-    r: { pa: number; perm: number; pageShift: number; dirty: boolean },
+    leaf: {
+      pa: number;
+      ipa: number;
+      pageShift: number;
+      dirty: boolean;
+      s1Grants: number;
+      s2Grants: number;
+    },
   ): void {
-    const size = 2 ** r.pageShift;
-    const inputBase = Math.floor(input / size) * size;
+    const size = 2 ** leaf.pageShift;
+    const offset = input % size;
     this.ctx.tlb.insert({
       kind,
       vmid,
       asid,
-      inputBase,
-      pageShift: r.pageShift,
+      inputBase: input - offset,
+      pageShift: leaf.pageShift,
       level: 0,
-      outputBase: r.pa - (input - inputBase),
-      perm: r.perm,
-      dirty: r.dirty,
+      outputBase: leaf.pa - offset,
+      ipaBase: leaf.ipa - offset,
+      s1Grants: leaf.s1Grants,
+      s2Grants: leaf.s2Grants,
+      dirty: leaf.dirty,
     });
   }
 
@@ -673,12 +707,15 @@ export class Smmuv3Translator {
         return {
           ...base,
           ...withSsid,
+          // The faulting access (§7.3.13–7.3.16); InD == 0 when RnW == 0 (writes are Data, §13.1.2).
           rnw: (request.access & PERM_WRITE) === 0,
           pnu: (request.access & PERM_PRIV) !== 0,
+          ind: (request.access & (PERM_EXEC | PERM_WRITE)) === PERM_EXEC,
           s2: f.s2 === true,
           class: f.cls ?? EVENT_CLASS.IN,
           inputAddrPage: request.iovaPfn,
           inputAddrOffset: request.offset,
+          ...(f.ttRnW !== undefined && f.event === 'F_PERMISSION' ? { ttRnW: f.ttRnW } : {}),
           // F_WALK_EABT gives the descriptor's PA (FetchAddr) instead of an IPA (§7.3.12).
           ...(f.event === 'F_WALK_EABT'
             ? f.fetchAddr !== undefined

@@ -1,0 +1,202 @@
+/**
+ * Permission checks on every path a translation takes: a TLB hit checks the access's PnU, InD and RnW
+ * against the permissions the entry holds for each stage (AP, UXN, PXN and "EL0-writable ⇒ PXN" at stage 1,
+ * S2AP and XN[1:0] at stage 2), as a walk would, and gives the fault record the walk would give (§13.4,
+ * §7.3.16); event records carry the faulting access's PnU, InD and RnW (§7.3.13–7.3.16), a write being Data
+ * whatever the device marks it (§13.1.2).
+ */
+import { EndpointDevice, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE, Tracer } from '@iommukit/core';
+import { HI_PXN, HI_UXN, HI_XN_SHIFT } from '@iommukit/pagetables';
+import { describe, expect, it } from 'vitest';
+import {
+  NESTED_STREAM,
+  S1_STREAM,
+  S2_STREAM,
+  type TranslationRig,
+  translationRig,
+} from '../../test/translation-rig.js';
+import { EVENT_CLASS, EVENT_ID } from './events.js';
+
+const IOVA = 0x1234_5000;
+const OUT = 0x8300_0000; // RAM the page tables do not use
+const FETCH = PERM_READ | PERM_EXEC;
+
+/**
+ * Translates `access` twice, through the TLB entry an earlier access cached and after emptying the TLB (a
+ * walk): both must fault with the same record. Returns that record.
+ */
+function faultOnHitAsOnWalk(rig: TranslationRig, streamId: number, iova: number, access: number) {
+  const hits = rig.smmu.tlb.hits;
+  const onHit = rig.translate(streamId, iova, access);
+  expect(rig.smmu.tlb.hits, 'the access hits the TLB').toBe(hits + 1);
+  rig.smmu.tlb.clear();
+  const onWalk = rig.translate(streamId, iova, access);
+  expect(onHit).toMatchObject({ ok: false, fault: { vendorCode: 'F_PERMISSION', recorded: true } });
+  expect(onWalk).toEqual(onHit);
+  const [hitRecord, walkRecord] = rig.records().slice(-2);
+  expect(hitRecord).toEqual(walkRecord);
+  return hitRecord;
+}
+
+/** Stage 1 page at IOVA with `prot`, then `edit` on its descriptor. */
+function stage1Page(
+  prot: { write: boolean; exec?: boolean; priv?: boolean },
+  edit?: (lo: number, hi: number) => [number, number],
+) {
+  const rig = translationRig();
+  rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, ...prot });
+  if (edit) rig.editDescriptor(rig.leafAddress(1, IOVA), edit);
+  rig.s1Stream();
+  return rig;
+}
+
+const stage1Record = (access: number) => ({
+  id: EVENT_ID.F_PERMISSION,
+  streamId: S1_STREAM,
+  rnw: (access & PERM_WRITE) === 0,
+  pnu: (access & PERM_PRIV) !== 0,
+  ind: (access & PERM_EXEC) !== 0,
+  s2: false,
+  class: EVENT_CLASS.IN,
+  inputAddrPage: IOVA / 4096,
+});
+
+describe('a TLB hit checks the access against the permissions the entry holds (§13.4)', () => {
+  it('stage 1: an unprivileged read of an EL1-only page faults after a privileged read cached it', () => {
+    const rig = stage1Page({ write: true, priv: true });
+    expect(rig.translate(S1_STREAM, IOVA, PERM_READ | PERM_PRIV)).toMatchObject({ ok: true });
+    expect(faultOnHitAsOnWalk(rig, S1_STREAM, IOVA, PERM_READ)).toMatchObject(stage1Record(PERM_READ));
+  });
+
+  it('stage 1: a fetch from a UXN page faults unprivileged and not privileged after a data read', () => {
+    // AP[2:1] = 0b11 (read-only at EL0 and EL1), UXN = 1, PXN = 0.
+    const rig = stage1Page({ write: false, exec: true }, (lo, hi) => [lo, hi | HI_UXN]);
+    expect(rig.translate(S1_STREAM, IOVA, PERM_READ)).toMatchObject({ ok: true });
+    expect(faultOnHitAsOnWalk(rig, S1_STREAM, IOVA, FETCH)).toMatchObject(stage1Record(FETCH));
+    expect(rig.translate(S1_STREAM, IOVA, FETCH | PERM_PRIV)).toMatchObject({ ok: true });
+  });
+
+  it('stage 1: a fetch from a PXN page faults privileged and not unprivileged after a data read', () => {
+    const rig = stage1Page({ write: false, exec: true }, (lo, hi) => [lo, hi | HI_PXN]);
+    expect(rig.translate(S1_STREAM, IOVA, PERM_READ | PERM_PRIV)).toMatchObject({ ok: true });
+    expect(faultOnHitAsOnWalk(rig, S1_STREAM, IOVA, FETCH | PERM_PRIV)).toMatchObject(
+      stage1Record(FETCH | PERM_PRIV),
+    );
+    expect(rig.translate(S1_STREAM, IOVA, FETCH)).toMatchObject({ ok: true });
+  });
+
+  it('stage 1: memory writable at EL0 is never executable privileged, though UXN = PXN = 0 (Arm ARM D8.4)', () => {
+    const rig = stage1Page({ write: true, exec: true }); // AP[2:1] = 0b01
+    expect(rig.translate(S1_STREAM, IOVA, FETCH)).toMatchObject({
+      ok: true,
+      perm: PERM_READ | PERM_WRITE | PERM_EXEC,
+    });
+    // The hit answers for the privileged requester, not for the one that cached the entry.
+    expect(rig.translate(S1_STREAM, IOVA, PERM_READ | PERM_PRIV)).toMatchObject({
+      ok: true,
+      perm: PERM_READ | PERM_WRITE,
+    });
+    expect(faultOnHitAsOnWalk(rig, S1_STREAM, IOVA, FETCH | PERM_PRIV)).toMatchObject(
+      stage1Record(FETCH | PERM_PRIV),
+    );
+  });
+
+  it('stage 2: S2AP and XN[1:0] (FEAT_XNX: 0b01 executable at EL0 only)', () => {
+    const rig = translationRig();
+    rig.s2.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, write: false, exec: true });
+    rig.editDescriptor(rig.leafAddress(2, IOVA), (lo, hi) => [lo, hi | (0b01 << HI_XN_SHIFT)]);
+    rig.s2Stream();
+    const record = (access: number) => ({
+      id: EVENT_ID.F_PERMISSION,
+      streamId: S2_STREAM,
+      rnw: (access & PERM_WRITE) === 0,
+      pnu: (access & PERM_PRIV) !== 0,
+      ind: (access & PERM_EXEC) !== 0,
+      s2: true,
+      class: EVENT_CLASS.IN,
+      ipa: IOVA,
+    });
+    expect(rig.translate(S2_STREAM, IOVA, FETCH)).toMatchObject({ ok: true });
+    expect(faultOnHitAsOnWalk(rig, S2_STREAM, IOVA, FETCH | PERM_PRIV)).toMatchObject(
+      record(FETCH | PERM_PRIV),
+    );
+    expect(rig.translate(S2_STREAM, IOVA, PERM_READ | PERM_PRIV)).toMatchObject({ ok: true });
+    expect(faultOnHitAsOnWalk(rig, S2_STREAM, IOVA, PERM_WRITE)).toMatchObject(record(PERM_WRITE));
+  });
+
+  describe('nested: the combined entry keeps each stage’s permissions and the IPA', () => {
+    const IPA = 0x4000_0000;
+    function nested(s1Prot: { write: boolean; exec?: boolean; priv?: boolean }, s2Exec: boolean) {
+      const rig = translationRig();
+      rig.s1.map(BigInt(IOVA), BigInt(IPA), 0x1000n, { read: true, ...s1Prot });
+      rig.s2.map(BigInt(IPA), BigInt(OUT), 0x1000n, { read: true, write: true, exec: s2Exec });
+      rig.mapStage1TablesInStage2(IOVA);
+      rig.nestedStream();
+      return rig;
+    }
+
+    it('a stage-1 refusal is a stage-1 record', () => {
+      const rig = nested({ write: true, priv: true }, true);
+      expect(rig.translate(NESTED_STREAM, IOVA, PERM_READ | PERM_PRIV)).toMatchObject({ ok: true });
+      expect(faultOnHitAsOnWalk(rig, NESTED_STREAM, IOVA, PERM_READ)).toMatchObject({
+        ...stage1Record(PERM_READ),
+        streamId: NESTED_STREAM,
+      });
+    });
+
+    it('a stage-2 refusal is a stage-2 record with the IPA stage 1 produced', () => {
+      const rig = nested({ write: false, exec: true }, false);
+      expect(rig.translate(NESTED_STREAM, IOVA + 0x40, PERM_READ)).toMatchObject({ ok: true });
+      expect(faultOnHitAsOnWalk(rig, NESTED_STREAM, IOVA + 0x80, FETCH)).toMatchObject({
+        id: EVENT_ID.F_PERMISSION,
+        streamId: NESTED_STREAM,
+        rnw: true,
+        ind: true,
+        s2: true,
+        class: EVENT_CLASS.IN,
+        inputAddrPage: IOVA / 4096,
+        ipa: IPA,
+      });
+    });
+  });
+});
+
+describe('event records describe the faulting access: PnU, InD, RnW (§7.3.13–7.3.16), end to end', () => {
+  it('an instruction fetch records InD = 1; a write is Data, even when the device marks it Instruction', () => {
+    const rig = stage1Page({ write: true }); // UXN = PXN = 1: data only
+    rig.s1.map(BigInt(IOVA + 0x1000), BigInt(OUT), 0x1000n, { read: true, write: false, exec: true });
+    const device = new EndpointDevice(
+      { name: 'dev', rid: S1_STREAM, streamId: S1_STREAM, pasidBits: 0 },
+      rig.bus,
+      rig.smmu,
+      new Tracer(),
+    );
+    const at = BigInt(IOVA);
+    expect(device.dmaRead(at + 0x2000n, 4, { exec: true }).ok).toBe(false); // unmapped
+    expect(device.dmaRead(at, 4, { exec: true, privileged: true }).ok).toBe(false); // PXN
+    // §13.1.2: writes are Data, so the execute-never page takes the write.
+    expect(device.dmaWrite(at, Uint8Array.of(1), { exec: true }).ok).toBe(true);
+    expect(device.dmaWrite(at + 0x1000n, Uint8Array.of(1), { exec: true }).ok).toBe(false); // read-only
+    const records = rig.records();
+    expect(records.map((r) => [r.id, r.rnw, r.ind, r.pnu])).toEqual([
+      [EVENT_ID.F_TRANSLATION, true, true, false],
+      [EVENT_ID.F_PERMISSION, true, true, true],
+      [EVENT_ID.F_PERMISSION, false, false, false],
+    ]);
+    expect(records.map((r) => r.inputAddrPage)).toEqual([IOVA / 4096 + 2, IOVA / 4096, IOVA / 4096 + 1]);
+  });
+
+  it('F_ACCESS and F_ADDR_SIZE carry InD too', () => {
+    const rig = translationRig();
+    rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, write: false, exec: true });
+    rig.editDescriptor(rig.leafAddress(1, IOVA), (lo, hi) => [lo & ~0x400, hi]); // AF = 0
+    rig.s1.map(BigInt(IOVA + 0x1000), 2n ** 40n, 0x1000n, { read: true, write: false, exec: true });
+    rig.s1Stream({ ips: 1 }); // 36-bit output: 2^40 is an address size fault
+    expect(rig.translate(S1_STREAM, IOVA, FETCH).ok).toBe(false);
+    expect(rig.translate(S1_STREAM, IOVA + 0x1000, FETCH).ok).toBe(false);
+    expect(rig.records().map((r) => [r.id, r.ind, r.rnw])).toEqual([
+      [EVENT_ID.F_ACCESS, true, true],
+      [EVENT_ID.F_ADDR_SIZE, true, true],
+    ]);
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * An SMMU programmed over MMIO (a linear Stream table, the Event queue on) with a stage-1 and a stage-2 page
+ * table in RAM, and one stream per configuration: stage 1 only, stage 2 only and nested. For tests that
+ * translate, edit descriptors bit by bit, and read back the Event queue's records.
+ */
+import { FrameAllocator, NO_PASID, type TranslationResult } from '@iommukit/core';
+import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
+import type { Cd } from '../src/hw/cd.js';
+import { decodeEvent, EVENT_WORDS, type EventRecord } from '../src/hw/events.js';
+import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, REG } from '../src/hw/regs.js';
+import { encodeSte, STE_CONFIG, type Ste } from '../src/hw/ste.js';
+import { testCd } from './cd-fixture.js';
+import { mmioRig, RAM_BASE } from './mmio-rig.js';
+
+const STRTAB = RAM_BASE;
+const CMDQ = RAM_BASE + 0x1_0000;
+const EVTQ = RAM_BASE + 0x2_0000;
+const EVTQ_LOG2 = 8;
+export const CD = RAM_BASE + 0x3_0000;
+
+/** The streams `translationRig` configures. */
+export const S1_STREAM = 1;
+export const S2_STREAM = 2;
+export const NESTED_STREAM = 3;
+
+const s1Format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
+const s2Format = vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 });
+
+export interface TranslationRigOptions {
+  /** SMMU options (schema input). */
+  readonly smmu?: Record<string, unknown>;
+  /** Build the stage-2 table with hardware dirty tracking (DBM) mappings. */
+  readonly s2DirtyTracking?: boolean;
+}
+
+export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: TranslationRigOptions = {}) {
+  const rig = mmioRig({ sidBits: 8, ssidBits: 8, ...options });
+  const { bus, smmu, mmio, mmio64, put, driver } = rig;
+  mmio64(REG.STRTAB_BASE, STRTAB);
+  mmio(REG.STRTAB_BASE_CFG, 8);
+  mmio64(REG.CMDQ_BASE, CMDQ + 3);
+  mmio64(REG.EVENTQ_BASE, EVTQ + EVTQ_LOG2);
+  mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN);
+  mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN | CR0_SMMUEN);
+  const memory = new FrameAllocator([{ base: RAM_BASE + 0x10_0000, size: 0x100_0000 }]);
+  const ctx = { bus, memory, counter: bus.counter('pt') };
+  // 4 KiB pages only, so stage 2 can give each stage-1 table page its own permissions.
+  const s1 = new IoPageTable(s1Format, ctx, { pageSizes: 1n << 12n });
+  const s2 = new IoPageTable(s2Format, ctx, { pageSizes: 1n << 12n, dirtyTracking: s2DirtyTracking });
+  const s2Fields = {
+    s2Vmid: 5,
+    s2T0sz: t0szFor(48),
+    s2Sl0: sl0Encoding(4096, 0)!,
+    s2Tg: 0,
+    s2Ps: psEncoding(48)!,
+    s2Aa64: true,
+    s2R: true,
+    s2Ttb: s2.rootPa,
+  };
+  const words = new Uint32Array(2);
+
+  /** The address of the last descriptor a walk of `input` reads (the leaf, or where the walk stopped). */
+  const leafAddress = (stage: 1 | 2, input: number): number => {
+    let last = -1;
+    const format = stage === 1 ? s1Format : s2Format;
+    walk(format, stage === 1 ? s1.rootPa : s2.rootPa, input, {
+      bus,
+      counter: bus.counter('probe'),
+      onStep: (_level, address) => {
+        last = address;
+      },
+    });
+    return last;
+  };
+  const readDescriptor = (address: number): [number, number] => {
+    bus.readWords(address, words, 2, driver);
+    return [words[0]!, words[1]!];
+  };
+
+  return {
+    ...rig,
+    s1,
+    s2,
+    s1Format,
+    s2Format,
+    /** Stream S1_STREAM: stage 1 only, through the CD at `CD`. */
+    s1Stream(cd: Partial<Cd> = {}) {
+      put(CD, testCd(s1.rootPa, cd));
+      put(STRTAB + 64 * S1_STREAM, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD }));
+    },
+    /** Stream S2_STREAM: stage 2 only. */
+    s2Stream(ste: Partial<Ste> = {}) {
+      put(STRTAB + 64 * S2_STREAM, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...s2Fields, ...ste }));
+    },
+    /** Stream NESTED_STREAM: the CD at `CD` (an IPA) over stage 2. */
+    nestedStream(cd: Partial<Cd> = {}, ste: Partial<Ste> = {}) {
+      put(CD, testCd(s1.rootPa, cd));
+      put(
+        STRTAB + 64 * NESTED_STREAM,
+        encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD, ...s2Fields, ...ste }),
+      );
+    },
+    /**
+     * Maps in stage 2, 1:1 and read-write, the CD and every stage-1 table page a walk of `iova` reads,
+     * except pages stage 2 already maps (so a test can give one page other permissions first).
+     */
+    mapStage1TablesInStage2(iova: number) {
+      const pages = new Set<number>([CD]);
+      walk(s1Format, s1.rootPa, iova, {
+        bus,
+        counter: bus.counter('probe'),
+        onStep: (_level, address) => pages.add(Math.floor(address / 4096) * 4096),
+      });
+      for (const page of pages) {
+        if (s2.iovaToPhys(BigInt(page)) === undefined)
+          s2.map(BigInt(page), BigInt(page), 0x1000n, { read: true, write: true });
+      }
+    },
+    leafAddress,
+    readDescriptor,
+    /** Rewrites the descriptor at `address` as `edit` returns it. */
+    editDescriptor(address: number, edit: (lo: number, hi: number) => [number, number]) {
+      const [lo, hi] = edit(...readDescriptor(address));
+      put(address, Uint32Array.of(lo >>> 0, hi >>> 0));
+    },
+    /** Translates one access (PERM_* bits) of `iova` without a SubstreamID. */
+    translate(streamId: number, iova: number, access: number): TranslationResult {
+      return smmu.translate({
+        streamId,
+        pasid: NO_PASID,
+        iovaPfn: Math.floor(iova / 4096),
+        offset: iova % 4096,
+        access,
+      });
+    },
+    /** The Event queue's records so far, decoded. */
+    records(): EventRecord[] {
+      const count = rig.reg(REG.EVENTQ_PROD) & ((1 << EVTQ_LOG2) - 1);
+      const record = new Uint32Array(EVENT_WORDS);
+      const out: EventRecord[] = [];
+      for (let i = 0; i < count; i++) {
+        bus.readWords(EVTQ + 4 * EVENT_WORDS * i, record, EVENT_WORDS, driver);
+        out.push(decodeEvent(record));
+      }
+      return out;
+    },
+  };
+}
+
+export type TranslationRig = ReturnType<typeof translationRig>;
