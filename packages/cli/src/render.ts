@@ -54,7 +54,9 @@ export function renderStats(system: System): string {
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
     lines.push(`  ${instance.name}: ${stats}`);
-    lines.push(`  ${instance.name}: ${instance.faults.length} fault(s) reported to the driver`);
+    const { length, lost } = instance.faults;
+    const dropped = lost ? `; ${lost} more not kept (the fault log holds ${instance.faults.capacity})` : '';
+    lines.push(`  ${instance.name}: ${length + lost} fault(s) reported to the driver${dropped}`);
   }
   lines.push(`  host memory allocated by the model: ${system.bus.allocatedBytes} bytes`);
   return `${lines.join('\n')}\n`;

@@ -95,6 +95,7 @@ describe('iommukit demo', () => {
     expect(report.steps).toHaveLength(10);
     // The fault went to the guest, not to the host's fault log.
     expect(report.iommus[0].faults).toEqual([]);
+    expect(report.iommus[0].faultsLost).toBe(0);
     expect(report.steps.at(-1).summary).toMatch(/reported F_TRANSLATION stream 0x8/);
   });
 

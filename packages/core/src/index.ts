@@ -51,6 +51,7 @@ export * from './iommufd/iommufd.js';
 export * from './iommufd/object-table.js';
 export * from './iommufd/user-memory.js';
 export * from './iommufd/viommu.js';
+export * from './log/bounded-log.js';
 export * from './memory/access-counter.js';
 export * from './memory/frame-allocator.js';
 export * from './memory/memory-bus.js';

@@ -68,9 +68,9 @@ describe('host MSI through the SW MSI cookie', () => {
     expect(nic.dmaWrite(0x1234_5000n, Uint8Array.of(1))).toMatchObject({ ok: false, reason: 'fault' });
     const [outcome] = msi.takeOutcomes();
     expect(outcome).toMatchObject({ kind: 'delivered', arrival: { deviceId: 0xffff, eventId: 0 } });
-    expect(smmu.faults).toEqual([]); // the driver's handler has not run yet
+    expect(smmu.faults.records).toEqual([]); // the driver's handler has not run yet
     system.serviceInterrupts();
-    expect(smmu.faults.map((f) => [f.fault.vendorCode, f.device, f.fault.iova])).toEqual([
+    expect(smmu.faults.records.map((f) => [f.fault.vendorCode, f.device, f.fault.iova])).toEqual([
       ['F_TRANSLATION', 'nic0', 0x1234_5000n],
     ]);
     dma.release();

@@ -83,7 +83,7 @@ describe('mock IOMMU faults', () => {
     expect(instance.faults).toHaveLength(0); // the interrupt has not been taken yet
     system.serviceInterrupts();
     expect(reg(R.FLOG_HEAD)).toBe(1);
-    expect(instance.faults).toEqual([
+    expect(instance.faults.records).toEqual([
       {
         device: 'nic0',
         fault: {
@@ -176,7 +176,7 @@ describe('mock IOMMU faults', () => {
     expect(reg(R.FLOG_STATUS)).toBe(FLOG_OVERFLOW);
     system.serviceInterrupts();
     expect(instance.faults).toHaveLength(63);
-    expect(instance.faults.at(-1)?.fault.iova).toBe(62n << 12n);
+    expect(instance.faults.records.at(-1)?.fault.iova).toBe(62n << 12n);
     expect(reg(R.FLOG_STATUS)).toBe(0);
   });
 });

@@ -45,7 +45,7 @@ describe('emulated vSMMUv3', () => {
     // An IOVA the guest never mapped: the emulated SMMU records F_TRANSLATION for the guest driver.
     expect(edu.dmaWrite(0x7000_0000n, Uint8Array.of(1)).ok).toBe(false);
     vm.serviceInterrupts();
-    expect(vm.guest.faults).toMatchObject([
+    expect(vm.guest.faults.records).toMatchObject([
       { iommu: 'vm0.viommu-emulated', device: 'edu0', fault: { vendorCode: 'F_TRANSLATION' } },
     ]);
   });

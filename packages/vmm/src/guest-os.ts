@@ -7,6 +7,7 @@
  * Without a vIOMMU the guest's DMA addresses are its GPAs (the host's stage 2 translates them).
  */
 import {
+  BoundedLog,
   DmaApiDomain,
   type Hpa,
   hpa,
@@ -45,10 +46,21 @@ export interface GuestIommu {
   irq(name: string): IrqLine;
 }
 
+/** A fault one of the guest's IOMMU drivers drained from its vIOMMU's event queue. */
+export interface GuestFault {
+  readonly fault: IommuFault;
+  readonly device: string | undefined;
+  /** The vIOMMU it came from. */
+  readonly iommu: string;
+}
+
 export class GuestOs {
   readonly core = new IommuCore();
-  /** Faults the guest's IOMMU drivers drained from their event queues, in order. */
-  readonly faults: { fault: IommuFault; device: string | undefined; iommu: string }[] = [];
+  /**
+   * Faults the guest's IOMMU drivers drained from their event queues, in order; a storm beyond the log's
+   * capacity is counted in `faults.lost` (the `guest-faults` step takes them as it reads them).
+   */
+  readonly faults = new BoundedLog<GuestFault>();
   /** The guest's IOMMU drivers, by vIOMMU name. */
   readonly drivers = new Map<string, IommuDriver>();
   private readonly dmaDomains = new Map<string, DmaApiDomain>();

@@ -49,7 +49,7 @@ describe('MSIs of a VM', () => {
     expect(guestArrivals(msi.guest)).toEqual([
       expect.objectContaining({ intid: guestVector.intid, cpu: guestVector.cpu, deviceId: 0x8, eventId: 1 }),
     ]);
-    expect(vm.guest.faults).toEqual([]);
+    expect(vm.guest.faults.records).toEqual([]);
   });
 
   it('nested, legacy cookie without the RMR: F_TRANSLATION in stage 1, delivered to the guest', async () => {
@@ -62,7 +62,7 @@ describe('MSIs of a VM', () => {
       fault: { vendorCode: 'F_TRANSLATION', stage: 1 },
     });
     vm.serviceInterrupts();
-    expect(vm.guest.faults).toEqual([
+    expect(vm.guest.faults.records).toEqual([
       expect.objectContaining({
         device: 'nic0',
         fault: expect.objectContaining({ vendorCode: 'F_TRANSLATION', iova: VM_SW_MSI_WINDOW.start + 0x40n }),

@@ -122,11 +122,11 @@ describe('nested vSMMUv3: sharing, invalidation, events', () => {
       fault: { vendorCode: 'F_TRANSLATION', stage: 1 },
     });
     vm.serviceInterrupts();
-    expect(vm.guest.faults).toMatchObject([
+    expect(vm.guest.faults.records).toMatchObject([
       { device: 'nic0', fault: { vendorCode: 'F_TRANSLATION', streamId: 0x08, iova, stage: 1 } },
     ]);
     // The host did not report it as its own: it went to the guest.
-    expect(system.iommu('smmu0').faults).toEqual([]);
+    expect(system.iommu('smmu0').faults.records).toEqual([]);
   });
 });
 
@@ -148,8 +148,8 @@ describe('VM lifecycle with a nested vSMMUv3', () => {
     expect(system.device('nic0').dmaWrite(gpa, Uint8Array.of(5)).ok).toBe(true);
     expect(plain.guest.read(gpa, 1)[0]).toBe(5);
     plain.serviceInterrupts();
-    expect(system.iommu('smmu0').faults.map((f) => f.fault.vendorCode)).not.toContain('C_BAD_STE');
-    expect(system.iommu('smmu0').faults).toEqual([]);
+    expect(system.iommu('smmu0').faults.records.map((f) => f.fault.vendorCode)).not.toContain('C_BAD_STE');
+    expect(system.iommu('smmu0').faults.records).toEqual([]);
   });
 
   it('scenario 6: two nested VMs on one SMMU get different VMIDs; neither device reaches the other VM', async () => {
@@ -212,7 +212,7 @@ describe('nested vSMMUv3: what the guest sees and may do', () => {
     smmu.streamTable.writeSte(0x08, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS }));
     expect(vsmmu.attachment(0x08)).toBeDefined();
     vm.serviceInterrupts();
-    expect(vm.guest.faults.map((f) => f.fault.vendorCode)).toEqual(['C_BAD_STE']);
+    expect(vm.guest.faults.records.map((f) => f.fault.vendorCode)).toEqual(['C_BAD_STE']);
     expect(system.device('nic0').dmaWrite(0x1000n, Uint8Array.of(1)).ok).toBe(false);
   });
 });

@@ -141,7 +141,9 @@ function jsonReport(
     iommus: system.iommus.map((i) => ({
       name: i.name,
       stats: i.hardware.stats(),
-      faults: i.faults.map((f) => ({ device: f.device ?? null, ...jsonArgs({ ...f.fault }) })),
+      faults: i.faults.records.map((f) => ({ device: f.device ?? null, ...jsonArgs({ ...f.fault }) })),
+      // Faults beyond the log's capacity: reported by the driver, not kept.
+      faultsLost: i.faults.lost,
     })),
     memory: { allocatedBytes: system.bus.allocatedBytes },
     trace: tracePath ?? null,

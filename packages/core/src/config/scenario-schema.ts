@@ -4,6 +4,7 @@
  * they expect, so `iommukit run` both shows a flow and checks it.
  */
 import { z } from 'zod';
+import { DEFAULT_LOG_CAPACITY } from '../log/bounded-log.js';
 import { addressField, intField, nameField, sizeField } from './fields.js';
 import { describe } from './units.js';
 import { VmMsiSchema } from './vm-msi-schema.js';
@@ -204,7 +205,9 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
             device: nameField.optional().describe('The device the guest driver blames.'),
           }),
         )
-        .describe('The faults the guest drivers report since the last `guest-faults` step, in order.'),
+        .describe(
+          `The faults the guest drivers report since the last \`guest-faults\` step, in order (the guest keeps up to ${DEFAULT_LOG_CAPACITY} between steps; the step reports how many more were lost).`,
+        ),
     })
     .describe('Deliver interrupts (host, vIOMMU, guest) and check what the guest IOMMU drivers reported.'),
   z

@@ -1,7 +1,8 @@
 /**
  * One IOMMU instance of a system: the vendor's hardware model on the bus and the host driver that
  * programs it, built from the plugin's factories and probed. Faults the driver drains from the hardware
- * arrive here, are kept in order and re-emitted as a typed event.
+ * arrive here, are re-emitted as a typed event and kept in order in a bounded log (a fault storm keeps the
+ * first records and counts the rest as lost).
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Hpa, hpa, toHex } from '../address/address.js';
@@ -10,6 +11,7 @@ import type { IommuHardware } from '../iommu/hardware.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
 import type { InterruptController } from '../iommu/irq.js';
 import type { IommuFault } from '../iommu/translation.js';
+import { BoundedLog } from '../log/bounded-log.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import type { InstanceContext, InstanceMsi, IommuPlugin } from '../plugin/plugin.js';
@@ -27,7 +29,8 @@ export interface IommuInstanceEvents {
 export class IommuInstance {
   readonly hardware: IommuHardware;
   readonly driver: IommuDriver;
-  readonly faults: ReportedFault[] = [];
+  /** Faults the driver reported, oldest first; beyond the log's capacity they are counted in `faults.lost`. */
+  readonly faults = new BoundedLog<ReportedFault>();
   readonly events = new EventEmitter<IommuInstanceEvents>();
 
   constructor(

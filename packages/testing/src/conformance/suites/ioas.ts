@@ -30,7 +30,7 @@ export function ioasCases(h: () => Harness): void {
     expectDmaFault(dev0.dmaWrite(0x10_0000n, Uint8Array.of(2)));
     service();
     expect(
-      system.iommu('iommu0').faults.some((f) => f.device === 'dev1' && f.fault.iova === 0x10_0000n),
+      system.iommu('iommu0').faults.records.some((f) => f.device === 'dev1' && f.fault.iova === 0x10_0000n),
     ).toBe(true);
   });
 
