@@ -31,7 +31,7 @@ import {
   u64Arg,
 } from './arguments.js';
 import { DeviceObject } from './device.js';
-import { type DirtyBitmap, dirtyBitmapArg, setDirtyBits } from './dirty-bitmap.js';
+import { type DirtyBitmapRequest, readDirtyBitmap } from './dirty-bitmap.js';
 import { FaultObject, type FaultResponseCode, type PageFaultRecord } from './fault-queue.js';
 import { type HwptFlags, HwptNestedObject, type HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
 import { IoasObject } from './ioas.js';
@@ -39,6 +39,8 @@ import { MsiMappings } from './msi-mappings.js';
 import { hold, ObjectTable } from './object-table.js';
 import { type UserMemory, userMemoryArg } from './user-memory.js';
 import { VdeviceObject, type Vevent, VeventqObject, ViommuObject } from './viommu.js';
+
+export type { DirtyBitmap, DirtyBitmapRequest } from './dirty-bitmap.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 
@@ -63,18 +65,6 @@ export interface HwptAllocRequest {
   readonly faultId?: number;
   /** Vendor data for a nested HWPT (the guest STE, the VT-d stage-1 pointer, the guest DTE). */
   readonly data?: unknown;
-}
-
-/** `IOMMU_HWPT_GET_DIRTY_BITMAP`'s arguments. */
-export interface DirtyBitmapRequest {
-  readonly iova: bigint;
-  readonly length: bigint;
-  /** Bytes each bit stands for: a power of two, at least the IOAS's IOVA alignment. */
-  readonly pageSize: bigint;
-  /** Where the bits go (zeroed by the caller); it must hold `length / pageSize` bits (`EFAULT`). */
-  readonly bitmap: DirtyBitmap;
-  /** `IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR`: read without clearing. */
-  readonly noClear?: boolean;
 }
 
 /** The result of `IOMMU_HWPT_INVALIDATE`: every entry was handled. A failure throws, with `context.handled`. */
@@ -496,44 +486,11 @@ export class IommuFd {
   }
 
   /**
-   * `IOMMU_HWPT_GET_DIRTY_BITMAP`: sets bit n of `bitmap` when page n (of `pageSize` bytes) of
-   * `[iova, +length)` was written; clears the dirty state as it reads unless `noClear`. Unmapped holes
-   * read as clean. The range is checked as Linux `iommufd_check_iova_range` does.
+   * `IOMMU_HWPT_GET_DIRTY_BITMAP`: sets bit n of `request.bitmap` when page n (of `pageSize` bytes) of
+   * `[iova, +length)` was written; clears the dirty state as it reads unless `noClear`.
    */
   hwptGetDirtyBitmap(hwptId: number, request: DirtyBitmapRequest): void {
-    const hwpt = this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging');
-    const r = objectArg<DirtyBitmapRequest>(request, 'dirty bitmap request');
-    const iova = u64Arg(r.iova, 'IOVA');
-    const length = u64Arg(r.length, 'length');
-    const pageSize = u64Arg(r.pageSize, 'page size');
-    const clear = r.noClear === undefined ? true : !boolArg(r.noClear, 'noClear');
-    const domain = hwpt.domain;
-    if (!domain.readAndClearDirty)
-      throw new IommufdError('EOPNOTSUPP', `HWPT ${hwptId} has no dirty tracking`);
-    if (length === 0n) throw new IommufdError('EINVAL', 'dirty range of zero length');
-    const end = iova + length;
-    if (end - 1n > U64_MAX) throw new IommufdError('EOVERFLOW', 'dirty range overflows 64 bits');
-    if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n)
-      throw new IommufdError('EINVAL', `page size ${pageSize} is not a power of two`);
-    const align = hwpt.ioas.iopt.iovaAlignment > pageSize ? hwpt.ioas.iopt.iovaAlignment : pageSize;
-    if (iova % align !== 0n || end % align !== 0n) {
-      throw new IommufdError(
-        'EINVAL',
-        `dirty range ${toHex(iova)}+${toHex(length)} is not aligned to ${toHex(align)}`,
-      );
-    }
-    const bitmap = dirtyBitmapArg(r.bitmap, length / pageSize);
-    const record = (dirtyIova: bigint, size: bigint) => {
-      const from = dirtyIova > iova ? dirtyIova : iova;
-      const to = dirtyIova + size < end ? dirtyIova + size : end;
-      if (from < to)
-        setDirtyBits(bitmap, Number((from - iova) / pageSize), Number((to - 1n - iova) / pageSize));
-    };
-    for (const area of hwpt.ioas.iopt.listAreas()) {
-      const from = area.iova > iova ? area.iova : iova;
-      const to = area.iova + area.length < end ? area.iova + area.length : end;
-      if (from < to) domain.readAndClearDirty(makeIova(from), to - from, record, clear);
-    }
+    readDirtyBitmap(this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging'), request);
   }
 
   // --- vIOMMU, vDEVICE, vEVENTQ, FAULT -------------------------------------------------------------
