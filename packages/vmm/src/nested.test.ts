@@ -4,8 +4,9 @@
  * the VM's stage 2.
  */
 
-import { hpa, iova } from '@iommukit/core';
+import { hpa, iova, MmioWindow, POLL_LIMIT } from '@iommukit/core';
 import {
+  CR0_CMDQEN,
   decodeSte,
   encodeCfgiCdAll,
   encodeSte,
@@ -15,9 +16,9 @@ import {
   type Smmuv3Driver,
   STE_CONFIG,
 } from '@iommukit/smmuv3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { smmuHost } from '../test/host.js';
-import { Vm } from './vm.js';
+import { VIOMMU_WINDOWS, Vm } from './vm.js';
 
 const MiB = 2 ** 20;
 const RW = { read: true, write: true };
@@ -214,6 +215,40 @@ describe('nested vSMMUv3: what the guest sees and may do', () => {
     vm.serviceInterrupts();
     expect(vm.guest.faults.records.map((f) => f.fault.vendorCode)).toEqual(['C_BAD_STE']);
     expect(system.device('nic0').dmaWrite(0x1000n, Uint8Array.of(1)).ok).toBe(false);
+  });
+});
+
+describe('nested vSMMUv3: a guest that moves its own Command queue', () => {
+  it('every command is then illegal: its driver fails with ETIMEDOUT instead of hanging the process', async () => {
+    const { vm, vsmmu } = await nestedVm();
+    const dma = vm.guest.dma('nic0');
+    const mapped = dma.map(vm.guest.allocBuffer(4096), 4096n, RW);
+    // Guest code behind its driver's back: CMDQEN off, CMDQ_BASE at a zeroed page (opcode 0 is illegal),
+    // CMDQEN on again. The driver replaces the bad entry in its own queue, which the SMMU no longer reads.
+    const bus = vm.memory.bus;
+    const who = bus.counter('vm0.rogue');
+    const mmio = (offset: number, value: number) => bus.write(VIOMMU_WINDOWS.nested + offset, 4, value, who);
+    const cr0 = vsmmu.programming.regs.get(REG.CR0);
+    mmio(REG.CR0, cr0 & ~CR0_CMDQEN);
+    mmio(REG.CMDQ_BASE, Number(vm.guest.allocBuffer(4096)) + 8); // LOG2SIZE 8
+    mmio(REG.CMDQ_BASE + 4, 0);
+    mmio(REG.CR0, cr0);
+    // A watchdog on the guest driver's register reads turns a hang into a failure of this test.
+    const read32 = MmioWindow.prototype.read32;
+    let reads = 0;
+    vi.spyOn(MmioWindow.prototype, 'read32').mockImplementation(function (this: MmioWindow, at) {
+      if (++reads > 20 * POLL_LIMIT) throw new Error('watchdog: the guest driver is still polling');
+      return read32.call(this, at);
+    });
+    try {
+      expect(() => dma.unmap(mapped)).toThrowError(/^ETIMEDOUT: vm0\.guest\.viommu-nested: CMD_SYNC timeout/);
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(guestSmmu(vm).cmdq.failures.at(-1)).toMatchObject({
+      error: 'CERROR_ILL',
+      action: 'replaced-with-sync',
+    });
   });
 });
 
