@@ -11,10 +11,15 @@
  * "invalid STE" ends up terminating traffic); otherwise a bit outside the allowed fields
  * (`STE_NESTING_ALLOWED`), a Config other than abort, bypass or stage 1, or EATS other than 0b00 or 0b01
  * is `EIO` — the errno iommufd reserves for bad vendor data. EATS is taken out of the vSTE: with a stage-1
- * vSTE, EATS = 0b01 asks the host to enable ATS (the guest then owes ATC invalidations).
+ * vSTE, EATS = 0b01 asks the host to enable ATS (the guest then owes ATC invalidations). Beyond Linux, the
+ * physical STE the vSTE would install is checked with the SMMU's own rules (`checkSte`, §5.2.2) against
+ * the host's ID registers: a vSTE that makes it ILLEGAL — S1CDMax above SSIDSIZE, a 2-level CD table
+ * without CD2L, S1STALLD with a fixed stall model, S1ContextPtr beyond the IAS — is `EIO` too, instead of
+ * an STE that fails every transaction with C_BAD_STE. Bypass and abort vSTEs take no stage-1 field.
  */
 import { type Hpa, type IommuDeviceRef, type IommuDomain, IommufdError, iova, toHex } from '@iommukit/core';
-import { decodeSte, encodeSte, STE_CONFIG, STE_EATS, STE_WORDS } from '../hw/ste.js';
+import type { Smmuv3Features, Smmuv3IdrExtras } from '../hw/features.js';
+import { checkSte, decodeSte, encodeSte, STE_CONFIG, STE_EATS, STE_WORDS } from '../hw/ste.js';
 import type { Smmuv3Domain } from './domain.js';
 import { STE_NESTING_ALLOWED } from './entry-used.js';
 import { nestedSte } from './ste-builders.js';
@@ -132,8 +137,16 @@ export class Smmuv3NestedDomain implements IommuDomain {
   }
 }
 
+/** The host SMMU a vSTE must suit: its ID registers and the nest parent's stage-2 STE. */
+export interface VsteHost {
+  readonly features: Smmuv3Features;
+  readonly idr: Smmuv3IdrExtras;
+  /** The parent's STE for a master (`Smmuv3Domain.ste`), which the guest's stage-1 fields go over. */
+  readonly parentSte: ArrayLike<number>;
+}
+
 /** Checks the uAPI data of a nested HWPT (see the module comment); `EINVAL` for a malformed shape. */
-export function validateGuestSte(data: unknown): GuestSte {
+export function validateGuestSte(data: unknown, host: VsteHost): GuestSte {
   const ste = (data as Partial<Smmuv3NestedData> | null)?.ste;
   const words = uapiWords(ste, VSTE_WORDS);
   if (!words) {
@@ -168,5 +181,7 @@ export function validateGuestSte(data: unknown): GuestSte {
     throw new IommufdError('EIO', `vSTE EATS ${toHex(vste.eats)} is not 0b00 or 0b01 (full ATS)`);
   const eatsMask = encodeSte({ eats: 0b11 });
   for (let w = 0; w < VSTE_WORDS; w++) full[w] = (full[w]! & ~eatsMask[w]!) >>> 0;
+  const physical = checkSte(decodeSte(nestedSte(full, host.parentSte)), host.features, host.idr);
+  if (!physical.ok) throw new IommufdError('EIO', `the vSTE would make an ILLEGAL STE: ${physical.reason}`);
   return { ste: full, enableAts: vste.config === STE_CONFIG.S1_TRANS && vste.eats === STE_EATS.FULL };
 }

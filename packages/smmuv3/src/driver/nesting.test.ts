@@ -123,7 +123,8 @@ describe('nested domains from vSTEs (Linux arm_smmu_validate_vste)', () => {
     const words = vste({
       ...S1_VSTE,
       s1Fmt: STE_S1FMT.TWO_LEVEL_4K,
-      s1ContextPtr: 2 ** 52 - 64,
+      // The top of the 48-bit IAS: beyond it the physical STE is ILLEGAL (see the hardware checks below).
+      s1ContextPtr: 2 ** 48 - 64,
       s1CdMax: 20,
       s1Dss: STE_S1DSS.BYPASS,
       s1Cir: 1,
@@ -137,7 +138,7 @@ describe('nested domains from vSTEs (Linux arm_smmu_validate_vste)', () => {
     expect(domain.guestConfig).toBe('s1');
     expect(domain.enableAts).toBe(true);
     // EATS is taken out: the host decides it.
-    expect(decodeSte(domain.vste)).toMatchObject({ eats: 0, s1CdMax: 20, s1ContextPtr: 2 ** 52 - 64 });
+    expect(decodeSte(domain.vste)).toMatchObject({ eats: 0, s1CdMax: 20, s1ContextPtr: 2 ** 48 - 64 });
     // Plain arrays of words work as well as typed arrays.
     expect(vsmmu.domainAllocNested({ ste: Array.from(words) }).type).toBe('nested');
   });
@@ -161,6 +162,47 @@ describe('nested domains from vSTEs (Linux arm_smmu_validate_vste)', () => {
   ])('refuses %s with EIO', (_what, fields) => {
     const { vsmmu } = vm();
     expect(errnoOf(() => vsmmu.domainAllocNested({ ste: vste({ ...S1_VSTE, ...fields }) }))).toBe('EIO');
+  });
+
+  // §5.2.2: the physical STE the host builds from these would be ILLEGAL (C_BAD_STE on every transaction).
+  it.each([
+    ['S1CDMax beyond the host SSIDSIZE', { ssidBits: 8 }, { s1CdMax: 9 }, { s1CdMax: 8 }],
+    [
+      'a 2-level CD table without CD2L',
+      { twoLevelCdTable: false },
+      { s1CdMax: 4, s1Fmt: STE_S1FMT.TWO_LEVEL_4K },
+      { s1CdMax: 0, s1Fmt: STE_S1FMT.TWO_LEVEL_4K },
+    ],
+    [
+      'S1STALLD with a fixed stall model',
+      { stallModel: 'no-stall' },
+      { s1Stalld: true },
+      { s1Stalld: false },
+    ],
+    [
+      'S1ContextPtr beyond the IAS',
+      { oasBits: 40 },
+      { s1ContextPtr: 2 ** 40 },
+      { s1ContextPtr: 2 ** 40 - 64 },
+    ],
+  ])('refuses %s with EIO (the SMMU would find the STE ILLEGAL)', (_what, options, bad, good) => {
+    const { vsmmu } = vm(options);
+    expect(errnoOf(() => vsmmu.domainAllocNested({ ste: vste({ ...S1_VSTE, ...bad }) }))).toBe('EIO');
+    expect(vsmmu.domainAllocNested({ ste: vste({ ...S1_VSTE, ...good }) }).type).toBe('nested');
+    // Bypass and abort vSTEs take no stage-1 field, so the same values are harmless there.
+    for (const config of [STE_CONFIG.BYPASS, STE_CONFIG.ABORT]) {
+      expect(vsmmu.domainAllocNested({ ste: vste({ ...S1_VSTE, ...bad, config }) }).type).toBe('nested');
+    }
+  });
+
+  it('S1CDMax = SSIDSIZE is accepted and translates end to end', () => {
+    const { s, dev, vsmmu, guestStage1 } = vm({ ssidBits: 8 });
+    const data = guestStage1([{ iova: DATA_IOVA, ipa: GPA_BASE + 0x2000n }]);
+    const words = Array.from(data.ste);
+    const withMax = vste({ ...vsteFields(words), s1CdMax: 8, s1Dss: STE_S1DSS.SSID0 });
+    s.driver.attachDev(vsmmu.domainAllocNested({ ste: withMax }), dev);
+    expect(dev.dmaRead(DATA_IOVA, 4).ok).toBe(true);
+    expect(s.hw.queues.eventq.stats()).toMatchObject({ eventqRecorded: 0 });
   });
 
   it('refuses data of the wrong shape with EINVAL', () => {

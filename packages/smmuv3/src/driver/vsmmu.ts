@@ -93,7 +93,8 @@ export class Smmuv3Vsmmu implements ViommuDriverObject {
   }
 
   domainAllocNested(data: unknown): IommuDomain {
-    const guest = validateGuestSte(data);
+    const { features, idr } = this.host;
+    const guest = validateGuestSte(data, { features, idr, parentSte: this.parent.ste(false) });
     const domain = new Smmuv3NestedDomain(this.host.allocDomainId(), guest, {
       parent: this.parent,
       vsid: (device) => this.vsidOf.get(device),
