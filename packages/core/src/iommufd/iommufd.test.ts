@@ -170,6 +170,71 @@ describe('IommuFd: kernel errno choices', () => {
     expect(fd.objects().map((o) => o.type)).toEqual(['device', 'device', 'ioas']);
   });
 
+  // Linux iommufd_hwpt_nested_alloc / iommufd_viommu_alloc_hwpt_nested: `!user_data->len` is EOPNOTSUPP.
+  describe('HWPT_ALLOC of a nested HWPT without vendor data (data_len 0)', () => {
+    function nestParent() {
+      return mappedHwpt(0x10_0000n, 0x1000n, { nestParent: true }).hwpt;
+    }
+
+    it('on a nest-parent HWPT is EOPNOTSUPP, and nothing is allocated', () => {
+      const s2 = nestParent();
+      const before = fd.objects();
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: s2 }))).toBe('EOPNOTSUPP');
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: s2, data: undefined }))).toBe('EOPNOTSUPP');
+      expect(fd.objects()).toEqual(before);
+      expect(fd.hwptAlloc({ devId: devId0, ptId: s2, data: { tag: 1 } })).toBeGreaterThan(0);
+    });
+
+    it('on a vIOMMU is EOPNOTSUPP, and nothing is allocated', () => {
+      const viommu = fd.viommuAlloc(devId0, nestParent(), FAKE_VIOMMU_TYPE);
+      const before = fd.objects();
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: viommu }))).toBe('EOPNOTSUPP');
+      expect(fd.objects()).toEqual(before);
+      expect(fd.hwptAlloc({ devId: devId0, ptId: viommu, data: { tag: 1 } })).toBeGreaterThan(0);
+    });
+
+    it('is checked with the flags, before the parent: a plain or auto HWPT parent is still EOPNOTSUPP', () => {
+      const { ioas, hwpt: plain } = mappedHwpt(0x10_0000n, 0x1000n);
+      const auto = fd.attach(devId1, ioas);
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: plain }))).toBe('EOPNOTSUPP');
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: auto }))).toBe('EOPNOTSUPP');
+      // With vendor data the parent check answers.
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: plain, data: { tag: 1 } }))).toBe('EINVAL');
+      expect(
+        errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: nestParent(), flags: { dirtyTracking: true } })),
+      ).toBe('EOPNOTSUPP');
+    });
+
+    it('on a vIOMMU of another IOMMU is EINVAL first, whatever the flags and data (iommufd_hwpt_alloc)', async () => {
+      const config = fakeIommufdConfig();
+      const two = await createSystem(
+        {
+          ...config,
+          iommus: [...(config.iommus as object[]), { name: 'iommu1', base: '0x0a00_0000' }],
+          devices: [...(config.devices as object[]), { name: 'dev2', rid: '00:04.0', iommu: 'iommu1' }],
+        },
+        { registry: fakeIommufdRegistry() },
+      );
+      const fd2 = two.openIommufd();
+      try {
+        const dev0 = fd2.bind(two.device('dev0'));
+        const dev2 = fd2.bind(two.device('dev2'));
+        const s2 = fd2.hwptAlloc({ devId: dev0, ptId: fd2.ioasAlloc(), flags: { nestParent: true } });
+        const viommu = fd2.viommuAlloc(dev0, s2, FAKE_VIOMMU_TYPE);
+        expect(errnoOf(() => fd2.hwptAlloc({ devId: dev2, ptId: viommu }))).toBe('EINVAL');
+        expect(errnoOf(() => fd2.hwptAlloc({ devId: dev2, ptId: viommu, flags: { nestParent: true } }))).toBe(
+          'EINVAL',
+        );
+        expect(errnoOf(() => fd2.hwptAlloc({ devId: dev0, ptId: viommu, flags: { nestParent: true } }))).toBe(
+          'EOPNOTSUPP',
+        );
+      } finally {
+        fd2.close();
+        await two.dispose();
+      }
+    });
+  });
+
   it('DESTROY of a bound device is EBUSY; after unbind it can be bound again', () => {
     expect(errnoOf(() => fd.destroy(devId1))).toBe('EBUSY');
     fd.unbind(devId1);

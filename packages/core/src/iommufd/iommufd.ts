@@ -626,8 +626,14 @@ export class IommuFd {
     flags: PagingDomainFlags,
     data: unknown,
   ) {
+    // Linux iommufd_hwpt_alloc checks a vIOMMU's IOMMU first; iommufd_hwpt_nested_alloc and
+    // iommufd_viommu_alloc_hwpt_nested then refuse other flags and no vendor data (`!user_data->len`) as
+    // EOPNOTSUPP, before the parent's checks.
+    if (pt.type === 'viommu' && pt.driver !== device.driver)
+      throw new IommufdError('EINVAL', `${device.device.name} is behind another IOMMU than vIOMMU ${pt.id}`);
     if (flags.nestParent || flags.dirtyTracking)
       throw new IommufdError('EOPNOTSUPP', 'a nested HWPT takes only the PASID flag');
+    if (data === undefined) throw new IommufdError('EOPNOTSUPP', 'a nested HWPT needs vendor data');
     const parent = pt.type === 'viommu' ? pt.parent : pt;
     if (!parent.flags.nestParent || parent.flags.autoDomain)
       throw new IommufdError('EINVAL', `HWPT ${parent.id} is not a nest parent`);
@@ -636,7 +642,6 @@ export class IommuFd {
         'EINVAL',
         `${device.device.name} is behind another IOMMU than HWPT ${parent.id}`,
       );
-    if (data === undefined) throw new IommufdError('EINVAL', 'a nested HWPT needs vendor data');
     let domain: IommuDomain;
     if (pt.type === 'viommu') domain = pt.driverObject.domainAllocNested(data);
     else if (device.driver.domainAllocNested) domain = device.driver.domainAllocNested(parent.domain, data);

@@ -71,7 +71,7 @@ export function nestingCases(h: () => Harness, hooks: NestingHooks | undefined):
     expectDmaFault(dev0.dmaWrite(DATA_IOVA + 0x1000n, Uint8Array.of(1)));
   });
 
-  it('vIOMMU and vDEVICE rules: nest parent only, one vDEVICE per device, unique virtual IDs', () => {
+  it('vIOMMU and vDEVICE rules: nest parent only, one vDEVICE per device, unique virtual IDs, vendor data needed', () => {
     const { fd, devId0, devId1 } = h();
     const { s2, viommu } = nest(h(), hooks);
     const plain = fd.hwptAlloc({ devId: devId0, ptId: fd.ioasAlloc() });
@@ -81,6 +81,8 @@ export function nestingCases(h: () => Harness, hooks: NestingHooks | undefined):
     expectErrno(() => fd.vdeviceAlloc(viommu, devId1, VIRT_ID), 'EEXIST');
     expect(fd.vdeviceAlloc(viommu, devId1, VIRT_ID + 1n)).toBeGreaterThan(0);
     expectErrno(() => fd.hwptAlloc({ devId: devId0, ptId: plain, data: {} }), 'EINVAL');
+    // Linux iommufd_viommu_alloc_hwpt_nested: no vendor data (`!user_data->len`) is EOPNOTSUPP.
+    expectErrno(() => fd.hwptAlloc({ devId: devId0, ptId: viommu }), 'EOPNOTSUPP');
   });
 
   it('HWPT_INVALIDATE stops at the first bad entry and reports how many took effect', () => {
