@@ -178,6 +178,11 @@ export const EVENT_FIELDS: Readonly<Record<EventName, readonly EventField[]>> = 
   F_VMS_FETCH: [...SSID, 'reason', 'fetchAddr'],
 };
 
+/** Events whose record says which stage faulted: its S2 field (§7.3.12–7.3.16). */
+export const STAGE_EVENTS: ReadonlySet<string> = new Set(
+  (Object.keys(EVENT_FIELDS) as EventName[]).filter((name) => EVENT_FIELDS[name].includes('s2')),
+);
+
 const NAME_BY_ID: ReadonlyMap<number, EventName> = new Map(
   (Object.entries(EVENT_ID) as [EventName, number][]).map(([name, id]) => [id, name]),
 );

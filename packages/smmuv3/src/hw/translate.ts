@@ -55,7 +55,14 @@ import {
   decodeL1Cd,
   L1CD_WORDS,
 } from './cd.js';
-import { EVENT_CLASS, EVENT_FAULT_KIND, EVENT_ID, type EventName, type EventRecord } from './events.js';
+import {
+  EVENT_CLASS,
+  EVENT_FAULT_KIND,
+  EVENT_ID,
+  type EventName,
+  type EventRecord,
+  STAGE_EVENTS,
+} from './events.js';
 import type { Smmuv3Features, Smmuv3IdrExtras } from './features.js';
 import { ALL_GRANTS, grantedTo, grantsAllow, inputAccess, leafGrants } from './grants.js';
 import type { TranslationState } from './programming-interface.js';
@@ -182,7 +189,7 @@ const WALK_EVENT: Readonly<Record<WalkFault['kind'], EventName>> = {
 
 /** A stage-1 translation-related fault: recorded as CD.R says, stalls as CD.S says (§3.12); CLASS IN. */
 function stage1Fault(event: EventName, ste: Ste, cd: Cd): Fault {
-  return { event, record: cd.r, stall: cd.s && !ste.s1Stalld, cls: EVENT_CLASS.IN };
+  return { event, record: cd.r, stall: cd.s && !ste.s1Stalld, s2: false, cls: EVENT_CLASS.IN };
 }
 
 /**
@@ -669,11 +676,8 @@ export class Smmuv3Translator {
     return {
       kind: KIND[f.event],
       vendorCode: f.event,
-      ...(f.s2 !== undefined
-        ? { stage: f.s2 ? 2 : 1 }
-        : KIND[f.event] === 'translation' || KIND[f.event] === 'permission'
-          ? { stage: 1 }
-          : {}),
+      // The stage is the record's S2 bit, for the events whose record has one (§7.3.12–7.3.16).
+      ...(STAGE_EVENTS.has(f.event) ? { stage: f.s2 === true ? 2 : 1 } : {}),
       streamId: request.streamId,
       pasid: request.pasid,
       iova: input,
