@@ -64,7 +64,7 @@ const NO_ATTRS = 'the bus has no memory attributes';
 export const REGISTER_COVERAGE: Readonly<Record<RegName, Coverage>> = {
   IDR0: {
     status: M,
-    note: 'Derived from the options: S1P, S2P, TTF (VMSAv8-64 only), COHACC, HTTU, ATS, ASID16, MSI, PRI, VMID16, CD2L, TTENDIAN (little-endian), STALL_MODEL, TERM_MODEL = 1, ST_LEVEL; NS1ATS = 1 with ATS and both stages (no split-stage ATS); BTM, DORMHINT, Hyp, SEV, ATOS, VMW, VATOS, ATSRECERR and RME_IMPL read 0.',
+    note: 'Derived from the options: S1P, S2P, TTF (VMSAv8-64 only), COHACC, HTTU, ATS, ASID16, MSI, PRI, VMID16, CD2L, TTENDIAN (little-endian), STALL_MODEL, TERM_MODEL = 1, ST_LEVEL, SEV; NS1ATS = 1 with ATS and both stages (no split-stage ATS); BTM, DORMHINT, Hyp, ATOS, VMW, VATOS, ATSRECERR and RME_IMPL read 0.',
   },
   IDR1: {
     status: M,
@@ -828,7 +828,7 @@ export const COMMAND_COVERAGE: Readonly<Record<CommandCoverageName, Coverage>> =
   },
   SYNC: {
     status: M,
-    note: 'Completes once every earlier command has (execution is synchronous); SIG_IRQ pulses the CMD_SYNC wired line and, with MSIs, writes MSIData to a non-zero MSIAddress; SIG_SEV acts as SIG_NONE (IDR0.SEV == 0); MSH and MSIAttr have no effect.',
+    note: 'Completes once every earlier command has (execution is synchronous); SIG_IRQ pulses the CMD_SYNC wired line and, with MSIs, writes MSIData to a non-zero MSIAddress; SIG_SEV sends a WFE wake-up event on the platform event signal with IDR0.SEV (so does the queue leaving full), and acts as SIG_NONE without it; MSH and MSIAttr have no effect.',
   },
   TLBI_S_EL2_ALL: { status: C, note: SECURE_QUEUE },
   TLBI_S_EL2_ASID: { status: C, note: SECURE_QUEUE },

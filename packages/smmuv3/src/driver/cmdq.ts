@@ -5,8 +5,8 @@
  * PROD means they were all consumed.
  *
  * - Batches (Linux `arm_smmu_cmdq_batch`): at most 64 commands per CMDQ_PROD write; a full batch is
- *   issued without a CMD_SYNC, the last one of a submission ends with CMD_SYNC (CS = SIG_NONE: completion
- *   is seen by polling CONS, as Linux does without MSI polling or SEV). A batch larger than the free space
+ *   issued without a CMD_SYNC, the last one of a submission ends with CMD_SYNC (completion is seen by
+ *   polling CONS, as Linux does without MSI polling). A batch larger than the free space
  *   is split to fit: this model consumes synchronously on the PROD write, so the queue is empty again
  *   before the next piece (Linux refuses queues of 64 entries or fewer; this driver copes with them).
  * - Errors (§7.1, Linux `arm_smmu_cmdq_skip_err`): when CONS stops short of PROD with GERROR.CMDQ_ERR
@@ -18,10 +18,15 @@
  *   to the end (the queue is recovered) and then fails with `EIO` naming the command(s) that failed.
  * - Bounds (Linux ARM_SMMU_POLL_TIMEOUT_US): every wait on CONS is at most POLL_LIMIT polls and then
  *   fails with `ETIMEDOUT` ("CMD_SYNC timeout"), whatever the SMMU (or a guest behind it) keeps doing.
+ * - WFE (Linux `queue_poll`): with IDR0.SEV the CMD_SYNCs ask for SIG_SEV and the driver waits between two
+ *   polls of CONS with WFE, which an SMMU wake-up event on the system's event signal ends at once (the
+ *   event register was set) — otherwise the event stream or the bound ends it; without IDR0.SEV it spins
+ *   (cpu_relax). The waits are counted: the model consumes synchronously, so nothing else happens in them.
  */
 import {
   type AccessCounter,
   IommufdError,
+  type IrqLine,
   type ITracer,
   type MemoryBus,
   type MmioWindow,
@@ -97,6 +102,8 @@ export interface CmdqInit {
   /** log2 of the entries. */
   readonly log2: number;
   readonly tracer?: ITracer;
+  /** IDR0.SEV: the system's WFE wake-up event signal, which the SMMU raises; absent: no WFE. */
+  readonly wfeEvents?: IrqLine;
 }
 
 export class Smmuv3Cmdq {
@@ -111,6 +118,10 @@ export class Smmuv3Cmdq {
   prodWrites = 0;
   /** Commands the SMMU reported in error. */
   errors = 0;
+  /** Waits between polls: WFEs (IDR0.SEV), those an SMMU wake-up event ended, and spins (no SEV). */
+  wfes = 0;
+  wfeWakeups = 0;
+  spins = 0;
   /** Entries written, by command name (`CMD_TLBI_NH_VA` → count). */
   readonly issued = new Map<string, number>();
   /** Every command refused so far, oldest first. */
@@ -120,7 +131,10 @@ export class Smmuv3Cmdq {
   private prod = 0;
   private cons = 0;
   private disabled = false;
-  private readonly sync = encodeCmdSync({ cs: CMD_SYNC_CS.NONE });
+  /** SIG_SEV asks for a wake-up event at completion (Linux's CMD_SYNC without MSI polling). */
+  private readonly sync: Uint32Array;
+  /** The event signal's count when the last WFE looked: a higher count is a set event register. */
+  private eventsSeen: number;
   private readonly scratch = new Uint32Array(CMD_WORDS);
 
   constructor(init: CmdqInit) {
@@ -128,6 +142,8 @@ export class Smmuv3Cmdq {
     this.base = init.base;
     this.log2 = init.log2;
     this.capacity = queueCapacity(init.log2);
+    this.sync = encodeCmdSync({ cs: init.wfeEvents ? CMD_SYNC_CS.SEV : CMD_SYNC_CS.NONE });
+    this.eventsSeen = init.wfeEvents?.raised ?? 0;
   }
 
   /** The CMDQ_BASE value: address, LOG2SIZE and RA (read-allocate, as Linux's Q_BASE_RWA). */
@@ -218,6 +234,7 @@ export class Smmuv3Cmdq {
       let free = queueFree(this.prod, this.cons, this.log2);
       if (free === 0) {
         // Full: look at CONS again (Linux polls until the SMMU frees space).
+        this.pollWait();
         this.cons = this.position(regs.read32(REG.CMDQ_CONS));
         free = queueFree(this.prod, this.cons, this.log2);
         // Consumption is synchronous in the model: a queue still full now never drains (Linux
@@ -293,8 +310,24 @@ export class Smmuv3Cmdq {
       }
       // Acknowledge CMDQ_ERR only (toggle GERRORN to match GERROR): the SMMU resumes from CONS.
       regs.write32(REG.GERRORN, (gerrorn & ~GERROR_CMDQ_ERR) | (gerror & GERROR_CMDQ_ERR));
+      this.pollWait();
     }
     throw this.syncTimeout(regs.read32(REG.CMDQ_CONS));
+  }
+
+  /** The wait before the next poll of CONS (Linux `queue_poll`): WFE with IDR0.SEV, else a spin. */
+  private pollWait(): void {
+    const events = this.init.wfeEvents;
+    if (!events) {
+      this.spins++;
+      return;
+    }
+    this.wfes++;
+    // WFE returns at once when the event register is set (clearing it), which the SMMU's event did.
+    if (events.raised !== this.eventsSeen) {
+      this.eventsSeen = events.raised;
+      this.wfeWakeups++;
+    }
   }
 
   /** Linux `arm_smmu_cmdq_poll_until_sync` failing: "CMD_SYNC timeout" (-ETIMEDOUT). */

@@ -112,6 +112,7 @@ import type { Smmuv3Features } from '../hw/features.js';
 import {
   featuresFromIdrs,
   IDR0_BTM,
+  IDR0_SEV,
   IDR0_TTF,
   IDR1_ATTR_TYPES_OVR,
   IDR1_QUEUES_PRESET,
@@ -120,6 +121,7 @@ import {
   type IdrValues,
   idrFixedFieldsFromIdr0,
   TTF_AARCH64,
+  WFE_EVENT_LINE,
 } from '../hw/idr.js';
 import type { Smmuv3Options } from '../hw/options.js';
 import { decodePriEntry, isStopMarker, PRI_ENTRY_WORDS } from '../hw/priq.js';
@@ -322,6 +324,8 @@ export class Smmuv3Driver implements IommuDriver {
       base: cmdqMem.base,
       log2: cmdqLog2,
       tracer: this.tracer,
+      // Linux waits with WFE only when IDR0.SEV says the SMMU sends wake-up events (ARM_SMMU_FEAT_SEV).
+      ...((idr.IDR0 & IDR0_SEV) !== 0 ? { wfeEvents: this.context.irq(WFE_EVENT_LINE) } : {}),
     });
     const eventq = this.allocQueue(Math.min(features.evtqLog2, EVENTQ_MAX_LOG2), EVENTQ_ENTRY_BYTES);
     const priq = features.pri

@@ -18,8 +18,12 @@
  * CMD_SYNC completion (§4.7.3): CONS moves past it first, then its signal goes out, so the signal is never
  * observable before the consumption. CS == SIG_IRQ: the CMD_SYNC wired line, plus an MSI of MSIData to
  * MSIAddress with MSIs (see {@link SmmuInterrupts.signalSync}); SIG_SEV: a WFE wake-up event only when
- * IDR0.SEV == 1, otherwise the same as SIG_NONE — there is no PE model, so events are counted. A CMD_SYNC
- * that fails with CERROR_ATC_INV_SYNC is not consumed and sends no signal.
+ * IDR0.SEV == 1, otherwise the same as SIG_NONE (§4.7.3). A CMD_SYNC that fails with CERROR_ATC_INV_SYNC
+ * is not consumed and sends no signal.
+ *
+ * WFE wake-up events (IDR0.SEV == 1): CMD_SYNC SIG_SEV, and consuming a command from a full queue — its
+ * PROD/CONS showed software it was full — (§4.1.2) send one: counted, and handed to `onWakeup`, which the
+ * device connects to the system's event signal (the PEs' event registers).
  *
  * Step mode (for tests that interleave hardware fetches with driver writes): `consume()` does nothing and
  * each `step()` processes exactly one command.
@@ -41,6 +45,7 @@ import {
   decodeQueueBase,
   queueEmpty,
   queueEntryAddress,
+  queueFull,
   queueIncrement,
   queueIndex,
   queueUsed,
@@ -97,8 +102,10 @@ export interface CommandQueueInit {
   /** Counts the queue reads on the bus. */
   readonly counter: AccessCounter;
   readonly decode?: DecodeCommandOptions;
-  /** IDR0.SEV: CMD_SYNC SIG_SEV sends a WFE wake-up event (default false, as idr.ts advertises). */
+  /** IDR0.SEV: CMD_SYNC SIG_SEV and a queue leaving full send a WFE wake-up event (default false). */
   readonly sev?: boolean;
+  /** Receives each WFE wake-up event (IDR0.SEV == 1 only). */
+  readonly onWakeup?: () => void;
 }
 
 export class CommandQueue {
@@ -107,7 +114,7 @@ export class CommandQueue {
   commandsExecuted = 0;
   syncs = 0;
   syncIrqs = 0;
-  /** WFE wake-up events sent by CMD_SYNC SIG_SEV (IDR0.SEV == 1 only). */
+  /** WFE wake-up events sent: CMD_SYNC SIG_SEV and the queue leaving full (IDR0.SEV == 1 only). */
   sevEvents = 0;
   readonly errors: Record<CommandQueueErrorName, number> = { ILL: 0, ABT: 0, ATC_INV_SYNC: 0 };
   private readonly init: CommandQueueInit;
@@ -222,10 +229,13 @@ export class CommandQueue {
     if (!outcome.ok) return this.fail(outcome.error, index, outcome.reason);
     // Consumed: CONS passes the command (and ERR, UNKNOWN with no error active, reads CERROR_NONE).
     const current = regs.get(REG.CMDQ_CONS);
+    const wasFull = queueFull(regs.get(REG.CMDQ_PROD), current, log2);
     const cleared =
       cmdqConsError(current) === CERROR_NONE ? current : cmdqConsWithError(current, CERROR_NONE);
     regs.set(REG.CMDQ_CONS, queueIncrement(cleared, log2));
     this.commandsExecuted++;
+    // §4.1.2: a queue software could see full has room again.
+    if (wasFull) this.wakeup();
     if (command.op === 'SYNC') this.completeSync(command.cs, command.msiAddress, command.msiData);
     return { kind: 'consumed', command, index };
   }
@@ -236,9 +246,16 @@ export class CommandQueue {
     if (cs === CMD_SYNC_CS.IRQ) {
       this.syncIrqs++;
       this.init.interrupts.signalSync(msiAddress, msiData);
-    } else if (cs === CMD_SYNC_CS.SEV && this.init.sev === true) {
-      this.sevEvents++;
+    } else if (cs === CMD_SYNC_CS.SEV) {
+      this.wakeup();
     }
+  }
+
+  /** A WFE wake-up event to the PEs, when the SMMU and system support them (IDR0.SEV, §6.3.1). */
+  private wakeup(): void {
+    if (this.init.sev !== true) return;
+    this.sevEvents++;
+    this.init.onWakeup?.();
   }
 
   /** §7.1: RD stays on the command, ERR takes the code, then CMDQ_ERR activates. */

@@ -7,6 +7,7 @@ import {
   IDR0_HYP,
   IDR0_NS1ATS,
   IDR0_PRI,
+  IDR0_SEV,
   IDR0_STALL_MODEL,
   IDR0_TERM_MODEL,
   IDR0_TTENDIAN,
@@ -37,6 +38,12 @@ describe('idrValues', () => {
       IIDR: 0,
       AIDR: 0x0000_0001,
     });
+  });
+
+  it('IDR0.SEV (bit 14) follows the sev option, off by default (§6.3.1)', () => {
+    expect(idrsOf({}).IDR0 & IDR0_SEV).toBe(0);
+    expect(idrsOf({ sev: true }).IDR0).toBe((idrsOf({}).IDR0 | IDR0_SEV) >>> 0);
+    expect(IDR0_SEV).toBe(1 << 14);
   });
 
   it("matches QEMU's documented stage-1 values (qemu-baseline §1) except its IDR3.BBML = 2", () => {

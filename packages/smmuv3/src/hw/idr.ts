@@ -34,6 +34,8 @@ export const IDR0_NS1ATS = 1 << 11;
 export const IDR0_ASID16 = 1 << 12;
 export const IDR0_MSI = 1 << 13;
 export const IDR0_SEV = 1 << 14;
+/** With IDR0.SEV: the platform signal (by name) that carries the SMMU's WFE wake-up events to the PEs. */
+export const WFE_EVENT_LINE = 'sev';
 export const IDR0_ATOS = 1 << 15;
 export const IDR0_PRI = 1 << 16;
 export const IDR0_VMW = 1 << 17;
@@ -124,7 +126,10 @@ export interface IdrValues {
 }
 
 /** The options the ID registers need beyond the features. */
-export type IdrOptions = Pick<Smmuv3Options, 'coherent' | 'stallMax' | 'vaBits' | 'iidr' | 'archVersion'>;
+export type IdrOptions = Pick<
+  Smmuv3Options,
+  'coherent' | 'stallMax' | 'vaBits' | 'iidr' | 'archVersion' | 'sev'
+>;
 
 function put(word: number, f: RegField, value: number): number {
   return deposit32(word, f.lsb, f.width, value);
@@ -156,6 +161,7 @@ export function idrValues(
     flag(fixed.ns1ats && f.ats && bothStages, IDR0_NS1ATS) |
     flag(f.asid16, IDR0_ASID16) |
     flag(f.msi, IDR0_MSI) |
+    flag(options.sev, IDR0_SEV) |
     // PRI is RES0 when ATS == 0.
     flag(f.pri && f.ats, IDR0_PRI) |
     flag(f.vmid16, IDR0_VMID16) |

@@ -63,6 +63,11 @@ export const Smmuv3OptionsSchema = z
     rangeInvalidation: z.boolean().default(true),
     /** Message-signalled interrupts (IDR0.MSI). */
     msi: z.boolean().default(true),
+    /**
+     * WFE wake-up events to the PEs (IDR0.SEV): a CMD_SYNC with CS = SIG_SEV and a Command queue leaving
+     * full send one, and the driver waits with WFE.
+     */
+    sev: z.boolean().default(false),
     /** Wired interrupt lines (platform description, not an ID register field). */
     wiredIrqs: z.boolean().default(true),
     /** IO-coherent table, queue and MSI accesses (IDR0.COHACC). */

@@ -80,6 +80,8 @@ export interface ProgrammingInterfaceInit {
   readonly onCr0Written?: (state: TranslationState) => void;
   /** After software moved EVENTQ_CONS (the queue may take records again). */
   readonly onEventqConsumed?: () => void;
+  /** A WFE wake-up event from the Command queue (`options.sev`). */
+  readonly onWakeup?: () => void;
 }
 
 export class Smmuv3ProgrammingInterface {
@@ -107,6 +109,8 @@ export class Smmuv3ProgrammingInterface {
       ...(init.irq ? { irq: init.irq } : {}),
       ...(init.msiDeviceId === undefined ? {} : { msiDeviceId: init.msiDeviceId }),
       ...(init.decode ? { decode: init.decode } : {}),
+      sev: init.options.sev,
+      ...(init.onWakeup ? { onWakeup: init.onWakeup } : {}),
     });
     this.installHooks();
   }

@@ -35,6 +35,8 @@ export interface SmmuQueuesInit {
   readonly decode?: DecodeCommandOptions;
   /** IDR0.SEV (default false). */
   readonly sev?: boolean;
+  /** Receives the Command queue's WFE wake-up events (IDR0.SEV == 1). */
+  readonly onWakeup?: () => void;
 }
 
 export class SmmuQueues {
@@ -63,6 +65,7 @@ export class SmmuQueues {
       execute: init.execute,
       ...(init.decode ? { decode: init.decode } : {}),
       ...(init.sev !== undefined ? { sev: init.sev } : {}),
+      ...(init.onWakeup ? { onWakeup: init.onWakeup } : {}),
     });
     this.eventq = new OutputQueue({ kind: 'eventq', regs, bus, features, interrupts, counter });
     this.priq = new OutputQueue({ kind: 'priq', regs, bus, features, interrupts, counter });

@@ -38,6 +38,7 @@ import {
 } from './commands.js';
 import { type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features } from './features.js';
+import { WFE_EVENT_LINE } from './idr.js';
 import { featuresFromOptions, type Smmuv3Options } from './options.js';
 import { encodePriEntry, isStopMarker } from './priq.js';
 import { Smmuv3ProgrammingInterface } from './programming-interface.js';
@@ -87,6 +88,8 @@ export class Smmuv3Hardware implements IommuHardware {
         else this.retryUnrecordedStalls();
       },
       onEventqConsumed: () => this.retryUnrecordedStalls(),
+      // IDR0.SEV: the wake-up events go out on the system's event signal, which the PEs' WFE waits for.
+      onWakeup: () => context.irq(WFE_EVENT_LINE).raise(),
     });
     this.regs = this.programming.regs;
     this.queues = this.programming.queues;
