@@ -6,7 +6,8 @@
  *   space is the host stage 2's input), ASID16, HTTU (the host walker updates the guest's tables), RIL
  *   and ATS (the guest's range TLBIs and ATC_INVs are forwarded as they are), coherency, IIDR.
  * - Withheld: stage 2 and nesting (the host's), PRI (page requests are not forwarded), stalls (a guest
- *   cannot resume through iommufd: STALL_MODEL = 0b01), MSIs (the vSMMU signals the guest on wired lines).
+ *   cannot resume through iommufd: STALL_MODEL = 0b01), MSIs (the vSMMU signals the guest on wired lines),
+ *   SEV (no WFE wake-up events reach the guest's vCPUs).
  * - The VMM's own: 16-bit vSIDs in a 2-level Stream table the vSMMU reads from guest memory, and queue
  *   sizes (a 256-entry Command queue, a 128-entry Event queue).
  */
