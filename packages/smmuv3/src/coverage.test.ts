@@ -216,6 +216,9 @@ describe('docs/vendors/smmuv3.md', () => {
     const md = smmuv3StatusMarkdown();
     for (const key of Object.keys(Smmuv3OptionsSchema.shape)) expect(md).toContain(`| \`${key}\` |`);
     expect(md).toContain('| `granules.g16k` | boolean | no | `true` |');
+    const options = md.slice(md.indexOf('### Options'), md.indexOf('### Default instance'));
+    const undescribed = options.split('\n').filter((line) => line.startsWith('| `') && line.endsWith('|  |'));
+    expect(undescribed, 'every option has a description (zod .describe)').toEqual([]);
     expect(md).toContain('| `stallModel` | "stall" \\| "no-stall" \\| "force-stall" | no | `"stall"` |');
   });
 });

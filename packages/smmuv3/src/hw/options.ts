@@ -19,85 +19,118 @@ const queueLog2 = z.number().int().min(0).max(MAX_QUEUE_LOG2).default(MAX_QUEUE_
 
 export const Smmuv3OptionsSchema = z
   .strictObject({
-    /** Stage 1 translation (IDR0.S1P). */
-    s1: z.boolean().default(true),
-    /** Stage 2 translation (IDR0.S2P). */
-    s2: z.boolean().default(true),
-    /** Nested (stage 1 over stage 2) translation is offered to software; needs both stages. */
-    nesting: z.boolean().default(true),
-    /** StreamID width (IDR1.SIDSIZE, 0..32). */
-    sidBits: z.number().int().min(0).max(32).default(16),
-    /** SubstreamID width (IDR1.SSIDSIZE, 0..20); 0: no substreams. */
-    ssidBits: z.number().int().min(0).max(20).default(20),
-    /** Output address size (IDR5.OAS). */
-    oasBits: z.literal(OAS_BITS).default(48),
-    /** Translation granules (IDR5.GRAN4K/16K/64K). */
+    s1: z.boolean().default(true).describe('Stage 1 translation (IDR0.S1P).'),
+    s2: z.boolean().default(true).describe('Stage 2 translation (IDR0.S2P).'),
+    nesting: z
+      .boolean()
+      .default(true)
+      .describe('Nested (stage 1 over stage 2) translation is offered to software; needs both stages.'),
+    sidBits: z.number().int().min(0).max(32).default(16).describe('StreamID width (IDR1.SIDSIZE, 0..32).'),
+    ssidBits: z
+      .number()
+      .int()
+      .min(0)
+      .max(20)
+      .default(20)
+      .describe('SubstreamID width (IDR1.SSIDSIZE, 0..20); 0: no substreams.'),
+    oasBits: z.literal(OAS_BITS).default(48).describe('Output address size (IDR5.OAS).'),
     granules: z
       .strictObject({
-        g4k: z.boolean().default(true),
-        g16k: z.boolean().default(true),
-        g64k: z.boolean().default(true),
+        g4k: z.boolean().default(true).describe('4 KiB granule (IDR5.GRAN4K).'),
+        g16k: z.boolean().default(true).describe('16 KiB granule (IDR5.GRAN16K).'),
+        g64k: z.boolean().default(true).describe('64 KiB granule (IDR5.GRAN64K).'),
       })
-      .prefault({}),
-    /** Input (virtual) address size per CD.TTBx: 48, or 52 (IDR5.VAX = 1). */
-    vaBits: z.literal([48, 52]).default(48),
-    /** 2-level Stream table (IDR0.ST_LEVEL = 1). */
-    twoLevelStreamTable: z.boolean().default(true),
-    /** 2-level CD tables (IDR0.CD2L). */
-    twoLevelCdTable: z.boolean().default(true),
-    /** 16-bit ASIDs (IDR0.ASID16). */
-    asid16: z.boolean().default(true),
-    /** 16-bit VMIDs (IDR0.VMID16). */
-    vmid16: z.boolean().default(true),
-    /** PCIe ATS (IDR0.ATS). */
-    ats: z.boolean().default(true),
-    /** PCIe PRI and the PRI queue (IDR0.PRI). */
-    pri: z.boolean().default(true),
-    /** Stall model (IDR0.STALL_MODEL). */
-    stallModel: z.enum(['stall', 'no-stall', 'force-stall']).default('stall'),
-    /** Most stalled transactions outstanding at once (IDR5.STALL_MAX); unused without stalls. */
-    stallMax: z.number().int().min(1).max(0xffff).default(64),
-    /** Hardware Access flag / Dirty state updates (IDR0.HTTU). */
-    httu: z.enum(['none', 'access', 'access-dirty']).default('access-dirty'),
-    /** Range invalidation and level hints in TLBI commands (IDR3.RIL). */
-    rangeInvalidation: z.boolean().default(true),
-    /** Message-signalled interrupts (IDR0.MSI). */
-    msi: z.boolean().default(true),
-    /**
-     * WFE wake-up events to the PEs (IDR0.SEV): a CMD_SYNC with CS = SIG_SEV and a Command queue leaving
-     * full send one, and the driver waits with WFE.
-     */
-    sev: z.boolean().default(false),
-    /** Wired interrupt lines (platform description, not an ID register field). */
-    wiredIrqs: z.boolean().default(true),
-    /** IO-coherent table, queue and MSI accesses (IDR0.COHACC). */
-    coherent: z.boolean().default(true),
-    /** Largest Command/Event/PRI queue the hardware accepts, as log2 of entries (IDR1). */
-    cmdqLog2: queueLog2,
-    evtqLog2: queueLog2,
-    priqLog2: queueLog2,
-    /** GBPA.ABORT at reset (IMPLEMENTATION DEFINED, SMMUv3 §6.3.14): abort instead of bypass while disabled. */
-    gbpaAbort: z.boolean().default(false),
-    /** TLB capacity of the model (entries). */
-    tlbEntries: z.number().int().min(1).max(1_048_576).default(512),
-    /** Configuration cache capacity of the model (STE/CD entries). */
-    configCacheEntries: z.number().int().min(1).max(65_536).default(64),
-    /** Implementation identification (IIDR, SMMUv3 §6.3.7). */
+      .prefault({})
+      .describe('Translation granules (IDR5.GRAN4K/16K/64K).'),
+    vaBits: z
+      .literal([48, 52])
+      .default(48)
+      .describe('Input (virtual) address size per CD.TTBx: 48, or 52 (IDR5.VAX = 1).'),
+    twoLevelStreamTable: z.boolean().default(true).describe('2-level Stream table (IDR0.ST_LEVEL = 1).'),
+    twoLevelCdTable: z.boolean().default(true).describe('2-level CD tables (IDR0.CD2L).'),
+    asid16: z.boolean().default(true).describe('16-bit ASIDs (IDR0.ASID16).'),
+    vmid16: z.boolean().default(true).describe('16-bit VMIDs (IDR0.VMID16).'),
+    ats: z.boolean().default(true).describe('PCIe ATS (IDR0.ATS).'),
+    pri: z.boolean().default(true).describe('PCIe PRI and the PRI queue (IDR0.PRI).'),
+    stallModel: z
+      .enum(['stall', 'no-stall', 'force-stall'])
+      .default('stall')
+      .describe('Stall model (IDR0.STALL_MODEL).'),
+    stallMax: z
+      .number()
+      .int()
+      .min(1)
+      .max(0xffff)
+      .default(64)
+      .describe('Most stalled transactions outstanding at once (IDR5.STALL_MAX); unused without stalls.'),
+    httu: z
+      .enum(['none', 'access', 'access-dirty'])
+      .default('access-dirty')
+      .describe('Hardware Access flag / Dirty state updates (IDR0.HTTU).'),
+    rangeInvalidation: z
+      .boolean()
+      .default(true)
+      .describe('Range invalidation and level hints in TLBI commands (IDR3.RIL).'),
+    msi: z.boolean().default(true).describe('Message-signalled interrupts (IDR0.MSI).'),
+    sev: z
+      .boolean()
+      .default(false)
+      .describe(
+        'WFE wake-up events to the PEs (IDR0.SEV): a CMD_SYNC with CS = SIG_SEV and a Command queue leaving full send one, and the driver waits with WFE.',
+      ),
+    wiredIrqs: z
+      .boolean()
+      .default(true)
+      .describe('Wired interrupt lines (platform description, not an ID register field).'),
+    coherent: z.boolean().default(true).describe('IO-coherent table, queue and MSI accesses (IDR0.COHACC).'),
+    cmdqLog2: queueLog2.describe(
+      'Largest Command queue the hardware accepts, as log2 of entries (IDR1.CMDQS).',
+    ),
+    evtqLog2: queueLog2.describe(
+      'Largest Event queue the hardware accepts, as log2 of entries (IDR1.EVENTQS).',
+    ),
+    priqLog2: queueLog2.describe('Largest PRI queue the hardware accepts, as log2 of entries (IDR1.PRIQS).'),
+    gbpaAbort: z
+      .boolean()
+      .default(false)
+      .describe(
+        'GBPA.ABORT at reset (IMPLEMENTATION DEFINED, SMMUv3 §6.3.14): abort instead of bypass while disabled.',
+      ),
+    tlbEntries: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_048_576)
+      .default(512)
+      .describe('TLB capacity of the model (entries).'),
+    configCacheEntries: z
+      .number()
+      .int()
+      .min(1)
+      .max(65_536)
+      .default(64)
+      .describe('Configuration cache capacity of the model (STE/CD entries).'),
     iidr: z
       .strictObject({
-        /** JEP106 code: [11:8] continuation, [7] zero, [6:0] identity (Arm is 0x43B). */
-        implementer: z.number().int().min(0).max(0xfff).default(0),
-        revision: z.number().int().min(0).max(0xf).default(0),
-        variant: z.number().int().min(0).max(0xf).default(0),
-        productId: z.number().int().min(0).max(0xfff).default(0),
+        implementer: z
+          .number()
+          .int()
+          .min(0)
+          .max(0xfff)
+          .default(0)
+          .describe('JEP106 code: [11:8] continuation, [7] zero, [6:0] identity (Arm is 0x43B).'),
+        revision: z.number().int().min(0).max(0xf).default(0).describe('IIDR.Revision.'),
+        variant: z.number().int().min(0).max(0xf).default(0).describe('IIDR.Variant.'),
+        productId: z.number().int().min(0).max(0xfff).default(0).describe('IIDR.ProductID.'),
       })
-      .prefault({}),
-    /**
-     * SMMUv3.x the instance claims (AIDR). 3.2 and later make features mandatory this model does not
-     * implement (Hyp with both stages, FWB, BBML; §6.3.1, §6.3.4), so 3.1 is the newest; RIL, a 3.2 feature,
-     * may still be offered (§2.9 permits v3.(x+1) features in a v3.x implementation).
-     */
-    archVersion: z.enum(ARCH_VERSIONS).default('3.1'),
+      .prefault({})
+      .describe('Implementation identification (IIDR, SMMUv3 §6.3.7).'),
+    archVersion: z
+      .enum(ARCH_VERSIONS)
+      .default('3.1')
+      .describe(
+        'SMMUv3.x the instance claims (AIDR). 3.2 and later make features mandatory this model does not implement (Hyp with both stages, FWB, BBML; §6.3.1, §6.3.4), so 3.1 is the newest; RIL, a 3.2 feature, may still be offered (§2.9 permits v3.(x+1) features in a v3.x implementation).',
+      ),
   })
   .superRefine((o, ctx) => {
     const issue = (path: (string | number)[], message: string) =>
