@@ -14,7 +14,7 @@
  * - on failure nothing changes; unanswered page faults of the old HWPT are answered `invalid`.
  */
 import { IommufdError, isIommufdError } from '../errors/iommufd-error.js';
-import type { IommuDeviceRef, IommuDriver } from '../iommu/driver.js';
+import type { HwInfo, IommuDeviceRef, IommuDriver } from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
@@ -46,6 +46,21 @@ export class DeviceObject extends IommufdObject {
   get msiTarget(): MsiTarget | undefined {
     const hwpt = this.attachments.get(NO_PASID);
     return hwpt ? msiTargetOf(hwpt) : undefined;
+  }
+
+  /**
+   * `IOMMU_GET_HW_INFO`. The PASID width is the device's and the IOMMU's smaller one; a device without
+   * PASID reports 0 and no PASID capabilities (Linux: `out_max_pasid_log2` from `dev->iommu->max_pasids`).
+   */
+  hwInfo(): HwInfo {
+    const info = this.driver.hwInfo(this.device);
+    const maxPasidLog2 = Math.min(this.device.pasidBits, info.maxPasidLog2);
+    if (maxPasidLog2 > 0) return { ...info, maxPasidLog2 };
+    return {
+      ...info,
+      maxPasidLog2,
+      capabilities: { ...info.capabilities, pasidExec: false, pasidPriv: false },
+    };
   }
 
   /** Attaches to a HWPT or IOAS at `pasid`; returns the HWPT's ID (the auto HWPT's for an IOAS). */
@@ -207,7 +222,7 @@ export class DeviceObject extends IommufdObject {
 
   private checkPasid(pasid: number): void {
     if (pasid === NO_PASID) return;
-    const width = Math.min(this.device.pasidBits, this.driver.hwInfo(this.device).maxPasidLog2);
+    const width = this.hwInfo().maxPasidLog2;
     if (this.device.pasidBits === 0)
       throw new IommufdError('EINVAL', `${this.device.name} has no PASID capability`, this.ctx(pasid));
     if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** width) {

@@ -6,6 +6,8 @@
  * through a vIOMMU.
  */
 
+import { iova } from '../address/address.js';
+import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuDomain, IommuDriver } from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
 import type { FaultObject } from './fault-queue.js';
@@ -66,6 +68,18 @@ export class HwptPagingObject extends HwptObject {
     super(domain, driver, flags, core);
     hold(ioas);
     ioas.hwpts.push(this);
+  }
+
+  /** `IOMMU_HWPT_SET_DIRTY_TRACKING`: enabling first clears the dirty state of every mapped page. */
+  setDirtyTracking(enabled: boolean): void {
+    const domain = this.domain;
+    if (!this.flags.dirtyTracking || !domain.setDirtyTracking || !domain.readAndClearDirty) {
+      throw new IommufdError('EOPNOTSUPP', `HWPT ${this.id} was not allocated with dirty tracking`);
+    }
+    if (enabled)
+      for (const area of this.ioas.iopt.listAreas())
+        domain.readAndClearDirty(iova(area.iova), area.length, () => {}, true);
+    domain.setDirtyTracking(enabled);
   }
 
   destroy(): void {

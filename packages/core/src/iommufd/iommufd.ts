@@ -3,15 +3,10 @@
  * of the Linux iommufd uAPI (docs/iommufd.md lists them). Objects are referred to by ID, as ioctls do;
  * each method names the ioctl it models.
  */
-import { alignDown, type Hpa, iova as makeIova, PAGE_SIZE, toHex, U64_MAX } from '../address/address.js';
+import type { Hpa } from '../address/address.js';
+import { toHex } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
-import type {
-  HwInfo,
-  InvalidationResult,
-  IommuDeviceRef,
-  IommuDomain,
-  PagingDomainFlags,
-} from '../iommu/driver.js';
+import type { HwInfo, IommuDeviceRef } from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
 import { swMsiWindowOf } from '../iommu/sw-msi-cookie.js';
 import { NO_PASID } from '../iommu/translation.js';
@@ -20,7 +15,6 @@ import type { ITracer } from '../trace/tracer.js';
 import {
   arrayArg,
   boolArg,
-  flagsArg,
   integerArg,
   objectArg,
   optionalU32Arg,
@@ -33,16 +27,21 @@ import {
 import { DeviceObject } from './device.js';
 import { type DirtyBitmapRequest, readDirtyBitmap } from './dirty-bitmap.js';
 import { FaultObject, type FaultResponseCode, type PageFaultRecord } from './fault-queue.js';
-import { type HwptFlags, HwptNestedObject, type HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
+import type { HwptObjectType, HwptPagingObject } from './hw-pagetable.js';
+import { allocHwpt, allocPagingHwpt, type HwptAllocRequest } from './hwpt-alloc.js';
+import { type InvalidateOutcome, invalidateUserCaches, invalidationError } from './hwpt-invalidate.js';
 import { IoasObject } from './ioas.js';
+import { type CopyRequest, copyIoas } from './ioas-copy.js';
 import { MsiMappings } from './msi-mappings.js';
 import { hold, ObjectTable } from './object-table.js';
 import { type UserMemory, userMemoryArg } from './user-memory.js';
-import { VdeviceObject, type Vevent, VeventqObject, ViommuObject } from './viommu.js';
+import type { Vevent, VeventqObject, ViommuObject } from './viommu.js';
+import { allocVdevice, allocVeventq, allocViommu } from './viommu-alloc.js';
 
 export type { DirtyBitmap, DirtyBitmapRequest } from './dirty-bitmap.js';
-
-const PAGE = BigInt(PAGE_SIZE);
+export type { HwptAllocRequest } from './hwpt-alloc.js';
+export type { InvalidateOutcome } from './hwpt-invalidate.js';
+export type { CopyRequest } from './ioas-copy.js';
 
 export interface MapRequest {
   readonly ioasId: number;
@@ -54,22 +53,6 @@ export interface MapRequest {
   readonly iova?: bigint;
   readonly readable: boolean;
   readonly writeable: boolean;
-}
-
-export interface HwptAllocRequest {
-  readonly devId: number;
-  /** An IOAS (paging HWPT), a nest-parent paging HWPT or a vIOMMU (nested HWPT). */
-  readonly ptId: number;
-  readonly flags?: PagingDomainFlags;
-  /** A FAULT object receiving this HWPT's I/O page faults (`IOMMU_HWPT_FAULT_ID_VALID`). */
-  readonly faultId?: number;
-  /** Vendor data for a nested HWPT (the guest STE, the VT-d stage-1 pointer, the guest DTE). */
-  readonly data?: unknown;
-}
-
-/** The result of `IOMMU_HWPT_INVALIDATE`: every entry was handled. A failure throws, with `context.handled`. */
-export interface InvalidateOutcome {
-  readonly handled: number;
 }
 
 /** The IRQ layer's answer to "which physical doorbell do this device's MSIs go to" (its msi-parent). */
@@ -146,20 +129,9 @@ export class IommuFd {
     this.log('device.unbind', `unbind dev_id ${devId}`, { devId });
   }
 
-  /**
-   * `IOMMU_GET_HW_INFO`. The PASID width is the device's and the IOMMU's smaller one; a device without
-   * PASID reports 0 and no PASID capabilities (Linux: `out_max_pasid_log2` from `dev->iommu->max_pasids`).
-   */
+  /** `IOMMU_GET_HW_INFO` (see `DeviceObject.hwInfo`). */
   hwInfo(devId: number): HwInfo {
-    const object = this.device(devId);
-    const info = object.driver.hwInfo(object.device);
-    const maxPasidLog2 = Math.min(object.device.pasidBits, info.maxPasidLog2);
-    if (maxPasidLog2 > 0) return { ...info, maxPasidLog2 };
-    return {
-      ...info,
-      maxPasidLog2,
-      capabilities: { ...info.capabilities, pasidExec: false, pasidPriv: false },
-    };
+    return this.device(devId).hwInfo();
   }
 
   /** `IOMMU_DEVICE_ATTACH` (VFIO_DEVICE_ATTACH_IOMMUFD_PT): returns the attached HWPT's ID. */
@@ -219,19 +191,11 @@ export class IommuFd {
     doorbell = u64Arg(doorbell, 'doorbell') as Hpa;
     const reserved = swMsiWindowOf(device.driver, device.device);
     if (!reserved) return doorbell;
-    const window = this.msi.swMsiWindow ?? reserved;
-    const doorbellPage = alignDown(doorbell, PAGE);
-    const iovaPage = this.msi.swMsiIovaPage(window, doorbellPage);
-    this.msi.add(device, { kind: 'sw-msi', iovaPage, doorbellPage, ioas: undefined }, device.msiTarget);
-    const address = iovaPage + (doorbell - doorbellPage);
+    const address = this.msi.addSwMsi(device, reserved, doorbell, device.msiTarget);
     this.log(
       'msi.sw-msi',
       `dev_id ${devId}: MSI doorbell ${toHex(doorbell)} at SW MSI IOVA ${toHex(address)}`,
-      {
-        devId,
-        doorbell,
-        iova: address,
-      },
+      { devId, doorbell, iova: address },
     );
     return address;
   }
@@ -245,10 +209,7 @@ export class IommuFd {
     this.live();
     start = u64Arg(start, 'SW MSI start');
     length = u64Arg(length, 'SW MSI length');
-    if (start + length - 1n > U64_MAX) throw new IommufdError('EOVERFLOW', 'SW MSI window overflows 64 bits');
-    if (start % PAGE !== 0n || length <= 0n || length % PAGE !== 0n)
-      throw new IommufdError('EINVAL', `SW MSI window ${toHex(start)}+${toHex(length)} is not whole pages`);
-    this.msi.setSwMsiWindow({ start, length });
+    this.msi.setSwMsiWindow(start, length);
     this.log('msi.window', `SW MSI window moved to ${toHex(start)}+${toHex(length)}`, { start, length });
   }
 
@@ -264,23 +225,19 @@ export class IommuFd {
     const device = this.device(devId);
     gpa = u64Arg(gpa, 'MSI GPA');
     if (!this.msiDoorbellOf) throw new IommufdError('ENODEV', 'the system has no MSI controller');
-    if (gpa % PAGE !== 0n) throw new IommufdError('EINVAL', `MSI GPA ${toHex(gpa)} is not page aligned`);
-    if (ioas.iopt.overlapsArea(gpa, PAGE))
-      throw new IommufdError('EEXIST', `IOAS ${ioasId} maps memory at ${toHex(gpa)}`);
-    const doorbellPage = this.msiDoorbellOf(device.device).page;
-    const mapping = { kind: 'passthrough', iovaPage: gpa, doorbellPage, ioas } as const;
+    const doorbellOf = this.msiDoorbellOf;
     const target = device.msiTarget?.ioas === ioas ? device.msiTarget : undefined;
-    ioas.iopt.reserve(mapping, gpa, PAGE);
-    try {
-      this.msi.add(device, mapping, target);
-    } catch (error) {
-      ioas.iopt.releaseReserved(mapping);
-      throw error;
-    }
+    const doorbellPage = this.msi.addPassthrough(
+      device,
+      ioas,
+      gpa,
+      () => doorbellOf(device.device).page,
+      target,
+    );
     this.log(
       'msi.map',
-      `IOAS ${ioasId}: dev_id ${devId}'s MSI doorbell page ${toHex(mapping.doorbellPage)} at GPA ${toHex(gpa)}`,
-      { ioasId, devId, gpa, doorbellPage: mapping.doorbellPage },
+      `IOAS ${ioasId}: dev_id ${devId}'s MSI doorbell page ${toHex(doorbellPage)} at GPA ${toHex(gpa)}`,
+      { ioasId, devId, gpa, doorbellPage },
     );
   }
 
@@ -314,11 +271,7 @@ export class IommuFd {
     this.log(
       'ioas.map',
       `IOAS ${ioas.id}: map ${memory.description} at IOVA ${toHex(iova)}+${toHex(length)}`,
-      {
-        ioasId: ioas.id,
-        iova,
-        length,
-      },
+      { ioasId: ioas.id, iova, length },
     );
     return iova;
   }
@@ -338,45 +291,15 @@ export class IommuFd {
   }
 
   /** `IOMMU_IOAS_COPY`: maps the memory behind `[srcIova, +length)` of one IOAS into another; returns the IOVA. */
-  ioasCopy(request: {
-    srcIoasId: number;
-    dstIoasId: number;
-    srcIova: bigint;
-    length: bigint;
-    dstIova?: bigint;
-    readable: boolean;
-    writeable: boolean;
-  }): bigint {
-    const r = objectArg<typeof request>(request, 'copy request');
+  ioasCopy(request: CopyRequest): bigint {
+    const r = objectArg<CopyRequest>(request, 'copy request');
     const src = this.ioas(r.srcIoasId);
     const dst = this.ioas(r.dstIoasId);
     const srcIova = u64Arg(r.srcIova, 'source IOVA');
     const length = u64Arg(r.length, 'length');
     const dstIova = optionalU64Arg(r.dstIova, 'destination IOVA');
     const prot = { read: boolArg(r.readable, 'readable'), write: boolArg(r.writeable, 'writeable') };
-    // Linux iommufd_ioas_copy / iopt_get_pages.
-    if (length >= U64_MAX || srcIova >= U64_MAX || (dstIova ?? 0n) >= U64_MAX)
-      throw new IommufdError('EOVERFLOW', 'IOVA or length is ULONG_MAX or more');
-    if (!prot.read && !prot.write) throw new IommufdError('EINVAL', 'copy needs READABLE or WRITEABLE');
-    if (length === 0n) throw new IommufdError('EINVAL', 'copy of zero length');
-    if (srcIova + length - 1n > U64_MAX)
-      throw new IommufdError('EOVERFLOW', 'source range overflows 64 bits');
-    const pieces = src.iopt.slice(srcIova, length);
-    let at: bigint | undefined = dstIova;
-    let first: bigint | undefined;
-    const made: bigint[] = [];
-    try {
-      for (const piece of pieces) {
-        const mapped = dst.iopt.map(at, piece.memory, piece.offset, piece.length, prot);
-        first ??= mapped;
-        made.push(mapped);
-        at = mapped + piece.length;
-      }
-    } catch (error) {
-      for (const m of made) dst.iopt.unmap(m, pieces[made.indexOf(m)]!.length);
-      throw error;
-    }
-    return first!;
+    return copyIoas(src, dst, srcIova, length, dstIova, prot);
   }
 
   /** `IOMMU_IOAS_ALLOW_IOVAS`: replaces the allowed ranges (inclusive `last`); empty clears them. */
@@ -405,28 +328,10 @@ export class IommuFd {
   /** `IOMMU_HWPT_ALLOC`: a paging HWPT on an IOAS, or a nested one on a nest-parent HWPT or vIOMMU. */
   hwptAlloc(request: HwptAllocRequest): number {
     const r = objectArg<HwptAllocRequest>(request, 'HWPT_ALLOC request');
-    const device = this.device(r.devId);
-    const flags = flagsArg(r.flags, 'flags', ['nestParent', 'dirtyTracking', 'pasid'] as const);
-    const faultId = optionalU32Arg(r.faultId, 'fault_id');
-    const pt = this.hwptParent(u32Arg(r.ptId, 'pt_id'));
-    let hwpt: HwptObjectType;
-    if (pt.type === 'ioas') hwpt = this.allocPaging(device, pt, flags, faultId !== undefined, false);
-    else hwpt = this.allocNested(device, pt, flags, r.data);
-    // Linux iommufd_hwpt_alloc looks the fault queue up only once the HWPT exists: flag errors come first.
-    if (faultId !== undefined) {
-      let fault: FaultObject;
-      try {
-        fault = this.table.get<FaultObject>(faultId, 'fault');
-      } catch (error) {
-        this.table.remove(hwpt);
-        throw error;
-      }
-      hwpt.useFault(fault);
-      this.core.setIopfHandler(hwpt.domain, (dev, req) => fault.enqueue(dev, this.devIdOf(dev), req));
-    }
-    this.log('hwpt.alloc', `HWPT ${hwpt.id} (${hwpt.type}) on object ${pt.id}`, {
+    const { hwpt, parent } = allocHwpt(this.table, this.core, this.device(r.devId), r);
+    this.log('hwpt.alloc', `HWPT ${hwpt.id} (${hwpt.type}) on object ${parent.id}`, {
       hwptId: hwpt.id,
-      ptId: pt.id,
+      ptId: parent.id,
       type: hwpt.type,
     });
     return hwpt.id;
@@ -439,50 +344,20 @@ export class IommuFd {
   hwptInvalidate(id: number, entries: readonly unknown[]): InvalidateOutcome {
     id = u32Arg(id, 'hwpt_id');
     entries = arrayArg(entries, 'entries');
-    const target = this.table.get<HwptObjectType | ViommuObject>(id);
-    let result: InvalidationResult;
-    if (target.type !== 'hwpt-nested' && target.type !== 'viommu')
-      throw new IommufdError(
-        'EINVAL',
-        `object ${id} is a ${target.type}: invalidate a nested HWPT or a vIOMMU`,
-      );
-    if (target.type === 'viommu') result = target.driverObject.cacheInvalidate(entries);
-    else if (target.domain.cacheInvalidateUser) result = target.domain.cacheInvalidateUser(entries);
-    else throw new IommufdError('EOPNOTSUPP', `HWPT ${id} has no user-managed caches`);
+    const result = invalidateUserCaches(this.table.get(id), entries);
     this.log(
       'hwpt.invalidate',
       `invalidate on object ${id}: ${result.handled}/${entries.length} entries handled`,
-      {
-        id,
-        handled: result.handled,
-        entries: entries.length,
-      },
+      { id, handled: result.handled, entries: entries.length },
     );
-    if (result.error) {
-      throw new IommufdError(
-        result.error.code,
-        result.error.message.replace(/^\w+: /, ''),
-        { ...result.error.context, handled: result.handled },
-        {
-          cause: result.error,
-        },
-      );
-    }
+    if (result.error) throw invalidationError(result.error, result.handled);
     return { handled: result.handled };
   }
 
-  /** `IOMMU_HWPT_SET_DIRTY_TRACKING`: enabling first clears the dirty state of every mapped page. */
+  /** `IOMMU_HWPT_SET_DIRTY_TRACKING` (see `HwptPagingObject.setDirtyTracking`). */
   hwptSetDirtyTracking(hwptId: number, enabled: boolean): void {
     const hwpt = this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging');
-    enabled = boolArg(enabled, 'enabled');
-    const domain = hwpt.domain;
-    if (!hwpt.flags.dirtyTracking || !domain.setDirtyTracking || !domain.readAndClearDirty) {
-      throw new IommufdError('EOPNOTSUPP', `HWPT ${hwptId} was not allocated with dirty tracking`);
-    }
-    if (enabled)
-      for (const area of hwpt.ioas.iopt.listAreas())
-        domain.readAndClearDirty(makeIova(area.iova), area.length, () => {}, true);
-    domain.setDirtyTracking(enabled);
+    hwpt.setDirtyTracking(boolArg(enabled, 'enabled'));
   }
 
   /**
@@ -500,20 +375,7 @@ export class IommuFd {
     const device = this.device(devId);
     const parent = this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging');
     type = stringArg(type, 'vIOMMU type');
-    if (type === 'default') throw new IommufdError('EOPNOTSUPP', 'vIOMMU type "default" is not allocatable');
-    if (!parent.flags.nestParent) throw new IommufdError('EINVAL', `HWPT ${hwptId} is not a nest parent`);
-    if (parent.driver !== device.driver)
-      throw new IommufdError('EINVAL', `HWPT ${hwptId} is on another IOMMU than ${device.device.name}`);
-    if (!device.driver.viommuAlloc)
-      throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} has no vIOMMU support`);
-    // The driver reports events before the object exists only if it misbehaves; route them once it does.
-    const sink = {
-      target: undefined as ViommuObject | undefined,
-      report: (t: string, r: Uint32Array) => sink.target?.report(t, r),
-    };
-    const driverObject = device.driver.viommuAlloc(parent.domain, type, sink);
-    const viommu = this.table.add(new ViommuObject(parent, device.driver, type, driverObject));
-    sink.target = viommu;
+    const viommu = allocViommu(this.table, device, parent, type);
     this.log('viommu.alloc', `vIOMMU ${viommu.id} (${type}) on HWPT ${hwptId}`, {
       viommuId: viommu.id,
       hwptId,
@@ -528,24 +390,11 @@ export class IommuFd {
     const device = this.device(devId);
     // One key type for the vIOMMU's table: 8 and 8n are the same virtual ID.
     virtId = u64Arg(virtId, 'virtual ID');
-    if (device.driver !== viommu.driver)
-      throw new IommufdError(
-        'EINVAL',
-        `${device.device.name} is behind another IOMMU than vIOMMU ${viommuId}`,
-      );
-    if (device.vdevice)
-      throw new IommufdError('EEXIST', `${device.device.name} already has vDEVICE ${device.vdevice.id}`);
-    if (viommu.vdevices.has(virtId))
-      throw new IommufdError('EEXIST', `virtual ID ${toHex(virtId)} is taken on vIOMMU ${viommuId}`);
-    viommu.driverObject.vdeviceAlloc(device.device, virtId);
-    const vdevice = this.table.add(new VdeviceObject(viommu, device, virtId));
+    const vdevice = allocVdevice(this.table, viommu, device, virtId);
     this.log(
       'vdevice.alloc',
       `vDEVICE ${vdevice.id}: ${device.device.name} is virtual ID ${toHex(virtId)} on vIOMMU ${viommuId}`,
-      {
-        vdeviceId: vdevice.id,
-        virtId,
-      },
+      { vdeviceId: vdevice.id, virtId },
     );
     return vdevice.id;
   }
@@ -555,11 +404,7 @@ export class IommuFd {
     const viommu = this.table.get<ViommuObject>(u32Arg(viommuId, 'viommu_id'), 'viommu');
     type = stringArg(type, 'vEVENTQ type');
     depth = u32Arg(depth, 'depth');
-    if (type === 'default') throw new IommufdError('EOPNOTSUPP', 'vEVENTQ type "default" is not allocatable');
-    if (depth === 0) throw new IommufdError('EINVAL', `vEVENTQ depth ${depth} must be positive`);
-    if (viommu.veventqs.has(type))
-      throw new IommufdError('EEXIST', `vIOMMU ${viommuId} already has a ${type} vEVENTQ`);
-    return this.table.add(new VeventqObject(viommu, type, depth)).id;
+    return allocVeventq(this.table, viommu, type, depth).id;
   }
 
   /** Reads (and frees) events from a vEVENTQ. */
@@ -590,71 +435,7 @@ export class IommuFd {
   // --- internals -----------------------------------------------------------------------------------
 
   private readonly makeAuto = (device: DeviceObject, ioas: IoasObject): HwptPagingObject =>
-    this.allocPaging(device, ioas, {}, false, true);
-
-  private allocPaging(
-    device: DeviceObject,
-    ioas: IoasObject,
-    flags: PagingDomainFlags,
-    withFault: boolean,
-    autoDomain: boolean,
-  ) {
-    if (flags.nestParent && withFault)
-      throw new IommufdError('EOPNOTSUPP', 'a nest parent cannot take a fault queue');
-    if (flags.dirtyTracking && !device.driver.hwInfo(device.device).capabilities.dirtyTracking) {
-      throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} has no dirty tracking`);
-    }
-    const domain = device.driver.domainAllocPaging(flags);
-    try {
-      ioas.iopt.addDomain(domain);
-    } catch (error) {
-      domain.free();
-      throw error;
-    }
-    const hwptFlags: HwptFlags = {
-      autoDomain,
-      nestParent: flags.nestParent ?? false,
-      dirtyTracking: flags.dirtyTracking ?? false,
-      pasidCompat: flags.pasid ?? false,
-    };
-    return this.table.add(new HwptPagingObject(ioas, domain, device.driver, hwptFlags, this.core));
-  }
-
-  private allocNested(
-    device: DeviceObject,
-    pt: HwptPagingObject | ViommuObject,
-    flags: PagingDomainFlags,
-    data: unknown,
-  ) {
-    // Linux iommufd_hwpt_alloc checks a vIOMMU's IOMMU first; iommufd_hwpt_nested_alloc and
-    // iommufd_viommu_alloc_hwpt_nested then refuse other flags and no vendor data (`!user_data->len`) as
-    // EOPNOTSUPP, before the parent's checks.
-    if (pt.type === 'viommu' && pt.driver !== device.driver)
-      throw new IommufdError('EINVAL', `${device.device.name} is behind another IOMMU than vIOMMU ${pt.id}`);
-    if (flags.nestParent || flags.dirtyTracking)
-      throw new IommufdError('EOPNOTSUPP', 'a nested HWPT takes only the PASID flag');
-    if (data === undefined) throw new IommufdError('EOPNOTSUPP', 'a nested HWPT needs vendor data');
-    const parent = pt.type === 'viommu' ? pt.parent : pt;
-    if (!parent.flags.nestParent || parent.flags.autoDomain)
-      throw new IommufdError('EINVAL', `HWPT ${parent.id} is not a nest parent`);
-    if (parent.driver !== device.driver)
-      throw new IommufdError(
-        'EINVAL',
-        `${device.device.name} is behind another IOMMU than HWPT ${parent.id}`,
-      );
-    let domain: IommuDomain;
-    if (pt.type === 'viommu') domain = pt.driverObject.domainAllocNested(data);
-    else if (device.driver.domainAllocNested) domain = device.driver.domainAllocNested(parent.domain, data);
-    else throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} nests only through a vIOMMU`);
-    const hwptFlags: HwptFlags = {
-      autoDomain: false,
-      nestParent: false,
-      dirtyTracking: false,
-      pasidCompat: flags.pasid ?? false,
-    };
-    const viommu = pt.type === 'viommu' ? pt : undefined;
-    return this.table.add(new HwptNestedObject(parent, viommu, domain, device.driver, hwptFlags, this.core));
-  }
+    allocPagingHwpt(this.table, this.core, device, ioas, {}, false, true);
 
   private ioas(id: number): IoasObject {
     return this.table.get<IoasObject>(u32Arg(id, 'ioas_id'), 'ioas');
@@ -662,24 +443,6 @@ export class IommuFd {
 
   private device(id: number): DeviceObject {
     return this.table.get<DeviceObject>(u32Arg(id, 'dev_id'), 'device');
-  }
-
-  /** HWPT_ALLOC's `pt_id`: an IOAS, a paging HWPT or a vIOMMU; anything else, or nothing, is `EINVAL`. */
-  private hwptParent(ptId: number): IoasObject | HwptPagingObject | ViommuObject {
-    const pt = this.table.find(ptId);
-    if (pt instanceof IoasObject || pt instanceof HwptPagingObject || pt instanceof ViommuObject) return pt;
-    throw new IommufdError(
-      'EINVAL',
-      `object ${ptId} ${pt ? `is a ${pt.type}` : 'does not exist'}: a HWPT is allocated on an IOAS, a paging HWPT or a vIOMMU`,
-      { ptId },
-    );
-  }
-
-  private devIdOf(device: IommuDeviceRef): number {
-    const object = this.table
-      .list()
-      .find((o): o is DeviceObject => o instanceof DeviceObject && o.device === device);
-    return object?.id ?? 0;
   }
 
   private live(): void {

@@ -13,7 +13,7 @@
  * domain with the last device that needs it. One domain can hold only one page at an address: a second
  * device wanting a different doorbell page there gets `EEXIST`, and its VMM must give it its own HWPT.
  */
-import { hpa, iova, PAGE_SIZE, toHex } from '../address/address.js';
+import { alignDown, hpa, iova, PAGE_SIZE, toHex, U64_MAX } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuDomain } from '../iommu/driver.js';
 import { type SwMsiWindow, swMsiSlot } from '../iommu/sw-msi-cookie.js';
@@ -45,22 +45,59 @@ export class MsiMappings {
   /** SW MSI doorbell pages in the order first set up: the index decides the IOVA. */
   private readonly swMsiPages: bigint[] = [];
   /** The context's own SW MSI window (IOMMU_OPTION_SW_MSI_START/SIZE), if the user moved it. */
-  swMsiWindow: SwMsiWindow | undefined;
-
-  setSwMsiWindow(window: SwMsiWindow): void {
-    if (this.swMsiPages.length > 0)
-      throw new IommufdError('EBUSY', 'SW MSI doorbells are already mapped in the old window');
-    this.swMsiWindow = window;
-  }
+  private swMsiWindow: SwMsiWindow | undefined;
   private readonly byDevice = new Map<object, MsiMapping[]>();
   private readonly installed = new Map<IommuDomain, Map<bigint, Installed>>();
 
-  /** The SW MSI IOVA page for a doorbell page in this context (allocated on first use). */
-  swMsiIovaPage(window: SwMsiWindow, doorbellPage: bigint): bigint {
-    const known = this.swMsiPages.indexOf(doorbellPage);
-    const at = swMsiSlot(window, known < 0 ? this.swMsiPages.length : known);
-    if (known < 0) this.swMsiPages.push(doorbellPage);
-    return at;
+  /**
+   * Moves the context's SW MSI window: `EOVERFLOW` past 2^64 − 1, `EINVAL` unless whole pages, `EBUSY`
+   * once a SW MSI doorbell is mapped in the old one.
+   */
+  setSwMsiWindow(start: bigint, length: bigint): void {
+    if (start + length - 1n > U64_MAX) throw new IommufdError('EOVERFLOW', 'SW MSI window overflows 64 bits');
+    if (start % PAGE !== 0n || length <= 0n || length % PAGE !== 0n)
+      throw new IommufdError('EINVAL', `SW MSI window ${toHex(start)}+${toHex(length)} is not whole pages`);
+    if (this.swMsiPages.length > 0)
+      throw new IommufdError('EBUSY', 'SW MSI doorbells are already mapped in the old window');
+    this.swMsiWindow = { start, length };
+  }
+
+  /**
+   * SW MSI: `device` needs the page of `doorbell` at its slot in the context's window (else `reserved`,
+   * the driver's); installs it in `target`, if any, and returns the address the device writes MSIs to.
+   */
+  addSwMsi(device: object, reserved: SwMsiWindow, doorbell: bigint, target: MsiTarget | undefined): bigint {
+    const doorbellPage = alignDown(doorbell, PAGE);
+    const iovaPage = this.swMsiIovaPage(this.swMsiWindow ?? reserved, doorbellPage);
+    this.add(device, { kind: 'sw-msi', iovaPage, doorbellPage, ioas: undefined }, target);
+    return iovaPage + (doorbell - doorbellPage);
+  }
+
+  /**
+   * MSI passthrough: `device` needs its doorbell page at page `gpa` of `ioas`, which reserves it; installs
+   * it in `target`, if any, and returns the doorbell page. `EINVAL` unaligned, `EEXIST` over memory the
+   * IOAS maps; the doorbell is asked for only once the GPA is usable. On failure nothing changes.
+   */
+  addPassthrough(
+    device: object,
+    ioas: IoasObject,
+    gpa: bigint,
+    doorbellPageOf: () => bigint,
+    target: MsiTarget | undefined,
+  ): bigint {
+    if (gpa % PAGE !== 0n) throw new IommufdError('EINVAL', `MSI GPA ${toHex(gpa)} is not page aligned`);
+    if (ioas.iopt.overlapsArea(gpa, PAGE))
+      throw new IommufdError('EEXIST', `IOAS ${ioas.id} maps memory at ${toHex(gpa)}`);
+    const doorbellPage = doorbellPageOf();
+    const mapping = { kind: 'passthrough', iovaPage: gpa, doorbellPage, ioas } as const;
+    ioas.iopt.reserve(mapping, gpa, PAGE);
+    try {
+      this.add(device, mapping, target);
+    } catch (error) {
+      ioas.iopt.releaseReserved(mapping);
+      throw error;
+    }
+    return doorbellPage;
   }
 
   /** Mappings a device holds. */
@@ -120,6 +157,14 @@ export class MsiMappings {
       doorbellPage: i.doorbellPage,
       users: i.users.size,
     }));
+  }
+
+  /** The SW MSI IOVA page for a doorbell page in this context (allocated on first use). */
+  private swMsiIovaPage(window: SwMsiWindow, doorbellPage: bigint): bigint {
+    const known = this.swMsiPages.indexOf(doorbellPage);
+    const at = swMsiSlot(window, known < 0 ? this.swMsiPages.length : known);
+    if (known < 0) this.swMsiPages.push(doorbellPage);
+    return at;
   }
 
   private installOne(device: object, mapping: MsiMapping, domain: IommuDomain): void {
