@@ -3,6 +3,8 @@ import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuHardware, PageRequest } from '../iommu/hardware.js';
 import {
   NO_PASID,
+  PERM_EXEC,
+  PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
   type TranslationRequest,
@@ -18,7 +20,8 @@ const RAM = 0x1000_0000;
 class ScriptedIommu implements IommuHardware {
   readonly instance = 'iommu0';
   readonly mmio = { base: 0n, size: 0 };
-  readonly pages = new Map<string, { pfn: number; perm: number }>();
+  /** `perm` is what privileged requests get, `userPerm` what unprivileged ones get (PERM_READ/WRITE/EXEC). */
+  readonly pages = new Map<string, { pfn: number; perm: number; userPerm: number }>();
   readonly translated: TranslationRequest[] = [];
   readonly atsRequests: TranslationRequest[] = [];
   readonly pageRequests: PageRequest[] = [];
@@ -27,13 +30,20 @@ class ScriptedIommu implements IommuHardware {
   readonly held = new Map<number, { request: TranslationRequest; failure: TranslationResult }>();
   private nextStallId = 100;
 
-  map(pasid: number, iovaPfn: number, pfn: number, perm = PERM_READ | PERM_WRITE) {
-    this.pages.set(`${pasid}:${iovaPfn}`, { pfn, perm });
+  map(pasid: number, iovaPfn: number, pfn: number, perm = PERM_READ | PERM_WRITE, userPerm = perm) {
+    this.pages.set(`${pasid}:${iovaPfn}`, { pfn, perm, userPerm });
+  }
+
+  /** What `page` grants a request at its privilege level. */
+  private granted(page: { perm: number; userPerm: number }, r: TranslationRequest): number {
+    return r.access & PERM_PRIV ? page.perm : page.userPerm;
   }
 
   private lookup(r: TranslationRequest): TranslationResult {
     const page = this.pages.get(`${r.pasid}:${r.iovaPfn}`);
-    if (page && (page.perm & r.access) === r.access) return { ok: true, ...page, pageShift: 12 };
+    const need = r.access & ~PERM_PRIV;
+    if (page && (this.granted(page, r) & need) === need)
+      return { ok: true, pfn: page.pfn, perm: this.granted(page, r), pageShift: 12 };
     const kind = page ? 'permission' : 'translation';
     return {
       ok: false,
@@ -68,8 +78,10 @@ class ScriptedIommu implements IommuHardware {
   atsTranslate(r: TranslationRequest): TranslationResult {
     this.atsRequests.push(r);
     const page = this.pages.get(`${r.pasid}:${r.iovaPfn}`);
-    // ATS answers with the permissions the mapping has, even if they do not cover the access.
-    if (page) return { ok: true, ...page, pageShift: 12 };
+    // ATS answers with what the mapping grants at the request's privilege level, even if that does not
+    // cover the access, and Exe only when it was requested (IHI 0070 §13.7); nothing granted is a failure.
+    const perm = page ? this.granted(page, r) & (r.access & PERM_EXEC ? ~0 : ~PERM_EXEC) : 0;
+    if (page && perm !== 0) return { ok: true, pfn: page.pfn, perm, pageShift: 12 };
     return this.lookup(r);
   }
 
@@ -227,6 +239,70 @@ describe('ATS and the ATC', () => {
     expect(dev.atc?.invalidate(undefined, 0x40000n, 0x1000n)).toBe(2);
     expect(dev.atc?.invalidate(NO_PASID, 0n, 1n << 64n)).toBe(2);
     expect(dev.atc?.size).toBe(0);
+  });
+
+  it('a privileged DMA hits the ATC on its second access', () => {
+    const dev = device({ atcEntries: 4 });
+    dev.pci.setAtsEnabled(true);
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    expect(dev.dmaRead(0x40000n, 4, { privileged: true })).toMatchObject({ ok: true });
+    expect(dev.dmaWrite(0x40008n, Uint8Array.of(1), { privileged: true })).toMatchObject({ ok: true });
+    expect(dev.dmaRead(0x40010n, 4, { privileged: true })).toMatchObject({ ok: true });
+    expect(iommu.atsRequests.map((r) => r.access)).toEqual([PERM_READ | PERM_PRIV]);
+    expect(iommu.translated).toHaveLength(0);
+    expect(dev.atc?.hits).toBe(2);
+  });
+
+  it('does not use a translation obtained for one privilege level for the other', () => {
+    const dev = device({ atcEntries: 4 });
+    dev.pci.setAtsEnabled(true);
+    // Privileged-only (an EL1-only page): read-write when privileged, nothing unprivileged.
+    iommu.map(NO_PASID, 0x40, RAM / 4096, PERM_READ | PERM_WRITE, 0);
+    expect(dev.dmaRead(0x40000n, 4, { privileged: true })).toMatchObject({ ok: true });
+    const user = dev.dmaRead(0x40000n, 4);
+    expect(user).toMatchObject({ ok: false, reason: 'fault', fault: { kind: 'permission' } });
+    // It asked the IOMMU (an unprivileged Translation Request), not the privileged entry.
+    expect(iommu.atsRequests.map((r) => r.access)).toEqual([PERM_READ | PERM_PRIV, PERM_READ]);
+    expect(dev.atc?.hits).toBe(0);
+    // The other way round: an unprivileged entry with Exe does not answer a privileged fetch.
+    iommu.map(NO_PASID, 0x41, RAM / 4096, PERM_READ, PERM_READ | PERM_EXEC);
+    expect(dev.dmaRead(0x41000n, 4, { exec: true })).toMatchObject({ ok: true });
+    expect(dev.dmaRead(0x41000n, 4, { exec: true, privileged: true })).toMatchObject({
+      ok: false,
+      fault: { kind: 'permission' },
+    });
+    expect(dev.atc?.hits).toBe(0);
+  });
+
+  it('answers a fetch only from an entry that grants Exe; writes never ask for Exe', () => {
+    const dev = device({ atcEntries: 4 });
+    dev.pci.setAtsEnabled(true);
+    iommu.map(NO_PASID, 0x40, RAM / 4096, PERM_READ | PERM_WRITE | PERM_EXEC);
+    dev.dmaRead(0x40000n, 4); // a data read: its completion grants no Exe
+    expect(dev.dmaRead(0x40000n, 4, { exec: true })).toMatchObject({ ok: true });
+    expect(dev.dmaRead(0x40000n, 4, { exec: true })).toMatchObject({ ok: true });
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(1), { exec: true })).toMatchObject({ ok: true });
+    // PCIe carries Execute Requested on memory reads only (IHI 0070 §13.7).
+    expect(iommu.atsRequests.map((r) => r.access)).toEqual([PERM_READ, PERM_READ | PERM_EXEC]);
+    expect(dev.atc?.hits).toBe(2);
+  });
+
+  it('an ATC invalidation by PASID and range drops the entries of both privilege levels', () => {
+    const dev = device({ atcEntries: 8, pasidBits: 2 });
+    dev.pci.setAtsEnabled(true);
+    dev.pci.setPasidEnabled(true);
+    for (const pfn of [0x40, 0x41]) {
+      iommu.map(1, pfn, RAM / 4096);
+      dev.dmaRead(BigInt(pfn) << 12n, 1, { pasid: 1 });
+      dev.dmaRead(BigInt(pfn) << 12n, 1, { pasid: 1, privileged: true });
+    }
+    expect(dev.atc?.size).toBe(4);
+    dev.invalidateAtc(1, 0x40000n, 0x1000n);
+    expect(dev.atc?.size).toBe(2);
+    dev.invalidateAtc(undefined, 0n, 1n << 64n);
+    expect(dev.atc?.size).toBe(0);
+    for (const privileged of [false, true]) dev.dmaRead(0x40000n, 1, { pasid: 1, privileged });
+    expect(iommu.atsRequests).toHaveLength(6);
   });
 
   it('sends an untranslated request when the ATS answer lacks the needed permission', () => {

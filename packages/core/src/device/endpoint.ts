@@ -21,7 +21,7 @@ import {
 import type { AccessCounter } from '../memory/access-counter.js';
 import type { BusAbort, MemoryBus } from '../memory/memory-bus.js';
 import type { ITracer } from '../trace/tracer.js';
-import { AddressTranslationCache } from './atc.js';
+import { AddressTranslationCache, atcGrants } from './atc.js';
 import { MsixTable } from './msix-table.js';
 import { PageRequestInterface } from './page-request-interface.js';
 import { formatRid } from './rid.js';
@@ -309,7 +309,9 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   ): DmaFailure | undefined {
     const pasid = this.checkPasid(options.pasid);
     const perm = payload.op === 'write' ? PERM_WRITE : PERM_READ;
-    const accessBits = perm | (options.privileged ? PERM_PRIV : 0) | (options.exec ? PERM_EXEC : 0);
+    // PCIe marks Execute Requested on memory reads only: a write is Data (IHI 0070 §13.7).
+    const exec = options.exec && payload.op === 'read' ? PERM_EXEC : 0;
+    const accessBits = perm | (options.privileged ? PERM_PRIV : 0) | exec;
     const length = payload.data.length;
     let done = resumed?.done ?? 0;
     let resumedPfn = resumed?.pfn;
@@ -368,18 +370,21 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
       access,
     };
     if (this.atsEnabled && this.atc && iommu.atsTranslate) {
-      const cached = this.atc.lookup(pasid, request.iovaPfn);
-      if (cached && (cached.perm & access) === access) return { ok: true, pfn: cached.pfn };
+      const cached = this.atc.lookup(pasid, request.iovaPfn, access);
+      if (cached) return { ok: true, pfn: cached.pfn };
+      // A Translation Request with the access's Priv, Exe and NW; the completion's permissions are those of
+      // that privilege level.
       const result: TranslationResult = iommu.atsTranslate(request);
       if (result.ok) {
         this.atc.insert({
           pasid,
           iovaPfn: request.iovaPfn,
+          privileged: (access & PERM_PRIV) !== 0,
           pfn: result.pfn,
           perm: result.perm,
           pageShift: result.pageShift,
         });
-        if ((result.perm & access) === access) return { ok: true, pfn: result.pfn };
+        if (atcGrants(result.perm, access)) return { ok: true, pfn: result.pfn };
       }
       const wantsPri = options.requestPages === true && this.pri?.enabled === true;
       if (wantsPri) return { ok: false, fault: undefined };

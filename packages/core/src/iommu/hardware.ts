@@ -49,8 +49,10 @@ export interface IommuHardware {
   /** Translates an untranslated DMA request (the only mandatory path). */
   translate(request: TranslationRequest): TranslationResult;
   /**
-   * ATS translation request from an endpoint's ATC. Hardware without ATS leaves it out; endpoints then
-   * always send untranslated requests.
+   * ATS translation request from an endpoint's ATC. Its `access` carries NW (PERM_WRITE), Privileged Mode
+   * Requested (PERM_PRIV) and Execute Requested (PERM_EXEC); a completion's `perm` is the R/W/Exe granted
+   * to that privilege level alone, possibly less than asked, and Exe only when requested. Hardware without
+   * ATS leaves it out; endpoints then always send untranslated requests.
    */
   atsTranslate?(request: TranslationRequest): TranslationResult;
   /** PRI page request from an endpoint. Hardware without PRI leaves it out. */

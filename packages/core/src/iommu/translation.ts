@@ -29,7 +29,7 @@ export interface TranslationOk {
   readonly ok: true;
   /** Output page frame number (host physical for a host IOMMU). */
   readonly pfn: number;
-  /** PERM_* bits the mapping grants. */
+  /** PERM_READ/WRITE/EXEC bits the mapping grants at the request's privilege level. */
   readonly perm: number;
   /** log2 of the mapping's size (12 for a 4 KiB page, 21 for a 2 MiB block): an ATC may cache it whole. */
   readonly pageShift: number;

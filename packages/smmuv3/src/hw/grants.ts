@@ -40,3 +40,15 @@ export function grantsAllow(grants: number, access: number): boolean {
 export function inputAccess(access: number): number {
   return access & PERM_WRITE ? access & ~PERM_EXEC : access;
 }
+
+/**
+ * What an ATS Translation Completion grants from `perm`, the R/W/X a translation gives the request's
+ * privilege level (§13.7.1): R; W only for a request with NW == 0 (with NW == 1 it may be withheld, and is,
+ * so no write reaches a page whose dirty state was never set); Exe only when requested, and only with R.
+ */
+export function atsCompletionGrant(perm: number, access: number): number {
+  const read = perm & PERM_READ;
+  const write = access & PERM_WRITE ? perm & PERM_WRITE : 0;
+  const exec = access & PERM_EXEC && read ? perm & PERM_EXEC : 0;
+  return read | write | exec;
+}

@@ -64,7 +64,7 @@ import {
   STAGE_EVENTS,
 } from './events.js';
 import type { Smmuv3Features, Smmuv3IdrExtras } from './features.js';
-import { ALL_GRANTS, grantedTo, grantsAllow, inputAccess, leafGrants } from './grants.js';
+import { ALL_GRANTS, atsCompletionGrant, grantedTo, grantsAllow, inputAccess, leafGrants } from './grants.js';
 import type { TranslationState } from './programming-interface.js';
 import {
   checkSte,
@@ -236,9 +236,24 @@ export class Smmuv3Translator {
     return entry.ok && entry.ste.v ? entry.ste : undefined;
   }
 
-  /** An ATS translation request (§3.9): needs STE.EATS; a translation failure is a failed completion, no event. */
+  /**
+   * An ATS Translation Request (§3.9): needs STE.EATS. The completion grants what the translation gives the
+   * request's privilege level (`atsCompletionGrant`); a Permission fault on the page grants what the tables
+   * allow, so a request for W or Exe the page lacks gets R alone. A translation failure (R == W == 0) is a
+   * failed completion, no event (§3.9.1.2).
+   */
   atsTranslate(request: TranslationRequest): TranslationResult {
-    return this.finish(request, this.run(request, true), false);
+    let outcome = this.run(request, true);
+    if (
+      !outcome.ok &&
+      outcome.fault.event === 'F_PERMISSION' &&
+      outcome.fault.cls === EVENT_CLASS.IN &&
+      request.access & (PERM_WRITE | PERM_EXEC)
+    ) {
+      outcome = this.run({ ...request, access: PERM_READ | (request.access & PERM_PRIV) }, true);
+    }
+    if (outcome.ok) outcome = { ...outcome, perm: atsCompletionGrant(outcome.perm, request.access) };
+    return this.finish(request, outcome, false);
   }
 
   private run(request: TranslationRequest, ats: boolean): Outcome {
@@ -253,9 +268,11 @@ export class Smmuv3Translator {
     const entry = this.fetchSte(request.streamId, state);
     if (!entry.ok) {
       const { event, reason, fetchAddr } = entry;
+      // C_BAD_STREAMID is recorded only with CR2.RECINVSID == 1 (§6.3.12, §7.3.3).
+      const record = event !== 'C_BAD_STREAMID' || state.recordInvalidStreamIds;
       return {
         ok: false,
-        fault: { event, record: true, reason, ...(fetchAddr !== undefined ? { fetchAddr } : {}) },
+        fault: { event, record, reason, ...(fetchAddr !== undefined ? { fetchAddr } : {}) },
       };
     }
     const ste = entry.ste;
@@ -591,7 +608,7 @@ export class Smmuv3Translator {
     if (!this.ctx.bus.readWords(cdPa, this.words, CD_WORDS, this.ctx.counter))
       return { event: 'F_CD_FETCH', record: true, fetchAddr: cdPa };
     const cd = decodeCd(this.words);
-    const streamWorld = steStreamWorld(ste, this.ctx.idr.hyp, false);
+    const streamWorld = steStreamWorld(ste, this.ctx.idr.hyp, this.ctx.state().e2h);
     const check = checkCd(cd, this.ctx.features, { streamWorld, s1Stalld: ste.s1Stalld }, this.ctx.idr);
     this.trace(
       'cd.fetch',
@@ -659,8 +676,9 @@ export class Smmuv3Translator {
       }
     }
     let recorded = false;
-    // C_* and fetch events are always recorded; translation faults when the CD/STE asks (R / S2R); ATS
-    // translation failures (not F_BAD_ATS_TREQ) are completions, not events.
+    // C_* and fetch events are always recorded (C_BAD_STREAMID as CR2.RECINVSID says); translation faults
+    // when the CD/STE asks (R / S2R); ATS translation failures (not F_BAD_ATS_TREQ) are completions, not
+    // events.
     if (isEvent && f.record && (untranslated || f.event === 'F_BAD_ATS_TREQ'))
       recorded = this.ctx.recordEvent(this.eventRecord(request, f));
     const fault: IommuFault = { ...base, recorded };

@@ -1,0 +1,118 @@
+/**
+ * ATS permissions (IHI 0070 §3.9.1.2, §13.7, §13.7.1): a Translation Request carries Priv and Exe (PASID TLP
+ * prefix) besides NW, and its completion grants, at that privilege level only, R, W when the request has
+ * NW == 0, and Exe only when requested (Exe implying R); a Permission fault grants what the tables allow
+ * rather than failing. The endpoint's ATC keeps completions per privilege level, so a privileged
+ * translation never answers an unprivileged access (or the reverse).
+ */
+import {
+  EndpointDevice,
+  NO_PASID,
+  PERM_EXEC,
+  PERM_PRIV,
+  PERM_READ,
+  PERM_WRITE,
+  Tracer,
+  type TranslationResult,
+} from '@iommukit/core';
+import { HI_UXN } from '@iommukit/pagetables';
+import { describe, expect, it } from 'vitest';
+import { RAM_BASE } from '../../test/mmio-rig.js';
+import { CD, S1_STREAM, type TranslationRig, translationRig } from '../../test/translation-rig.js';
+import { encodeSte, STE_CONFIG, STE_EATS } from './ste.js';
+
+const IOVA = 0x1234_5000;
+const OUT = 0x8300_0000; // RAM the page tables do not use
+
+/** Stream S1_STREAM with STE.EATS = full ATS and a stage-1 page at IOVA with `prot`, then `edit`. */
+function atsStream(
+  prot: { write: boolean; exec?: boolean; priv?: boolean },
+  edit?: (lo: number, hi: number) => [number, number],
+) {
+  const rig = translationRig();
+  rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, ...prot });
+  if (edit) rig.editDescriptor(rig.leafAddress(1, IOVA), edit);
+  rig.s1Stream();
+  rig.put(
+    RAM_BASE + 64 * S1_STREAM,
+    encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD, eats: STE_EATS.FULL }),
+  );
+  return rig;
+}
+
+function ats(rig: TranslationRig, access: number): TranslationResult {
+  return rig.smmu.atsTranslate({
+    streamId: S1_STREAM,
+    pasid: NO_PASID,
+    iovaPfn: IOVA / 4096,
+    offset: 0,
+    access,
+  });
+}
+
+const granted = (r: TranslationResult) => (r.ok ? r.perm : 0);
+
+describe('ATS Translation Completions grant per privilege level, NW and Exe (§13.7.1)', () => {
+  it('a request with NW == 0 to a read-only page is granted R, not refused', () => {
+    const rig = atsStream({ write: false });
+    expect(granted(ats(rig, PERM_WRITE))).toBe(PERM_READ);
+    expect(rig.records()).toEqual([]);
+  });
+
+  it('W only when the request has NW == 0; Exe only when requested, and never without X', () => {
+    const rig = atsStream({ write: true, exec: true });
+    expect(granted(ats(rig, PERM_READ))).toBe(PERM_READ);
+    expect(granted(ats(rig, PERM_WRITE))).toBe(PERM_READ | PERM_WRITE);
+    expect(granted(ats(rig, PERM_READ | PERM_EXEC))).toBe(PERM_READ | PERM_EXEC);
+    // Read-only at both levels, UXN = 1, PXN = 0: only a privileged fetch may execute.
+    const xn = atsStream({ write: false, exec: true }, (lo, hi) => [lo, hi | HI_UXN]);
+    expect(granted(ats(xn, PERM_READ | PERM_EXEC))).toBe(PERM_READ);
+    expect(granted(ats(xn, PERM_READ | PERM_EXEC | PERM_PRIV))).toBe(PERM_READ | PERM_EXEC);
+  });
+
+  it('an EL1-only page: the privileged request is granted R/W, the unprivileged one nothing and no event', () => {
+    const rig = atsStream({ write: true, priv: true });
+    expect(granted(ats(rig, PERM_WRITE | PERM_PRIV))).toBe(PERM_READ | PERM_WRITE);
+    expect(ats(rig, PERM_READ)).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_PERMISSION', stage: 1, recorded: false },
+    });
+    expect(rig.records()).toEqual([]);
+  });
+});
+
+describe("the endpoint's ATC keeps each privilege level's completion apart", () => {
+  function atsDevice(rig: TranslationRig) {
+    const dev = new EndpointDevice(
+      { name: 'dev', rid: S1_STREAM, streamId: S1_STREAM, atcEntries: 8 },
+      rig.bus,
+      rig.smmu,
+      new Tracer(),
+    );
+    dev.pci.setAtsEnabled(true);
+    return dev;
+  }
+
+  it('a privileged DMA to an EL1-only page hits the ATC on its second access; an unprivileged one is refused', () => {
+    const rig = atsStream({ write: true, priv: true });
+    const dev = atsDevice(rig);
+    // A write's Translation Request has NW == 0: its completion serves the privileged reads that follow.
+    expect(dev.dmaWrite(BigInt(IOVA), Uint8Array.of(1), { privileged: true })).toMatchObject({ ok: true });
+    const smmuLookups = rig.smmu.tlb.hits + rig.smmu.tlb.misses;
+    expect(dev.dmaRead(BigInt(IOVA + 8), 4, { privileged: true })).toMatchObject({ ok: true });
+    expect(dev.dmaRead(BigInt(IOVA + 16), 4, { privileged: true })).toMatchObject({ ok: true });
+    expect(rig.smmu.tlb.hits + rig.smmu.tlb.misses, 'the ATC answered without the SMMU').toBe(smmuLookups);
+    expect(dev.atc?.hits).toBe(2);
+    // The unprivileged read asks the SMMU at its own level, and gets nothing.
+    expect(dev.dmaRead(BigInt(IOVA), 4)).toMatchObject({
+      ok: false,
+      reason: 'fault',
+      fault: { vendorCode: 'F_PERMISSION', recorded: false },
+    });
+    expect(dev.atc?.hits).toBe(2);
+    expect(dev.atc?.size).toBe(1);
+    // An ATC invalidation of the page drops the privileged entry too.
+    dev.invalidateAtc(NO_PASID, BigInt(IOVA), 0x1000n);
+    expect(dev.atc?.size).toBe(0);
+  });
+});
