@@ -94,15 +94,18 @@ function allocNestedHwpt(
   if (flags.nestParent || flags.dirtyTracking)
     throw new IommufdError('EOPNOTSUPP', 'a nested HWPT takes only the PASID flag');
   if (data === undefined) throw new IommufdError('EOPNOTSUPP', 'a nested HWPT needs vendor data');
+  // iommufd_hwpt_nested_alloc refuses a driver without domain_alloc_nested in the same breath.
+  if (pt.type !== 'viommu' && !device.driver.domainAllocNested)
+    throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} nests only through a vIOMMU`);
   const parent = pt.type === 'viommu' ? pt.parent : pt;
   if (!parent.flags.nestParent || parent.flags.autoDomain)
     throw new IommufdError('EINVAL', `HWPT ${parent.id} is not a nest parent`);
   if (parent.driver !== device.driver)
     throw new IommufdError('EINVAL', `${device.device.name} is behind another IOMMU than HWPT ${parent.id}`);
-  let domain: IommuDomain;
-  if (pt.type === 'viommu') domain = pt.driverObject.domainAllocNested(data);
-  else if (device.driver.domainAllocNested) domain = device.driver.domainAllocNested(parent.domain, data);
-  else throw new IommufdError('EOPNOTSUPP', `${device.driver.instance} nests only through a vIOMMU`);
+  const domain: IommuDomain =
+    pt.type === 'viommu'
+      ? pt.driverObject.domainAllocNested(data)
+      : device.driver.domainAllocNested!(parent.domain, data);
   const hwptFlags: HwptFlags = {
     autoDomain: false,
     nestParent: false,

@@ -205,6 +205,19 @@ describe('IommuFd: kernel errno choices', () => {
       ).toBe('EOPNOTSUPP');
     });
 
+    it('with vendor data, a driver that nests only through a vIOMMU is EOPNOTSUPP before the parent checks', () => {
+      const { hwpt: plain } = mappedHwpt(0x10_0000n, 0x1000n);
+      const s2 = nestParent();
+      // A driver without domainAllocNested (SMMUv3 nests through its vIOMMU only).
+      Object.defineProperty(system.iommus[0]!.driver, 'domainAllocNested', { value: undefined });
+      const before = fd.objects();
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: plain, data: { tag: 1 } }))).toBe(
+        'EOPNOTSUPP',
+      );
+      expect(errnoOf(() => fd.hwptAlloc({ devId: devId0, ptId: s2, data: { tag: 1 } }))).toBe('EOPNOTSUPP');
+      expect(fd.objects()).toEqual(before);
+    });
+
     it('on a vIOMMU of another IOMMU is EINVAL first, whatever the flags and data (iommufd_hwpt_alloc)', async () => {
       const config = fakeIommufdConfig();
       const two = await createSystem(
