@@ -290,6 +290,15 @@ describe('resource and malformed configs: a path-named problem, never a stack tr
     ['window-past-2-52.yaml', SMMU('256MiB', '0xf_ffff_ffff_0000'), 'iommus[0].base: region "smmu0"'],
     ['tiny-ram.yaml', SMMU('4KiB'), 'memory.ram: host RAM (4KiB) is too small for what the IOMMU instances'],
     [
+      'tiny-ram-its.yaml',
+      SMMU(
+        '4KiB',
+        undefined,
+        'msi: { controller: gic-its, options: { its: [{ name: its0, base: 0x2000_0000 }] } }',
+      ),
+      'memory.ram: host RAM (4KiB) is too small for what the MSI controller allocates: ENOMEM',
+    ],
+    [
       'vm-too-big.yaml',
       SMMU('256MiB', undefined, `vms: [{ name: vm0, memory: 1GiB }]${vmStep}`),
       'vms[0].memory: 1GiB of guest RAM needs one 2 MiB aligned block of host RAM',

@@ -65,14 +65,18 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
   c.registerSingleton(ISystem, System);
 
   // The MSI controller comes first: IOMMU drivers may take MSIs for their own interrupts.
-  const controller = validated.msi ? createMsiController(validated.msi, c, bus) : undefined;
+  const controller = validated.msi ? createMsiController(validated, c, bus) : undefined;
   if (controller) provideValue(c, IMsiControllerToken, controller);
   provideValue(c, IPlatformMsi, { controller });
   try {
     resolveToken(c, IIommuInstances);
     resolveToken(c, IDevices);
   } catch (error) {
-    throw placementError(error, validated) ?? outOfMemoryError(error, validated) ?? error;
+    throw (
+      placementError(error, validated) ??
+      outOfMemoryError(error, validated, 'the IOMMU instances and devices allocate at probe') ??
+      error
+    );
   }
   const system = resolveToken(c, ISystem);
   const resources = hostRamIssues(validated.config, system.memory);
@@ -124,10 +128,11 @@ function isValidated(value: unknown): value is ValidatedConfig {
 }
 
 function createMsiController(
-  msi: NonNullable<ValidatedConfig['msi']>,
+  validated: ValidatedConfig,
   c: DependencyContainer,
   bus: MemoryBus,
 ): IMsiController {
+  const msi = validated.msi!;
   try {
     return msi.module.create({
       options: msi.options,
@@ -136,6 +141,8 @@ function createMsiController(
       tracer: resolveToken(c, ITracer),
     });
   } catch (error) {
+    const outOfMemory = outOfMemoryError(error, validated, 'the MSI controller allocates');
+    if (outOfMemory) throw outOfMemory;
     if (!(error instanceof IommufdError) || error.code !== 'EADDRINUSE') throw error;
     const message = error.message.replace(/^EADDRINUSE: /, '');
     throw new ConfigError([{ path: 'msi.options', message }], { cause: error });
@@ -159,15 +166,18 @@ function placementError(error: unknown, validated: ValidatedConfig): ConfigError
   );
 }
 
-/** Drivers allocate their tables and queues at probe: RAM too small for them is a config mistake. */
-function outOfMemoryError(error: unknown, validated: ValidatedConfig): ConfigError | undefined {
+/**
+ * Drivers and the MSI controller allocate their tables and queues while the system is built: RAM too
+ * small for them is a config mistake. `what` says who was allocating.
+ */
+function outOfMemoryError(error: unknown, validated: ValidatedConfig, what: string): ConfigError | undefined {
   if (!(error instanceof IommufdError) || error.code !== 'ENOMEM') return undefined;
   const ram = validated.config.memory.ram.reduce((sum, r) => sum + r.size, 0n);
   return new ConfigError(
     [
       {
         path: 'memory.ram',
-        message: `host RAM (${formatSize(ram)}) is too small for what the IOMMU instances and devices allocate at probe: ${error.message}`,
+        message: `host RAM (${formatSize(ram)}) is too small for what ${what}: ${error.message}`,
       },
     ],
     { cause: error },

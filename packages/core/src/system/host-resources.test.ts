@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { fakeConfig, fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
+import { fakeConfig, fakeMsiModule, fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
 import { PAGE_SIZE } from '../address/address.js';
 import { ConfigError } from '../errors/config-error.js';
 import { MemoryBus } from '../memory/memory-bus.js';
+import { defineMsiModule } from '../msi/msi-module.js';
 import { definePlugin } from '../plugin/plugin.js';
 import { PluginRegistry } from '../plugin/plugin-registry.js';
 import { createSystem } from './create-system.js';
 
 /** The fake plugin with a `window`-byte register window whose driver takes `tableBytes` of host RAM at probe. */
-function hungryRegistry(tableBytes: number, window = 0x1000): PluginRegistry {
+function hungryRegistry(tableBytes: number, window = 0x1000, msiTableBytes = 0): PluginRegistry {
   const plugin = definePlugin({
     ...fakePlugin,
     createHardware(context) {
@@ -23,7 +24,18 @@ function hungryRegistry(tableBytes: number, window = 0x1000): PluginRegistry {
       return { ...driver, probe: () => void context.memory.allocBytes(tableBytes) };
     },
   });
-  return new PluginRegistry({ fake: async () => ({ default: plugin }) });
+  // An MSI controller that takes `msiTableBytes` of host RAM for its tables when created.
+  const msi = defineMsiModule({
+    ...fakeMsiModule,
+    create(context) {
+      if (msiTableBytes > 0) context.memory.allocBytes(msiTableBytes);
+      return fakeMsiModule.create(context);
+    },
+  });
+  return new PluginRegistry(
+    { fake: async () => ({ default: plugin }) },
+    { 'fake-msi': async () => ({ default: msi }) },
+  );
 }
 
 async function issuesOf(raw: unknown, registry = fakeRegistry()) {
@@ -46,6 +58,15 @@ describe('host resources a config needs, checked while building', () => {
     expect(issues).toEqual([
       expect.stringMatching(
         /^memory\.ram: host RAM \(64MiB\) is too small for what the IOMMU instances and devices allocate at probe: ENOMEM: /,
+      ),
+    ]);
+  });
+
+  it('names memory.ram when host RAM cannot hold the MSI controller’s tables (ENOMEM)', async () => {
+    const raw = { ...fakeConfig(), msi: { controller: 'fake-msi' } };
+    expect(await issuesOf(raw, hungryRegistry(PAGE_SIZE, 0x1000, 128 << 20))).toEqual([
+      expect.stringMatching(
+        /^memory\.ram: host RAM \(64MiB\) is too small for what the MSI controller allocates: ENOMEM: /,
       ),
     ]);
   });
