@@ -24,7 +24,7 @@ import {
   translationRig,
 } from '../../test/translation-rig.js';
 import { EVENT_CLASS, EVENT_FIELDS, EVENT_ID, type EventName } from './events.js';
-import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, GBPA_ABORT, GBPA_UPDATE, REG } from './regs.js';
+import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, CR2_RECINVSID, GBPA_ABORT, GBPA_UPDATE, REG } from './regs.js';
 import { encodeSte, STE_CONFIG, STE_S1DSS, type Ste } from './ste.js';
 
 const STRTAB = RAM_BASE; // where translationRig puts its linear Stream table
@@ -85,7 +85,13 @@ const ROWS: readonly Row[] = [
     name: 'StreamID beyond the Stream table',
     event: 'C_BAD_STREAMID',
     stage: undefined,
-    provoke: (rig) => rig.translate(300, IOVA, PERM_READ),
+    provoke: (rig) => {
+      // Recorded only with CR2.RECINVSID == 1, which is writable while SMMUEN == 0.
+      rig.mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN);
+      rig.mmio(REG.CR2, CR2_RECINVSID);
+      rig.mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN | CR0_SMMUEN);
+      return rig.translate(300, IOVA, PERM_READ);
+    },
   },
   {
     name: 'STE.V = 0',
