@@ -339,4 +339,19 @@ describe('a hostile guest against its nested vSMMUv3', () => {
     );
     expect(dmas).toBeGreaterThan(200);
   }, 60_000);
+
+  it('a CD with S = 1 behind its no-stall vSMMU stalls the DMA; the forwarded stall record does not fail the guest driver', async () => {
+    // Found by the property: V, AA64, S = 1 (stall on faults), TTB0 = 0, under an STE with S1STALLD = 0.
+    const run = await nestedVm();
+    perform(run, {
+      kind: 'cd',
+      restore: false,
+      index: 0,
+      words: [0xddb7_c000, 0x1fff_fe00, ...new Array(14).fill(0)],
+    });
+    const device = run.system.device('nic0');
+    expect(device.dmaRead(run.mappings[0]!.iova, 1)).toMatchObject({ ok: false, reason: 'stalled' });
+    expect(() => run.vm.serviceInterrupts()).not.toThrow();
+    await run.system.dispose();
+  });
 });

@@ -1027,6 +1027,13 @@ export class Smmuv3Driver implements IommuDriver {
       this.cmdq.issue(encodeResume({ streamId, stag, action: RESUME_ACTION.TERMINATE, abort: true }));
       return;
     }
+    if (!master.stall) {
+      // A stall this driver never enabled (e.g. software behind it set CD.S): Linux's IOPF error response
+      // reaches arm_smmu_page_response, which ignores a master without stalls. Nothing is sent, and the
+      // interrupt handler goes on with the next record.
+      this.log('stall.unexpected', `${master.ref.name}: stall record without stalls enabled, STAG ${stag}`);
+      return;
+    }
     this.log('stall', `${master.ref.name}: stalled at ${toHex(request.iova)}, STAG ${stag}`);
     this.context.reportPageRequest(master.ref, { ...request, groupIndex: stag, last: true });
   }
