@@ -19,6 +19,8 @@ import { HI_UXN } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
 import { RAM_BASE } from '../../test/mmio-rig.js';
 import { CD, S1_STREAM, type TranslationRig, translationRig } from '../../test/translation-rig.js';
+import { EVENT_ID } from './events.js';
+import { CR0_CMDQEN, CR0_EVENTQEN, REG } from './regs.js';
 import { encodeSte, STE_CONFIG, STE_EATS } from './ste.js';
 
 const IOVA = 0x1234_5000;
@@ -78,6 +80,18 @@ describe('ATS Translation Completions grant per privilege level, NW and Exe (§1
       fault: { vendorCode: 'F_PERMISSION', stage: 1, recorded: false },
     });
     expect(rig.records()).toEqual([]);
+  });
+});
+
+describe('ATS Translation Requests refused (§3.9.1.2)', () => {
+  it('SMMUEN == 0: refused (UR) with F_BAD_ATS_TREQ, not answered with the bypass translation', () => {
+    const rig = atsStream({ write: true });
+    rig.mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN);
+    expect(ats(rig, PERM_READ)).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_BAD_ATS_TREQ', recorded: true },
+    });
+    expect(rig.records()).toMatchObject([{ id: EVENT_ID.F_BAD_ATS_TREQ, streamId: S1_STREAM }]);
   });
 });
 

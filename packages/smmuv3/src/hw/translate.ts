@@ -261,6 +261,8 @@ export class Smmuv3Translator {
     const input = request.iovaPfn * 4096 + request.offset;
     const access = inputAccess(request.access);
     if (!state.smmuEnabled) {
+      // ATS is implicitly disabled while SMMUEN == 0: UR and F_BAD_ATS_TREQ (§3.9.1.2).
+      if (ats) return { ok: false, fault: { event: 'F_BAD_ATS_TREQ', record: true, reason: 'SMMUEN == 0' } };
       if (state.gbpaAbort) return { ok: false, fault: { event: 'GBPA_ABORT', record: false } };
       if (input >= this.addressLimit) return OAS_ABORT;
       return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
