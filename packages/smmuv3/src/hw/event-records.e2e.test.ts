@@ -10,7 +10,7 @@ import { testCd } from '../../test/cd-fixture.js';
 import { mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
 import { encodeCd } from './cd.js';
 import { EVENT_CLASS, EVENT_ID, EVENT_WORDS, type EventRecord, encodeEvent } from './events.js';
-import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, REG } from './regs.js';
+import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, CR2_RECINVSID, REG } from './regs.js';
 import { encodeSte, STE_CONFIG, STE_S1DSS } from './ste.js';
 
 const STRTAB = RAM_BASE;
@@ -21,10 +21,14 @@ const CD = RAM_BASE + 0x3_0000;
 const HOLE = 0x4000_0000;
 const IOVA = 0x7000;
 
-/** An SMMU with a 256-entry linear Stream table at `strtab`, the Event queue on, and a stage-1 table. */
-function system(strtab = STRTAB) {
+/**
+ * An SMMU with a 256-entry linear Stream table at `strtab`, the Event queue on, and a stage-1 table; CR2 as
+ * `cr2` (RECINVSID by default, as Linux's arm_smmu_device_reset writes it).
+ */
+function system(strtab = STRTAB, cr2 = CR2_RECINVSID) {
   const rig = mmioRig({ sidBits: 8, ssidBits: 8 });
   const { bus, smmu, mmio, mmio64, put } = rig;
+  mmio(REG.CR2, cr2);
   mmio64(REG.STRTAB_BASE, strtab);
   mmio(REG.STRTAB_BASE_CFG, 8);
   mmio64(REG.CMDQ_BASE, CMDQ + 3);
@@ -106,6 +110,38 @@ describe('event records provoked end to end, byte for byte', () => {
       words({ id: EVENT_ID.F_CD_FETCH, streamId: 5, fetchAddr: HOLE }),
       words({ id: EVENT_ID.C_BAD_CD, streamId: 6 }),
     ]);
+  });
+
+  it('records C_BAD_STREAMID only with CR2.RECINVSID == 1; the transaction is terminated either way (§6.3.12, §7.3.3)', () => {
+    for (const [cr2, recorded] of [
+      [0, false],
+      [CR2_RECINVSID, true],
+    ] as const) {
+      const s = system(STRTAB, cr2);
+      s.put(STRTAB + 64 * 2, new Uint32Array(16)); // V = 0: C_BAD_STE is recorded regardless
+      const beyond = s.device(300, 8);
+      expect(beyond.dmaRead(BigInt(IOVA), 1), `CR2 ${cr2}`).toMatchObject({
+        ok: false,
+        fault: { vendorCode: 'C_BAD_STREAMID', streamId: 300, recorded },
+      });
+      expect(beyond.dmaRead(BigInt(IOVA), 1, { pasid: 5 }), `CR2 ${cr2}`).toMatchObject({
+        ok: false,
+        fault: { vendorCode: 'C_BAD_STREAMID', recorded },
+      });
+      expect(s.device(2).dmaRead(BigInt(IOVA), 1), `CR2 ${cr2}`).toMatchObject({
+        ok: false,
+        fault: { vendorCode: 'C_BAD_STE', recorded: true },
+      });
+      expect(s.records(), `CR2 ${cr2}`).toEqual([
+        ...(recorded
+          ? [
+              words({ id: EVENT_ID.C_BAD_STREAMID, streamId: 300 }),
+              words({ id: EVENT_ID.C_BAD_STREAMID, streamId: 300, ssv: true, substreamId: 5 }),
+            ]
+          : []),
+        words({ id: EVENT_ID.C_BAD_STE, streamId: 2 }),
+      ]);
+    }
   });
 
   it('F_STE_FETCH with the STE address as FetchAddr', () => {

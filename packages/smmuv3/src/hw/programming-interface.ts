@@ -17,6 +17,8 @@ import { SmmuQueues } from './queues.js';
 import { ackFor, gbpaAfterWrite, irqCtrlAckFor } from './register-protocols.js';
 import {
   CR0_SMMUEN,
+  CR2_E2H,
+  CR2_RECINVSID,
   GBPA_ABORT,
   type GuardState,
   guardedValue,
@@ -63,6 +65,10 @@ export interface TranslationState {
   readonly strtabFmt: number;
   readonly strtabSplit: number;
   readonly strtabLog2Size: number;
+  /** CR2.RECINVSID: C_BAD_STREAMID is recorded only when set (§6.3.12, §7.3.3). */
+  readonly recordInvalidStreamIds: boolean;
+  /** CR2.E2H: STRW == EL2 selects the EL2-E2H regime, with ASIDs (§6.3.12); RES0 without IDR0.Hyp. */
+  readonly e2h: boolean;
 }
 
 export interface ProgrammingInterfaceInit {
@@ -96,6 +102,8 @@ export class Smmuv3ProgrammingInterface {
     strtabFmt: 0,
     strtabSplit: 6,
     strtabLog2Size: 0,
+    recordInvalidStreamIds: false,
+    e2h: false,
   };
 
   constructor(private readonly init: ProgrammingInterfaceInit) {
@@ -155,6 +163,7 @@ export class Smmuv3ProgrammingInterface {
   private refreshState(): void {
     const regs = this.regs;
     const cfg = regs.get(REG.STRTAB_BASE_CFG);
+    const cr2 = regs.get(REG.CR2);
     const baseLo = regs.get(REG.STRTAB_BASE) & 0xffff_ffc0;
     const baseHi = regs.get(REG.STRTAB_BASE + 4) & 0x00ff_ffff;
     this.current = {
@@ -164,6 +173,9 @@ export class Smmuv3ProgrammingInterface {
       strtabFmt: (cfg >>> 16) & 0b11,
       strtabSplit: (cfg >>> 6) & 0x1f,
       strtabLog2Size: cfg & 0x3f,
+      // CR2 is Guarded by SMMUEN, so it cannot change under translations that use it (§6.3.12).
+      recordInvalidStreamIds: (cr2 & CR2_RECINVSID) !== 0,
+      e2h: (cr2 & CR2_E2H) !== 0,
     };
   }
 }

@@ -21,7 +21,7 @@ import { decodeEvent, EVENT_CLASS, EVENT_ID, type EventRecord, encodeEvent } fro
 import { DEFAULT_IDR_EXTRAS } from './features.js';
 import { featuresFromOptions, Smmuv3OptionsSchema } from './options.js';
 import type { TranslationState } from './programming-interface.js';
-import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT } from './ste.js';
+import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT, STE_STRW } from './ste.js';
 import { Smmuv3Tlb } from './tlb.js';
 import { Smmuv3Translator } from './translate.js';
 
@@ -82,15 +82,22 @@ beforeEach(() => {
     strtabFmt: 0,
     strtabSplit: 8,
     strtabLog2Size: 8,
+    recordInvalidStreamIds: true,
+    e2h: false,
   };
   tlb = new Smmuv3Tlb(64);
-  translator = new Smmuv3Translator({
+  translator = makeTranslator();
+});
+
+/** A translator for `f` and `idr` over the test's bus, state, TLB and event list. */
+function makeTranslator(f = features, idr = DEFAULT_IDR_EXTRAS): Smmuv3Translator {
+  return new Smmuv3Translator({
     instance: 'smmu0',
     bus,
     counter: counter(),
     tracer: new Tracer(),
-    features,
-    idr: DEFAULT_IDR_EXTRAS,
+    features: f,
+    idr,
     tlb,
     configCacheEntries: 16,
     state: () => state,
@@ -102,7 +109,7 @@ beforeEach(() => {
     // The translator alone holds nothing: a stalling fault is terminated (the device model tests stalls).
     holdStall: () => undefined,
   });
-});
+}
 
 describe('global state and the stream table', () => {
   it('bypasses or aborts everything with SMMUEN = 0, per GBPA.ABORT, recording nothing', () => {
@@ -136,6 +143,19 @@ describe('global state and the stream table', () => {
       [0x04, 3],
       [0x02, 0x100],
     ]);
+  });
+
+  it('terminates an out-of-range StreamID without recording C_BAD_STREAMID when CR2.RECINVSID == 0 (§6.3.12)', () => {
+    state = { ...state, recordInvalidStreamIds: false };
+    expect(translator.translate(req(0x100, 0x4000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_STREAMID', recorded: false },
+    });
+    expect(translator.translate(req(3, 0x4000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_STE', recorded: true },
+    });
+    expect(events.map((e) => [e.id, e.streamId])).toEqual([[0x04, 3]]);
   });
 
   it('walks a 2-level stream table; an L1 descriptor with Span 0 is C_BAD_STREAMID', () => {
@@ -439,6 +459,26 @@ describe('spec corner cases', () => {
       fault: { vendorCode: 'ABORT', recorded: false },
     });
     expect(events).toEqual([]);
+  });
+
+  it('STRW == EL2 is NS-EL2 or, with CR2.E2H, NS-EL2-E2H, whose CD.ASID must fit the ASID size (§6.3.12, §5.4)', () => {
+    const hyp = { ...DEFAULT_IDR_EXTRAS, hyp: true };
+    const asid8 = featuresFromOptions(Smmuv3OptionsSchema.parse({ asid16: false }));
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 0x100));
+    put(
+      STRTAB + 64 * 4,
+      encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE, strw: STE_STRW.EL2 }),
+    );
+    for (const [e2h, expected] of [
+      [false, { ok: true, pfn: 0x9000_0 }],
+      [true, { ok: false, fault: { vendorCode: 'C_BAD_CD' } }],
+    ] as const) {
+      state = { ...state, e2h };
+      tlb.clear();
+      expect(makeTranslator(asid8, hyp).translate(req(4, 0x7000)), `E2H ${e2h}`).toMatchObject(expected);
+    }
   });
 
   it('CD.HD without CD.HA does not update the dirty state (§5.4: behaves as both 0)', () => {

@@ -288,7 +288,9 @@ export class NestedVsmmu implements ViommuPersonality {
     this.stats.steTraps++;
     const fetched = fetchSteWords(this.ctx.bus, this.counter, state, this.features.sidBits, vsid, this.words);
     if (!fetched.ok) {
-      this.refuse(device, report, fetched.event, fetched.reason, fetched.fetchAddr);
+      // The guest's CR2.RECINVSID decides whether C_BAD_STREAMID is recorded (§6.3.12).
+      const record = report && (fetched.event !== 'C_BAD_STREAMID' || state.recordInvalidStreamIds);
+      this.refuse(device, record, fetched.event, fetched.reason, fetched.fetchAddr);
       return;
     }
     const ste = decodeSte(this.words);
