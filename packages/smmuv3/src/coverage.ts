@@ -98,8 +98,8 @@ export const REGISTER_COVERAGE: Readonly<Record<RegName, Coverage>> = {
     note: `RW with the Guarded rule (TABLE_* by SMMUEN, QUEUE_* by the queue enables); the cacheability and shareability it sets have no effect: ${NO_ATTRS}.`,
   },
   CR2: {
-    status: C,
-    note: 'RW, Guarded by SMMUEN. RECINVSID is stored but ignored: C_BAD_STREAMID is recorded even when it is 0. E2H is RES0 (IDR0.Hyp == 0), PTM is RES0 (IDR0.BTM == 0).',
+    status: M,
+    note: 'RW, Guarded by SMMUEN. RECINVSID acts: C_BAD_STREAMID is recorded only when it is 1 (the transaction is terminated either way). E2H is RES0 (IDR0.Hyp == 0; with Hyp it would select NS-EL2-E2H for STRW == EL2), PTM and REC_CFG_ATS are RES0 (IDR0.BTM == 0, IDR0.ATSRECERR == 0).',
   },
   STATUSR: { status: M, note: 'Reads 0: DORMANT is never set (IDR0.DORMHINT == 0).' },
   GBPA: {
@@ -851,7 +851,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   C_BAD_STREAMID: {
     status: M,
-    note: 'StreamID beyond the Stream table (LOG2SIZE, SIDSIZE) or its L1STD (Span 0, reserved, too large). Recorded regardless of CR2.RECINVSID; SSV and SubstreamID from the transaction.',
+    note: 'StreamID beyond the Stream table (LOG2SIZE, SIDSIZE) or its L1STD (Span 0, reserved, too large). Recorded only when CR2.RECINVSID == 1; SSV and SubstreamID from the transaction.',
   },
   F_STE_FETCH: {
     status: M,
