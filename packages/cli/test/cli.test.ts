@@ -308,6 +308,18 @@ describe('resource and malformed configs: a path-named problem, never a stack tr
       SMMU('1GiB', undefined, `vms: [{ name: vm0, memory: 512MiB }, { name: vm1, memory: 512MiB }]${vmStep}`),
       'vms[1].memory: 512MiB of guest RAM needs one 2 MiB aligned block of host RAM',
     ],
+    [
+      // Three host frames below the 2 MiB block the guest RAM takes: the IOMMU's tables fill them, so the
+      // VM's stage-2 tables find no room at power-on.
+      'vm-tables.yaml',
+      `plugin: mock
+memory:
+  ram: [{ name: dram, base: 0x7fff_d000, size: 0x40_3000 }]
+iommus: [{ name: iommu0, base: 0x0900_0000, options: { sidBits: 1 } }]
+devices: [{ name: nic0, rid: "00:00.1", iommu: iommu0 }]
+vms: [{ name: vm0, memory: 4MiB, devices: [nic0] }]${vmStep}`,
+      'vms[0].memory: powering vm0 on runs out of host RAM: ENOMEM',
+    ],
   ])('%s: validate and run exit 1 naming the path', async (file, text, message) => {
     writeFileSync(join(dir, file), text);
     for (const command of ['validate', 'run']) {

@@ -66,6 +66,7 @@ export * from './scenario/run-scenario.js';
 export * from './scenario/step-reporting.js';
 export * from './system/create-system.js';
 export * from './system/devices.js';
+export { vmPowerOnIssues } from './system/host-resources.js';
 export * from './system/iommu-instance.js';
 export * from './system/iommu-instances.js';
 export * from './system/system.js';

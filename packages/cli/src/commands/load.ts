@@ -8,6 +8,7 @@ import {
   type PluginRegistry,
   unsupportedFeatures,
   type ValidatedConfig,
+  vmPowerOnIssues,
 } from '@iommukit/core';
 import { vmm } from '@iommukit/vmm';
 import type { CliIo } from '../io.js';
@@ -25,9 +26,15 @@ export async function loadForCommand(
     const unsupported = unsupportedFeatures(validated, { vmm });
     if (unsupported.length > 0) return { ok: false, error: new ConfigError(unsupported, { source: path }) };
     // Building the system catches what only the plugin knows: register windows that collide, devices
-    // the driver refuses. It is cheap (sparse memory), so validate and run always agree.
+    // the driver refuses, host RAM too small. Powering its VMs on catches what they take from the host
+    // beyond guest RAM. It is cheap (sparse memory), so validate and run always agree.
     const system = await createSystem(validated, { registry, vmm });
-    await system.dispose();
+    try {
+      const issues = vmPowerOnIssues(system);
+      if (issues.length > 0) return { ok: false, error: new ConfigError(issues, { source: path }) };
+    } finally {
+      await system.dispose();
+    }
     return { ok: true, validated };
   } catch (error) {
     if (error instanceof ConfigError) return { ok: false, error };

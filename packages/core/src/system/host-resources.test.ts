@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { fakeConfig, fakeMsiModule, fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
-import { PAGE_SIZE } from '../address/address.js';
+import { type Hpa, PAGE_SIZE } from '../address/address.js';
 import { ConfigError } from '../errors/config-error.js';
 import { MemoryBus } from '../memory/memory-bus.js';
 import { defineMsiModule } from '../msi/msi-module.js';
 import { definePlugin } from '../plugin/plugin.js';
 import { PluginRegistry } from '../plugin/plugin-registry.js';
 import { createSystem } from './create-system.js';
+import { vmPowerOnIssues } from './host-resources.js';
+import type { System } from './system.js';
+import type { VirtualMachine } from './vmm-module.js';
 
 /** The fake plugin with a `window`-byte register window whose driver takes `tableBytes` of host RAM at probe. */
 function hungryRegistry(tableBytes: number, window = 0x1000, msiTableBytes = 0): PluginRegistry {
@@ -118,6 +121,67 @@ describe('host resources a config needs, checked while building', () => {
     const raw = { ...fakeConfig(), vms: [{ name: 'vm0', memory: '32MiB' }] };
     const system = await createSystem(raw, { registry: fakeRegistry(), vmm: { createVms: () => [] } });
     expect(system.memory.freeFrameCount).toBe((64 << 20) / PAGE_SIZE);
+    await system.dispose();
+  });
+});
+
+describe('vmPowerOnIssues', () => {
+  /** VMs that take `bytes` of host RAM each at power-on (or throw `failure`), and give it back at power-off. */
+  function vmm(bytes: readonly number[], failure?: Error) {
+    return {
+      createVms: (system: System): VirtualMachine[] =>
+        bytes.map((size, i) => {
+          let held: { base: Hpa; frames: number } | undefined;
+          return {
+            name: `vm${i}`,
+            get state() {
+              return held ? 'on' : 'off';
+            },
+            powerOn() {
+              if (failure) throw failure;
+              held = { base: system.memory.allocBytes(size), frames: size / PAGE_SIZE };
+            },
+            powerOff() {
+              if (held) system.memory.freeFrames(held.base, held.frames);
+              held = undefined;
+            },
+            serviceInterrupts: () => 0,
+          };
+        }),
+    };
+  }
+  const twoVms = {
+    ...fakeConfig(),
+    vms: [
+      { name: 'vm0', memory: '2MiB' },
+      { name: 'vm1', memory: '2MiB' },
+    ],
+  };
+
+  it('powers every VM on at once, names the one the host cannot hold, and leaves all off', async () => {
+    const system = await createSystem(twoVms, { registry: fakeRegistry(), vmm: vmm([32 << 20, 48 << 20]) });
+    expect(vmPowerOnIssues(system)).toEqual([
+      {
+        path: 'vms[1].memory',
+        message: expect.stringMatching(
+          /^powering vm1 on beside the VMs before it runs out of host RAM: ENOMEM: /,
+        ),
+      },
+    ]);
+    expect(system.vms.map((vm) => vm.state)).toEqual(['off', 'off']);
+    expect(system.memory.freeFrameCount).toBe((64 << 20) / PAGE_SIZE);
+    await system.dispose();
+  });
+
+  it('reports any other power-on failure at the VM', async () => {
+    const system = await createSystem(twoVms, {
+      registry: fakeRegistry(),
+      vmm: vmm([0, 0], new Error('no vIOMMU')),
+    });
+    expect(vmPowerOnIssues(system)).toEqual([
+      { path: 'vms[0]', message: 'vm0 cannot power on: no vIOMMU' },
+      { path: 'vms[1]', message: 'vm1 cannot power on: no vIOMMU' },
+    ]);
     await system.dispose();
   });
 });

@@ -9,6 +9,7 @@ import { formatSize } from '../config/units.js';
 import type { ConfigIssue } from '../errors/config-error.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
+import type { System } from './system.js';
 
 /** The VMM backs guest RAM with one host block aligned to 2 MiB, so its stage 2 can use block mappings. */
 const GUEST_RAM_ALIGN_FRAMES = (2 << 20) / PAGE_SIZE;
@@ -55,6 +56,36 @@ export function hostRamIssues(config: SystemConfig, memory: IFrameAllocator): Co
     });
   } finally {
     for (const { base, frames } of held) memory.freeFrames(base, frames);
+  }
+  return issues;
+}
+
+/**
+ * Powers every VM of a built system on, all at once as a run may, and off again: what a VM takes from the
+ * host beyond its guest RAM (its stage-2 tables, its vIOMMU's and MSI controller's structures) must fit
+ * too. Meant for a scratch system (`iommukit validate` builds one), as it leaves trace records and
+ * allocates object IDs. A VM that cannot power on is an issue: at `vms[i].memory` when the host ran out
+ * of RAM (ENOMEM), else at `vms[i]`.
+ */
+export function vmPowerOnIssues(system: System): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  try {
+    system.vms.forEach((vm, i) => {
+      try {
+        vm.powerOn();
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        const outOfMemory = error instanceof IommufdError && error.code === 'ENOMEM';
+        issues.push({
+          path: outOfMemory ? `vms[${i}].memory` : `vms[${i}]`,
+          message: outOfMemory
+            ? `powering ${vm.name} on${i > 0 ? ' beside the VMs before it' : ''} runs out of host RAM: ${message}`
+            : `${vm.name} cannot power on: ${message}`,
+        });
+      }
+    });
+  } finally {
+    for (const vm of system.vms) if (vm.state === 'on') vm.powerOff();
   }
   return issues;
 }
