@@ -863,7 +863,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   F_BAD_ATS_TREQ: {
     status: M,
-    note: 'ATS Translation Request to an STE with EATS == 0b00 or Config bypass. One to a Config-abort STE is refused without an event, as the spec says.',
+    note: 'ATS Translation Request while SMMUEN == 0, or to an STE with EATS == 0b00 or Config bypass. One to a Config-abort STE is refused without an event, as the spec says.',
   },
   F_STREAM_DISABLED: {
     status: M,
