@@ -100,7 +100,7 @@ describe('nested vSMMUv3: sharing, invalidation, events', () => {
         encodeTlbiNhAsid({ vmid: 0, asid: 2 }),
       ]),
     ).toThrow(/refused CMD_CFGI_CD_ALL .*CERROR_ILL/);
-    expect(smmu.cmdq.failures.at(-1)).toMatchObject({
+    expect(smmu.cmdq.failures.records.at(-1)).toMatchObject({
       command: 'CMD_CFGI_CD_ALL',
       error: 'CERROR_ILL',
       action: 'replaced-with-sync',
@@ -245,7 +245,7 @@ describe('nested vSMMUv3: a guest that moves its own Command queue', () => {
     } finally {
       vi.restoreAllMocks();
     }
-    expect(guestSmmu(vm).cmdq.failures.at(-1)).toMatchObject({
+    expect(guestSmmu(vm).cmdq.failures.records.at(-1)).toMatchObject({
       error: 'CERROR_ILL',
       action: 'replaced-with-sync',
     });

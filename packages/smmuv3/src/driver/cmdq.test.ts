@@ -2,7 +2,7 @@
  * The driver's Command queue against the hardware queue machinery (SmmuQueues on a RegisterFile):
  * batches and CMD_SYNC, splitting to fit a small queue, and recovery from CERROR_ILL / ABT / ATC_INV_SYNC.
  */
-import { isIommufdError, MmioWindow } from '@iommukit/core';
+import { DEFAULT_LOG_CAPACITY, isIommufdError, MmioWindow } from '@iommukit/core';
 import { describe, expect, it, vi } from 'vitest';
 import { CMDQ_ADDR, type Rig, rig, SMMU_BASE } from '../../test/queue-fixtures.js';
 import type { CommandOutcome } from '../hw/command-queue.js';
@@ -143,7 +143,7 @@ describe('Smmuv3Cmdq: Command queue errors (SMMUv3 §7.1, Linux arm_smmu_cmdq_sk
     expect((r.read(REG.GERROR) ^ r.read(REG.GERRORN)) & GERROR_CMDQ_ERR).toBe(0);
     cmdq.submit([encodeCfgiAll()]);
     expect(ops(r).slice(-2)).toEqual(['CFGI_ALL', 'SYNC']);
-    expect(cmdq.failures).toHaveLength(1);
+    expect(cmdq.failures.records).toHaveLength(1);
   });
 
   it('names a real command the SMMU refused (TLBI with a RES0 bit set)', () => {
@@ -160,7 +160,7 @@ describe('Smmuv3Cmdq: Command queue errors (SMMUv3 §7.1, Linux arm_smmu_cmdq_sk
     });
     cmdq.submit([encodeCfgiAll()]);
     expect(ops(r)).toEqual(['CFGI_ALL', 'CFGI_ALL', 'SYNC']);
-    expect(cmdq.failures.map((f) => f.action)).toEqual(['retried']);
+    expect(cmdq.failures.records.map((f) => f.action)).toEqual(['retried']);
 
     aborts = 100;
     expect(() => cmdq.submit([encodeCfgiAll()])).toThrowError(
@@ -174,7 +174,7 @@ describe('Smmuv3Cmdq: Command queue errors (SMMUv3 §7.1, Linux arm_smmu_cmdq_sk
       execute: (c) => (c.op === 'SYNC' ? { ok: false, error: 'ATC_INV_SYNC' } : { ok: true }),
     });
     expect(() => cmdq.submit([encodeCfgiAll()])).toThrowError(/CMD_SYNC .*CERROR_ATC_INV_SYNC, abandoned/);
-    expect(cmdq.failures.map((f) => f.action)).toEqual(['retried', 'retried', 'abandoned']);
+    expect(cmdq.failures.records.map((f) => f.action)).toEqual(['retried', 'retried', 'abandoned']);
     // PROD was moved back to CONS: the queue is empty and usable.
     expect(r.read(REG.CMDQ_PROD)).toBe(r.read(REG.CMDQ_CONS) & 0xfffff);
     expect((r.read(REG.GERROR) ^ r.read(REG.GERRORN)) & GERROR_CMDQ_ERR).toBe(0);
@@ -203,7 +203,21 @@ describe('Smmuv3Cmdq: Command queue errors (SMMUv3 §7.1, Linux arm_smmu_cmdq_sk
       spy.mockRestore();
     }
     expect(reads).toBeLessThan(100_000);
-    expect(cmdq.failures.at(-1)).toMatchObject({ error: 'CERROR_ILL', action: 'replaced-with-sync' });
+    expect(cmdq.failures.records.at(-1)).toMatchObject({ error: 'CERROR_ILL', action: 'replaced-with-sync' });
+  });
+
+  it('the failure log stays bounded when every submission fails on and on (the rest is counted as lost)', () => {
+    const { r, cmdq } = setup();
+    r.mmio(REG.CR0, 0);
+    r.mmio64(REG.CMDQ_BASE, CMDQ_ADDR + 0x8000 + 8);
+    r.mmio(REG.CR0, CR0_CMDQEN);
+    for (let i = 0; i < 3; i++) expect(() => cmdq.issue(encodeCfgiAll())).toThrowError(/ETIMEDOUT/);
+    expect(cmdq.failures.length).toBe(DEFAULT_LOG_CAPACITY);
+    expect(cmdq.failures.length + cmdq.failures.lost).toBe(cmdq.errors);
+    expect(cmdq.errors).toBeGreaterThan(2 * DEFAULT_LOG_CAPACITY);
+    // The last submission's own failures are still at hand.
+    expect(cmdq.lastFailures.length).toBeGreaterThan(0);
+    expect(cmdq.lastFailures.every((f) => f.error === 'CERROR_ILL')).toBe(true);
   });
 
   it('skipError (the GERROR handler) replaces an illegal command found outside a submission', () => {

@@ -25,6 +25,7 @@
  */
 import {
   type AccessCounter,
+  BoundedLog,
   IommufdError,
   type IrqLine,
   type ITracer,
@@ -124,8 +125,13 @@ export class Smmuv3Cmdq {
   spins = 0;
   /** Entries written, by command name (`CMD_TLBI_NH_VA` → count). */
   readonly issued = new Map<string, number>();
-  /** Every command refused so far, oldest first. */
-  readonly failures: CommandFailure[] = [];
+  /**
+   * Commands refused so far, oldest first: the first ones up to the log's capacity, the rest counted in
+   * `failures.lost` (a guest can make every command fail, forever).
+   */
+  readonly failures = new BoundedLog<CommandFailure>();
+  /** The commands refused since the last submission began. */
+  private submissionFailures: CommandFailure[] = [];
   private readonly init: CmdqInit;
   /** The driver's copy of PROD and its last view of CONS (index and wrap bits only). */
   private prod = 0;
@@ -149,6 +155,11 @@ export class Smmuv3Cmdq {
   /** The CMDQ_BASE value: address, LOG2SIZE and RA (read-allocate, as Linux's Q_BASE_RWA). */
   get baseRegister(): bigint {
     return (BigInt(Q_BASE_HI_ALLOC) << 32n) | BigInt(this.base) | BigInt(this.log2);
+  }
+
+  /** The commands the SMMU refused since the last submission began, in order (retried ones included). */
+  get lastFailures(): readonly CommandFailure[] {
+    return this.submissionFailures;
   }
 
   /** The driver's PROD (what it last wrote to CMDQ_PROD). */
@@ -191,7 +202,7 @@ export class Smmuv3Cmdq {
    */
   submit(commands: readonly Uint32Array[], sync = true): void {
     if (this.disabled) return;
-    const failuresBefore = this.failures.length;
+    this.submissionFailures = [];
     if (commands.length === 0) {
       if (sync) this.issueChunk([this.sync]);
     } else {
@@ -202,7 +213,7 @@ export class Smmuv3Cmdq {
       }
     }
     // A retry that then went through is not a failure of the submission.
-    const failed = this.failures.slice(failuresBefore).filter((f) => f.action !== 'retried');
+    const failed = this.submissionFailures.filter((f) => f.action !== 'retried');
     if (failed.length > 0) {
       const what = failed.map((f) => `${f.command} at index ${f.index} (${f.error}, ${f.action})`).join('; ');
       const first = failed[0]!;
@@ -353,6 +364,7 @@ export class Smmuv3Cmdq {
       action,
     };
     this.failures.push(failure);
+    this.submissionFailures.push(failure);
     this.errors++;
     if (action === 'replaced-with-sync') bus.writeWords(address, this.sync, CMD_WORDS, counter);
     if (this.init.tracer?.enabled) {

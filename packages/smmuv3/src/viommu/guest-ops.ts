@@ -79,7 +79,6 @@ const commands: GuestOp = (context, args) => {
   if (!Array.isArray(list) || !list.every((c) => typeof c === 'string'))
     throw new Error('argument "commands" must be a list of strings');
   const expect = args.expect ?? 'ok';
-  const before = driver.cmdq.failures.length;
   let refused: IommufdError | undefined;
   try {
     driver.cmdq.submit(list.map(parseCommand));
@@ -87,7 +86,7 @@ const commands: GuestOp = (context, args) => {
     if (!(error instanceof IommufdError)) throw error;
     refused = error;
   }
-  const failures = driver.cmdq.failures.slice(before);
+  const failures = driver.cmdq.lastFailures;
   if (expect === 'ill') {
     const ill = failures.find((f) => f.error === 'CERROR_ILL');
     if (!ill)
