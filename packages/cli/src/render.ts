@@ -55,7 +55,9 @@ export function renderStats(system: System): string {
       .join(' ');
     lines.push(`  ${instance.name}: ${stats}`);
     const { length, lost } = instance.faults;
-    const dropped = lost ? `; ${lost} more not kept (the fault log holds ${instance.faults.capacity})` : '';
+    const dropped = lost
+      ? `, ${lost} of them not kept (the fault log holds ${instance.faults.capacity})`
+      : '';
     lines.push(`  ${instance.name}: ${length + lost} fault(s) reported to the driver${dropped}`);
   }
   lines.push(`  host memory allocated by the model: ${system.bus.allocatedBytes} bytes`);
