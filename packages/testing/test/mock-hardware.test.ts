@@ -3,7 +3,7 @@
  * fault log ring and its overflow, and hardware dirty bits. Memory is inspected directly, as a logic
  * analyser on the bus would.
  */
-import { hpa, iova, join64, NO_PASID, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { hpa, iova, join64, NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { type MockIommuHardware, mockFormats, mockRegs } from '../src/index.js';
 import { mockSystemsPerTest } from './fixtures.js';
@@ -195,6 +195,24 @@ describe('mock IOMMU caches', () => {
       ok: false,
       fault: { vendorCode: 'MOCK_NOT_PRESENT' },
     });
+  });
+
+  it('an IOTLB hit checks R/W as the walk does: privileged and execute attributes are not checked', async () => {
+    const { system, driver, domain, buffer, hw } = await setup();
+    const nic = system.device('nic0');
+    driver.attachDev(domain, nic);
+    domain.map(iova(0x4000n), buffer, 0x1000n, { read: true, write: false });
+    const translate = (access: number) =>
+      hw.translate({ streamId: nic.streamId, pasid: NO_PASID, iovaPfn: 4, offset: 0, access });
+    expect(translate(PERM_READ)).toMatchObject({ ok: true, perm: PERM_READ }); // walks, fills the IOTLB
+    for (const access of [PERM_PRIV, PERM_EXEC, PERM_PRIV | PERM_EXEC]) {
+      expect(translate(PERM_READ | access), `read ${access}`).toMatchObject({ ok: true, perm: PERM_READ });
+    }
+    expect(translate(PERM_WRITE | PERM_PRIV)).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'MOCK_PERMISSION' },
+    });
+    expect(hw.stats()).toMatchObject({ walks: 1, iotlbHits: 4 });
   });
 
   it('keeps using a cached device table entry until INV DEVICE', async () => {

@@ -95,6 +95,16 @@ type StageResult =
   | { ok: false; code: FaultCode; stage2: boolean };
 
 const IOVA_PFN_LIMIT = 2 ** (PT_IOVA_BITS - 12);
+const RW = PERM_READ | PERM_WRITE;
+
+/**
+ * Whether a leaf's R/W (`perm`) allow `access`. The format has no privilege or execute bits, so a request's
+ * PRIV and EXEC are not checked: a read (a fetch included) needs R, a write W (README, "Translation and
+ * faults"). The walk and an IOTLB hit decide alike.
+ */
+function allows(perm: number, access: number): boolean {
+  return (perm & access & RW) === (access & RW);
+}
 const CONFIG_CACHE_ENTRIES = 32;
 const RESP_CODES = ['success', 'invalid', 'failure'] as const;
 
@@ -279,7 +289,7 @@ export class MockIommuHardware implements IommuHardware {
           },
         );
       }
-      if ((cached.perm & request.access) !== request.access) return this.fail(request, 5, false, record);
+      if (!allows(cached.perm, request.access)) return this.fail(request, 5, false, record);
       // A write through a clean entry walks again to set the dirty bit, as hardware dirty tracking does.
       const needsDirtyUpdate = this.dirtyUpdates(ctx) && (request.access & PERM_WRITE) !== 0 && !cached.dirty;
       if (!needsDirtyUpdate) return { ok: true, pfn: cached.pfn, perm: cached.perm, pageShift: 12 };
@@ -359,9 +369,7 @@ export class MockIommuHardware implements IommuHardware {
         continue;
       }
       const perm = (lo & PTE_R ? PERM_READ : 0) | (lo & PTE_W ? PERM_WRITE : 0);
-      if ((perm & access & (PERM_READ | PERM_WRITE)) !== (access & (PERM_READ | PERM_WRITE))) {
-        return { ok: false, code: 5, stage2: stage === 2 };
-      }
+      if (!allows(perm, access)) return { ok: false, code: 5, stage2: stage === 2 };
       let dirty = (lo & PTE_D) !== 0;
       if (dirtyUpdates && access & PERM_WRITE && !dirty) {
         pte[0] = (lo | PTE_D) >>> 0;
