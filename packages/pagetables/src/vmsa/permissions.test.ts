@@ -21,11 +21,12 @@ function attrs(stage: 1 | 2, fields: VmsaAttributeFields, limits = 0) {
 }
 
 describe('stage 1 permissions (Arm ARM D8.4, EL1&0 regime)', () => {
-  // AP[2:1] → [privileged, unprivileged] data permissions, with PXN = UXN = 0.
+  // AP[2:1] → [privileged, unprivileged] permissions, with PXN = UXN = 0. AP[1] removes EL0 data access,
+  // not EL0 execution (D8.4.1.2.3): with UXN = 0, 0b00 and 0b10 are execute-only at EL0.
   const table: [number, number, number][] = [
-    [0b00, R | W | X, 0], // privileged read/write, no EL0 access
+    [0b00, R | W | X, X], // privileged read/write, EL0 execute-only
     [0b01, R | W, R | W | X], // read/write at both; privileged execution forbidden (EL0-writable)
-    [0b10, R | X, 0], // privileged read-only
+    [0b10, R | X, X], // privileged read-only, EL0 execute-only
     [0b11, R | X, R | X], // read-only at both
   ];
   for (const [ap, priv, unpriv] of table) {
@@ -44,7 +45,9 @@ describe('stage 1 permissions (Arm ARM D8.4, EL1&0 regime)', () => {
   });
 
   it('table descriptor limits: APTable and PXNTable/UXNTable', () => {
-    expect(vmsaPermissions(attrs(1, { ap: 0b01 }, LIMIT_AP_TABLE_NO_EL0), false)).toBe(0);
+    // APTable[0] removes EL0 data access; execution is UXN's (and UXNTable's) alone.
+    expect(vmsaPermissions(attrs(1, { ap: 0b01 }, LIMIT_AP_TABLE_NO_EL0), false)).toBe(X);
+    expect(vmsaPermissions(attrs(1, { ap: 0b01 }, LIMIT_AP_TABLE_NO_EL0 | LIMIT_UXN_TABLE), false)).toBe(0);
     expect(vmsaPermissions(attrs(1, { ap: 0b01 }, LIMIT_AP_TABLE_RO), false)).toBe(R | X);
     expect(vmsaPermissions(attrs(1, { ap: 0b00 }, LIMIT_PXN_TABLE), true)).toBe(R | W);
     expect(vmsaPermissions(attrs(1, { ap: 0b11 }, LIMIT_UXN_TABLE), false)).toBe(R);
@@ -65,6 +68,18 @@ describe('stage 1 permissions (Arm ARM D8.4, EL1&0 regime)', () => {
     expect(vmsaAccessAllowed(privOnly, R)).toBe(false);
     expect(vmsaAccessAllowed(privOnly, R | X | PERM_PRIV)).toBe(false);
   });
+
+  it('an instruction fetch needs execute permission only: EL0 execute-only pages (AP[1] = 0, UXN = 0)', () => {
+    for (const ap of [0b00, 0b10]) {
+      const xo = attrs(1, { ap, xn: 0b01 }); // PXN = 1, UXN = 0: Linux's PROT_EXEC-only user mapping
+      expect(vmsaAccessAllowed(xo, R | X), `AP ${ap} fetch`).toBe(true);
+      expect(vmsaAccessAllowed(xo, R), `AP ${ap} data read`).toBe(false);
+      expect(vmsaAccessAllowed(xo, W), `AP ${ap} write`).toBe(false);
+      expect(vmsaAccessAllowed(attrs(1, { ap, xn: 0b11 }), R | X), `AP ${ap} UXN`).toBe(false);
+    }
+    // A write marked EXEC is still a write: it needs W, not X.
+    expect(vmsaAccessAllowed(attrs(1, { ap: 0b11 }), W | X)).toBe(false);
+  });
 });
 
 describe('stage 2 permissions', () => {
@@ -81,6 +96,21 @@ describe('stage 2 permissions', () => {
     const exec = (xn: number, priv: boolean) => (vmsaPermissions(attrs(2, { ap: 1, xn }), priv) & X) !== 0;
     expect([0, 1, 2, 3].map((xn) => exec(xn, true))).toEqual([true, false, false, true]);
     expect([0, 1, 2, 3].map((xn) => exec(xn, false))).toEqual([true, true, false, false]);
+  });
+
+  it('S2AP = 0b00 with XN allowing execution is execute-only: a fetch goes through, a data read does not', () => {
+    for (const [xn, priv, unpriv] of [
+      [0b00, true, true],
+      [0b01, false, true],
+      [0b11, true, false],
+      [0b10, false, false],
+    ] as const) {
+      const xo = attrs(2, { ap: 0b00, xn });
+      expect(vmsaAccessAllowed(xo, R | X | PERM_PRIV), `XN ${xn} privileged fetch`).toBe(priv);
+      expect(vmsaAccessAllowed(xo, R | X), `XN ${xn} unprivileged fetch`).toBe(unpriv);
+      expect(vmsaAccessAllowed(xo, R | PERM_PRIV)).toBe(false);
+      expect(vmsaAccessAllowed(xo, R)).toBe(false);
+    }
   });
 
   it('DBM with S2AP[1] = 0 is writable-clean under HD', () => {

@@ -7,7 +7,8 @@
  * Stage 1, EL1&0 regime (the regime SMMUv3 stage 1 uses with StreamWorld NS-EL1):
  * - AP[2] = 1 makes the page read-only; AP[1] = 1 gives unprivileged (EL0) accesses the same data access.
  * - Privileged execution needs PXN = 0, and is never allowed from memory writable at EL0 (AP[2:1] = 0b01).
- * - Unprivileged execution needs UXN = 0 and unprivileged access (AP[1] = 1).
+ * - Unprivileged execution needs UXN = 0 (and no UXNTable) only: AP[1] and APTable[0] remove unprivileged
+ *   data access, not execution (D8.4.1.2.3), so AP[1] = 0 with UXN = 0 is execute-only at EL0.
  * - Table descriptors above may remove rights: APTable[0] no EL0 access, APTable[1] read-only,
  *   PXNTable/UXNTable execute-never (hierarchical permissions; SMMUv3 CD.HAD0 disables them in a walk).
  * Stage 2:
@@ -51,11 +52,20 @@ export function vmsaPermissions(
     if ((attrs.xn & 1) === 0 && (limits & LIMIT_PXN_TABLE) === 0 && !el0Writable) perm |= PERM_EXEC;
     return perm;
   }
-  if (!el0) return 0;
-  let perm = PERM_READ;
-  if (writable) perm |= PERM_WRITE;
+  let perm = 0;
+  if (el0) perm |= writable ? PERM_READ | PERM_WRITE : PERM_READ;
   if ((attrs.xn & 2) === 0 && (limits & LIMIT_UXN_TABLE) === 0) perm |= PERM_EXEC;
   return perm;
+}
+
+/**
+ * The permission an access needs: W for a write, X alone for an instruction fetch (a read marked EXEC; a
+ * write is never one), R for a data read. Only the execute-never controls remove execution (D8.4.1.2.3), so
+ * an execute-only page (stage 1 EL0 with AP[1] = 0, stage 2 S2AP = 0b00) can be executed.
+ */
+export function permissionNeeded(access: number): number {
+  if (access & PERM_WRITE) return PERM_WRITE;
+  return access & PERM_EXEC ? PERM_EXEC : access & PERM_READ;
 }
 
 /**
@@ -64,6 +74,6 @@ export function vmsaPermissions(
  */
 export function vmsaAccessAllowed(attrs: VmsaLeafAttributes, access: number, hardwareDirty = false): boolean {
   const granted = vmsaPermissions(attrs, (access & PERM_PRIV) !== 0, hardwareDirty);
-  const needed = access & (PERM_READ | PERM_WRITE | PERM_EXEC);
+  const needed = permissionNeeded(access);
   return (needed & granted) === needed;
 }

@@ -1,4 +1,4 @@
-import { errnoOf, join64 } from '@iommukit/core';
+import { errnoOf, join64, PERM_EXEC, PERM_READ } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { DESC_INVALID, DESC_LEAF, DESC_TABLE, DIRTY_CLEAN, DIRTY_DIRTY, DIRTY_UNTRACKED } from '../format.js';
 import { vmsaTemplate } from './descriptors.js';
@@ -46,8 +46,22 @@ describe('VMSAv8-64 descriptor encodings at known bit positions (Arm ARM D8.3)',
       words,
       0,
     );
-    // 1 GiB block: type 0b01, AttrIndx 2 (bits 4:2 = 0b010), AP = 0b00, SH, AF, nG
-    expect(asBig()).toBe(0x0000_0000_4000_0f09n);
+    // 1 GiB block: type 0b01, AttrIndx 2 (bits 4:2 = 0b010), AP = 0b00, SH, AF, nG; UXN (bit 54): AP[1] = 0
+    // leaves EL0 execution to UXN, and `priv` means as little as possible for unprivileged accesses
+    expect(asBig()).toBe(0x0040_0000_4000_0f09n);
+  });
+
+  it('a privileged executable mapping gives unprivileged accesses nothing, not even a fetch', () => {
+    s1k4.encodeLeaf(
+      0x4000,
+      3,
+      s1k4.leafTemplate({ read: true, write: false, exec: true, priv: true }, false),
+      words,
+      0,
+    );
+    const attrs = s1k4.decodeLeaf(words[0]!, words[1]!, 3, 0)!;
+    expect(s1k4.permissions(attrs, true, false)).toBe(PERM_READ | PERM_EXEC);
+    expect(s1k4.permissions(attrs, false, false)).toBe(0);
   });
 
   it('4K stage 2 2 MiB block: S2AP RW, MemAttr 0xF, SH=IS, AF, XN = 0b10', () => {

@@ -9,7 +9,7 @@
  * | read only | AP[2] = 1 (read-only) | S2AP = 0b01 |
  * | write (with or without read) | AP[2] = 0 (stage 1 cannot express write-only) | S2AP = 0b11 / 0b10 |
  * | `priv` absent / true | AP[1] = 1 (EL0 access) / AP[1] = 0 (privileged only) | no effect |
- * | `exec` absent or false / true | PXN = UXN = 1 / both 0 | XN = 0b10 / 0b00 |
+ * | `exec` absent or false / true | PXN = UXN = 1 / both 0, but UXN = 1 with `priv` | XN = 0b10 / 0b00 |
  * | memType cached / noncached / device | AttrIndx 1 / 0 / 2 (Linux MAIR) | MemAttr 0xF / 0x5 / 0x1 |
  * | always | AF = 1, SH = inner, nG = 1 | AF = 1, SH = inner |
  * | dirty tracking, writable | DBM = 1 with AP[2] = 0: starts dirty | DBM = 1 with S2AP[1] = 1: starts dirty |
@@ -227,7 +227,8 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
         af: true,
         ng: true,
         dbm: tracked,
-        xn: prot.exec ? 0 : 3,
+        // AP[1] = 0 does not stop EL0 execution, only UXN does (Arm ARM D8.4.1.2.3): `priv` sets it too.
+        xn: prot.exec ? (prot.priv ? 2 : 0) : 3,
       });
     }
     const memAttr =
