@@ -7,6 +7,7 @@
 /** zod, re-exported so plugins build option schemas with the same instance the core validates with. */
 export { z } from 'zod';
 export * from './address/address.js';
+export * from './address/field-values.js';
 export * from './address/words.js';
 export * from './cache/lru-cache.js';
 export { schemaReferenceTable } from './config/config-reference.js';

@@ -3,6 +3,8 @@
  * are `Uint32Array` words, a 64-bit register is its low half at +0 and high half at +4. JavaScript's bitwise
  * operators truncate to 32 bits, so these helpers are the only place 64-bit values are split or joined.
  */
+import { checkFieldAddress } from './field-values.js';
+
 const TWO_32 = 2 ** 32;
 const TWO_21 = 2 ** 21;
 
@@ -98,14 +100,15 @@ export function entryAddress(words: ArrayLike<number>, lsb: number, msb: number)
   return hiKept * 2 ** 32 + loKept;
 }
 
-/** Writes a byte address into bits `msb:lsb` of an entry (the address's bits below `lsb % 64` must be 0). */
+/**
+ * Writes a byte address into bits `msb:lsb` of an entry. `EINVAL` unless the address fits them exactly
+ * (`checkFieldAddress`: a non-negative integer, its bits below `lsb % 64` zero).
+ */
 export function setEntryAddress(words: Uint32Array, lsb: number, msb: number, address: number): void {
+  checkFieldAddress('entry', 'address', address, lsb, msb);
   const q = lsb >>> 6;
   const low = lsb & 63;
   const high = msb & 63;
-  if (address % 2 ** low !== 0 || address >= 2 ** (high + 1)) {
-    throw new RangeError(`address 0x${address.toString(16)} does not fit bits ${msb}:${lsb}`);
-  }
   const lo = address >>> 0;
   const hi = Math.floor(address / 2 ** 32);
   if (low < 32) {

@@ -23,8 +23,9 @@
  * EPAN, E0PD, PnCH, AIE, PARTID/PMG and Secure/Realm StreamWorlds are not implemented, so those fields are
  * RES0 or IGNORED; TTB alignment below the table size is taken as zero, not ILLEGAL.
  */
-import { entryAddress, entryField, setEntryAddress, setEntryField } from '@iommukit/core';
+import { entryAddress, entryField } from '@iommukit/core';
 import { granuleFromTg, type VmsaGranule } from '@iommukit/pagetables';
+import { readScalars, writeAddress, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 import {
   type AddressResult,
@@ -170,31 +171,18 @@ const TTB0 = [64 + 4, 64 + 55] as const;
 const TTB1 = [128 + 4, 128 + 55] as const;
 
 export function decodeCd(words: ArrayLike<number>): Cd {
-  const out: Record<string, number | boolean> = {};
-  for (const [key, [lsb, width]] of Object.entries(CD_LAYOUT)) {
-    const value = entryField(words, lsb, width);
-    out[key] = width === 1 ? value === 1 : value;
-  }
+  const out = readScalars(words, CD_LAYOUT);
   out.ttb0 = entryAddress(words, ...TTB0);
   out.ttb1 = entryAddress(words, ...TTB1);
   return out as unknown as Cd;
 }
 
-/** Encodes a CD; fields not given are 0. Throws `RangeError` for a value that does not fit its field. */
+/** Encodes a CD; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
 export function encodeCd(fields: Partial<Cd> = {}): Uint32Array {
   const words = new Uint32Array(CD_WORDS);
-  const given = fields as Readonly<Record<string, unknown>>;
-  for (const [key, [lsb, width]] of Object.entries(CD_LAYOUT)) {
-    const raw = given[key];
-    if (raw === undefined) continue;
-    const value = typeof raw === 'boolean' ? Number(raw) : raw;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= 2 ** width) {
-      throw new RangeError(`CD.${key} = ${String(raw)} does not fit ${width} bits`);
-    }
-    setEntryField(words, lsb, width, value);
-  }
-  if (fields.ttb0 !== undefined) setEntryAddress(words, ...TTB0, fields.ttb0);
-  if (fields.ttb1 !== undefined) setEntryAddress(words, ...TTB1, fields.ttb1);
+  writeScalars(words, CD_LAYOUT, fields, 'CD');
+  writeAddress(words, TTB0, fields.ttb0, 'CD', 'ttb0');
+  writeAddress(words, TTB1, fields.ttb1, 'CD', 'ttb1');
   return words;
 }
 
@@ -334,6 +322,7 @@ export interface L1Cd {
 }
 
 const L1CD_L2PTR = [12, 55] as const;
+const L1CD_LAYOUT = { v: [0, 1] } as const;
 
 export function decodeL1Cd(words: ArrayLike<number>): L1Cd {
   return { v: entryField(words, 0, 1) === 1, l2Ptr: entryAddress(words, ...L1CD_L2PTR) };
@@ -341,8 +330,8 @@ export function decodeL1Cd(words: ArrayLike<number>): L1Cd {
 
 export function encodeL1Cd(fields: Partial<L1Cd> = {}): Uint32Array {
   const words = new Uint32Array(L1CD_WORDS);
-  if (fields.v) setEntryField(words, 0, 1, 1);
-  if (fields.l2Ptr !== undefined) setEntryAddress(words, ...L1CD_L2PTR, fields.l2Ptr);
+  writeScalars(words, L1CD_LAYOUT, fields, 'L1CD');
+  writeAddress(words, L1CD_L2PTR, fields.l2Ptr, 'L1CD', 'l2Ptr');
   return words;
 }
 

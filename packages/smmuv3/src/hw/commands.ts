@@ -25,7 +25,15 @@
  * (`addressPage`, exact below 2^52); TLBI_S2_IPA's IPA is a page number too, for the same range math;
  * MSIAddress is a byte address.
  */
-import { entryAddress, entryField, IommufdError, setEntryAddress, setEntryField } from '@iommukit/core';
+import {
+  checkFieldAddress,
+  checkFieldValue,
+  entryAddress,
+  entryField,
+  IommufdError,
+  setEntryAddress,
+  setEntryField,
+} from '@iommukit/core';
 import type { VmsaGranule } from '@iommukit/pagetables';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 
@@ -497,10 +505,18 @@ export function decodeCommand(
   return { ok: true, command: out as unknown as Command };
 }
 
-/** Encodes any command; fields it does not carry are ignored. Throws `RangeError` if a value does not fit. */
+/**
+ * Encodes any command; fields it does not carry are ignored. `EINVAL` naming the field for a value it
+ * cannot hold (`checkFieldValue`, `checkFieldAddress`): nothing is wrapped or truncated.
+ */
 export function encodeCommand(command: Command): Uint32Array {
   return encodeFields(command.op, command as unknown as Readonly<Record<string, unknown>>);
 }
+
+/** `CMD_<name>`, the structure name in encoder errors. */
+const LABELS = Object.fromEntries(Object.keys(OPS).map((name) => [name, `CMD_${name}`])) as Readonly<
+  Record<CommandName, string>
+>;
 
 function encodeFields(name: CommandName, fields: Readonly<Record<string, unknown>>): Uint32Array {
   const spec = OPS[name];
@@ -510,16 +526,21 @@ function encodeFields(name: CommandName, fields: Readonly<Record<string, unknown
   for (const [key, [lsb, width, kind]] of Object.entries(spec.fields)) {
     const raw = fields[key];
     if (raw === undefined) continue;
-    const value = typeof raw === 'boolean' ? Number(raw) : raw;
     if (kind === 'addr') {
-      setEntryAddress(words, lsb, lsb + width - 1, value as number);
+      const msb = lsb + width - 1;
+      setEntryAddress(words, lsb, msb, checkFieldAddress(LABELS[name], key, raw, lsb, msb));
       continue;
     }
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= 2 ** width) {
-      throw new RangeError(`CMD_${name}.${key} = ${String(raw)} does not fit ${width} bits`);
-    }
+    const value = checkFieldValue(LABELS[name], key, raw, width);
     if (name === 'CFGI_STE_RANGE' && key === 'range' && value === CFGI_ALL_RANGE) {
-      throw new RangeError('CMD_CFGI_STE_RANGE with Range 31 is CMD_CFGI_ALL: use encodeCfgiAll');
+      throw new IommufdError(
+        'EINVAL',
+        'CMD_CFGI_STE_RANGE with Range 31 is CMD_CFGI_ALL: use encodeCfgiAll',
+        {
+          structure: LABELS[name],
+          field: key,
+        },
+      );
     }
     setWide(words, lsb, width, value);
   }

@@ -19,7 +19,16 @@
  *
  * InputAddr is 64 bits, so it is carried as a 4 KiB page number and a 12-bit offset (both exact).
  */
-import { entryAddress, entryField, type FaultKind, setEntryAddress, setEntryField } from '@iommukit/core';
+import {
+  checkFieldAddress,
+  checkFieldValue,
+  entryAddress,
+  entryField,
+  type FaultKind,
+  IommufdError,
+  setEntryAddress,
+  setEntryField,
+} from '@iommukit/core';
 
 export const EVENT_WORDS = 8;
 export const EVENT_BYTES = 32;
@@ -198,37 +207,31 @@ function fieldsOf(id: number): readonly EventField[] {
 }
 
 /**
- * Encodes an event record. Throws `RangeError` for a value that does not fit, or a non-zero field the
+ * Encodes an event record. `EINVAL` naming the field for a value it cannot hold, or a non-zero field the
  * event type does not have. Unknown IDs (IMPLEMENTATION DEFINED) carry only the StreamID.
  */
 export function encodeEvent(record: EventRecord): Uint32Array {
   const words = new Uint32Array(EVENT_WORDS);
-  if (!Number.isInteger(record.id) || record.id < 0 || record.id > 0xff) {
-    throw new RangeError(`event ID ${record.id} does not fit 8 bits`);
-  }
-  if (!Number.isInteger(record.streamId) || record.streamId < 0 || record.streamId >= 2 ** 32) {
-    throw new RangeError(`event StreamID ${record.streamId} does not fit 32 bits`);
-  }
-  setEntryField(words, 0, 8, record.id);
-  setEntryField(words, 32, 32, record.streamId);
-  const allowed = new Set<EventField>(fieldsOf(record.id));
-  const what = eventName(record.id) ?? `event 0x${record.id.toString(16)}`;
+  const id = checkFieldValue('event', 'id', record.id, 8);
+  setEntryField(words, 0, 8, id);
+  setEntryField(words, 32, 32, checkFieldValue('event', 'streamId', record.streamId, 32));
+  const allowed = fieldsOf(id);
+  const what = eventName(id) ?? `event 0x${id.toString(16)}`;
   for (const key of Object.keys(LAYOUT) as EventField[]) {
     const raw = record[key];
     if (raw === undefined) continue;
-    const value = typeof raw === 'boolean' ? Number(raw) : raw;
-    if (!allowed.has(key)) {
-      if (value !== 0) throw new RangeError(`${what} has no ${key} field`);
+    if (!allowed.includes(key)) {
+      if (raw !== 0 && raw !== false)
+        throw new IommufdError('EINVAL', `${what} has no ${key} field`, { structure: what, field: key });
       continue;
     }
     const [lsb, width, kind] = LAYOUT[key];
     if (kind === 'addr') {
-      setEntryAddress(words, lsb, lsb + width - 1, value);
+      const msb = lsb + width - 1;
+      setEntryAddress(words, lsb, msb, checkFieldAddress(what, key, raw, lsb, msb));
       continue;
     }
-    if (!Number.isInteger(value) || value < 0 || value >= 2 ** width) {
-      throw new RangeError(`${what}.${key} = ${String(raw)} does not fit ${width} bits`);
-    }
+    const value = checkFieldValue(what, key, raw, width);
     if (kind === 'page') {
       setEntryField(words, lsb, 32, value % 2 ** 32);
       setEntryField(words, lsb + 32, width - 32, Math.floor(value / 2 ** 32));

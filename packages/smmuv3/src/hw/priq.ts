@@ -7,7 +7,7 @@
  * Last 62, SSV 63, PRGIndex [72:64], Page address[63:12] at [127:76] (a 4 KiB page number: it can exceed
  * 2^53 bytes). With SSV == 0, X and Priv are 0 and SubstreamID is UNKNOWN.
  */
-import { entryField, setEntryField } from '@iommukit/core';
+import { checkFieldValue, entryField, setEntryField } from '@iommukit/core';
 
 export const PRI_ENTRY_WORDS = 4;
 export const PRI_ENTRY_BYTES = 16;
@@ -54,23 +54,23 @@ export function decodePriEntry(words: ArrayLike<number>): PriEntry {
   return out as unknown as PriEntry;
 }
 
-/** Encodes a PRI queue entry; fields not given are 0. Throws `RangeError` for a value that does not fit. */
+/** Encodes a PRI queue entry; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
 export function encodePriEntry(fields: Partial<PriEntry> = {}): Uint32Array {
   const words = new Uint32Array(PRI_ENTRY_WORDS);
-  const given = { ...fields } as Record<string, unknown>;
-  for (const [key, [lsb, width]] of [...Object.entries(LAYOUT), ['addressPage', [0, 52]] as const]) {
+  const given = fields as Readonly<Record<string, unknown>>;
+  for (const [key, [lsb, width]] of Object.entries(LAYOUT)) {
     const raw = given[key];
-    if (raw === undefined) continue;
-    const value = typeof raw === 'boolean' ? Number(raw) : raw;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= 2 ** width) {
-      throw new RangeError(`PRI entry ${key} = ${String(raw)} does not fit ${width} bits`);
-    }
-    if (key === 'addressPage') {
-      setEntryField(words, ...ADDRESS_LO, value % 2 ** ADDRESS_LO[1]);
-      setEntryField(words, ...ADDRESS_HI, Math.floor(value / 2 ** ADDRESS_LO[1]));
-    } else {
-      setEntryField(words, lsb, width, value);
-    }
+    if (raw !== undefined) setEntryField(words, lsb, width, checkFieldValue('PRI entry', key, raw, width));
+  }
+  if (fields.addressPage !== undefined) {
+    const page = checkFieldValue(
+      'PRI entry',
+      'addressPage',
+      fields.addressPage,
+      ADDRESS_LO[1] + ADDRESS_HI[1],
+    );
+    setEntryField(words, ...ADDRESS_LO, page % 2 ** ADDRESS_LO[1]);
+    setEntryField(words, ...ADDRESS_HI, Math.floor(page / 2 ** ADDRESS_LO[1]));
   }
   return words;
 }

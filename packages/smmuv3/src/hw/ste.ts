@@ -37,7 +37,7 @@
  * - SMMUv3.0-only CONSTRAINED UNPREDICTABLE choices (EATS/S2S, out-of-range S2T0SZ): treated as ILLEGAL,
  *   as SMMUv3.1 and later require.
  */
-import { entryAddress, entryField, setEntryAddress, setEntryField } from '@iommukit/core';
+import { entryAddress, entryField } from '@iommukit/core';
 import {
   granuleFromTg,
   iasFromT0sz,
@@ -46,6 +46,7 @@ import {
   type VmsaGranule,
   vmsaGeometry,
 } from '@iommukit/pagetables';
+import { readScalars, writeAddress, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 
 /** The outcome of a structure validity check: `ok`, or the ILLEGAL condition that failed. */
@@ -224,32 +225,6 @@ const S1_CONTEXT_PTR = [6, 55] as const;
 /** S2TTB, bits [247:196] (§5.2). */
 const S2_TTB = [3 * 64 + 4, 3 * 64 + 55] as const;
 
-function readScalars(words: ArrayLike<number>, layout: Record<string, readonly [number, number]>) {
-  const out: Record<string, number | boolean> = {};
-  for (const [key, [lsb, width]] of Object.entries(layout)) {
-    const value = entryField(words, lsb, width);
-    out[key] = width === 1 ? value === 1 : value;
-  }
-  return out;
-}
-
-function writeScalars(
-  words: Uint32Array,
-  layout: Record<string, readonly [number, number]>,
-  fields: Readonly<Record<string, unknown>>,
-  what: string,
-): void {
-  for (const [key, [lsb, width]] of Object.entries(layout)) {
-    const raw = fields[key];
-    if (raw === undefined) continue;
-    const value = typeof raw === 'boolean' ? Number(raw) : raw;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= 2 ** width) {
-      throw new RangeError(`${what}.${key} = ${String(raw)} does not fit ${width} bits`);
-    }
-    setEntryField(words, lsb, width, value);
-  }
-}
-
 export function decodeSte(words: ArrayLike<number>): Ste {
   return {
     ...readScalars(words, STE_LAYOUT),
@@ -258,12 +233,12 @@ export function decodeSte(words: ArrayLike<number>): Ste {
   } as unknown as Ste;
 }
 
-/** Encodes an STE; fields not given are 0. Throws `RangeError` for a value that does not fit its field. */
+/** Encodes an STE; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
 export function encodeSte(fields: Partial<Ste> = {}): Uint32Array {
   const words = new Uint32Array(STE_WORDS);
   writeScalars(words, STE_LAYOUT, fields, 'STE');
-  if (fields.s1ContextPtr !== undefined) setEntryAddress(words, ...S1_CONTEXT_PTR, fields.s1ContextPtr);
-  if (fields.s2Ttb !== undefined) setEntryAddress(words, ...S2_TTB, fields.s2Ttb);
+  writeAddress(words, S1_CONTEXT_PTR, fields.s1ContextPtr, 'STE', 's1ContextPtr');
+  writeAddress(words, S2_TTB, fields.s2Ttb, 'STE', 's2Ttb');
   return words;
 }
 
@@ -480,7 +455,7 @@ export function decodeL1Std(words: ArrayLike<number>): L1Std {
 export function encodeL1Std(fields: Partial<L1Std> = {}): Uint32Array {
   const words = new Uint32Array(L1STD_WORDS);
   writeScalars(words, { span: [0, 5] }, fields, 'L1STD');
-  if (fields.l2Ptr !== undefined) setEntryAddress(words, ...L1STD_L2PTR, fields.l2Ptr);
+  writeAddress(words, L1STD_L2PTR, fields.l2Ptr, 'L1STD', 'l2Ptr');
   return words;
 }
 
