@@ -1,16 +1,23 @@
+import { fileURLToPath } from 'node:url';
 import type { ViteUserConfig } from 'vitest/config';
+
+/** A file of packages/core/test by absolute path: every package's run (and Stryker's sandbox) finds it. */
+const coreTestFile = (name: string): string => fileURLToPath(new URL(`./test/${name}`, import.meta.url));
 
 /**
  * Test settings every workspace package uses (each package's vitest.config.ts imports this file).
  * Workspace packages resolve to their TypeScript sources through the `@iommukit/source` export condition,
  * so tests never run against a stale dist/ and need no build first. Each run writes test-report.json,
- * which .ci/test-summary.mjs totals into the closing "N passed, N failed" line.
+ * which .ci/test-summary.mjs totals into the closing "N passed, N failed" line. Property tests share one
+ * fast-check seed, printed once per run (test/fc-seed.ts; docs/testing.md).
  */
 export const sharedTestConfig: ViteUserConfig = {
   resolve: { conditions: ['@iommukit/source'] },
   ssr: { resolve: { conditions: ['@iommukit/source'] } },
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    globalSetup: [coreTestFile('fc-seed.global-setup.ts')],
+    setupFiles: [coreTestFile('fc-seed.setup.ts')],
     reporters: ['default', 'json'],
     outputFile: { json: 'test-report.json' },
     benchmark: { include: ['bench/**/*.bench.ts'] },
