@@ -241,33 +241,40 @@ describe('ATS and the ATC', () => {
     expect(dev.atc?.size).toBe(0);
   });
 
-  it('a privileged DMA hits the ATC on its second access', () => {
-    const dev = device({ atcEntries: 4 });
+  /** A device with an ATC and PASIDs on: Priv and Exe travel only in the PASID TLP prefix. */
+  function atsPasidDevice() {
+    const dev = device({ atcEntries: 4, pasidBits: 2 });
     dev.pci.setAtsEnabled(true);
-    iommu.map(NO_PASID, 0x40, RAM / 4096);
-    expect(dev.dmaRead(0x40000n, 4, { privileged: true })).toMatchObject({ ok: true });
-    expect(dev.dmaWrite(0x40008n, Uint8Array.of(1), { privileged: true })).toMatchObject({ ok: true });
-    expect(dev.dmaRead(0x40010n, 4, { privileged: true })).toMatchObject({ ok: true });
+    dev.pci.setPasidEnabled(true);
+    return dev;
+  }
+
+  it('a privileged DMA hits the ATC on its second access', () => {
+    const dev = atsPasidDevice();
+    iommu.map(1, 0x40, RAM / 4096);
+    const priv = { pasid: 1, privileged: true };
+    expect(dev.dmaRead(0x40000n, 4, priv)).toMatchObject({ ok: true });
+    expect(dev.dmaWrite(0x40008n, Uint8Array.of(1), priv)).toMatchObject({ ok: true });
+    expect(dev.dmaRead(0x40010n, 4, priv)).toMatchObject({ ok: true });
     expect(iommu.atsRequests.map((r) => r.access)).toEqual([PERM_READ | PERM_PRIV]);
     expect(iommu.translated).toHaveLength(0);
     expect(dev.atc?.hits).toBe(2);
   });
 
   it('does not use a translation obtained for one privilege level for the other', () => {
-    const dev = device({ atcEntries: 4 });
-    dev.pci.setAtsEnabled(true);
+    const dev = atsPasidDevice();
     // Privileged-only (an EL1-only page): read-write when privileged, nothing unprivileged.
-    iommu.map(NO_PASID, 0x40, RAM / 4096, PERM_READ | PERM_WRITE, 0);
-    expect(dev.dmaRead(0x40000n, 4, { privileged: true })).toMatchObject({ ok: true });
-    const user = dev.dmaRead(0x40000n, 4);
+    iommu.map(1, 0x40, RAM / 4096, PERM_READ | PERM_WRITE, 0);
+    expect(dev.dmaRead(0x40000n, 4, { pasid: 1, privileged: true })).toMatchObject({ ok: true });
+    const user = dev.dmaRead(0x40000n, 4, { pasid: 1 });
     expect(user).toMatchObject({ ok: false, reason: 'fault', fault: { kind: 'permission' } });
     // It asked the IOMMU (an unprivileged Translation Request), not the privileged entry.
     expect(iommu.atsRequests.map((r) => r.access)).toEqual([PERM_READ | PERM_PRIV, PERM_READ]);
     expect(dev.atc?.hits).toBe(0);
     // The other way round: an unprivileged entry with Exe does not answer a privileged fetch.
-    iommu.map(NO_PASID, 0x41, RAM / 4096, PERM_READ, PERM_READ | PERM_EXEC);
-    expect(dev.dmaRead(0x41000n, 4, { exec: true })).toMatchObject({ ok: true });
-    expect(dev.dmaRead(0x41000n, 4, { exec: true, privileged: true })).toMatchObject({
+    iommu.map(1, 0x41, RAM / 4096, PERM_READ, PERM_READ | PERM_EXEC);
+    expect(dev.dmaRead(0x41000n, 4, { pasid: 1, exec: true })).toMatchObject({ ok: true });
+    expect(dev.dmaRead(0x41000n, 4, { pasid: 1, exec: true, privileged: true })).toMatchObject({
       ok: false,
       fault: { kind: 'permission' },
     });
@@ -275,13 +282,13 @@ describe('ATS and the ATC', () => {
   });
 
   it('answers a fetch only from an entry that grants Exe; writes never ask for Exe', () => {
-    const dev = device({ atcEntries: 4 });
-    dev.pci.setAtsEnabled(true);
-    iommu.map(NO_PASID, 0x40, RAM / 4096, PERM_READ | PERM_WRITE | PERM_EXEC);
-    dev.dmaRead(0x40000n, 4); // a data read: its completion grants no Exe
-    expect(dev.dmaRead(0x40000n, 4, { exec: true })).toMatchObject({ ok: true });
-    expect(dev.dmaRead(0x40000n, 4, { exec: true })).toMatchObject({ ok: true });
-    expect(dev.dmaWrite(0x40000n, Uint8Array.of(1), { exec: true })).toMatchObject({ ok: true });
+    const dev = atsPasidDevice();
+    iommu.map(1, 0x40, RAM / 4096, PERM_READ | PERM_WRITE | PERM_EXEC);
+    dev.dmaRead(0x40000n, 4, { pasid: 1 }); // a data read: its completion grants no Exe
+    const fetch = { pasid: 1, exec: true };
+    expect(dev.dmaRead(0x40000n, 4, fetch)).toMatchObject({ ok: true });
+    expect(dev.dmaRead(0x40000n, 4, fetch)).toMatchObject({ ok: true });
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(1), fetch)).toMatchObject({ ok: true });
     // PCIe carries Execute Requested on memory reads only (IHI 0070 §13.7).
     expect(iommu.atsRequests.map((r) => r.access)).toEqual([PERM_READ, PERM_READ | PERM_EXEC]);
     expect(dev.atc?.hits).toBe(2);
@@ -303,6 +310,23 @@ describe('ATS and the ATC', () => {
     expect(dev.atc?.size).toBe(0);
     for (const privileged of [false, true]) dev.dmaRead(0x40000n, 1, { pasid: 1, privileged });
     expect(iommu.atsRequests).toHaveLength(6);
+  });
+
+  it('cannot mark a DMA privileged or execute without a PASID (PCIe: only the PASID TLP prefix carries them)', () => {
+    const dev = atsPasidDevice();
+    iommu.map(NO_PASID, 0x40, RAM / 4096, PERM_READ | PERM_WRITE | PERM_EXEC);
+    for (const options of [{ privileged: true }, { exec: true }, { privileged: true, exec: true }]) {
+      const einval = expect.objectContaining({
+        code: 'EINVAL',
+        message: expect.stringMatching(/without a PASID/),
+      });
+      expect(() => dev.dmaRead(0x40000n, 4, options)).toThrow(einval);
+      expect(() => dev.dmaWrite(0x40000n, Uint8Array.of(1), options)).toThrow(einval);
+    }
+    expect([iommu.atsRequests.length, iommu.translated.length]).toEqual([0, 0]);
+    // Without those marks the same request is an unprivileged data access.
+    expect(dev.dmaRead(0x40000n, 4)).toMatchObject({ ok: true });
+    expect(iommu.atsRequests.map((r) => r.access)).toEqual([PERM_READ]);
   });
 
   it('sends an untranslated request when the ATS answer lacks the needed permission', () => {

@@ -44,7 +44,9 @@ export interface EndpointSpec {
 
 export interface DmaOptions {
   readonly pasid?: number;
+  /** Privileged Mode Requested: needs `pasid`, PCIe carries it only in the PASID TLP prefix. */
   readonly privileged?: boolean;
+  /** Execute Requested (an instruction fetch): needs `pasid`, like `privileged`; reads only. */
   readonly exec?: boolean;
   /** On an ATS translation failure, send a PRI page request instead of giving up (needs PRI enabled). */
   readonly requestPages?: boolean;
@@ -308,6 +310,15 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     resumed?: { readonly done: number; readonly pfn: number },
   ): DmaFailure | undefined {
     const pasid = this.checkPasid(options.pasid);
+    if (pasid === NO_PASID && (options.privileged || options.exec)) {
+      // Priv and Exe exist only in the PASID TLP prefix; without one a request is Data, Unprivileged
+      // (PCIe, as IHI 0070 §13.7 reads it): the device cannot send what the caller asks for.
+      throw new IommufdError(
+        'EINVAL',
+        `${this.name} cannot mark a DMA ${options.privileged ? 'privileged' : 'execute'} without a PASID`,
+        { device: this.name },
+      );
+    }
     const perm = payload.op === 'write' ? PERM_WRITE : PERM_READ;
     // PCIe marks Execute Requested on memory reads only: a write is Data (IHI 0070 §13.7).
     const exec = options.exec && payload.op === 'read' ? PERM_EXEC : 0;

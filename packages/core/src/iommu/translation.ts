@@ -21,7 +21,10 @@ export interface TranslationRequest {
   readonly pasid: number;
   readonly iovaPfn: number;
   readonly offset: number;
-  /** PERM_* bits the access needs (PERM_READ or PERM_WRITE, optionally EXEC and PRIV). */
+  /**
+   * PERM_* bits the access needs (PERM_READ or PERM_WRITE, optionally EXEC and PRIV). A PCIe endpoint sets
+   * EXEC and PRIV only with a PASID: they travel in the PASID TLP prefix.
+   */
   readonly access: number;
 }
 
