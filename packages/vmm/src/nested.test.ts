@@ -129,6 +129,31 @@ describe('nested vSMMUv3: sharing, invalidation, events', () => {
     // The host did not report it as its own: it went to the guest.
     expect(system.iommu('smmu0').faults.records).toEqual([]);
   });
+
+  it('a guest CD with S = 1 behind the no-stall vSMMU is C_BAD_CD for the guest; no DMA stays stalled on the host', async () => {
+    // Found by the hostile-guest property: V, AA64, S = 1, TTB0 = 0 written at S1ContextPtr, then
+    // CFGI_CD_ALL. The host forces S1STALLD = 1 for nic0 (it cannot stall), so the CD is ILLEGAL (§5.4).
+    const { system, vm } = await nestedVm();
+    const iova = vm.guest.dma('nic0').map(vm.guest.allocBuffer(4096), 4096n, RW);
+    const smmu = guestSmmu(vm);
+    const cdTable = decodeSte(smmu.streamTable.readSte(0x08)).s1ContextPtr;
+    const cd = Uint32Array.of(0xddb7_c000, 0x1fff_fe00, ...new Array(14).fill(0));
+    vm.guest.write(BigInt(cdTable), new Uint8Array(cd.buffer));
+    smmu.cmdq.submit([encodeCfgiCdAll({ streamId: 0x08 })]);
+    const nic = system.device('nic0');
+    expect(nic.dmaRead(iova, 1)).toMatchObject({
+      ok: false,
+      reason: 'fault',
+      fault: { vendorCode: 'C_BAD_CD' },
+    });
+    vm.serviceInterrupts();
+    expect(nic.stalledDmaCount).toBe(0);
+    expect(system.iommu('smmu0').hardware.stats().stalled).toBe(0);
+    expect(vm.guest.faults.records).toMatchObject([
+      { device: 'nic0', fault: { vendorCode: 'C_BAD_CD', streamId: 0x08 } },
+    ]);
+    expect(system.iommu('smmu0').faults.records).toEqual([]);
+  });
 });
 
 describe('VM lifecycle with a nested vSMMUv3', () => {

@@ -16,6 +16,18 @@
  * the host's ID registers: a vSTE that makes it ILLEGAL — S1CDMax above SSIDSIZE, a 2-level CD table
  * without CD2L, S1STALLD with a fixed stall model, S1ContextPtr beyond the IAS — is `EIO` too, instead of
  * an STE that fails every transaction with C_BAD_STE. Bypass and abort vSTEs take no stage-1 field.
+ *
+ * Stalls (beyond Linux): the physical STE of a master that does not stall gets S1STALLD = 1 on an SMMU
+ * whose stall model is configurable, whatever the vSTE says — the rule Linux applies to its own STEs
+ * (`arm_smmu_make_cdtable_ste`) but not to a guest's (`arm_smmu_make_nested_cd_table_ste` copies the
+ * guest's S1STALLD). Otherwise a guest CD with S = 1 stalls the master's DMA on the host, where nobody can
+ * resume it: Linux sends the stall to `iommu_report_device_fault`, whose error response
+ * `arm_smmu_page_response` drops for a master without `stall_enabled`, and iommufd forwards no CMD_RESUME
+ * from a guest. With S1STALLD = 1 that CD is ILLEGAL instead (IHI 0070 §5.4 CdIllegal(): S1STALLD and
+ * CD.S), so the transaction ends in C_BAD_CD, forwarded to the guest — the event its vSMMU, which offers
+ * no stalls, gives a CD with S = 1 (§5.4: CD.S with SMMU_IDR0.STALL_MODEL == 0b01 is ILLEGAL). A master
+ * that stalls keeps the guest's S1STALLD: its stalls are the host's to resume (the driver's page
+ * response), as they are in Linux.
  */
 import { type Hpa, type IommuDeviceRef, type IommuDomain, IommufdError, iova, toHex } from '@iommukit/core';
 import type { Smmuv3Features, Smmuv3IdrExtras } from '../hw/features.js';
@@ -45,6 +57,8 @@ export interface GuestSte {
 export interface NestedDomainHost {
   /** The vIOMMU's stage-2 parent. */
   readonly parent: Smmuv3Domain;
+  /** The SMMU's stall model is configurable (IDR0.STALL_MODEL == 0b00): S1STALLD may be set. */
+  readonly configurableStalls: boolean;
   /** The vSID of a device on the vIOMMU, if it has a vDEVICE there. */
   vsid(device: IommuDeviceRef): number | undefined;
   /** Sends an event record of `device` to the vIOMMU's vEVENTQ; false without a vDEVICE. */
@@ -102,10 +116,11 @@ export class Smmuv3NestedDomain implements IommuDomain {
 
   /**
    * The physical STE for a master (Linux `arm_smmu_make_nested_domain_ste`): EATS = full ATS when `ats`,
-   * S2S when the master stalls.
+   * S2S when the master stalls, S1STALLD when it does not and could (see the module comment).
    */
   ste(ats: boolean, stall = false): Uint32Array {
-    return nestedSte(this.vste, this.parent.ste(ats, stall));
+    const forceS1Stalld = this.host.configurableStalls && !stall;
+    return nestedSte(this.vste, this.parent.ste(ats, stall), { forceS1Stalld });
   }
 
   map(): void {

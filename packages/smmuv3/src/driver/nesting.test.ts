@@ -7,6 +7,7 @@ import { errnoOf, type Hpa, iova, NO_PASID } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { createDriverSystem, type DriverSystem } from '../../test/driver-system.js';
 import { smmuv3NestingHooks } from '../../test/nesting-hooks.js';
+import { decodeCd, encodeCd } from '../hw/cd.js';
 import {
   CMD_OPCODE,
   CMD_WORDS,
@@ -414,5 +415,56 @@ describe('events of nested devices (Linux arm_vmaster_report_event)', () => {
     s.service();
     expect(events).toEqual([]);
     expect(s.faults.at(-1)?.fault.vendorCode).toBe('F_TRANSLATION');
+  });
+});
+
+describe('stalls of nested masters', () => {
+  /** A vSTE with S1STALLD = 0 over a guest CD 0 with S = 1 (stall on faults), DATA_IOVA mapped. */
+  function stallingGuest(spec = {}) {
+    const rig = vm({}, spec);
+    const data = rig.guestStage1([{ iova: DATA_IOVA, ipa: GPA_BASE }]);
+    const guest = vsteFields(data.ste);
+    const cdAt = Number(rig.gpaToHpa(BigInt(guest.s1ContextPtr)));
+    const cd = new Uint32Array(16);
+    rig.s.bus.readWords(cdAt, cd, 16, rig.s.bus.counter('guest'));
+    rig.s.bus.writeWords(cdAt, encodeCd({ ...decodeCd(cd), s: true }), 16, rig.s.bus.counter('guest'));
+    rig.s.driver.attachDev(
+      rig.vsmmu.domainAllocNested({ ste: vste({ ...guest, s1Stalld: false }) }),
+      rig.dev,
+    );
+    return rig;
+  }
+
+  it('a master that cannot stall gets S1STALLD = 1 whatever the vSTE says: a guest CD with S = 1 is C_BAD_CD, forwarded; nothing is held', () => {
+    // IHI 0070 §5.2 S1STALLD, §5.4 CdIllegal(): on a stall-capable SMMU a CD with S = 1 under S1STALLD = 1
+    // is ILLEGAL, the event a no-stall SMMU gives that CD; nobody could resume a stall of this master.
+    const { s, dev, events } = stallingGuest();
+    expect(ste(s, 0x10)).toMatchObject({ config: STE_CONFIG.NESTED, s1Stalld: true });
+    for (const at of [DATA_IOVA, DATA_IOVA + 0x1000n]) {
+      expect(dev.dmaRead(at, 1)).toMatchObject({ ok: false, reason: 'fault' });
+    }
+    expect(s.hw.stalls.size).toBe(0);
+    s.service();
+    expect(events.map((e) => decodeEvent(e.record))).toMatchObject([
+      { id: EVENT_ID.C_BAD_CD, streamId: VSID },
+      { id: EVENT_ID.C_BAD_CD, streamId: VSID },
+    ]);
+  });
+
+  it('a master that can stall keeps the vSTE’s S1STALLD; its stall goes to the host’s IOPF path (not the vEVENTQ) and is resumed there', () => {
+    // Linux arm_smmu_handle_event: a stall record is reported to iommu_report_device_fault before any
+    // vEVENTQ forwarding; with no handler the core answers it and arm_smmu_page_response sends CMD_RESUME.
+    const { s, dev, events } = stallingGuest({ canStall: true });
+    expect(ste(s, 0x10)).toMatchObject({ config: STE_CONFIG.NESTED, s1Stalld: false, s2S: true });
+    expect(dev.dmaRead(DATA_IOVA, 1).ok).toBe(true);
+    expect(dev.dmaRead(DATA_IOVA + 0x1000n, 1)).toMatchObject({ ok: false, reason: 'stalled' });
+    s.service();
+    expect(events).toEqual([]);
+    expect(s.pageRequests).toMatchObject([
+      { device: 'dev0', request: { pasid: NO_PASID, iova: DATA_IOVA + 0x1000n, groupIndex: 0 } },
+    ]);
+    s.driver.pageResponse(dev, { pasid: NO_PASID, groupIndex: 0, code: 'invalid' });
+    expect(s.hw.stalls.size).toBe(0);
+    expect(dev.stalledDmaCount).toBe(0);
   });
 });

@@ -56,12 +56,13 @@
  * name the device by vSID) and no PASID attached (`EBUSY`), and no PASID can be attached meanwhile
  * (`EINVAL`: the CD table is the guest's). The nest parent records nested masters, so its unmaps
  * invalidate their whole ATC (it caches IOVA → PA, and the unmapped IPAs say nothing about IOVAs). Events
- * of a master on a nested domain that are not stage-2 faults go to its vSMMU's vEVENTQ instead of the
- * host's fault path.
+ * of a master on a nested domain that are neither stalls nor stage-2 faults go to its vSMMU's vEVENTQ
+ * instead of the host's fault path.
  *
  * Stalls (Linux `stall_enabled`): a master stalls when the SMMU forces stalls, or supports them and
  * firmware marks the device `dma-can-stall` (`IommuDeviceRef.canStall`; PCIe devices never are). Its CDs
- * get CD.S, its STEs S1STALLD = 0 and S2S; every other master gets S1STALLD = 1 where stalls exist. A stall
+ * get CD.S, its STEs S1STALLD = 0 (nested: the guest's) and S2S; every other master gets S1STALLD = 1 where
+ * stalls exist, on a nested STE too whatever the guest's vSTE says (nested-domain.ts). A stall
  * record becomes a one-page request to the iommu core with the STAG as group index, and its response
  * becomes CMD_RESUME (success: retry, else abort); a stall of an unknown StreamID is aborted at once.
  *
@@ -973,9 +974,11 @@ export class Smmuv3Driver implements IommuDriver {
     const record = decodeEvent(words);
     const name = eventName(record.id);
     const master = this.masters.get(record.streamId);
-    // Linux arm_smmu_handle_event: a nested master's non-stage-2 events are the guest's.
+    // Linux arm_smmu_handle_event: a stall goes to the host's page-request path, which resumes it (no
+    // CMD_RESUME reaches the SMMU from a guest); a nested master's other non-stage-2 events are the guest's.
     if (
       master?.rid instanceof Smmuv3NestedDomain &&
+      record.stall !== true &&
       record.s2 !== true &&
       master.rid.forwardEvent(master.ref, words)
     ) {

@@ -176,8 +176,13 @@ export function s2Ste(options: S2SteOptions, caps: BuilderCaps = DEFAULT_BUILDER
  *   (an IPA), S1CDMax, S1DSS, S1CIR, S1COR, S1CSH, S1STALLD, and MEV = 1 (merged fault records limit what
  *   a guest can flood the event queue with). Other vSTE fields are not taken (the guest's EATS included:
  *   the host's decides); rejecting them is the vIOMMU's job (`validateGuestSte`).
+ * `forceS1Stalld` sets S1STALLD whatever the guest wrote (beyond Linux: see nested-domain.ts).
  */
-export function nestedSte(guest: ArrayLike<number>, hostS2: ArrayLike<number>): Uint32Array {
+export function nestedSte(
+  guest: ArrayLike<number>,
+  hostS2: ArrayLike<number>,
+  options: { readonly forceS1Stalld?: boolean } = {},
+): Uint32Array {
   const g = decodeSte(guest);
   const config = g.v ? g.config : STE_CONFIG.ABORT;
   if (config === STE_CONFIG.BYPASS) return Uint32Array.from(hostS2);
@@ -193,7 +198,7 @@ export function nestedSte(guest: ArrayLike<number>, hostS2: ArrayLike<number>): 
     s1Cir: g.s1Cir,
     s1Cor: g.s1Cor,
     s1Csh: g.s1Csh,
-    s1Stalld: g.s1Stalld,
+    s1Stalld: g.s1Stalld || options.forceS1Stalld === true,
     mev: true,
   });
 }

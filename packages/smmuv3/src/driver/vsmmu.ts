@@ -21,7 +21,8 @@
  *
  * Events (`forwardEvent`, Linux `arm_vmaster_report_event`): a record of a device that has a vDEVICE here
  * and a nested domain attached, and that is not a stage-2 fault (S2 = 0: the guest's business), goes to
- * the vEVENTQ as the same 32 bytes with the StreamID replaced by the vSID. Stage-2 faults stay the host's.
+ * the vEVENTQ as the same 32 bytes with the StreamID replaced by the vSID. Stage-2 faults stay the host's,
+ * and so do stalls: only the host can resume them (see nested-domain.ts).
  */
 import {
   type InvalidationResult,
@@ -97,6 +98,7 @@ export class Smmuv3Vsmmu implements ViommuDriverObject {
     const guest = validateGuestSte(data, { features, idr, parentSte: this.parent.ste(false) });
     const domain = new Smmuv3NestedDomain(this.host.allocDomainId(), guest, {
       parent: this.parent,
+      configurableStalls: features.stallModel === 'stall',
       vsid: (device) => this.vsidOf.get(device),
       forwardEvent: (device, record) => this.forwardEvent(device, record),
       release: (d) => this.host.releaseNested(d),
