@@ -2,6 +2,7 @@
 // Run it through `pnpm mutation` (.ci/mutation.mjs), which starts Stryker from the repository root: the
 // sandbox is then a copy of the whole workspace, so a package's vitest.config.ts still finds
 // ../core/vitest.shared.ts, and every node_modules folder (the workspace links included) is symlinked.
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -16,8 +17,13 @@ const NOT_MUTATED = ['**/*.test.ts', '**/*.bench.ts', '**/index.ts'];
  */
 export function mutationReports(name, files) {
   const dir = `packages/${name}`;
-  const slug = files.map((file) => file.replace(`${dir}/src/`, '').replaceAll('/', '.').replaceAll(':', '_'));
-  return files.length ? `${dir}/reports/mutation/${slug.join('+')}` : `${dir}/reports/mutation`;
+  if (!files.length) return `${dir}/reports/mutation`;
+  const slug = files
+    .map((file) => file.replace(`${dir}/src/`, '').replaceAll('/', '.').replaceAll(':', '_'))
+    .join('+');
+  // A folder name has at most 255 bytes: a long selection is named by a hash of its files.
+  const hash = () => createHash('sha1').update(slug).digest('hex').slice(0, 10);
+  return `${dir}/reports/mutation/${slug.length <= 100 ? slug : `${files.length}-files-${hash()}`}`;
 }
 
 /**
