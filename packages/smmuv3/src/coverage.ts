@@ -453,12 +453,12 @@ export const STE_FIELD_COVERAGE: Readonly<Record<keyof Ste, FieldCoverage>> = {
   privCfg: {
     spec: 'PRIVCFG',
     status: N,
-    note: 'RES0: IDR1.ATTR_PERMS_OVR == 0, so the incoming privilege is used.',
+    note: 'RES0: IDR1.ATTR_PERMS_OVR == 0, so the incoming privilege is used: Unprivileged for a transaction without a SubstreamID (PCIe without a PASID, §13.7).',
   },
   instCfg: {
     spec: 'INSTCFG',
     status: N,
-    note: 'RES0: IDR1.ATTR_PERMS_OVR == 0, so the incoming instruction/data attribute is used.',
+    note: 'RES0: IDR1.ATTR_PERMS_OVR == 0, so the incoming instruction/data attribute is used: Data for a write and for a transaction without a SubstreamID (PCIe without a PASID, §13.7).',
   },
   s2Vmid: {
     spec: 'S2VMID',
@@ -897,7 +897,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   F_ACCESS: { status: M, note: 'Access flag 0 without HA/S2HA; recorded as F_TRANSLATION is.' },
   F_PERMISSION: {
     status: M,
-    note: 'Stage 1 or stage 2 permission failure, on a walk or a TLB hit (which keeps each stage’s permissions for both privilege levels); recorded as F_TRANSLATION is. TTRnW with CLASS TT: 0 when a stage-1 descriptor’s hardware update lacked stage-2 write permission, 1 for its read.',
+    note: 'Stage 1 or stage 2 permission failure, on a walk or a TLB hit (which keeps each stage’s permissions for both privilege levels); recorded as F_TRANSLATION is. A transaction without a SubstreamID is checked, and recorded (PnU = InD = 0), as Data, Unprivileged (§13.7); an instruction fetch needs execute permission alone, so it succeeds to an execute-only page (§13.7.1), which grants an ATS request nothing. TTRnW with CLASS TT: 0 when a stage-1 descriptor’s hardware update lacked stage-2 write permission, 1 for its read.',
   },
   F_TLB_CONFLICT: {
     status: N,

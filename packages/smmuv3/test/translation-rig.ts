@@ -8,7 +8,7 @@ import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from 
 import type { Cd } from '../src/hw/cd.js';
 import { decodeEvent, EVENT_WORDS, type EventRecord } from '../src/hw/events.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, REG } from '../src/hw/regs.js';
-import { encodeSte, STE_CONFIG, type Ste } from '../src/hw/ste.js';
+import { encodeSte, STE_CONFIG, STE_S1DSS, type Ste } from '../src/hw/ste.js';
 import { testCd } from './cd-fixture.js';
 import { mmioRig, RAM_BASE } from './mmio-rig.js';
 
@@ -22,6 +22,11 @@ export const CD = RAM_BASE + 0x3_0000;
 export const S1_STREAM = 1;
 export const S2_STREAM = 2;
 export const NESTED_STREAM = 3;
+/**
+ * The SubstreamID whose CD is a copy of CD 0 on the stage-1 and nested streams. Privileged and instruction
+ * accesses need one: a PCIe transaction without a PASID is Data, Unprivileged (IHI 0070 §13.7).
+ */
+export const SSID = 1;
 
 const s1Format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
 const s2Format = vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 });
@@ -58,6 +63,13 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
     s2Ttb: s2.rootPa,
   };
   const words = new Uint32Array(2);
+  // A linear table of two CDs; traffic without a SubstreamID uses CD 0 (S1DSS = SSID0).
+  const cdTable = { s1ContextPtr: CD, s1CdMax: 1, s1Dss: STE_S1DSS.SSID0 };
+  const putCds = (cd: Partial<Cd>) => {
+    const words = testCd(s1.rootPa, cd);
+    put(CD, words);
+    put(CD + 4 * words.length, words);
+  };
 
   /** The address of the last descriptor a walk of `input` reads (the leaf, or where the walk stopped). */
   const leafAddress = (stage: 1 | 2, input: number): number => {
@@ -83,21 +95,21 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
     s2,
     s1Format,
     s2Format,
-    /** Stream S1_STREAM: stage 1 only, through the CD at `CD`. */
-    s1Stream(cd: Partial<Cd> = {}) {
-      put(CD, testCd(s1.rootPa, cd));
-      put(STRTAB + 64 * S1_STREAM, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD }));
+    /** Stream S1_STREAM: stage 1 only, through the CD at `CD` (SubstreamID 0 or none) and its copy (SSID). */
+    s1Stream(cd: Partial<Cd> = {}, ste: Partial<Ste> = {}) {
+      putCds(cd);
+      put(STRTAB + 64 * S1_STREAM, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, ...cdTable, ...ste }));
     },
     /** Stream S2_STREAM: stage 2 only. */
     s2Stream(ste: Partial<Ste> = {}) {
       put(STRTAB + 64 * S2_STREAM, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...s2Fields, ...ste }));
     },
-    /** Stream NESTED_STREAM: the CD at `CD` (an IPA) over stage 2. */
+    /** Stream NESTED_STREAM: the CDs at `CD` (an IPA) over stage 2, as `s1Stream`'s. */
     nestedStream(cd: Partial<Cd> = {}, ste: Partial<Ste> = {}) {
-      put(CD, testCd(s1.rootPa, cd));
+      putCds(cd);
       put(
         STRTAB + 64 * NESTED_STREAM,
-        encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD, ...s2Fields, ...ste }),
+        encodeSte({ v: true, config: STE_CONFIG.NESTED, ...cdTable, ...s2Fields, ...ste }),
       );
     },
     /**
@@ -123,11 +135,11 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
       const [lo, hi] = edit(...readDescriptor(address));
       put(address, Uint32Array.of(lo >>> 0, hi >>> 0));
     },
-    /** Translates one access (PERM_* bits) of `iova` without a SubstreamID. */
-    translate(streamId: number, iova: number, access: number): TranslationResult {
+    /** Translates one access (PERM_* bits) of `iova`, without a SubstreamID unless `pasid` is given. */
+    translate(streamId: number, iova: number, access: number, pasid = NO_PASID): TranslationResult {
       return smmu.translate({
         streamId,
-        pasid: NO_PASID,
+        pasid,
         iovaPfn: Math.floor(iova / 4096),
         offset: iova % 4096,
         access,

@@ -1,9 +1,10 @@
 /**
  * ATS permissions (IHI 0070 §3.9.1.2, §13.7, §13.7.1): a Translation Request carries Priv and Exe (PASID TLP
- * prefix) besides NW, and its completion grants, at that privilege level only, R, W when the request has
- * NW == 0, and Exe only when requested (Exe implying R); a Permission fault grants what the tables allow
- * rather than failing. The endpoint's ATC keeps completions per privilege level, so a privileged
- * translation never answers an unprivileged access (or the reverse).
+ * prefix; without one it is Data, Unprivileged) besides NW, and its completion grants, at that privilege
+ * level only, R, W when the request has NW == 0, and Exe only when requested (Exe implying R, so an
+ * execute-only page grants nothing); a Permission fault grants what the tables allow rather than failing.
+ * The endpoint's ATC keeps completions per privilege level, so a privileged translation never answers an
+ * unprivileged access (or the reverse).
  */
 import {
   EndpointDevice,
@@ -15,13 +16,12 @@ import {
   Tracer,
   type TranslationResult,
 } from '@iommukit/core';
-import { HI_UXN } from '@iommukit/pagetables';
+import { HI_PXN, HI_UXN } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
-import { RAM_BASE } from '../../test/mmio-rig.js';
-import { CD, S1_STREAM, type TranslationRig, translationRig } from '../../test/translation-rig.js';
+import { S1_STREAM, SSID, type TranslationRig, translationRig } from '../../test/translation-rig.js';
 import { EVENT_ID } from './events.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, REG } from './regs.js';
-import { encodeSte, STE_CONFIG, STE_EATS } from './ste.js';
+import { STE_EATS } from './ste.js';
 
 const IOVA = 0x1234_5000;
 const OUT = 0x8300_0000; // RAM the page tables do not use
@@ -34,18 +34,15 @@ function atsStream(
   const rig = translationRig();
   rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, ...prot });
   if (edit) rig.editDescriptor(rig.leafAddress(1, IOVA), edit);
-  rig.s1Stream();
-  rig.put(
-    RAM_BASE + 64 * S1_STREAM,
-    encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD, eats: STE_EATS.FULL }),
-  );
+  rig.s1Stream({}, { eats: STE_EATS.FULL });
   return rig;
 }
 
-function ats(rig: TranslationRig, access: number): TranslationResult {
+/** A Translation Request; Priv and Exe need a PASID (`SSID`) to count (§13.7). */
+function ats(rig: TranslationRig, access: number, pasid = NO_PASID): TranslationResult {
   return rig.smmu.atsTranslate({
     streamId: S1_STREAM,
-    pasid: NO_PASID,
+    pasid,
     iovaPfn: IOVA / 4096,
     offset: 0,
     access,
@@ -65,21 +62,43 @@ describe('ATS Translation Completions grant per privilege level, NW and Exe (§1
     const rig = atsStream({ write: true, exec: true });
     expect(granted(ats(rig, PERM_READ))).toBe(PERM_READ);
     expect(granted(ats(rig, PERM_WRITE))).toBe(PERM_READ | PERM_WRITE);
-    expect(granted(ats(rig, PERM_READ | PERM_EXEC))).toBe(PERM_READ | PERM_EXEC);
+    expect(granted(ats(rig, PERM_READ | PERM_EXEC, SSID))).toBe(PERM_READ | PERM_EXEC);
     // Read-only at both levels, UXN = 1, PXN = 0: only a privileged fetch may execute.
     const xn = atsStream({ write: false, exec: true }, (lo, hi) => [lo, hi | HI_UXN]);
-    expect(granted(ats(xn, PERM_READ | PERM_EXEC))).toBe(PERM_READ);
-    expect(granted(ats(xn, PERM_READ | PERM_EXEC | PERM_PRIV))).toBe(PERM_READ | PERM_EXEC);
+    expect(granted(ats(xn, PERM_READ | PERM_EXEC, SSID))).toBe(PERM_READ);
+    expect(granted(ats(xn, PERM_READ | PERM_EXEC | PERM_PRIV, SSID))).toBe(PERM_READ | PERM_EXEC);
   });
 
   it('an EL1-only page: the privileged request is granted R/W, the unprivileged one nothing and no event', () => {
     const rig = atsStream({ write: true, priv: true });
-    expect(granted(ats(rig, PERM_WRITE | PERM_PRIV))).toBe(PERM_READ | PERM_WRITE);
-    expect(ats(rig, PERM_READ)).toMatchObject({
+    expect(granted(ats(rig, PERM_WRITE | PERM_PRIV, SSID))).toBe(PERM_READ | PERM_WRITE);
+    expect(ats(rig, PERM_READ, SSID)).toMatchObject({
       ok: false,
       fault: { vendorCode: 'F_PERMISSION', stage: 1, recorded: false },
     });
     expect(rig.records()).toEqual([]);
+  });
+});
+
+describe('what a Translation Request may ask for', () => {
+  it('without a PASID its Priv and Exe are ignored: it is Data, Unprivileged (§13.7, §13.7.1)', () => {
+    const el1Only = atsStream({ write: true, priv: true });
+    expect(ats(el1Only, PERM_WRITE | PERM_PRIV)).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_PERMISSION', stage: 1, recorded: false },
+    });
+    const rx = atsStream({ write: false, exec: true }); // read-only and executable at both levels
+    expect(granted(ats(rx, PERM_READ | PERM_EXEC | PERM_PRIV))).toBe(PERM_READ);
+    expect(granted(ats(rx, PERM_READ | PERM_EXEC | PERM_PRIV, SSID))).toBe(PERM_READ | PERM_EXEC);
+  });
+
+  it('an execute-only page grants it nothing (Exe implies R), while an untranslated fetch succeeds', () => {
+    // AP[2:1] = 0b10, PXN = 1, UXN = 0: read-only privileged, execute-only unprivileged.
+    const xo = atsStream({ write: false, exec: true, priv: true }, (lo, hi) => [lo, (hi | HI_PXN) & ~HI_UXN]);
+    expect(granted(ats(xo, PERM_READ | PERM_EXEC, SSID))).toBe(0);
+    expect(xo.translate(S1_STREAM, IOVA, PERM_READ | PERM_EXEC, SSID)).toMatchObject({ ok: true });
+    expect(granted(ats(xo, PERM_READ | PERM_EXEC | PERM_PRIV, SSID))).toBe(PERM_READ);
+    expect(xo.records()).toEqual([]);
   });
 });
 
@@ -98,27 +117,29 @@ describe('ATS Translation Requests refused (§3.9.1.2)', () => {
 describe("the endpoint's ATC keeps each privilege level's completion apart", () => {
   function atsDevice(rig: TranslationRig) {
     const dev = new EndpointDevice(
-      { name: 'dev', rid: S1_STREAM, streamId: S1_STREAM, atcEntries: 8 },
+      { name: 'dev', rid: S1_STREAM, streamId: S1_STREAM, atcEntries: 8, pasidBits: 1 },
       rig.bus,
       rig.smmu,
       new Tracer(),
     );
     dev.pci.setAtsEnabled(true);
+    dev.pci.setPasidEnabled(true); // Privileged Mode Requested travels in the PASID TLP prefix
     return dev;
   }
 
   it('a privileged DMA to an EL1-only page hits the ATC on its second access; an unprivileged one is refused', () => {
     const rig = atsStream({ write: true, priv: true });
     const dev = atsDevice(rig);
+    const priv = { pasid: SSID, privileged: true };
     // A write's Translation Request has NW == 0: its completion serves the privileged reads that follow.
-    expect(dev.dmaWrite(BigInt(IOVA), Uint8Array.of(1), { privileged: true })).toMatchObject({ ok: true });
+    expect(dev.dmaWrite(BigInt(IOVA), Uint8Array.of(1), priv)).toMatchObject({ ok: true });
     const smmuLookups = rig.smmu.tlb.hits + rig.smmu.tlb.misses;
-    expect(dev.dmaRead(BigInt(IOVA + 8), 4, { privileged: true })).toMatchObject({ ok: true });
-    expect(dev.dmaRead(BigInt(IOVA + 16), 4, { privileged: true })).toMatchObject({ ok: true });
+    expect(dev.dmaRead(BigInt(IOVA + 8), 4, priv)).toMatchObject({ ok: true });
+    expect(dev.dmaRead(BigInt(IOVA + 16), 4, priv)).toMatchObject({ ok: true });
     expect(rig.smmu.tlb.hits + rig.smmu.tlb.misses, 'the ATC answered without the SMMU').toBe(smmuLookups);
     expect(dev.atc?.hits).toBe(2);
     // The unprivileged read asks the SMMU at its own level, and gets nothing.
-    expect(dev.dmaRead(BigInt(IOVA), 4)).toMatchObject({
+    expect(dev.dmaRead(BigInt(IOVA), 4, { pasid: SSID })).toMatchObject({
       ok: false,
       reason: 'fault',
       fault: { vendorCode: 'F_PERMISSION', recorded: false },
@@ -126,7 +147,7 @@ describe("the endpoint's ATC keeps each privilege level's completion apart", () 
     expect(dev.atc?.hits).toBe(2);
     expect(dev.atc?.size).toBe(1);
     // An ATC invalidation of the page drops the privileged entry too.
-    dev.invalidateAtc(NO_PASID, BigInt(IOVA), 0x1000n);
+    dev.invalidateAtc(SSID, BigInt(IOVA), 0x1000n);
     expect(dev.atc?.size).toBe(0);
   });
 });

@@ -1,4 +1,4 @@
-import { PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { ALL_GRANTS, grantedTo, grantsAllow, inputAccess, stageGrants } from './grants.js';
 
@@ -22,8 +22,23 @@ describe('stage grants', () => {
     expect(grantsAllow(grants, PERM_WRITE)).toBe(true);
   });
 
+  it('an instruction fetch needs X alone: execute-only grants allow it and no data access (§13.7.1)', () => {
+    const xo = stageGrants(PERM_EXEC, PERM_EXEC);
+    expect(grantsAllow(xo, PERM_READ | PERM_EXEC)).toBe(true);
+    expect(grantsAllow(xo, PERM_READ | PERM_EXEC | PERM_PRIV)).toBe(true);
+    expect(grantsAllow(xo, PERM_READ)).toBe(false);
+    expect(grantsAllow(xo, PERM_WRITE)).toBe(false);
+    expect(grantsAllow(stageGrants(RW, PERM_EXEC), PERM_READ | PERM_EXEC | PERM_PRIV)).toBe(false);
+  });
+
   it('a write is Data even when marked Instruction; a read keeps its mark (§13.1.2)', () => {
-    expect(inputAccess(PERM_WRITE | PERM_EXEC | PERM_PRIV)).toBe(PERM_WRITE | PERM_PRIV);
-    expect(inputAccess(PERM_READ | PERM_EXEC)).toBe(PERM_READ | PERM_EXEC);
+    expect(inputAccess(PERM_WRITE | PERM_EXEC | PERM_PRIV, 1)).toBe(PERM_WRITE | PERM_PRIV);
+    expect(inputAccess(PERM_READ | PERM_EXEC, 1)).toBe(PERM_READ | PERM_EXEC);
+  });
+
+  it('without a SubstreamID a transaction is Data, Unprivileged (§13.7)', () => {
+    expect(inputAccess(PERM_READ | PERM_EXEC | PERM_PRIV, NO_PASID)).toBe(PERM_READ);
+    expect(inputAccess(PERM_WRITE | PERM_EXEC | PERM_PRIV, NO_PASID)).toBe(PERM_WRITE);
+    expect(inputAccess(PERM_READ | PERM_EXEC | PERM_PRIV, 0)).toBe(PERM_READ | PERM_EXEC | PERM_PRIV);
   });
 });

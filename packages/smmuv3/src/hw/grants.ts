@@ -4,8 +4,8 @@
  * unprivileged one (bits 7:4). A TLB entry holds one such number per stage, not the verdict on the access
  * that cached it, so a hit checks every access's PnU, InD and RnW with a shift and a mask.
  */
-import { PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
-import { type VmsaLeafAttributes, vmsaPermissions } from '@iommukit/pagetables';
+import { NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { permissionNeeded, type VmsaLeafAttributes, vmsaPermissions } from '@iommukit/pagetables';
 
 const RWX = PERM_READ | PERM_WRITE | PERM_EXEC;
 
@@ -30,21 +30,33 @@ export function grantedTo(grants: number, access: number): number {
   return (access & PERM_PRIV ? grants : grants >>> 4) & RWX;
 }
 
-/** Whether `grants` allow every PERM_READ/WRITE/EXEC bit of `access` at its privilege. */
+/**
+ * Whether `grants` allow `access` at its privilege: a data read needs R, a write W and an instruction fetch
+ * X alone ("a normal (non-ATS) transaction for Exe == 1 will succeed to an XO translation", IHI 0070
+ * §13.7.1; on the PE only execute-never removes execution, Arm ARM D8.4.1.2.3).
+ */
 export function grantsAllow(grants: number, access: number): boolean {
-  const need = access & RWX;
+  const need = permissionNeeded(access);
   return (grantedTo(grants, access) & need) === need;
 }
 
-/** Writes are Data whatever the device marks them: only a read can be an instruction fetch (§13.1.2). */
-export function inputAccess(access: number): number {
+/**
+ * The access the SMMU checks, from what a transaction carries (§13.7, §13.1.2). Every master of the model
+ * is a PCIe function, whose Priv and Exe travel only in the PASID TLP prefix: a transaction without a
+ * SubstreamID is Data, Unprivileged (IDR1.ATTR_PERMS_OVR == 0, so no STE.PRIVCFG/INSTCFG override). Writes
+ * are Data whatever the device marks them: only a read can be an instruction fetch.
+ */
+export function inputAccess(access: number, pasid: number): number {
+  if (pasid === NO_PASID) return access & ~(PERM_PRIV | PERM_EXEC);
   return access & PERM_WRITE ? access & ~PERM_EXEC : access;
 }
 
 /**
  * What an ATS Translation Completion grants from `perm`, the R/W/X a translation gives the request's
  * privilege level (§13.7.1): R; W only for a request with NW == 0 (with NW == 1 it may be withheld, and is,
- * so no write reaches a page whose dirty state was never set); Exe only when requested, and only with R.
+ * so no write reaches a page whose dirty state was never set); Exe only when requested, and only with R
+ * ("Exe implies R in an ATS response", §13.7): an execute-only page grants an ATS request nothing, though
+ * an untranslated fetch from it succeeds (`grantsAllow`).
  */
 export function atsCompletionGrant(perm: number, access: number): number {
   const read = perm & PERM_READ;

@@ -240,26 +240,28 @@ export class Smmuv3Translator {
    * An ATS Translation Request (§3.9): needs STE.EATS. The completion grants what the translation gives the
    * request's privilege level (`atsCompletionGrant`); a Permission fault on the page grants what the tables
    * allow, so a request for W or Exe the page lacks gets R alone. A translation failure (R == W == 0) is a
-   * failed completion, no event (§3.9.1.2).
+   * failed completion, no event (§3.9.1.2); an execute-only page completes granting nothing. Without a
+   * PASID the request is Data, Unprivileged (§13.7.1).
    */
   atsTranslate(request: TranslationRequest): TranslationResult {
+    const access = inputAccess(request.access, request.pasid);
     let outcome = this.run(request, true);
     if (
       !outcome.ok &&
       outcome.fault.event === 'F_PERMISSION' &&
       outcome.fault.cls === EVENT_CLASS.IN &&
-      request.access & (PERM_WRITE | PERM_EXEC)
+      access & (PERM_WRITE | PERM_EXEC)
     ) {
-      outcome = this.run({ ...request, access: PERM_READ | (request.access & PERM_PRIV) }, true);
+      outcome = this.run({ ...request, access: PERM_READ | (access & PERM_PRIV) }, true);
     }
-    if (outcome.ok) outcome = { ...outcome, perm: atsCompletionGrant(outcome.perm, request.access) };
+    if (outcome.ok) outcome = { ...outcome, perm: atsCompletionGrant(outcome.perm, access) };
     return this.finish(request, outcome, false);
   }
 
   private run(request: TranslationRequest, ats: boolean): Outcome {
     const state = this.ctx.state();
     const input = request.iovaPfn * 4096 + request.offset;
-    const access = inputAccess(request.access);
+    const access = inputAccess(request.access, request.pasid);
     if (!state.smmuEnabled) {
       // ATS is implicitly disabled while SMMUEN == 0: UR and F_BAD_ATS_TREQ (§3.9.1.2).
       if (ats) return { ok: false, fault: { event: 'F_BAD_ATS_TREQ', record: true, reason: 'SMMUEN == 0' } };
@@ -708,6 +710,7 @@ export class Smmuv3Translator {
 
   private eventRecord(request: TranslationRequest, f: Fault): EventRecord {
     const ssv = request.pasid !== NO_PASID;
+    const access = inputAccess(request.access, request.pasid);
     const id = EVENT_ID[f.event as EventName];
     const base = { id, streamId: request.streamId };
     const withSsid = ssv ? { ssv: true, substreamId: request.pasid } : {};
@@ -731,10 +734,11 @@ export class Smmuv3Translator {
         return {
           ...base,
           ...withSsid,
-          // The faulting access (§7.3.13–7.3.16); InD == 0 when RnW == 0 (writes are Data, §13.1.2).
-          rnw: (request.access & PERM_WRITE) === 0,
-          pnu: (request.access & PERM_PRIV) !== 0,
-          ind: (request.access & (PERM_EXEC | PERM_WRITE)) === PERM_EXEC,
+          // The faulting access as the SMMU took it (§7.3.13–7.3.16): a write, or a transaction without a
+          // SubstreamID, is Data (InD == 0); without a SubstreamID it is also Unprivileged (§13.7).
+          rnw: (access & PERM_WRITE) === 0,
+          pnu: (access & PERM_PRIV) !== 0,
+          ind: (access & PERM_EXEC) !== 0,
           s2: f.s2 === true,
           class: f.cls ?? EVENT_CLASS.IN,
           inputAddrPage: request.iovaPfn,
