@@ -5,7 +5,7 @@
  * that cached it, so a hit checks every access's PnU, InD and RnW with a shift and a mask.
  */
 import { NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
-import { permissionNeeded, type VmsaLeafAttributes, vmsaPermissions } from '@iommukit/pagetables';
+import { type VmsaLeafAttributes, vmsaPermissions } from '@iommukit/pagetables';
 
 const RWX = PERM_READ | PERM_WRITE | PERM_EXEC;
 
@@ -31,12 +31,13 @@ export function grantedTo(grants: number, access: number): number {
 }
 
 /**
- * Whether `grants` allow `access` at its privilege: a data read needs R, a write W and an instruction fetch
- * X alone ("a normal (non-ATS) transaction for Exe == 1 will succeed to an XO translation", IHI 0070
- * §13.7.1; on the PE only execute-never removes execution, Arm ARM D8.4.1.2.3).
+ * Whether `grants` allow `access` (an {@link inputAccess}: a write carries no EXEC) at its privilege: a data
+ * read needs R, a write W and an instruction fetch X alone ("a normal (non-ATS) transaction for Exe == 1
+ * will succeed to an XO translation", IHI 0070 §13.7.1; on the PE only execute-never removes execution,
+ * Arm ARM D8.4.1.2.3). The rule of `permissionNeeded`, written out: this runs on every TLB hit.
  */
 export function grantsAllow(grants: number, access: number): boolean {
-  const need = permissionNeeded(access);
+  const need = access & PERM_EXEC ? PERM_EXEC : access & RWX;
   return (grantedTo(grants, access) & need) === need;
 }
 
