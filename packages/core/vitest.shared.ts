@@ -18,6 +18,9 @@ export const sharedTestConfig: ViteUserConfig = {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: [coreTestFile('fc-seed.global-setup.ts')],
     setupFiles: [coreTestFile('fc-seed.setup.ts')],
+    // CI runs every package's suite at once on two cores: a property test that takes 0.3 s alone can take
+    // several seconds there. The bound only stops a hung test; no test asserts on time.
+    testTimeout: 30_000,
     reporters: ['default', 'json'],
     outputFile: { json: 'test-report.json' },
     benchmark: { include: ['bench/**/*.bench.ts'] },
