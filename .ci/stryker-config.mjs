@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
-/** Not mutated in any package: tests, benches, and index.ts files (re-exports, no logic). */
-const NOT_MUTATED = ['**/*.test.ts', '**/*.bench.ts', '**/index.ts'];
+/** Not mutated in any package's src/: tests and index.ts files (re-exports, no logic). Benches are in bench/. */
+const NOT_MUTATED = ['**/*.test.ts', '**/index.ts'];
 
 /**
  * Where a run writes its reports: the package's folder, or for a run on some of its files (`pnpm mutation

@@ -31,9 +31,7 @@ describe('pnpm mutation', () => {
     for (const name of configured) {
       const { default: config } = await import(join(root, 'packages', name, 'stryker.config.mjs'));
       expect(config.mutate[0]).toBe(`packages/${name}/src/**/*.ts`);
-      expect(config.mutate).toEqual(
-        expect.arrayContaining([`!packages/${name}/src/**/*.test.ts`, `!packages/${name}/src/**/*.bench.ts`]),
-      );
+      expect(config.mutate).toContain(`!packages/${name}/src/**/*.test.ts`);
       expect(existsSync(join(root, config.vitest.configFile))).toBe(true);
       expect(config).toMatchObject({ testRunner: 'vitest', coverageAnalysis: 'perTest', incremental: true });
       expect(config.incrementalFile).toBe(`packages/${name}/reports/mutation/incremental.json`);
