@@ -3,20 +3,35 @@
  * table in RAM, and one stream per configuration: stage 1 only, stage 2 only and nested. For tests that
  * translate, edit descriptors bit by bit, and read back the Event queue's records.
  */
-import { FrameAllocator, NO_PASID, type TranslationResult } from '@iommukit/core';
-import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
+import {
+  FrameAllocator,
+  NO_PASID,
+  PERM_READ,
+  type Prot,
+  type TranslationRequest,
+  type TranslationResult,
+} from '@iommukit/core';
+import { IoPageTable, vmsaFormat, walk } from '@iommukit/pagetables';
 import type { Cd } from '../src/hw/cd.js';
 import { decodeEvent, EVENT_WORDS, type EventRecord } from '../src/hw/events.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, REG } from '../src/hw/regs.js';
 import { encodeSte, STE_CONFIG, STE_S1DSS, type Ste } from '../src/hw/ste.js';
 import { testCd } from './cd-fixture.js';
 import { mmioRig, RAM_BASE } from './mmio-rig.js';
+import { testS2Fields } from './ste-fixture.js';
 
 const STRTAB = RAM_BASE;
-const CMDQ = RAM_BASE + 0x1_0000;
+/** The Command queue: 2^CMDQ_LOG2 entries at CMDQ. */
+export const CMDQ = RAM_BASE + 0x1_0000;
+export const CMDQ_LOG2 = 3;
 const EVTQ = RAM_BASE + 0x2_0000;
 const EVTQ_LOG2 = 8;
 export const CD = RAM_BASE + 0x3_0000;
+
+/** Addresses the rig's tests translate: an IOVA, an IPA, and an output in RAM the rig's tables do not use. */
+export const IOVA = 0x1234_5000;
+export const IPA = 0x4000_0000;
+export const OUT = 0x8300_0000;
 
 /** The streams `translationRig` configures. */
 export const S1_STREAM = 1;
@@ -31,6 +46,23 @@ export const SSID = 1;
 const s1Format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
 const s2Format = vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 });
 
+/** A request for one access (PERM_* bits) of `iova`, without a SubstreamID unless `pasid` is given. */
+export const translationRequest = (
+  streamId: number,
+  iova: number,
+  access = PERM_READ,
+  pasid = NO_PASID,
+): TranslationRequest => ({
+  streamId,
+  pasid,
+  iovaPfn: Math.floor(iova / 4096),
+  offset: iova % 4096,
+  access,
+});
+
+/** A rewrite of a descriptor's two words. */
+export type DescriptorEdit = (lo: number, hi: number) => [number, number];
+
 export interface TranslationRigOptions {
   /** SMMU options (schema input). */
   readonly smmu?: Record<string, unknown>;
@@ -43,7 +75,7 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
   const { bus, smmu, mmio, mmio64, put, driver } = rig;
   mmio64(REG.STRTAB_BASE, STRTAB);
   mmio(REG.STRTAB_BASE_CFG, 8);
-  mmio64(REG.CMDQ_BASE, CMDQ + 3);
+  mmio64(REG.CMDQ_BASE, CMDQ + CMDQ_LOG2);
   mmio64(REG.EVENTQ_BASE, EVTQ + EVTQ_LOG2);
   mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN);
   mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN | CR0_SMMUEN);
@@ -52,16 +84,7 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
   // 4 KiB pages only, so stage 2 can give each stage-1 table page its own permissions.
   const s1 = new IoPageTable(s1Format, ctx, { pageSizes: 1n << 12n });
   const s2 = new IoPageTable(s2Format, ctx, { pageSizes: 1n << 12n, dirtyTracking: s2DirtyTracking });
-  const s2Fields = {
-    s2Vmid: 5,
-    s2T0sz: t0szFor(48),
-    s2Sl0: sl0Encoding(4096, 0)!,
-    s2Tg: 0,
-    s2Ps: psEncoding(48)!,
-    s2Aa64: true,
-    s2R: true,
-    s2Ttb: s2.rootPa,
-  };
+  const s2Fields = testS2Fields(s2.rootPa);
   const words = new Uint32Array(2);
   // A linear table of two CDs; traffic without a SubstreamID uses CD 0 (S1DSS = SSID0).
   const cdTable = { s1ContextPtr: CD, s1CdMax: 1, s1Dss: STE_S1DSS.SSID0 };
@@ -84,6 +107,9 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
     });
     return last;
   };
+  /** Writes a valid STE with `ste`'s fields for `streamId`. */
+  const putSte = (streamId: number, ste: Partial<Ste>) =>
+    put(STRTAB + 64 * streamId, encodeSte({ v: true, ...ste }));
   const readDescriptor = (address: number): [number, number] => {
     bus.readWords(address, words, 2, driver);
     return [words[0]!, words[1]!];
@@ -98,20 +124,18 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
     /** Stream S1_STREAM: stage 1 only, through the CD at `CD` (SubstreamID 0 or none) and its copy (SSID). */
     s1Stream(cd: Partial<Cd> = {}, ste: Partial<Ste> = {}) {
       putCds(cd);
-      put(STRTAB + 64 * S1_STREAM, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, ...cdTable, ...ste }));
+      putSte(S1_STREAM, { config: STE_CONFIG.S1_TRANS, ...cdTable, ...ste });
     },
     /** Stream S2_STREAM: stage 2 only. */
     s2Stream(ste: Partial<Ste> = {}) {
-      put(STRTAB + 64 * S2_STREAM, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...s2Fields, ...ste }));
+      putSte(S2_STREAM, { config: STE_CONFIG.S2_TRANS, ...s2Fields, ...ste });
     },
     /** Stream NESTED_STREAM: the CDs at `CD` (an IPA) over stage 2, as `s1Stream`'s. */
     nestedStream(cd: Partial<Cd> = {}, ste: Partial<Ste> = {}) {
       putCds(cd);
-      put(
-        STRTAB + 64 * NESTED_STREAM,
-        encodeSte({ v: true, config: STE_CONFIG.NESTED, ...cdTable, ...s2Fields, ...ste }),
-      );
+      putSte(NESTED_STREAM, { config: STE_CONFIG.NESTED, ...cdTable, ...s2Fields, ...ste });
     },
+    putSte,
     /**
      * Maps in stage 2, 1:1 and read-write, the CD and every stage-1 table page a walk of `iova` reads,
      * except pages stage 2 already maps (so a test can give one page other permissions first).
@@ -131,19 +155,13 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
     leafAddress,
     readDescriptor,
     /** Rewrites the descriptor at `address` as `edit` returns it. */
-    editDescriptor(address: number, edit: (lo: number, hi: number) => [number, number]) {
+    editDescriptor(address: number, edit: DescriptorEdit) {
       const [lo, hi] = edit(...readDescriptor(address));
       put(address, Uint32Array.of(lo >>> 0, hi >>> 0));
     },
     /** Translates one access (PERM_* bits) of `iova`, without a SubstreamID unless `pasid` is given. */
     translate(streamId: number, iova: number, access: number, pasid = NO_PASID): TranslationResult {
-      return smmu.translate({
-        streamId,
-        pasid,
-        iovaPfn: Math.floor(iova / 4096),
-        offset: iova % 4096,
-        access,
-      });
+      return smmu.translate(translationRequest(streamId, iova, access, pasid));
     },
     /** The Event queue's records so far, decoded. */
     records(): EventRecord[] {
@@ -160,3 +178,19 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
 }
 
 export type TranslationRig = ReturnType<typeof translationRig>;
+
+/**
+ * A rig whose stream S1_STREAM (with `ste`'s fields) maps the page at IOVA to OUT at stage 1, readable and
+ * with `prot`, its leaf descriptor then rewritten by `edit`.
+ */
+export function stage1Page(
+  prot: Omit<Prot, 'read'>,
+  edit?: DescriptorEdit,
+  ste: Partial<Ste> = {},
+): TranslationRig {
+  const rig = translationRig();
+  rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, ...prot });
+  if (edit) rig.editDescriptor(rig.leafAddress(1, IOVA), edit);
+  rig.s1Stream({}, ste);
+  return rig;
+}

@@ -13,30 +13,27 @@ import {
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  type Prot,
   Tracer,
   type TranslationResult,
 } from '@iommukit/core';
 import { HI_PXN, HI_UXN } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
-import { S1_STREAM, SSID, type TranslationRig, translationRig } from '../../test/translation-rig.js';
+import {
+  type DescriptorEdit,
+  IOVA,
+  S1_STREAM,
+  SSID,
+  stage1Page,
+  type TranslationRig,
+} from '../../test/translation-rig.js';
 import { EVENT_ID } from './events.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, REG } from './regs.js';
 import { STE_EATS } from './ste.js';
 
-const IOVA = 0x1234_5000;
-const OUT = 0x8300_0000; // RAM the page tables do not use
-
-/** Stream S1_STREAM with STE.EATS = full ATS and a stage-1 page at IOVA with `prot`, then `edit`. */
-function atsStream(
-  prot: { write: boolean; exec?: boolean; priv?: boolean },
-  edit?: (lo: number, hi: number) => [number, number],
-) {
-  const rig = translationRig();
-  rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, ...prot });
-  if (edit) rig.editDescriptor(rig.leafAddress(1, IOVA), edit);
-  rig.s1Stream({}, { eats: STE_EATS.FULL });
-  return rig;
-}
+/** `stage1Page`'s rig with STE.EATS = full ATS. */
+const atsStream = (prot: Omit<Prot, 'read'>, edit?: DescriptorEdit) =>
+  stage1Page(prot, edit, { eats: STE_EATS.FULL });
 
 /** A Translation Request; Priv and Exe need a PASID (`SSID`) to count (§13.7). */
 function ats(rig: TranslationRig, access: number, pasid = NO_PASID): TranslationResult {

@@ -4,33 +4,27 @@
  * says stage 2 exactly when the record's S2 bit is 1 and stage 1 when it is 0; configuration errors and
  * aborts without a record have no stage. One row per way the model produces a fault.
  */
-import {
-  FrameAllocator,
-  NO_PASID,
-  PERM_READ,
-  PERM_WRITE,
-  type TranslationRequest,
-  type TranslationResult,
-} from '@iommukit/core';
+import { FrameAllocator, PERM_READ, PERM_WRITE, type TranslationResult } from '@iommukit/core';
 import { IoPageTable, LO_AF, psEncoding, sl0Encoding, t0szFor, vmsaFormat } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
 import { RAM_BASE } from '../../test/mmio-rig.js';
+import { testS2Fields } from '../../test/ste-fixture.js';
 import {
   CD,
+  IOVA,
+  IPA,
   NESTED_STREAM,
+  OUT,
   S1_STREAM,
   S2_STREAM,
   type TranslationRig,
+  translationRequest,
   translationRig,
 } from '../../test/translation-rig.js';
 import { EVENT_CLASS, EVENT_FIELDS, EVENT_ID, type EventName } from './events.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, CR2_RECINVSID, GBPA_ABORT, GBPA_UPDATE, REG } from './regs.js';
-import { encodeSte, STE_CONFIG, STE_S1DSS, type Ste } from './ste.js';
+import { STE_CONFIG, STE_S1DSS } from './ste.js';
 
-const STRTAB = RAM_BASE; // where translationRig puts its linear Stream table
-const IOVA = 0x1234_5000;
-const IPA = 0x4000_0000;
-const OUT = 0x8300_0000; // RAM the page tables do not use
 /** Addresses no memory answers at. */
 const HOLE = 0x4000_0000;
 /** A page of RAM the rig's tables do not use, for hand-made tables. */
@@ -39,34 +33,6 @@ const RW = { read: true, write: true } as const;
 const RO = { read: true, write: false } as const;
 /** A stream the rig leaves unconfigured, for rows that write their own STE. */
 const OTHER = 7;
-
-const request = (
-  streamId: number,
-  iova: number,
-  access = PERM_READ,
-  pasid = NO_PASID,
-): TranslationRequest => ({
-  streamId,
-  pasid,
-  iovaPfn: Math.floor(iova / 4096),
-  offset: iova % 4096,
-  access,
-});
-
-function putSte(rig: TranslationRig, streamId: number, ste: Partial<Ste>): void {
-  rig.put(STRTAB + 64 * streamId, encodeSte({ v: true, ...ste }));
-}
-
-/** The fields of the rig's stage-2 stream, for STEs a row writes itself. */
-const S2_FIELDS: Partial<Ste> = {
-  s2Vmid: 5,
-  s2T0sz: t0szFor(48),
-  s2Sl0: sl0Encoding(4096, 0)!,
-  s2Tg: 0,
-  s2Ps: psEncoding(48)!,
-  s2Aa64: true,
-  s2R: true,
-};
 
 interface Row {
   readonly name: string;
@@ -115,7 +81,7 @@ const ROWS: readonly Row[] = [
     event: 'F_STREAM_DISABLED',
     stage: undefined,
     provoke: (rig) => {
-      putSte(rig, OTHER, {
+      rig.putSte(OTHER, {
         config: STE_CONFIG.S1_TRANS,
         s1ContextPtr: CD,
         s1CdMax: 2,
@@ -130,7 +96,7 @@ const ROWS: readonly Row[] = [
     stage: undefined,
     provoke: (rig) => {
       rig.s2Stream();
-      return rig.smmu.translate(request(S2_STREAM, IOVA, PERM_READ, 3));
+      return rig.smmu.translate(translationRequest(S2_STREAM, IOVA, PERM_READ, 3));
     },
   },
   {
@@ -138,7 +104,7 @@ const ROWS: readonly Row[] = [
     event: 'F_CD_FETCH',
     stage: undefined,
     provoke: (rig) => {
-      putSte(rig, OTHER, { config: STE_CONFIG.S1_TRANS, s1ContextPtr: HOLE });
+      rig.putSte(OTHER, { config: STE_CONFIG.S1_TRANS, s1ContextPtr: HOLE });
       return rig.translate(OTHER, IOVA, PERM_READ);
     },
   },
@@ -157,7 +123,7 @@ const ROWS: readonly Row[] = [
     stage: undefined,
     provoke: (rig) => {
       rig.s1Stream();
-      return rig.smmu.atsTranslate(request(S1_STREAM, IOVA));
+      return rig.smmu.atsTranslate(translationRequest(S1_STREAM, IOVA));
     },
   },
   {
@@ -165,7 +131,7 @@ const ROWS: readonly Row[] = [
     event: 'ABORT',
     stage: undefined,
     provoke: (rig) => {
-      putSte(rig, OTHER, { config: STE_CONFIG.ABORT });
+      rig.putSte(OTHER, { config: STE_CONFIG.ABORT });
       return rig.translate(OTHER, IOVA, PERM_READ);
     },
   },
@@ -267,7 +233,7 @@ const ROWS: readonly Row[] = [
     event: 'F_ADDR_SIZE',
     stage: 1,
     provoke: (rig) => {
-      putSte(rig, OTHER, { config: STE_CONFIG.BYPASS });
+      rig.putSte(OTHER, { config: STE_CONFIG.BYPASS });
       return rig.translate(OTHER, 2 ** 48, PERM_READ);
     },
   },
@@ -357,13 +323,13 @@ const ROWS: readonly Row[] = [
         counter: rig.bus.counter('pt'),
       });
       narrow.map(0x1000n, 0x1_0000_0000n, 0x1000n, RW);
-      putSte(rig, OTHER, {
+      rig.putSte(OTHER, {
         config: STE_CONFIG.S2_TRANS,
-        ...S2_FIELDS,
-        s2T0sz: t0szFor(32),
-        s2Sl0: sl0Encoding(4096, narrow.format.startLevel)!,
-        s2Ps: psEncoding(32)!,
-        s2Ttb: narrow.rootPa,
+        ...testS2Fields(narrow.rootPa, {
+          s2T0sz: t0szFor(32),
+          s2Sl0: sl0Encoding(4096, narrow.format.startLevel)!,
+          s2Ps: psEncoding(32)!,
+        }),
       });
       return rig.translate(OTHER, 0x1000, PERM_READ);
     },
@@ -375,7 +341,7 @@ const ROWS: readonly Row[] = [
     cls: EVENT_CLASS.IN,
     provoke: (rig) => {
       rig.put(SPARE, Uint32Array.of(HOLE | 0b11, 0));
-      putSte(rig, OTHER, { config: STE_CONFIG.S2_TRANS, ...S2_FIELDS, s2Ttb: SPARE });
+      rig.putSte(OTHER, { config: STE_CONFIG.S2_TRANS, ...testS2Fields(SPARE) });
       return rig.translate(OTHER, IPA, PERM_READ);
     },
   },

@@ -7,12 +7,17 @@
 import { PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { LO_AF, LO_AP1_S2AP_R, LO_AP2_S2AP_W } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
-import { NESTED_STREAM, S1_STREAM, S2_STREAM, translationRig } from '../../test/translation-rig.js';
+import {
+  IOVA,
+  IPA,
+  NESTED_STREAM,
+  OUT,
+  S1_STREAM,
+  S2_STREAM,
+  translationRig,
+} from '../../test/translation-rig.js';
 import { EVENT_CLASS, EVENT_ID } from './events.js';
 
-const IOVA = 0x1234_5000;
-const IPA = 0x4000_0000;
-const OUT = 0x8300_0000; // RAM the page tables do not use
 const RW = { read: true, write: true } as const;
 
 const clearAf = (lo: number, hi: number): [number, number] => [lo & ~LO_AF, hi];

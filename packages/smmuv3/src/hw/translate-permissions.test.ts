@@ -17,17 +17,19 @@ import {
 import { HI_PXN, HI_UXN, HI_XN_SHIFT } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
 import {
+  IOVA,
+  IPA,
   NESTED_STREAM,
+  OUT,
   S1_STREAM,
   S2_STREAM,
   SSID,
+  stage1Page,
   type TranslationRig,
   translationRig,
 } from '../../test/translation-rig.js';
 import { EVENT_CLASS, EVENT_ID } from './events.js';
 
-const IOVA = 0x1234_5000;
-const OUT = 0x8300_0000; // RAM the page tables do not use
 const FETCH = PERM_READ | PERM_EXEC;
 
 /**
@@ -52,18 +54,6 @@ function faultOnHitAsOnWalk(
   const [hitRecord, walkRecord] = rig.records().slice(-2);
   expect(hitRecord).toEqual(walkRecord);
   return hitRecord;
-}
-
-/** Stage 1 page at IOVA with `prot`, then `edit` on its descriptor. */
-function stage1Page(
-  prot: { write: boolean; exec?: boolean; priv?: boolean },
-  edit?: (lo: number, hi: number) => [number, number],
-) {
-  const rig = translationRig();
-  rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, ...prot });
-  if (edit) rig.editDescriptor(rig.leafAddress(1, IOVA), edit);
-  rig.s1Stream();
-  return rig;
 }
 
 const stage1Record = (access: number) => ({
@@ -120,7 +110,6 @@ describe('a TLB hit checks the access against the permissions the entry holds (Â
   it('stage 2: S2AP and XN[1:0] (FEAT_XNX: 0b01 executable at EL0 only)', () => {
     // PCIe traffic on a stage-2-only stream has no PASID, so no Priv or Exe: the privileged and
     // instruction accesses go through the nested stream, over a stage 1 that grants R and X to both levels.
-    const IPA = 0x4000_0000;
     const rig = translationRig();
     rig.s1.map(BigInt(IOVA), BigInt(IPA), 0x1000n, { read: true, write: false, exec: true });
     for (const ipa of [IOVA, IPA]) {
@@ -152,7 +141,6 @@ describe('a TLB hit checks the access against the permissions the entry holds (Â
   });
 
   describe('nested: the combined entry keeps each stageâ€™s permissions and the IPA', () => {
-    const IPA = 0x4000_0000;
     function nested(s1Prot: { write: boolean; exec?: boolean; priv?: boolean }, s2Exec: boolean) {
       const rig = translationRig();
       rig.s1.map(BigInt(IOVA), BigInt(IPA), 0x1000n, { read: true, ...s1Prot });
@@ -289,7 +277,6 @@ describe('execute-only pages: an instruction fetch needs X alone (Â§13.7.1, Arm 
     [0b11, true, false],
   ] as const) {
     it(`stage 2 S2AP = 0b00, XN = 0b${xn.toString(2).padStart(2, '0')}: execute-only`, () => {
-      const IPA = 0x4000_0000;
       const rig = translationRig();
       rig.s1.map(BigInt(IOVA), BigInt(IPA), 0x1000n, { read: true, write: false, exec: true });
       rig.s2.map(BigInt(IPA), BigInt(OUT), 0x1000n, { read: true, write: false, exec: true });

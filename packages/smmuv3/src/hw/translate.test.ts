@@ -4,18 +4,12 @@
  * stage 2 and nested walks with their read counts, recorded faults, caches that stay stale until
  * invalidated, and ATS.
  */
-import {
-  FrameAllocator,
-  MemoryBus,
-  NO_PASID,
-  PERM_READ,
-  PERM_WRITE,
-  Tracer,
-  type TranslationRequest,
-} from '@iommukit/core';
-import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat, walk } from '@iommukit/pagetables';
+import { FrameAllocator, MemoryBus, PERM_READ, PERM_WRITE, Tracer } from '@iommukit/core';
+import { IoPageTable, vmsaFormat, walk } from '@iommukit/pagetables';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { testCd } from '../../test/cd-fixture.js';
+import { testS2Fields } from '../../test/ste-fixture.js';
+import { translationRequest as req } from '../../test/translation-rig.js';
 import { encodeL1Cd } from './cd.js';
 import { decodeEvent, EVENT_CLASS, EVENT_ID, type EventRecord, encodeEvent } from './events.js';
 import { DEFAULT_IDR_EXTRAS } from './features.js';
@@ -49,24 +43,6 @@ const table = (format: ReturnType<typeof s1Format>) =>
   new IoPageTable(format, { bus, memory, counter: bus.counter('pt') });
 
 const cdFor = (root: number, asid = 3, over = {}) => testCd(root, { asid, ...over });
-const s2Fields = (root: number, vmid = 5) => ({
-  s2Vmid: vmid,
-  s2T0sz: t0szFor(48),
-  s2Sl0: sl0Encoding(4096, 0)!,
-  s2Tg: 0,
-  s2Ps: psEncoding(48)!,
-  s2Aa64: true,
-  s2R: true,
-  s2Ttb: root,
-});
-
-const req = (streamId: number, iova: number, access = PERM_READ, pasid = NO_PASID): TranslationRequest => ({
-  streamId,
-  pasid,
-  iovaPfn: Math.floor(iova / 4096),
-  offset: iova % 4096,
-  access,
-});
 
 beforeEach(() => {
   bus = new MemoryBus();
@@ -351,7 +327,7 @@ describe('stage 2 and nested', () => {
   it('stage-2-only streams translate IPA → PA and record stage-2 faults with the IPA', () => {
     const s2 = table(s2Format());
     s2.map(0x4000_0000n, 0x9000_0000n, 0x20_0000n, RW);
-    put(STRTAB + 64 * 6, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...s2Fields(s2.rootPa) }));
+    put(STRTAB + 64 * 6, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...testS2Fields(s2.rootPa) }));
     expect(translator.translate(req(6, 0x4010_0000))).toMatchObject({ ok: true, pfn: 0x9010_0 });
     expect(translator.translate(req(6, 0x5000_0000))).toMatchObject({
       ok: false,
@@ -380,7 +356,7 @@ describe('stage 2 and nested', () => {
     put(CD_TABLE, cdFor(s1.rootPa, 3));
     put(
       STRTAB + 64 * 7,
-      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...s2Fields(s2.rootPa) }),
+      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...testS2Fields(s2.rootPa) }),
     );
     let before = counter().reads;
     expect(translator.translate(req(7, 0x1_2345_6000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
@@ -398,7 +374,7 @@ describe('stage 2 and nested', () => {
     put(CD_TABLE, cdFor(s1.rootPa, 3));
     put(
       STRTAB + 64 * 7,
-      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...s2Fields(s2.rootPa) }),
+      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...testS2Fields(s2.rootPa) }),
     );
     expect(translator.translate(req(7, 0x7000))).toMatchObject({
       ok: false,
