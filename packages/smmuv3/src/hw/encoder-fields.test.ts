@@ -8,35 +8,16 @@
 import { IommufdError } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { encodeCd, encodeL1Cd } from './cd.js';
-import {
-  encodeAtcInv,
-  encodeCfgiCd,
-  encodeCfgiCdAll,
-  encodeCfgiSte,
-  encodeCfgiSteRange,
-  encodeCmdSync,
-  encodeCommand,
-  encodePrefetchAddr,
-  encodePrefetchConfig,
-  encodePriResp,
-  encodeResume,
-  encodeStallTerm,
-  encodeTlbiEl2Asid,
-  encodeTlbiEl2Va,
-  encodeTlbiEl2Vaa,
-  encodeTlbiEl3Va,
-  encodeTlbiNhAll,
-  encodeTlbiNhAsid,
-  encodeTlbiNhVa,
-  encodeTlbiNhVaa,
-  encodeTlbiS2Ipa,
-  encodeTlbiS12Vmall,
-} from './commands.js';
+import * as commands from './commands.js';
 import { EVENT_ID, encodeEvent } from './events.js';
 import { encodePriEntry } from './priq.js';
 import { encodeL1Std, encodeSte } from './ste.js';
 
 type Encode = (fields: Record<string, unknown>) => Uint32Array;
+
+/** The encoders rows name directly: the structures', the PRI entry's and every command's. */
+const BY_NAME = { encodeSte, encodeL1Std, encodeCd, encodeL1Cd, encodePriEntry, ...commands };
+type EncoderName = Extract<keyof typeof BY_NAME, `encode${string}`>;
 
 /** A field and what it holds: `uint` N bits (wide ones are page numbers), a flag, or a byte address. */
 type Field =
@@ -56,55 +37,60 @@ const address = (name: string, alignBits: number, bits: number): Field => ({
   bits,
 });
 
+/** A row for the encoder `name`. */
+const row = (name: EncoderName, fields: readonly Field[]) => [name, BY_NAME[name] as Encode, fields] as const;
+
 // Each encoder with one field of every kind it has (commands: every command that has fields).
 const ENCODERS: readonly (readonly [name: string, encode: Encode, fields: readonly Field[]])[] = [
-  [
-    'encodeSte',
-    encodeSte,
-    [
-      uint('config', 3),
-      bool('v'),
-      uint('s2Vmid', 16),
-      address('s1ContextPtr', 6, 56),
-      address('s2Ttb', 4, 56),
-    ],
-  ],
-  ['encodeL1Std', encodeL1Std, [uint('span', 5), address('l2Ptr', 6, 56)]],
-  [
-    'encodeCd',
-    encodeCd,
-    [uint('asid', 16), bool('v'), uint('mair0', 32), address('ttb0', 4, 56), address('ttb1', 4, 56)],
-  ],
-  ['encodeL1Cd', encodeL1Cd, [bool('v'), address('l2Ptr', 12, 56)]],
-  [
-    'encodePrefetchConfig',
-    encodePrefetchConfig,
-    [uint('streamId', 32), bool('ssv'), uint('substreamId', 20)],
-  ],
-  ['encodePrefetchAddr', encodePrefetchAddr, [uint('size', 5), bool('ssv'), uint('addressPage', 52)]],
-  ['encodeCfgiSte', encodeCfgiSte, [uint('streamId', 32), bool('leaf')]],
-  ['encodeCfgiSteRange', encodeCfgiSteRange, [uint('streamId', 32), uint('range', 5, 30)]],
-  ['encodeCfgiCd', encodeCfgiCd, [uint('substreamId', 20), bool('leaf')]],
-  ['encodeCfgiCdAll', encodeCfgiCdAll, [uint('streamId', 32)]],
-  ['encodeTlbiNhAll', encodeTlbiNhAll, [uint('vmid', 16)]],
-  ['encodeTlbiNhAsid', encodeTlbiNhAsid, [uint('asid', 16)]],
-  ['encodeTlbiNhVa', encodeTlbiNhVa, [uint('num', 5), bool('leaf'), uint('addressPage', 52)]],
-  ['encodeTlbiNhVaa', encodeTlbiNhVaa, [uint('scale', 5), bool('leaf'), uint('addressPage', 52)]],
-  ['encodeTlbiEl3Va', encodeTlbiEl3Va, [uint('ttl', 2), bool('leaf'), uint('addressPage', 52)]],
-  ['encodeTlbiEl2Asid', encodeTlbiEl2Asid, [uint('asid', 16)]],
-  ['encodeTlbiEl2Va', encodeTlbiEl2Va, [uint('tg', 2), bool('leaf'), uint('addressPage', 52)]],
-  ['encodeTlbiEl2Vaa', encodeTlbiEl2Vaa, [uint('num', 5), bool('leaf'), uint('addressPage', 52)]],
-  ['encodeTlbiS12Vmall', encodeTlbiS12Vmall, [uint('vmid', 16)]],
-  ['encodeTlbiS2Ipa', encodeTlbiS2Ipa, [uint('vmid', 16), bool('leaf'), uint('addressPage', 40)]],
-  ['encodeAtcInv', encodeAtcInv, [uint('size', 6), bool('global'), uint('addressPage', 52)]],
-  ['encodePriResp', encodePriResp, [uint('prgIndex', 9), bool('ssv'), uint('resp', 2)]],
-  ['encodeResume', encodeResume, [uint('stag', 16), bool('abort'), uint('action', 1)]],
-  ['encodeStallTerm', encodeStallTerm, [uint('streamId', 32)]],
-  ['encodeCmdSync', encodeCmdSync, [uint('cs', 2), uint('msiData', 32), address('msiAddress', 2, 52)]],
+  row('encodeSte', [
+    uint('config', 3),
+    bool('v'),
+    uint('s2Vmid', 16),
+    address('s1ContextPtr', 6, 56),
+    address('s2Ttb', 4, 56),
+  ]),
+  row('encodeL1Std', [uint('span', 5), address('l2Ptr', 6, 56)]),
+  row('encodeCd', [
+    uint('asid', 16),
+    bool('v'),
+    uint('mair0', 32),
+    address('ttb0', 4, 56),
+    address('ttb1', 4, 56),
+  ]),
+  row('encodeL1Cd', [bool('v'), address('l2Ptr', 12, 56)]),
+  row('encodePrefetchConfig', [uint('streamId', 32), bool('ssv'), uint('substreamId', 20)]),
+  row('encodePrefetchAddr', [uint('size', 5), bool('ssv'), uint('addressPage', 52)]),
+  row('encodeCfgiSte', [uint('streamId', 32), bool('leaf')]),
+  row('encodeCfgiSteRange', [uint('streamId', 32), uint('range', 5, 30)]),
+  row('encodeCfgiCd', [uint('substreamId', 20), bool('leaf')]),
+  row('encodeCfgiCdAll', [uint('streamId', 32)]),
+  row('encodeTlbiNhAll', [uint('vmid', 16)]),
+  row('encodeTlbiNhAsid', [uint('asid', 16)]),
+  row('encodeTlbiNhVa', [uint('num', 5), bool('leaf'), uint('addressPage', 52)]),
+  row('encodeTlbiNhVaa', [uint('scale', 5), bool('leaf'), uint('addressPage', 52)]),
+  row('encodeTlbiEl3Va', [uint('ttl', 2), bool('leaf'), uint('addressPage', 52)]),
+  row('encodeTlbiEl2Asid', [uint('asid', 16)]),
+  row('encodeTlbiEl2Va', [uint('tg', 2), bool('leaf'), uint('addressPage', 52)]),
+  row('encodeTlbiEl2Vaa', [uint('num', 5), bool('leaf'), uint('addressPage', 52)]),
+  row('encodeTlbiS12Vmall', [uint('vmid', 16)]),
+  row('encodeTlbiS2Ipa', [uint('vmid', 16), bool('leaf'), uint('addressPage', 40)]),
+  row('encodeAtcInv', [uint('size', 6), bool('global'), uint('addressPage', 52)]),
+  row('encodePriResp', [uint('prgIndex', 9), bool('ssv'), uint('resp', 2)]),
+  row('encodeResume', [uint('stag', 16), bool('abort'), uint('action', 1)]),
+  row('encodeStallTerm', [uint('streamId', 32)]),
+  row('encodeCmdSync', [uint('cs', 2), uint('msiData', 32), address('msiAddress', 2, 52)]),
   [
     'encodeCommand',
     (fields) =>
-      encodeCommand({ op: 'SYNC', cs: 0, msh: 0, msiAttr: 0, msiData: 0, msiAddress: 0, ...fields } as never),
+      commands.encodeCommand({
+        op: 'SYNC',
+        cs: 0,
+        msh: 0,
+        msiAttr: 0,
+        msiData: 0,
+        msiAddress: 0,
+        ...fields,
+      } as never),
     [uint('msh', 2), address('msiAddress', 2, 52)],
   ],
   [
@@ -122,7 +108,7 @@ const ENCODERS: readonly (readonly [name: string, encode: Encode, fields: readon
     (fields) => encodeEvent({ id: 1, streamId: 0, ...fields } as never),
     [uint('id', 8), uint('streamId', 32)],
   ],
-  ['encodePriEntry', encodePriEntry, [uint('prgIndex', 9), bool('last'), uint('addressPage', 52)]],
+  row('encodePriEntry', [uint('prgIndex', 9), bool('last'), uint('addressPage', 52)]),
 ];
 
 /** Values the field cannot hold, by kind: [label, value]. */
@@ -202,7 +188,7 @@ describe('encoders refuse values their fields cannot hold (EINVAL naming the fie
   });
 
   it('CMD_CFGI_STE_RANGE with Range 31 (CMD_CFGI_ALL) is EINVAL too', () => {
-    expect(() => encodeCfgiSteRange({ range: 31 })).toThrow(IommufdError);
+    expect(() => commands.encodeCfgiSteRange({ range: 31 })).toThrow(IommufdError);
   });
 
   it('a non-zero field the event type does not have is EINVAL naming it', () => {
