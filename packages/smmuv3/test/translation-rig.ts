@@ -4,10 +4,13 @@
  * translate, edit descriptors bit by bit, and read back the Event queue's records.
  */
 import {
+  EndpointDevice,
+  type EndpointSpec,
   FrameAllocator,
   NO_PASID,
   PERM_READ,
   type Prot,
+  Tracer,
   type TranslationRequest,
   type TranslationResult,
 } from '@iommukit/core';
@@ -162,6 +165,20 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
     /** Translates one access (PERM_* bits) of `iova`, without a SubstreamID unless `pasid` is given. */
     translate(streamId: number, iova: number, access: number, pasid = NO_PASID): TranslationResult {
       return smmu.translate(translationRequest(streamId, iova, access, pasid));
+    },
+    /**
+     * A PCIe endpoint on S1_STREAM with `spec`'s capabilities and its PASID capability enabled: Privileged and
+     * Execute travel in the PASID TLP prefix (IHI 0070 §13.7).
+     */
+    endpoint(spec: Partial<EndpointSpec> = {}): EndpointDevice {
+      const dev = new EndpointDevice(
+        { name: 'dev', rid: S1_STREAM, streamId: S1_STREAM, pasidBits: 1, ...spec },
+        bus,
+        smmu,
+        new Tracer(),
+      );
+      dev.pci.setPasidEnabled(true);
+      return dev;
     },
     /** The Event queue's records so far, decoded. */
     records(): EventRecord[] {

@@ -7,14 +7,12 @@
  * unprivileged access (or the reverse).
  */
 import {
-  EndpointDevice,
   NO_PASID,
   PERM_EXEC,
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
   type Prot,
-  Tracer,
   type TranslationResult,
 } from '@iommukit/core';
 import { HI_PXN, HI_UXN } from '@iommukit/pagetables';
@@ -113,14 +111,8 @@ describe('ATS Translation Requests refused (§3.9.1.2)', () => {
 
 describe("the endpoint's ATC keeps each privilege level's completion apart", () => {
   function atsDevice(rig: TranslationRig) {
-    const dev = new EndpointDevice(
-      { name: 'dev', rid: S1_STREAM, streamId: S1_STREAM, atcEntries: 8, pasidBits: 1 },
-      rig.bus,
-      rig.smmu,
-      new Tracer(),
-    );
+    const dev = rig.endpoint({ atcEntries: 8 });
     dev.pci.setAtsEnabled(true);
-    dev.pci.setPasidEnabled(true); // Privileged Mode Requested travels in the PASID TLP prefix
     return dev;
   }
 

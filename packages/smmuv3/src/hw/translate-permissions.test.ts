@@ -5,15 +5,7 @@
  * §7.3.16); event records carry the faulting access's PnU, InD and RnW (§7.3.13–7.3.16), a write being Data
  * whatever the device marks it (§13.1.2).
  */
-import {
-  EndpointDevice,
-  NO_PASID,
-  PERM_EXEC,
-  PERM_PRIV,
-  PERM_READ,
-  PERM_WRITE,
-  Tracer,
-} from '@iommukit/core';
+import { NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { HI_PXN, HI_UXN, HI_XN_SHIFT } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
 import {
@@ -180,13 +172,7 @@ describe('event records describe the faulting access: PnU, InD, RnW (§7.3.13–
   it('an instruction fetch records InD = 1; a write is Data, even when the device marks it Instruction', () => {
     const rig = stage1Page({ write: true }); // UXN = PXN = 1: data only
     rig.s1.map(BigInt(IOVA + 0x1000), BigInt(OUT), 0x1000n, { read: true, write: false, exec: true });
-    const device = new EndpointDevice(
-      { name: 'dev', rid: S1_STREAM, streamId: S1_STREAM, pasidBits: 1 },
-      rig.bus,
-      rig.smmu,
-      new Tracer(),
-    );
-    device.pci.setPasidEnabled(true); // Execute and Privileged travel in the PASID TLP prefix (§13.7)
+    const device = rig.endpoint();
     const at = BigInt(IOVA);
     const fetch = { pasid: SSID, exec: true };
     expect(device.dmaRead(at + 0x2000n, 4, fetch).ok).toBe(false); // unmapped
