@@ -1,0 +1,143 @@
+/**
+ * The SMMUv3 configuration cache and its fetches (IHI 0070 §3.3, §5.2, §5.4): STEs by StreamID, checked
+ * as they are fetched (an ILLEGAL STE is cached as the C_BAD_STE it gives), and CDs by (StreamID,
+ * SubstreamID) through the STE's linear or 2-level CD table. When nested, S1ContextPtr and L1CD.L2Ptr are
+ * IPAs that go through stage 2 (CLASS CD). Only commands invalidate these caches (the device runs them),
+ * so a driver that forgets a CFGI sees the stale configuration.
+ */
+import { LruCache, PERM_READ, toHex } from '@iommukit/core';
+import type { VmsaFormat } from '@iommukit/pagetables';
+import {
+  CD_WORDS,
+  type Cd,
+  cdAddressFromL1Cd,
+  cdOrL1CdAddress,
+  cdTableGeometry,
+  checkCd,
+  decodeCd,
+  decodeL1Cd,
+  L1CD_WORDS,
+} from './cd.js';
+import { EVENT_CLASS, type EventName } from './events.js';
+import type { Smmuv3IdrExtras } from './features.js';
+import type { TranslationState } from './programming-interface.js';
+import type { Smmuv3StageWalker, WalkContext } from './stage-walks.js';
+import { checkSte, decodeSte, STE_WORDS, type Ste, steConfigKind, steStreamWorld } from './ste.js';
+import { fetchSteWords } from './ste-fetch.js';
+import type { Fault } from './translation-faults.js';
+
+/** What the fetches read through, check against and report to. */
+export interface ConfigFetchContext extends WalkContext {
+  readonly idr: Smmuv3IdrExtras;
+  readonly configCacheEntries: number;
+  state(): TranslationState;
+}
+
+/** A checked STE, or why it is unusable (cached as the hardware caches what it fetched). */
+export type SteEntry =
+  | { readonly ok: true; readonly ste: Ste }
+  | { readonly ok: false; readonly event: EventName; readonly reason: string; readonly fetchAddr?: number };
+
+/** SubstreamIDs are 20 bits, so StreamID · 2^20 + SubstreamID is exact (StreamIDs are at most 32 bits). */
+const SSID_SPAN = 2 ** 20;
+
+/** The configuration cache key of a CD: a number, so a cache hit builds no string. */
+export function cdCacheKey(streamId: number, ssid: number): number {
+  return streamId * SSID_SPAN + ssid;
+}
+
+/** The StreamID a CD cache key belongs to. */
+export function cdCacheStream(key: number): number {
+  return Math.floor(key / SSID_SPAN);
+}
+
+export class Smmuv3ConfigFetch {
+  readonly steCache: LruCache<number, SteEntry>;
+  /** CDs by {@link cdCacheKey}(StreamID, SubstreamID). */
+  readonly cdCache: LruCache<number, Cd>;
+  /** One STE, CD or L1CD as read from memory. */
+  private readonly words = new Uint32Array(STE_WORDS);
+
+  constructor(
+    private readonly ctx: ConfigFetchContext,
+    private readonly walker: Smmuv3StageWalker,
+  ) {
+    this.steCache = new LruCache(ctx.configCacheEntries);
+    this.cdCache = new LruCache(ctx.configCacheEntries);
+  }
+
+  /** The STE of a StreamID, from the cache or fetched and checked (§3.3.1, §5.2). */
+  ste(streamId: number, state: TranslationState): SteEntry {
+    const cached = this.steCache.get(streamId);
+    if (cached) return cached;
+    const features = this.ctx.features;
+    const fetched = fetchSteWords(
+      this.ctx.bus,
+      this.ctx.counter,
+      state,
+      features.sidBits,
+      streamId,
+      this.words,
+    );
+    if (!fetched.ok) return fetched;
+    const ste = decodeSte(this.words);
+    const check = checkSte(ste, features, this.ctx.idr);
+    const entry: SteEntry = check.ok
+      ? { ok: true, ste }
+      : { ok: false, event: 'C_BAD_STE', reason: check.reason };
+    this.steCache.set(streamId, entry);
+    if (this.ctx.tracer.enabled) {
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'ste.fetch',
+        `fetch STE[${toHex(streamId)}] at ${toHex(fetched.address)}: ${check.ok ? `Config ${steConfigKind(ste.config)}` : `C_BAD_STE (${check.reason})`}`,
+      );
+    }
+    return entry;
+  }
+
+  /** The CD for (StreamID, SubstreamID); nested (`s2Format`): the table pointers are IPAs translated by stage 2. */
+  cd(streamId: number, ssid: number, ste: Ste, s2Format: VmsaFormat | undefined): Cd | Fault {
+    const key = cdCacheKey(streamId, ssid);
+    const cached = this.cdCache.get(key);
+    if (cached) return cached;
+    const geometry = cdTableGeometry(ste.s1Fmt, ste.s1CdMax, this.ctx.features.ssidBits);
+    const toPa = (ipa: number): number | Fault => {
+      if (!s2Format) return ipa;
+      const t = this.walker.stage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.CD);
+      return t.ok ? t.pa : t.fault;
+    };
+    const first = cdOrL1CdAddress(ste.s1ContextPtr, geometry, ssid);
+    if (!first.ok) return { event: 'C_BAD_SUBSTREAMID', record: true, reason: first.reason };
+    let cdIpa = first.address;
+    if (geometry.format === 'two-level') {
+      const l1 = toPa(first.address);
+      if (typeof l1 !== 'number') return l1;
+      if (!this.ctx.bus.readWords(l1, this.words, L1CD_WORDS, this.ctx.counter))
+        return { event: 'F_CD_FETCH', record: true, fetchAddr: l1 };
+      const bits = s2Format ? s2Format.ias : this.ctx.features.oasBits;
+      const at = cdAddressFromL1Cd(decodeL1Cd(this.words), geometry, ssid, bits);
+      if (!at.ok) return { event: 'C_BAD_SUBSTREAMID', record: true, reason: at.reason };
+      cdIpa = at.address;
+    }
+    const cdPa = toPa(cdIpa);
+    if (typeof cdPa !== 'number') return cdPa;
+    if (!this.ctx.bus.readWords(cdPa, this.words, CD_WORDS, this.ctx.counter))
+      return { event: 'F_CD_FETCH', record: true, fetchAddr: cdPa };
+    const cd = decodeCd(this.words);
+    const streamWorld = steStreamWorld(ste, this.ctx.idr.hyp, this.ctx.state().e2h);
+    const check = checkCd(cd, this.ctx.features, { streamWorld, s1Stalld: ste.s1Stalld }, this.ctx.idr);
+    if (this.ctx.tracer.enabled) {
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'cd.fetch',
+        `fetch CD[${toHex(streamId)}:${ssid}] at ${toHex(cdPa)}${s2Format ? ` (IPA ${toHex(cdIpa)})` : ''}: ${check.ok ? `ASID ${cd.asid} TTB0 ${toHex(cd.ttb0)}` : `C_BAD_CD (${check.reason})`}`,
+      );
+    }
+    if (!check.ok) return { event: 'C_BAD_CD', record: true, reason: check.reason };
+    this.cdCache.set(key, cd);
+    return cd;
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * The SMMUv3 table walks of a TLB miss (IHI 0070 §3.3, §5.2 STE.S2*, §5.4 CD): stage 1 from a CD,
+ * stage 2 from an STE, and nested, where every stage-1 descriptor address and the stage-1 output are IPAs
+ * that go through stage 2 (§3.13.5: a hardware update of a stage-1 descriptor needs stage-2 write
+ * permission). The walks run through `@iommukit/pagetables` with the hardware Access/Dirty flag updates the
+ * configuration enables (HA/HD, S2HA/S2HD, with IDR0.HTTU) and check the leaf's permissions for the access;
+ * a failure is the fault the event records (`translation-faults.ts`).
+ *
+ * Not modelled yet: the walk caches (every miss walks from the root, so a nested 4-level × 4-level miss
+ * reads 24 descriptors).
+ */
+import { type AccessCounter, type ITracer, type MemoryBus, PERM_WRITE, toHex } from '@iommukit/core';
+import {
+  psEncoding,
+  type VmsaFormat,
+  type VmsaLeafAttributes,
+  vmsaFormatFromRegisters,
+  type WalkFault,
+  walk,
+} from '@iommukit/pagetables';
+import { type Cd, cdEffectiveIpsBits } from './cd.js';
+import { EVENT_CLASS } from './events.js';
+import type { Smmuv3Features } from './features.js';
+import { ALL_GRANTS, grantedTo, grantsAllow, leafGrants } from './grants.js';
+import { type Ste, steEffectiveS2PsBits } from './ste.js';
+import { type Fault, stage1Fault, stage2Fault, WALK_EVENT, walkAbortAddress } from './translation-faults.js';
+
+/** What the walks read through and report to. */
+export interface WalkContext {
+  readonly instance: string;
+  readonly bus: MemoryBus;
+  readonly counter: AccessCounter;
+  readonly tracer: ITracer;
+  readonly features: Smmuv3Features;
+}
+
+/** A walk's leaf as the TLB caches it: both stages' grants (all for a bypassed stage), output and IPA. */
+export interface WalkedLeaf {
+  readonly pa: number;
+  readonly ipa: number;
+  readonly pageShift: number;
+  /** What both stages grant this access. */
+  readonly perm: number;
+  readonly s1Grants: number;
+  readonly s2Grants: number;
+  /** The walk was for a write, so HD marked the leaf dirty. */
+  readonly dirty: boolean;
+  /** Stage-1 nG: the leaf belongs to the CD's ASID rather than to every ASID. */
+  readonly ng: boolean;
+}
+
+export type Stage2Walk =
+  | { ok: true; pa: number; perm: number; grants: number; pageShift: number; dirty: boolean }
+  | { ok: false; fault: Fault };
+
+export class Smmuv3StageWalker {
+  /** Table walks started (stage 1 and stage 2 separately). */
+  walks = 0;
+
+  constructor(private readonly ctx: WalkContext) {}
+
+  /** Stage 1 from the CD's TTB0 and, when nested (`s2Format`), every IPA it uses through stage 2. */
+  stage1(
+    ste: Ste,
+    cd: Cd,
+    s2Format: VmsaFormat | undefined,
+    input: number,
+    access: number,
+  ): ({ ok: true } & WalkedLeaf) | { ok: false; fault: Fault } {
+    if (cd.epd0)
+      return {
+        ok: false,
+        fault: { ...stage1Fault('F_TRANSLATION', ste, cd), reason: 'CD.EPD0 disables TTB0 walks' },
+      };
+    const format = this.stage1Format(cd);
+    if (!format)
+      return {
+        ok: false,
+        fault: { event: 'C_BAD_CD', record: true, reason: 'stage-1 translation control is illegal' },
+      };
+    this.walks++;
+    // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD).
+    const hd = cd.hd && cd.ha && this.ctx.features.httu === 'access-dirty';
+    let s2Fault: Fault | undefined;
+    const result = walk(format, cd.ttb0, input, {
+      bus: this.ctx.bus,
+      counter: this.ctx.counter,
+      access,
+      hardwareAccessFlag: cd.ha && this.ctx.features.httu !== 'none',
+      accessFlagFaultDisable: cd.affd,
+      hardwareDirty: hd,
+      hierarchicalPermissions: !cd.had0,
+      onStep: (level, addr, lo, hi) => this.traceStep(1, level, addr, lo, hi),
+      ...(s2Format
+        ? {
+            // A hardware update of a stage-1 descriptor writes its IPA: stage 2 must allow it (§3.13.5).
+            translateTableAddress: (ipa: number, _level: number, tableAccess: number) => {
+              const t = this.stage2(ste, s2Format, ipa, tableAccess, EVENT_CLASS.TT);
+              if (t.ok) return t.pa;
+              s2Fault = t.fault;
+              return { kind: 'translation', level: 0 } as WalkFault;
+            },
+          }
+        : {}),
+    });
+    if (!result.ok) {
+      if (s2Fault) return { ok: false, fault: s2Fault };
+      const event = WALK_EVENT[result.fault.kind];
+      // A descriptor fetch that aborts is CLASS TT with its PA, and always recorded (§7.3.12, §5.5).
+      if (event === 'F_WALK_EABT') {
+        return {
+          ok: false,
+          fault: { event, record: true, s2: false, cls: EVENT_CLASS.TT, ...walkAbortAddress(result.fault) },
+        };
+      }
+      return { ok: false, fault: stage1Fault(event, ste, cd) };
+    }
+    const attrs = result.attrs as VmsaLeafAttributes;
+    const s1Grants = leafGrants(attrs, hd);
+    if (!grantsAllow(s1Grants, access)) return { ok: false, fault: stage1Fault('F_PERMISSION', ste, cd) };
+    let perm = grantedTo(s1Grants, access);
+    let pa = result.pa;
+    let pageShift = result.pageShift;
+    let s2Grants = ALL_GRANTS;
+    if (s2Format) {
+      const t = this.stage2(ste, s2Format, result.pa, access, EVENT_CLASS.IN);
+      if (!t.ok) return t;
+      pa = t.pa;
+      perm &= t.perm;
+      pageShift = Math.min(pageShift, t.pageShift);
+      s2Grants = t.grants;
+    }
+    const dirty = (access & PERM_WRITE) !== 0;
+    return { ok: true, pa, ipa: result.pa, pageShift, perm, s1Grants, s2Grants, dirty, ng: attrs.ng };
+  }
+
+  /**
+   * Stage 2 of an IPA from the STE's S2TTB; `cls` is what the IPA is for (CLASS IN: the input or stage-1
+   * output, TT: a stage-1 descriptor, CD: a CD or L1CD fetch).
+   */
+  stage2(ste: Ste, format: VmsaFormat, ipa: number, access: number, cls: number): Stage2Walk {
+    this.walks++;
+    // {S2HA, S2HD} = {0, 1} behaves as both 0 (§5.2 STE.S2HD).
+    const hd = ste.s2Hd && ste.s2Ha && this.ctx.features.httu === 'access-dirty';
+    const result = walk(format, ste.s2Ttb, ipa, {
+      bus: this.ctx.bus,
+      counter: this.ctx.counter,
+      access,
+      hardwareAccessFlag: ste.s2Ha && this.ctx.features.httu !== 'none',
+      accessFlagFaultDisable: ste.s2Affd,
+      hardwareDirty: hd,
+      onStep: (level, addr, lo, hi) => this.traceStep(2, level, addr, lo, hi),
+    });
+    if (!result.ok) {
+      const event = WALK_EVENT[result.fault.kind];
+      if (event === 'F_WALK_EABT') {
+        const ipaPage = Math.floor(ipa / 4096) * 4096;
+        return {
+          ok: false,
+          fault: { event, record: true, s2: true, ipa: ipaPage, cls, ...walkAbortAddress(result.fault) },
+        };
+      }
+      return { ok: false, fault: stage2Fault(event, ste, ipa, cls, access) };
+    }
+    const grants = leafGrants(result.attrs as VmsaLeafAttributes, hd);
+    if (!grantsAllow(grants, access))
+      return { ok: false, fault: stage2Fault('F_PERMISSION', ste, ipa, cls, access) };
+    return {
+      ok: true,
+      pa: result.pa,
+      perm: grantedTo(grants, access),
+      grants,
+      pageShift: result.pageShift,
+      dirty: (access & PERM_WRITE) !== 0,
+    };
+  }
+
+  /** The stage-2 table format of an STE, or undefined when its translation control is ILLEGAL. */
+  stage2Format(ste: Ste): VmsaFormat | undefined {
+    try {
+      return vmsaFormatFromRegisters({
+        stage: 2,
+        tg: ste.s2Tg,
+        t0sz: ste.s2T0sz,
+        sl0: ste.s2Sl0,
+        ps: psEncoding(steEffectiveS2PsBits(ste, this.ctx.features)) ?? ste.s2Ps,
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
+  private stage1Format(cd: Cd): VmsaFormat | undefined {
+    try {
+      return vmsaFormatFromRegisters({
+        stage: 1,
+        tg: cd.tg0,
+        t0sz: cd.t0sz,
+        ps: psEncoding(cdEffectiveIpsBits(cd, this.ctx.features)) ?? cd.ips,
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
+  private traceStep(stage: 1 | 2, level: number, addr: number, lo: number, hi: number): void {
+    if (this.ctx.tracer.enabled) {
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'walk.step',
+        `walk S${stage} L${level} read ${toHex(addr)} = ${toHex(hi * 2 ** 32 + lo)}`,
+        { stage, level, addr },
+      );
+    }
+  }
+}
