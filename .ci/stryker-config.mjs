@@ -45,6 +45,7 @@ export function mutationConfig(name, { notMutated = [] } = {}) {
       '@stryker-mutator/vitest-runner',
       fileURLToPath(new URL('./stryker-ignore-messages.mjs', import.meta.url)),
     ],
+    // The words of error and trace messages are not scored: rewording one is no modelling bug (see the file).
     ignorers: ['message-literals'],
     mutate: files.length ? files : all,
     // Build output and local reports stay out of the sandbox (docs and examples are read by tests).
