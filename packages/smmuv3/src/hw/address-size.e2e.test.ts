@@ -1,7 +1,7 @@
 /**
  * The address-size rules of IHI 0070 §3.4, one test per translation path, on the device model programmed
  * over MMIO with an OAS (and so an IAS: VMSAv8-64 only) of 40 bits. Records are read back from the Event
- * queue. The paths and their rules are listed in `translate.ts` (`addressSizeFault`).
+ * queue. The paths and their rules are listed in `address-size.ts`.
  */
 import { FrameAllocator, NO_PASID, PERM_READ, type TranslationRequest } from '@iommukit/core';
 import { IoPageTable, psEncoding, sl0Encoding, t0szFor, vmsaFormat } from '@iommukit/pagetables';
