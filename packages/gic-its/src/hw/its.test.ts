@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { gicRig } from '../../test/gic-rig.js';
 import { encodeCommand, ITS_COMMAND_BYTES, type ItsCommand } from './commands.js';
+import { decodeIte } from './its-tables.js';
 import {
   BASER_TYPE,
   decodeBaser,
@@ -20,6 +21,7 @@ import {
   GITS,
   GITS_CTLR_ENABLED,
   GITS_CTLR_QUIESCENT,
+  LPI_BASE,
   LPI_ENABLE,
   QUEUE_OFFSET_MASK,
   QUEUE_RETRY_STALLED,
@@ -633,5 +635,182 @@ describe('a second device', () => {
       arrival: { intid: b!.intid, cpu: 1, deviceId: NIC1.deviceId },
     });
     expect(() => t.msi.allocateVectors(NIC, 1)).toThrow(/EEXIST/);
+  });
+});
+
+describe('ITT slots and command bounds', () => {
+  /** Maps `deviceId` with an ITT of 2^(size + 1) events in fresh frames; returns the ITT's address. */
+  const mapDevice = (t: ReturnType<typeof setup>, deviceId: number, size: number, frames = 1) => {
+    // The device table is two-level: nic0's vectors back the level-2 page of DeviceIDs 0..511.
+    if (t.msi.driver.eventOf(LPI_BASE) === undefined) t.msi.allocateVectors(NIC, 1);
+    const ittAddress = t.memory.allocFrames(frames);
+    t.send({ op: 'MAPD', deviceId, size, ittAddress, valid: true });
+    return ittAddress;
+  };
+  /** The ITE the ITS wrote at `address` (undefined: the slot is invalid). */
+  const iteAt = (t: ReturnType<typeof setup>, address: bigint) => {
+    const r = t.bus.read(Number(address), 8, t.who);
+    expect(r.ok).toBe(true);
+    return decodeIte(r.ok ? r.value : 0n);
+  };
+
+  it('MAPTI writes the ITE of (DeviceID, EventID) at ITT address + EventID × ITT_entry_size, and translation reads it there', () => {
+    const t = setup();
+    const ittA = mapDevice(t, 0x40, 3);
+    const ittB = mapDevice(t, 0x41, 3);
+    t.send(
+      { op: 'MAPTI', deviceId: 0x40, eventId: 3, intid: 8200, icid: 1 },
+      { op: 'MAPTI', deviceId: 0x41, eventId: 5, intid: 8201, icid: 0 },
+    );
+    expect(t.its.commandErrors).toEqual([]);
+    // GITS_TYPER.ITT_entry_size (GICv3 §12.19.18) is 8 bytes: one slot per EventID, each device in its own ITT.
+    const entrySize = decodeTyper(t.readIts64(GITS.TYPER)).itteSize;
+    expect(entrySize).toBe(8);
+    for (let event = 0; event < 16; event++) {
+      expect(iteAt(t, ittA + BigInt(event * entrySize))).toEqual(
+        event === 3 ? { intid: 8200, icid: 1 } : undefined,
+      );
+      expect(iteAt(t, ittB + BigInt(event * entrySize))).toEqual(
+        event === 5 ? { intid: 8201, icid: 0 } : undefined,
+      );
+    }
+    expect(t.fireFrom(0x40, 3)).toMatchObject({ kind: 'pending', intid: 8200 });
+    expect(t.rd(1).isPending(8200)).toBe(true);
+    expect(t.fireFrom(0x41, 5)).toMatchObject({ kind: 'pending', intid: 8201 });
+    expect(t.rd(0).isPending(8201)).toBe(true);
+    expect(t.fireFrom(0x40, 5)).toMatchObject({ kind: 'dropped', reason: 'TRANSLATE_UNMAPPED_INTERRUPT' });
+    expect(t.fireFrom(0x41, 3)).toMatchObject({ kind: 'dropped', reason: 'TRANSLATE_UNMAPPED_INTERRUPT' });
+  });
+
+  it('MAPI maps the LPI whose INTID is the EventID, in the EventID’s slot', () => {
+    const t = setup();
+    // 2^14 events: EventID 8195 is an LPI INTID; its slot is 8195 × 8 bytes into the ITT (17 pages).
+    const itt = mapDevice(t, 0x40, 13, 17);
+    t.send({ op: 'MAPI', deviceId: 0x40, eventId: 8195, icid: 1 });
+    expect(t.its.commandErrors).toEqual([]);
+    expect(iteAt(t, itt + 8195n * 8n)).toEqual({ intid: 8195, icid: 1 });
+    expect(t.fireFrom(0x40, 8195)).toMatchObject({ kind: 'pending', intid: 8195 });
+  });
+
+  it('MOVALL drops the old redistributor’s cached configuration: a mask sent through the new one holds when the collection returns', () => {
+    const t = setup();
+    const [v] = t.msi.allocateVectors(NIC, 1);
+    const intid = v!.intid;
+    expect(t.fire(0)).toMatchObject({ kind: 'delivered', arrival: { cpu: 0 } }); // cached on CPU0 as enabled
+    // CPU0 goes away: its pending LPIs and collection 0 move to CPU1 (GICv3 §5.3.11 MOVALL, §5.3.10 MAPC).
+    t.send({ op: 'MOVALL', rdbase1: 0, rdbase2: 1 }, { op: 'MAPC', icid: 0, rdbase: 1, valid: true });
+    t.msi.configure(intid, { enabled: false }, { invalidate: false });
+    t.send({ op: 'INV', deviceId: NIC.deviceId, eventId: 0 }); // reaches CPU1's redistributor only
+    t.send({ op: 'MAPC', icid: 0, rdbase: 0, valid: true }, { op: 'MOVALL', rdbase1: 1, rdbase2: 0 });
+    expect(t.its.commandErrors).toEqual([]);
+    expect(t.fire(0)).toMatchObject({ kind: 'pending', intid });
+    expect(t.rd(0).isPending(intid)).toBe(true);
+  });
+
+  it('IDs at the top of each GITS_TYPER width are refused with the command’s error; one below is accepted', () => {
+    const t = setup();
+    const { deviceIdBits, eventIdBits, lpiIdBits } = t.its.geometry;
+    t.msi.allocateVectors(NIC, 1);
+    const itt = t.memory.allocFrames(1);
+    const start = t.cwriter();
+    t.send(
+      { op: 'MAPD', deviceId: 0x40, size: eventIdBits - 1, ittAddress: itt, valid: true },
+      { op: 'MAPTI', deviceId: 2 ** deviceIdBits, eventId: 0, intid: 8200, icid: 0 },
+      { op: 'MAPTI', deviceId: 0x40, eventId: 0, intid: 2 ** lpiIdBits, icid: 0 },
+      { op: 'MAPTI', deviceId: 0x40, eventId: 0, intid: 2 ** lpiIdBits - 1, icid: 0 },
+      { op: 'MOVI', deviceId: 0x40, eventId: 1, icid: 0 },
+      { op: 'SYNC', rdbase: t.gic.redistributors.length },
+      { op: 'SYNC', rdbase: t.gic.redistributors.length - 1 },
+    );
+    expect(t.its.commandErrors.map((e) => [(e.offset - start) / ITS_COMMAND_BYTES, e.error])).toEqual([
+      [1, 'MAPTI_DEVICE_OOR'],
+      [2, 'MAPTI_PHYSICALID_OOR'],
+      [4, 'MOVI_UNMAPPED_INTERRUPT'],
+      [5, 'SYNC_PROCNUM_OOR'],
+    ]);
+    expect(iteAt(t, itt)).toEqual({ intid: 2 ** lpiIdBits - 1, icid: 0 });
+  });
+
+  it('an event whose collection is unmapped: INV is refused, MOVI to a mapped collection takes it there', () => {
+    const t = setup();
+    mapDevice(t, 0x40, 3);
+    const start = t.cwriter();
+    const commands: ItsCommand[] = [
+      { op: 'MAPTI', deviceId: 0x40, eventId: 0, intid: 8200, icid: 7 },
+      { op: 'INV', deviceId: 0x40, eventId: 0 },
+      { op: 'MOVI', deviceId: 0x40, eventId: 0, icid: 1 },
+      { op: 'INV', deviceId: 0x40, eventId: 0 },
+    ];
+    t.send(...commands);
+    expect(t.its.commandErrors.map((e) => [e.offset - start, e.error])).toEqual([
+      [ITS_COMMAND_BYTES, 'INV_UNMAPPED_COLLECTION'],
+    ]);
+    expect(t.fireFrom(0x40, 0)).toMatchObject({ kind: 'pending', intid: 8200 });
+    expect(t.rd(1).isPending(8200)).toBe(true);
+  });
+
+  it('without a device or collection table (GITS_BASER.Valid = 0) MAPD and MAPC are refused and MSIs dropped', () => {
+    const t = setup();
+    t.msi.allocateVectors(NIC, 1);
+    t.writeIts(GITS.CTLR, 0);
+    for (const n of [0, 1]) t.writeIts64(GITS.BASER + 8 * n, 0n);
+    t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED);
+    const start = t.cwriter();
+    const commands: ItsCommand[] = [
+      { op: 'MAPD', deviceId: 0x40, size: 3, ittAddress: t.memory.allocFrames(1), valid: true },
+      { op: 'MAPC', icid: 0, rdbase: 0, valid: true },
+      { op: 'INVALL', icid: 0 },
+    ];
+    t.send(...commands);
+    expect(t.its.commandErrors.map((e) => [e.offset - start, e.error])).toEqual([
+      [0, 'MAPD_DEVICE_OOR'],
+      [ITS_COMMAND_BYTES, 'MAPC_COLLECTION_OOR'],
+      [2 * ITS_COMMAND_BYTES, 'INVALL_UNMAPPED_COLLECTION'],
+    ]);
+    expect(t.fire(0)).toMatchObject({ kind: 'dropped', reason: 'TRANSLATE_UNMAPPED_DEVICE' });
+  });
+
+  it('an invalid CBASER or a CWRITER at or past the end of the queue runs nothing', () => {
+    const t = setup();
+    const queue = decodeCbaser(t.readIts64(GITS.CBASER));
+    const start = t.creadr();
+    t.writeIts(GITS.CWRITER, queue.pages * 0x1000);
+    expect(t.creadr()).toBe(start);
+    t.writeIts(GITS.CTLR, 0);
+    t.writeIts64(GITS.CBASER, encodeCbaser({ ...queue, valid: false, address: BigInt(HOLE) }));
+    t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED);
+    t.writeIts(GITS.CWRITER, ITS_COMMAND_BYTES);
+    expect(t.creadr()).toBe(0);
+    expect(t.its.stalled).toBe(false);
+    expect(t.its.commandErrors).toEqual([]);
+  });
+
+  it('only GITS_TRANSLATER in the translation frame translates a write', () => {
+    const t = setup();
+    t.msi.allocateVectors(NIC, 1);
+    const translater = t.gic.doorbell(0).address;
+    for (const address of [translater - 0x40n, translater + 4n]) t.msiWrite(address, 0, NIC.deviceId);
+    expect(t.msi.takeOutcomes()).toEqual([]);
+    expect(t.allArrivals()).toEqual([]);
+  });
+
+  it('traces enabling, each command with its fields, translations and drops', () => {
+    const t = setup();
+    t.msi.allocateVectors(NIC, 1);
+    t.tracer.startRecording();
+    t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED); // already enabled: nothing to latch or log
+    t.writeIts(GITS.CTLR, 0);
+    t.writeIts(GITS.CTLR, 0);
+    t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED);
+    t.send({ op: 'MAPD', deviceId: 0x40, size: 3, ittAddress: 0x4010_0000n, valid: true });
+    t.fire(0);
+    t.fireFrom(0x41, 2);
+    const records = t.tracer.stopRecording().filter((r) => r.source === t.its.name);
+    expect(records.map((r) => r.name)).toEqual(['its.enable', 'cmd.MAPD', 'msi.translate', 'msi.drop']);
+    expect(records[1]).toMatchObject({
+      message: 'MAPD deviceId=0x40 size=3 ittAddress=0x40100000 valid=1',
+      args: { deviceId: 0x40, size: 3, ittAddress: 0x4010_0000n, valid: true },
+    });
+    expect(records[2]!.args).toEqual({ deviceId: NIC.deviceId, eventId: 0, intid: 8192, icid: 0 });
   });
 });
