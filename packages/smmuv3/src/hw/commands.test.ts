@@ -297,6 +297,15 @@ describe('CERROR_ILL (SMMUv3 §4.1.3)', () => {
       noRil,
     );
     expect(decodeCommand(ranged, noRil, { checkReserved: false }).ok).toBe(true);
+    // Each of the four alone is enough (§4.4.1.1: every one is RES0 when SMMU_IDR3.RIL == 0).
+    for (const fields of [{ num: 1 }, { scale: 1 }, { ttl: 1 }, { tg: TLBI_TG.SIZE_4K }]) {
+      expectIll(
+        encodeTlbiS2Ipa(fields),
+        /CMD_TLBI_S2_IPA: NUM\/SCALE\/TG\/TTL are RES0 without range/,
+        noRil,
+      );
+    }
+    expect(decode(encodeTlbiS2Ipa({}), noRil).ok).toBe(true);
     expectIll(encodeTlbiNhVa({ num: 4 }), 'CMD_TLBI_NH_VA: NUM/SCALE/TTL are RES0 when TG == 0');
     expectIll(encodeTlbiNhVa({ ttl: 2 }), /RES0 when TG == 0/);
   });
@@ -454,6 +463,34 @@ describe('invalidation ranges', () => {
     expect(split(33, false)).toEqual([
       { addressPage: 0x1000, num: 0, scale: 0, tg: 0, ttl: 0 },
       { addressPage: 0x1001, num: 0, scale: 5, tg: 1, ttl: 0 },
+    ]);
+  });
+
+  it('16K and 64K: each later command starts where the one before ended, counted in 4K pages', () => {
+    const split = (granule: 16384 | 65536, granules: number, leaf = true) =>
+      splitTlbiRange(
+        { startPage: 0x1_0000, pageCount: granules * (granule / 4096), granule, leaf },
+        true,
+      ).map((c) => [c.addressPage, c.num + 1, c.scale, c.tg]);
+    // 33 granules = 1 + 32: the second command starts one granule (4 or 16 pages) in.
+    expect(split(16384, 33)).toEqual([
+      [0x1_0000, 1, 0, TLBI_TG.SIZE_16K],
+      [0x1_0004, 1, 5, TLBI_TG.SIZE_16K],
+    ]);
+    expect(split(65536, 33)).toEqual([
+      [0x1_0000, 1, 0, TLBI_TG.SIZE_64K],
+      [0x1_0010, 1, 5, TLBI_TG.SIZE_64K],
+    ]);
+    // Non-leaf: the lone granule is a non-range command, and the range starts after it.
+    expect(split(16384, 33, false)).toEqual([
+      [0x1_0000, 1, 0, TLBI_TG.NONE],
+      [0x1_0004, 1, 5, TLBI_TG.SIZE_16K],
+    ]);
+    // 2047 = 31 + 31 · 32 + 1024 granules of 64K: the third starts (31 + 992) · 16 pages in.
+    expect(split(65536, 2047)).toEqual([
+      [0x1_0000, 31, 0, TLBI_TG.SIZE_64K],
+      [0x1_01f0, 31, 5, TLBI_TG.SIZE_64K],
+      [0x1_3ff0, 1, 10, TLBI_TG.SIZE_64K],
     ]);
   });
 

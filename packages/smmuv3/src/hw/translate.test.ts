@@ -366,6 +366,61 @@ describe('stage 2 and nested', () => {
     expect(counter().reads - before).toBe(24);
   });
 
+  /** A nested stream 7 over `s1` whose CD and stage-1 tables (for `iova`) sit at IPA == PA in `s2`. */
+  function nestedOver(s1: IoPageTable, s2: IoPageTable, iova: number): void {
+    const pages = new Set<number>([CD_TABLE]);
+    walk(s1Format(), s1.rootPa, iova, {
+      bus,
+      counter: bus.counter('probe'),
+      onStep: (_l, addr) => pages.add(Math.floor(addr / 4096) * 4096),
+    });
+    for (const page of pages) s2.map(BigInt(page), BigInt(page), 0x1000n, RW);
+    put(CD_TABLE, cdFor(s1.rootPa, 3));
+    put(
+      STRTAB + 64 * 7,
+      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...testS2Fields(s2.rootPa) }),
+    );
+  }
+  const s2PagesOnly = () =>
+    new IoPageTable(s2Format(), { bus, memory, counter: bus.counter('pt') }, { pageSizes: 1n << 12n });
+
+  it('nested: a read-only stage-2 page limits what a writable stage-1 page grants, on a miss as on a hit', () => {
+    const s1 = table(s1Format());
+    s1.map(0x7000n, 0xa000_0000n, 0x1000n, RW);
+    const s2 = s2PagesOnly();
+    s2.map(0xa000_0000n, 0x9000_0000n, 0x1000n, { read: true, write: false });
+    nestedOver(s1, s2, 0x7000);
+    // The walk's grant is what both stages allow, so no write: the same as the TLB hit reports.
+    const miss = translator.translate(req(7, 0x7000));
+    expect(miss).toMatchObject({ ok: true, pfn: 0x9000_0, perm: PERM_READ });
+    expect(translator.translate(req(7, 0x7000))).toEqual(miss);
+    expect(translator.translate(req(7, 0x7000, PERM_WRITE))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_PERMISSION', stage: 2 },
+    });
+  });
+
+  it('nested: a stage-1 block over stage-2 pages caches the smaller page, so its neighbour walks again', () => {
+    const s1 = table(s1Format());
+    s1.map(0x4000_0000n, 0xa000_0000n, 0x20_0000n, RW); // one 2 MiB block
+    const s2 = s2PagesOnly();
+    // The two IPA pages of the block go to unrelated PAs.
+    s2.map(0xa000_0000n, 0x9000_0000n, 0x1000n, RW);
+    s2.map(0xa000_1000n, 0x9100_0000n, 0x1000n, RW);
+    nestedOver(s1, s2, 0x4000_0000);
+    expect(translator.translate(req(7, 0x4000_0000))).toMatchObject({
+      ok: true,
+      pfn: 0x9000_0,
+      pageShift: 12,
+    });
+    // A 2 MiB entry would answer 0x9000_1 from the first page's output.
+    expect(translator.translate(req(7, 0x4000_1000))).toMatchObject({
+      ok: true,
+      pfn: 0x9100_0,
+      pageShift: 12,
+    });
+  });
+
   it('a stage-2 fault while fetching a stage-1 table is recorded with S2 = 1 and CLASS = TT', () => {
     const s2 = table(s2Format());
     s2.map(BigInt(CD_TABLE), BigInt(CD_TABLE), 0x1000n, RW);
