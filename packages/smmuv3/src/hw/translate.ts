@@ -233,12 +233,18 @@ export class Smmuv3Translator {
     if (hit) return hit;
     const r = this.walker.stage2(ste, format, input, access, EVENT_CLASS.IN);
     if (!r.ok) return r;
-    this.insert('s2', ste.s2Vmid, GLOBAL_ASID, input, {
-      ...r,
-      ipa: input,
-      s1Grants: ALL_GRANTS,
-      s2Grants: r.grants,
-    });
+    this.insert(
+      's2',
+      ste.s2Vmid,
+      GLOBAL_ASID,
+      input,
+      r.pa,
+      input,
+      r.pageShift,
+      r.dirty,
+      ALL_GRANTS,
+      r.grants,
+    );
     return { ok: true, pa: r.pa, perm: r.perm, pageShift: r.pageShift };
   }
 
@@ -258,7 +264,19 @@ export class Smmuv3Translator {
     }
     const leaf = this.walker.stage1(ste, cd, s2Format, input, access);
     if (!leaf.ok) return leaf;
-    this.insert(kind, ste.s2Vmid, leaf.ng ? cd.asid : GLOBAL_ASID, input, leaf);
+    const asid = leaf.ng ? cd.asid : GLOBAL_ASID;
+    this.insert(
+      kind,
+      ste.s2Vmid,
+      asid,
+      input,
+      leaf.pa,
+      leaf.ipa,
+      leaf.pageShift,
+      leaf.dirty,
+      leaf.s1Grants,
+      leaf.s2Grants,
+    );
     return { ok: true, pa: leaf.pa, perm: leaf.perm, pageShift: leaf.pageShift };
   }
 
@@ -283,34 +301,32 @@ export class Smmuv3Translator {
     return { ok: true, pa: e.outputBase + offset, perm, pageShift: e.pageShift };
   }
 
+  /** A new TLB entry; positional, so a miss builds no object beyond the entry itself. */
   private insert(
     kind: TlbKind,
     vmid: number,
     asid: number,
     input: number,
-    leaf: {
-      pa: number;
-      ipa: number;
-      pageShift: number;
-      dirty: boolean;
-      s1Grants: number;
-      s2Grants: number;
-    },
+    pa: number,
+    ipa: number,
+    pageShift: number,
+    dirty: boolean,
+    s1Grants: number,
+    s2Grants: number,
   ): void {
-    const size = 2 ** leaf.pageShift;
-    const offset = input % size;
+    const offset = input % 2 ** pageShift;
     this.ctx.tlb.insert({
       kind,
       vmid,
       asid,
       inputBase: input - offset,
-      pageShift: leaf.pageShift,
+      pageShift,
       level: 0,
-      outputBase: leaf.pa - offset,
-      ipaBase: leaf.ipa - offset,
-      s1Grants: leaf.s1Grants,
-      s2Grants: leaf.s2Grants,
-      dirty: leaf.dirty,
+      outputBase: pa - offset,
+      ipaBase: ipa - offset,
+      s1Grants,
+      s2Grants,
+      dirty,
     });
   }
 
