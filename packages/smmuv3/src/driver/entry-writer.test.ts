@@ -1,7 +1,7 @@
 /**
  * The used-bits writer on a toy 3-qword entry whose layout makes each case easy to see: q0 bit 0 is V,
- * q0 bits 1–2 a mode; mode 1 uses q1, mode 2 uses q2; V = 0 uses nothing else. The STE/CD oracle cases
- * (Linux KUnit) run against the real layouts in the driver's tests.
+ * q0 bits 1–2 a mode; mode 1 uses q1, mode 2 uses q2, mode 3 both; V = 0 uses nothing else. The STE/CD
+ * oracle cases (Linux KUnit) run against the real layouts in the driver's tests.
  */
 import { describe, expect, it } from 'vitest';
 import { type EntryWords, writeEntry } from './entry-writer.js';
@@ -16,6 +16,7 @@ function used(e: EntryWords): EntryWords {
   const mode = (e[0]! >>> 1) & 3;
   if (mode === 1) mask[2] = 0xffff_ffff;
   if (mode === 2) mask[4] = 0xffff_ffff;
+  if (mode === 3) mask[2] = mask[4] = 0xffff_ffff;
   return mask;
 }
 
@@ -28,15 +29,21 @@ function config(e: EntryWords): string {
 function run(from: EntryWords, to: EntryWords) {
   const cur = Uint32Array.from(from);
   const seen: string[] = [];
+  /** The qwords written, with 'sync' where each sync went. */
+  const steps: (number | 'sync')[] = [];
   let vZeroWritten = false;
   const outcome = writeEntry(cur, to, {
     used,
     writeQword(index, lo) {
+      steps.push(index);
       if (index === 0 && (lo & 1) === 0 && (to[0]! & 1) === 1) vZeroWritten = true;
     },
-    sync: () => seen.push(config(cur)),
+    sync: () => {
+      steps.push('sync');
+      seen.push(config(cur));
+    },
   });
-  return { cur, outcome, seen, vZeroWritten };
+  return { cur, outcome, seen, steps, vZeroWritten };
 }
 
 describe('writeEntry (used-bits algorithm)', () => {
@@ -68,6 +75,47 @@ describe('writeEntry (used-bits algorithm)', () => {
     expect(wide.outcome).toEqual({ hitless: false, syncs: 3 });
     expect(wide.vZeroWritten).toBe(true);
     expect(wide.seen[0]).toBe(config(entry(0, 0, 0)));
+  });
+
+  // Linux's contract (arm_smmu_entry_qword_diff): a target sets no bit its own configuration ignores.
+  it('no critical qword: the changes to unused bits go out together, with one sync', () => {
+    // Mode 1 ignores q2: clearing a stale value there changes nothing the hardware uses.
+    const { cur, outcome, steps } = run(entry(0b011, 5, 77), entry(0b011, 5, 0));
+    expect(cur).toEqual(entry(0b011, 5, 0));
+    expect(outcome).toEqual({ hitless: true, syncs: 1 });
+    expect(steps).toEqual([2, 'sync']);
+  });
+
+  it('only qword 1 critical: the unused changes go first, then qword 1 alone', () => {
+    // Mode 1 uses q1 (critical: 5 → 6) and ignores q2 (77 → 0), which can change first.
+    const from = entry(0b011, 5, 77);
+    const to = entry(0b011, 6, 0);
+    const { cur, outcome, seen, steps } = run(from, to);
+    expect(cur).toEqual(to);
+    expect(outcome).toEqual({ hitless: true, syncs: 2 });
+    expect(steps).toEqual([2, 'sync', 1, 'sync']);
+    expect(seen).toEqual([config(from), config(to)]);
+  });
+
+  it('only qword 0 critical: unused bits, then qword 0, then what the new configuration ignores', () => {
+    // Mode 1 → mode 2: q2 is unused before (written first), q1 unused after (cleared last).
+    const from = entry(0b011, 5, 0);
+    const to = entry(0b101, 0, 9);
+    const { outcome, steps, seen } = run(from, to);
+    expect(outcome).toEqual({ hitless: true, syncs: 3 });
+    expect(steps).toEqual([2, 'sync', 0, 'sync', 1, 'sync']);
+    expect(seen).toEqual([config(from), config(to), config(to)]);
+  });
+
+  it('breaking: qword 0 is cleared first, then qwords 1..n−1, then qword 0', () => {
+    // Mode 3 uses q1 and q2: both change, so no single 64-bit store switches the configuration.
+    const from = entry(0b111, 5, 1);
+    const to = entry(0b111, 6, 2);
+    const { cur, outcome, steps, seen } = run(from, to);
+    expect(cur).toEqual(to);
+    expect(outcome).toEqual({ hitless: false, syncs: 3 });
+    expect(steps).toEqual([0, 'sync', 1, 2, 'sync', 0, 'sync']);
+    expect(seen).toEqual([config(entry(0, 0, 0)), config(entry(0, 0, 0)), config(to)]);
   });
 
   it('does nothing (no sync) when the entry is already the target', () => {
