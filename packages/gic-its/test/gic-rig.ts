@@ -5,10 +5,11 @@ import type { GicMsiController } from '../src/gic-msi-controller.js';
 import { type GicItsOptions, GicItsOptionsSchema } from '../src/options.js';
 
 export const RAM_BASE = 0x4000_0000;
+export const RAM_BYTES = 64 * 2 ** 20;
 
 export function gicRig(options: Partial<Record<keyof GicItsOptions, unknown>> = {}) {
   const bus = new MemoryBus();
-  const ram = bus.addRam('ram', RAM_BASE, 64 * 2 ** 20);
+  const ram = bus.addRam('ram', RAM_BASE, RAM_BYTES);
   const memory = new FrameAllocator([ram], (base, bytes) => bus.discardRam(base, bytes));
   const tracer = new Tracer();
   const msi = gicItsModule.create({

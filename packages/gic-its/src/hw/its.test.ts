@@ -7,7 +7,7 @@
  * after sending raw ones.
  */
 import { describe, expect, it } from 'vitest';
-import { gicRig } from '../../test/gic-rig.js';
+import { gicRig, RAM_BASE, RAM_BYTES } from '../../test/gic-rig.js';
 import { encodeCommand, ITS_COMMAND_BYTES, type ItsCommand } from './commands.js';
 import { decodeIte } from './its-tables.js';
 import {
@@ -812,5 +812,80 @@ describe('ITT slots and command bounds', () => {
       args: { deviceId: 0x40, size: 3, ittAddress: 0x4010_0000n, valid: true },
     });
     expect(records[2]!.args).toEqual({ deviceId: NIC.deviceId, eventId: 0, intid: 8192, icid: 0 });
+
+    t.tracer.startRecording();
+    t.send({ op: 'MAPTI', deviceId: 0x41, eventId: 0, intid: 8200, icid: 0 });
+    t.writeIts(GITS.CTLR, 0);
+    t.writeIts64(GITS.CBASER, encodeCbaser({ valid: true, address: BigInt(HOLE), pages: 1 }));
+    t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED);
+    t.writeIts(GITS.CWRITER, ITS_COMMAND_BYTES);
+    expect(
+      t.tracer
+        .stopRecording()
+        .filter((r) => r.source === t.its.name)
+        .map((r) => r.name),
+    ).toEqual(['cmd.MAPTI', 'cmd.error', 'its.enable', 'cmdq.stall']);
+  });
+
+  it('MOVI to the collection the event already targets and MOVALL onto the same redistributor keep the cached configuration', () => {
+    const t = setup();
+    const [v] = t.msi.allocateVectors(NIC, 1);
+    const intid = v!.intid;
+    expect(t.fire(0)).toMatchObject({ kind: 'delivered', arrival: { cpu: 0 } }); // cached on CPU0 as enabled
+    t.msi.configure(intid, { enabled: false }, { invalidate: false }); // memory only: no INV yet
+    t.send(
+      { op: 'MOVI', deviceId: NIC.deviceId, eventId: 0, icid: 0 },
+      { op: 'MOVALL', rdbase1: 0, rdbase2: 0 },
+    );
+    expect(t.its.commandErrors).toEqual([]);
+    expect(t.fire(0)).toMatchObject({ kind: 'delivered', arrival: { cpu: 0, intid } });
+    t.send({ op: 'INV', deviceId: NIC.deviceId, eventId: 0 });
+    expect(t.fire(0)).toMatchObject({ kind: 'pending', intid });
+  });
+
+  it('a command in the last slot of a queue that ends where RAM ends is read whole, and the queue wraps', () => {
+    const t = setup();
+    const last = RAM_BASE + RAM_BYTES - 0x1000; // the next page is a hole in the rig's bus
+    t.writeIts(GITS.CTLR, 0);
+    t.writeIts64(GITS.CBASER, encodeCbaser({ valid: true, address: BigInt(last), pages: 1 }));
+    t.writeIts(GITS.CWRITER, 0);
+    const slots = 0x1000 / ITS_COMMAND_BYTES;
+    t.writeCommands(
+      BigInt(last),
+      0,
+      Array.from({ length: slots }, () => ({ op: 'SYNC', rdbase: 0 }) as const),
+    );
+    t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED);
+    t.writeIts(GITS.CWRITER, 0x1000 - ITS_COMMAND_BYTES);
+    expect(t.creadr()).toBe(0x1000 - ITS_COMMAND_BYTES);
+    t.writeIts(GITS.CWRITER, 0);
+    expect(t.its.stalled).toBe(false);
+    expect(t.creadr()).toBe(0);
+    expect(t.its.commandErrors).toEqual([]);
+  });
+
+  it('GITS register map (GICv3 §12.19): offsets and access types; table accesses count as the ITS’s own', () => {
+    const t = setup();
+    expect(t.its.registers.definitions().map((d) => [d.name, d.offset, d.access])).toEqual([
+      ['GITS_CTLR', 0x0, 'rw'],
+      ['GITS_IIDR', 0x4, 'ro'],
+      ['GITS_TYPER', 0x8, 'ro'],
+      ['GITS_TYPER_HI', 0xc, 'ro'],
+      ['GITS_CBASER', 0x80, 'rw'],
+      ['GITS_CBASER_HI', 0x84, 'rw'],
+      ['GITS_CWRITER', 0x88, 'rw'],
+      ['GITS_CWRITER_HI', 0x8c, 'ro'],
+      ['GITS_CREADR', 0x90, 'ro'],
+      ['GITS_CREADR_HI', 0x94, 'ro'],
+      ['GITS_BASER0', 0x100, 'rw'],
+      ['GITS_BASER0_HI', 0x104, 'rw'],
+      ['GITS_BASER1', 0x108, 'rw'],
+      ['GITS_BASER1_HI', 0x10c, 'rw'],
+      ['GITS_PIDR2', 0xffe8, 'ro'],
+    ]);
+    const tables = t.bus.counter(`${t.its.name}:tables`);
+    const before = tables.writes;
+    t.msi.allocateVectors(NIC, 1);
+    expect(tables.writes).toBeGreaterThan(before);
   });
 });
