@@ -1,6 +1,7 @@
 import { FrameAllocator, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
-import { machine, readDesc, writeDesc } from '../test/fixtures.js';
+import { machine, RAM_BASE, RAM_SIZE, readDesc, writeDesc } from '../test/fixtures.js';
+import { DESC_TABLE } from './format.js';
 import { IoPageTable } from './io-page-table.js';
 import { LIMIT_AP_TABLE_RO } from './vmsa/descriptors.js';
 import { vmsaAccessAllowed } from './vmsa/permissions.js';
@@ -106,6 +107,58 @@ describe('walk: results and faults', () => {
     expect(hw.aborts).toBe(1);
   });
 
+  it('input and root bounds: a negative one faults with no read; a root at PA 0 is walked', () => {
+    const { format, table, options } = setup();
+    const negative = walk(format, table.rootPa, -4096, options);
+    expect(negative).toEqual({ ok: false, fault: { kind: 'translation', level: 0 }, reads: 0 });
+    // A fault with no descriptor address carries no address field at all.
+    expect(!negative.ok && Object.keys(negative.fault)).toEqual(['kind', 'level']);
+    expect(walk(format, -4096, IOVA, options)).toEqual({
+      ok: false,
+      fault: { kind: 'address-size', level: 0 },
+      reads: 0,
+    });
+    const low = machine(0, 16 * 2 ** 20);
+    const atZero = new IoPageTable(format, low);
+    expect(atZero.rootPa).toBe(0);
+    atZero.map(0x5000n, 0x7000n, 0x1000n, RW);
+    const r = walk(format, 0, 0x5010, { bus: low.bus, counter: low.bus.counter('w') });
+    expect(r.ok && r.pa).toBe(0x7010);
+  });
+
+  it('address-size fault for a table or output address exactly 2^OAS', () => {
+    const { m, format, table, options, steps } = setup(40);
+    // Address bits [39:12] cleared and bit 40 set: the address is 2^40 exactly.
+    const at2pow40 = ([lo, hi]: [number, number]) => [lo & 0xfff, (hi & ~0xffff) | (1 << 8)] as const;
+    const leaf = readDesc(m, steps[3]!);
+    writeDesc(m, steps[3]!, ...at2pow40(leaf));
+    expect(walk(format, table.rootPa, IOVA, options)).toEqual({
+      ok: false,
+      fault: { kind: 'address-size', level: 3 },
+      reads: 4,
+    });
+    writeDesc(m, steps[3]!, ...leaf);
+    writeDesc(m, steps[2]!, ...at2pow40(readDesc(m, steps[2]!)));
+    expect(walk(format, table.rootPa, IOVA, options)).toEqual({
+      ok: false,
+      fault: { kind: 'address-size', level: 2 },
+      reads: 3,
+    });
+  });
+
+  it('a format that calls a leaf-level descriptor a table gets a translation fault there', () => {
+    const { format, table, options } = setup();
+    const tableAtLeaf = Object.assign(Object.create(format) as typeof format, {
+      kind: (lo: number, hi: number, level: number) =>
+        level === format.leafLevel ? DESC_TABLE : format.kind(lo, hi, level),
+    });
+    expect(walk(tableAtLeaf, table.rootPa, IOVA, options)).toEqual({
+      ok: false,
+      fault: { kind: 'translation', level: 3 },
+      reads: 4,
+    });
+  });
+
   it('access-flag fault, or with HA the flag is set and written back', () => {
     const { m, format, table, options, steps, hw } = setup();
     const [lo, hi] = readDesc(m, steps[3]!);
@@ -170,6 +223,17 @@ describe('walk: hardware dirty state (HD)', () => {
     const dirty: bigint[] = [];
     t.readAndClearDirty(0n, 0x1000n, (i) => dirty.push(i));
     expect(dirty).toEqual([0n]);
+  });
+
+  it('a write to a leaf already dirty writes nothing back', () => {
+    const m = machine();
+    const format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
+    const t = new IoPageTable(format, m, { dirtyTracking: true });
+    t.map(0n, 0x4000_0000n, 0x1000n, RW); // mapped dirty: nothing cleared it
+    const hw = m.bus.counter('hw');
+    const r = walk(format, t.rootPa, 0, { bus: m.bus, counter: hw, hardwareDirty: true, access: PERM_WRITE });
+    expect(r.ok && r.attrs.ap).toBe(0b01);
+    expect(hw.writes).toBe(0);
   });
 
   it('stage 2: the write sets S2AP[1] in memory', () => {
@@ -300,6 +364,29 @@ describe('walk: nested hardware updates need write access to the descriptor (SMM
     });
     expect(hw.writes).toBe(writes);
     expect(readDesc(m, steps[3]!)).toEqual([(lo & ~0x400) >>> 0, hi]);
+  });
+
+  it('the write-back goes where stage 2 says, and a bus abort there is a walk-abort at that address', () => {
+    const { m, format, table, options, steps, lo, hi } = setupNested();
+    const scratch = RAM_BASE + RAM_SIZE - 8; // the leaf's write-access address: somewhere else
+    const writeTo = (target: number) => (address: number, _level: number, access: number) =>
+      address === steps[3] && access === PERM_WRITE ? target : address;
+    const r = walk(format, table.rootPa, IOVA, {
+      ...options,
+      hardwareAccessFlag: true,
+      translateTableAddress: writeTo(scratch),
+    });
+    expect(r.ok && [r.pa, r.descriptorAddress]).toEqual([PA, scratch]);
+    expect(readDesc(m, scratch)[0]).toBe((lo | 0x400) >>> 0);
+    expect(readDesc(m, steps[3]!)).toEqual([(lo & ~0x400) >>> 0, hi]);
+    const noMemory = 0x10_0000_0000;
+    expect(
+      walk(format, table.rootPa, IOVA, {
+        ...options,
+        hardwareAccessFlag: true,
+        translateTableAddress: writeTo(noMemory),
+      }),
+    ).toEqual({ ok: false, fault: { kind: 'walk-abort', level: 3, address: noMemory }, reads: 4 });
   });
 
   it('no write-back, no write request: AF already set, or AFFD', () => {
