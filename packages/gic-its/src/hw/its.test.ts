@@ -16,6 +16,7 @@ import {
   decodeCbaser,
   decodeRedistTyper,
   decodeTyper,
+  encodeBaser,
   encodeCbaser,
   GICR,
   GITS,
@@ -862,6 +863,33 @@ describe('ITT slots and command bounds', () => {
     expect(t.its.stalled).toBe(false);
     expect(t.creadr()).toBe(0);
     expect(t.its.commandErrors).toEqual([]);
+  });
+
+  it('a device table with room past 2^DeviceID bits still refuses that DeviceID; a collection past its table is refused', () => {
+    const t = setup();
+    const { deviceIdBits } = t.its.geometry;
+    // A flat table of nine 64 KiB pages: 73728 entries of 8 bytes.
+    const table = t.memory.allocBytes(9 * 0x1_0000, 0x1_0000);
+    t.writeIts(GITS.CTLR, 0);
+    t.writeIts64(
+      GITS.BASER,
+      encodeBaser({ valid: true, indirect: false, pageSize: 0x1_0000, address: BigInt(table), pages: 9 }),
+    );
+    t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED);
+    const collections = decodeBaser(t.readIts64(GITS.BASER + 8));
+    expect(collections.indirect).toBe(false);
+    const capacity = (collections.pages * collections.pageSize) / collections.entrySize;
+    expect(capacity).toBeLessThan(2 ** 16);
+    const start = t.cwriter();
+    t.send(
+      { op: 'MAPD', deviceId: 2 ** deviceIdBits, size: 1, ittAddress: t.memory.allocFrames(1), valid: true },
+      { op: 'MAPC', icid: capacity, rdbase: 0, valid: true },
+      { op: 'MAPC', icid: capacity - 1, rdbase: 0, valid: true },
+    );
+    expect(t.its.commandErrors.map((e) => [(e.offset - start) / ITS_COMMAND_BYTES, e.error])).toEqual([
+      [0, 'MAPD_DEVICE_OOR'],
+      [1, 'MAPC_COLLECTION_OOR'],
+    ]);
   });
 
   it('GITS register map (GICv3 §12.19): offsets and access types; table accesses count as the ITS’s own', () => {
