@@ -85,6 +85,15 @@ describe('GET_DIRTY_BITMAP ranges', () => {
     ]);
   });
 
+  it('areas that only touch the query’s ends are not read', () => {
+    const t = hwptWith(
+      [0n, 1n, 2n].map((n): [bigint, bigint] => [0x10_0000n + n * PAGE, PAGE]),
+      [0n, 1n, 2n].map((n): [bigint, bigint] => [0x10_0000n + n * PAGE, PAGE]),
+    );
+    expect(bitsOf(t.read(0x10_1000n, PAGE, new Uint8Array(1)))).toEqual([0]);
+    expect(t.reads).toEqual([[0x10_1000n, PAGE]]);
+  });
+
   it('a dirty block larger than the query sets only the bits of the query’s pages', () => {
     const t = hwptWith([[BLOCK, BLOCK]], [[BLOCK, BLOCK]]);
     expect(bitsOf(t.read(BLOCK + 0x10_0000n, 2n * PAGE, new Uint8Array(2), PAGE, true))).toEqual([0, 1]);
