@@ -66,12 +66,12 @@ beforeEach(() => {
 });
 
 /** A translator for `f` and `idr` over the test's bus, state, TLB and event list. */
-function makeTranslator(f = features, idr = DEFAULT_IDR_EXTRAS): Smmuv3Translator {
+function makeTranslator(f = features, idr = DEFAULT_IDR_EXTRAS, tracer = new Tracer()): Smmuv3Translator {
   return new Smmuv3Translator({
     instance: 'smmu0',
     bus,
     counter: counter(),
-    tracer: new Tracer(),
+    tracer,
     features: f,
     idr,
     tlb,
@@ -419,6 +419,34 @@ describe('stage 2 and nested', () => {
       pfn: 0x9100_0,
       pageShift: 12,
     });
+  });
+
+  it('tracing: every descriptor a nested walk reads, by stage and level, then the TLB hit, then a fault', () => {
+    const tracer = new Tracer();
+    translator = makeTranslator(features, DEFAULT_IDR_EXTRAS, tracer);
+    const s1 = table(s1Format());
+    s1.map(0x7000n, 0xa000_0000n, 0x1000n, RW);
+    const s2 = s2PagesOnly();
+    s2.map(0xa000_0000n, 0x9000_0000n, 0x1000n, RW);
+    nestedOver(s1, s2, 0x7000);
+    const s1Steps: [number, number][] = [];
+    walk(s1Format(), s1.rootPa, 0x7000, {
+      bus,
+      counter: bus.counter('probe'),
+      onStep: (level, addr) => s1Steps.push([level, addr]),
+    });
+    tracer.startRecording();
+    translator.translate(req(7, 0x7000));
+    const steps = tracer.records.filter((r) => r.name === 'walk.step').map((r) => r.args);
+    expect(steps.filter((a) => a.stage === 1).map((a) => [a.level, a.addr])).toEqual(s1Steps);
+    // Six 4-level stage-2 walks: the CD, the four stage-1 descriptors and the output.
+    const s2Levels = steps.filter((a) => a.stage === 2).map((a) => a.level);
+    expect(s2Levels).toEqual(Array.from({ length: 24 }, (_, i) => i % 4));
+    const before = tracer.records.length;
+    translator.translate(req(7, 0x7000));
+    expect(tracer.records.slice(before).map((r) => [r.layer, r.name])).toEqual([['hw', 'tlb.hit']]);
+    translator.translate(req(7, 0x9000));
+    expect(tracer.records.at(-1)).toMatchObject({ layer: 'hw', source: 'smmu0', name: 'fault' });
   });
 
   it('a stage-2 fault while fetching a stage-1 table is recorded with S2 = 1 and CLASS = TT', () => {
