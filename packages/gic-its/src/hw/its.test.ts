@@ -815,17 +815,25 @@ describe('ITT slots and command bounds', () => {
     expect(records[2]!.args).toEqual({ deviceId: NIC.deviceId, eventId: 0, intid: 8192, icid: 0 });
 
     t.tracer.startRecording();
-    t.send({ op: 'MAPTI', deviceId: 0x41, eventId: 0, intid: 8200, icid: 0 });
+    t.send(
+      { op: 'MAPTI', deviceId: 0x41, eventId: 0, intid: 8200, icid: 0 },
+      { op: 'UNKNOWN', opcode: 0x2a },
+    );
     t.writeIts(GITS.CTLR, 0);
     t.writeIts64(GITS.CBASER, encodeCbaser({ valid: true, address: BigInt(HOLE), pages: 1 }));
     t.writeIts(GITS.CTLR, GITS_CTLR_ENABLED);
     t.writeIts(GITS.CWRITER, ITS_COMMAND_BYTES);
-    expect(
-      t.tracer
-        .stopRecording()
-        .filter((r) => r.source === t.its.name)
-        .map((r) => r.name),
-    ).toEqual(['cmd.MAPTI', 'cmd.error', 'its.enable', 'cmdq.stall']);
+    const more = t.tracer.stopRecording().filter((r) => r.source === t.its.name);
+    expect(more.map((r) => r.name)).toEqual([
+      'cmd.MAPTI',
+      'cmd.error',
+      'cmd.UNKNOWN',
+      'cmd.error',
+      'its.enable',
+      'cmdq.stall',
+    ]);
+    expect(more[2]!.message).toBe('UNKNOWN opcode=0x2a');
+    expect([...records, ...more].every((r) => r.layer === 'msi')).toBe(true);
   });
 
   it('MOVI to the collection the event already targets and MOVALL onto the same redistributor keep the cached configuration', () => {
