@@ -39,8 +39,8 @@ export type FakeInvalidation = { readonly op: 'all' };
 class FakeDomain implements IommuDomain {
   readonly pgsizeBitmap: bigint;
   readonly aperture = { start: iova(0n), end: iova((1n << 48n) - 1n) };
-  /** IOVA of each map call → its size and the frame standing for its page-table pages. */
-  readonly mappings = new Map<bigint, { size: bigint; paddr: bigint; frame: Hpa }>();
+  /** IOVA of each map call → its size, address, permissions and the frame standing for its page-table pages. */
+  readonly mappings = new Map<bigint, { size: bigint; paddr: bigint; prot: Prot; frame: Hpa }>();
   readonly dirty = new Set<bigint>();
   tracking = false;
   private readonly root: Hpa;
@@ -79,13 +79,13 @@ class FakeDomain implements IommuDomain {
   ) => void;
   cacheInvalidateUser?: IommuDomain['cacheInvalidateUser'];
 
-  map(at: Iova, paddr: Hpa, size: bigint, _prot: Prot): void {
+  map(at: Iova, paddr: Hpa, size: bigint, prot: Prot): void {
     if (this.type !== 'paging') throw new IommufdError('EOPNOTSUPP', 'a nested domain is not mapped');
     if (at % PAGE !== 0n || paddr % PAGE !== 0n || size % PAGE !== 0n || size === 0n)
       throw new IommufdError('EINVAL', 'fake domain: misaligned map');
     for (const [start, m] of this.mappings)
       if (start < at + size && at < start + m.size) throw new IommufdError('EEXIST', 'fake domain: mapped');
-    this.mappings.set(at, { size, paddr, frame: this.memory.allocFrames(1) });
+    this.mappings.set(at, { size, paddr, prot, frame: this.memory.allocFrames(1) });
   }
 
   unmap(at: Iova, size: bigint): bigint {

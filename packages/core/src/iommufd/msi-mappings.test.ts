@@ -72,6 +72,8 @@ describe('SW MSI (deviceSetupSwMsi)', () => {
     expect(fd.msiPages(hwpt)).toEqual([{ iovaPage: FAKE_SW_MSI.start, doorbellPage: doorbell, users: 2 }]);
     const domain = domainOf('dev0');
     expect(domain.iovaToPhys(iova(FAKE_SW_MSI.start + 0x40n))).toBe(doorbell + 0x40n);
+    // Devices only write doorbells (Linux iommu_dma_get_msi_page maps them IOMMU_WRITE).
+    expect(domain.mappings.get(FAKE_SW_MSI.start)?.prot).toEqual({ read: false, write: true });
     fd.detach(r.devId0);
     expect(fd.msiPages(hwpt)).toEqual([{ iovaPage: FAKE_SW_MSI.start, doorbellPage: doorbell, users: 1 }]);
     expect(domain.iovaToPhys(iova(FAKE_SW_MSI.start))).toBe(doorbell);
