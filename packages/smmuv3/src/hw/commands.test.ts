@@ -565,6 +565,39 @@ describe('invalidation ranges', () => {
     );
   });
 
+  it('alignment follows the leaf size for leaf or non-range commands and the granule for non-leaf ranges', () => {
+    const block = { granule: 4096, leafSize: 2 ** 21 } as const;
+    // Non-leaf with range invalidation: any granule-aligned range (table entries of any level go).
+    expect(splitTlbiRange({ startPage: 1, pageCount: 2, leaf: false, ...block }, true)).toEqual([
+      { addressPage: 1, num: 0, scale: 1, tg: TLBI_TG.SIZE_4K, ttl: 0 },
+    ]);
+    // Leaf, or without range invalidation: whole 2 MiB blocks only.
+    for (const [leaf, ril] of [
+      [true, true],
+      [true, false],
+      [false, false],
+    ] as const) {
+      const misaligned = () => splitTlbiRange({ startPage: 1, pageCount: 512, leaf, ...block }, ril);
+      expect(misaligned, `leaf ${leaf} RIL ${ril}`).toThrow(/not aligned to 2048K/);
+    }
+    let error: unknown;
+    try {
+      splitTlbiRange({ startPage: 1, pageCount: 512, leaf: true, ...block }, true);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({
+      code: 'EINVAL',
+      context: { startPage: 1, pageCount: 512, granule: 4096, leafSize: 2 ** 21 },
+    });
+    // A "leaf" smaller than the granule (level 4) is no page or block size.
+    expect(
+      errnoOf(() =>
+        splitTlbiRange({ startPage: 0, pageCount: 1, granule: 4096, leaf: true, leafSize: 8 }, true),
+      ),
+    ).toBe('EINVAL');
+  });
+
   it('counts beyond 2^31 granules use SCALE 31 with up to 32 chunks: a 16K level-0 entry is one command', () => {
     // 2^47 bytes of 16K granules = 2^33 granules = 4 · 2^31.
     expect(
@@ -613,6 +646,8 @@ describe('invalidation ranges', () => {
     expect(atcInvSpan(2 ** 40 + 5, 2 ** 40 + 6)).toEqual({ addressPage: 2 ** 40 + 4, size: 2 });
     expect(atcInvSpan(2 ** 32 - 1, 2 ** 32)).toEqual({ addressPage: 0, size: 33 });
     expect(atcInvSpan(0, 2 ** 52 - 1)).toEqual({ addressPage: 0, size: 52 });
+    // Size above 52 (reserved, decoded with checkReserved off) is everything too.
+    expect(atcInvPages({ addressPage: 123, size: 63 })).toEqual({ firstPage: 0, pageCount: 2 ** 52 });
     expect(atcInvPages({ addressPage: 123, size: ATC_INV_SIZE_ALL })).toEqual({
       firstPage: 0,
       pageCount: 2 ** 52,
