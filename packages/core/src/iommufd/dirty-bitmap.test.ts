@@ -122,6 +122,13 @@ describe('GET_DIRTY_BITMAP ranges', () => {
     expect(bitsOf(t.read(0x10_1000n, 0x1000n, new Uint8Array(1), 0x800n))).toEqual([0, 1]);
   });
 
+  it('a range ending exactly at 2^64 − 1 is accepted (EOVERFLOW only past it)', () => {
+    const t = hwptWith([[0x10_0000n, 0x4000n]], []);
+    const last = (1n << 64n) - PAGE;
+    expect(bitsOf(t.read(last, PAGE, new Uint8Array(1)))).toEqual([]);
+    expect(errnoOf(() => t.read(last, 2n * PAGE, new Uint8Array(1)))).toBe('EOVERFLOW');
+  });
+
   it('a zero-length range is EINVAL, a domain without dirty tracking EOPNOTSUPP', () => {
     const t = hwptWith([[0x10_0000n, 0x4000n]], []);
     expect(errnoOf(() => t.read(0x10_0000n, 0n, new Uint8Array(1)))).toBe('EINVAL');

@@ -95,7 +95,11 @@ describe('IOAS_COPY', () => {
     ['a destination IOVA of 2^64 − 1, before the zero length', { dstIova: U64_MAX, length: 0n }, 'EOVERFLOW'],
     ['a source range past 2^64 − 1', { srcIova: U64_MAX - PAGE + 1n, length: 2n * PAGE }, 'EOVERFLOW'],
     ['an unmapped source range ending at 2^64 − 1', { srcIova: U64_MAX - PAGE + 1n, length: PAGE }, 'ENOENT'],
-    ['neither READABLE nor WRITEABLE', { readable: false, writeable: false }, 'EINVAL'],
+    [
+      'neither READABLE nor WRITEABLE, before the unmapped source',
+      { srcIova: 0x9000_0000n, readable: false, writeable: false },
+      'EINVAL',
+    ],
   ])('%s is %s (iommufd_ioas_copy)', (_, change, code) => {
     const { src, dst } = setup();
     const request = {
