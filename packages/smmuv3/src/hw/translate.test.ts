@@ -323,6 +323,21 @@ describe('stage 1', () => {
   });
 });
 
+describe('stage 1: CD.EPD0', () => {
+  it('disables TTB0 walks: a mapped address is a stage-1 F_TRANSLATION with no descriptor read', () => {
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 3, { epd0: true }));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    const before = counter().reads;
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_TRANSLATION', stage: 1 },
+    });
+    expect(counter().reads - before, 'the STE and the CD only').toBe(2);
+  });
+});
+
 describe('stage 2 and nested', () => {
   it('stage-2-only streams translate IPA → PA and record stage-2 faults with the IPA', () => {
     const s2 = table(s2Format());
@@ -447,6 +462,28 @@ describe('stage 2 and nested', () => {
     expect(tracer.records.slice(before).map((r) => [r.layer, r.name])).toEqual([['hw', 'tlb.hit']]);
     translator.translate(req(7, 0x9000));
     expect(tracer.records.at(-1)).toMatchObject({ layer: 'hw', source: 'smmu0', name: 'fault' });
+  });
+
+  it('a stage-2 walk that aborts records F_WALK_EABT with S2 = 1, CLASS = IN and the descriptor address', () => {
+    const s2 = table(s2Format());
+    s2.map(0x4000_0000n, 0x9000_0000n, 0x1000n, RW);
+    const hole = 0x10_0000_0000; // no memory there
+    put(s2.rootPa, Uint32Array.of(0b11, hole / 2 ** 32)); // level-0 entry 0: a table where no memory is
+    put(STRTAB + 64 * 6, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...testS2Fields(s2.rootPa) }));
+    expect(translator.translate(req(6, 0x4000_0123))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_WALK_EABT' },
+    });
+    // The record names the descriptor's PA (FetchAddr): level-1 entry 1 of the table at the hole.
+    expect(events).toEqual([
+      expect.objectContaining({
+        id: EVENT_ID.F_WALK_EABT,
+        s2: true,
+        class: EVENT_CLASS.IN,
+        fetchAddr: hole + 8,
+      }),
+    ]);
+    expect(events[0]).not.toHaveProperty('ipa');
   });
 
   it('a stage-2 fault while fetching a stage-1 table is recorded with S2 = 1 and CLASS = TT', () => {
