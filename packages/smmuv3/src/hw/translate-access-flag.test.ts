@@ -187,3 +187,16 @@ describe('HTTU with two stages: a stage-1 descriptor update is a write to its IP
     }
   });
 });
+
+describe('HD needs HA (§5.2 STE.S2HD)', () => {
+  it('S2HD = 1 with S2HA = 0 behaves as both 0: a write to a writable-clean page is a stage-2 F_PERMISSION', () => {
+    const rig = translationRig({ s2DirtyTracking: true });
+    rig.s2.map(BigInt(IPA), BigInt(OUT), 0x1000n, RW);
+    rig.s2.readAndClearDirty(0n, 2n ** 48n, () => {});
+    rig.s2Stream({ s2Hd: true, s2Ha: false });
+    expect(rig.translate(S2_STREAM, IPA, PERM_WRITE)).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_PERMISSION', stage: 2 },
+    });
+  });
+});
