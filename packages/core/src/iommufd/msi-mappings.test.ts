@@ -56,6 +56,8 @@ describe('SW MSI (deviceSetupSwMsi)', () => {
     expect(fd.deviceSetupSwMsi(r.devId1, (other + 0x48n) as Hpa)).toBe(FAKE_SW_MSI.start + 0x1048n);
     expect(fd.deviceSetupSwMsi(r.devId1, (doorbell + 0x48n) as Hpa)).toBe(FAKE_SW_MSI.start + 0x48n);
     expect(fd.deviceSetupSwMsi(r.devId0, other)).toBe(FAKE_SW_MSI.start + 0x1000n);
+    // A page seen again keeps its slot and takes no new one: the next new page gets slot 2.
+    expect(fd.deviceSetupSwMsi(r.devId0, (doorbell + 0x2_0000n) as Hpa)).toBe(FAKE_SW_MSI.start + 0x2000n);
   });
 
   it('the mapping goes into the device’s domain, also one it attaches to later, and leaves with the last device using it', () => {
@@ -109,12 +111,59 @@ describe('MSI passthrough and SW MSI in one domain', () => {
     const { doorbell } = msiSetup();
     const a = fd.ioasAlloc();
     const b = fd.ioasAlloc();
-    const onB = fd.attach(r.devId0, b);
+    const onB = fd.hwptAlloc({ devId: r.devId0, ptId: b });
+    fd.attach(r.devId0, onB);
     fd.ioasMapMsi(a, r.devId0, 0x10_0000n);
     fd.ioasMapMsi(a, r.devId0, 0x10_0000n); // the same mapping again: nothing changes
     expect(fd.msiPages(onB)).toEqual([]);
     const onA = fd.replace(r.devId0, a);
     expect(fd.msiPages(onA)).toEqual([{ iovaPage: 0x10_0000n, doorbellPage: doorbell, users: 1 }]);
+    // Back on B: B's domain does not get A's page, and A's domain loses it.
+    expect(fd.replace(r.devId0, onB)).toBe(onB);
+    expect(fd.msiPages(onB)).toEqual([]);
+  });
+
+  it('one device may have its doorbell page at two GPAs', () => {
+    const { fd } = r;
+    const { doorbell } = msiSetup();
+    const ioas = fd.ioasAlloc();
+    const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
+    fd.attach(r.devId0, hwpt);
+    fd.ioasMapMsi(ioas, r.devId0, 0x10_0000n);
+    fd.ioasMapMsi(ioas, r.devId0, 0x20_0000n);
+    expect(fd.msiPages(hwpt)).toEqual([
+      { iovaPage: 0x10_0000n, doorbellPage: doorbell, users: 1 },
+      { iovaPage: 0x20_0000n, doorbellPage: doorbell, users: 1 },
+    ]);
+  });
+
+  it('attaching a device whose second page clashes is EEXIST and undoes the first page it installed', () => {
+    const { fd } = r;
+    const { doorbell } = msiSetup();
+    const ioas = fd.ioasAlloc();
+    const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
+    fd.attach(r.devId0, hwpt);
+    const other = (doorbell + 0x1_0000n) as Hpa;
+    fd.deviceSetupSwMsi(r.devId0, other); // SW MSI slot 0 of hwpt holds `other`
+    // dev1 is not attached yet: its pages are only recorded.
+    fd.ioasMapMsi(ioas, r.devId1, 0x10_0000n);
+    fd.ioasMapMsi(ioas, r.devId1, FAKE_SW_MSI.start);
+    expect(errnoOf(() => fd.attach(r.devId1, hwpt))).toBe('EEXIST');
+    expect(fd.msiPages(hwpt)).toEqual([{ iovaPage: FAKE_SW_MSI.start, doorbellPage: other, users: 1 }]);
+  });
+
+  it('a page leaves a domain with its last user while the domain keeps its other pages', () => {
+    const { fd } = r;
+    const { doorbell } = msiSetup();
+    const ioas = fd.ioasAlloc();
+    const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
+    fd.attach(r.devId0, hwpt);
+    fd.attach(r.devId1, hwpt);
+    fd.deviceSetupSwMsi(r.devId0, doorbell);
+    fd.deviceSetupSwMsi(r.devId1, doorbell);
+    fd.deviceSetupSwMsi(r.devId0, (doorbell + 0x1_0000n) as Hpa);
+    fd.detach(r.devId0);
+    expect(fd.msiPages(hwpt)).toEqual([{ iovaPage: FAKE_SW_MSI.start, doorbellPage: doorbell, users: 1 }]);
   });
 
   it('a device with another doorbell page at the GPA is EEXIST and the GPA is not left reserved', () => {
