@@ -79,14 +79,14 @@ export class Smmuv3StageWalker {
         fault: { event: 'C_BAD_CD', record: true, reason: 'stage-1 translation control is illegal' },
       };
     this.walks++;
-    // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD).
-    const hd = cd.hd && cd.ha && this.ctx.features.httu === 'access-dirty';
+    // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD). HA or HD beyond IDR0.HTTU is C_BAD_CD (cd.ts).
+    const hd = cd.hd && cd.ha;
     let s2Fault: Fault | undefined;
     const result = walk(format, cd.ttb0, input, {
       bus: this.ctx.bus,
       counter: this.ctx.counter,
       access,
-      hardwareAccessFlag: cd.ha && this.ctx.features.httu !== 'none',
+      hardwareAccessFlag: cd.ha,
       accessFlagFaultDisable: cd.affd,
       hardwareDirty: hd,
       hierarchicalPermissions: !cd.had0,
@@ -140,13 +140,13 @@ export class Smmuv3StageWalker {
    */
   stage2(ste: Ste, format: VmsaFormat, ipa: number, access: number, cls: number): Stage2Walk {
     this.walks++;
-    // {S2HA, S2HD} = {0, 1} behaves as both 0 (§5.2 STE.S2HD).
-    const hd = ste.s2Hd && ste.s2Ha && this.ctx.features.httu === 'access-dirty';
+    // {S2HA, S2HD} = {0, 1} behaves as both 0 (§5.2 STE.S2HD). Either beyond IDR0.HTTU is C_BAD_STE (ste.ts).
+    const hd = ste.s2Hd && ste.s2Ha;
     const result = walk(format, ste.s2Ttb, ipa, {
       bus: this.ctx.bus,
       counter: this.ctx.counter,
       access,
-      hardwareAccessFlag: ste.s2Ha && this.ctx.features.httu !== 'none',
+      hardwareAccessFlag: ste.s2Ha,
       accessFlagFaultDisable: ste.s2Affd,
       hardwareDirty: hd,
       onStep: (level, addr, lo, hi) => this.traceStep(2, level, addr, lo, hi),

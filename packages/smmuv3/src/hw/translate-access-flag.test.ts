@@ -188,7 +188,19 @@ describe('HTTU with two stages: a stage-1 descriptor update is a write to its IP
   });
 });
 
-describe('HD needs HA (§5.2 STE.S2HD)', () => {
+describe('HD needs HA (§5.2 STE.S2HD); a TLB entry a read cached is clean', () => {
+  it('a write after a read walks again, so S2HD marks the stage-2 page dirty', () => {
+    const rig = translationRig({ s2DirtyTracking: true });
+    rig.s2.map(BigInt(IPA), BigInt(OUT), 0x1000n, RW);
+    rig.s2.readAndClearDirty(0n, 2n ** 48n, () => {});
+    const leaf = rig.leafAddress(2, IPA);
+    rig.s2Stream({ s2Ha: true, s2Hd: true });
+    expect(rig.translate(S2_STREAM, IPA, PERM_READ)).toMatchObject({ ok: true });
+    expect(rig.readDescriptor(leaf)[0] & LO_AP2_S2AP_W).toBe(0);
+    expect(rig.translate(S2_STREAM, IPA, PERM_WRITE)).toMatchObject({ ok: true, pfn: OUT / 4096 });
+    expect(rig.readDescriptor(leaf)[0] & LO_AP2_S2AP_W).not.toBe(0);
+  });
+
   it('S2HD = 1 with S2HA = 0 behaves as both 0: a write to a writable-clean page is a stage-2 F_PERMISSION', () => {
     const rig = translationRig({ s2DirtyTracking: true });
     rig.s2.map(BigInt(IPA), BigInt(OUT), 0x1000n, RW);
