@@ -457,9 +457,12 @@ describe('stage 2 and nested', () => {
     // Six 4-level stage-2 walks: the CD, the four stage-1 descriptors and the output.
     const s2Levels = steps.filter((a) => a.stage === 2).map((a) => a.level);
     expect(s2Levels).toEqual(Array.from({ length: 24 }, (_, i) => i % 4));
+    // Walks are counted per stage: six stage-2 walks and the stage-1 walk.
+    expect(translator.walks).toBe(7);
     const before = tracer.records.length;
     translator.translate(req(7, 0x7000));
     expect(tracer.records.slice(before).map((r) => [r.layer, r.name])).toEqual([['hw', 'tlb.hit']]);
+    expect(translator.walks).toBe(7);
     translator.translate(req(7, 0x9000));
     expect(tracer.records.at(-1)).toMatchObject({ layer: 'hw', source: 'smmu0', name: 'fault' });
   });
