@@ -361,18 +361,8 @@ describe('stage 2 and nested', () => {
     );
     const s1 = table(s1Format());
     s1.map(0x1_2345_6000n, 0x9000_0000n, 0x2000n, RW);
-    const pages = new Set<number>([CD_TABLE, 0x9000_0000, 0x9000_1000]);
-    walk(s1Format(), s1.rootPa, 0x1_2345_6000, {
-      bus,
-      counter: bus.counter('probe'),
-      onStep: (_l, addr) => pages.add(Math.floor(addr / 4096) * 4096),
-    });
-    for (const page of pages) s2.map(BigInt(page), BigInt(page), 0x1000n, RW);
-    put(CD_TABLE, cdFor(s1.rootPa, 3));
-    put(
-      STRTAB + 64 * 7,
-      encodeSte({ v: true, config: STE_CONFIG.NESTED, s1ContextPtr: CD_TABLE, ...testS2Fields(s2.rootPa) }),
-    );
+    s2.map(0x9000_0000n, 0x9000_0000n, 0x2000n, RW);
+    nestedOver(s1, s2, 0x1_2345_6000);
     let before = counter().reads;
     expect(translator.translate(req(7, 0x1_2345_6000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
     expect(counter().reads - before).toBe(1 + (4 + 1) + 24);
