@@ -10,6 +10,7 @@ export * from './address/address.js';
 export * from './address/field-values.js';
 export * from './address/words.js';
 export * from './cache/lru-cache.js';
+export * from './cache/set-associative-cache.js';
 export { schemaReferenceTable } from './config/config-reference.js';
 export * from './config/fields.js';
 export * from './config/format-issues.js';
