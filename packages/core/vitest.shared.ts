@@ -21,7 +21,14 @@ export const sharedTestConfig: ViteUserConfig = {
     // CI runs every package's suite at once on two cores: a property test that takes 0.3 s alone can take
     // several seconds there. The bound only stops a hung test; no test asserts on time.
     testTimeout: 30_000,
-    reporters: ['default', 'json'],
+    // Inside Stryker's workers, a test file that fails to load counts as a failed test (the reporter's file).
+    reporters: [
+      'default',
+      'json',
+      ...(process.env.STRYKER_MUTATOR_WORKER === undefined
+        ? []
+        : [coreTestFile('load-failures.reporter.ts')]),
+    ],
     outputFile: { json: 'test-report.json' },
     benchmark: { include: ['bench/**/*.bench.ts'] },
   },
