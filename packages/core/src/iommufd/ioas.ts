@@ -1,5 +1,6 @@
 /** IOAS object (`IOMMUFD_OBJ_IOAS`): an IOVA space users map memory into, shared by the HWPTs built on it. */
 
+import { U64_MAX } from '../address/address.js';
 import type { HwptPagingObject } from './hw-pagetable.js';
 import { IoPagetable } from './io-pagetable.js';
 import { IommufdObject } from './object-table.js';
@@ -12,6 +13,6 @@ export class IoasObject extends IommufdObject {
 
   destroy(): void {
     // Nothing holds the IOAS any more (else destroy was EBUSY): dropping the areas unpins their pages.
-    if (this.iopt.listAreas().length > 0) this.iopt.unmap(0n, (1n << 64n) - 1n);
+    this.iopt.unmap(0n, U64_MAX);
   }
 }
