@@ -15,6 +15,7 @@ import type {
   PagingDomainFlags,
   Prot,
   ViommuDriverObject,
+  ViommuEventSink,
 } from '../src/iommu/driver.js';
 import { StaticDomain } from '../src/iommu/static-domain.js';
 import type { IFrameAllocator } from '../src/memory/frame-allocator.js';
@@ -129,6 +130,8 @@ class FakeViommu implements ViommuDriverObject {
     readonly parent: FakeDomain,
     private readonly driver: FakeIommufdDriver,
     private readonly memory: IFrameAllocator,
+    /** Where the vIOMMU's events go (tests report through it as the hardware would). */
+    readonly events: ViommuEventSink,
   ) {
     this.frame = memory.allocFrames(1);
   }
@@ -151,6 +154,7 @@ class FakeViommu implements ViommuDriverObject {
 
   destroy(): void {
     this.memory.freeFrames(this.frame, 1);
+    this.driver.viommus.splice(this.driver.viommus.indexOf(this), 1);
   }
 }
 
@@ -209,11 +213,16 @@ export class FakeIommufdDriver implements IommuDriver {
     return this.track(new FakeDomain(this.nextId++, 'nested', {}, this.memory, this.untrack, viommu));
   }
 
-  viommuAlloc(parent: IommuDomain, type: string): ViommuDriverObject {
+  /** Live vIOMMUs, newest last. */
+  readonly viommus: FakeViommu[] = [];
+
+  viommuAlloc(parent: IommuDomain, type: string, events: ViommuEventSink): ViommuDriverObject {
     if (type !== FAKE_VIOMMU_TYPE) throw new IommufdError('EOPNOTSUPP', `no "${type}" vIOMMU`);
     if (!(parent instanceof FakeDomain) || !parent.flags.nestParent)
       throw new IommufdError('EINVAL', 'not a fake nest parent');
-    return new FakeViommu(parent, this, this.memory);
+    const viommu = new FakeViommu(parent, this, this.memory, events);
+    this.viommus.push(viommu);
+    return viommu;
   }
 
   attachDev(domain: IommuDomain, device: IommuDeviceRef): void {

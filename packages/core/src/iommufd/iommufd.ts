@@ -11,6 +11,7 @@ import type { IommuCore } from '../iommu/iommu-core.js';
 import { swMsiWindowOf } from '../iommu/sw-msi-cookie.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { MsiDoorbell } from '../msi/msi-controller.js';
+import type { TraceArgs } from '../trace/trace-record.js';
 import type { ITracer } from '../trace/tracer.js';
 import {
   arrayArg,
@@ -449,15 +450,9 @@ export class IommuFd {
     if (this.closed) throw new IommufdError('EINVAL', 'the iommufd context is closed');
   }
 
-  private log(
-    name: string,
-    message: string,
-    args: Record<string, bigint | number | string | undefined>,
-  ): void {
-    if (!this.tracer.enabled) return;
-    const clean: Record<string, bigint | number | string> = {};
-    for (const [k, v] of Object.entries(args)) if (v !== undefined) clean[k] = v;
-    this.tracer.trace('iommufd', 'iommufd', name, message, clean);
+  /** One `iommufd` trace record (the tracer drops it when tracing is off). */
+  private log(name: string, message: string, args: TraceArgs): void {
+    this.tracer.trace('iommufd', 'iommufd', name, message, args);
   }
 }
 
