@@ -248,3 +248,95 @@ describe('driver register values and their decoding', () => {
     );
   });
 });
+
+describe('format shape: name, leaf levels, table limits, memory types', () => {
+  it('the name gives stage, granule, sizes, start level and concatenation', () => {
+    expect(vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 }).name).toBe(
+      'vmsav8-64 s1 4K ias48 oas48 L0',
+    );
+    // 4K stage 2 with a 40-bit IPA: two concatenated level-1 tables (Arm ARM D8.2, concatenated tables).
+    expect(vmsaFormat({ stage: 2, granule: 4096, ias: 40, oas: 40 }).name).toBe(
+      'vmsav8-64 s2 4K ias40 oas40 L1 2×concat',
+    );
+    expect(vmsaFormat({ stage: 2, granule: 65536, ias: 42, oas: 48 }).name).toBe(
+      'vmsav8-64 s2 64K ias42 oas48 L2',
+    );
+  });
+
+  it('leaves are allowed at block levels at or below the start level, and at level 3', () => {
+    const s1 = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
+    expect([0, 1, 2, 3].map((l) => s1.leafAllowed(l))).toEqual([false, true, true, true]);
+    // Starts at level 2 (32-bit IPA folded): the level-1 block size exists but level 1 is not walked.
+    const s2 = vmsaFormat({ stage: 2, granule: 4096, ias: 32, oas: 40 });
+    expect(s2.startLevel).toBe(2);
+    expect([0, 1, 2, 3].map((l) => s2.leafAllowed(l))).toEqual([false, false, true, true]);
+  });
+
+  it('stage 1 table descriptors carry PXNTable/UXNTable/APTable in bits 62:59; stage 2 ones none', () => {
+    // Arm ARM D8.3.1: the hierarchical attributes exist in stage 1 table descriptors only.
+    const s1 = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
+    const s2 = vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 });
+    expect(s1.tableLimits(0, 0x7800_0000)).toBe(0xf);
+    expect(s1.tableLimits(0, 0x0800_0000)).toBe(0x1); // bit 59 PXNTable
+    expect(s1.tableLimits(0, 0x8000_0000)).toBe(0); // bit 63 NSTable is not a limit
+    expect(s2.tableLimits(0, 0xffff_ffff)).toBe(0);
+  });
+
+  it('stage 1 non-cacheable memory uses MAIR slot 0, device slot 2', () => {
+    const s1 = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
+    const attr = (memType: 'noncached' | 'device') =>
+      (s1.leafTemplate({ read: true, write: true, memType }, false).lo >>> 2) & 7;
+    expect(attr('noncached')).toBe(0);
+    expect(attr('device')).toBe(2);
+  });
+
+  it('a 64K 4 TB block ignores the RES0 output-address bits 41:16 below the block size', () => {
+    const f = vmsaFormat({ stage: 1, granule: 65536, ias: 52, oas: 52 });
+    // Level 1 covers 2^42 bytes: bits 41:32 of the descriptor are below the block's output address.
+    expect(f.outputAddress(0xffff_0001, 0x0000_07ff, 1)).toBe(2 ** 42);
+    expect(f.outputAddress(0xffff_0001, 0x0000_03ff, 2)).toBe(0x3ff_e000_0000);
+  });
+});
+
+describe('formats decoded from CD and STE fields', () => {
+  const thrown = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (error) {
+      return error as { code: string; context: unknown };
+    }
+    throw new Error('did not throw');
+  };
+
+  it('stage 1 from TG0, T0SZ and IPS (SMMUv3 5.4 CD)', () => {
+    // 16K: 36 − 14 = 22 table bits, 11 per level: two levels, starting at level 2.
+    const f = vmsaFormatFromRegisters({ stage: 1, tg: 2, t0sz: 28, ps: 2 });
+    expect([f.stage, f.granule, f.ias, f.oas, f.startLevel]).toEqual([1, 16384, 36, 40, 2]);
+  });
+
+  it('a reserved TG or PS names both fields', () => {
+    expect(thrown(() => vmsaFormatFromRegisters({ stage: 1, tg: 3, t0sz: 16, ps: 5 }))).toMatchObject({
+      code: 'EINVAL',
+      context: { tg: 3, ps: 5 },
+    });
+    expect(thrown(() => vmsaFormatFromRegisters({ stage: 2, tg: 0, t0sz: 16, ps: 7, sl0: 2 }))).toMatchObject(
+      {
+        code: 'EINVAL',
+        context: { tg: 0, ps: 7 },
+      },
+    );
+  });
+
+  it('stage 2 without S2SL0, or with a reserved one, names SL0', () => {
+    expect(thrown(() => vmsaFormatFromRegisters({ stage: 2, tg: 0, t0sz: 24, ps: 5 }))).toMatchObject({
+      code: 'EINVAL',
+      context: { sl0: undefined },
+    });
+    expect(thrown(() => vmsaFormatFromRegisters({ stage: 2, tg: 1, t0sz: 24, ps: 5, sl0: 3 }))).toMatchObject(
+      {
+        code: 'EINVAL',
+        context: { sl0: 3 },
+      },
+    );
+  });
+});
