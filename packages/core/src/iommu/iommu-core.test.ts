@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { recordingDriver, testDevice } from '../../test/recording-driver.js';
+import { hpa } from '../address/address.js';
 import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
-import type { DomainType, IommuDeviceRef, IommuDomain, IommuDriver } from './driver.js';
+import type { DomainType, IommuDeviceRef, IommuDomain, IommuDriver, ReservedRegion } from './driver.js';
 import type { PageRequest, PageResponse } from './hardware.js';
 import { IommuCore } from './iommu-core.js';
+import { StaticDomain } from './static-domain.js';
 import { NO_PASID } from './translation.js';
 
 let nextId = 1;
@@ -262,5 +265,61 @@ describe('page requests from devices the core does not know', () => {
     expect(() =>
       core.reportPageRequest(stranger, { pasid: -1, iova: 0x1000n, access: 1, groupIndex: 0, last: true }),
     ).not.toThrow();
+  });
+});
+
+describe('iommu_dma_prepare_msi', () => {
+  const SW_MSI: ReservedRegion = { start: 0x800_0000n, length: 0x10_0000n, type: 'sw-msi' };
+  const DOORBELL = hpa(0x2f02_0040n);
+
+  function msiSetup(reserved: readonly ReservedRegion[] = [SW_MSI]) {
+    const core = new IommuCore();
+    const rec = recordingDriver({ reserved: [...reserved] });
+    const dev = testDevice('dev0');
+    core.addDevice(dev, rec.driver);
+    return { core, dev, ...rec };
+  }
+
+  it('a device without an IOMMU writes its MSIs to the doorbell itself', () => {
+    expect(new IommuCore().prepareMsi(testDevice('plain'), DOORBELL)).toBe(DOORBELL);
+  });
+
+  it('a blocked device cannot get MSIs: EINVAL', () => {
+    const { core, dev, log } = msiSetup();
+    expect(errnoOf(() => core.prepareMsi(dev, DOORBELL))).toBe('EINVAL');
+    expect(log).toEqual([]);
+  });
+
+  it('an identity domain passes the doorbell address through', () => {
+    const { core, dev } = msiSetup();
+    core.attachDevice(dev, new StaticDomain(1, 'identity'));
+    expect(core.prepareMsi(dev, DOORBELL)).toBe(DOORBELL);
+  });
+
+  it('a paging domain without a SW MSI window (a hardware MSI window) uses the doorbell address', () => {
+    const { core, dev, driver, log } = msiSetup([{ ...SW_MSI, type: 'msi' }]);
+    core.attachDevice(dev, driver.domainAllocPaging());
+    expect(core.prepareMsi(dev, DOORBELL)).toBe(DOORBELL);
+    expect(log).toEqual(['attach dev0 d1']);
+  });
+
+  it('a paging domain maps the doorbell page into the SW MSI window; devices sharing the domain share the cookie', () => {
+    const { core, dev, driver, log } = msiSetup();
+    const other = testDevice('dev1');
+    core.addDevice(other, driver);
+    const shared = driver.domainAllocPaging();
+    core.attachDevice(dev, shared);
+    core.attachDevice(other, shared);
+    expect(core.prepareMsi(dev, DOORBELL)).toBe(0x800_0040n);
+    expect(core.prepareMsi(other, hpa(0x2f02_0044n))).toBe(0x800_0044n);
+    expect(core.msiCookie(shared, SW_MSI).window).toBe(SW_MSI);
+    // Another domain has its own cookie: its first doorbell page is the window's first page too.
+    const own = driver.domainAllocPaging();
+    core.attachDevice(other, own);
+    expect(core.prepareMsi(other, hpa(0x3f00_0000n))).toBe(0x800_0000n);
+    expect(log.filter((l) => l.startsWith('map'))).toEqual([
+      'map d1 0x8000000 -> 0x2f020000 +0x1000 -w',
+      'map d2 0x8000000 -> 0x3f000000 +0x1000 -w',
+    ]);
   });
 });
