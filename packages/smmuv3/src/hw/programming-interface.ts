@@ -95,16 +95,7 @@ export class Smmuv3ProgrammingInterface {
   readonly regs: RegisterFile;
   readonly queues: SmmuQueues;
   readonly size = SMMU_MMIO_SIZE;
-  private current: TranslationState = {
-    smmuEnabled: false,
-    gbpaAbort: false,
-    strtabBase: 0,
-    strtabFmt: 0,
-    strtabSplit: 6,
-    strtabLog2Size: 0,
-    recordInvalidStreamIds: false,
-    e2h: false,
-  };
+  private current!: TranslationState;
 
   constructor(private readonly init: ProgrammingInterfaceInit) {
     this.regs = new RegisterFile(SMMU_MMIO_SIZE, registerTable(init.features, init.options));
@@ -121,6 +112,8 @@ export class Smmuv3ProgrammingInterface {
       ...(init.onWakeup ? { onWakeup: init.onWakeup } : {}),
     });
     this.installHooks();
+    // From the reset values: GBPA.ABORT resets as configured, and applies before any write (§6.3.14).
+    this.refreshState();
   }
 
   /** The register state as software last left it. */

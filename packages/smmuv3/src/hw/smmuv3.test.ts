@@ -86,6 +86,16 @@ describe('Smmuv3Hardware', () => {
     });
   });
 
+  it('aborts DMA from reset when GBPA.ABORT resets to 1, before software writes any register (§6.3.14)', () => {
+    rig = mmioRig({ sidBits: 8, gbpaAbort: true });
+    ({ bus, smmu, reg } = rig);
+    expect(reg(REG.GBPA) & GBPA_ABORT).toBe(GBPA_ABORT);
+    expect(device(1).dmaRead(BigInt(RAM + 0x100), 4)).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'GBPA_ABORT' },
+    });
+  });
+
   it('acknowledges CR0 in CR0ACK and ignores writes to Guarded registers while enabled', () => {
     enable();
     expect(reg(REG.CR0ACK)).toBe(CR0_CMDQEN | CR0_EVENTQEN | CR0_SMMUEN);
