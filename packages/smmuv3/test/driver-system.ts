@@ -14,6 +14,7 @@ import {
   type Hpa,
   hpa,
   type IFrameAllocator,
+  type InstanceMsi,
   InterruptController,
   type IommuDeviceRef,
   type IommuFault,
@@ -59,6 +60,8 @@ export interface SystemOptions {
   readonly recordAccesses?: boolean;
   /** Skip `driver.probe()`. */
   readonly noProbe?: boolean;
+  /** The platform MSI controller the driver may signal its interrupts through (Linux platform MSIs). */
+  readonly msi?: InstanceMsi;
 }
 
 export function createDriverSystem(init: SystemOptions = {}) {
@@ -107,6 +110,7 @@ export function createDriverSystem(init: SystemOptions = {}) {
     memory,
     reportFault: (fault, device) => faults.push({ fault, device: device?.name }),
     reportPageRequest: (device, request) => pageRequests.push({ device: device.name, request }),
+    ...(init.msi ? { msi: init.msi } : {}),
   });
   if (!init.noProbe) driver.probe();
   const counter = bus.counter('test');
