@@ -316,3 +316,48 @@ describe('stall records', () => {
     ]);
   });
 });
+
+describe('overflows and the trace', () => {
+  it('a PRI queue overflow is acknowledged and counted; the requests that fitted are delivered', () => {
+    const { s, pri } = system({ priqLog2: 2 });
+    for (let i = 0; i < 6; i++)
+      s.hw.queues.priq.record(encodePriEntry({ streamId: SID, addressPage: i, read: true, last: true }));
+    s.service();
+    expect(s.driver.stats.priOverflows).toBe(1);
+    expect(s.reg(REG.PRIQ_CONS) >>> 31).toBe(s.reg(REG.PRIQ_PROD) >>> 31);
+    // Acknowledged: the next request is written and delivered.
+    pri({ streamId: SID, addressPage: 0x40, read: true, last: true });
+    expect(s.pageRequests.map((r) => r.request.iova)).toEqual([0n, 0x1000n, 0x2000n, 0x3000n, 0x40000n]);
+    expect(s.driver.stats.priOverflows).toBe(1);
+  });
+
+  it('each handler path leaves its trace event', () => {
+    const s = createDriverSystem({ options: { evtqLog2: 1, priqLog2: 1 } });
+    const stalling = s.device('stalls', 0x20, { canStall: true });
+    const dev = s.device('dev0', SID);
+    s.probe(stalling);
+    s.probe(dev);
+    s.tracer.startRecording();
+    const stallOf = (sid: number) =>
+      encodeEvent({
+        id: EVENT_ID.F_TRANSLATION,
+        streamId: sid,
+        stall: true,
+        stag: 1,
+        s2: false,
+        inputAddrPage: 1,
+      });
+    for (const sid of [SID, 0x20, 0x20]) s.hw.queues.eventq.record(stallOf(sid));
+    for (let i = 0; i < 3; i++)
+      s.hw.queues.priq.record(encodePriEntry({ streamId: SID, read: true, last: true }));
+    s.service();
+    s.driver.pageResponse(stalling, { pasid: NO_PASID, groupIndex: 1, code: 'success' });
+    s.hw.queues.interrupts.raiseGlobalError(GERROR_SFM_ERR);
+    s.service();
+    const names = s.tracer.stopRecording().filter((r) => r.layer === 'driver' && r.name !== 'cmdq.submit');
+    expect(new Set(names.map((r) => r.name))).toEqual(
+      new Set(['stall.unexpected', 'stall', 'eventq.overflow', 'priq.overflow', 'gerror', 'stall.resume']),
+    );
+    expect(names.every((r) => r.source === 'smmu0')).toBe(true);
+  });
+});
