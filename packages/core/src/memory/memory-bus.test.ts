@@ -301,6 +301,35 @@ describe('MemoryBus aborts', () => {
     expect(bus.read(RAM_BASE + 16 * PAGE - 4, 8, who).ok).toBe(false);
   });
 
+  it('an address past 2^53 (inexact as a number) is an unmapped abort', () => {
+    const { bus, who } = setup();
+    expect(bus.read(2 ** 53 + 2, 1, who)).toEqual({
+      ok: false,
+      abort: { addr: 2n ** 53n + 2n, size: 1, write: false, reason: 'unmapped' },
+    });
+  });
+
+  it.each([
+    ['fractional', RAM_BASE + 0.5],
+    ['NaN', Number.NaN],
+  ])('a %s address is no address: EINVAL, not a raw RangeError, and nothing is accessed', (_case, addr) => {
+    const { bus, who } = setup();
+    bus.write(RAM_BASE, 8, 0x0102_0304_0506_0708n, who);
+    expect(thrown(() => bus.read(addr, 1, who)).code).toBe<Errno>('EINVAL');
+    expect(thrown(() => bus.write(addr, 1, 0xff, who)).code).toBe<Errno>('EINVAL');
+    expect(thrown(() => bus.readBytes(addr, 4, who)).code).toBe<Errno>('EINVAL');
+    expect(thrown(() => bus.writeBytes(addr, new Uint8Array(4), who)).code).toBe<Errno>('EINVAL');
+    expect(bus.read(RAM_BASE, 8, who)).toEqual({ ok: true, value: 0x0102_0304_0506_0708n });
+  });
+
+  it.each([-1, 1.5, Number.NaN])(
+    'a byte-range read of length %s is EINVAL, not a raw RangeError',
+    (length) => {
+      const { bus, who } = setup();
+      expect(thrown(() => bus.readBytes(RAM_BASE, length, who)).code).toBe<Errno>('EINVAL');
+    },
+  );
+
   it('an abort writes nothing to RAM', () => {
     const { bus, who } = setup();
     bus.write(RAM_BASE + 16 * PAGE - 4, 8, 0xffff_ffff_ffff_ffffn, who);
@@ -409,6 +438,15 @@ describe('MemoryBus RAM aliases (guest RAM on host pages)', () => {
     expect(() => guest.addRamAlias('too-long', 0, 0x200_0000, { bus: host, addr: 0x8000_0000 })).toThrow(
       /not RAM/,
     );
+  });
+
+  it('an alias of an alias reaches the owner at the combined offset', () => {
+    const { host, guest, who } = setup();
+    const nested = new MemoryBus();
+    nested.addRamAlias('l2.ram', 0x1000_0000, 0x1000, { bus: guest, addr: 0x4000_3000 });
+    nested.write(0x1000_0010, 4, 0xcafe_f00d, who);
+    expect(host.read(0x8020_3010, 4, who)).toEqual({ ok: true, value: 0xcafe_f00dn });
+    expect(guest.read(0x4000_3010, 4, who)).toEqual({ ok: true, value: 0xcafe_f00dn });
   });
 
   it('discards through the alias', () => {

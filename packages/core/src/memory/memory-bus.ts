@@ -1,7 +1,8 @@
 /**
  * The physical memory bus: RAM and MMIO regions at fixed physical addresses (docs/design.md §4). A device model
  * sees only offsets into its own region; the bus owns placement and rejects overlaps. Accesses that hit no
- * region, or straddle a region's end, are architectural outcomes (a {@link BusAbort}), never exceptions.
+ * region, or straddle a region's end, are architectural outcomes (a {@link BusAbort}), never exceptions; a
+ * fractional address or a byte count that is not a count is the caller's bug (`EINVAL`).
  *
  * Physical addresses are `number`s on the hot path: every region ends at or below 2^52 (the largest output
  * address size any modelled IOMMU supports), so they are exact.
@@ -262,6 +263,8 @@ export class MemoryBus {
 
   /** Reads a byte range from RAM (bulk copies are RAM-only, as DMA to MMIO is modelled per access). */
   readBytes(addr: bigint | number, length: number, who: AccessCounter): BusBytesResult {
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new IommufdError('EINVAL', `cannot read ${length} bytes from the bus`, { length });
     const a = Number(addr);
     const region = this.locate(a, length, false, who);
     if (!('kind' in region)) return { ok: false, abort: region };
@@ -311,6 +314,8 @@ export class MemoryBus {
     reason: BusAbort['reason'],
     who: AccessCounter,
   ): BusAbort {
+    // No requester can put a fractional address on the bus: only a caller's bug makes one.
+    if (!Number.isInteger(addr)) throw new IommufdError('EINVAL', `bus address ${addr} is not an integer`);
     who.aborts++;
     return { addr: BigInt(addr), size, write, reason };
   }
