@@ -405,6 +405,34 @@ describe('stage 2 and nested', () => {
     });
   });
 
+  it('nested: a stage-2 refusal on a TLB hit records the IPA the entry gives the access (§7.3.16)', () => {
+    const s1 = table(s1Format());
+    s1.map(0x7000n, 0xa000_0000n, 0x1000n, RW);
+    const s2 = s2PagesOnly();
+    s2.map(0xa000_0000n, 0x9000_0000n, 0x1000n, { read: true, write: false });
+    nestedOver(s1, s2, 0x7000);
+    // The entry is made by an access near the end of the page and hit near its start: an entry whose IPA
+    // were taken from the wrong end of the page would give the next IPA page.
+    expect(translator.translate(req(7, 0x7ff0))).toMatchObject({ ok: true });
+    const walks = translator.walks;
+    expect(translator.translate(req(7, 0x7008, PERM_WRITE))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_PERMISSION', stage: 2, iova: 0x7008n, recorded: true },
+    });
+    expect(translator.walks, 'answered by the TLB').toBe(walks);
+    expect(events).toEqual([
+      expect.objectContaining({
+        id: EVENT_ID.F_PERMISSION,
+        s2: true,
+        class: EVENT_CLASS.IN,
+        rnw: false,
+        ipa: 0xa000_0000,
+        inputAddrPage: 7,
+        inputAddrOffset: 0x008,
+      }),
+    ]);
+  });
+
   it('nested: a stage-1 block over stage-2 pages caches the smaller page, so its neighbour walks again', () => {
     const s1 = table(s1Format());
     s1.map(0x4000_0000n, 0xa000_0000n, 0x20_0000n, RW); // one 2 MiB block
@@ -541,6 +569,57 @@ describe('spec corner cases', () => {
     expect(translator.translate(req(1, 0x4000))).toMatchObject({ ok: true });
   });
 
+  it('with S1CDMax = 0 a transaction with a SubstreamID, even 0, is C_BAD_SUBSTREAMID (§5.2 S1CDMax)', () => {
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 9));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 0))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_SUBSTREAMID', recorded: true },
+    });
+    expect(events).toEqual([{ id: EVENT_ID.C_BAD_SUBSTREAMID, streamId: 4, substreamId: 0 }]);
+  });
+
+  it('a stage-2-only stream has no substreams whatever its (IGNORED) S1CDMax says', () => {
+    const s2 = table(s2Format());
+    s2.map(0x4000_0000n, 0x9000_0000n, 0x1000n, RW);
+    put(
+      STRTAB + 64 * 6,
+      encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, s1CdMax: 4, ...testS2Fields(s2.rootPa) }),
+    );
+    expect(translator.translate(req(6, 0x4000_0000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(translator.translate(req(6, 0x4000_0000, PERM_READ, 1))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_SUBSTREAMID' },
+    });
+  });
+
+  it('an SMMU without substreams (SSIDSIZE = 0) ignores S1CDMax and S1DSS: one CD, SubstreamIDs refused', () => {
+    translator = makeTranslator(
+      featuresFromOptions(Smmuv3OptionsSchema.parse({ ssidBits: 0, twoLevelCdTable: false })),
+    );
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 9));
+    put(
+      STRTAB + 64 * 4,
+      encodeSte({
+        v: true,
+        config: STE_CONFIG.S1_TRANS,
+        s1ContextPtr: CD_TABLE,
+        s1CdMax: 4,
+        s1Dss: STE_S1DSS.TERMINATE,
+      }),
+    );
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(translator.translate(req(4, 0x7000, PERM_READ, 0))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'C_BAD_SUBSTREAMID' },
+    });
+  });
+
   it('an ATS request to an aborting stream is refused without an event', () => {
     put(STRTAB + 64 * 2, encodeSte({ v: true, config: STE_CONFIG.ABORT, eats: STE_EATS.FULL }));
     expect(translator.atsTranslate(req(2, 0x4000))).toMatchObject({
@@ -603,5 +682,21 @@ describe('spec corner cases', () => {
       expect(result.ok, `HA=${ha}`).toBe(expected);
       expect(dirtyNow(), `HA=${ha}`).toBe(expected);
     }
+  });
+});
+
+describe('the STE a PRI auto-response checks (§8.1 STE.PPAR)', () => {
+  it('is the stream’s valid STE; none while SMMUEN is 0, for V = 0 or beyond the table; nothing is recorded', () => {
+    put(STRTAB + 64 * 1, encodeSte({ v: true, config: STE_CONFIG.BYPASS, ppar: true }));
+    put(STRTAB + 64 * 2, encodeSte({ v: false, config: STE_CONFIG.BYPASS }));
+    state = { ...state, smmuEnabled: false };
+    const before = counter().reads;
+    expect(translator.steForResponse(1)).toBeUndefined();
+    expect(counter().reads, 'no STE fetch while SMMUEN == 0').toBe(before);
+    state = { ...state, smmuEnabled: true };
+    expect(translator.steForResponse(1)).toMatchObject({ v: true, config: STE_CONFIG.BYPASS, ppar: true });
+    expect(translator.steForResponse(2)).toBeUndefined();
+    expect(translator.steForResponse(0x1000)).toBeUndefined();
+    expect(events).toEqual([]);
   });
 });

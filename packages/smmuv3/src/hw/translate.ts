@@ -106,7 +106,8 @@ export class Smmuv3Translator {
     const state = this.ctx.state();
     if (!state.smmuEnabled) return undefined;
     const entry = this.config.ste(streamId, state);
-    return entry.ok && entry.ste.v ? entry.ste : undefined;
+    // An STE with V == 0 is ILLEGAL (checkSte), so a usable entry is a valid STE.
+    return entry.ok ? entry.ste : undefined;
   }
 
   /**
