@@ -495,3 +495,112 @@ describe('unbind (the device object destroyed)', () => {
     expect(fd.vdeviceAlloc(viommu, again, 3n)).not.toBe(vdev);
   });
 });
+
+describe('what follows the device between HWPTs', () => {
+  it('replace to a nested HWPT: the core gets the nested domain; the IOAS of its parent keeps the reservation', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    const s2 = fd.hwptAlloc({ devId: r.devId0, ptId: ioas, flags: { nestParent: true } });
+    const nested = fd.hwptAlloc({ devId: r.devId0, ptId: s2, data: { tag: 1 } });
+    fd.attach(r.devId0, s2);
+    expect(fd.replace(r.devId0, nested)).toBe(nested);
+    expect(domainAt('dev0')?.type).toBe('nested');
+    expect(usersOf(nested)).toBe(2);
+    expect(usersOf(s2)).toBe(2); // the nested HWPT only
+    expect(fd.ioasIovaRanges(ioas).ranges).toEqual(APERTURE);
+  });
+
+  it('detaching a PASID keeps the reservation the RID’s attachment to the same IOAS needs', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: ioas, flags: { pasid: true } });
+    fd.attach(r.devId0, hwpt);
+    fd.attach(r.devId0, hwpt, 1);
+    fd.detach(r.devId0, 1);
+    expect(fd.ioasIovaRanges(ioas).ranges).toEqual(AROUND_SW_MSI);
+  });
+
+  it('a driver without reserved regions reserves nothing', () => {
+    const { fd } = r;
+    Object.defineProperty(driver(), 'reservedRegions', { value: undefined });
+    const ioas = fd.ioasAlloc();
+    fd.attach(r.devId0, fd.hwptAlloc({ devId: r.devId0, ptId: ioas }));
+    expect(fd.ioasIovaRanges(ioas).ranges).toEqual(APERTURE);
+  });
+
+  it('when one of the device’s regions cannot be reserved, the ones reserved before it are released', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    fd.ioasMap({ ioasId: ioas, memory: r.memory, length: 0x1000n, iova: 0x4000_0000n, ...RW });
+    vi.spyOn(driver(), 'reservedRegions').mockReturnValue([
+      { ...FAKE_SW_MSI, type: 'sw-msi' },
+      { start: 0x4000_0000n, length: 0x1000n, type: 'sw-msi' },
+    ]);
+    const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
+    expect(errnoOf(() => fd.attach(r.devId0, hwpt))).toBe('EADDRINUSE');
+    expect(fd.ioasIovaRanges(ioas).ranges).toEqual(APERTURE);
+  });
+
+  it('a SW MSI doorbell stays in the old domain when the move to a new one fails', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    const a = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
+    const b = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
+    fd.attach(r.devId0, a);
+    const doorbell = r.system.requireMsi().doorbellFor({ name: 'dev0', deviceId: dev('dev0').streamId });
+    fd.deviceSetupSwMsi(r.devId0, doorbell.page);
+    vi.spyOn(driver(), 'attachDev').mockImplementationOnce(() => {
+      throw new IommufdError('ENOMEM', 'no memory');
+    });
+    expect(errnoOf(() => fd.replace(r.devId0, b))).toBe('ENOMEM');
+    expect(fd.msiPages(a).map((p) => p.iovaPage)).toEqual([FAKE_SW_MSI.start]);
+    expect(fd.msiPages(b)).toEqual([]);
+    fd.replace(r.devId0, b);
+    expect(fd.msiPages(a)).toEqual([]);
+    expect(fd.msiPages(b).map((p) => p.iovaPage)).toEqual([FAKE_SW_MSI.start]);
+  });
+
+  it('unbind releases the GPAs the device’s passthrough doorbells reserved', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    fd.ioasMapMsi(ioas, r.devId0, 0x4000n);
+    expect(fd.ioasIovaRanges(ioas).ranges).not.toEqual(WHOLE_SPACE);
+    fd.unbind(r.devId0);
+    expect(fd.ioasIovaRanges(ioas).ranges).toEqual(WHOLE_SPACE);
+  });
+
+  it('detach and replace answer the device’s unanswered faults on the old HWPT invalid (iommufd_auto_response_faults)', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    const fault = fd.faultQueueAlloc();
+    const a = fd.hwptAlloc({ devId: r.devId0, ptId: ioas, faultId: fault });
+    const b = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
+    const respond = vi.spyOn(driver(), 'pageResponse');
+    const request = (groupIndex: number) =>
+      r.system.iommuCore.reportPageRequest(dev('dev0'), {
+        pasid: NO_PASID,
+        iova: 0x1000n,
+        access: 1,
+        groupIndex,
+        last: true,
+      });
+    fd.attach(r.devId0, a);
+    request(1);
+    fd.replace(r.devId0, b);
+    expect(respond).toHaveBeenLastCalledWith(dev('dev0'), {
+      pasid: NO_PASID,
+      groupIndex: 1,
+      code: 'invalid',
+    });
+    fd.replace(r.devId0, a);
+    request(2);
+    fd.detach(r.devId0);
+    expect(respond).toHaveBeenLastCalledWith(dev('dev0'), {
+      pasid: NO_PASID,
+      groupIndex: 2,
+      code: 'invalid',
+    });
+    expect(respond).toHaveBeenCalledTimes(2);
+    expect(fd.faultRead(fault)).toEqual([]);
+  });
+});
