@@ -30,6 +30,5 @@ export const sharedTestConfig: ViteUserConfig = {
         : [coreTestFile('load-failures.reporter.ts')]),
     ],
     outputFile: { json: 'test-report.json' },
-    benchmark: { include: ['bench/**/*.bench.ts'] },
   },
 };

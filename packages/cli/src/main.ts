@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, PluginError } from '@iommukit/core';
 import { builtinRegistry } from './builtin-plugins.js';
+import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
 import { runCommand } from './commands/run.js';
 import { validateCommand } from './commands/validate.js';
@@ -23,10 +24,12 @@ Commands:
   run <config>       build the system a config describes and run its scenario
   validate <config>  check a config and print every problem with its path
   vendors [plugin…]  list available vendor plugins, their capabilities and ID registers
+  bench [suite…]     run the benchmark suites (source checkout), each case against its baseline
 
 Options:
   --json             machine-readable output on stdout (and nothing else there)
   --trace <file>     write a Chrome trace-event file of the run (demo, run)
+  --quick            one short round per benchmark case (bench)
   -h, --help         help for iommukit or a command
   -v, --version      print the version
 
@@ -51,11 +54,21 @@ Prints every problem in the config, each with its path (vms[0].viommus[0].mode: 
 Lists the built-in vendor plugins (and plugins at the given module paths) with their capabilities and
 the identification registers of a default instance.
 `,
+  bench: `Usage: iommukit bench [suite…] [--json] [--quick]
+
+Runs the benchmark suites of a source checkout (packages/<name>/bench/*.bench.ts), each in its own
+process: every case is measured against a bare baseline of its group in the same run, in 3 rounds, and
+reported as a ratio (baseline time ÷ case time; 1× is as fast as the baseline), with the spread over the
+rounds and the project's target where one is set. A suite argument is a path to a suite file or text in a
+suite's path (smmuv3, walk). --quick runs one short round: a check that suites run, not a measurement.
+Speed never changes the exit code; a suite that fails to load or throws exits 1.
+`,
 };
 
 const OPTIONS = {
   json: { type: 'boolean' },
   trace: { type: 'string' },
+  quick: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -77,7 +90,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     io.err(`${prefix}: ${(error as Error).message}\n\n${HELP[command ?? '']}`);
     return EXIT_USAGE;
   }
-  const { command, args, json, trace, help } = parsed;
+  const { command, args, json, trace, quick, help } = parsed;
   if (parsed.version) {
     io.out(`iommukit ${version()}\n`);
     return EXIT_OK;
@@ -92,7 +105,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return EXIT_OK;
   }
   try {
-    return await dispatch(command, args, json, trace, io);
+    return await dispatch(command, args, { json, trace, quick }, io);
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`iommukit ${command}: ${error.message}\n\n${HELP[command] ?? HELP['']}`);
@@ -127,6 +140,7 @@ function parse(argv: readonly string[]) {
     args,
     json: values.json ?? false,
     trace: values.trace,
+    quick: values.quick ?? false,
     help: values.help ?? false,
     version: values.version ?? false,
   };
@@ -147,8 +161,7 @@ function commandOf(argv: readonly string[]): string | undefined {
 async function dispatch(
   command: string,
   args: string[],
-  json: boolean,
-  trace: string | undefined,
+  { json, trace, quick }: { json: boolean; trace: string | undefined; quick: boolean },
   io: CliIo,
 ): Promise<number> {
   const registry = builtinRegistry();
@@ -160,6 +173,7 @@ async function dispatch(
     if (trace !== undefined)
       throw new UsageError('--trace applies to commands that run a system (demo, run)');
   };
+  if (quick && command !== 'bench') throw new UsageError('--quick applies to bench');
   switch (command) {
     case 'demo':
       if (args.length > 0) throw new UsageError('demo takes no arguments');
@@ -172,6 +186,9 @@ async function dispatch(
     case 'vendors':
       noTrace();
       return vendorsCommand(registry, io, json, args);
+    case 'bench':
+      noTrace();
+      return benchCommand(io, args, { json, quick });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

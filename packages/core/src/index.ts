@@ -9,6 +9,7 @@ export { z } from 'zod';
 export * from './address/address.js';
 export * from './address/field-values.js';
 export * from './address/words.js';
+export * from './bench/bench-suite.js';
 export * from './cache/lru-cache.js';
 export * from './cache/set-associative-cache.js';
 export { schemaReferenceTable } from './config/config-reference.js';

@@ -1,13 +1,10 @@
 /**
- * SMMUv3 translation and command costs, each against a baseline measured in the same run:
- * - TLB hit: `translate()` on a cached page (STE and CD from the configuration cache, leaf from the TLB)
- *   vs a bare `Map` lookup of a number key;
- * - miss paths: stage 1 only, stage 2 only and nested, with the TLB emptied before each translation, and
- *   the memory reads each one needs (printed once; a nested 4-level × 4-level walk must read 24
- *   descriptors with the configuration cached);
- * - the command queue: TLBI_NH_VA + CMD_SYNC through MMIO, per pair.
+ * SMMUv3 translation, DMA and command costs, each against a bare baseline measured in the same run
+ * (`iommukit bench smmuv3`). Targets are the ones the fast-translation work aims for.
  */
-import { afterAll, bench, describe } from 'vitest';
+import { defineBenchSuite, EndpointDevice, SparseRam, Tracer } from '@iommukit/core';
+import { walk } from '@iommukit/pagetables';
+
 import { encodeCmdSync, encodeTlbiNhVa } from '../src/hw/commands.js';
 import { REG } from '../src/hw/regs.js';
 import {
@@ -18,95 +15,171 @@ import {
   OUT,
   S1_STREAM,
   S2_STREAM,
+  type TranslationRig,
   translationRequest,
   translationRig,
 } from '../test/translation-rig.js';
 
-const rig = translationRig({ smmu: { tlbEntries: 4096 } });
-const { bus, smmu, mmio, put } = rig;
-rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, { read: true, write: true });
-// Stage 2 maps 1:1, with 4 KiB pages, every page the nested walk touches: the output, the CD, the stage-1 tables.
-rig.s2.map(BigInt(OUT), BigInt(OUT), 0x1000n, { read: true, write: true });
-rig.mapStage1TablesInStage2(IOVA);
-rig.s1Stream();
-rig.s2Stream();
-rig.nestedStream();
-const CMDQ_ENTRIES = 1 << CMDQ_LOG2;
+const PAGES = 8192;
+const RW = { read: true, write: true } as const;
 
+/** A rig whose stage 1 maps PAGES pages from IOVA, stage 2 the output, the CD and the stage-1 tables. */
+function rigWith(tlbEntries: number): TranslationRig {
+  const rig = translationRig({ smmu: { tlbEntries } });
+  rig.s1.map(BigInt(IOVA), BigInt(OUT), BigInt(PAGES * 4096), RW);
+  rig.s2.map(BigInt(OUT), BigInt(OUT), 0x1000n, RW);
+  rig.mapStage1TablesInStage2(IOVA);
+  rig.s1Stream();
+  rig.s2Stream();
+  rig.nestedStream();
+  return rig;
+}
+
+const rig = rigWith(4096);
+const { smmu, bus } = rig;
 const s1Req = translationRequest(S1_STREAM, IOVA);
 const s2Req = translationRequest(S2_STREAM, OUT);
 const nestedReq = translationRequest(NESTED_STREAM, IOVA);
 const hw = bus.counter('hw:smmu0');
 
+function pfnOf(r: ReturnType<typeof smmu.translate>): number {
+  if (!r.ok) throw new Error(`translation failed: ${r.fault.vendorCode}`);
+  return r.pfn;
+}
+
+/** A translation with an empty TLB (the configuration stays cached). */
+function missOf(req: typeof s1Req) {
+  smmu.tlb.clear();
+  return smmu.translate(req);
+}
+
 function readsPerMiss(req: typeof s1Req): number {
   smmu.tlb.clear();
   const before = hw.reads;
-  const r = smmu.translate(req);
-  if (!r.ok) throw new Error(`translation failed: ${r.fault.vendorCode}`);
+  pfnOf(smmu.translate(req));
   return hw.reads - before;
 }
-for (const [name, req] of [
-  ['stage 1', s1Req],
-  ['stage 2', s2Req],
-  ['nested', nestedReq],
-] as const) {
-  readsPerMiss(req); // warm the configuration cache
-  console.log(`${name} miss: ${readsPerMiss(req)} memory reads per translation with the STE and CD cached`);
+
+/** TLBI_NH_VA of one page + CMD_SYNC through MMIO on a rig whose TLB holds `entries` stage-1 entries. */
+function tlbiCase(entries: number): () => number {
+  const r = rigWith(entries);
+  for (let page = 0; page < entries; page++)
+    pfnOf(r.smmu.translate(translationRequest(S1_STREAM, IOVA + page * 4096)));
+  const tlbi = encodeTlbiNhVa({ vmid: 0, asid: 1, addressPage: IOVA / 4096 + PAGES - 1, leaf: true });
+  const sync = encodeCmdSync();
+  const slots = 1 << CMDQ_LOG2;
+  let prod = 0;
+  return () => {
+    r.put(CMDQ + (prod % slots) * 16, tlbi);
+    r.put(CMDQ + ((prod + 1) % slots) * 16, sync);
+    prod = (prod + 2) % (2 * slots);
+    r.mmio(REG.CMDQ_PROD, prod);
+    return prod;
+  };
 }
-smmu.translate(s1Req);
+
+/** A device on the nested stream writing one 4 KiB page whose translation is in the TLB. */
+function nestedDma(): () => unknown {
+  const dev = new EndpointDevice(
+    { name: 'dev', rid: NESTED_STREAM, streamId: NESTED_STREAM },
+    bus,
+    smmu,
+    new Tracer(),
+  );
+  const data = new Uint8Array(4096).fill(0x5a);
+  const iova = BigInt(IOVA);
+  const first = dev.dmaWrite(iova, data);
+  if (!first.ok) throw new Error('nested DMA failed');
+  return () => dev.dmaWrite(iova, data);
+}
+
+function rawWrite(): () => unknown {
+  const ram = new SparseRam(0x10_0000);
+  const data = new Uint8Array(4096).fill(0x5a);
+  return () => ram.writeBytes(0x1000, data);
+}
+
+/**
+ * The stage-1 walk of IOVA with nothing in the way: the four descriptors, each read from a Uint32Array copy
+ * of its table page, and the output address assembled from the leaf (VMSAv8-64, 4 KiB granule).
+ */
+function bareWalk(): () => number {
+  const tables: Uint32Array[] = [];
+  const indices: number[] = [];
+  walk(rig.s1Format, rig.s1.rootPa, IOVA, {
+    bus,
+    counter: bus.counter('probe'),
+    onStep: (_level, address) => {
+      const page = new Uint32Array(1024);
+      bus.readWords(address - (address % 4096), page, 1024, bus.counter('probe'));
+      tables.push(page);
+      indices.push((address % 4096) / 4);
+    },
+  });
+  const run = () => {
+    let out = 0;
+    for (let level = 0; level < 4; level++) {
+      const lo = tables[level]![indices[level]!]!;
+      const hi = tables[level]![indices[level]! + 1]!;
+      if ((lo & 1) === 0) return -1;
+      out = (hi & 0xffff) * 2 ** 32 + ((lo & 0xfffff000) >>> 0);
+    }
+    return out + (IOVA % 4096);
+  };
+  if (run() !== OUT) throw new Error('the bare walk does not reach the page translate() does');
+  return run;
+}
 
 const baseline = new Map<number, number>([[IOVA / 4096, OUT]]);
-let sink = 0;
-let prod = 0;
+const key = IOVA / 4096;
+const mapGet = { name: 'Map.get of a number key', fn: () => baseline.get(key) };
 
-describe('SMMUv3 translation', () => {
-  bench('baseline: Map.get of a number key', () => {
-    sink += baseline.get(IOVA / 4096) ?? 0;
-  });
-
-  bench('translate(): TLB hit (stage 1)', () => {
-    const r = smmu.translate(s1Req);
-    if (r.ok) sink += r.pfn;
-  });
-
-  bench('translate(): stage 1 miss (4 reads)', () => {
-    smmu.tlb.clear();
-    const r = smmu.translate(s1Req);
-    if (r.ok) sink += r.pfn;
-  });
-
-  bench('translate(): stage 2 miss (4 reads)', () => {
-    smmu.tlb.clear();
-    const r = smmu.translate(s2Req);
-    if (r.ok) sink += r.pfn;
-  });
-
-  bench('translate(): nested miss (24 reads)', () => {
-    smmu.tlb.clear();
-    const r = smmu.translate(nestedReq);
-    if (r.ok) sink += r.pfn;
-  });
-});
-
-describe('SMMUv3 command queue', () => {
-  const tlbi = encodeTlbiNhVa({ vmid: 0, asid: 1, addressPage: IOVA / 4096, leaf: true });
-  const sync = encodeCmdSync();
-  bench('baseline: write two 16-byte commands into a typed array', () => {
-    const q = new Uint32Array(8);
-    q.set(tlbi, 0);
-    q.set(sync, 4);
-    sink += q[0]!;
-  });
-
-  bench('TLBI_NH_VA + CMD_SYNC through MMIO (consumed on the PROD write)', () => {
-    put(CMDQ + (prod % CMDQ_ENTRIES) * 16, tlbi);
-    put(CMDQ + ((prod + 1) % CMDQ_ENTRIES) * 16, sync);
-    prod = (prod + 2) % (2 * CMDQ_ENTRIES);
-    mmio(REG.CMDQ_PROD, prod);
-  });
-});
-
-// Every case folds its results into `sink`; checking it keeps the work observable to the optimiser.
-afterAll(() => {
-  if (!Number.isFinite(sink)) throw new Error('a benchmark produced a non-finite checksum');
+export default defineBenchSuite({
+  name: 'SMMUv3 translation',
+  about: 'translate() hits and misses, nested DMA and TLB invalidation through the command queue (IHI 0070).',
+  facts: () => [
+    ...(
+      [
+        ['stage 1', s1Req],
+        ['stage 2', s2Req],
+        ['nested', nestedReq],
+      ] as const
+    ).map(([name, req]) => {
+      readsPerMiss(req); // warm the configuration cache
+      return `${name} TLB miss: ${readsPerMiss(req)} memory reads per translation with the STE and CD cached`;
+    }),
+  ],
+  groups: [
+    {
+      name: 'TLB hits',
+      baseline: mapGet,
+      cases: [
+        { name: 'translate(): stage 1 TLB hit', fn: () => smmu.translate(s1Req), target: 0.2 },
+        { name: 'translate(): nested TLB hit', fn: () => smmu.translate(nestedReq), target: 0.2 },
+      ],
+    },
+    {
+      name: 'TLB misses (configuration cached)',
+      baseline: { name: 'the stage-1 walk over Uint32Arrays', fn: bareWalk() },
+      cases: [
+        {
+          name: 'translate(): stage 1 miss',
+          fn: () => missOf(s1Req),
+          target: 0.3,
+        },
+        { name: 'translate(): stage 2 miss', fn: () => missOf(s2Req) },
+        { name: 'translate(): nested miss', fn: () => missOf(nestedReq) },
+      ],
+    },
+    {
+      name: 'DMA of 4 KiB',
+      baseline: { name: 'SparseRam.writeBytes of 4 KiB', fn: rawWrite() },
+      cases: [{ name: 'nested dmaWrite, TLB hit', fn: nestedDma(), target: 0.25 }],
+    },
+    {
+      name: 'TLBI_NH_VA + CMD_SYNC through MMIO',
+      baseline: { name: 'with 512 TLB entries', fn: tlbiCase(512) },
+      cases: [{ name: 'with 8192 TLB entries', fn: tlbiCase(8192), target: 1 / 1.5 }],
+    },
+  ],
 });

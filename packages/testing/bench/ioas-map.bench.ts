@@ -6,6 +6,7 @@
  * 262144 8-byte entries into a typed array, the least any 4 KiB mapping of 1 GiB must do.
  */
 import {
+  defineBenchSuite,
   FrameAllocator,
   hostMemory,
   type IommuDomain,
@@ -15,7 +16,6 @@ import {
   type Prot,
 } from '@iommukit/core';
 import { IoPageTable, vmsaFormat } from '@iommukit/pagetables';
-import { afterAll, bench, describe } from 'vitest';
 import { mockSystem } from '../test/fixtures.js';
 
 const GiB = 1n << 30n;
@@ -64,59 +64,70 @@ const ioasId = fd.ioasAlloc();
 fd.attach(fd.bind(mock.device('nic0')), ioasId);
 const mockMemory = hostMemory(mock.memory.allocBytes(Number(GiB), 2 * 1024 * 1024), GiB);
 
-// What a map leaves behind, measured once.
-for (const [name, d] of [
-  ['4 KiB pages', small],
-  ['2 MiB blocks', blocks],
-] as const) {
-  d.ioas.map(0x4000_0000n, hostMemory(0x1_0000_0000n, GiB), 0n, GiB, RW);
-  console.log(
-    `VMSAv8-64 S1, 1 GiB as ${name}: ${d.table.tablePages} table pages, ${d.bus.allocatedBytes / 1024} KiB of tables`,
+/** What a map leaves behind, measured once. */
+function facts(): string[] {
+  const lines: string[] = [];
+  for (const [name, d] of [
+    ['4 KiB pages', small],
+    ['2 MiB blocks', blocks],
+  ] as const) {
+    d.ioas.map(0x4000_0000n, hostMemory(0x1_0000_0000n, GiB), 0n, GiB, RW);
+    lines.push(
+      `VMSAv8-64 S1, 1 GiB as ${name}: ${d.table.tablePages} table pages, ${d.bus.allocatedBytes / 1024} KiB of tables`,
+    );
+    d.ioas.unmap(0x4000_0000n, GiB);
+    lines.push(`  after unmap: ${d.table.tablePages} table page(s) left`);
+  }
+  const before = mock.bus.allocatedBytes;
+  mockMapUnmap(() =>
+    lines.push(
+      `mock page table, 1 GiB as 4 KiB pages: ${(mock.bus.allocatedBytes - before) / 1024} KiB of tables`,
+    ),
   );
-  d.ioas.unmap(0x4000_0000n, GiB);
-  console.log(`  after unmap: ${d.table.tablePages} table page(s) left`);
+  return lines;
 }
-const before = mock.bus.allocatedBytes;
-fd.ioasMap({ ioasId, memory: mockMemory, length: GiB, iova: 0x4000_0000n, readable: true, writeable: true });
-console.log(
-  `mock page table, 1 GiB as 4 KiB pages: ${(mock.bus.allocatedBytes - before) / 1024} KiB of tables`,
-);
-fd.ioasUnmap(ioasId, 0x4000_0000n, GiB);
+
+function mockMapUnmap(between?: () => void): void {
+  fd.ioasMap({
+    ioasId,
+    memory: mockMemory,
+    length: GiB,
+    iova: 0x4000_0000n,
+    readable: true,
+    writeable: true,
+  });
+  between?.();
+  fd.ioasUnmap(ioasId, 0x4000_0000n, GiB);
+}
 
 const entries = new Uint32Array(PAGES * 2);
-let sink = 0;
 
-describe('IOAS map + unmap of 1 GiB into an attached paging domain', () => {
-  bench('baseline: write 262144 8-byte entries into a typed array', () => {
-    for (let i = 0; i < PAGES; i++) {
-      entries[2 * i] = (i * 4096 + 0x443) >>> 0;
-      entries[2 * i + 1] = 1;
-    }
-    sink += entries[5]!;
-  });
-
-  bench('VMSAv8-64 S1 table, 4 KiB pages (262144 entries)', () => mapUnmap(small.ioas));
-
-  bench('VMSAv8-64 S1 table, 2 MiB blocks (512 entries)', () => mapUnmap(blocks.ioas));
-
-  bench(
-    'iommufd + mock IOMMU page table, 4 KiB pages (262144 entries)',
-    () => {
-      fd.ioasMap({
-        ioasId,
-        memory: mockMemory,
-        length: GiB,
-        iova: 0x4000_0000n,
-        readable: true,
-        writeable: true,
-      });
-      fd.ioasUnmap(ioasId, 0x4000_0000n, GiB);
+export default defineBenchSuite({
+  name: 'IOAS map',
+  about: 'IOAS map + unmap of 1 GiB into an attached paging domain, through IoPagetable and through iommufd.',
+  facts,
+  groups: [
+    {
+      name: 'IOAS map + unmap of 1 GiB into an attached paging domain',
+      baseline: {
+        name: 'write 262144 8-byte entries into a typed array',
+        fn: () => {
+          for (let i = 0; i < PAGES; i++) {
+            entries[2 * i] = (i * 4096 + 0x443) >>> 0;
+            entries[2 * i + 1] = 1;
+          }
+          return entries[5];
+        },
+      },
+      cases: [
+        {
+          name: 'VMSAv8-64 S1 table, 4 KiB pages (262144 entries)',
+          target: 0.5,
+          fn: () => mapUnmap(small.ioas),
+        },
+        { name: 'VMSAv8-64 S1 table, 2 MiB blocks (512 entries)', fn: () => mapUnmap(blocks.ioas) },
+        { name: 'iommufd + mock IOMMU page table, 4 KiB pages (262144 entries)', fn: () => mockMapUnmap() },
+      ],
     },
-    { iterations: 3, time: 0 },
-  );
-});
-
-// Every case folds its results into `sink`; checking it keeps the work observable to the optimiser.
-afterAll(() => {
-  if (!Number.isFinite(sink)) throw new Error('a benchmark produced a non-finite checksum');
+  ],
 });

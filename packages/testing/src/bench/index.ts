@@ -1,0 +1,3 @@
+export * from './messages.js';
+export * from './results.js';
+export * from './run-suite.js';
