@@ -13,6 +13,7 @@ import {
 import { type IommufdRig, iommufdRig, RW } from '../../test/iommufd-rig.js';
 import { U64_MAX } from '../address/address.js';
 import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
+import type { ReservedRegion } from '../iommu/driver.js';
 import { NO_PASID } from '../iommu/translation.js';
 import { createSystem } from '../system/create-system.js';
 
@@ -532,10 +533,11 @@ describe('what follows the device between HWPTs', () => {
     const { fd } = r;
     const ioas = fd.ioasAlloc();
     fd.ioasMap({ ioasId: ioas, memory: r.memory, length: 0x1000n, iova: 0x4000_0000n, ...RW });
-    vi.spyOn(driver(), 'reservedRegions').mockReturnValue([
+    const regions: readonly ReservedRegion[] = [
       { ...FAKE_SW_MSI, type: 'sw-msi' },
       { start: 0x4000_0000n, length: 0x1000n, type: 'sw-msi' },
-    ]);
+    ];
+    vi.spyOn(driver(), 'reservedRegions').mockReturnValue(regions as never);
     const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: ioas });
     expect(errnoOf(() => fd.attach(r.devId0, hwpt))).toBe('EADDRINUSE');
     expect(fd.ioasIovaRanges(ioas).ranges).toEqual(APERTURE);
