@@ -51,7 +51,7 @@ describe('smmuv3Plugin', () => {
     };
     const hw = smmuv3Plugin.createHardware({
       ...context,
-      irq: (name) => s.ic.line(`smmu1.${name}`),
+      irq: (name: string) => s.ic.line(`smmu1.${name}`),
     } as never);
     expect(hw).toBeInstanceOf(Smmuv3Hardware);
     const driver = smmuv3Plugin.createDriver({

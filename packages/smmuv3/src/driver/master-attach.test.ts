@@ -12,7 +12,7 @@ import { ATC_INV_SIZE_ALL } from '../hw/commands.js';
 import { decodeSte, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS } from '../hw/ste.js';
 import type { Smmuv3Domain } from './domain.js';
 import { attachmentKey } from './domain.js';
-import { VSTE_WORDS } from './nested-domain.js';
+import { type Smmuv3NestedDomain, VSTE_WORDS } from './nested-domain.js';
 import { SMMUV3_VIOMMU_TYPE } from './vsmmu.js';
 
 const SID = 0x10;
@@ -153,7 +153,7 @@ describe('nested attach checks (Linux arm_smmu_attach_dev_nested)', () => {
     const vsmmu = s.driver.viommuAlloc(parent, SMMUV3_VIOMMU_TYPE, { report: () => {} });
     const s1 = vsmmu.domainAllocNested({
       ste: encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: 0x1000 }).slice(0, VSTE_WORDS),
-    });
+    }) as Smmuv3NestedDomain;
     return { s, dev, parent, vsmmu, s1 };
   }
 
@@ -180,10 +180,10 @@ describe('nested attach checks (Linux arm_smmu_attach_dev_nested)', () => {
     vsmmu.vdeviceAlloc(dev, 8n);
     s.driver.attachDev(s1, dev);
     expect(parent.attachments.get(attachmentKey(SID, NO_PASID))).toMatchObject({ nested: true });
-    expect((s1 as { attached: Set<number> }).attached).toEqual(new Set([SID]));
+    expect(s1.attached).toEqual(new Set([SID]));
     s.driver.attachDev(s.driver.blockedDomain, dev);
     expect(parent.attachments.size).toBe(0);
-    expect((s1 as { attached: Set<number> }).attached.size).toBe(0);
+    expect(s1.attached.size).toBe(0);
   });
 });
 
