@@ -1,0 +1,38 @@
+/** A system with VMs built from a config, as the CLI builds one, and its scenario run with the VM steps. */
+import { createSystem, PluginRegistry, runScenario, ScenarioSchema, type System } from '@iommukit/core';
+import { gicItsModule } from '@iommukit/gic-its';
+import { smmuv3Plugin } from '@iommukit/smmuv3';
+import { vmScenarioExtension } from '../src/vm-scenario.js';
+import { vmm } from '../src/vmm-module.js';
+
+/** An SMMUv3 host with nic0 and nic1 and one VM `vm0`; `vm` and `msi` add to or replace the defaults. */
+export async function vmSystem(
+  options: { vm?: Record<string, unknown>; msi?: boolean } = {},
+): Promise<System> {
+  const registry = new PluginRegistry(
+    { smmuv3: async () => ({ default: smmuv3Plugin }) },
+    { 'gic-its': async () => ({ default: gicItsModule }) },
+  );
+  return createSystem(
+    {
+      name: 'host',
+      plugin: 'smmuv3',
+      memory: { ram: [{ name: 'dram', base: 0x8_0000_0000, size: '2GiB' }] },
+      iommus: [{ name: 'smmu0', base: 0x0900_0000, options: { sidBits: 16, ssidBits: 8 } }],
+      devices: [
+        { name: 'nic0', rid: '00:02.0', iommu: 'smmu0', pasidBits: 8 },
+        { name: 'nic1', rid: '00:03.0', iommu: 'smmu0', pasidBits: 8 },
+      ],
+      ...(options.msi ? { msi: { controller: 'gic-its' } } : {}),
+      vms: [{ name: 'vm0', memory: '64MiB', devices: ['nic0'], ...options.vm }],
+    },
+    { registry, vmm },
+  );
+}
+
+/** Runs scenario steps (as written in a config) with the VM steps; returns each step's [ok, summary]. */
+export function runSteps(system: System, steps: readonly Record<string, unknown>[]): [boolean, string][] {
+  const scenario = ScenarioSchema.parse({ steps });
+  const report = runScenario(system, scenario, { extension: vmScenarioExtension(system) });
+  return report.steps.map((s) => [s.ok, s.summary]);
+}
