@@ -1,6 +1,6 @@
 /**
  * `iommukit bench` output for people: per suite, one table with each case beside its group's baseline —
- * time per operation, the ratio to the baseline (baseline time ÷ case time, so 1× is as fast as the bare
+ * time and heap bytes per operation, the ratio to the baseline (baseline time ÷ case time, so 1× is as fast as the bare
  * baseline and 0.1× ten times slower), the spread over rounds, and the project's target where one is set.
  */
 import type { CaseResult, Spread, SuiteResult } from '@iommukit/testing/bench';
@@ -9,15 +9,18 @@ import pc from 'picocolors';
 
 export function renderSuite(result: SuiteResult): string {
   const table = new Table({
-    head: ['case', 'time/op', 'ratio to baseline', 'spread (rounds)', 'target'],
+    head: ['case', 'time/op', 'alloc/op', 'ratio to baseline', 'spread (rounds)', 'target'],
     style: { head: [], border: [], compact: true },
-    colAligns: ['left', 'right', 'right', 'right', 'left'],
+    colAligns: ['left', 'right', 'right', 'right', 'right', 'left'],
   });
   for (const group of result.groups) {
-    table.push([{ colSpan: 5, content: pc.bold(group.name) }]);
-    table.push([`  baseline: ${group.baseline.name}`, time(group.baseline.ns.median), '1×', '', '']);
-    for (const c of group.cases)
-      table.push([`  ${c.name}`, time(c.ns.median), ratio(c.ratio!.median), spread(c.ratio!), target(c)]);
+    const b = group.baseline;
+    table.push([{ colSpan: 6, content: pc.bold(group.name) }]);
+    table.push([`  baseline: ${b.name}`, time(b.ns.median), bytes(b.bytes), '1×', '', '']);
+    for (const c of group.cases) {
+      const r = c.ratio!;
+      table.push([`  ${c.name}`, time(c.ns.median), bytes(c.bytes), ratio(r.median), spread(r), target(c)]);
+    }
   }
   const facts = result.facts.map((fact) => `  · ${fact}\n`).join('');
   const rounds = `${result.rounds} round${result.rounds === 1 ? '' : 's'}`;
@@ -30,6 +33,14 @@ export function time(ns: number): string {
   if (ns < 1e6) return `${(ns / 1e3).toPrecision(3)} µs`;
   if (ns < 1e9) return `${(ns / 1e6).toPrecision(3)} ms`;
   return `${(ns / 1e9).toPrecision(3)} s`;
+}
+
+/** Heap bytes per operation; below one byte is noise of the measurement, shown as 0. */
+export function bytes(value: number | undefined): string {
+  if (value === undefined) return '?';
+  if (value < 1) return '0 B';
+  if (value < 1024) return `${Math.round(value)} B`;
+  return `${(value / 1024).toPrecision(3)} KiB`;
 }
 
 export function ratio(value: number): string {

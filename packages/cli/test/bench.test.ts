@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SuiteResult } from '@iommukit/testing/bench';
 import { describe, expect, it } from 'vitest';
+import { bytes, ratio, time } from '../src/bench-report.js';
 import { selectSuites } from '../src/commands/bench.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main } from '../src/index.js';
 
@@ -36,8 +37,11 @@ describe('iommukit bench', () => {
     const { code, out } = await cli('bench', '--quick', 'bench-fixtures/tiny.bench.ts');
     expect(code).toBe(EXIT_OK);
     expect(out).toMatch(/^tiny \(packages\/cli\/test\/bench-fixtures\/tiny\.bench\.ts, 1 round\)/);
-    expect(out).toMatch(/baseline: Map\.get +│ +[\d.]+ [nµm]?s +│ +1× +│/);
-    expect(out).toMatch(/Array\.find +│ +[\d.]+ [nµm]?s +│ +[\d.]+× +│ +│ ≥ 0\.010× [✓✗]/);
+    const alloc = '(\\d+ B|[\\d.]+ KiB|\\?)';
+    expect(out).toMatch(new RegExp(`baseline: Map\\.get +│ +[\\d.]+ [nµm]?s +│ +${alloc} +│ +1× +│`));
+    expect(out).toMatch(
+      new RegExp(`Array\\.find +│ +[\\d.]+ [nµm]?s +│ +${alloc} +│ +[\\d.]+× +│ +│ ≥ 0\\.010× [✓✗]`),
+    );
     expect(out).toContain('· one fact');
   });
 
@@ -79,5 +83,19 @@ describe('iommukit bench', () => {
     expect((await cli('bench', '--trace', 'x.json')).err).toContain(
       '--trace applies to commands that run a system',
     );
+  });
+});
+
+describe('bench report units', () => {
+  it('keeps three significant digits in the largest fitting unit', () => {
+    expect([7.349, 1240, 3_500_000, 2.5e9].map(time)).toEqual(['7.35 ns', '1.24 µs', '3.50 ms', '2.50 s']);
+  });
+
+  it('shows heap bytes per operation, below one byte as 0, unknown as ?', () => {
+    expect([0.4, 48.2, 4608, undefined].map(bytes)).toEqual(['0 B', '48 B', '4.50 KiB', '?']);
+  });
+
+  it('shows ratios with two significant digits, or one decimal from 10×', () => {
+    expect([0.0059, 0.25, 1, 27.46].map(ratio)).toEqual(['0.0059×', '0.25×', '1.0×', '27.5×']);
   });
 });

@@ -2,7 +2,8 @@
  * Benchmark results and how rounds become one figure. Each round measures a group's baseline and then its
  * cases back to back; a case's ratio in a round is the baseline's median time over the case's median time
  * in that round, so a slow phase of the machine moves both. The reported figure is the median over rounds,
- * with the smallest and largest round beside it as the spread.
+ * with the smallest and largest round beside it as the spread. Heap bytes allocated per operation are
+ * reported beside the time (the median over rounds), so an allocation-free path shows 0 B.
  */
 import type { BenchGroup, BenchSuite } from '@iommukit/core';
 
@@ -17,6 +18,11 @@ export interface CaseResult {
   readonly name: string;
   /** Nanoseconds per operation (each round's median sample). */
   readonly ns: Spread;
+  /**
+   * Heap bytes allocated per operation (median over rounds); absent when no sample could tell, because a
+   * garbage collection ran during every one of them.
+   */
+  readonly bytes?: number;
   /** Baseline time ÷ this case's time; absent for the baseline itself. */
   readonly ratio?: Spread;
   readonly target?: number;
@@ -40,8 +46,14 @@ export interface SuiteResult {
   readonly facts: readonly string[];
 }
 
-/** Per round, per group: the baseline's time, then each case's, in nanoseconds. */
-export type RoundTimes = readonly (readonly number[])[];
+/** One measurement of one case: nanoseconds per operation and heap bytes per operation (NaN: unknown). */
+export interface Sample {
+  readonly ns: number;
+  readonly bytes: number;
+}
+
+/** One group's samples, per round: the baseline's, then each case's. */
+export type RoundSamples = readonly (readonly Sample[])[];
 
 export function spreadOf(values: readonly number[]): Spread {
   if (values.length === 0) throw new RangeError('no values to summarise');
@@ -51,34 +63,40 @@ export function spreadOf(values: readonly number[]): Spread {
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
 }
 
-/** One group's result from its times in every round (`rounds[r][0]` the baseline, then the cases in order). */
-export function summariseGroup(group: BenchGroup, rounds: RoundTimes): GroupResult {
-  const column = (i: number) => rounds.map((times) => times[i]!);
-  const cases = group.cases.map((c, k): CaseResult => {
-    const ratio = spreadOf(rounds.map((times) => times[0]! / times[k + 1]!));
+/** One group's result from its samples in every round (`rounds[r][0]` the baseline, then the cases in order). */
+export function summariseGroup(group: BenchGroup, rounds: RoundSamples): GroupResult {
+  const measured = (name: string, i: number) => {
+    const known = rounds.map((row) => row[i]!.bytes).filter((b) => !Number.isNaN(b));
     return {
-      name: c.name,
-      ns: spreadOf(column(k + 1)),
+      name,
+      ns: spreadOf(rounds.map((row) => row[i]!.ns)),
+      ...(known.length ? { bytes: spreadOf(known).median } : {}),
+    };
+  };
+  const cases = group.cases.map((c, k): CaseResult => {
+    const ratio = spreadOf(rounds.map((row) => row[0]!.ns / row[k + 1]!.ns));
+    return {
+      ...measured(c.name, k + 1),
       ratio,
       ...(c.target === undefined ? {} : { target: c.target, met: ratio.median >= c.target }),
     };
   });
-  return { name: group.name, baseline: { name: group.baseline.name, ns: spreadOf(column(0)) }, cases };
+  return { name: group.name, baseline: measured(group.baseline.name, 0), cases };
 }
 
-/** Every group's result, from `times[group][round][case]`. */
+/** Every group's result, from `samples[group][round][case]`. */
 export function summariseSuite(
   suite: BenchSuite,
   file: string,
-  times: readonly RoundTimes[],
+  samples: readonly RoundSamples[],
   facts: readonly string[],
 ): SuiteResult {
   return {
     suite: suite.name,
     about: suite.about,
     file,
-    rounds: times[0]?.length ?? 0,
-    groups: suite.groups.map((group, g) => summariseGroup(group, times[g]!)),
+    rounds: samples[0]?.length ?? 0,
+    groups: suite.groups.map((group, g) => summariseGroup(group, samples[g]!)),
     facts,
   };
 }

@@ -4,7 +4,7 @@
  */
 import { type BenchCase, type BenchSuite, IommufdError } from '@iommukit/core';
 import { do_not_optimize, measure } from 'mitata';
-import { type RoundTimes, type SuiteResult, summariseSuite } from './results.js';
+import { type RoundSamples, type Sample, type SuiteResult, summariseSuite } from './results.js';
 
 export interface RunOptions {
   /** Measurements of each case (default 3). */
@@ -39,13 +39,13 @@ export async function runSuite(
   const facts = suite.facts?.() ?? [];
   const total = rounds * suite.groups.reduce((n, g) => n + 1 + g.cases.length, 0);
   let done = 0;
-  const times: RoundTimes[] = [];
+  const samples: RoundSamples[] = [];
   for (const group of suite.groups) {
-    const perRound: number[][] = [];
+    const perRound: Sample[][] = [];
     for (let round = 1; round <= rounds; round++) {
-      const row: number[] = [];
+      const row: Sample[] = [];
       for (const c of [group.baseline, ...group.cases]) {
-        row.push(await timeOf(c, sampleNs));
+        row.push(await sampleOf(c, sampleNs));
         done++;
         options.onProgress?.({
           suite: suite.name,
@@ -59,14 +59,17 @@ export async function runSuite(
       }
       perRound.push(row);
     }
-    times.push(perRound);
+    samples.push(perRound);
   }
-  return summariseSuite(suite, file, times, facts);
+  return summariseSuite(suite, file, samples, facts);
 }
 
-/** Median nanoseconds per call of one case. */
-async function timeOf(c: BenchCase, sampleNs: number): Promise<number> {
+/** The heap in use, read before and after each batch of calls (outside the timed part). */
+const heapUsed = () => process.memoryUsage().heapUsed;
+
+/** The median nanoseconds per call of one case, and its mean heap bytes per call. */
+async function sampleOf(c: BenchCase, sampleNs: number): Promise<Sample> {
   const fn = c.fn;
-  const stats = await measure(() => do_not_optimize(fn()), { min_cpu_time: sampleNs });
-  return stats.p50;
+  const stats = await measure(() => do_not_optimize(fn()), { min_cpu_time: sampleNs, heap: heapUsed });
+  return { ns: stats.p50, bytes: stats.heap?.avg ?? Number.NaN };
 }
