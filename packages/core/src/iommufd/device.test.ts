@@ -482,6 +482,18 @@ describe('unbind (the device object destroyed)', () => {
     expect(fd.objects().map((o) => o.type)).toEqual(['ioas', 'hwpt-paging', 'ioas']);
   });
 
+  it('tears the PASIDs down before it blocks the RID', () => {
+    const { fd } = r;
+    const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: fd.ioasAlloc(), flags: { pasid: true } });
+    fd.attach(r.devId0, hwpt);
+    fd.attach(r.devId0, hwpt, 1);
+    const calls: string[] = [];
+    vi.spyOn(driver(), 'removeDevPasid').mockImplementation(() => calls.push('removeDevPasid'));
+    vi.spyOn(driver(), 'attachDev').mockImplementation((domain) => calls.push(`attachDev ${domain.type}`));
+    fd.unbind(r.devId0);
+    expect(calls).toEqual(['removeDevPasid', 'attachDev blocked']);
+  });
+
   it('destroys the device’s vDEVICE and leaves its ID a tombstone (ENOENT) until close', () => {
     const { fd } = r;
     const s2 = fd.hwptAlloc({ devId: r.devId0, ptId: fd.ioasAlloc(), flags: { nestParent: true } });

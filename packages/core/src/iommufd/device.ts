@@ -89,7 +89,7 @@ export class DeviceObject extends IommufdObject {
       );
     if (target === old) return old.id;
     const hwpt = target.type === 'ioas' ? this.pickAuto(target, pasid, makeAuto, old) : target;
-    if (target.type !== 'ioas' && hwpt !== old) this.install(hwpt, pasid, old);
+    if (target.type !== 'ioas') this.install(hwpt, pasid, old);
     return hwpt.id;
   }
 
@@ -225,7 +225,8 @@ export class DeviceObject extends IommufdObject {
     const width = this.hwInfo().maxPasidLog2;
     if (this.device.pasidBits === 0)
       throw new IommufdError('EINVAL', `${this.device.name} has no PASID capability`, this.ctx(pasid));
-    if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** width) {
+    // pasidArg made it a __u32: only the width can refuse it.
+    if (pasid >= 2 ** width) {
       throw new IommufdError(
         'EINVAL',
         `PASID ${pasid} is out of range for ${this.device.name} (${width} bits)`,

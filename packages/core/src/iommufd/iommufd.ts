@@ -85,7 +85,6 @@ export class IommuFd {
 
   /** Closing the context: every object is destroyed, leaf first, and bound devices are released. */
   close(): void {
-    if (this.closed) return;
     for (const object of this.table.list()) if (object instanceof DeviceObject) this.unbind(object.id);
     this.table.close();
     this.closed = true;
