@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { errnoOf } from '../errors/iommufd-error.js';
+import { errnoOf, type IommufdError } from '../errors/iommufd-error.js';
 import { hold, IommufdObject, ObjectTable, type ObjectType, release } from './object-table.js';
 
 /** An object that holds `holds` (as a HWPT holds its IOAS) and logs its destruction. */
@@ -59,6 +59,26 @@ describe('ObjectTable', () => {
     expect(errnoOf(() => table.get(hwpt.id, 'hwpt-paging'))).toBe('ENOENT');
     expect(table.get(hwpt.id, 'hwpt-paging', 'hwpt-nested')).toBe(hwpt);
     expect(table.get(hwpt.id)).toBe(hwpt);
+  });
+
+  it('the errors name the object: ENOENT the ID and the types asked for, EBUSY the ID, type and other users', () => {
+    const { table, make } = setup();
+    const ioas = make('ioas', 'a');
+    make('hwpt-paging', 'h', [ioas]);
+    const caught = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (error) {
+        return error as IommufdError;
+      }
+      throw new Error('nothing thrown');
+    };
+    const wrongType = caught(() => table.get(ioas.id, 'device', 'fault'));
+    expect(wrongType.context).toEqual({ id: ioas.id });
+    expect(wrongType.message).toContain(' of type device or fault');
+    expect(caught(() => table.get(9)).message).not.toContain('of type');
+    const busy = caught(() => table.destroy(ioas.id));
+    expect(busy.context).toEqual({ id: ioas.id, type: 'ioas' });
   });
 
   it('IOMMU_DESTROY: EBUSY while another object holds it; the object is untouched and destroyable once released', () => {
