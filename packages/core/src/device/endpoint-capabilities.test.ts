@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { ScriptedIommu } from '../../test/scripted-iommu.js';
 import { errnoOf } from '../errors/iommufd-error.js';
 import { NO_PASID, PERM_PRIV, PERM_READ, PERM_WRITE } from '../iommu/translation.js';
@@ -211,6 +211,21 @@ describe('endpoint identity and capabilities', () => {
       fault: { kind: 'translation' },
     });
     expect(iommu.pageRequests).toEqual([]);
+    // The ATS completion was the answer: no untranslated request follows it.
+    expect(iommu.translated).toEqual([]);
+  });
+
+  it('disabling a capability the device lacks is allowed (a no-op); enabling it is ENODEV', () => {
+    const dev = device();
+    expect(errnoOf(() => dev.pci.setAtsEnabled(false))).toBeUndefined();
+    expect(errnoOf(() => dev.pci.setPriEnabled(false))).toBeUndefined();
+    expect(errnoOf(() => dev.pci.setPasidEnabled(false))).toBeUndefined();
+  });
+
+  it('connects itself to its IOMMU under its StreamID', () => {
+    const connect = vi.spyOn(iommu, 'connectEndpoint');
+    const dev = device();
+    expect(connect.mock.calls).toEqual([[0x42, dev]]);
   });
 
   it('an ATS answer without the needed permission leads to a page request when PRI is asked for', () => {
@@ -227,6 +242,14 @@ describe('endpoint identity and capabilities', () => {
     expect(iommu.pageRequests).toEqual([
       { pasid: NO_PASID, iova: 0x40000n, access: PERM_WRITE, groupIndex: 0, last: true },
     ]);
+    expect(iommu.translated).toEqual([]);
+  });
+});
+
+describe('bad DMA arguments', () => {
+  it.each([-1, 1.5, Number.NaN])('a read of %s bytes is EINVAL before anything is sent', (length) => {
+    const dev = device();
+    expect(errnoOf(() => dev.dmaRead(0x40000n, length))).toBe('EINVAL');
     expect(iommu.translated).toEqual([]);
   });
 });

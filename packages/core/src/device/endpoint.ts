@@ -190,6 +190,8 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
 
   /** Reads `length` bytes at `iova` (translated page by page). */
   dmaRead(iova: bigint, length: number, options: DmaOptions = {}): DmaReadResult {
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new IommufdError('EINVAL', `${this.name} cannot read ${length} bytes`, { device: this.name });
     const data = new Uint8Array(length);
     const hpas: bigint[] = [];
     const failure = this.forEachPage(iova, { op: 'read', data }, options, hpas, (addr, done, len) => {
