@@ -19,6 +19,11 @@ describe('GuestMemory', () => {
       expect(errnoOf(() => new GuestMemory('vm0', h, size))).toBe('EINVAL');
     }
     expect(h.memory.allocatedFrameCount).toBe(0);
+    // The refusal is the VM's own, before the host allocator is asked for anything.
+    expect(() => new GuestMemory('vm0', h, 0)).toThrow(
+      'vm0: guest RAM of 0x0 bytes is not a whole number of 2 MiB',
+    );
+    expect(() => new GuestMemory('vm0', h, -2 * MiB)).toThrow('vm0: guest RAM of');
     expect(new GuestMemory('vm0', h, 2 * MiB).size).toBe(2 * MiB);
   });
 
@@ -26,6 +31,7 @@ describe('GuestMemory', () => {
     const h = host();
     h.memory.allocFrames(1); // push the next block off 2 MiB alignment if the allocator did not align
     const m = new GuestMemory('vm0', h, 4 * MiB);
+    expect(m.bus.listRegions().map((r) => r.name)).toEqual(['vm0.ram']);
     expect([m.gpaBase, m.gpaEnd]).toEqual([GUEST_RAM_BASE, GUEST_RAM_BASE + 4 * MiB]);
     expect(Number(m.hostBase) % (2 * MiB)).toBe(0);
     expect(h.memory.allocatedFrameCount).toBe(1 + 1024);
@@ -59,6 +65,12 @@ describe('GuestMemory', () => {
     const page = Number(m.allocator.allocFrames(1));
     expect(page).toBeGreaterThanOrEqual(GUEST_RAM_BASE);
     expect(page).toBeLessThan(m.gpaEnd);
+    // A page the guest frees is zeroed before it is handed out again.
+    const who = m.bus.counter('guest');
+    m.bus.write(page, 4, 0x1234_5678, who);
+    m.allocator.freeFrames(BigInt(page) as never, 1);
+    expect(Number(m.allocator.allocFrames(1))).toBe(page);
+    expect(m.bus.read(page, 4, who)).toMatchObject({ ok: true, value: 0n });
   });
 
   it('release takes its regions off the guest bus and returns the host block, once', () => {

@@ -63,6 +63,12 @@ describe('the VMM module', () => {
     expect(systemHost(system).msi).toEqual({ controller: msiController, module: msiModule });
   });
 
+  it('an MSI section without a built controller gives the host none', () => {
+    const { system } = fakeSystem(true);
+    const noController = { ...system, msi: undefined, validated: system.validated } as unknown as System;
+    expect(systemHost(noController).msi).toBeUndefined();
+  });
+
   it('makes one powered-off VM per vms[] entry with that entry’s settings', () => {
     const { system } = fakeSystem(false);
     const vms = vmm.createVms(system) as Vm[];
