@@ -183,6 +183,35 @@ describe('stage 1', () => {
     expect(tlb.hits).toBe(1);
   });
 
+  it('without hardware dirty state (HTTU = access flag only) a write hits the entry a read cached', () => {
+    translator = makeTranslator(featuresFromOptions(Smmuv3OptionsSchema.parse({ httu: 'access' })));
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 3));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({ ok: true });
+    const before = counter().reads;
+    expect(translator.translate(req(4, 0x7000, PERM_WRITE))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    expect(counter().reads - before, 'no dirty state to update: the TLB answers').toBe(0);
+  });
+
+  it('traces a TLB hit that translates, and only the fault for a hit that faults', () => {
+    const tracer = new Tracer();
+    translator = makeTranslator(features, DEFAULT_IDR_EXTRAS, tracer);
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, { read: true, write: false });
+    put(CD_TABLE, cdFor(pt.rootPa, 3));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    translator.translate(req(4, 0x7000));
+    tracer.startRecording();
+    translator.translate(req(4, 0x7000));
+    translator.translate(req(4, 0x7000, PERM_WRITE));
+    expect(tracer.records.map((r) => [r.layer, r.source, r.name])).toEqual([
+      ['hw', 'smmu0', 'tlb.hit'],
+      ['hw', 'smmu0', 'fault'],
+    ]);
+  });
+
   it('records F_TRANSLATION with the input address when CD.R = 1, and nothing when R = 0', () => {
     s1Stream();
     expect(translator.translate(req(4, 0x5000, PERM_WRITE))).toMatchObject({
