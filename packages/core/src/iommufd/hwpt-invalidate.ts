@@ -34,6 +34,7 @@ export function invalidateUserCaches(target: IommufdObject, entries: readonly un
 export function invalidationError(error: IommufdError, handled: number): IommufdError {
   return new IommufdError(
     error.code,
+    // Stryker disable next-line Regex: every IommufdError message starts with "<errno>: ", the first match either way
     error.message.replace(/^\w+: /, ''),
     { ...error.context, handled },
     { cause: error },

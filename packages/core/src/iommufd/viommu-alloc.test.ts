@@ -68,6 +68,9 @@ describe('IOMMU_VIOMMU_ALLOC', () => {
     expect(errnoOf(() => r.fd.viommuAlloc(r.devId0, s2, 'other'))).toBe('EOPNOTSUPP');
     expect(errnoOf(() => r.fd.viommuAlloc(r.devId0, s2, 7 as never))).toBe('EINVAL');
     expect(usersOf(s2)).toBe(1);
+    // iommufd_viommu_alloc refuses the default type first, before it looks at the HWPT.
+    const plain = r.fd.hwptAlloc({ devId: r.devId0, ptId: r.fd.ioasAlloc() });
+    expect(errnoOf(() => r.fd.viommuAlloc(r.devId0, plain, 'default'))).toBe('EOPNOTSUPP');
   });
 
   it('a HWPT that is not a nest parent is EINVAL, before the driver is asked', () => {
