@@ -263,6 +263,30 @@ describe('CMD_SYNC completion signals (SMMUv3 §4.7.3)', () => {
     expect(r.queues.interrupts.msiAborts).toBe(1);
   });
 
+  it('consuming from a full queue sends one wake-up event with IDR0.SEV, none without (§4.1.2)', () => {
+    const four = [encodeCfgiAll(), encodeTlbiNsnhAll(), encodeTlbiNhAll(), encodeCmdSync()];
+    const withSev = rig({ sev: true });
+    enableCmdq(withSev, 2);
+    withSev.queues.cmdq.stepMode = true;
+    submit(withSev, 2, four);
+    expect(withSev.queues.cmdq.pending()).toBe(4); // full: software sees no room
+    expect(withSev.queues.cmdq.step().kind).toBe('consumed');
+    expect(withSev.queues.cmdq.sevEvents).toBe(1);
+    withSev.queues.cmdq.stepMode = false;
+    expect(withSev.queues.cmdq.consume()).toBe(3);
+    expect(withSev.queues.cmdq.sevEvents).toBe(1); // the queue was no longer full
+    // Three commands never fill a 4-entry queue: no event.
+    const notFull = rig({ sev: true });
+    enableCmdq(notFull, 2);
+    submit(notFull, 2, four.slice(0, 3));
+    expect(notFull.queues.cmdq.sevEvents).toBe(0);
+    const without = rig();
+    enableCmdq(without, 2);
+    submit(without, 2, four);
+    expect(without.queues.cmdq.commandsExecuted).toBe(4);
+    expect(without.queues.cmdq.sevEvents).toBe(0);
+  });
+
   it('SIG_SEV is SIG_NONE without IDR0.SEV and a counted wake-up event with it', () => {
     const without = rig();
     enableCmdq(without, 3);

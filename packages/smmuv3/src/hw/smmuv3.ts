@@ -314,6 +314,8 @@ export class Smmuv3Hardware implements IommuHardware {
         }
         break;
       case 'PRI_RESP':
+        // IGNORED while SMMUEN == 0 (§4.5.2).
+        if (!this.programming.state.smmuEnabled) break;
         this.endpoints.get(command.streamId)?.pageResponse({
           pasid: command.ssv ? command.substreamId : NO_PASID,
           groupIndex: command.prgIndex,
