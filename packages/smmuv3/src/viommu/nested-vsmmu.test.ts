@@ -25,13 +25,17 @@ import { STE_NESTING_ALLOWED } from '../driver/entry-used.js';
 import { Smmuv3Driver } from '../driver/smmuv3-driver.js';
 import {
   decodeCommand,
+  encodeAtcInv,
   encodeCfgiAll,
   encodeCfgiCd,
+  encodeCfgiCdAll,
   encodeCfgiSte,
   encodeCfgiSteRange,
   encodePrefetchConfig,
+  encodeTlbiNhAll,
   encodeTlbiNhAsid,
   encodeTlbiNhVa,
+  encodeTlbiNhVaa,
   encodeTlbiNsnhAll,
 } from '../hw/commands.js';
 import { decodeEvent, EVENT_ID, EVENT_WORDS, encodeEvent } from '../hw/events.js';
@@ -57,6 +61,8 @@ function fakeIommufd() {
     refuseNested: false,
     /** Makes hwptInvalidate fail at entry `handled` with EIO. */
     rejectAt: undefined as number | undefined,
+    /** The rejection carries no `handled` count. */
+    withoutCount: false,
     vevents: [] as Vevent[],
     viommuAlloc: (devId: number, hwptId: number, type: string) => {
       calls.push(['viommuAlloc', devId, hwptId, type]);
@@ -92,7 +98,8 @@ function fakeIommufd() {
         entries.map((e) => decodeCommand(e, FEATURES_ANY).ok && Array.from(e)),
       ]);
       if (fd.rejectAt !== undefined && fd.rejectAt < entries.length) {
-        throw new IommufdError('EIO', 'no vDEVICE with vSID 0x99', { handled: fd.rejectAt });
+        const context = fd.withoutCount ? {} : { handled: fd.rejectAt };
+        throw new IommufdError('EIO', 'no vDEVICE with vSID 0x99', context);
       }
       return { handled: entries.length };
     },
@@ -316,9 +323,9 @@ describe('NestedVsmmu: STE traps', () => {
     v.calls.length = 0;
     const traps = () => v.vsmmu.stats.steTraps;
     const before = traps();
-    v.driver.cmdq.issue(encodeCfgiSteRange({ streamId: 8, range: 2 })); // vSIDs 8..11
+    v.driver.cmdq.issue(encodeCfgiSteRange({ streamId: 8, range: 2 })); // 2^3 vSIDs: 8..15
     expect(traps() - before).toBe(1);
-    v.driver.cmdq.issue(encodeCfgiSteRange({ streamId: 16, range: 3 })); // 16..23
+    v.driver.cmdq.issue(encodeCfgiSteRange({ streamId: 16, range: 3 })); // 16..31
     expect(traps() - before).toBe(2);
     v.driver.cmdq.issue(encodeCfgiSteRange({ streamId: 0, range: 4 })); // 0..31
     expect(traps() - before).toBe(4);
@@ -510,5 +517,93 @@ describe('NestedVsmmu: events and teardown', () => {
       ['destroy', 100],
     ]);
     expect(v.bus.read(VSMMU_BASE, 4, v.bus.counter('test')).ok).toBe(false);
+  });
+});
+
+describe('NestedVsmmu: more of the guest’s commands', () => {
+  it('forwards every invalidation a guest may send, as it sent it', () => {
+    const v = probed();
+    const commands = [
+      encodeCfgiCd({ streamId: 8, substreamId: 1, leaf: true }),
+      encodeCfgiCdAll({ streamId: 16 }),
+      encodeTlbiNhAll({ vmid: 0 }),
+      encodeTlbiNhAsid({ vmid: 0, asid: 3 }),
+      encodeTlbiNhVa({ vmid: 0, asid: 3, addressPage: 0x40, leaf: false }),
+      encodeTlbiNhVaa({ vmid: 0, addressPage: 0x41, leaf: true }),
+      encodeTlbiNsnhAll(),
+      encodeAtcInv({ streamId: 8, ssv: false, substreamId: 0, addressPage: 0, size: 52 }),
+    ];
+    v.driver.cmdq.submit(commands);
+    expect(v.calls).toEqual([['hwptInvalidate', 100, commands.map((c) => Array.from(c))]]);
+  });
+
+  it('before any device there is no vIOMMU: invalidations go nowhere and the guest’s queue runs on', () => {
+    const v = vm();
+    v.driver.probe();
+    v.driver.cmdq.submit([encodeTlbiNhAsid({ vmid: 0, asid: 3 })]);
+    expect(v.calls).toEqual([]);
+    expect(v.driver.cmdq.lastFailures).toEqual([]);
+  });
+
+  it('a rejection that says nothing about handled entries stops the queue at the batch’s first command', () => {
+    const v = probed();
+    v.fd.rejectAt = 1;
+    v.fd.withoutCount = true;
+    const forwarded = v.vsmmu.stats.commandsForwarded;
+    const start = v.driver.cmdq.producer;
+    expect(() =>
+      v.driver.cmdq.submit([encodeTlbiNhAsid({ vmid: 0, asid: 5 }), encodeTlbiNhAsid({ vmid: 0, asid: 6 })]),
+    ).toThrowError(IommufdError);
+    expect(v.driver.cmdq.lastFailures[0]).toMatchObject({ error: 'CERROR_ILL', index: start });
+    // Only the second command, consumed again after the guest skipped the first, went through.
+    expect(v.vsmmu.stats.commandsForwarded).toBe(forwarded + 1);
+  });
+
+  it('a CFGI_STE_RANGE ending just below a vSID leaves it alone', () => {
+    const v = probed();
+    const traps = v.vsmmu.stats.steTraps;
+    v.driver.cmdq.issue(encodeCfgiSteRange({ streamId: 0, range: 2 })); // 2^(2+1) vSIDs: 0..7
+    v.driver.cmdq.issue(encodeCfgiSteRange({ streamId: 12, range: 1 })); // vSIDs 12..15
+    expect(v.vsmmu.stats.steTraps).toBe(traps);
+  });
+
+  it('an STE the vSMMU cannot fetch is F_STE_FETCH with the address it tried, for the guest', () => {
+    const v = probed();
+    const cr0 = v.regs.read32(REG.CR0);
+    v.regs.write32(REG.CR0, cr0 & ~CR0_SMMUEN);
+    // A linear Stream table at a GPA with no RAM behind it (§6.3.24).
+    v.regs.write64(REG.STRTAB_BASE, 0x1000_0000n);
+    v.regs.write32(REG.STRTAB_BASE_CFG, 6);
+    v.regs.write32(REG.CR0, cr0);
+    v.driver.cmdq.issue(encodeCfgiSte({ streamId: 8, leaf: true }));
+    expect(v.guestEvents().map((e) => [e.id, e.streamId, e.fetchAddr])).toEqual([
+      [EVENT_ID.F_STE_FETCH, 8, 0x1000_0000 + 8 * 64],
+    ]);
+    expect(v.vsmmu.attachment(8)).toBe(101);
+  });
+
+  it('a vEVENTQ with only a lost-events marker overflows the guest’s Event queue and delivers nothing', () => {
+    const v = probed();
+    v.fd.vevents.push({ sequence: 0, lostEvents: true });
+    expect(v.vsmmu.service()).toBe(1);
+    expect(v.guestEvents()).toEqual([]);
+    expect(v.regs.read32(REG.EVENTQ_PROD) >>> 31).toBe(1);
+    expect(v.vsmmu.stats.eventsDelivered).toBe(0);
+  });
+
+  it('traces what it traps and forwards (frontend layer, the vSMMU’s name)', () => {
+    const v = vm();
+    v.tracer.startRecording();
+    const a = v.device('a', 1, 8);
+    v.driver.probe();
+    v.driver.probeDevice(a);
+    v.fd.vevents.push({ sequence: 0, lostEvents: true });
+    v.vsmmu.service();
+    v.vsmmu.destroy();
+    const records = v.tracer.stopRecording().filter((r) => r.layer === 'frontend');
+    expect(records.every((r) => r.source === 'vm0.viommu')).toBe(true);
+    const names = new Set(records.map((r) => r.name));
+    for (const name of ['viommu', 'vdevice', 'cr0', 'forward', 'ste.refuse', 'vevent', 'destroy'])
+      expect(names).toContain(`vsmmu.${name}`);
   });
 });
