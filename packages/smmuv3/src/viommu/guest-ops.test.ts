@@ -139,7 +139,7 @@ describe('commands', () => {
       commands: [
         'TLBI_NH_ASID asid=0x2a',
         '  CMD_CFGI_STE streamId=0x99 leaf=true',
-        'CFGI_CD streamId=3 leaf=false',
+        'CFGI_CD  streamId=3\tleaf=false',
       ],
     });
     expect(commandsSince(s, before)).toEqual([
