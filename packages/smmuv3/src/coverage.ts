@@ -601,7 +601,7 @@ export const CD_FIELD_COVERAGE: Readonly<Record<keyof Cd, FieldCoverage>> = {
   epd0: {
     spec: 'EPD0',
     status: M,
-    note: '1: no TTB0 walk, a TLB miss is F_TRANSLATION, and the TTB0 controls are not checked.',
+    note: '1: no TTB0 walk, a TLB miss is F_TRANSLATION, and the TTB0 controls are not checked; IGNORED (0) for an NS-EL2 stream.',
   },
   endi: {
     spec: 'ENDI',

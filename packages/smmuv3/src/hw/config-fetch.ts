@@ -139,7 +139,9 @@ export class Smmuv3ConfigFetch {
       );
     }
     if (!check.ok) return { event: 'C_BAD_CD', record: true, reason: check.reason };
-    this.cdCache.set(key, cd);
-    return cd;
+    // EPD0/EPD1 are IGNORED, effectively 0, for an any-EL2 StreamWorld (§5.4 EPD0): cache what the walks use.
+    const used = streamWorld === 'NS-EL2' ? { ...cd, epd0: false, epd1: false } : cd;
+    this.cdCache.set(key, used);
+    return used;
   }
 }

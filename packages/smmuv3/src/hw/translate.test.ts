@@ -678,6 +678,25 @@ describe('spec corner cases', () => {
     }
   });
 
+  it('CD.EPD0 is IGNORED (effectively 0) for an NS-EL2 stream: TTB0 is walked; NS-EL2-E2H honours it (§5.4 EPD0)', () => {
+    const hyp = { ...DEFAULT_IDR_EXTRAS, hyp: true };
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 3, { epd0: true }));
+    put(
+      STRTAB + 64 * 4,
+      encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE, strw: STE_STRW.EL2 }),
+    );
+    for (const [e2h, expected] of [
+      [false, { ok: true, pfn: 0x9000_0 }],
+      [true, { ok: false, fault: { vendorCode: 'F_TRANSLATION', stage: 1 } }],
+    ] as const) {
+      state = { ...state, e2h };
+      tlb.clear();
+      expect(makeTranslator(features, hyp).translate(req(4, 0x7000)), `E2H ${e2h}`).toMatchObject(expected);
+    }
+  });
+
   it('CD.HD without CD.HA does not update the dirty state (§5.4: behaves as both 0)', () => {
     const pt = new IoPageTable(
       s1Format(),
