@@ -8,6 +8,11 @@ import { NO_PASID, type PageResponse } from '@iommukit/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type MmioRig, mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
 import {
+  encodeCfgiAll,
+  encodeCfgiCd,
+  encodeCfgiCdAll,
+  encodeCfgiSte,
+  encodeCfgiSteRange,
   encodeCmdSync,
   encodePriResp,
   encodeTlbiNhAll,
@@ -21,6 +26,7 @@ import {
 import { CR0_CMDQEN, CR0_SMMUEN, REG } from './regs.js';
 import type { Smmuv3Hardware } from './smmuv3.js';
 import { GLOBAL_ASID, type TlbEntry, type TlbKind } from './tlb.js';
+import { cdCacheKey, cdCacheStream } from './translate.js';
 
 const CMDQ = RAM_BASE + 0x1_0000;
 
@@ -109,6 +115,13 @@ describe('TLB invalidation commands (§4.4)', () => {
     );
   });
 
+  it('a range TLBI (TG != 0) drops every page of (NUM + 1) × 2^SCALE granules (§4.4.1.1)', () => {
+    // TG 4K, SCALE 0, NUM 1: two 4K pages from page 0x10, so the entry at page 0x11 goes too.
+    expect(run(encodeTlbiNhVa({ vmid: 1, asid: 5, addressPage: 0x10, tg: 1, num: 1, ttl: 3 }))).toEqual(
+      left('s1/v1/a5/p16', 's1/v1/a5/p17', 's1/v1/a-1/p16', 's12/v1/a5/p16'),
+    );
+  });
+
   it('TLBI_S12_VMALL drops every entry of its VMID, both stages', () => {
     expect(run(encodeTlbiS12Vmall({ vmid: 2 }))).toEqual(left('s1/v2/a5/p16', 's2/v2/a-1/p16'));
   });
@@ -153,5 +166,48 @@ describe('CMD_PRI_RESP (§4.5.2)', () => {
     const responses = endpoint(3);
     run(encodePriResp({ streamId: 3, prgIndex: 1, resp: 2 }));
     expect(responses).toEqual([]);
+  });
+});
+
+describe('configuration invalidation commands (§4.3)', () => {
+  /** Cached STEs of StreamIDs 0–7 and CDs 0 and 1 of each: the cached values do not matter here. */
+  function fillConfigCaches(): void {
+    const t = smmu.translator;
+    for (let sid = 0; sid < 8; sid++) {
+      t.steCache.set(sid, {} as never);
+      for (const ssid of [0, 1]) t.cdCache.set(cdCacheKey(sid, ssid), {} as never);
+    }
+  }
+  const cachedStes = () => [...smmu.translator.steCache].map(([sid]) => sid).sort();
+  const cachedCds = () =>
+    [...smmu.translator.cdCache]
+      .map(([key]) => `${cdCacheStream(key)}.${key - cdCacheKey(cdCacheStream(key), 0)}`)
+      .sort();
+  const allCds = (...streams: number[]) => streams.flatMap((sid) => [`${sid}.0`, `${sid}.1`]);
+
+  it('CFGI_STE drops the STE and every CD cached through it', () => {
+    fillConfigCaches();
+    run(encodeCfgiSte({ streamId: 5 }));
+    expect(cachedStes()).toEqual([0, 1, 2, 3, 4, 6, 7]);
+    expect(cachedCds()).toEqual(allCds(0, 1, 2, 3, 4, 6, 7));
+  });
+
+  it('CFGI_STE_RANGE drops the 2^(Range+1) aligned StreamIDs around StreamID, with their CDs', () => {
+    fillConfigCaches();
+    run(encodeCfgiSteRange({ streamId: 5, range: 1 })); // StreamIDs 4–7
+    expect(cachedStes()).toEqual([0, 1, 2, 3]);
+    expect(cachedCds()).toEqual(allCds(0, 1, 2, 3));
+  });
+
+  it('CFGI_CD drops one CD, CFGI_CD_ALL every CD of a stream, CFGI_ALL everything', () => {
+    fillConfigCaches();
+    run(encodeCfgiCd({ streamId: 2, substreamId: 1 }));
+    expect(cachedCds()).toEqual(allCds(0, 1, 2, 3, 4, 5, 6, 7).filter((cd) => cd !== '2.1'));
+    run(encodeCfgiCdAll({ streamId: 3 }));
+    expect(cachedCds()).toEqual(allCds(0, 1, 2, 4, 5, 6, 7).filter((cd) => cd !== '2.1'));
+    expect(cachedStes()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    run(encodeCfgiAll());
+    expect(cachedStes()).toEqual([]);
+    expect(cachedCds()).toEqual([]);
   });
 });
