@@ -200,6 +200,9 @@ describe('VM scenario steps', () => {
     expect(ran[1]![1]).toMatch(
       /^nic0: guest vITS event 0 → vINTID 8192 on vCPU0, event 1 → vINTID 8193 on vCPU1, guest MSI address 0x8000040; host its0 INTID \d+, INTID \d+; ioasMapMsi put doorbell page 0x8090000 at GPA 0x8090000; the device writes 0x8000040$/,
     );
+    expect(ran[2]![1]).toContain(
+      "→ VMM injects into vm0's vITS → vm0.vits: DeviceID 0x8 EventID 1 → INTID 8193 taken by CPU1",
+    );
     expect(ran[3]![1]).toBe(
       'vm0: the guest moves nic0 vector 1 (vINTID 8193) from vCPU1 to vCPU0 (MOVI + SYNC)',
     );
@@ -218,6 +221,115 @@ describe('VM scenario steps', () => {
     expect(
       runSteps(system, [{ op: 'guest-irq-affinity', vm: 'vm0', device: 'nic0', vector: 7, cpu: 0 }]),
     ).toEqual([[false, 'EINVAL: nic0 has no MSI vector 7']]);
+    await system.dispose();
+  });
+  it('the guest fault log step: fault codes and devices must match, in order; what it reports', async () => {
+    const system = await vmSystem({ vm: NESTED_AND_EMULATED });
+    // Both devices get a DMA domain in the guest (their first mapping); 0x7000_0000 stays unmapped.
+    runSteps(system, [
+      { op: 'vm-power', vm: 'vm0', state: 'on' },
+      { op: 'guest-alloc', vm: 'vm0', buffer: 'b', size: '4KiB' },
+      { op: 'guest-map', vm: 'vm0', device: 'nic0', buffer: 'b', mapping: 'm0' },
+      { op: 'guest-map', vm: 'vm0', device: 'edu0', buffer: 'b', mapping: 'm1' },
+    ]);
+    const faults = [
+      {
+        op: 'dma',
+        device: 'nic0',
+        access: 'write',
+        iova: 0x7000_0000,
+        data: 'x',
+        expect: 'fault',
+        fault: 'F_TRANSLATION',
+      },
+      {
+        op: 'dma',
+        device: 'edu0',
+        access: 'write',
+        iova: 0x7000_0000,
+        data: 'x',
+        expect: 'fault',
+        fault: 'F_TRANSLATION',
+      },
+    ];
+    // After every step the VM's interrupts are serviced: the faults are in the guest's log already.
+    runSteps(system, faults);
+    const vm = system.vm('vm0') as Vm;
+    expect(vm.guest.faults.records.map((f) => f.device)).toEqual(['nic0', 'edu0']);
+    expect(
+      runSteps(system, [
+        {
+          op: 'guest-faults',
+          vm: 'vm0',
+          expect: [{ fault: 'F_TRANSLATION' }, { fault: 'F_TRANSLATION', device: 'edu0' }],
+        },
+      ]),
+    ).toEqual([
+      [
+        true,
+        'vm0 guest IOMMU driver reported F_TRANSLATION stream 0x8 IOVA 0x70000000 (nic0); F_TRANSLATION stream 0x80 IOVA 0x70000000 (edu0)',
+      ],
+    ]);
+    runSteps(system, faults);
+    expect(
+      runSteps(system, [
+        {
+          op: 'guest-faults',
+          vm: 'vm0',
+          expect: [{ fault: 'F_TRANSLATION', device: 'edu0' }, { fault: 'F_TRANSLATION' }],
+        },
+      ]),
+    ).toEqual([
+      [
+        false,
+        'vm0 guest reported [F_TRANSLATION (nic0), F_TRANSLATION (edu0)], expected [F_TRANSLATION (edu0), F_TRANSLATION]',
+      ],
+    ]);
+    runSteps(system, faults.slice(0, 1));
+    expect(
+      runSteps(system, [{ op: 'guest-faults', vm: 'vm0', expect: [{ fault: 'F_PERMISSION' }] }]),
+    ).toEqual([[false, 'vm0 guest reported [F_TRANSLATION (nic0)], expected [F_PERMISSION]']]);
+    await system.dispose();
+  });
+
+  it('guest actions get the guest’s devices and buffers; the step runs only with a running VM’s vIOMMU', async () => {
+    const system = await vmSystem({ vm: { viommus: [{ mode: 'nested' }] } });
+    const ran = runSteps(system, [
+      { op: 'vm-power', vm: 'vm0', state: 'on' },
+      { op: 'guest-alloc', vm: 'vm0', buffer: 'b', size: '4KiB' },
+      { op: 'guest-map', vm: 'vm0', device: 'nic0', buffer: 'b', mapping: 'm' },
+      { op: 'guest-op', vm: 'vm0', action: 'new-cd-table', args: { device: 'nic0' } },
+      { op: 'dma', device: 'nic0', access: 'write', mapping: 'm', data: 'copy' },
+      { op: 'guest-check', vm: 'vm0', buffer: 'b', data: 'copy' },
+    ]);
+    expect(ran.map(([ok, summary]) => (ok ? 'ok' : summary))).toEqual(Array(ran.length).fill('ok'));
+    await system.dispose();
+  });
+
+  it('a guest buffer belongs to its VM; a powered-off VM’s emulated device is no scenario device', async () => {
+    const system = await vmSystem({
+      msi: true,
+      vm: { emulatedDevices: ['edu0'] },
+      vms: [{ name: 'vm1', memory: '32MiB', devices: ['nic1'] }],
+    });
+    const ran = runSteps(system, [
+      { op: 'vm-power', vm: 'vm0', state: 'on' },
+      { op: 'vm-power', vm: 'vm1', state: 'on', msi: { mode: 'passthrough', rmr: false } },
+      { op: 'guest-alloc', vm: 'vm0', buffer: 'b', size: '4KiB' },
+      { op: 'guest-check', vm: 'vm1', buffer: 'b', data: 'x' },
+    ]);
+    expect(ran[3]).toEqual([false, 'vm1 has no guest buffer "b"']);
+    // vm1 was powered on with passthrough MSIs instead of its configured legacy cookie.
+    expect(runSteps(system, [{ op: 'guest-msi-setup', vm: 'vm1', device: 'nic1' }])[0]![1]).toContain(
+      'ioasMapMsi',
+    );
+    runSteps(system, [{ op: 'vm-power', vm: 'vm0', state: 'off' }]);
+    expect(
+      runSteps(system, [{ op: 'dma', device: 'edu0', access: 'read', iova: 0x4000_0000, length: 1 }]),
+    ).toEqual([[false, expect.stringContaining('edu0')]]);
+    expect(
+      runSteps(system, [{ op: 'dma', device: 'edu0', access: 'read', iova: 0x4000_0000, length: 1 }])[0]![1],
+    ).not.toContain('is off');
     await system.dispose();
   });
 });

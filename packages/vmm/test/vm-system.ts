@@ -5,9 +5,9 @@ import { smmuv3Plugin } from '@iommukit/smmuv3';
 import { vmScenarioExtension } from '../src/vm-scenario.js';
 import { vmm } from '../src/vmm-module.js';
 
-/** An SMMUv3 host with nic0 and nic1 and one VM `vm0`; `vm` and `msi` add to or replace the defaults. */
+/** An SMMUv3 host with nic0 and nic1 and a VM `vm0` (`vm` adds to its settings, `vms` adds VMs); `msi`: a GIC ITS. */
 export async function vmSystem(
-  options: { vm?: Record<string, unknown>; msi?: boolean } = {},
+  options: { vm?: Record<string, unknown>; msi?: boolean; vms?: Record<string, unknown>[] } = {},
 ): Promise<System> {
   const registry = new PluginRegistry(
     { smmuv3: async () => ({ default: smmuv3Plugin }) },
@@ -24,7 +24,7 @@ export async function vmSystem(
         { name: 'nic1', rid: '00:03.0', iommu: 'smmu0', pasidBits: 8 },
       ],
       ...(options.msi ? { msi: { controller: 'gic-its' } } : {}),
-      vms: [{ name: 'vm0', memory: '64MiB', devices: ['nic0'], ...options.vm }],
+      vms: [{ name: 'vm0', memory: '64MiB', devices: ['nic0'], ...options.vm }, ...(options.vms ?? [])],
     },
     { registry, vmm },
   );
