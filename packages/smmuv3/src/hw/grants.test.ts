@@ -1,6 +1,13 @@
 import { NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
-import { ALL_GRANTS, grantedTo, grantsAllow, inputAccess, stageGrants } from './grants.js';
+import {
+  ALL_GRANTS,
+  atsCompletionGrant,
+  grantedTo,
+  grantsAllow,
+  inputAccess,
+  stageGrants,
+} from './grants.js';
 
 const RW = PERM_READ | PERM_WRITE;
 
@@ -40,5 +47,16 @@ describe('stage grants', () => {
     expect(inputAccess(PERM_READ | PERM_EXEC | PERM_PRIV, NO_PASID)).toBe(PERM_READ);
     expect(inputAccess(PERM_WRITE | PERM_EXEC | PERM_PRIV, NO_PASID)).toBe(PERM_WRITE);
     expect(inputAccess(PERM_READ | PERM_EXEC | PERM_PRIV, 0)).toBe(PERM_READ | PERM_EXEC | PERM_PRIV);
+  });
+
+  it('an ATS completion grants R, W only when asked (NW == 0), Exe only when asked and with R (§13.7.1)', () => {
+    const RWX = RW | PERM_EXEC;
+    expect(atsCompletionGrant(RWX, PERM_READ)).toBe(PERM_READ);
+    expect(atsCompletionGrant(RWX, PERM_WRITE)).toBe(RW);
+    expect(atsCompletionGrant(PERM_READ, PERM_WRITE)).toBe(PERM_READ);
+    expect(atsCompletionGrant(RWX, PERM_READ | PERM_EXEC)).toBe(PERM_READ | PERM_EXEC);
+    expect(atsCompletionGrant(PERM_READ, PERM_READ | PERM_EXEC)).toBe(PERM_READ);
+    // Exe implies R in an ATS response: an execute-only translation grants nothing.
+    expect(atsCompletionGrant(PERM_EXEC, PERM_READ | PERM_EXEC)).toBe(0);
   });
 });

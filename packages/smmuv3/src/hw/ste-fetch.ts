@@ -6,7 +6,6 @@
 import { type AccessCounter, type MemoryBus, toHex } from '@iommukit/core';
 import type { TranslationState } from './programming-interface.js';
 import {
-  checkL1Std,
   decodeL1Std,
   L1STD_WORDS,
   l1StdAddress,
@@ -45,10 +44,8 @@ export function fetchSteWords(
     const l1 = l1StdAddress(state.strtabBase, streamId, state.strtabSplit);
     if (!bus.readWords(l1, out, L1STD_WORDS, counter))
       return { ok: false, event: 'F_STE_FETCH', reason: `L1STD at ${toHex(l1)} aborted`, fetchAddr: l1 };
-    const desc = decodeL1Std(out);
-    const valid = checkL1Std(desc, state.strtabSplit);
-    if (!valid.ok) return { ok: false, event: 'C_BAD_STREAMID', reason: valid.reason };
-    const at = steAddressFromL1Std(desc, streamId, state.strtabSplit);
+    // An invalid L1STD, or a StreamID beyond its Span, is C_BAD_STREAMID (§5.1.1).
+    const at = steAddressFromL1Std(decodeL1Std(out), streamId, state.strtabSplit);
     if (!at.ok) return { ok: false, event: 'C_BAD_STREAMID', reason: at.reason };
     address = at.address;
   } else {

@@ -74,6 +74,32 @@ describe('Smmuv3Tlb', () => {
     expect(tlb.clear()).toBe(1);
   });
 
+  it('ASID 1 is an ASID like any other, not global: it matches only itself', () => {
+    const tlb = new Smmuv3Tlb(8);
+    tlb.insert(leaf({ asid: 1 }));
+    expect(tlb.lookup('s1', 1, 2, 0x10_0000)).toBeUndefined();
+    expect(tlb.lookup('s1', 1, 1, 0x10_0000)).toBeDefined();
+  });
+
+  it('tries every page size present: a block found after the page size misses for its ASID', () => {
+    const tlb = new Smmuv3Tlb(8);
+    tlb.insert(leaf({ inputBase: 0x1000, pageShift: 12 }));
+    tlb.insert(leaf({ inputBase: 0x20_0000, pageShift: 21, level: 2, outputBase: 0x9000_0000 }));
+    expect(tlb.lookup('s1', 1, 7, 0x20_1234)?.outputBase).toBe(0x9000_0000);
+    expect([tlb.hits, tlb.misses]).toEqual([1, 0]);
+  });
+
+  it('an entry stays reachable when another entry of its size is invalidated or replaced', () => {
+    const tlb = new Smmuv3Tlb(8);
+    tlb.insert(leaf({ inputBase: 0x1000 }));
+    tlb.insert(leaf({ inputBase: 0x2000 }));
+    tlb.insert(leaf({ inputBase: 0x2000, outputBase: 0x7000_0000 }));
+    expect(tlb.size).toBe(2);
+    expect(tlb.lookup('s1', 1, 7, 0x2000)?.outputBase).toBe(0x7000_0000);
+    expect(tlb.invalidate((e) => e.inputBase === 0x1000)).toBe(1);
+    expect(tlb.lookup('s1', 1, 7, 0x2000)?.outputBase).toBe(0x7000_0000);
+  });
+
   it('overlaps() compares the whole range a leaf covers', () => {
     const block = leaf({ inputBase: 0x20_0000, pageShift: 21 });
     expect([
