@@ -225,7 +225,12 @@ describe('CERROR_ILL (SMMUv3 §4.1.3)', () => {
     expectIll(cmd(0x00), 'Reserved command opcode 0x0');
     expectIll(cmd(0x09), 'Reserved command opcode 0x9');
     expectIll(cmd(0x47), 'Reserved command opcode 0x47');
+    // §4.1.1: 0x80–0x8F are IMPLEMENTATION DEFINED (none here), 0x74–0x7F and 0x90–0xFF Reserved.
+    expectIll(cmd(0x7f), 'Reserved command opcode 0x7f');
+    expectIll(cmd(0x80), 'IMPLEMENTATION DEFINED command opcode 0x80');
     expectIll(cmd(0x85), 'IMPLEMENTATION DEFINED command opcode 0x85');
+    expectIll(cmd(0x8f), 'IMPLEMENTATION DEFINED command opcode 0x8f');
+    expectIll(cmd(0x90), 'Reserved command opcode 0x90');
     expectIll(cmd(0xff), 'Reserved command opcode 0xff');
   });
 
@@ -356,6 +361,11 @@ describe('CERROR_ILL (SMMUv3 §4.1.3)', () => {
     expectIll(cmd(CMD_OPCODE.CFGI_CD | (1 << 11)), 'CMD_CFGI_CD: RES0 bit 11 is set'); // no SSV in CFGI_CD
     expectIll(cmd(CMD_OPCODE.TLBI_NSNH_ALL, 1), 'CMD_TLBI_NSNH_ALL: RES0 bit 32 is set');
     expect(decode(cmd(CMD_OPCODE.TLBI_NSNH_ALL, 1), FEATURES, false).ok).toBe(true);
+    // Unchecked, MSIAddress[55:52] (bits 119:116) stay out of the address: it is MSIAddress[51:2] (§4.1.6).
+    expect(decode(cmd(CMD_OPCODE.SYNC, 0, 0x8, 0x00f0_0001), FEATURES, false)).toMatchObject({
+      ok: true,
+      command: { msiAddress: 0x1_0000_0008 },
+    });
     // CFGI_ALL ignores the StreamID; PREFETCH_ADDR's Stride/NS bits are not checked.
     expect(decode(cmd(CMD_OPCODE.CFGI_STE_RANGE, 0x1234, 31))).toEqual({
       ok: true,
