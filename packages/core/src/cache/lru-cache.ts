@@ -44,6 +44,7 @@ export class LruCache<K, V> {
   set(key: K, value: V): void {
     if (!this.entries.delete(key) && this.entries.size >= this.capacity) {
       const oldest = this.entries.keys().next();
+      // Stryker disable next-line ConditionalExpression: a full cache (capacity ≥ 1) always has an oldest entry
       if (!oldest.done) {
         const evicted = this.entries.get(oldest.value)!;
         this.entries.delete(oldest.value);

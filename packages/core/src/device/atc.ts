@@ -25,7 +25,6 @@ export interface AtcEntry {
   readonly pageShift: number;
 }
 
-const U64_LIMIT = 1n << 64n;
 const RWX = PERM_READ | PERM_WRITE | PERM_EXEC;
 
 /** Whether `perm` (a completion's R/W/Exe) covers the R/W/Exe bits of `access`. */
@@ -35,6 +34,7 @@ export function atcGrants(perm: number, access: number): boolean {
 }
 
 function key(pasid: number, iovaPfn: number, privileged: boolean): string {
+  // Stryker disable next-line StringLiteral: any two different privilege marks keep the keys apart
   return `${pasid}:${privileged ? 'p' : 'u'}:${iovaPfn}`;
 }
 
@@ -83,7 +83,8 @@ export class AddressTranslationCache {
   invalidate(pasid: number | undefined, iova: bigint, size: bigint): number {
     this.invalidations++;
     const firstPfn = Number(iova >> 12n);
-    const lastPfn = size >= U64_LIMIT ? Number.POSITIVE_INFINITY : Number((iova + size - 1n) >> 12n);
+    // A size of 2^64 or more ends at or past page 2^52 − 1, the last one.
+    const lastPfn = Number((iova + size - 1n) >> 12n);
     return this.cache.deleteWhere(
       (e) => (pasid === undefined || e.pasid === pasid) && e.iovaPfn >= firstPfn && e.iovaPfn <= lastPfn,
     );

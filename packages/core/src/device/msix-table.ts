@@ -37,10 +37,8 @@ export class MsixTable {
 
   /** Clears every vector (function reset). */
   reset(): void {
-    for (const entry of this.entries) {
-      entry.message = undefined;
-      entry.masked = false;
-    }
+    // A vector with no message sends nothing, masked or not; programming it unmasks it.
+    for (const entry of this.entries) entry.message = undefined;
   }
 
   private entry(vector: number): MsixEntry {

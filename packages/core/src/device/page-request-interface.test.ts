@@ -61,7 +61,10 @@ describe('PageRequestInterface (PCIe PRI)', () => {
     for (let i = 0; i < PRG_INDEX_LIMIT; i++) expect(pri.openGroup(1)).toBe(i);
     // Every index is in flight: no group can be opened, though the allocation has room.
     expect(pri.openGroup(1)).toBeUndefined();
+    // The search goes on from where it stopped (index 0 after a full turn), not from the last index freed.
     pri.complete(response(5));
+    pri.complete(response(0));
+    expect(pri.openGroup(1)).toBe(0);
     expect(pri.openGroup(1)).toBe(5);
     pri.complete(response(3));
     expect(pri.openGroup(1)).toBe(3);

@@ -4,7 +4,7 @@ import { hpa } from '../address/address.js';
 import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
 import type { DomainType, IommuDeviceRef, IommuDomain, IommuDriver, ReservedRegion } from './driver.js';
 import type { PageRequest, PageResponse } from './hardware.js';
-import { IommuCore } from './iommu-core.js';
+import { IIommuCore, IommuCore } from './iommu-core.js';
 import { StaticDomain } from './static-domain.js';
 import { NO_PASID } from './translation.js';
 
@@ -63,6 +63,16 @@ function setup(options?: { pasid?: boolean; pageResponse?: boolean }) {
   return { core, dev, ...stub };
 }
 
+/** The error `fn` throws, or undefined. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 function pri(pasid: number, groupIndex: number, last: boolean): PageRequest {
   return { pasid, iova: 0x1000n, access: 1, groupIndex, last };
 }
@@ -86,6 +96,11 @@ describe('IommuCore', () => {
     expect(errnoOf(() => core.attachDevice(stranger, domain()))).toBe('ENODEV');
     expect(errnoOf(() => core.attachDevicePasid(stranger, domain(), 1))).toBe('ENODEV');
     expect(errnoOf(() => core.detachDevicePasid(stranger, NO_PASID))).toBe('ENODEV');
+    const enodev = { code: 'ENODEV', context: { device: 'stranger' } };
+    expect(thrown(() => core.driverOf(stranger))).toMatchObject(enodev);
+    expect(thrown(() => core.respond(stranger, { pasid: 1, groupIndex: 0, code: 'success' }))).toMatchObject(
+      enodev,
+    );
   });
 
   it('removeDevice forgets the device', () => {
@@ -321,5 +336,28 @@ describe('iommu_dma_prepare_msi', () => {
       'map d1 0x8000000 -> 0x2f020000 +0x1000 -w',
       'map d2 0x8000000 -> 0x3f000000 +0x1000 -w',
     ]);
+  });
+});
+
+describe('IommuCore odds and ends', () => {
+  it('detaching a PASID on a driver without remove_dev_pasid just forgets it', () => {
+    const { core, dev, driver, log } = setup();
+    core.attachDevicePasid(dev, domain(), 2);
+    delete driver.removeDevPasid;
+    core.detachDevicePasid(dev, 2);
+    expect(core.attachedPasids(dev)).toEqual([]);
+    expect(log).toHaveLength(1);
+  });
+
+  it('prepareMsi on a blocked device names the device in its EINVAL', () => {
+    const { core, dev } = setup();
+    expect(thrown(() => core.prepareMsi(dev, hpa(0x2f00_0040n)))).toMatchObject({
+      code: 'EINVAL',
+      context: { device: 'dev0' },
+    });
+  });
+
+  it('its DI token is the global symbol iommukit.IommuCore (every copy of the core shares it)', () => {
+    expect(IIommuCore).toBe(Symbol.for('iommukit.IommuCore'));
   });
 });

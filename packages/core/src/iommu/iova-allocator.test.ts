@@ -102,6 +102,7 @@ describe('IovaAllocator', () => {
     ['never allocated', (_a: bigint) => [0x1000_0000n, 0x1000n] as const],
     ['a part of an allocation', (a: bigint) => [a, 0x1000n] as const],
     ['an allocation at the wrong address', (a: bigint) => [a + 0x1000n, 0x2000n] as const],
+    ['the tail of an allocation', (a: bigint) => [a + 0x1000n, 0x1000n] as const],
     ['a reserved range', (_a: bigint) => [0x8000_0000n, 0x10_0000n] as const],
   ])('free_iova: freeing a range that was %s is EINVAL', (_, pick) => {
     const iovas = new IovaAllocator(PAGE, TOP, [{ start: 0x8000_0000n, length: 0x10_0000n }]);
@@ -134,6 +135,58 @@ describe('IovaAllocator', () => {
     const iovas = new IovaAllocator(PAGE, 0x4fffn, [{ start: 0x4000n, length: PAGE }]);
     expect(errnoOf(() => iovas.free(0x4000n, PAGE))).toBe('EINVAL');
     expect(iovas.alloc(PAGE)).toBe(0x3000n);
+  });
+
+  it('a reserved range of length 0 reserves nothing and does not split the space', () => {
+    const iovas = new IovaAllocator(0x1000n, 0x4fffn, [{ start: 0x3000n, length: 0n }]);
+    expect(iovas.alloc(0x3000n, PAGE)).toBe(0x2000n);
+  });
+
+  it('reserved ranges given out of order are all honoured', () => {
+    const iovas = new IovaAllocator(0n, 0x7fffn, [
+      { start: 0x6000n, length: PAGE },
+      { start: 0x4000n, length: PAGE },
+      { start: 0x2000n, length: PAGE },
+    ]);
+    const got = [1, 2, 3, 4, 5].map(() => iovas.alloc(PAGE));
+    expect(got).toEqual([0x7000n, 0x5000n, 0x3000n, 0x1000n, 0x0n]);
+    expect(errnoOf(() => iovas.alloc(PAGE))).toBe('ENOSPC');
+  });
+
+  it('the gap above a reserved range that ends on the start of the space begins after it', () => {
+    // The reserved range ends at byte 0x1000, the first byte of the space: 0x1000 is not free.
+    const iovas = new IovaAllocator(0x1000n, 0x2fffn, [{ start: 0x800n, length: 0x801n }]);
+    expect(iovas.alloc(PAGE, PAGE)).toBe(0x2000n);
+    expect(errnoOf(() => iovas.alloc(PAGE, PAGE))).toBe('ENOSPC');
+  });
+
+  it('a gap smaller than the size at the bottom of the space is not used', () => {
+    const iovas = new IovaAllocator(0n, 0x2fffn, [{ start: 0x800n, length: 0x2800n }]);
+    expect(errnoOf(() => iovas.alloc(PAGE, PAGE))).toBe('ENOSPC');
+    expect(iovas.alloc(0x800n, 1n)).toBe(0n);
+  });
+
+  it('a byte-aligned allocation ends right below the allocation above it', () => {
+    const iovas = new IovaAllocator(0n, 0x3fffn);
+    expect(iovas.alloc(0x1000n, 1n)).toBe(0x3000n);
+    expect(iovas.alloc(0x1001n, 1n)).toBe(0x1fffn);
+  });
+
+  it('a one-byte gap at the very start of the space is used', () => {
+    const iovas = new IovaAllocator(0x1000n, 0x3fffn, [{ start: 0x1001n, length: 0x2fffn }]);
+    expect(iovas.alloc(1n, 1n)).toBe(0x1000n);
+    expect(errnoOf(() => iovas.alloc(1n, 1n))).toBe('ENOSPC');
+  });
+
+  it('ENOSPC says which size did not fit', () => {
+    const iovas = new IovaAllocator(0x1000n, 0x1fffn);
+    let error: unknown;
+    try {
+      iovas.alloc(0x2000n);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'ENOSPC', context: { size: 0x2000n } });
   });
 
   it('property: each allocation is the highest free, aligned fit (ENOSPC exactly when none exists)', () => {

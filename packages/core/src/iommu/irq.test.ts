@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InterruptController } from './irq.js';
+import { IInterruptController, InterruptController } from './irq.js';
 
 describe('wired interrupt lines', () => {
   it('a raised line runs its handler only when the controller services interrupts', () => {
@@ -121,5 +121,27 @@ describe('wired interrupt lines', () => {
     line.connect(() => line.raise());
     line.raise();
     expect(controller.service()).toBe(1024);
+  });
+});
+
+describe('the pending queue', () => {
+  it('a line raised again while pending is queued once: a later raise of another line is the next delivery', () => {
+    const controller = new InterruptController();
+    const a = controller.line('a');
+    const b = controller.line('b');
+    const order: string[] = [];
+    a.connect(() => order.push('a'));
+    b.connect(() => order.push('b'));
+    a.raise();
+    b.raise();
+    a.raise();
+    expect(controller.service(2)).toBe(2);
+    b.raise();
+    expect(controller.service(1)).toBe(1);
+    expect(order).toEqual(['a', 'b', 'b']);
+  });
+
+  it('its DI token is the global symbol iommukit.InterruptController (every copy of the core shares it)', () => {
+    expect(IInterruptController).toBe(Symbol.for('iommukit.InterruptController'));
   });
 });

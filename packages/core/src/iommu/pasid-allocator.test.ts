@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { errnoOf } from '../errors/iommufd-error.js';
-import { FIRST_GLOBAL_PASID, PASID_BITS_MAX, PasidAllocator } from './pasid-allocator.js';
+import { FIRST_GLOBAL_PASID, IPasidAllocator, PASID_BITS_MAX, PasidAllocator } from './pasid-allocator.js';
 
 describe('PasidAllocator', () => {
   it('iommu_alloc_global_pasid: the lowest free PASID, from IOMMU_FIRST_GLOBAL_PASID = 1 (PASID 0 is never handed out)', () => {
@@ -105,5 +105,28 @@ describe('PasidAllocator', () => {
         }
       }),
     );
+  });
+});
+
+describe('PasidAllocator errors and token', () => {
+  const thrown = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  };
+
+  it('ENOSPC says how many PASIDs are allocated; EINVAL names the PASID freed', () => {
+    const pasids = new PasidAllocator(3);
+    pasids.alloc();
+    pasids.alloc();
+    expect(thrown(() => pasids.alloc())).toMatchObject({ code: 'ENOSPC', context: { allocated: 2 } });
+    expect(thrown(() => pasids.free(7))).toMatchObject({ code: 'EINVAL', context: { pasid: 7 } });
+  });
+
+  it('its DI token is the global symbol iommukit.PasidAllocator (every copy of the core shares it)', () => {
+    expect(IPasidAllocator).toBe(Symbol.for('iommukit.PasidAllocator'));
   });
 });

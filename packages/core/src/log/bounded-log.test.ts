@@ -39,3 +39,11 @@ describe('BoundedLog', () => {
     expect(isIommufdError(error, 'EINVAL')).toBe(true);
   });
 });
+
+describe('BoundedLog of one record', () => {
+  it('a capacity of 1 keeps one record', () => {
+    const log = new BoundedLog<string>(1);
+    expect([log.push('a'), log.push('b')]).toEqual([true, false]);
+    expect(log.take()).toEqual({ records: ['a'], lost: 1 });
+  });
+});
