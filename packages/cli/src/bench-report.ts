@@ -5,9 +5,12 @@
  */
 import type { CaseResult, Spread, SuiteResult } from '@iommukit/testing/bench';
 import Table from 'cli-table3';
-import pc from 'picocolors';
+import picocolors from 'picocolors';
 
-export function renderSuite(result: SuiteResult): string {
+type Colors = ReturnType<typeof picocolors.createColors>;
+
+export function renderSuite(result: SuiteResult, color = false): string {
+  const pc = picocolors.createColors(color);
   const table = new Table({
     head: ['case', 'time/op', 'alloc/op', 'ratio to baseline', 'spread (rounds)', 'target'],
     style: { head: [], border: [], compact: true },
@@ -19,7 +22,14 @@ export function renderSuite(result: SuiteResult): string {
     table.push([`  baseline: ${b.name}`, time(b.ns.median), bytes(b.bytes), '1×', '', '']);
     for (const c of group.cases) {
       const r = c.ratio!;
-      table.push([`  ${c.name}`, time(c.ns.median), bytes(c.bytes), ratio(r.median), spread(r), target(c)]);
+      table.push([
+        `  ${c.name}`,
+        time(c.ns.median),
+        bytes(c.bytes),
+        ratio(r.median),
+        spread(r),
+        target(c, pc),
+      ]);
     }
   }
   const facts = result.facts.map((fact) => `  · ${fact}\n`).join('');
@@ -51,7 +61,7 @@ function spread(s: Spread): string {
   return s.min === s.max ? '' : `${ratio(s.min)}–${ratio(s.max)}`;
 }
 
-function target(c: CaseResult): string {
+function target(c: CaseResult, pc: Colors): string {
   if (c.target === undefined) return '';
   const text = `≥ ${ratio(c.target)}`;
   return c.met ? pc.green(`${text} ✓`) : pc.red(`${text} ✗`);

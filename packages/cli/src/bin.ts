@@ -1,10 +1,12 @@
 #!/usr/bin/env node
+import pc from 'picocolors';
 import { main } from './main.js';
 
 const code = await main(process.argv.slice(2), {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
   cwd: callerDirectory(),
+  color: pc.isColorSupported,
 });
 process.exitCode = code;
 

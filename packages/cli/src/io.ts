@@ -6,6 +6,8 @@ export interface CliIo {
   err(text: string): void;
   /** Working directory that relative paths resolve against. */
   readonly cwd: string;
+  /** Whether `out` renders ANSI colours (a terminal, or `FORCE_COLOR`); plain text when absent. */
+  readonly color?: boolean;
 }
 
 export const EXIT_OK = 0;

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SuiteResult } from '@iommukit/testing/bench';
 import { describe, expect, it } from 'vitest';
-import { bytes, ratio, time } from '../src/bench-report.js';
+import { bytes, ratio, renderSuite, time } from '../src/bench-report.js';
 import { selectSuites } from '../src/commands/bench.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main } from '../src/index.js';
 
@@ -97,5 +97,33 @@ describe('bench report units', () => {
 
   it('shows ratios with two significant digits, or one decimal from 10×', () => {
     expect([0.0059, 0.25, 1, 27.46].map(ratio)).toEqual(['0.0059×', '0.25×', '1.0×', '27.5×']);
+  });
+
+  it('colours the suite, group and target only when asked: CI logs and pipes get plain text', () => {
+    const spread = (v: number) => ({ median: v, min: v, max: v });
+    const result: SuiteResult = {
+      suite: 's',
+      about: 'a',
+      file: 'f.bench.ts',
+      rounds: 1,
+      facts: [],
+      groups: [
+        {
+          name: 'g',
+          baseline: { name: 'b', ns: spread(10) },
+          cases: [
+            { name: 'met', ns: spread(20), ratio: spread(0.5), target: 0.25, met: true },
+            { name: 'missed', ns: spread(100), ratio: spread(0.1), target: 0.25, met: false },
+          ],
+        },
+      ],
+    };
+    const plain = renderSuite(result);
+    expect(plain).not.toContain('\u001b[');
+    expect(plain).toMatch(/^s \(f\.bench\.ts, 1 round\)/);
+    const coloured = renderSuite(result, true);
+    expect(coloured.startsWith('\u001b[1ms\u001b[22m (f.bench.ts')).toBe(true);
+    expect(coloured).toContain('\u001b[32m≥ 0.25× ✓\u001b[39m');
+    expect(coloured).toContain('\u001b[31m≥ 0.25× ✗\u001b[39m');
   });
 });

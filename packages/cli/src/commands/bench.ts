@@ -43,7 +43,7 @@ export async function benchCommand(
       continue;
     }
     results.push(outcome.result);
-    if (!options.json) io.out(renderSuite(outcome.result));
+    if (!options.json) io.out(renderSuite(outcome.result, io.color));
   }
   if (options.json) io.out(`${JSON.stringify(results, null, 2)}\n`);
   return failed ? EXIT_FAILURE : EXIT_OK;
