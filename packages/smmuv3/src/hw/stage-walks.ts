@@ -22,7 +22,7 @@ import { type Cd, cdEffectiveIpsBits } from './cd.js';
 import { EVENT_CLASS } from './events.js';
 import type { Smmuv3Features } from './features.js';
 import { ALL_GRANTS, grantedTo, grantsAllow, leafGrants } from './grants.js';
-import { type Ste, steEffectiveS2PsBits } from './ste.js';
+import { type Ste, steEffectiveS2PsBits, TG0 } from './ste.js';
 import { type Fault, stage1Fault, stage2Fault, WALK_EVENT, walkAbortAddress } from './translation-faults.js';
 
 /** What the walks read through and report to. */
@@ -53,6 +53,15 @@ export type Stage2Walk =
   | { ok: true; pa: number; perm: number; grants: number; pageShift: number; dirty: boolean }
   | { ok: false; fault: Fault };
 
+/**
+ * The output size a walk checks: the effective (S2)PS, but at most 48 bits with the 4K and 16K granules,
+ * whose descriptors hold no more without DS; above that the output bits are zero and no Address Size fault
+ * can occur (IHI 0070 §5.4 IPS, §5.2 S2PS). `tg` is a TG0/S2TG encoding (0b01: 64K).
+ */
+function descriptorOutputBits(effectiveBits: number, tg: number): number {
+  return tg === TG0.SIZE_64K ? effectiveBits : Math.min(effectiveBits, 48);
+}
+
 export class Smmuv3StageWalker {
   /** Table walks started (stage 1 and stage 2 separately). */
   walks = 0;
@@ -73,11 +82,6 @@ export class Smmuv3StageWalker {
         fault: { ...stage1Fault('F_TRANSLATION', ste, cd), reason: 'CD.EPD0 disables TTB0 walks' },
       };
     const format = this.stage1Format(cd);
-    if (!format)
-      return {
-        ok: false,
-        fault: { event: 'C_BAD_CD', record: true, reason: 'stage-1 translation control is illegal' },
-      };
     this.walks++;
     // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD). HA or HD beyond IDR0.HTTU is C_BAD_CD (cd.ts).
     const hd = cd.hd && cd.ha;
@@ -183,24 +187,23 @@ export class Smmuv3StageWalker {
         tg: ste.s2Tg,
         t0sz: ste.s2T0sz,
         sl0: ste.s2Sl0,
-        ps: psEncoding(steEffectiveS2PsBits(ste, this.ctx.features)) ?? ste.s2Ps,
+        ps:
+          psEncoding(descriptorOutputBits(steEffectiveS2PsBits(ste, this.ctx.features), ste.s2Tg)) ??
+          ste.s2Ps,
       });
     } catch {
       return undefined;
     }
   }
 
-  private stage1Format(cd: Cd): VmsaFormat | undefined {
-    try {
-      return vmsaFormatFromRegisters({
-        stage: 1,
-        tg: cd.tg0,
-        t0sz: cd.t0sz,
-        ps: psEncoding(cdEffectiveIpsBits(cd, this.ctx.features)) ?? cd.ips,
-      });
-    } catch {
-      return undefined;
-    }
+  /** The stage-1 table format of a CD: checkCd refuses (C_BAD_CD) every TG0 and T0SZ it cannot have. */
+  private stage1Format(cd: Cd): VmsaFormat {
+    return vmsaFormatFromRegisters({
+      stage: 1,
+      tg: cd.tg0,
+      t0sz: cd.t0sz,
+      ps: psEncoding(descriptorOutputBits(cdEffectiveIpsBits(cd, this.ctx.features), cd.tg0)) ?? cd.ips,
+    });
   }
 
   private traceStep(stage: 1 | 2, level: number, addr: number, lo: number, hi: number): void {

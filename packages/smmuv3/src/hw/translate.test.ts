@@ -697,6 +697,22 @@ describe('spec corner cases', () => {
     }
   });
 
+  it('a 52-bit IPS with the 4K granule walks with 48-bit outputs (no DS), as a 52-bit S2PS does (§5.4 IPS, §5.2 S2PS)', () => {
+    translator = makeTranslator(featuresFromOptions(Smmuv3OptionsSchema.parse({ oasBits: 52 })));
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 3, { ips: 0b110 }));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    expect(translator.translate(req(4, 0x7000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+    const s2 = table(s2Format());
+    s2.map(0x4000_0000n, 0x9000_0000n, 0x1000n, RW);
+    put(
+      STRTAB + 64 * 6,
+      encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...testS2Fields(s2.rootPa, { s2Ps: 0b110 }) }),
+    );
+    expect(translator.translate(req(6, 0x4000_0000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+  });
+
   it('CD.HD without CD.HA does not update the dirty state (§5.4: behaves as both 0)', () => {
     const pt = new IoPageTable(
       s1Format(),
