@@ -23,19 +23,22 @@ import {
 const PAGES = 8192;
 const RW = { read: true, write: true } as const;
 
-/** A rig whose stage 1 maps PAGES pages from IOVA, stage 2 the output, the CD and the stage-1 tables. */
-function rigWith(tlbEntries: number): TranslationRig {
-  const rig = translationRig({ smmu: { tlbEntries } });
+/**
+ * A rig whose stage 1 maps PAGES pages from IOVA to OUT, and whose stage 2 maps 1:1 those outputs, the CD and
+ * every stage-1 table page (so each of the PAGES pages translates on all three streams).
+ */
+function rigWith(smmu: Record<string, unknown>): TranslationRig {
+  const rig = translationRig({ smmu });
   rig.s1.map(BigInt(IOVA), BigInt(OUT), BigInt(PAGES * 4096), RW);
-  rig.s2.map(BigInt(OUT), BigInt(OUT), 0x1000n, RW);
-  rig.mapStage1TablesInStage2(IOVA);
+  rig.s2.map(BigInt(OUT), BigInt(OUT), BigInt(PAGES * 4096), RW);
+  for (let page = 0; page < PAGES; page += 512) rig.mapStage1TablesInStage2(IOVA + page * 4096);
   rig.s1Stream();
   rig.s2Stream();
   rig.nestedStream();
   return rig;
 }
 
-const rig = rigWith(4096);
+const rig = rigWith({ tlbEntries: 4096 });
 const { smmu, bus } = rig;
 const s1Req = translationRequest(S1_STREAM, IOVA);
 const s2Req = translationRequest(S2_STREAM, OUT);
@@ -47,10 +50,20 @@ function pfnOf(r: ReturnType<typeof smmu.translate>): number {
   return r.pfn;
 }
 
-/** A translation with an empty TLB (the configuration stays cached). */
-function missOf(req: typeof s1Req) {
-  smmu.tlb.clear();
-  return smmu.translate(req);
+/**
+ * Translations that always miss the TLB (the configuration stays cached): a cycle through PAGES pages on a
+ * least-recently-used TLB of half as many entries.
+ */
+function misses(streamId: number, base: number): () => unknown {
+  const r = rigWith({ tlbEntries: PAGES / 2, tlbReplacement: 'lru' });
+  const requests = Array.from({ length: PAGES }, (_, page) =>
+    translationRequest(streamId, base + page * 4096),
+  );
+  let page = 0;
+  return () => {
+    page = (page + 1) % PAGES;
+    return r.smmu.translate(requests[page]!);
+  };
 }
 
 function readsPerMiss(req: typeof s1Req): number {
@@ -62,7 +75,7 @@ function readsPerMiss(req: typeof s1Req): number {
 
 /** TLBI_NH_VA of one page + CMD_SYNC through MMIO on a rig whose TLB holds `entries` stage-1 entries. */
 function tlbiCase(entries: number): () => number {
-  const r = rigWith(entries);
+  const r = rigWith({ tlbEntries: entries });
   for (let page = 0; page < entries; page++)
     pfnOf(r.smmu.translate(translationRequest(S1_STREAM, IOVA + page * 4096)));
   const tlbi = encodeTlbiNhVa({ vmid: 0, asid: 1, addressPage: IOVA / 4096 + PAGES - 1, leaf: true });
@@ -164,11 +177,11 @@ export default defineBenchSuite({
       cases: [
         {
           name: 'translate(): stage 1 miss',
-          fn: () => missOf(s1Req),
+          fn: misses(S1_STREAM, IOVA),
           target: 0.3,
         },
-        { name: 'translate(): stage 2 miss', fn: () => missOf(s2Req) },
-        { name: 'translate(): nested miss', fn: () => missOf(nestedReq) },
+        { name: 'translate(): stage 2 miss', fn: misses(S2_STREAM, OUT) },
+        { name: 'translate(): nested miss', fn: misses(NESTED_STREAM, IOVA) },
       ],
     },
     {

@@ -901,7 +901,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   F_TLB_CONFLICT: {
     status: N,
-    note: 'Never recorded: overlapping TLB entries (after a missing invalidation) are resolved by lookup order.',
+    note: 'Never recorded: overlapping TLB entries (after a missing invalidation) are resolved by lookup order (the smallest page size first, an ASID’s own entry before a global one).',
   },
   F_CFG_CONFLICT: {
     status: N,

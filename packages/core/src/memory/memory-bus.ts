@@ -179,8 +179,7 @@ export class MemoryBus {
     }
     who.bytesRead += bytes;
     if (region.kind === 'ram') {
-      const off = addr - region.base + region.ramOffset;
-      for (let i = 0; i < count; i++) out[outOffset + i] = region.ram.read32(off + i * 4);
+      region.ram.readWords(addr - region.base + region.ramOffset, out, outOffset, count);
     } else {
       const off = addr - region.base;
       for (let i = 0; i < count; i++) out[outOffset + i] = region.handler.read(off + i * 4, 4) >>> 0;
@@ -205,8 +204,7 @@ export class MemoryBus {
     }
     who.bytesWritten += bytes;
     if (region.kind === 'ram') {
-      const off = addr - region.base + region.ramOffset;
-      for (let i = 0; i < count; i++) region.ram.write32(off + i * 4, words[inOffset + i]! >>> 0);
+      region.ram.writeWords(addr - region.base + region.ramOffset, words, inOffset, count);
     } else {
       const off = addr - region.base;
       for (let i = 0; i < count; i++) region.handler.write(off + i * 4, 4, words[inOffset + i]! >>> 0);

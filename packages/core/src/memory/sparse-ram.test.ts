@@ -105,4 +105,45 @@ describe('SparseRam', () => {
     expect(ram.read8(0)).toBe(0);
     expect(ram.clear()).toBe(0);
   });
+
+  it('readWords / writeWords span pages, one word per 4 bytes, little-endian', () => {
+    const ram = new SparseRam(8 * PAGE);
+    const words = Uint32Array.of(0x11223344, 0xffffffff, 0x80000000, 7);
+    ram.writeWords(PAGE - 8, words, 0, 4);
+    expect(ram.allocatedBytes).toBe(2 * PAGE);
+    expect([ram.read8(PAGE - 8), ram.read8(PAGE - 5), ram.read32(PAGE), ram.read32(PAGE + 4)]).toEqual([
+      0x44, 0x11, 0x80000000, 7,
+    ]);
+    const out = new Uint32Array(6).fill(0xdead);
+    ram.readWords(PAGE - 8, out, 1, 4);
+    expect([...out]).toEqual([0xdead, 0x11223344, 0xffffffff, 0x80000000, 7, 0xdead]);
+  });
+
+  it('writeWords takes words from an offset and stores any number as its low 32 bits', () => {
+    const ram = new SparseRam(PAGE);
+    ram.writeWords(8, [9, -1, 2 ** 32 + 5], 1, 2);
+    expect([ram.read32(0), ram.read32(8), ram.read32(12)]).toEqual([0, 0xffffffff, 5]);
+  });
+
+  it('readWords of never-written pages gives zeros without allocating, also between written ones', () => {
+    const ram = new SparseRam(8 * PAGE);
+    ram.write32(0, 1);
+    ram.write32(2 * PAGE, 3);
+    const out = new Uint32Array(2 * 1024 + 1).fill(9);
+    ram.readWords(0, out, 0, out.length);
+    expect([out[0], out[1], out[1024], out[2047], out[2048]]).toEqual([1, 0, 0, 0, 3]);
+    expect(ram.allocatedBytes).toBe(2 * PAGE);
+  });
+
+  it('forgets a discarded page it had just used (reads zero, writes allocate afresh)', () => {
+    const ram = new SparseRam(4 * PAGE);
+    ram.write32(PAGE, 5);
+    expect(ram.read32(PAGE)).toBe(5);
+    ram.discard(PAGE, PAGE);
+    expect(ram.read32(PAGE)).toBe(0);
+    ram.write32(PAGE + 4, 6);
+    expect([ram.read32(PAGE), ram.read32(PAGE + 4), ram.allocatedBytes]).toEqual([0, 6, PAGE]);
+    ram.clear();
+    expect(ram.read32(PAGE + 4)).toBe(0);
+  });
 });

@@ -1,14 +1,30 @@
 /**
  * Sparse RAM: 4 KiB pages are allocated on the first write; reads of pages never written return zeros
  * without allocating (docs/design.md §4). Offsets are byte offsets into the region as `number`s.
+ *
+ * Word and byte accesses go to typed-array views of each page, looked up once per page an access touches
+ * (the page last used is remembered, as table walks and DMA stay on one page). Words are little-endian:
+ * on a little-endian host (every platform Node ships for but s390x) through a Uint32Array, elsewhere
+ * through a DataView.
  */
 import { PAGE_SIZE } from '../address/address.js';
 
 const PAGE_MASK = PAGE_SIZE - 1;
+const PAGE_WORDS = PAGE_SIZE / 4;
+const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/** One allocated page, with the views its accesses use. */
+interface Page {
+  readonly words: Uint32Array;
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+}
 
 export class SparseRam {
   readonly size: number;
-  private readonly pages = new Map<number, DataView>();
+  private readonly pages = new Map<number, Page>();
+  private lastIndex = -1;
+  private lastPage: Page | undefined;
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -28,22 +44,59 @@ export class SparseRam {
 
   /** Reads a little-endian unsigned 32-bit word; `offset` must be 4-byte aligned. */
   read32(offset: number): number {
-    const page = this.pages.get(Math.floor(offset / PAGE_SIZE));
-    return page === undefined ? 0 : page.getUint32(offset & PAGE_MASK, true);
+    const page = this.page(Math.floor(offset / PAGE_SIZE));
+    if (page === undefined) return 0;
+    const at = offset & PAGE_MASK;
+    return LITTLE_ENDIAN_HOST ? page.words[at >>> 2]! : page.view.getUint32(at, true);
   }
 
   /** Writes a little-endian 32-bit word; `offset` must be 4-byte aligned. */
   write32(offset: number, value: number): void {
-    this.pageForWrite(offset).setUint32(offset & PAGE_MASK, value >>> 0, true);
+    const page = this.pageForWrite(Math.floor(offset / PAGE_SIZE));
+    const at = offset & PAGE_MASK;
+    if (LITTLE_ENDIAN_HOST) page.words[at >>> 2] = value;
+    else page.view.setUint32(at, value >>> 0, true);
+  }
+
+  /** Reads `count` little-endian words from `offset` (4-byte aligned) into `out` from `outOffset`. */
+  readWords(offset: number, out: Uint32Array, outOffset: number, count: number): void {
+    let done = 0;
+    while (done < count) {
+      const at = offset + done * 4;
+      const first = (at & PAGE_MASK) >>> 2;
+      const n = Math.min(PAGE_WORDS - first, count - done);
+      const page = this.page(Math.floor(at / PAGE_SIZE));
+      if (page === undefined) out.fill(0, outOffset + done, outOffset + done + n);
+      else if (LITTLE_ENDIAN_HOST)
+        for (let i = 0; i < n; i++) out[outOffset + done + i] = page.words[first + i]!;
+      else for (let i = 0; i < n; i++) out[outOffset + done + i] = page.view.getUint32((first + i) * 4, true);
+      done += n;
+    }
+  }
+
+  /** Writes `count` words from `words` at `inOffset` as little-endian words at `offset` (4-byte aligned). */
+  writeWords(offset: number, words: ArrayLike<number>, inOffset: number, count: number): void {
+    let done = 0;
+    while (done < count) {
+      const at = offset + done * 4;
+      const first = (at & PAGE_MASK) >>> 2;
+      const n = Math.min(PAGE_WORDS - first, count - done);
+      const page = this.pageForWrite(Math.floor(at / PAGE_SIZE));
+      if (LITTLE_ENDIAN_HOST) for (let i = 0; i < n; i++) page.words[first + i] = words[inOffset + done + i]!;
+      else
+        for (let i = 0; i < n; i++)
+          page.view.setUint32((first + i) * 4, words[inOffset + done + i]! >>> 0, true);
+      done += n;
+    }
   }
 
   read8(offset: number): number {
-    const page = this.pages.get(Math.floor(offset / PAGE_SIZE));
-    return page === undefined ? 0 : page.getUint8(offset & PAGE_MASK);
+    const page = this.page(Math.floor(offset / PAGE_SIZE));
+    return page === undefined ? 0 : page.bytes[offset & PAGE_MASK]!;
   }
 
   write8(offset: number, value: number): void {
-    this.pageForWrite(offset).setUint8(offset & PAGE_MASK, value);
+    this.pageForWrite(Math.floor(offset / PAGE_SIZE)).bytes[offset & PAGE_MASK] = value;
   }
 
   /** Copies `length` bytes starting at `offset` into `out` at `outOffset`. */
@@ -53,9 +106,9 @@ export class SparseRam {
       const at = offset + done;
       const inPage = at & PAGE_MASK;
       const chunk = Math.min(PAGE_SIZE - inPage, length - done);
-      const page = this.pages.get(Math.floor(at / PAGE_SIZE));
+      const page = this.page(Math.floor(at / PAGE_SIZE));
       if (page === undefined) out.fill(0, outOffset + done, outOffset + done + chunk);
-      else out.set(new Uint8Array(page.buffer, inPage, chunk), outOffset + done);
+      else out.set(page.bytes.subarray(inPage, inPage + chunk), outOffset + done);
       done += chunk;
     }
   }
@@ -67,7 +120,9 @@ export class SparseRam {
       const at = offset + done;
       const inPage = at & PAGE_MASK;
       const chunk = Math.min(PAGE_SIZE - inPage, data.length - done);
-      new Uint8Array(this.pageForWrite(at).buffer, inPage, chunk).set(data.subarray(done, done + chunk));
+      const page = this.pageForWrite(Math.floor(at / PAGE_SIZE));
+      // Data within one page (a descriptor, most DMA) is copied without a view of it.
+      page.bytes.set(chunk === data.length ? data : data.subarray(done, done + chunk), inPage);
       done += chunk;
     }
   }
@@ -79,22 +134,42 @@ export class SparseRam {
   discard(offset: number, length: number): void {
     for (let p = Math.floor(offset / PAGE_SIZE); p < Math.ceil((offset + length) / PAGE_SIZE); p++)
       this.pages.delete(p);
+    this.forgetLast();
   }
 
   /** Drops every page (the RAM reads as zeros again) and returns the bytes released. */
   clear(): number {
     const released = this.allocatedBytes;
     this.pages.clear();
+    this.forgetLast();
     return released;
   }
 
-  private pageForWrite(offset: number): DataView {
-    const index = Math.floor(offset / PAGE_SIZE);
-    let page = this.pages.get(index);
-    if (page === undefined) {
-      page = new DataView(new ArrayBuffer(PAGE_SIZE));
-      this.pages.set(index, page);
+  /** The page at `index`, if it was ever written. */
+  private page(index: number): Page | undefined {
+    if (index === this.lastIndex) return this.lastPage;
+    const page = this.pages.get(index);
+    if (page !== undefined) {
+      this.lastIndex = index;
+      this.lastPage = page;
     }
     return page;
+  }
+
+  private pageForWrite(index: number): Page {
+    let page = this.page(index);
+    if (page === undefined) {
+      const buffer = new ArrayBuffer(PAGE_SIZE);
+      page = { words: new Uint32Array(buffer), bytes: new Uint8Array(buffer), view: new DataView(buffer) };
+      this.pages.set(index, page);
+      this.lastIndex = index;
+      this.lastPage = page;
+    }
+    return page;
+  }
+
+  private forgetLast(): void {
+    this.lastIndex = -1;
+    this.lastPage = undefined;
   }
 }

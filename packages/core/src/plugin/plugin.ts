@@ -61,6 +61,11 @@ export interface InstanceContext<TOptions> {
   readonly options: TOptions;
   readonly bus: MemoryBus;
   readonly tracer: ITracer;
+  /**
+   * Seed of the instance's pseudo-random choices (derived from the config's `seed`), e.g. a cache's random
+   * replacement; absent outside a system (0 is then a fine default).
+   */
+  readonly seed?: number;
   /** Wired interrupt lines by name (`evtq`, `gerror`, `fault`). Hardware raises, the driver connects. */
   irq(name: string): IrqLine;
   /**

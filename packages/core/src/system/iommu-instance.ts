@@ -43,6 +43,7 @@ export class IommuInstance {
     interrupts: InterruptController,
     core: IommuCore,
     private readonly tracer: ITracer,
+    seed: number,
     msi?: InstanceMsi,
   ) {
     const context: InstanceContext<unknown> = {
@@ -51,6 +52,7 @@ export class IommuInstance {
       options,
       bus,
       tracer,
+      seed,
       irq: (line) => interrupts.line(`${name}.${line}`),
       ...(msi ? { msi } : {}),
     };

@@ -41,6 +41,8 @@ export class IommuInstances {
         interrupts,
         core,
         tracer,
+        // Each instance's pseudo-random choices (a cache's random replacement) follow the system seed.
+        (validated.config.seed + i) >>> 0,
         msi,
       );
       this.byName.set(cfg.name, instance);

@@ -39,6 +39,8 @@ describe('Smmuv3OptionsSchema', () => {
     expect(options).toMatchObject({
       nesting: true,
       tlbEntries: 512,
+      tlbWays: 4,
+      tlbReplacement: 'plru',
       configCacheEntries: 64,
       vaBits: 48,
       coherent: true,
@@ -119,6 +121,13 @@ describe('Smmuv3OptionsSchema', () => {
     expect(issues({ ssidBits: 21 })).toEqual(['iommus[0].options.ssidBits: expected at most 20, got 21']);
     expect(issues({ cmdqLog2: 20 })).toEqual(['iommus[0].options.cmdqLog2: expected at most 19, got 20']);
     expect(issues({ tlbEntries: 0 })).toEqual(['iommus[0].options.tlbEntries: expected at least 1, got 0']);
+    expect(issues({ tlbEntries: 512, tlbWays: 3, tlbReplacement: 'lru' })).toEqual([
+      'iommus[0].options.tlbWays: tlbEntries 512 is not a whole number of sets of 3 ways',
+    ]);
+    expect(issues({ tlbEntries: 384, tlbWays: 6 })).toEqual([
+      'iommus[0].options.tlbWays: pseudo-LRU needs a power of two up to 32 ways (got 6)',
+    ]);
+    expect(issues({ tlbEntries: 384, tlbWays: 6, tlbReplacement: 'random' })).toEqual([]);
     expect(issues({ oasBits: 50 })[0]).toMatch(
       /^iommus\[0\]\.options\.oasBits: expected 32 \| 36 \| 40 \| 42 \| 44 \| 48 \| 52/,
     );

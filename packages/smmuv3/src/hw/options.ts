@@ -102,7 +102,20 @@ export const Smmuv3OptionsSchema = z
       .min(1)
       .max(1_048_576)
       .default(512)
-      .describe('TLB capacity of the model (entries).'),
+      .describe('TLB capacity (entries): tlbWays ways in each of tlbEntries / tlbWays sets.'),
+    tlbWays: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(4)
+      .describe('TLB associativity (ways per set); tlbEntries must be a multiple of it.'),
+    tlbReplacement: z
+      .enum(['lru', 'plru', 'random'])
+      .default('plru')
+      .describe(
+        'TLB replacement in a full set: least recently used, tree pseudo-LRU (ways a power of two, at most 32; the default of the MMU-600 TBU micro TLB) or random (from the config seed).',
+      ),
     configCacheEntries: z
       .number()
       .int()
@@ -157,6 +170,10 @@ export const Smmuv3OptionsSchema = z
     if (o.stallModel === 'force-stall' && o.ats)
       issue(['stallModel'], 'forced stall is not allowed with ATS (PCIe)');
     if (!o.msi && !o.wiredIrqs) issue(['wiredIrqs'], 'an SMMU without MSIs needs wired interrupts');
+    if (o.tlbEntries % o.tlbWays !== 0)
+      issue(['tlbWays'], `tlbEntries ${o.tlbEntries} is not a whole number of sets of ${o.tlbWays} ways`);
+    if (o.tlbReplacement === 'plru' && (o.tlbWays > 32 || (o.tlbWays & (o.tlbWays - 1)) !== 0))
+      issue(['tlbWays'], `pseudo-LRU needs a power of two up to 32 ways (got ${o.tlbWays})`);
     // IIDR.Implementer[7] is always 0 (§6.3.7).
     if (o.iidr.implementer & 0x80) issue(['iidr', 'implementer'], 'bit 7 of a JEP106 implementer code is 0');
   });

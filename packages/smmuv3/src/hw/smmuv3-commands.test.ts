@@ -81,7 +81,8 @@ const left = (...dropped: string[]) =>
     .sort();
 
 beforeEach(() => {
-  rig = mmioRig({ sidBits: 8 });
+  // Fully associative, so START's five entries for page 0x10 share a set without evicting each other.
+  rig = mmioRig({ sidBits: 8, tlbEntries: 16, tlbWays: 16, tlbReplacement: 'lru' });
   smmu = rig.smmu;
   prod = 0;
   rig.mmio64(REG.CMDQ_BASE, CMDQ + 3);

@@ -45,7 +45,7 @@ import { Smmuv3ProgrammingInterface } from './programming-interface.js';
 import type { SmmuQueues } from './queues.js';
 import { REG, SMMU_MMIO_SIZE } from './regs.js';
 import { StallBuffer, type StalledTransaction } from './stalls.js';
-import { overlaps, Smmuv3Tlb, type TlbEntry } from './tlb.js';
+import { ANY_ASID, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2 } from './tlb.js';
 import { cdCacheKey, cdCacheStream, Smmuv3Translator } from './translate.js';
 
 const PRI_RESP_CODES = ['failure', 'invalid', 'success'] as const;
@@ -71,7 +71,12 @@ export class Smmuv3Hardware implements IommuHardware {
     this.options = context.options;
     this.features = featuresFromOptions(context.options);
     this.tracer = context.tracer;
-    this.tlb = new Smmuv3Tlb(this.options.tlbEntries);
+    this.tlb = new Smmuv3Tlb({
+      sets: this.options.tlbEntries / this.options.tlbWays,
+      ways: this.options.tlbWays,
+      policy: this.options.tlbReplacement,
+      seed: context.seed,
+    });
     this.stalls = new StallBuffer(this.options.stallMax);
     const counter = context.bus.counter(`hw:${context.instance}`);
     this.tableReads = counter;
@@ -225,10 +230,24 @@ export class Smmuv3Hardware implements IommuHardware {
     };
   }
 
+  /**
+   * A TLBI by address (§4.4.1.1): one address (any entry size) when TG == 0, else the range TG, NUM and
+   * SCALE describe.
+   */
+  private invalidateRange(
+    kinds: number,
+    vmid: number,
+    asid: number,
+    command: { addressPage: number; num: number; scale: number; tg: number },
+  ): number {
+    const range = tlbiRangePages(command);
+    const start = (range?.firstPage ?? command.addressPage) * 4096;
+    return this.tlb.invalidateRange(kinds, vmid, asid, start, (range?.pageCount ?? 1) * 4096);
+  }
+
   /** Runs one command from the command queue (§4): invalidations and responses. */
   private execute(command: Command): CommandOutcome {
     const t = this.translator;
-    const nh = (e: TlbEntry) => e.kind === 's1' || e.kind === 's12';
     let dropped = 0;
     switch (command.op) {
       case 'CFGI_STE':
@@ -249,31 +268,23 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = t.cdCache.deleteWhere((_cd, key) => cdCacheStream(key) === command.streamId);
         break;
       case 'TLBI_NH_ALL':
-        dropped = this.tlb.invalidate((e) => nh(e) && e.vmid === command.vmid);
+        dropped = this.tlb.invalidateVmid(TLB_NH, command.vmid);
         break;
       case 'TLBI_NH_ASID':
-        dropped = this.tlb.invalidate((e) => nh(e) && e.vmid === command.vmid && e.asid === command.asid);
+        dropped = this.tlb.invalidateAsid(TLB_NH, command.vmid, command.asid);
         break;
-      case 'TLBI_NH_VA': {
-        const inRange = rangeMatcher(command);
-        dropped = this.tlb.invalidate(
-          (e) => nh(e) && e.vmid === command.vmid && (e.asid === command.asid || e.asid < 0) && inRange(e),
-        );
+      case 'TLBI_NH_VA':
+        dropped = this.invalidateRange(TLB_NH, command.vmid, command.asid, command);
         break;
-      }
-      case 'TLBI_NH_VAA': {
-        const inRange = rangeMatcher(command);
-        dropped = this.tlb.invalidate((e) => nh(e) && e.vmid === command.vmid && inRange(e));
+      case 'TLBI_NH_VAA':
+        dropped = this.invalidateRange(TLB_NH, command.vmid, ANY_ASID, command);
         break;
-      }
       case 'TLBI_S12_VMALL':
-        dropped = this.tlb.invalidate((e) => e.vmid === command.vmid);
+        dropped = this.tlb.invalidateVmid(TLB_ALL_KINDS, command.vmid);
         break;
-      case 'TLBI_S2_IPA': {
-        const inRange = rangeMatcher(command);
-        dropped = this.tlb.invalidate((e) => e.kind === 's2' && e.vmid === command.vmid && inRange(e));
+      case 'TLBI_S2_IPA':
+        dropped = this.invalidateRange(TLB_S2, command.vmid, ANY_ASID, command);
         break;
-      }
       case 'TLBI_NSNH_ALL':
         dropped = this.tlb.clear();
         break;
@@ -356,18 +367,6 @@ export class Smmuv3Hardware implements IommuHardware {
 }
 
 /** The input range a TLBI names: its range fields, or the single address (any entry containing it). */
-function rangeMatcher(command: {
-  addressPage: number;
-  num: number;
-  scale: number;
-  tg: number;
-}): (e: TlbEntry) => boolean {
-  const range = tlbiRangePages(command);
-  const start = (range?.firstPage ?? command.addressPage) * 4096;
-  const size = (range?.pageCount ?? 1) * 4096;
-  return (e) => overlaps(e, start, size);
-}
-
 function describe(command: Command): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(command)) {

@@ -1,7 +1,7 @@
-import { PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { PERM_READ, PERM_WRITE, type ReplacementPolicy } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { ALL_GRANTS, stageGrants } from './grants.js';
-import { GLOBAL_ASID, overlaps, Smmuv3Tlb, type TlbEntry } from './tlb.js';
+import { ANY_ASID, GLOBAL_ASID, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2, type TlbEntry } from './tlb.js';
 
 const RW = PERM_READ | PERM_WRITE;
 
@@ -22,9 +22,12 @@ function leaf(over: Partial<TlbEntry> = {}): TlbEntry {
   };
 }
 
-describe('Smmuv3Tlb', () => {
+/** A fully associative TLB (one set) of `ways` entries. */
+const full = (ways: number, policy: ReplacementPolicy = 'lru') => new Smmuv3Tlb({ sets: 1, ways, policy });
+
+describe('Smmuv3Tlb lookups', () => {
   it('finds a leaf anywhere in the range it covers, by kind, VMID and ASID', () => {
-    const tlb = new Smmuv3Tlb(8);
+    const tlb = full(8);
     tlb.insert(leaf({ inputBase: 0x20_0000, pageShift: 21, level: 2 }));
     expect(tlb.lookup('s1', 1, 7, 0x20_0000 + 0x1f_fff0)?.outputBase).toBe(0x8000_0000);
     expect(tlb.lookup('s1', 1, 7, 0x40_0000)).toBeUndefined();
@@ -34,8 +37,15 @@ describe('Smmuv3Tlb', () => {
     expect([tlb.hits, tlb.misses]).toEqual([1, 4]);
   });
 
+  it('returns the very entry it cached: a hit builds nothing', () => {
+    const tlb = full(4);
+    const entry = leaf();
+    tlb.insert(entry);
+    expect(tlb.lookup('s1', 1, 7, 0x10_0abc)).toBe(entry);
+  });
+
   it('lets global (nG = 0) leaves match every ASID of their VMID, and prefers the ASID’s own entry', () => {
-    const tlb = new Smmuv3Tlb(8);
+    const tlb = full(8);
     tlb.insert(leaf({ asid: GLOBAL_ASID, outputBase: 0x1000 }));
     expect(tlb.lookup('s1', 1, 99, 0x10_0000)?.outputBase).toBe(0x1000);
     tlb.insert(leaf({ asid: 99, outputBase: 0x2000 }));
@@ -43,8 +53,53 @@ describe('Smmuv3Tlb', () => {
     expect(tlb.lookup('s1', 2, 99, 0x10_0000)).toBeUndefined();
   });
 
+  it('keeps input addresses of 52 bits exact', () => {
+    const tlb = new Smmuv3Tlb({ sets: 64, ways: 4, policy: 'lru' });
+    const top = 2 ** 52 - 0x1000;
+    tlb.insert(leaf({ inputBase: top, outputBase: 0x5000 }));
+    expect(tlb.lookup('s1', 1, 7, top + 0xfff)?.outputBase).toBe(0x5000);
+    expect(tlb.lookup('s1', 1, 7, top - 0x1000)).toBeUndefined();
+  });
+
+  it('ASID 1 is an ASID like any other, not global: it matches only itself', () => {
+    const tlb = full(8);
+    tlb.insert(leaf({ asid: 1 }));
+    expect(tlb.lookup('s1', 1, 2, 0x10_0000)).toBeUndefined();
+    expect(tlb.lookup('s1', 1, 1, 0x10_0000)).toBeDefined();
+  });
+
+  it('tries every page size present: a block found after the page size misses for its ASID', () => {
+    const tlb = full(8);
+    tlb.insert(leaf({ inputBase: 0x1000, pageShift: 12 }));
+    tlb.insert(leaf({ inputBase: 0x20_0000, pageShift: 21, level: 2, outputBase: 0x9000_0000 }));
+    expect(tlb.lookup('s1', 1, 7, 0x20_1234)?.outputBase).toBe(0x9000_0000);
+    expect([tlb.hits, tlb.misses]).toEqual([1, 0]);
+  });
+
+  it('an entry stays reachable when another entry of its size is invalidated or replaced', () => {
+    const tlb = full(8);
+    tlb.insert(leaf({ inputBase: 0x1000 }));
+    tlb.insert(leaf({ inputBase: 0x2000 }));
+    tlb.insert(leaf({ inputBase: 0x2000, outputBase: 0x7000_0000 }));
+    expect(tlb.size).toBe(2);
+    expect(tlb.lookup('s1', 1, 7, 0x2000)?.outputBase).toBe(0x7000_0000);
+    expect(tlb.invalidateRange(TLB_NH, 1, 7, 0x1000, 0x1000)).toBe(1);
+    expect(tlb.lookup('s1', 1, 7, 0x2000)?.outputBase).toBe(0x7000_0000);
+  });
+
+  it('re-inserting the same tags replaces the entry without evicting', () => {
+    const tlb = full(2);
+    tlb.insert(leaf({ outputBase: 0x1000 }));
+    tlb.insert(leaf({ outputBase: 0x2000 }));
+    expect(tlb.size).toBe(1);
+    expect(tlb.evictions).toBe(0);
+    expect(tlb.lookup('s1', 1, 7, 0x10_0000)?.outputBase).toBe(0x2000);
+  });
+});
+
+describe('Smmuv3Tlb capacity', () => {
   it('replaces least recently used entries at capacity; a lookup refreshes an entry', () => {
-    const tlb = new Smmuv3Tlb(2);
+    const tlb = full(2);
     tlb.insert(leaf({ inputBase: 0x1000 }));
     tlb.insert(leaf({ inputBase: 0x2000 }));
     tlb.lookup('s1', 1, 7, 0x1000);
@@ -54,58 +109,89 @@ describe('Smmuv3Tlb', () => {
     expect(tlb.evictions).toBe(1);
   });
 
+  it('evicts within the set a page number selects, while other sets have room (a conflict miss)', () => {
+    const tlb = new Smmuv3Tlb({ sets: 4, ways: 2, policy: 'lru' });
+    // Pages 0, 4 and 8 all fall in set 0.
+    for (const page of [0, 4, 8]) tlb.insert(leaf({ inputBase: page * 0x1000 }));
+    expect(tlb.size).toBe(2);
+    expect(tlb.evictions).toBe(1);
+    expect(tlb.lookup('s1', 1, 7, 0)).toBeUndefined();
+    tlb.insert(leaf({ inputBase: 0x1000 }));
+    expect(tlb.evictions).toBe(1);
+    expect(tlb.capacity).toBe(8);
+  });
+
   it('stops trying a page size once no entry of that size is left (evicted or invalidated)', () => {
-    const tlb = new Smmuv3Tlb(1);
+    const tlb = full(1);
     tlb.insert(leaf({ inputBase: 0, pageShift: 30, level: 1 }));
     tlb.insert(leaf({ inputBase: 0x1000 }));
     expect(tlb.lookup('s1', 1, 7, 0x4000_0000 - 1)).toBeUndefined();
-    tlb.invalidate(() => true);
+    expect(tlb.invalidateVmid(TLB_ALL_KINDS, 1)).toBe(1);
     expect(tlb.size).toBe(0);
     expect(tlb.lookup('s1', 1, 7, 0x1000)).toBeUndefined();
+    tlb.insert(leaf({ inputBase: 0, pageShift: 30, level: 1 }));
+    expect(tlb.lookup('s1', 1, 7, 0x3fff_f000)).toBeDefined();
   });
+});
 
-  it('invalidates by predicate (the TLBI commands build on it) and reports how many entries went', () => {
-    const tlb = new Smmuv3Tlb(8);
+describe('Smmuv3Tlb invalidation', () => {
+  function filled(): Smmuv3Tlb {
+    const tlb = new Smmuv3Tlb({ sets: 8, ways: 4, policy: 'lru' });
     tlb.insert(leaf({ inputBase: 0x1000 }));
     tlb.insert(leaf({ inputBase: 0x2000, asid: 8 }));
-    tlb.insert(leaf({ inputBase: 0x3000, vmid: 2 }));
-    expect(tlb.invalidate((e) => e.vmid === 1 && overlaps(e, 0x1800, 0x1000))).toBe(2);
-    expect(tlb.entries().map((e) => e.vmid)).toEqual([2]);
-    expect(tlb.clear()).toBe(1);
+    tlb.insert(leaf({ inputBase: 0x3000, asid: GLOBAL_ASID }));
+    tlb.insert(leaf({ inputBase: 0x4000, vmid: 2 }));
+    tlb.insert(leaf({ inputBase: 0x5000, kind: 's12' }));
+    tlb.insert(leaf({ inputBase: 0x6000, kind: 's2', asid: GLOBAL_ASID }));
+    tlb.insert(leaf({ inputBase: 0x20_0000, pageShift: 21, level: 2 }));
+    return tlb;
+  }
+  const bases = (tlb: Smmuv3Tlb) =>
+    tlb
+      .entries()
+      .map((e) => e.inputBase)
+      .sort((a, b) => a - b);
+
+  it('by VMID, for the kinds asked (TLBI_NH_ALL leaves stage-2 entries, TLBI_S12_VMALL does not)', () => {
+    const tlb = filled();
+    expect(tlb.invalidateVmid(TLB_NH, 1)).toBe(5);
+    expect(bases(tlb)).toEqual([0x4000, 0x6000]);
+    expect(tlb.invalidateVmid(TLB_ALL_KINDS, 1)).toBe(1);
+    expect(bases(tlb)).toEqual([0x4000]);
   });
 
-  it('ASID 1 is an ASID like any other, not global: it matches only itself', () => {
-    const tlb = new Smmuv3Tlb(8);
-    tlb.insert(leaf({ asid: 1 }));
-    expect(tlb.lookup('s1', 1, 2, 0x10_0000)).toBeUndefined();
-    expect(tlb.lookup('s1', 1, 1, 0x10_0000)).toBeDefined();
+  it('by ASID: that ASID’s entries only, never the global ones', () => {
+    const tlb = filled();
+    expect(tlb.invalidateAsid(TLB_NH, 1, 7)).toBe(3);
+    expect(bases(tlb)).toEqual([0x2000, 0x3000, 0x4000, 0x6000]);
   });
 
-  it('tries every page size present: a block found after the page size misses for its ASID', () => {
-    const tlb = new Smmuv3Tlb(8);
-    tlb.insert(leaf({ inputBase: 0x1000, pageShift: 12 }));
-    tlb.insert(leaf({ inputBase: 0x20_0000, pageShift: 21, level: 2, outputBase: 0x9000_0000 }));
-    expect(tlb.lookup('s1', 1, 7, 0x20_1234)?.outputBase).toBe(0x9000_0000);
-    expect([tlb.hits, tlb.misses]).toEqual([1, 0]);
+  it('by address: the ASID’s and the global entries overlapping the range, blocks included', () => {
+    const tlb = filled();
+    expect(tlb.invalidateRange(TLB_NH, 1, 8, 0x2000, 0x2000)).toBe(2); // ASID 8's page and the global one
+    expect(bases(tlb)).toEqual([0x1000, 0x4000, 0x5000, 0x6000, 0x20_0000]);
+    expect(tlb.invalidateRange(TLB_NH, 1, 7, 0x3f_f000, 0x1000)).toBe(1); // the last page of the 2 MiB block
+    expect(tlb.invalidateRange(TLB_NH, 1, 7, 0x40_0000, 0x1000)).toBe(0);
   });
 
-  it('an entry stays reachable when another entry of its size is invalidated or replaced', () => {
-    const tlb = new Smmuv3Tlb(8);
-    tlb.insert(leaf({ inputBase: 0x1000 }));
-    tlb.insert(leaf({ inputBase: 0x2000 }));
-    tlb.insert(leaf({ inputBase: 0x2000, outputBase: 0x7000_0000 }));
-    expect(tlb.size).toBe(2);
-    expect(tlb.lookup('s1', 1, 7, 0x2000)?.outputBase).toBe(0x7000_0000);
-    expect(tlb.invalidate((e) => e.inputBase === 0x1000)).toBe(1);
-    expect(tlb.lookup('s1', 1, 7, 0x2000)?.outputBase).toBe(0x7000_0000);
+  it('by address for every ASID (TLBI_NH_VAA), and stage 2 alone (TLBI_S2_IPA)', () => {
+    const tlb = filled();
+    expect(tlb.invalidateRange(TLB_S2, 1, ANY_ASID, 0, 0x10_0000)).toBe(1);
+    expect(tlb.invalidateRange(TLB_NH, 1, ANY_ASID, 0, 0x10_0000)).toBe(4);
+    expect(bases(tlb)).toEqual([0x4000, 0x20_0000]);
   });
 
-  it('overlaps() compares the whole range a leaf covers', () => {
-    const block = leaf({ inputBase: 0x20_0000, pageShift: 21 });
-    expect([
-      overlaps(block, 0x3f_f000, 0x1000),
-      overlaps(block, 0x40_0000, 0x1000),
-      overlaps(block, 0x1f_f000, 0x1000),
-    ]).toEqual([true, false, false]);
+  it('a range wider than the TLB visits every set once', () => {
+    const tlb = new Smmuv3Tlb({ sets: 4, ways: 1, policy: 'lru' });
+    for (let page = 0; page < 4; page++) tlb.insert(leaf({ inputBase: page * 0x1000 }));
+    expect(tlb.invalidateRange(TLB_NH, 1, 7, 0, 2 ** 40)).toBe(4);
+    expect(tlb.size).toBe(0);
+  });
+
+  it('clear drops everything and reports how many', () => {
+    const tlb = filled();
+    expect(tlb.clear()).toBe(7);
+    expect(tlb.entries()).toEqual([]);
+    expect(tlb.lookup('s1', 1, 7, 0x1000)).toBeUndefined();
   });
 });

@@ -2,8 +2,10 @@
  * The SMMUv3 TLB (SMMUv3 §3.17, §4.4): translations cached with the tags the invalidation commands
  * address — VMID, ASID (or global, for nG = 0 stage-1 leaves), the kind of translation (stage 1 only,
  * stage 2 only, or a combined stage 1 + 2 entry), the input range the leaf covers (its page or block size)
- * and the level it came from. Capacity is fixed and replacement is least-recently-used, so a missing
- * invalidation leaves a stale entry the model will keep using, as real hardware does.
+ * and the level it came from. It is a set-associative cache (core's {@link SetAssociativeCache}): an entry
+ * lives in the set its page number selects, so a capacity or conflict miss evicts as real hardware does, a
+ * missing invalidation leaves a stale entry the model keeps using, and an invalidation by address visits
+ * only the sets that address selects.
  *
  * An entry holds each stage's permissions for both privilege levels (grants.ts), not the verdict
  * on the access that cached it: a hit checks every access's PnU, InD and RnW against them (§13.4), and a
@@ -13,12 +15,36 @@
  * TLBI_S2_IPA does not (the IPA they came through is not tagged), which is why Linux follows a stage-2
  * change of a nest parent with TLBI_NH_ALL — the model makes that requirement observable.
  */
-import { LruCache } from '@iommukit/core';
+import { type CacheGeometry, SetAssociativeCache } from '@iommukit/core';
 
 export type TlbKind = 's1' | 's2' | 's12';
 
 /** `asid` of an entry that matches every ASID of its VMID (a stage-1 leaf with nG = 0, or any stage-2 entry). */
 export const GLOBAL_ASID = -1;
+/** An invalidation's ASID that matches every entry, global or not (TLBI_NH_VAA, TLBI_S2_IPA). */
+export const ANY_ASID = -2;
+
+/** Sets of kinds an invalidation removes: one bit per {@link TlbKind}. */
+export const TLB_S1 = 1;
+export const TLB_S2 = 2;
+export const TLB_S12 = 4;
+/** The kinds stage-1 (non-hypervisor) invalidations reach: TLBI_NH_* (§4.4.2). */
+export const TLB_NH = TLB_S1 | TLB_S12;
+export const TLB_ALL_KINDS = TLB_S1 | TLB_S2 | TLB_S12;
+
+const KIND_CODE: Readonly<Record<TlbKind, number>> = { s1: 0, s2: 1, s12: 2 };
+
+// The tags of an entry, in the order the cache keeps them.
+const T_KIND = 0;
+const T_VMID = 1;
+const T_ASID = 2;
+const T_SHIFT = 3;
+const T_VPN = 4;
+const TAGS = 5;
+
+/** Page shifts a leaf can have: 12 (4 KiB) to 42 (4 TiB blocks of the 64K granule, 52-bit). */
+const MAX_SHIFT = 63;
+const POW2 = Float64Array.from({ length: MAX_SHIFT + 1 }, (_, n) => 2 ** n);
 
 export interface TlbEntry {
   readonly kind: TlbKind;
@@ -43,13 +69,20 @@ export interface TlbEntry {
 }
 
 export class Smmuv3Tlb {
-  private readonly cache: LruCache<string, TlbEntry>;
-  /** How many cached entries use each page shift: lookups try only the sizes present. */
-  private readonly shifts = new Map<number, number>();
+  private readonly cache: SetAssociativeCache;
+  /** The entry in each slot (built on a miss, returned as it is on every hit). */
+  private readonly slotEntries: (TlbEntry | undefined)[];
+  /** Entries per page shift, and the shifts in use in ascending order: lookups try only those sizes. */
+  private readonly perShift = new Uint32Array(MAX_SHIFT + 1);
+  private shifts: number[] = [];
 
-  constructor(capacity: number) {
-    // Stryker disable next-line ArrowFunction: `shifts` only narrows the sizes a lookup probes; a stale size finds nothing
-    this.cache = new LruCache(capacity, (_key, evicted) => this.forget(evicted));
+  constructor(geometry: CacheGeometry) {
+    this.cache = new SetAssociativeCache('tlb', geometry, TAGS, (slot) => this.forget(slot));
+    this.slotEntries = new Array(this.cache.capacity).fill(undefined);
+  }
+
+  get capacity(): number {
+    return this.cache.capacity;
   }
 
   get size(): number {
@@ -70,72 +103,142 @@ export class Smmuv3Tlb {
 
   /** The entry translating `address` for (kind, VMID, ASID): the ASID's own entries first, then global ones. */
   lookup(kind: TlbKind, vmid: number, asid: number, address: number): TlbEntry | undefined {
-    for (const shift of this.shifts.keys()) {
-      const vpn = Math.floor(address / 2 ** shift);
-      const own = key(kind, vmid, asid, shift, vpn);
-      if (this.cache.peek(own)) return this.cache.get(own);
-      // Stryker disable next-line ConditionalExpression: for GLOBAL_ASID the global key is the one just probed
-      if (asid === GLOBAL_ASID) continue;
-      const global = key(kind, vmid, GLOBAL_ASID, shift, vpn);
-      if (this.cache.peek(global)) return this.cache.get(global);
+    const { cache, shifts } = this;
+    const probe = cache.probe;
+    probe[T_KIND] = KIND_CODE[kind];
+    probe[T_VMID] = vmid;
+    for (let i = 0; i < shifts.length; i++) {
+      const shift = shifts[i]!;
+      const vpn = Math.floor(address / POW2[shift]!);
+      const set = cache.setOf(vpn);
+      probe[T_ASID] = asid;
+      probe[T_SHIFT] = shift;
+      probe[T_VPN] = vpn;
+      let slot = cache.find(set);
+      if (slot < 0 && asid !== GLOBAL_ASID) {
+        probe[T_ASID] = GLOBAL_ASID;
+        slot = cache.find(set);
+      }
+      if (slot >= 0) {
+        cache.hit(set, slot);
+        return this.slotEntries[slot];
+      }
     }
-    this.cache.misses++;
+    cache.misses++;
     return undefined;
   }
 
+  /** Caches `entry`, replacing an entry with the same tags, else a free way, else the set's victim. */
   insert(entry: TlbEntry): void {
-    const k = key(
-      entry.kind,
-      entry.vmid,
-      entry.asid,
-      entry.pageShift,
-      Math.floor(entry.inputBase / 2 ** entry.pageShift),
-    );
-    const old = this.cache.peek(k);
-    // Stryker disable next-line ConditionalExpression,BlockStatement: set() replaces the entry anyway; forgetting it only keeps `shifts` exact
-    if (old) {
-      this.cache.delete(k);
-      this.forget(old);
+    const { cache } = this;
+    const vpn = Math.floor(entry.inputBase / POW2[entry.pageShift]!);
+    const set = cache.setOf(vpn);
+    this.setProbe(KIND_CODE[entry.kind], entry.vmid, entry.asid, entry.pageShift, vpn);
+    const same = cache.find(set);
+    if (same >= 0) this.forget(same);
+    const slot = cache.insert(set);
+    this.slotEntries[slot] = entry;
+    const count = this.perShift[entry.pageShift]!;
+    this.perShift[entry.pageShift] = count + 1;
+    if (count === 0) this.shifts = this.presentShifts();
+  }
+
+  /** Drops the entries of `kinds` (TLB_* bits) of a VMID (TLBI_NH_ALL, TLBI_S12_VMALL); returns how many. */
+  invalidateVmid(kinds: number, vmid: number): number {
+    return this.dropMatching(kinds, vmid, ANY_ASID);
+  }
+
+  /** Drops the non-global entries of `kinds` of (VMID, ASID) (TLBI_NH_ASID); returns how many. */
+  invalidateAsid(kinds: number, vmid: number, asid: number): number {
+    return this.dropMatching(kinds, vmid, asid);
+  }
+
+  /**
+   * Drops the entries of `kinds` of a VMID whose leaf overlaps [start, start + size): of one ASID and the
+   * global ones (TLBI_NH_VA), or of every ASID with {@link ANY_ASID} (TLBI_NH_VAA, TLBI_S2_IPA). Visits,
+   * for each page size in use, only the sets the range's page numbers select. Returns how many.
+   */
+  invalidateRange(kinds: number, vmid: number, asid: number, start: number, size: number): number {
+    const { cache } = this;
+    let dropped = 0;
+    for (const shift of this.shifts) {
+      const first = Math.floor(start / POW2[shift]!);
+      const last = Math.floor((start + size - 1) / POW2[shift]!);
+      const sets = Math.min(last - first + 1, cache.sets);
+      for (let k = 0; k < sets; k++) {
+        const set = cache.setOf(first + k);
+        const from = set * cache.ways;
+        for (let slot = from; slot < from + cache.ways; slot++) {
+          if (!cache.isValid(slot) || cache.tag(slot, T_SHIFT) !== shift) continue;
+          const vpn = cache.tag(slot, T_VPN);
+          if (vpn < first || vpn > last || !this.owned(slot, kinds, vmid)) continue;
+          const entryAsid = cache.tag(slot, T_ASID);
+          if (asid !== ANY_ASID && entryAsid !== asid && entryAsid !== GLOBAL_ASID) continue;
+          this.drop(slot);
+          dropped++;
+        }
+      }
     }
-    this.cache.set(k, entry);
-    this.shifts.set(entry.pageShift, (this.shifts.get(entry.pageShift) ?? 0) + 1);
+    return dropped;
   }
 
-  /** Drops every entry for which `match` holds; returns how many. */
-  invalidate(match: (entry: TlbEntry) => boolean): number {
-    return this.cache.deleteWhere((entry) => {
-      if (!match(entry)) return false;
-      this.forget(entry);
-      return true;
-    });
-  }
-
+  /** Drops everything (TLBI_NSNH_ALL); returns how many entries there were. */
   clear(): number {
-    this.shifts.clear();
+    this.perShift.fill(0);
+    this.shifts = [];
+    this.slotEntries.fill(undefined);
     return this.cache.clear();
   }
 
-  /** Entries, least recently used first (for inspection). */
+  /** The cached entries, in slot order (for inspection). */
   entries(): TlbEntry[] {
-    return [...this.cache].map(([, e]) => e);
+    return this.cache.slots().map((slot) => this.slotEntries[slot]!);
   }
 
-  // A size kept after its last entry only costs lookups a probe: the mutants that keep one are equivalent.
-  // Stryker disable next-line BlockStatement: keeps every size
-  private forget(entry: TlbEntry): void {
-    // Stryker disable next-line ArithmeticOperator: `+ 1` keeps every size
-    const left = (this.shifts.get(entry.pageShift) ?? 1) - 1;
-    // Stryker disable next-line ConditionalExpression,EqualityOperator: `true` and `>=` keep a size at 0
-    if (left > 0) this.shifts.set(entry.pageShift, left);
-    else this.shifts.delete(entry.pageShift);
+  private setProbe(kind: number, vmid: number, asid: number, shift: number, vpn: number): void {
+    const probe = this.cache.probe;
+    probe[T_KIND] = kind;
+    probe[T_VMID] = vmid;
+    probe[T_ASID] = asid;
+    probe[T_SHIFT] = shift;
+    probe[T_VPN] = vpn;
   }
-}
 
-function key(kind: TlbKind, vmid: number, asid: number, shift: number, vpn: number): string {
-  return `${kind}/${vmid}/${asid}/${shift}/${vpn}`;
-}
+  /** Is the entry in `slot` of one of `kinds`, and of `vmid`? */
+  private owned(slot: number, kinds: number, vmid: number): boolean {
+    return ((kinds >>> this.cache.tag(slot, T_KIND)) & 1) === 1 && this.cache.tag(slot, T_VMID) === vmid;
+  }
 
-/** Does the leaf `e` overlap input range [start, start + size)? */
-export function overlaps(e: TlbEntry, start: number, size: number): boolean {
-  return e.inputBase < start + size && start < e.inputBase + 2 ** e.pageShift;
+  /** Drops every entry of `kinds` of `vmid` with exactly `asid` ({@link ANY_ASID}: any); a scan of all sets. */
+  private dropMatching(kinds: number, vmid: number, asid: number): number {
+    let dropped = 0;
+    for (let slot = 0; slot < this.cache.capacity; slot++) {
+      if (!this.cache.isValid(slot) || !this.owned(slot, kinds, vmid)) continue;
+      if (asid !== ANY_ASID && this.cache.tag(slot, T_ASID) !== asid) continue;
+      this.drop(slot);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  private drop(slot: number): void {
+    this.forget(slot);
+    this.cache.invalidateSlot(slot);
+  }
+
+  /** Stops counting the entry in `slot` (about to be replaced or dropped). */
+  private forget(slot: number): void {
+    const entry = this.slotEntries[slot];
+    if (entry === undefined) return;
+    this.slotEntries[slot] = undefined;
+    const left = this.perShift[entry.pageShift]! - 1;
+    this.perShift[entry.pageShift] = left;
+    if (left === 0) this.shifts = this.presentShifts();
+  }
+
+  private presentShifts(): number[] {
+    const out: number[] = [];
+    for (let shift = 0; shift <= MAX_SHIFT; shift++) if (this.perShift[shift]! > 0) out.push(shift);
+    return out;
+  }
 }

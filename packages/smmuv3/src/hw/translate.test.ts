@@ -61,7 +61,7 @@ beforeEach(() => {
     recordInvalidStreamIds: true,
     e2h: false,
   };
-  tlb = new Smmuv3Tlb(64);
+  tlb = new Smmuv3Tlb({ sets: 16, ways: 4, policy: 'lru' });
   translator = makeTranslator();
 });
 
