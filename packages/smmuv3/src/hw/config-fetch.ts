@@ -22,7 +22,15 @@ import { EVENT_CLASS, type EventName } from './events.js';
 import type { Smmuv3IdrExtras } from './features.js';
 import type { TranslationState } from './programming-interface.js';
 import type { Smmuv3StageWalker, WalkContext } from './stage-walks.js';
-import { checkSte, decodeSte, STE_WORDS, type Ste, steConfigKind, steStreamWorld } from './ste.js';
+import {
+  checkSte,
+  decodeSte,
+  STE_WORDS,
+  type Ste,
+  type SteConfigKind,
+  steConfigKind,
+  steStreamWorld,
+} from './ste.js';
 import { fetchSteWords } from './ste-fetch.js';
 import type { Fault } from './translation-faults.js';
 
@@ -33,10 +41,27 @@ export interface ConfigFetchContext extends WalkContext {
   state(): TranslationState;
 }
 
+/**
+ * A checked STE decoded once for every translation that uses it: what its Config selects and its stage-2
+ * table format (undefined without stage 2; null when S2TG/S2SL0/S2T0SZ cannot form one, which each
+ * translation reports as C_BAD_STE).
+ */
+export interface SteContext {
+  readonly ok: true;
+  readonly ste: Ste;
+  readonly kind: SteConfigKind;
+  readonly s2Format: VmsaFormat | null | undefined;
+}
+
 /** A checked STE, or why it is unusable (cached as the hardware caches what it fetched). */
 export type SteEntry =
-  | { readonly ok: true; readonly ste: Ste }
+  | SteContext
   | { readonly ok: false; readonly event: EventName; readonly reason: string; readonly fetchAddr?: number };
+
+/** A checked CD as stage 1 uses it, with the table format of its TTB0 worked out once at the fetch. */
+export interface CdContext extends Cd {
+  readonly s1Format: VmsaFormat;
+}
 
 /** SubstreamIDs are 20 bits, so StreamID · 2^20 + SubstreamID is exact (StreamIDs are at most 32 bits). */
 const SSID_SPAN = 2 ** 20;
@@ -54,7 +79,7 @@ export function cdCacheStream(key: number): number {
 export class Smmuv3ConfigFetch {
   readonly steCache: LruCache<number, SteEntry>;
   /** CDs by {@link cdCacheKey}(StreamID, SubstreamID). */
-  readonly cdCache: LruCache<number, Cd>;
+  readonly cdCache: LruCache<number, CdContext>;
   /** One STE, CD or L1CD as read from memory. */
   private readonly words = new Uint32Array(STE_WORDS);
 
@@ -83,7 +108,7 @@ export class Smmuv3ConfigFetch {
     const ste = decodeSte(this.words);
     const check = checkSte(ste, features, this.ctx.idr);
     const entry: SteEntry = check.ok
-      ? { ok: true, ste }
+      ? this.context(ste)
       : { ok: false, event: 'C_BAD_STE', reason: check.reason };
     this.steCache.set(streamId, entry);
     // Stryker disable next-line ConditionalExpression: only spares building the message; trace() drops it when off
@@ -98,8 +123,14 @@ export class Smmuv3ConfigFetch {
     return entry;
   }
 
+  private context(ste: Ste): SteContext {
+    const kind = steConfigKind(ste.config);
+    const s2Format = kind === 's2' || kind === 'nested' ? (this.walker.stage2Format(ste) ?? null) : undefined;
+    return { ok: true, ste, kind, s2Format };
+  }
+
   /** The CD for (StreamID, SubstreamID); nested (`s2Format`): the table pointers are IPAs translated by stage 2. */
-  cd(streamId: number, ssid: number, ste: Ste, s2Format: VmsaFormat | undefined): Cd | Fault {
+  cd(streamId: number, ssid: number, ste: Ste, s2Format: VmsaFormat | undefined): CdContext | Fault {
     const key = cdCacheKey(streamId, ssid);
     const cached = this.cdCache.get(key);
     if (cached) return cached;
@@ -140,7 +171,12 @@ export class Smmuv3ConfigFetch {
     }
     if (!check.ok) return { event: 'C_BAD_CD', record: true, reason: check.reason };
     // EPD0/EPD1 are IGNORED, effectively 0, for an any-EL2 StreamWorld (§5.4 EPD0): cache what the walks use.
-    const used = streamWorld === 'NS-EL2' ? { ...cd, epd0: false, epd1: false } : cd;
+    const el2 = streamWorld === 'NS-EL2';
+    const used: CdContext = {
+      ...cd,
+      ...(el2 ? { epd0: false, epd1: false } : {}),
+      s1Format: this.walker.stage1Format(cd),
+    };
     this.cdCache.set(key, used);
     return used;
   }

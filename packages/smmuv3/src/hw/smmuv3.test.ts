@@ -138,7 +138,10 @@ describe('Smmuv3Hardware', () => {
   it('CMD_CFGI_CD drops one CD, CMD_CFGI_CD_ALL and CMD_CFGI_STE every CD of that stream only', () => {
     enable();
     const cds = smmu.translator.cdCache;
-    const cd = decodeCd(encodeCd({ v: true }));
+    const cd = {
+      ...decodeCd(encodeCd({ v: true })),
+      s1Format: vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 }),
+    };
     const fill = () => {
       for (const [sid, ssid] of [
         [2, 0],

@@ -19,6 +19,7 @@ import {
   walk,
 } from '@iommukit/pagetables';
 import { type Cd, cdEffectiveIpsBits } from './cd.js';
+import type { CdContext } from './config-fetch.js';
 import { EVENT_CLASS } from './events.js';
 import type { Smmuv3Features } from './features.js';
 import { ALL_GRANTS, grantedTo, grantsAllow, leafGrants } from './grants.js';
@@ -71,7 +72,7 @@ export class Smmuv3StageWalker {
   /** Stage 1 from the CD's TTB0 and, when nested (`s2Format`), every IPA it uses through stage 2. */
   stage1(
     ste: Ste,
-    cd: Cd,
+    cd: CdContext,
     s2Format: VmsaFormat | undefined,
     input: number,
     access: number,
@@ -81,7 +82,7 @@ export class Smmuv3StageWalker {
         ok: false,
         fault: { ...stage1Fault('F_TRANSLATION', ste, cd), reason: 'CD.EPD0 disables TTB0 walks' },
       };
-    const format = this.stage1Format(cd);
+    const format = cd.s1Format;
     this.walks++;
     // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD). HA or HD beyond IDR0.HTTU is C_BAD_CD (cd.ts).
     const hd = cd.hd && cd.ha;
@@ -197,7 +198,7 @@ export class Smmuv3StageWalker {
   }
 
   /** The stage-1 table format of a CD: checkCd refuses (C_BAD_CD) every TG0 and T0SZ it cannot have. */
-  private stage1Format(cd: Cd): VmsaFormat {
+  stage1Format(cd: Cd): VmsaFormat {
     return vmsaFormatFromRegisters({
       stage: 1,
       tg: cd.tg0,

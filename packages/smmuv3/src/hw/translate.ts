@@ -34,11 +34,11 @@ import {
 import type { VmsaFormat } from '@iommukit/pagetables';
 import { BYPASS_ADDR_SIZE, bypassOutcome, smmuDisabledOutcome } from './address-size.js';
 import type { Cd } from './cd.js';
-import { type ConfigFetchContext, Smmuv3ConfigFetch, type SteEntry } from './config-fetch.js';
+import { type CdContext, type ConfigFetchContext, Smmuv3ConfigFetch, type SteEntry } from './config-fetch.js';
 import { EVENT_CLASS, type EventRecord } from './events.js';
 import { ALL_GRANTS, atsCompletionGrant, grantedTo, grantsAllow, inputAccess } from './grants.js';
 import { Smmuv3StageWalker } from './stage-walks.js';
-import { STE_EATS, STE_S1DSS, type Ste, steConfigKind } from './ste.js';
+import { STE_EATS, STE_S1DSS, type Ste } from './ste.js';
 import { GLOBAL_ASID, type Smmuv3Tlb, type TlbEntry, type TlbKind } from './tlb.js';
 import {
   coreFault,
@@ -71,7 +71,7 @@ export interface TranslatorContext extends ConfigFetchContext {
 export class Smmuv3Translator {
   readonly steCache: LruCache<number, SteEntry>;
   /** CDs by {@link cdCacheKey}(StreamID, SubstreamID). */
-  readonly cdCache: LruCache<number, Cd>;
+  readonly cdCache: LruCache<number, CdContext>;
   private readonly walker: Smmuv3StageWalker;
   private readonly config: Smmuv3ConfigFetch;
   /** 2^OAS, which is also 2^IAS: inputs at or above it fail the bypass address-size checks. */
@@ -152,8 +152,7 @@ export class Smmuv3Translator {
         fault: { event, record, reason, ...(fetchAddr !== undefined ? { fetchAddr } : {}) },
       };
     }
-    const ste = entry.ste;
-    const kind = steConfigKind(ste.config);
+    const { ste, kind } = entry;
     // An ATS request to an aborting stream is refused as the transaction would be: no event (§3.9.1).
     if (ats && kind === 'abort') return { ok: false, fault: { event: 'ABORT', record: false } };
     // EATS 0b11 (DPT) behaves as 0b00 without the Device Permission Table (§5.2 EATS).
@@ -177,7 +176,6 @@ export class Smmuv3Translator {
 
     const hasSsid = request.pasid !== NO_PASID;
     const s1 = kind === 's1' || kind === 'nested';
-    const s2 = kind === 's2' || kind === 'nested';
     if (hasSsid && (!s1 || ste.s1CdMax === 0 || this.ctx.features.ssidBits === 0)) {
       return {
         ok: false,
@@ -188,16 +186,12 @@ export class Smmuv3Translator {
         },
       };
     }
-    let s2Format: VmsaFormat | undefined;
-    if (s2) {
-      const f = this.walker.stage2Format(ste);
-      if (!f)
-        return {
-          ok: false,
-          fault: { event: 'C_BAD_STE', record: true, reason: 'stage-2 translation control is illegal' },
-        };
-      s2Format = f;
-    }
+    const s2Format = entry.s2Format;
+    if (s2Format === null)
+      return {
+        ok: false,
+        fault: { event: 'C_BAD_STE', record: true, reason: 'stage-2 translation control is illegal' },
+      };
     if (!s1) {
       return this.stage2Only(ste, s2Format!, input, access);
     }
@@ -251,7 +245,13 @@ export class Smmuv3Translator {
   }
 
   /** Stage 1 (nested when `s2Format`): the TLB, else the walk and a new TLB entry. */
-  private stage1(ste: Ste, cd: Cd, s2Format: VmsaFormat | undefined, input: number, access: number): Outcome {
+  private stage1(
+    ste: Ste,
+    cd: CdContext,
+    s2Format: VmsaFormat | undefined,
+    input: number,
+    access: number,
+  ): Outcome {
     const kind: TlbKind = s2Format ? 's12' : 's1';
     const cached = this.ctx.tlb.lookup(kind, ste.s2Vmid, cd.asid, input);
     const hit = cached && this.hit(cached, input, access, ste, cd);
