@@ -6,7 +6,7 @@ import { IoPageTable } from './io-page-table.js';
 import { LIMIT_AP_TABLE_RO } from './vmsa/descriptors.js';
 import { vmsaAccessAllowed } from './vmsa/permissions.js';
 import { vmsaFormat } from './vmsa/vmsa-format.js';
-import { type WalkOptions, walk } from './walk.js';
+import { type WalkOptions, type WalkTableCache, walk } from './walk.js';
 
 const RW = { read: true, write: true } as const;
 const IOVA = 0x12_3456_7000;
@@ -202,6 +202,103 @@ describe('walk: results and faults', () => {
     expect(r.ok && vmsaAccessAllowed(r.attrs, PERM_READ)).toBe(true);
     const flat = walk(format, table.rootPa, IOVA, { ...options, hierarchicalPermissions: false });
     expect(flat.ok && vmsaAccessAllowed(flat.attrs, PERM_WRITE)).toBe(true);
+  });
+});
+
+/** A walk cache keyed by (shift, input region): enough to watch what the walker asks for and stores. */
+class MapWalkCache implements WalkTableCache {
+  readonly entries = new Map<string, { level: number; table: number; limits: number }>();
+  readonly fills: [level: number, shift: number, table: number, limits: number][] = [];
+  table = -1;
+  limits = -1;
+  constructor(private readonly shifts: readonly number[]) {}
+  find(iova: number): number {
+    for (const shift of this.shifts) {
+      const e = this.entries.get(`${shift}:${Math.floor(iova / 2 ** shift)}`);
+      if (e) {
+        this.table = e.table;
+        this.limits = e.limits;
+        return e.level;
+      }
+    }
+    return -1;
+  }
+  fill(level: number, shift: number, iova: number, table: number, limits: number): void {
+    this.fills.push([level, shift, table, limits]);
+    this.entries.set(`${shift}:${Math.floor(iova / 2 ** shift)}`, { level: level + 1, table, limits });
+  }
+}
+
+describe('walk: walk caches (tableCache)', () => {
+  it('reports each table descriptor it follows with the range it covers, then starts at the deepest cached table', () => {
+    const { m, format, table, options, steps } = setup();
+    const [lo, hi] = readDesc(m, steps[1]!);
+    writeDesc(m, steps[1]!, lo, hi | (1 << 30)); // APTable[1] at level 1: read-only below
+    const cache = new MapWalkCache([21, 30, 39]);
+    const first = walk(format, table.rootPa, IOVA, { ...options, tableCache: cache });
+    expect(first.ok && first.reads).toBe(4);
+    expect(cache.fills.map(([level, shift]) => [level, shift])).toEqual([
+      [0, 39],
+      [1, 30],
+      [2, 21],
+    ]);
+    expect(cache.fills.map(([, , t]) => t)).toEqual(steps.slice(1).map((a) => a - (a % 4096)));
+    expect(cache.fills.map(([, , , limits]) => limits)).toEqual([0, LIMIT_AP_TABLE_RO, LIMIT_AP_TABLE_RO]);
+    cache.fills.length = 0;
+    const seen: number[] = [];
+    const again = walk(format, table.rootPa, IOVA + 0x10, {
+      ...options,
+      tableCache: cache,
+      onStep: (level) => seen.push(level),
+    });
+    expect(again.ok && [again.pa, again.reads, again.attrs.tableLimits]).toEqual([
+      PA + 0x10,
+      1,
+      LIMIT_AP_TABLE_RO,
+    ]);
+    expect(seen).toEqual([3]);
+    expect(cache.fills).toEqual([]);
+  });
+
+  it('walks from the root on a miss, and from a shallower table when only that one is cached', () => {
+    const { format, table, options, steps } = setup();
+    const cache = new MapWalkCache([30]);
+    cache.entries.set(`30:${Math.floor(IOVA / 2 ** 30)}`, {
+      level: 2,
+      table: steps[2]! - (steps[2]! % 4096),
+      limits: 0,
+    });
+    const seen: number[] = [];
+    const r = walk(format, table.rootPa, IOVA, {
+      ...options,
+      tableCache: cache,
+      onStep: (l) => seen.push(l),
+    });
+    expect(r.ok && [r.pa, r.reads]).toEqual([PA, 2]);
+    expect(seen).toEqual([2, 3]);
+    const miss = new MapWalkCache([21]);
+    expect(walk(format, table.rootPa, IOVA, { ...options, tableCache: miss }).reads).toBe(4);
+  });
+
+  it('a stale cached table is used as the hardware would use it, and limits do not count without hierarchy', () => {
+    const { m, format, table, options } = setup();
+    const other = new IoPageTable(format, m);
+    other.map(BigInt(IOVA), 0x4000_0000n, 0x1000n, RW);
+    const cache = new MapWalkCache([21, 30, 39]);
+    walk(format, other.rootPa, IOVA, { ...options, tableCache: cache });
+    for (const e of cache.entries.values()) e.limits = LIMIT_AP_TABLE_RO;
+    const stale = walk(format, table.rootPa, IOVA, { ...options, tableCache: cache });
+    expect(stale.ok && [stale.pa, stale.reads, stale.attrs.tableLimits]).toEqual([
+      0x4000_0000,
+      1,
+      LIMIT_AP_TABLE_RO,
+    ]);
+    const flat = walk(format, table.rootPa, IOVA, {
+      ...options,
+      tableCache: cache,
+      hierarchicalPermissions: false,
+    });
+    expect(flat.ok && flat.attrs.tableLimits).toBe(0);
   });
 });
 

@@ -22,6 +22,10 @@
  *   HA/HD write-back (a hardware update is a write to the descriptor's IPA, SMMUv3 §3.13.5); a fault it
  *   returns ends the walk with the same kind, the stage 1 level, and the stage 2 fault in `tableWalk`, and
  *   the descriptor is not written.
+ * - Walk caches: with `tableCache`, the walk starts at the deepest table the cache holds for the input
+ *   (skipping the descriptor reads above it, as a hardware walk cache does) and reports every table
+ *   descriptor it follows, so the cache can keep it. What the cache is tagged by and what invalidates it is
+ *   the IOMMU's business.
  * Permission checks are the caller's: {@link PageTableFormat.permissions} or {@link vmsaAccessAllowed}.
  */
 import { type AccessCounter, type MemoryBus, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
@@ -65,6 +69,27 @@ export interface WalkFailure {
 
 export type WalkResult<A> = WalkOk<A> | WalkFailure;
 
+/**
+ * A walk cache as the walker sees it: lookups and fills by input address. Implementations keep the tags
+ * (stage, VMID, ASID…) themselves and hand back the table through their own fields, so neither side allocates.
+ */
+export interface WalkTableCache {
+  /**
+   * The deepest cached table whose range holds `iova`: returns the level of its descriptors, with
+   * {@link table} and {@link limits} set; -1 when none is cached.
+   */
+  find(iova: number): number;
+  /** After a {@link find} hit: the table's address (what a table descriptor held: an IPA when nested). */
+  readonly table: number;
+  /** After a {@link find} hit: the table limits accumulated on the way to it ({@link PageTableFormat.tableLimits}). */
+  readonly limits: number;
+  /**
+   * The walk followed a level-`level` table descriptor for `iova` to `table`, with `limits` accumulated so
+   * far (this descriptor's included). `shift` is the log2 of the input range that descriptor covers.
+   */
+  fill(level: number, shift: number, iova: number, table: number, limits: number): void;
+}
+
 export interface WalkOptions {
   readonly bus: MemoryBus;
   /** Every descriptor read and write-back is counted here. */
@@ -86,6 +111,8 @@ export interface WalkOptions {
   readonly translateTableAddress?: (address: number, level: number, access: number) => number | WalkFault;
   /** Called after every descriptor read, for tracing. */
   readonly onStep?: (level: number, address: number, lo: number, hi: number) => void;
+  /** A walk cache to start from and to fill (see {@link WalkTableCache}). */
+  readonly tableCache?: WalkTableCache;
 }
 
 // One descriptor's words. Values are copied into locals right after the read, before any callback, so a
@@ -108,7 +135,7 @@ export function walk<A>(
   iova: number,
   options: WalkOptions,
 ): WalkResult<A> {
-  const { bus, counter, translateTableAddress, onStep } = options;
+  const { bus, counter, translateTableAddress, onStep, tableCache } = options;
   const oaLimit = pow2(format.oas);
   let level = format.startLevel;
   if (!(iova >= 0 && iova < pow2(format.ias))) return failure('translation', level, 0);
@@ -117,6 +144,14 @@ export function walk<A>(
   let table = rootPa;
   let limits = 0;
   let reads = 0;
+  if (tableCache !== undefined) {
+    const cached = tableCache.find(iova);
+    if (cached >= 0) {
+      level = cached;
+      table = tableCache.table;
+      limits = hierarchical ? tableCache.limits : 0;
+    }
+  }
   for (;;) {
     const entry = table + format.index(iova, level) * format.descriptorBytes;
     let address = entry;
@@ -138,6 +173,7 @@ export function walk<A>(
       const next = format.tableAddress(lo, hi);
       if (next >= oaLimit) return failure('address-size', level, reads);
       if (hierarchical) limits |= format.tableLimits(lo, hi);
+      tableCache?.fill(level, format.levelShift(level), iova, next, limits);
       table = next;
       level = format.nextLevel(level);
       continue;
