@@ -225,7 +225,7 @@ class MapWalkCache implements WalkTableCache {
   }
   fill(level: number, shift: number, iova: number, table: number, limits: number): void {
     this.fills.push([level, shift, table, limits]);
-    this.entries.set(`${shift}:${Math.floor(iova / 2 ** shift)}`, { level: level + 1, table, limits });
+    this.entries.set(`${shift}:${Math.floor(iova / 2 ** shift)}`, { level, table, limits });
   }
 }
 
@@ -238,9 +238,9 @@ describe('walk: walk caches (tableCache)', () => {
     const first = walk(format, table.rootPa, IOVA, { ...options, tableCache: cache });
     expect(first.ok && first.reads).toBe(4);
     expect(cache.fills.map(([level, shift]) => [level, shift])).toEqual([
-      [0, 39],
-      [1, 30],
-      [2, 21],
+      [1, 39],
+      [2, 30],
+      [3, 21],
     ]);
     expect(cache.fills.map(([, , t]) => t)).toEqual(steps.slice(1).map((a) => a - (a % 4096)));
     expect(cache.fills.map(([, , , limits]) => limits)).toEqual([0, LIMIT_AP_TABLE_RO, LIMIT_AP_TABLE_RO]);

@@ -84,8 +84,8 @@ export interface WalkTableCache {
   /** After a {@link find} hit: the table limits accumulated on the way to it ({@link PageTableFormat.tableLimits}). */
   readonly limits: number;
   /**
-   * The walk followed a level-`level` table descriptor for `iova` to `table`, with `limits` accumulated so
-   * far (this descriptor's included). `shift` is the log2 of the input range that descriptor covers.
+   * The walk followed a table descriptor for `iova` to `table`, whose descriptors are level `level`, with
+   * `limits` accumulated so far (that descriptor's included); `shift` is log2 of the input range the table covers.
    */
   fill(level: number, shift: number, iova: number, table: number, limits: number): void;
 }
@@ -173,9 +173,10 @@ export function walk<A>(
       const next = format.tableAddress(lo, hi);
       if (next >= oaLimit) return failure('address-size', level, reads);
       if (hierarchical) limits |= format.tableLimits(lo, hi);
-      tableCache?.fill(level, format.levelShift(level), iova, next, limits);
+      const span = format.levelShift(level);
       table = next;
       level = format.nextLevel(level);
+      tableCache?.fill(level, span, iova, table, limits);
       continue;
     }
     // A leaf: Arm ARM D8.5 fault order: address size, then access flag.
