@@ -41,6 +41,8 @@ describe('Smmuv3OptionsSchema', () => {
       tlbEntries: 512,
       tlbWays: 4,
       tlbReplacement: 'plru',
+      walkCacheEntries: 256,
+      walkCacheWays: 4,
       configCacheEntries: 64,
       vaBits: 48,
       coherent: true,
@@ -128,6 +130,16 @@ describe('Smmuv3OptionsSchema', () => {
       'iommus[0].options.tlbWays: pseudo-LRU needs a power of two up to 32 ways (got 6)',
     ]);
     expect(issues({ tlbEntries: 384, tlbWays: 6, tlbReplacement: 'random' })).toEqual([]);
+    expect(issues({ walkCacheEntries: 102 })).toEqual([
+      'iommus[0].options.walkCacheWays: walkCacheEntries 102 is not a whole number of sets of 4 ways',
+    ]);
+    expect(issues({ walkCacheEntries: 96, walkCacheWays: 6 })).toEqual([
+      'iommus[0].options.walkCacheWays: pseudo-LRU needs a power of two up to 32 ways (got 6)',
+    ]);
+    expect(issues({ walkCacheEntries: 0, walkCacheWays: 6 })).toEqual([]);
+    expect(issues({ walkCacheEntries: -1 })[0]).toBe(
+      'iommus[0].options.walkCacheEntries: expected at least 0, got -1',
+    );
     expect(issues({ oasBits: 50 })[0]).toMatch(
       /^iommus\[0\]\.options\.oasBits: expected 32 \| 36 \| 40 \| 42 \| 44 \| 48 \| 52/,
     );

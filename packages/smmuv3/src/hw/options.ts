@@ -116,6 +116,22 @@ export const Smmuv3OptionsSchema = z
       .describe(
         'TLB replacement in a full set: least recently used, tree pseudo-LRU (ways a power of two, at most 32; the default of the MMU-600 TBU micro TLB) or random (from the config seed).',
       ),
+    walkCacheEntries: z
+      .number()
+      .int()
+      .min(0)
+      .max(65_536)
+      .default(256)
+      .describe(
+        'Capacity of each walk cache (stage 1 and stage 2; table descriptors, tagged like the TLB), in walkCacheWays-way sets with the TLB replacement policy; 0 models none. The default is the depth of one MMU-600 TCU walk cache.',
+      ),
+    walkCacheWays: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(4)
+      .describe('Walk cache associativity (ways per set); walkCacheEntries must be a multiple of it.'),
     configCacheEntries: z
       .number()
       .int()
@@ -174,6 +190,17 @@ export const Smmuv3OptionsSchema = z
       issue(['tlbWays'], `tlbEntries ${o.tlbEntries} is not a whole number of sets of ${o.tlbWays} ways`);
     if (o.tlbReplacement === 'plru' && (o.tlbWays > 32 || (o.tlbWays & (o.tlbWays - 1)) !== 0))
       issue(['tlbWays'], `pseudo-LRU needs a power of two up to 32 ways (got ${o.tlbWays})`);
+    if (o.walkCacheEntries % o.walkCacheWays !== 0)
+      issue(
+        ['walkCacheWays'],
+        `walkCacheEntries ${o.walkCacheEntries} is not a whole number of sets of ${o.walkCacheWays} ways`,
+      );
+    if (
+      o.walkCacheEntries > 0 &&
+      o.tlbReplacement === 'plru' &&
+      (o.walkCacheWays > 32 || (o.walkCacheWays & (o.walkCacheWays - 1)) !== 0)
+    )
+      issue(['walkCacheWays'], `pseudo-LRU needs a power of two up to 32 ways (got ${o.walkCacheWays})`);
     // IIDR.Implementer[7] is always 0 (§6.3.7).
     if (o.iidr.implementer & 0x80) issue(['iidr', 'implementer'], 'bit 7 of a JEP106 implementer code is 0');
   });

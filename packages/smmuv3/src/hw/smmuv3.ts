@@ -45,8 +45,9 @@ import { Smmuv3ProgrammingInterface } from './programming-interface.js';
 import type { SmmuQueues } from './queues.js';
 import { REG, SMMU_MMIO_SIZE } from './regs.js';
 import { StallBuffer, type StalledTransaction } from './stalls.js';
-import { ANY_ASID, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2 } from './tlb.js';
+import { ANY_ASID, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2, type TlbTags } from './tlb.js';
 import { cdCacheKey, cdCacheStream, Smmuv3Translator } from './translate.js';
+import { Smmuv3WalkCache } from './walk-cache.js';
 
 const PRI_RESP_CODES = ['failure', 'invalid', 'success'] as const;
 
@@ -58,6 +59,8 @@ export class Smmuv3Hardware implements IommuHardware {
   readonly regs: RegisterFile;
   readonly queues: SmmuQueues;
   readonly tlb: Smmuv3Tlb;
+  /** Table descriptors cached by stage (walk-cache.ts); undefined when walkCacheEntries is 0. */
+  readonly walkCaches: { readonly s1: Smmuv3WalkCache; readonly s2: Smmuv3WalkCache } | undefined;
   readonly translator: Smmuv3Translator;
   /** Transactions held by stalling faults. */
   readonly stalls: StallBuffer;
@@ -71,12 +74,21 @@ export class Smmuv3Hardware implements IommuHardware {
     this.options = context.options;
     this.features = featuresFromOptions(context.options);
     this.tracer = context.tracer;
-    this.tlb = new Smmuv3Tlb({
-      sets: this.options.tlbEntries / this.options.tlbWays,
-      ways: this.options.tlbWays,
-      policy: this.options.tlbReplacement,
+    const { tlbEntries, tlbWays, tlbReplacement: policy, walkCacheEntries, walkCacheWays } = this.options;
+    this.tlb = new Smmuv3Tlb({ sets: tlbEntries / tlbWays, ways: tlbWays, policy, seed: context.seed });
+    const walkGeometry = {
+      sets: walkCacheEntries / walkCacheWays,
+      ways: walkCacheWays,
+      policy,
       seed: context.seed,
-    });
+    };
+    this.walkCaches =
+      walkCacheEntries > 0
+        ? {
+            s1: new Smmuv3WalkCache(walkGeometry, 'stage-1 walk cache'),
+            s2: new Smmuv3WalkCache(walkGeometry, 'stage-2 walk cache'),
+          }
+        : undefined;
     this.stalls = new StallBuffer(this.options.stallMax);
     const counter = context.bus.counter(`hw:${context.instance}`);
     this.tableReads = counter;
@@ -106,6 +118,7 @@ export class Smmuv3Hardware implements IommuHardware {
       features: this.features,
       idr: DEFAULT_IDR_EXTRAS,
       tlb: this.tlb,
+      walkCaches: this.walkCaches,
       configCacheEntries: this.options.configCacheEntries,
       state: () => this.programming.state,
       recordEvent: (record) => this.queues.eventq.record(encodeEvent(record)).recorded,
@@ -219,6 +232,10 @@ export class Smmuv3Hardware implements IommuHardware {
       tlbHits: this.tlb.hits,
       tlbMisses: this.tlb.misses,
       tlbEvictions: this.tlb.evictions,
+      s1WalkCacheHits: this.walkCaches?.s1.entries.hits ?? 0,
+      s1WalkCacheMisses: this.walkCaches?.s1.entries.misses ?? 0,
+      s2WalkCacheHits: this.walkCaches?.s2.entries.hits ?? 0,
+      s2WalkCacheMisses: this.walkCaches?.s2.entries.misses ?? 0,
       steCacheHits: t.steCache.hits,
       steCacheMisses: t.steCache.misses,
       cdCacheHits: t.cdCache.hits,
@@ -238,11 +255,20 @@ export class Smmuv3Hardware implements IommuHardware {
     kinds: number,
     vmid: number,
     asid: number,
-    command: { addressPage: number; num: number; scale: number; tg: number },
+    command: { addressPage: number; num: number; scale: number; tg: number; leaf: boolean },
   ): number {
     const range = tlbiRangePages(command);
     const start = (range?.firstPage ?? command.addressPage) * 4096;
-    return this.tlb.invalidateRange(kinds, vmid, asid, start, (range?.pageCount ?? 1) * 4096);
+    const size = (range?.pageCount ?? 1) * 4096;
+    // Leaf = 1 need only reach last-level entries (§4.4.2): the walk caches keep their tables.
+    const caches = command.leaf ? [this.tlb] : this.tlbAndWalkCaches();
+    return sum(caches, (c) => c.invalidateRange(kinds, vmid, asid, start, size));
+  }
+
+  /** Every cache TLB maintenance reaches: the TLB and the walk caches, which share its tags (walk-cache.ts). */
+  private tlbAndWalkCaches(): readonly Smmuv3Tlb<TlbTags>[] {
+    const w = this.walkCaches;
+    return w ? [this.tlb, w.s1.entries, w.s2.entries] : [this.tlb];
   }
 
   /** Runs one command from the command queue (§4): invalidations and responses. */
@@ -268,10 +294,10 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = t.cdCache.deleteWhere((_cd, key) => cdCacheStream(key) === command.streamId);
         break;
       case 'TLBI_NH_ALL':
-        dropped = this.tlb.invalidateVmid(TLB_NH, command.vmid);
+        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateVmid(TLB_NH, command.vmid));
         break;
       case 'TLBI_NH_ASID':
-        dropped = this.tlb.invalidateAsid(TLB_NH, command.vmid, command.asid);
+        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateAsid(TLB_NH, command.vmid, command.asid));
         break;
       case 'TLBI_NH_VA':
         dropped = this.invalidateRange(TLB_NH, command.vmid, command.asid, command);
@@ -280,13 +306,13 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = this.invalidateRange(TLB_NH, command.vmid, ANY_ASID, command);
         break;
       case 'TLBI_S12_VMALL':
-        dropped = this.tlb.invalidateVmid(TLB_ALL_KINDS, command.vmid);
+        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateVmid(TLB_ALL_KINDS, command.vmid));
         break;
       case 'TLBI_S2_IPA':
         dropped = this.invalidateRange(TLB_S2, command.vmid, ANY_ASID, command);
         break;
       case 'TLBI_NSNH_ALL':
-        dropped = this.tlb.clear();
+        dropped = sum(this.tlbAndWalkCaches(), (c) => c.clear());
         break;
       case 'ATC_INV': {
         // IGNORED while SMMUEN == 0 (§4.5.1). Without SSV the PCIe request has no PASID prefix and hits
@@ -374,4 +400,10 @@ function describe(command: Command): string {
     parts.push(`${key}=${typeof value === 'number' ? toHex(value) : String(value)}`);
   }
   return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+function sum<T>(items: readonly T[], count: (item: T) => number): number {
+  let total = 0;
+  for (const item of items) total += count(item);
+  return total;
 }

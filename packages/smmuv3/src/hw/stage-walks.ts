@@ -24,7 +24,9 @@ import { EVENT_CLASS } from './events.js';
 import type { Smmuv3Features } from './features.js';
 import { ALL_GRANTS, grantedTo, grantsAllow, leafGrants } from './grants.js';
 import { type Ste, steEffectiveS2PsBits, TG0 } from './ste.js';
+import { GLOBAL_ASID } from './tlb.js';
 import { type Fault, stage1Fault, stage2Fault, WALK_EVENT, walkAbortAddress } from './translation-faults.js';
+import type { Smmuv3WalkCache } from './walk-cache.js';
 
 /** What the walks read through and report to. */
 export interface WalkContext {
@@ -33,6 +35,8 @@ export interface WalkContext {
   readonly counter: AccessCounter;
   readonly tracer: ITracer;
   readonly features: Smmuv3Features;
+  /** The stage-1 and stage-2 walk caches; none when the SMMU is built without them. */
+  readonly walkCaches?: { readonly s1: Smmuv3WalkCache; readonly s2: Smmuv3WalkCache } | undefined;
 }
 
 /** A walk's leaf as the TLB caches it: both stages' grants (all for a bypassed stage), output and IPA. */
@@ -96,6 +100,7 @@ export class Smmuv3StageWalker {
       hardwareDirty: hd,
       hierarchicalPermissions: !cd.had0,
       onStep: (level, addr, lo, hi) => this.traceStep(1, level, addr, lo, hi),
+      tableCache: this.ctx.walkCaches?.s1.select(s2Format ? 's12' : 's1', ste.s2Vmid, cd.asid),
       ...(s2Format
         ? {
             // A hardware update of a stage-1 descriptor writes its IPA: stage 2 must allow it (§3.13.5).
@@ -155,6 +160,7 @@ export class Smmuv3StageWalker {
       accessFlagFaultDisable: ste.s2Affd,
       hardwareDirty: hd,
       onStep: (level, addr, lo, hi) => this.traceStep(2, level, addr, lo, hi),
+      tableCache: this.ctx.walkCaches?.s2.select('s2', ste.s2Vmid, GLOBAL_ASID),
     });
     if (!result.ok) {
       const event = WALK_EVENT[result.fault.kind];

@@ -46,14 +46,18 @@ const TAGS = 5;
 const MAX_SHIFT = 63;
 const POW2 = Float64Array.from({ length: MAX_SHIFT + 1 }, (_, n) => 2 ** n);
 
-export interface TlbEntry {
+/** The tags of a cached entry: what lookups and invalidations match (the walk caches share them). */
+export interface TlbTags {
   readonly kind: TlbKind;
   readonly vmid: number;
   readonly asid: number;
-  /** First input address the leaf covers (aligned to its size). */
+  /** First input address the entry covers (aligned to its size). */
   readonly inputBase: number;
-  /** log2 of the leaf's size. */
+  /** log2 of the entry's size. */
   readonly pageShift: number;
+}
+
+export interface TlbEntry extends TlbTags {
   /** Lookup level of the leaf (TLBI's TTL hint and LEAF filter use it). */
   readonly level: number;
   /** Output address of `inputBase`. */
@@ -68,16 +72,17 @@ export interface TlbEntry {
   readonly dirty: boolean;
 }
 
-export class Smmuv3Tlb {
+/** The TLB, or with another entry type a walk cache tagged the same way (walk-cache.ts). */
+export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
   private readonly cache: SetAssociativeCache;
   /** The entry in each slot (built on a miss, returned as it is on every hit). */
-  private readonly slotEntries: (TlbEntry | undefined)[];
+  private readonly slotEntries: (E | undefined)[];
   /** Entries per page shift, and the shifts in use in ascending order: lookups try only those sizes. */
   private readonly perShift = new Uint32Array(MAX_SHIFT + 1);
   private shifts: number[] = [];
 
-  constructor(geometry: CacheGeometry) {
-    this.cache = new SetAssociativeCache('tlb', geometry, TAGS, (slot) => this.forget(slot));
+  constructor(geometry: CacheGeometry, name = 'tlb') {
+    this.cache = new SetAssociativeCache(name, geometry, TAGS, (slot) => this.forget(slot));
     this.slotEntries = new Array(this.cache.capacity).fill(undefined);
   }
 
@@ -102,7 +107,7 @@ export class Smmuv3Tlb {
   }
 
   /** The entry translating `address` for (kind, VMID, ASID): the ASID's own entries first, then global ones. */
-  lookup(kind: TlbKind, vmid: number, asid: number, address: number): TlbEntry | undefined {
+  lookup(kind: TlbKind, vmid: number, asid: number, address: number): E | undefined {
     const { cache, shifts } = this;
     const probe = cache.probe;
     probe[T_KIND] = KIND_CODE[kind];
@@ -129,7 +134,7 @@ export class Smmuv3Tlb {
   }
 
   /** Caches `entry`, replacing an entry with the same tags, else a free way, else the set's victim. */
-  insert(entry: TlbEntry): void {
+  insert(entry: E): void {
     const { cache } = this;
     const vpn = Math.floor(entry.inputBase / POW2[entry.pageShift]!);
     const set = cache.setOf(vpn);
@@ -191,7 +196,7 @@ export class Smmuv3Tlb {
   }
 
   /** The cached entries, in slot order (for inspection). */
-  entries(): TlbEntry[] {
+  entries(): E[] {
     return this.cache.slots().map((slot) => this.slotEntries[slot]!);
   }
 
