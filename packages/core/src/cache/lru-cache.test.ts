@@ -107,29 +107,45 @@ describe('LruCache', () => {
     expect(cache.clear()).toBe(0);
   });
 
-  it('behaves like a reference LRU model for any sequence of gets and sets', () => {
-    const op = fc.record({ set: fc.boolean(), key: fc.integer({ min: 0, max: 7 }) });
+  it('behaves like a reference LRU model for any sequence of gets, sets, deletes and clears', () => {
+    const op = fc.record({
+      kind: fc.constantFrom('get', 'get', 'set', 'set', 'delete', 'drop-odd', 'clear'),
+      key: fc.integer({ min: 0, max: 7 }),
+    });
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5 }), fc.array(op, { maxLength: 80 }), (capacity, ops) => {
         const cache = new LruCache<number, number>(capacity);
-        // Reference model: keys ordered from least to most recently used.
-        const order: number[] = [];
+        // Reference model: keys ordered from least to most recently used, and each key's value.
+        let order: number[] = [];
+        const values = new Map<number, number>();
         let evictions = 0;
-        for (const [i, { set, key }] of ops.entries()) {
+        for (const [i, { kind, key }] of ops.entries()) {
           const at = order.indexOf(key);
-          if (set) {
+          if (kind === 'set') {
             cache.set(key, i);
             if (at >= 0) order.splice(at, 1);
             else if (order.length === capacity) {
-              order.shift();
+              values.delete(order.shift()!);
               evictions++;
             }
             order.push(key);
-          } else {
-            expect(cache.get(key) !== undefined).toBe(at >= 0);
+            values.set(key, i);
+          } else if (kind === 'get') {
+            expect(cache.get(key)).toBe(at >= 0 ? values.get(key) : undefined);
             if (at >= 0) order.push(...order.splice(at, 1));
+          } else if (kind === 'delete') {
+            expect(cache.delete(key)).toBe(at >= 0);
+            if (at >= 0) order.splice(at, 1);
+          } else if (kind === 'drop-odd') {
+            const odd = order.filter((k) => k % 2 === 1);
+            expect(cache.deleteWhere((_v, k) => k % 2 === 1)).toBe(odd.length);
+            order = order.filter((k) => k % 2 === 0);
+          } else {
+            expect(cache.clear()).toBe(order.length);
+            order = [];
           }
           expect(keys(cache)).toEqual(order);
+          expect(cache.size).toBe(order.length);
         }
         expect(cache.evictions).toBe(evictions);
       }),
