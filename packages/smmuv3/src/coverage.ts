@@ -755,7 +755,8 @@ export const CD_SPEC_ONLY_FIELDS: readonly SpecOnlyField[] = [
 // Commands (§4). Every command is decoded with its ILL rules (`decodeCommand`); the notes say what the
 // device does after that (`Smmuv3Hardware.execute`, `CommandQueue`).
 
-const HINTS = 'Leaf and TTL are hints and are not used (a permitted over-invalidation)';
+const HINTS =
+  'with Leaf = 0 also the stage-1 walk-cache tables covering it, with Leaf = 1 leaves only; TTL is a hint and is not used (a permitted over-invalidation)';
 const SECURE_QUEUE = 'Always CERROR_ILL: valid only on the Secure Command queue, which is not modelled.';
 
 export const COMMAND_COVERAGE: Readonly<Record<CommandCoverageName, Coverage>> = {
@@ -777,7 +778,7 @@ export const COMMAND_COVERAGE: Readonly<Record<CommandCoverageName, Coverage>> =
   },
   CFGI_ALL: {
     status: M,
-    note: 'CFGI_STE_RANGE with Range == 31: drops every cached STE and CD.',
+    note: 'CFGI_STE_RANGE with Range == 31: drops every cached STE and CD; TLB entries and walk-cache tables stay (§4.3).',
   },
   CFGI_CD: {
     status: M,
@@ -785,10 +786,13 @@ export const COMMAND_COVERAGE: Readonly<Record<CommandCoverageName, Coverage>> =
   },
   CFGI_CD_ALL: { status: M, note: 'Drops every cached CD of StreamID.' },
   CFGI_VMS_PIDM: { status: C, note: 'Always CERROR_ILL: no MPAM (IDR3.MPAM == 0).' },
-  TLBI_NH_ALL: { status: M, note: 'Drops the stage-1 and nested TLB entries of VMID.' },
+  TLBI_NH_ALL: {
+    status: M,
+    note: 'Drops the stage-1 and nested TLB entries and stage-1 walk-cache tables of VMID.',
+  },
   TLBI_NH_ASID: {
     status: M,
-    note: 'Drops the stage-1 and nested TLB entries of (VMID, ASID); global entries stay.',
+    note: 'Drops the stage-1 and nested TLB entries and stage-1 walk-cache tables of (VMID, ASID); global entries stay.',
   },
   TLBI_NH_VA: {
     status: M,
@@ -804,12 +808,15 @@ export const COMMAND_COVERAGE: Readonly<Record<CommandCoverageName, Coverage>> =
   TLBI_EL2_ASID: { status: C, note: 'Always CERROR_ILL: IDR0.Hyp == 0.' },
   TLBI_EL2_VA: { status: C, note: 'Always CERROR_ILL: IDR0.Hyp == 0.' },
   TLBI_EL2_VAA: { status: C, note: 'Always CERROR_ILL: IDR0.Hyp == 0.' },
-  TLBI_S12_VMALL: { status: M, note: 'Drops every TLB entry of VMID (stage 1, stage 2 and nested).' },
+  TLBI_S12_VMALL: {
+    status: M,
+    note: 'Drops every TLB entry and walk-cache table of VMID (stage 1, stage 2 and nested).',
+  },
   TLBI_S2_IPA: {
     status: M,
-    note: `Drops stage-2-only entries of VMID overlapping the IPA or range; nested entries stay (software follows with TLBI_NH_ALL); ${HINTS}.`,
+    note: 'Drops stage-2-only entries of VMID overlapping the IPA or range, and with Leaf = 0 the stage-2 walk-cache tables covering it; nested entries stay (software follows with TLBI_NH_ALL); TTL is a hint and is not used (a permitted over-invalidation).',
   },
-  TLBI_NSNH_ALL: { status: M, note: 'Drops every TLB entry.' },
+  TLBI_NSNH_ALL: { status: M, note: 'Drops every TLB entry and walk-cache table.' },
   ATC_INV: {
     status: M,
     note: 'Sends the ATS Invalidation Request (span aligned to 2^Size pages, Size ≥ 52: everything) to the endpoint: without SSV it hits every PASID in the range (a request without a PASID prefix); with SSV the SubstreamID only, or every PASID with Global (the endpoint ATC keeps no global flag, a permitted over-invalidation). IGNORED while SMMUEN == 0.',
