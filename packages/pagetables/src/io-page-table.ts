@@ -157,7 +157,8 @@ export class IoPageTable<A = unknown> {
       this.unmapRange(this.rootPa, startLevel, start, end);
       throw error;
     }
-    this.trace('pgtable.map', `map ${toHex(iova)}+${toHex(size)} → ${toHex(pa)}`, { iova, pa, size });
+    if (this.ctx.tracer?.enabled)
+      this.trace('pgtable.map', `map ${toHex(iova)}+${toHex(size)} → ${toHex(pa)}`, { iova, pa, size });
   }
 
   /** Unmaps everything mapped in `[iova, iova + size)`; returns the bytes unmapped. */
@@ -166,11 +167,12 @@ export class IoPageTable<A = unknown> {
     this.checkRange('unmap', iova, size);
     const start = Number(iova);
     const bytes = this.unmapRange(this.rootPa, this.format.startLevel, start, start + Number(size));
-    this.trace('pgtable.unmap', `unmap ${toHex(iova)}+${toHex(size)}: ${toHex(bytes)} bytes`, {
-      iova,
-      size,
-      unmapped: bytes,
-    });
+    if (this.ctx.tracer?.enabled)
+      this.trace('pgtable.unmap', `unmap ${toHex(iova)}+${toHex(size)}: ${toHex(bytes)} bytes`, {
+        iova,
+        size,
+        unmapped: bytes,
+      });
     return BigInt(bytes);
   }
 
@@ -225,7 +227,8 @@ export class IoPageTable<A = unknown> {
     }
     this.valid.clear();
     this.ctx.memory.freeFrames(this.root, this.rootFrames);
-    this.trace('pgtable.free', `free ${this.format.name} root ${toHex(this.root)}`, { root: this.root });
+    if (this.ctx.tracer?.enabled)
+      this.trace('pgtable.free', `free ${this.format.name} root ${toHex(this.root)}`, { root: this.root });
   }
 
   // --- map ---------------------------------------------------------------------------------------------
@@ -381,7 +384,11 @@ export class IoPageTable<A = unknown> {
     f.encodeTable(child, this.one, 0);
     this.writeWords(at, this.one, 2);
     this.flush?.tlbFlushWalk?.(BigInt(base), BigInt(n * span));
-    this.trace('pgtable.split', `split the block at ${toHex(base)} into ${n} entries`, { iova: base, level });
+    if (this.ctx.tracer?.enabled)
+      this.trace('pgtable.split', `split the block at ${toHex(base)} into ${n} entries`, {
+        iova: base,
+        level,
+      });
     return child;
   }
 

@@ -80,7 +80,7 @@ export class IommuFd {
     this.live();
     id = u32Arg(id, 'object ID');
     this.table.destroy(id);
-    this.log('destroy', `destroy object ${id}`, { id });
+    if (this.tracer.enabled) this.trace('destroy', `destroy object ${id}`, { id });
   }
 
   /** Closing the context: every object is destroyed, leaf first, and bound devices are released. */
@@ -113,10 +113,11 @@ export class IommuFd {
     // The calling driver is a user until unbind (Linux iommufd_device_bind).
     hold(object);
     this.bound.add(device);
-    this.log('device.bind', `bind ${device.name} → dev_id ${object.id}`, {
-      device: device.name,
-      devId: object.id,
-    });
+    if (this.tracer.enabled)
+      this.trace('device.bind', `bind ${device.name} → dev_id ${object.id}`, {
+        device: device.name,
+        devId: object.id,
+      });
     return object.id;
   }
 
@@ -126,7 +127,7 @@ export class IommuFd {
     const object = this.table.get<DeviceObject>(devId, 'device');
     this.table.remove(object);
     this.bound.delete(object.device);
-    this.log('device.unbind', `unbind dev_id ${devId}`, { devId });
+    if (this.tracer.enabled) this.trace('device.unbind', `unbind dev_id ${devId}`, { devId });
   }
 
   /** `IOMMU_GET_HW_INFO` (see `DeviceObject.hwInfo`). */
@@ -141,12 +142,13 @@ export class IommuFd {
     pasid = pasidArg(pasid);
     const target = this.table.get<HwptObjectType | IoasObject>(ptId, 'ioas', 'hwpt-paging', 'hwpt-nested');
     const hwptId = device.attach(target, pasid, this.makeAuto);
-    this.log('device.attach', `attach dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
-      devId,
-      ptId,
-      hwptId,
-      pasid,
-    });
+    if (this.tracer.enabled)
+      this.trace('device.attach', `attach dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
+        devId,
+        ptId,
+        hwptId,
+        pasid,
+      });
     return hwptId;
   }
 
@@ -157,12 +159,13 @@ export class IommuFd {
     pasid = pasidArg(pasid);
     const target = this.table.get<HwptObjectType | IoasObject>(ptId, 'ioas', 'hwpt-paging', 'hwpt-nested');
     const hwptId = device.replace(target, pasid, this.makeAuto);
-    this.log('device.replace', `replace dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
-      devId,
-      ptId,
-      hwptId,
-      pasid,
-    });
+    if (this.tracer.enabled)
+      this.trace('device.replace', `replace dev_id ${devId}${pasidText(pasid)} → HWPT ${hwptId}`, {
+        devId,
+        ptId,
+        hwptId,
+        pasid,
+      });
     return hwptId;
   }
 
@@ -170,7 +173,8 @@ export class IommuFd {
   detach(devId: number, pasid: number = NO_PASID): void {
     pasid = pasidArg(pasid);
     this.device(devId).detach(pasid);
-    this.log('device.detach', `detach dev_id ${devId}${pasidText(pasid)}`, { devId, pasid });
+    if (this.tracer.enabled)
+      this.trace('device.detach', `detach dev_id ${devId}${pasidText(pasid)}`, { devId, pasid });
   }
 
   /** The HWPT ID attached at `pasid`, if any (for inspection). */
@@ -192,11 +196,12 @@ export class IommuFd {
     const reserved = swMsiWindowOf(device.driver, device.device);
     if (!reserved) return doorbell;
     const address = this.msi.addSwMsi(device, reserved, doorbell, device.msiTarget);
-    this.log(
-      'msi.sw-msi',
-      `dev_id ${devId}: MSI doorbell ${toHex(doorbell)} at SW MSI IOVA ${toHex(address)}`,
-      { devId, doorbell, iova: address },
-    );
+    if (this.tracer.enabled)
+      this.trace(
+        'msi.sw-msi',
+        `dev_id ${devId}: MSI doorbell ${toHex(doorbell)} at SW MSI IOVA ${toHex(address)}`,
+        { devId, doorbell, iova: address },
+      );
     return address;
   }
 
@@ -210,7 +215,8 @@ export class IommuFd {
     start = u64Arg(start, 'SW MSI start');
     length = u64Arg(length, 'SW MSI length');
     this.msi.setSwMsiWindow(start, length);
-    this.log('msi.window', `SW MSI window moved to ${toHex(start)}+${toHex(length)}`, { start, length });
+    if (this.tracer.enabled)
+      this.trace('msi.window', `SW MSI window moved to ${toHex(start)}+${toHex(length)}`, { start, length });
   }
 
   /**
@@ -234,11 +240,12 @@ export class IommuFd {
       () => doorbellOf(device.device).page,
       target,
     );
-    this.log(
-      'msi.map',
-      `IOAS ${ioasId}: dev_id ${devId}'s MSI doorbell page ${toHex(doorbellPage)} at GPA ${toHex(gpa)}`,
-      { ioasId, devId, gpa, doorbellPage },
-    );
+    if (this.tracer.enabled)
+      this.trace(
+        'msi.map',
+        `IOAS ${ioasId}: dev_id ${devId}'s MSI doorbell page ${toHex(doorbellPage)} at GPA ${toHex(gpa)}`,
+        { ioasId, devId, gpa, doorbellPage },
+      );
   }
 
   /** MSI doorbell pages installed in a HWPT's paging domain (a nested HWPT: its parent's), for inspection. */
@@ -255,7 +262,7 @@ export class IommuFd {
   ioasAlloc(): number {
     this.live();
     const id = this.table.add(new IoasObject()).id;
-    this.log('ioas.alloc', `IOAS ${id}`, { id });
+    if (this.tracer.enabled) this.trace('ioas.alloc', `IOAS ${id}`, { id });
     return id;
   }
 
@@ -268,11 +275,12 @@ export class IommuFd {
     const length = u64Arg(r.length, 'length');
     const prot = { read: boolArg(r.readable, 'readable'), write: boolArg(r.writeable, 'writeable') };
     const iova = ioas.iopt.map(optionalU64Arg(r.iova, 'IOVA'), memory, offset, length, prot);
-    this.log(
-      'ioas.map',
-      `IOAS ${ioas.id}: map ${memory.description} at IOVA ${toHex(iova)}+${toHex(length)}`,
-      { ioasId: ioas.id, iova, length },
-    );
+    if (this.tracer.enabled)
+      this.trace(
+        'ioas.map',
+        `IOAS ${ioas.id}: map ${memory.description} at IOVA ${toHex(iova)}+${toHex(length)}`,
+        { ioasId: ioas.id, iova, length },
+      );
     return iova;
   }
 
@@ -282,11 +290,12 @@ export class IommuFd {
     iova = u64Arg(iova, 'IOVA');
     length = u64Arg(length, 'length');
     const bytes = ioas.iopt.unmap(iova, length);
-    this.log(
-      'ioas.unmap',
-      `IOAS ${ioasId}: unmap IOVA ${toHex(iova)}+${toHex(length)}: ${toHex(bytes)} bytes`,
-      { ioasId, iova, length, bytes },
-    );
+    if (this.tracer.enabled)
+      this.trace(
+        'ioas.unmap',
+        `IOAS ${ioasId}: unmap IOVA ${toHex(iova)}+${toHex(length)}: ${toHex(bytes)} bytes`,
+        { ioasId, iova, length, bytes },
+      );
     return bytes;
   }
 
@@ -329,11 +338,12 @@ export class IommuFd {
   hwptAlloc(request: HwptAllocRequest): number {
     const r = objectArg<HwptAllocRequest>(request, 'HWPT_ALLOC request');
     const { hwpt, parent } = allocHwpt(this.table, this.core, this.device(r.devId), r);
-    this.log('hwpt.alloc', `HWPT ${hwpt.id} (${hwpt.type}) on object ${parent.id}`, {
-      hwptId: hwpt.id,
-      ptId: parent.id,
-      type: hwpt.type,
-    });
+    if (this.tracer.enabled)
+      this.trace('hwpt.alloc', `HWPT ${hwpt.id} (${hwpt.type}) on object ${parent.id}`, {
+        hwptId: hwpt.id,
+        ptId: parent.id,
+        type: hwpt.type,
+      });
     return hwpt.id;
   }
 
@@ -345,11 +355,12 @@ export class IommuFd {
     id = u32Arg(id, 'hwpt_id');
     entries = arrayArg(entries, 'entries');
     const result = invalidateUserCaches(this.table.get(id), entries);
-    this.log(
-      'hwpt.invalidate',
-      `invalidate on object ${id}: ${result.handled}/${entries.length} entries handled`,
-      { id, handled: result.handled, entries: entries.length },
-    );
+    if (this.tracer.enabled)
+      this.trace(
+        'hwpt.invalidate',
+        `invalidate on object ${id}: ${result.handled}/${entries.length} entries handled`,
+        { id, handled: result.handled, entries: entries.length },
+      );
     if (result.error) throw invalidationError(result.error, result.handled);
     return { handled: result.handled };
   }
@@ -376,11 +387,12 @@ export class IommuFd {
     const parent = this.table.get<HwptPagingObject>(u32Arg(hwptId, 'hwpt_id'), 'hwpt-paging');
     type = stringArg(type, 'vIOMMU type');
     const viommu = allocViommu(this.table, device, parent, type);
-    this.log('viommu.alloc', `vIOMMU ${viommu.id} (${type}) on HWPT ${hwptId}`, {
-      viommuId: viommu.id,
-      hwptId,
-      type,
-    });
+    if (this.tracer.enabled)
+      this.trace('viommu.alloc', `vIOMMU ${viommu.id} (${type}) on HWPT ${hwptId}`, {
+        viommuId: viommu.id,
+        hwptId,
+        type,
+      });
     return viommu.id;
   }
 
@@ -391,11 +403,12 @@ export class IommuFd {
     // One key type for the vIOMMU's table: 8 and 8n are the same virtual ID.
     virtId = u64Arg(virtId, 'virtual ID');
     const vdevice = allocVdevice(this.table, viommu, device, virtId);
-    this.log(
-      'vdevice.alloc',
-      `vDEVICE ${vdevice.id}: ${device.device.name} is virtual ID ${toHex(virtId)} on vIOMMU ${viommuId}`,
-      { vdeviceId: vdevice.id, virtId },
-    );
+    if (this.tracer.enabled)
+      this.trace(
+        'vdevice.alloc',
+        `vDEVICE ${vdevice.id}: ${device.device.name} is virtual ID ${toHex(virtId)} on vIOMMU ${viommuId}`,
+        { vdeviceId: vdevice.id, virtId },
+      );
     return vdevice.id;
   }
 
@@ -450,7 +463,7 @@ export class IommuFd {
   }
 
   /** One `iommufd` trace record (the tracer drops it when tracing is off). */
-  private log(name: string, message: string, args: TraceArgs): void {
+  private trace(name: string, message: string, args: TraceArgs): void {
     this.tracer.trace('iommufd', 'iommufd', name, message, args);
   }
 }

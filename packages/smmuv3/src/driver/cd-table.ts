@@ -87,10 +87,11 @@ export class CdTable {
     const at = this.base + index * L1CD_BYTES;
     this.host.bus.writeWords(at, encodeL1Cd({ v: true, l2Ptr: leaf.base }), L1CD_WORDS, this.host.counter);
     this.host.cmdq.issue(encodeCfgiCd({ streamId: this.streamId, substreamId: ssid, leaf: false }));
-    this.trace(
-      'cd.l2',
-      `L1CD[${index}] of StreamID ${toHex(this.streamId)} at ${toHex(at)} → leaf ${toHex(leaf.base)} (SSIDs ${toHex(index * CD_L2_ENTRIES)}–${toHex((index + 1) * CD_L2_ENTRIES - 1)})`,
-    );
+    if (this.host.tracer?.enabled)
+      this.trace(
+        'cd.l2',
+        `L1CD[${index}] of StreamID ${toHex(this.streamId)} at ${toHex(at)} → leaf ${toHex(leaf.base)} (SSIDs ${toHex(index * CD_L2_ENTRIES)}–${toHex((index + 1) * CD_L2_ENTRIES - 1)})`,
+      );
     return leaf.base + (ssid % CD_L2_ENTRIES) * CD_BYTES;
   }
 
@@ -117,10 +118,11 @@ export class CdTable {
       },
       sync: () => cmdq.issue(encodeCfgiCd({ streamId: this.streamId, substreamId: ssid, leaf: true })),
     });
-    this.trace(
-      'cd.write',
-      `CD[${toHex(this.streamId)}:${ssid}] at ${toHex(address)}: ${outcome.hitless ? 'hitless' : 'breaking (V = 0 first)'}, ${outcome.syncs} syncs`,
-    );
+    if (this.host.tracer?.enabled)
+      this.trace(
+        'cd.write',
+        `CD[${toHex(this.streamId)}:${ssid}] at ${toHex(address)}: ${outcome.hitless ? 'hitless' : 'breaking (V = 0 first)'}, ${outcome.syncs} syncs`,
+      );
     return outcome;
   }
 

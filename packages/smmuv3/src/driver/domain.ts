@@ -216,13 +216,15 @@ export class Smmuv3Domain implements IommuDomain {
   map(iova: Iova, paddr: Hpa, size: bigint, prot: Prot): void {
     this.checkLive();
     this.table.map(iova, paddr, size, prot);
-    this.trace('map', `map IOVA ${toHex(iova)}+${toHex(size)} → ${toHex(paddr)}`);
+    if (this.host.tracer.enabled)
+      this.trace('map', `map IOVA ${toHex(iova)}+${toHex(size)} → ${toHex(paddr)}`);
   }
 
   unmap(iova: Iova, size: bigint): bigint {
     this.checkLive();
     const bytes = this.table.unmap(iova, size);
-    this.trace('unmap', `unmap IOVA ${toHex(iova)}+${toHex(size)}: ${toHex(bytes)} bytes, TLBI gathered`);
+    if (this.host.tracer.enabled)
+      this.trace('unmap', `unmap IOVA ${toHex(iova)}+${toHex(size)}: ${toHex(bytes)} bytes, TLBI gathered`);
     return bytes;
   }
 
@@ -283,7 +285,7 @@ export class Smmuv3Domain implements IommuDomain {
     if (this.stage === 1) this.host.asids.free(this.asid);
     else this.host.vmids.free(this.vmid);
     this.host.release(this);
-    this.trace('free', `domain ${this.id} freed, ${this.tag} released`);
+    if (this.host.tracer.enabled) this.trace('free', `domain ${this.id} freed, ${this.tag} released`);
   }
 
   /** The CD that installs this stage-1 domain for a master (Linux `arm_smmu_make_s1_cd`); CD.S if it stalls. */
@@ -354,10 +356,11 @@ export class Smmuv3Domain implements IommuDomain {
     cmdq.submit(commands);
     // Nested (combined) entries through this stage 2 are tagged by ASID + VMID, not by IPA.
     if (this.nestParent) cmdq.issue(encodeTlbiNhAll({ vmid: this.vmid }));
-    this.trace(
-      'iotlb.sync',
-      `${commands.length} TLBI command(s) for ${this.tag}${this.nestParent ? ' + TLBI_NH_ALL' : ''}`,
-    );
+    if (this.host.tracer.enabled)
+      this.trace(
+        'iotlb.sync',
+        `${commands.length} TLBI command(s) for ${this.tag}${this.nestParent ? ' + TLBI_NH_ALL' : ''}`,
+      );
   }
 
   private tlbiCommand(f: TlbiRangeFields, leaf: boolean): Uint32Array {

@@ -100,10 +100,11 @@ export class StreamTable {
     // One 64-bit store: the SMMU sees the old (invalid) or the new descriptor.
     this.host.bus.writeWords(at, desc, L1STD_WORDS, this.host.counter);
     this.host.cmdq.submit([], true);
-    this.trace(
-      'strtab.l2',
-      `L1STD[${index}] at ${toHex(at)} → level-2 array ${toHex(block.base)} (StreamIDs ${toHex(index * entries)}–${toHex((index + 1) * entries - 1)})`,
-    );
+    if (this.host.tracer?.enabled)
+      this.trace(
+        'strtab.l2',
+        `L1STD[${index}] at ${toHex(at)} → level-2 array ${toHex(block.base)} (StreamIDs ${toHex(index * entries)}–${toHex((index + 1) * entries - 1)})`,
+      );
     return true;
   }
 
@@ -139,10 +140,11 @@ export class StreamTable {
       },
       sync: () => cmdq.issue(encodeCfgiSte({ streamId, leaf: true })),
     });
-    this.trace(
-      'ste.write',
-      `STE[${toHex(streamId)}] at ${toHex(address)}: ${outcome.hitless ? 'hitless' : 'breaking (V = 0 first)'}, ${outcome.syncs} syncs`,
-    );
+    if (this.host.tracer?.enabled)
+      this.trace(
+        'ste.write',
+        `STE[${toHex(streamId)}] at ${toHex(address)}: ${outcome.hitless ? 'hitless' : 'breaking (V = 0 first)'}, ${outcome.syncs} syncs`,
+      );
     return outcome;
   }
 

@@ -83,7 +83,8 @@ export class Smmuv3Vsmmu implements ViommuDriverObject {
     const vsid = Number(virtId);
     this.byVsid.set(vsid, device);
     this.vsidOf.set(device, vsid);
-    this.trace('vdevice', `${device.name}: vSID ${toHex(vsid)} → StreamID ${toHex(device.streamId)}`);
+    if (this.host.tracer.enabled)
+      this.trace('vdevice', `${device.name}: vSID ${toHex(vsid)} → StreamID ${toHex(device.streamId)}`);
   }
 
   vdeviceDestroy(device: IommuDeviceRef): void {
@@ -105,10 +106,11 @@ export class Smmuv3Vsmmu implements ViommuDriverObject {
       release: (d) => this.host.releaseNested(d),
     });
     this.host.adoptNested(domain);
-    this.trace(
-      'nested.alloc',
-      `nested domain ${domain.id}: guest ${domain.guestConfig}${domain.enableAts ? ' with ATS' : ''} on VMID ${this.vmid}`,
-    );
+    if (this.host.tracer.enabled)
+      this.trace(
+        'nested.alloc',
+        `nested domain ${domain.id}: guest ${domain.guestConfig}${domain.enableAts ? ' with ATS' : ''} on VMID ${this.vmid}`,
+      );
     return domain;
   }
 

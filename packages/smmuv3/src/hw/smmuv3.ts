@@ -160,17 +160,19 @@ export class Smmuv3Hardware implements IommuHardware {
       addressPage: Number(request.iova >> 12n),
     };
     const outcome = this.queues.priq.record(encodePriEntry(entry));
-    this.trace(
-      'priq.record',
-      `page request stream ${toHex(streamId)} IOVA ${toHex(request.iova)} group ${request.groupIndex}${outcome.recorded ? '' : ` dropped (${outcome.reason})`}`,
-    );
+    if (this.tracer.enabled)
+      this.trace(
+        'priq.record',
+        `page request stream ${toHex(streamId)} IOVA ${toHex(request.iova)} group ${request.groupIndex}${outcome.recorded ? '' : ` dropped (${outcome.reason})`}`,
+      );
     if (outcome.recorded || isStopMarker(entry)) return;
     const overflow = outcome.reason === 'full' || outcome.reason === 'overflow-active';
     if (overflow && !request.last) return;
     const response = overflow
       ? this.overflowResponse(streamId, request)
       : { pasid: NO_PASID, groupIndex: request.groupIndex, code: 'failure' as const };
-    this.trace('pri.autoresponse', `automatic PRG response group ${request.groupIndex}: ${response.code}`);
+    if (this.tracer.enabled)
+      this.trace('pri.autoresponse', `automatic PRG response group ${request.groupIndex}: ${response.code}`);
     this.endpoints.get(streamId)?.pageResponse(response);
   }
 
@@ -333,10 +335,11 @@ export class Smmuv3Hardware implements IommuHardware {
         const held = this.stalls.take(command.streamId, command.stag);
         if (!held) {
           // No transaction with this StreamID and STAG: the command has no effect (§4.6.2).
-          this.trace(
-            'cmd',
-            `CMD_RESUME: no stalled transaction ${toHex(command.stag)} on stream ${toHex(command.streamId)}`,
-          );
+          if (this.tracer.enabled)
+            this.trace(
+              'cmd',
+              `CMD_RESUME: no stalled transaction ${toHex(command.stag)} on stream ${toHex(command.streamId)}`,
+            );
           return { ok: true };
         }
         if (command.action === RESUME_ACTION.RETRY) this.retryStalled(held);

@@ -354,10 +354,11 @@ export class Smmuv3Translator {
     if (f.stall && untranslated) {
       const held = this.ctx.holdStall(request, faultEventRecord(request, f), base, stallId);
       if (held) {
-        this.trace(
-          'fault',
-          `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}: stalled${held.recorded ? ', recorded' : ', waiting for room in the Event queue'}`,
-        );
+        if (this.ctx.tracer.enabled)
+          this.trace(
+            'fault',
+            `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}: stalled${held.recorded ? ', recorded' : ', waiting for room in the Event queue'}`,
+          );
         return { ok: false, fault: { ...base, recorded: held.recorded }, stallId: held.id };
       }
     }
@@ -368,10 +369,11 @@ export class Smmuv3Translator {
     if (isEvent && f.record && (untranslated || f.event === 'F_BAD_ATS_TREQ'))
       recorded = this.ctx.recordEvent(faultEventRecord(request, f));
     const fault: IommuFault = { ...base, recorded };
-    this.trace(
-      'fault',
-      `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}${f.reason ? `: ${f.reason}` : ''}${recorded ? ', recorded' : ''}`,
-    );
+    if (this.ctx.tracer.enabled)
+      this.trace(
+        'fault',
+        `${f.event}${f.s2 ? ' (stage 2)' : ''} stream ${toHex(request.streamId)} IOVA ${toHex(input)}${f.reason ? `: ${f.reason}` : ''}${recorded ? ', recorded' : ''}`,
+      );
     return { ok: false, fault };
   }
 

@@ -153,7 +153,8 @@ export class NestedVsmmu implements ViommuPersonality {
   addDevice(view: AssignedDeviceView): void {
     const v = this.ensureViommu();
     const vdeviceId = this.backend.fd.vdeviceAlloc(v.id, view.devId, BigInt(view.virtualId));
-    this.trace('vdevice', `${view.name}: vDEVICE ${vdeviceId}, vSID ${toHex(view.virtualId)}`);
+    if (this.ctx.tracer.enabled)
+      this.trace('vdevice', `${view.name}: vDEVICE ${vdeviceId}, vSID ${toHex(view.virtualId)}`);
     const device: GuestDevice = { view, vdeviceId, hwptId: this.backend.s2HwptId, nestedKey: undefined };
     this.devices.set(view.virtualId, device);
     this.syncDevice(device, false);
@@ -170,7 +171,7 @@ export class NestedVsmmu implements ViommuPersonality {
         this.stats.eventsDelivered++;
       }
     }
-    if (events.length > 0)
+    if (this.ctx.tracer.enabled && events.length > 0)
       this.trace('vevent', `${events.length} vEVENTQ record(s) into the guest's Event queue`);
     return events.length;
   }
@@ -190,7 +191,8 @@ export class NestedVsmmu implements ViommuPersonality {
       this.viommu = undefined;
     }
     this.ctx.bus.removeRegion(this.ctx.name);
-    this.trace('destroy', 'vSMMU gone: nested HWPTs, vDEVICEs, vEVENTQ and vIOMMU destroyed');
+    if (this.ctx.tracer.enabled)
+      this.trace('destroy', 'vSMMU gone: nested HWPTs, vDEVICEs, vEVENTQ and vIOMMU destroyed');
   }
 
   // --- commands -------------------------------------------------------------------------------------
@@ -239,10 +241,11 @@ export class NestedVsmmu implements ViommuPersonality {
         batch.map((c) => c.words),
       );
       this.stats.commandsForwarded += batch.length;
-      this.trace(
-        'forward',
-        `${batch.map((c) => c.label).join(', ')} → IOMMU_HWPT_INVALIDATE on vIOMMU ${this.viommu.id}`,
-      );
+      if (this.ctx.tracer.enabled)
+        this.trace(
+          'forward',
+          `${batch.map((c) => c.label).join(', ')} → IOMMU_HWPT_INVALIDATE on vIOMMU ${this.viommu.id}`,
+        );
       return { ok: true };
     } catch (error) {
       const handled = Number((error as IommufdError).context?.handled ?? 0);
@@ -252,10 +255,11 @@ export class NestedVsmmu implements ViommuPersonality {
       // The guest's CONS goes back to the rejected command: it and what follows are not consumed.
       this.programming.regs.set(REG.CMDQ_CONS, rejected.cons);
       const reason = `host rejected ${rejected.label}: ${(error as Error).message}`;
-      this.trace(
-        'forward.reject',
-        `${reason}; ${handled} command(s) before it took effect; guest CMDQ stops with CERROR_ILL`,
-      );
+      if (this.ctx.tracer.enabled)
+        this.trace(
+          'forward.reject',
+          `${reason}; ${handled} command(s) before it took effect; guest CMDQ stops with CERROR_ILL`,
+        );
       return { ok: false, error: 'ILL', reason };
     }
   }
@@ -328,10 +332,11 @@ export class NestedVsmmu implements ViommuPersonality {
       this.shared.set(key, hwpt);
       this.stats.nestedAllocs++;
     }
-    this.trace(
-      'ste',
-      `vSID ${toHex(vsid)}: guest STE at ${toHex(fetched.address)} (S1, CD table ${toHex(ste.s1ContextPtr)}) → nested HWPT ${hwpt.hwptId}${hwpt.users.size > 0 ? ' (shared)' : ' (new)'}`,
-    );
+    if (this.ctx.tracer.enabled)
+      this.trace(
+        'ste',
+        `vSID ${toHex(vsid)}: guest STE at ${toHex(fetched.address)} (S1, CD table ${toHex(ste.s1ContextPtr)}) → nested HWPT ${hwpt.hwptId}${hwpt.users.size > 0 ? ' (shared)' : ' (new)'}`,
+      );
     this.attach(device, hwpt.hwptId, key);
   }
 
@@ -350,7 +355,7 @@ export class NestedVsmmu implements ViommuPersonality {
       if (old.users.size === 0) {
         this.backend.fd.destroy(old.hwptId);
         for (const [k, s] of this.shared) if (s === old) this.shared.delete(k);
-        this.trace('hwpt.free', `nested HWPT ${old.hwptId} unused: destroyed`);
+        if (this.ctx.tracer.enabled) this.trace('hwpt.free', `nested HWPT ${old.hwptId} unused: destroyed`);
       }
     }
   }
@@ -373,7 +378,11 @@ export class NestedVsmmu implements ViommuPersonality {
       };
       this.programming.queues.eventq.record(encodeEvent(record));
     }
-    this.trace('ste.refuse', `vSID ${toHex(device.view.virtualId)}: ${event} (${reason}); attached to abort`);
+    if (this.ctx.tracer.enabled)
+      this.trace(
+        'ste.refuse',
+        `vSID ${toHex(device.view.virtualId)}: ${event} (${reason}); attached to abort`,
+      );
   }
 
   private ensureViommu() {
@@ -385,10 +394,11 @@ export class NestedVsmmu implements ViommuPersonality {
     const bypass = fd.hwptAlloc({ devId: anyDevId, ptId: id, data: { ste: vste(STE_CONFIG.BYPASS) } });
     const veventq = fd.veventqAlloc(id, SMMUV3_VEVENT_TYPE, VEVENTQ_DEPTH);
     this.viommu = { id, abort, bypass, veventq };
-    this.trace(
-      'viommu',
-      `vIOMMU ${id} on HWPT ${s2HwptId}, abort HWPT ${abort}, bypass HWPT ${bypass}, vEVENTQ ${veventq}`,
-    );
+    if (this.ctx.tracer.enabled)
+      this.trace(
+        'viommu',
+        `vIOMMU ${id} on HWPT ${s2HwptId}, abort HWPT ${abort}, bypass HWPT ${bypass}, vEVENTQ ${veventq}`,
+      );
     return this.viommu;
   }
 
