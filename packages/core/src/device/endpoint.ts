@@ -19,7 +19,7 @@ import {
   type TranslationResult,
 } from '../iommu/translation.js';
 import type { AccessCounter } from '../memory/access-counter.js';
-import type { BusAbort, MemoryBus } from '../memory/memory-bus.js';
+import type { AccessSize, BusAbort, MemoryBus } from '../memory/memory-bus.js';
 import type { ITracer } from '../trace/tracer.js';
 import { AddressTranslationCache, atcGrants } from './atc.js';
 import { MsixTable } from './msix-table.js';
@@ -171,14 +171,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   /** Writes `data` at `iova` (translated page by page). Stops at the first page that fails. */
   dmaWrite(iova: bigint, data: Uint8Array, options: DmaOptions = {}): DmaWriteResult {
     const hpas: bigint[] = [];
-    const payload: DmaPayload = { op: 'write', data };
-    const failure = this.forEachPage(iova, payload, options, hpas, (addr, done, length) => {
-      const chunk = data.subarray(done, done + length);
-      const result = isWordAccess(addr, length)
-        ? this.bus.write(addr, length as 1 | 2 | 4 | 8, bytesToBigInt(chunk), this.counter, this.streamId)
-        : this.bus.writeBytes(addr, chunk, this.counter);
-      return result.ok ? undefined : result.abort;
-    });
+    const failure = this.forEachPage(iova, { op: 'write', data }, options, hpas);
     if (failure) return failure;
     return { ok: true, bytes: data.length, hpas };
   }
@@ -194,18 +187,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
       throw new IommufdError('EINVAL', `${this.name} cannot read ${length} bytes`, { device: this.name });
     const data = new Uint8Array(length);
     const hpas: bigint[] = [];
-    const failure = this.forEachPage(iova, { op: 'read', data }, options, hpas, (addr, done, len) => {
-      if (isWordAccess(addr, len)) {
-        const r = this.bus.read(addr, len as 1 | 2 | 4 | 8, this.counter);
-        if (!r.ok) return r.abort;
-        for (let i = 0; i < len; i++) data[done + i] = Number((r.value >> BigInt(8 * i)) & 0xffn);
-        return undefined;
-      }
-      const r = this.bus.readBytes(addr, len, this.counter);
-      if (!r.ok) return r.abort;
-      data.set(r.data, done);
-      return undefined;
-    });
+    const failure = this.forEachPage(iova, { op: 'read', data }, options, hpas);
     if (failure) return failure;
     return { ok: true, data, hpas };
   }
@@ -307,12 +289,15 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     }
   }
 
+  /**
+   * Moves a DMA's bytes page by page, each page translated first. Addresses are numbers (page-frame numbers
+   * and offsets); a BigInt is built per page only for the HPAs the result lists, and for a failure's IOVA.
+   */
   private forEachPage(
     iova: bigint,
     payload: DmaPayload,
     options: DmaOptions,
     hpas: bigint[],
-    access: (addr: bigint, done: number, length: number) => BusAbort | undefined,
     resumed?: { readonly done: number; readonly pfn: number },
   ): DmaFailure | undefined {
     const pasid = this.checkPasid(options.pasid);
@@ -330,20 +315,24 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     const exec = options.exec && payload.op === 'read' ? PERM_EXEC : 0;
     const accessBits = perm | (options.privileged ? PERM_PRIV : 0) | exec;
     const length = payload.data.length;
+    const firstPfn = Number(iova >> 12n);
+    const firstOffset = Number(iova & 0xfffn);
     let done = resumed?.done ?? 0;
     let resumedPfn = resumed?.pfn;
     while (done < length) {
-      const at = iova + BigInt(done);
-      const offset = Number(at & 0xfffn);
+      const byte = firstOffset + done;
+      const pfn = firstPfn + Math.floor(byte / PAGE);
+      const offset = byte % PAGE;
       const chunk = Math.min(PAGE - offset, length - done);
-      let target = at;
+      let target = pfn * PAGE + offset;
       if (this.iommu) {
         const result =
           resumedPfn !== undefined
             ? { ok: true as const, pfn: resumedPfn }
-            : this.translatePage(at, pasid, accessBits, options);
+            : this.translatePage(pfn, offset, pasid, accessBits, options);
         resumedPfn = undefined;
         if (!result.ok) {
+          const at = iova + BigInt(done);
           const { fault, stallId } = result;
           if (fault && stallId !== undefined) {
             const from = done;
@@ -352,7 +341,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
               iova,
               resume: (r) =>
                 r.ok
-                  ? this.forEachPage(iova, payload, options, hpas, access, { done: from, pfn: r.pfn })
+                  ? this.forEachPage(iova, payload, options, hpas, { done: from, pfn: r.pfn })
                   : { ok: false, reason: 'fault', fault: r.fault, iova: at, bytesDone: from },
             });
             return { ok: false, reason: 'stalled', fault, stallId, iova: at, bytesDone: done };
@@ -360,32 +349,54 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
           if (fault) return { ok: false, reason: 'fault', fault, iova: at, bytesDone: done };
           return this.requestPage(at, pasid, accessBits, done);
         }
-        target = BigInt(result.pfn) * 4096n + BigInt(offset);
+        target = result.pfn * PAGE + offset;
       }
-      const abort = access(target, done, chunk);
-      this.traceAccess(perm, at, target, chunk, abort);
-      if (abort) return { ok: false, reason: 'abort', abort, iova: at, bytesDone: done };
-      hpas.push(target);
+      // Without an IOMMU the bus sees the IOVA itself, exact even above 2^53 in the HPA list.
+      const hpa = this.iommu ? BigInt(target) : iova + BigInt(done);
+      const abort = this.accessPage(payload, target, done, chunk);
+      this.traceAccess(perm, iova, done, hpa, chunk, abort);
+      if (abort) return { ok: false, reason: 'abort', abort, iova: iova + BigInt(done), bytesDone: done };
+      hpas.push(hpa);
       done += chunk;
     }
     return undefined;
   }
 
+  /** One page's part of a DMA at HPA `addr`: naturally aligned 1–8 bytes as one bus access, else a copy. */
+  private accessPage(payload: DmaPayload, addr: number, done: number, length: number): BusAbort | undefined {
+    const data = payload.data;
+    if (isWordAccess(addr, length)) {
+      if (payload.op === 'write') {
+        const value = bytesToBigInt(data, done, length);
+        const w = this.bus.write(addr, length as AccessSize, value, this.counter, this.streamId);
+        return w.ok ? undefined : w.abort;
+      }
+      const r = this.bus.read(addr, length as AccessSize, this.counter);
+      if (!r.ok) return r.abort;
+      for (let i = 0; i < length; i++) data[done + i] = Number((r.value >> BigInt(8 * i)) & 0xffn);
+      return undefined;
+    }
+    if (payload.op === 'write') {
+      const chunk = done === 0 && length === data.length ? data : data.subarray(done, done + length);
+      const w = this.bus.writeBytes(addr, chunk, this.counter);
+      return w.ok ? undefined : w.abort;
+    }
+    const r = this.bus.readBytes(addr, length, this.counter);
+    if (!r.ok) return r.abort;
+    data.set(r.data, done);
+    return undefined;
+  }
+
   /** Translates one page: ATC first when ATS is on, then the IOMMU. `fault` undefined asks for PRI. */
   private translatePage(
-    at: bigint,
+    iovaPfn: number,
+    offset: number,
     pasid: number,
     access: number,
     options: DmaOptions,
   ): { ok: true; pfn: number } | { ok: false; fault: IommuFault | undefined; stallId?: number } {
     const iommu = this.iommu!;
-    const request = {
-      streamId: this.streamId,
-      pasid,
-      iovaPfn: Number(at >> 12n),
-      offset: Number(at & 0xfffn),
-      access,
-    };
+    const request = { streamId: this.streamId, pasid, iovaPfn, offset, access };
     if (this.atsEnabled && this.atc && iommu.atsTranslate) {
       const cached = this.atc.lookup(pasid, request.iovaPfn, access);
       if (cached) return { ok: true, pfn: cached.pfn };
@@ -461,15 +472,18 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     return pasid;
   }
 
+  /** Traces the access `done` bytes into the DMA at `dmaIova`, to `target`. */
   private traceAccess(
     perm: number,
-    iova: bigint,
+    dmaIova: bigint,
+    done: number,
     target: bigint,
     length: number,
     abort: BusAbort | undefined,
   ): void {
     // Stryker disable next-line ConditionalExpression: Tracer.trace drops records itself when tracing is off; the guard only saves building them
     if (!this.tracer.enabled) return;
+    const iova = dmaIova + BigInt(done);
     const op = perm === PERM_WRITE ? 'write' : 'read';
     const where = this.iommu ? `${toHex(iova)} → ${toHex(target)}` : toHex(target);
     const outcome = abort ? ` aborted (${abort.reason})` : '';
@@ -482,12 +496,13 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   }
 }
 
-function isWordAccess(addr: bigint, length: number): boolean {
-  return (length === 1 || length === 2 || length === 4 || length === 8) && addr % BigInt(length) === 0n;
+function isWordAccess(addr: number, length: number): boolean {
+  return (length === 1 || length === 2 || length === 4 || length === 8) && addr % length === 0;
 }
 
-function bytesToBigInt(bytes: Uint8Array): bigint {
+/** `length` bytes of `bytes` from `from`, little-endian. */
+function bytesToBigInt(bytes: Uint8Array, from: number, length: number): bigint {
   let v = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
+  for (let i = from + length - 1; i >= from; i--) v = (v << 8n) | BigInt(bytes[i]!);
   return v;
 }
