@@ -166,3 +166,29 @@ describe('tracing the fetches', () => {
     ]);
   });
 });
+
+describe('decoded once: the configuration caches hold what each translation needs', () => {
+  it('a CD carries its stage-1 table format; CDs with the same TG0, T0SZ and IPS share one format object', () => {
+    put(L1 + 8, encodeL1Cd({ v: true, l2Ptr: L2 }));
+    put(L2 + 64, testCd(0x8070_0000, { asid: 9 }));
+    put(L2 + 128, testCd(0x8071_0000, { asid: 10 }));
+    const a = fetch.cd(1, SSID, twoLevel(L1), undefined);
+    const b = fetch.cd(1, SSID + 1, twoLevel(L1), undefined);
+    if ('event' in a || 'event' in b) throw new Error('the CDs are valid');
+    expect(a.s1Format).toMatchObject({ stage: 1, granule: 4096, ias: 48 });
+    expect(b.s1Format).toBe(a.s1Format);
+  });
+
+  it('an STE carries what its Config selects and its stage-2 format, shared by STEs with the same fields', () => {
+    const fields = testS2Fields(s2.rootPa);
+    put(STRTAB + 64, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...fields }));
+    put(STRTAB + 128, encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...fields, s2Vmid: 6 }));
+    put(STRTAB + 192, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: L1 }));
+    const [one, two, three] = [1, 2, 3].map((sid) => fetch.ste(sid, state));
+    if (!one?.ok || !two?.ok || !three?.ok) throw new Error('the STEs are valid');
+    expect([one.kind, three.kind]).toEqual(['s2', 's1']);
+    expect(one.s2Format).toMatchObject({ stage: 2, granule: 4096 });
+    expect(two.s2Format).toBe(one.s2Format);
+    expect(three.s2Format).toBeUndefined();
+  });
+});

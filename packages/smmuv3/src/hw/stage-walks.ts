@@ -70,6 +70,8 @@ function descriptorOutputBits(effectiveBits: number, tg: number): number {
 export class Smmuv3StageWalker {
   /** Table walks started (stage 1 and stage 2 separately). */
   walks = 0;
+  /** Formats by their encoded translation-control fields; null for an ILLEGAL encoding. */
+  private readonly formats = new Map<number, VmsaFormat | null>();
 
   constructor(private readonly ctx: WalkContext) {}
 
@@ -188,29 +190,33 @@ export class Smmuv3StageWalker {
 
   /** The stage-2 table format of an STE, or undefined when its translation control is ILLEGAL. */
   stage2Format(ste: Ste): VmsaFormat | undefined {
-    try {
-      return vmsaFormatFromRegisters({
-        stage: 2,
-        tg: ste.s2Tg,
-        t0sz: ste.s2T0sz,
-        sl0: ste.s2Sl0,
-        ps:
-          psEncoding(descriptorOutputBits(steEffectiveS2PsBits(ste, this.ctx.features), ste.s2Tg)) ??
-          ste.s2Ps,
-      });
-    } catch {
-      return undefined;
-    }
+    const ps =
+      psEncoding(descriptorOutputBits(steEffectiveS2PsBits(ste, this.ctx.features), ste.s2Tg)) ?? ste.s2Ps;
+    return this.format(2, ste.s2Tg, ste.s2T0sz, ste.s2Sl0, ps);
   }
 
   /** The stage-1 table format of a CD: checkCd refuses (C_BAD_CD) every TG0 and T0SZ it cannot have. */
   stage1Format(cd: Cd): VmsaFormat {
-    return vmsaFormatFromRegisters({
-      stage: 1,
-      tg: cd.tg0,
-      t0sz: cd.t0sz,
-      ps: psEncoding(descriptorOutputBits(cdEffectiveIpsBits(cd, this.ctx.features), cd.tg0)) ?? cd.ips,
-    });
+    const ps = psEncoding(descriptorOutputBits(cdEffectiveIpsBits(cd, this.ctx.features), cd.tg0)) ?? cd.ips;
+    return this.format(1, cd.tg0, cd.t0sz, 0, ps)!;
+  }
+
+  /**
+   * The format the translation-control fields select, built once per distinct encoding (formats are
+   * immutable), so a configuration-cache miss does not rebuild one; undefined when they are ILLEGAL.
+   */
+  private format(stage: 1 | 2, tg: number, t0sz: number, sl0: number, ps: number): VmsaFormat | undefined {
+    // stage (1 bit), TG (2), T0SZ (6), SL0 (2) and PS (3) in one number.
+    const key = (((((stage - 1) * 4 + tg) * 64 + t0sz) * 4 + sl0) * 8 + ps) | 0;
+    if (this.formats.has(key)) return this.formats.get(key) ?? undefined;
+    let format: VmsaFormat | null;
+    try {
+      format = vmsaFormatFromRegisters(stage === 2 ? { stage, tg, t0sz, sl0, ps } : { stage, tg, t0sz, ps });
+    } catch {
+      format = null;
+    }
+    this.formats.set(key, format);
+    return format ?? undefined;
   }
 
   private traceStep(stage: 1 | 2, level: number, addr: number, lo: number, hi: number): void {
