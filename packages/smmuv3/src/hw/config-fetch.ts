@@ -174,6 +174,7 @@ export class Smmuv3ConfigFetch {
     const el2 = streamWorld === 'NS-EL2';
     const used: CdContext = {
       ...cd,
+      // Stryker disable next-line BooleanLiteral: EPD1 is never read (only TTB0 is walked)
       ...(el2 ? { epd0: false, epd1: false } : {}),
       s1Format: this.walker.stage1Format(cd),
     };

@@ -134,6 +134,36 @@ describe('Smmuv3Tlb capacity', () => {
   });
 });
 
+describe('Smmuv3Tlb page sizes in use (what a lookup probes)', () => {
+  it('lists each size once while an entry of it is cached, through replacement, eviction, invalidation and clear', () => {
+    const tlb = full(2);
+    expect(tlb.pageShifts).toEqual([]);
+    tlb.insert(leaf({ inputBase: 0x20_0000, pageShift: 21, level: 2 }));
+    tlb.insert(leaf({ inputBase: 0x1000 }));
+    expect(tlb.pageShifts).toEqual([12, 21]);
+    // Replacing the 2 MiB entry (same tags) keeps one 2 MiB entry, so dropping it leaves none.
+    tlb.insert(leaf({ inputBase: 0x20_0000, pageShift: 21, level: 2, outputBase: 0x9000_0000 }));
+    expect(tlb.invalidateRange(TLB_NH, 1, 7, 0x20_0000, 0x1000)).toBe(1);
+    expect(tlb.pageShifts).toEqual([12]);
+    // A full TLB evicts: the 4 KiB entry goes, and its size with it.
+    tlb.insert(leaf({ inputBase: 0x4000_0000, pageShift: 30, level: 1 }));
+    tlb.insert(leaf({ inputBase: 0x8000_0000, pageShift: 30, level: 1 }));
+    expect(tlb.pageShifts).toEqual([30]);
+    expect(tlb.invalidateAsid(TLB_NH, 1, 7)).toBe(2);
+    expect(tlb.pageShifts).toEqual([]);
+    tlb.insert(leaf());
+    tlb.clear();
+    expect(tlb.pageShifts).toEqual([]);
+  });
+
+  it('names itself in a geometry error', () => {
+    expect(() => new Smmuv3Tlb({ sets: 0, ways: 1, policy: 'lru' })).toThrow(/tlb/);
+    expect(() => new Smmuv3Tlb({ sets: 0, ways: 1, policy: 'lru' }, 'stage-1 walk cache')).toThrow(
+      /stage-1 walk cache/,
+    );
+  });
+});
+
 describe('Smmuv3Tlb invalidation', () => {
   function filled(): Smmuv3Tlb {
     const tlb = new Smmuv3Tlb({ sets: 8, ways: 4, policy: 'lru' });

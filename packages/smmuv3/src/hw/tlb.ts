@@ -44,6 +44,7 @@ const TAGS = 5;
 
 /** Page shifts a leaf can have: 12 (4 KiB) to 42 (4 TiB blocks of the 64K granule, 52-bit). */
 const MAX_SHIFT = 63;
+// Stryker disable next-line ArithmeticOperator: no entry is 2^63 bytes (leaves stop at 2^42), so the last power is never read
 const POW2 = Float64Array.from({ length: MAX_SHIFT + 1 }, (_, n) => 2 ** n);
 
 /** The tags of a cached entry: what lookups and invalidations match (the walk caches share them). */
@@ -78,12 +79,19 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
   /** The entry in each slot (built on a miss, returned as it is on every hit). */
   private readonly slotEntries: (E | undefined)[];
   /** Entries per page shift, and the shifts in use in ascending order: lookups try only those sizes. */
+  // Stryker disable next-line ArithmeticOperator: no entry is 2^63 bytes (leaves stop at 2^42)
   private readonly perShift = new Uint32Array(MAX_SHIFT + 1);
   private shifts: number[] = [];
 
   constructor(geometry: CacheGeometry, name = 'tlb') {
     this.cache = new SetAssociativeCache(name, geometry, TAGS, (slot) => this.forget(slot));
+    // Stryker disable next-line ArrayDeclaration: a sparse array reads undefined in the same slots
     this.slotEntries = new Array(this.cache.capacity).fill(undefined);
+  }
+
+  /** The page sizes (log2) of the cached entries, ascending: the only sizes a lookup probes. */
+  get pageShifts(): readonly number[] {
+    return this.shifts;
   }
 
   get capacity(): number {
@@ -112,6 +120,7 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
     const probe = cache.probe;
     probe[T_KIND] = KIND_CODE[kind];
     probe[T_VMID] = vmid;
+    // Stryker disable next-line EqualityOperator: one probe past the end is of shift undefined, whose NaN set holds nothing
     for (let i = 0; i < shifts.length; i++) {
       const shift = shifts[i]!;
       const vpn = Math.floor(address / POW2[shift]!);
@@ -120,6 +129,7 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
       probe[T_SHIFT] = shift;
       probe[T_VPN] = vpn;
       let slot = cache.find(set);
+      // Stryker disable next-line ConditionalExpression: for GLOBAL_ASID the second probe repeats the first
       if (slot < 0 && asid !== GLOBAL_ASID) {
         probe[T_ASID] = GLOBAL_ASID;
         slot = cache.find(set);
@@ -169,10 +179,14 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
     for (const shift of this.shifts) {
       const first = Math.floor(start / POW2[shift]!);
       const last = Math.floor((start + size - 1) / POW2[shift]!);
+      // Visiting more sets or slots than these changes nothing: each entry is checked against the range.
+      // Stryker disable next-line ArithmeticOperator,EqualityOperator: see above
       const sets = Math.min(last - first + 1, cache.sets);
+      // Stryker disable next-line EqualityOperator: see above
       for (let k = 0; k < sets; k++) {
         const set = cache.setOf(first + k);
         const from = set * cache.ways;
+        // Stryker disable next-line EqualityOperator: see above (one slot past a set is the next set's first)
         for (let slot = from; slot < from + cache.ways; slot++) {
           if (!cache.isValid(slot) || cache.tag(slot, T_SHIFT) !== shift) continue;
           const vpn = cache.tag(slot, T_VPN);
@@ -217,6 +231,7 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
   /** Drops every entry of `kinds` of `vmid` with exactly `asid` ({@link ANY_ASID}: any); a scan of all sets. */
   private dropMatching(kinds: number, vmid: number, asid: number): number {
     let dropped = 0;
+    // Stryker disable next-line EqualityOperator: the slot past the end is never valid
     for (let slot = 0; slot < this.cache.capacity; slot++) {
       if (!this.cache.isValid(slot) || !this.owned(slot, kinds, vmid)) continue;
       if (asid !== ANY_ASID && this.cache.tag(slot, T_ASID) !== asid) continue;
@@ -243,6 +258,7 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
 
   private presentShifts(): number[] {
     const out: number[] = [];
+    // Stryker disable next-line EqualityOperator: no entry is 2^63 bytes (leaves stop at 2^42)
     for (let shift = 0; shift <= MAX_SHIFT; shift++) if (this.perShift[shift]! > 0) out.push(shift);
     return out;
   }

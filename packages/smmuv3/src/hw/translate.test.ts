@@ -15,7 +15,7 @@ import { decodeEvent, EVENT_CLASS, EVENT_ID, type EventRecord, encodeEvent } fro
 import { DEFAULT_IDR_EXTRAS } from './features.js';
 import { featuresFromOptions, Smmuv3OptionsSchema } from './options.js';
 import type { TranslationState } from './programming-interface.js';
-import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT, STE_STRW } from './ste.js';
+import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT, STE_STRW, TG0 } from './ste.js';
 import { Smmuv3Tlb } from './tlb.js';
 import { Smmuv3Translator } from './translate.js';
 
@@ -711,6 +711,34 @@ describe('spec corner cases', () => {
       encodeSte({ v: true, config: STE_CONFIG.S2_TRANS, ...testS2Fields(s2.rootPa, { s2Ps: 0b110 }) }),
     );
     expect(translator.translate(req(6, 0x4000_0000))).toMatchObject({ ok: true, pfn: 0x9000_0 });
+  });
+
+  it('a 52-bit IPS with the 64K granule keeps 52-bit outputs: a page above 2^48 translates (§5.4 IPS)', () => {
+    translator = makeTranslator(featuresFromOptions(Smmuv3OptionsSchema.parse({ oasBits: 52 })));
+    const pt = table(vmsaFormat({ stage: 1, granule: 65536, ias: 48, oas: 52 }));
+    const high = 2 ** 50;
+    pt.map(0x1_0000n, BigInt(high), 0x1_0000n, RW);
+    put(CD_TABLE, cdFor(pt.rootPa, 3, { ips: 0b110, tg0: TG0.SIZE_64K }));
+    put(STRTAB + 64 * 4, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE }));
+    expect(translator.translate(req(4, 0x1_2000))).toMatchObject({ ok: true, pfn: (high + 0x2000) / 4096 });
+  });
+
+  it('APTable limits of stage-1 table descriptors apply, unless CD.HAD0 disables them (§5.4 HAD0)', () => {
+    const pt = table(s1Format());
+    pt.map(0x7000n, 0x9000_0000n, 0x1000n, RW);
+    const top = pt.rootPa + s1Format().index(0x7000, 0) * 8;
+    const words = new Uint32Array(2);
+    bus.readWords(top, words, 2, bus.counter('test'));
+    put(top, Uint32Array.of(words[0]!, words[1]! | (1 << 30))); // APTable[1]: read-only below
+    put(CD_TABLE, cdFor(pt.rootPa, 3));
+    put(CD_TABLE + 64, cdFor(pt.rootPa, 4, { had0: true }));
+    const ste = { v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD_TABLE, s1CdMax: 1 };
+    put(STRTAB + 64 * 4, encodeSte({ ...ste, s1Dss: STE_S1DSS.SSID0 }));
+    expect(translator.translate(req(4, 0x7000, PERM_WRITE))).toMatchObject({
+      ok: false,
+      fault: { vendorCode: 'F_PERMISSION' },
+    });
+    expect(translator.translate(req(4, 0x7000, PERM_WRITE, 1))).toMatchObject({ ok: true, pfn: 0x9000_0 });
   });
 
   it('CD.HD without CD.HA does not update the dirty state (§5.4: behaves as both 0)', () => {

@@ -31,6 +31,7 @@ export class Smmuv3WalkCache implements WalkTableCache {
   readonly entries: Smmuv3Tlb<WalkCacheEntry>;
   table = 0;
   limits = 0;
+  // Stryker disable next-line StringLiteral: every walk calls select() before find() or fill()
   private kind: TlbKind = 's1';
   private vmid = 0;
   private asid = 0;
