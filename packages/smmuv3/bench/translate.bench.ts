@@ -91,6 +91,26 @@ function tlbiCase(entries: number): () => number {
   };
 }
 
+const STREAMS = 10_000;
+
+/**
+ * Stage-1 TLB hits on `streams` streams that share one CD's tables (so one TLB entry serves them all), taken
+ * round-robin: beyond the configuration cache's 64 entries every translation fetches, decodes and checks
+ * its STE and CD again.
+ */
+function roundRobin(streams: number): () => unknown {
+  const r = translationRig({ streamTableLog2: 14, smmu: { tlbEntries: 4096 } });
+  r.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, RW);
+  for (let sid = 0; sid < streams; sid++) r.s1Stream({}, {}, sid);
+  const requests = Array.from({ length: streams }, (_, sid) => translationRequest(sid, IOVA));
+  for (const request of requests) pfnOf(r.smmu.translate(request));
+  let next = 0;
+  return () => {
+    next = next + 1 === streams ? 0 : next + 1;
+    return r.smmu.translate(requests[next]!);
+  };
+}
+
 /** A device on the nested stream writing one 4 KiB page whose translation is in the TLB. */
 function nestedDma(): () => unknown {
   const dev = new EndpointDevice(
@@ -170,6 +190,11 @@ export default defineBenchSuite({
         { name: 'translate(): stage 1 TLB hit', fn: () => smmu.translate(s1Req), target: 0.2 },
         { name: 'translate(): nested TLB hit', fn: () => smmu.translate(nestedReq), target: 0.2 },
       ],
+    },
+    {
+      name: 'Configuration cache misses (TLB hits)',
+      baseline: { name: 'translate(): stage 1 TLB hit, one stream', fn: roundRobin(1) },
+      cases: [{ name: `${STREAMS} streams round-robin`, fn: roundRobin(STREAMS), target: 1 / 3 }],
     },
     {
       name: 'TLB misses (configuration cached)',

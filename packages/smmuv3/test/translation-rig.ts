@@ -24,6 +24,8 @@ import { mmioRig, RAM_BASE } from './mmio-rig.js';
 import { testS2Fields } from './ste-fixture.js';
 
 const STRTAB = RAM_BASE;
+/** Where a stream table of more than 256 STEs goes (up to 2^14 of them: 1 MiB, clear of the rig's tables). */
+const LARGE_STRTAB = RAM_BASE + 0x200_0000;
 /** The Command queue: 2^CMDQ_LOG2 entries at CMDQ. */
 export const CMDQ = RAM_BASE + 0x1_0000;
 export const CMDQ_LOG2 = 3;
@@ -71,13 +73,21 @@ export interface TranslationRigOptions {
   readonly smmu?: Record<string, unknown>;
   /** Build the stage-2 table with hardware dirty tracking (DBM) mappings. */
   readonly s2DirtyTracking?: boolean;
+  /** log2 of the linear Stream table's STEs (default 8; up to 14). */
+  readonly streamTableLog2?: number;
 }
 
-export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: TranslationRigOptions = {}) {
-  const rig = mmioRig({ sidBits: 8, ssidBits: 8, ...options });
+export function translationRig({
+  smmu: options = {},
+  s2DirtyTracking = false,
+  streamTableLog2 = 8,
+}: TranslationRigOptions = {}) {
+  if (streamTableLog2 > 14) throw new Error(`the rig holds at most 2^14 STEs, not 2^${streamTableLog2}`);
+  const rig = mmioRig({ sidBits: Math.max(8, streamTableLog2), ssidBits: 8, ...options });
   const { bus, smmu, mmio, mmio64, put, driver } = rig;
-  mmio64(REG.STRTAB_BASE, STRTAB);
-  mmio(REG.STRTAB_BASE_CFG, 8);
+  const strtab = streamTableLog2 > 8 ? LARGE_STRTAB : STRTAB;
+  mmio64(REG.STRTAB_BASE, strtab);
+  mmio(REG.STRTAB_BASE_CFG, streamTableLog2);
   mmio64(REG.CMDQ_BASE, CMDQ + CMDQ_LOG2);
   mmio64(REG.EVENTQ_BASE, EVTQ + EVTQ_LOG2);
   mmio(REG.CR0, CR0_CMDQEN | CR0_EVENTQEN);
@@ -112,7 +122,7 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
   };
   /** Writes a valid STE with `ste`'s fields for `streamId`. */
   const putSte = (streamId: number, ste: Partial<Ste>) =>
-    put(STRTAB + 64 * streamId, encodeSte({ v: true, ...ste }));
+    put(strtab + 64 * streamId, encodeSte({ v: true, ...ste }));
   const readDescriptor = (address: number): [number, number] => {
     bus.readWords(address, words, 2, driver);
     return [words[0]!, words[1]!];
@@ -124,10 +134,13 @@ export function translationRig({ smmu: options = {}, s2DirtyTracking = false }: 
     s2,
     s1Format,
     s2Format,
-    /** Stream S1_STREAM: stage 1 only, through the CD at `CD` (SubstreamID 0 or none) and its copy (SSID). */
-    s1Stream(cd: Partial<Cd> = {}, ste: Partial<Ste> = {}) {
+    /**
+     * Stream S1_STREAM (or `streamId`): stage 1 only, through the CD at `CD` (SubstreamID 0 or none) and its
+     * copy (SSID).
+     */
+    s1Stream(cd: Partial<Cd> = {}, ste: Partial<Ste> = {}, streamId = S1_STREAM) {
       putCds(cd);
-      putSte(S1_STREAM, { config: STE_CONFIG.S1_TRANS, ...cdTable, ...ste });
+      putSte(streamId, { config: STE_CONFIG.S1_TRANS, ...cdTable, ...ste });
     },
     /** Stream S2_STREAM: stage 2 only. */
     s2Stream(ste: Partial<Ste> = {}) {

@@ -65,11 +65,12 @@ export function deposit32(word: number, lsb: number, width: number, value: numbe
 export function entryField(words: ArrayLike<number>, lsb: number, width: number): number {
   const index = lsb >>> 5;
   const shift = lsb & 31;
-  const lo = (words[index]! >>> shift) >>> 0;
-  if (shift + width <= 32) return width === 32 ? lo : (lo & (2 ** width - 1)) >>> 0;
-  const hiBits = shift + width - 32;
-  const hi = words[index + 1]! & (2 ** hiBits - 1);
-  return (lo + hi * 2 ** (32 - shift)) >>> 0;
+  const lo = words[index]! >>> shift;
+  // Masks by shifts, not powers: this runs for every field of every structure a cache miss decodes.
+  // (1 << 31) - 1 is -2^31 - 1, which `&` reads as 2^31 - 1.
+  if (shift + width <= 32) return width === 32 ? lo : (lo & ((1 << width) - 1)) >>> 0;
+  const hi = words[index + 1]! & ((1 << (shift + width - 32)) - 1);
+  return (lo + hi * ((1 << (32 - shift)) >>> 0)) >>> 0;
 }
 
 /** Writes `value` (width ≤ 32 bits) into the field at absolute bit `lsb`. */

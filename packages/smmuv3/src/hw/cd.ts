@@ -25,7 +25,7 @@
  */
 import { entryAddress, entryField } from '@iommukit/core';
 import { granuleFromTg, type VmsaGranule } from '@iommukit/pagetables';
-import { readScalars, writeAddress, writeScalars } from './entry-layout.js';
+import { type EntryLayout, readEntry, writeAddress, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 import {
   type AddressResult,
@@ -170,11 +170,10 @@ export const CD_LAYOUT = {
 const TTB0 = [64 + 4, 64 + 55] as const;
 const TTB1 = [128 + 4, 128 + 55] as const;
 
+const CD_ENTRY: EntryLayout = { scalars: CD_LAYOUT, addresses: { ttb0: TTB0, ttb1: TTB1 } };
+
 export function decodeCd(words: ArrayLike<number>): Cd {
-  const out = readScalars(words, CD_LAYOUT);
-  out.ttb0 = entryAddress(words, ...TTB0);
-  out.ttb1 = entryAddress(words, ...TTB1);
-  return out as unknown as Cd;
+  return readEntry(words, CD_ENTRY) as unknown as Cd;
 }
 
 /** Encodes a CD; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */

@@ -170,14 +170,16 @@ export class Smmuv3ConfigFetch {
       );
     }
     if (!check.ok) return { event: 'C_BAD_CD', record: true, reason: check.reason };
-    // EPD0/EPD1 are IGNORED, effectively 0, for an any-EL2 StreamWorld (§5.4 EPD0): cache what the walks use.
-    const el2 = streamWorld === 'NS-EL2';
-    const used: CdContext = {
-      ...cd,
+    // The decoded CD is this fetch's own object: completing it in place keeps its shape (a copy of a
+    // 50-field object with extra keys would not). EPD0/EPD1 are IGNORED, effectively 0, for an any-EL2
+    // StreamWorld (§5.4 EPD0): cache what the walks use.
+    const used = cd as { -readonly [K in keyof CdContext]: CdContext[K] };
+    if (streamWorld === 'NS-EL2') {
+      used.epd0 = false;
       // Stryker disable next-line BooleanLiteral: EPD1 is never read (only TTB0 is walked)
-      ...(el2 ? { epd0: false, epd1: false } : {}),
-      s1Format: this.walker.stage1Format(cd),
-    };
+      used.epd1 = false;
+    }
+    used.s1Format = this.walker.stage1Format(cd);
     this.cdCache.set(key, used);
     return used;
   }

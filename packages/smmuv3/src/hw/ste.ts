@@ -46,7 +46,7 @@ import {
   type VmsaGranule,
   vmsaGeometry,
 } from '@iommukit/pagetables';
-import { readScalars, writeAddress, writeScalars } from './entry-layout.js';
+import { type EntryLayout, readEntry, writeAddress, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 
 /** The outcome of a structure validity check: `ok`, or the ILLEGAL condition that failed. */
@@ -225,12 +225,13 @@ const S1_CONTEXT_PTR = [6, 55] as const;
 /** S2TTB, bits [247:196] (§5.2). */
 const S2_TTB = [3 * 64 + 4, 3 * 64 + 55] as const;
 
+const STE_ENTRY: EntryLayout = {
+  scalars: STE_LAYOUT,
+  addresses: { s1ContextPtr: S1_CONTEXT_PTR, s2Ttb: S2_TTB },
+};
+
 export function decodeSte(words: ArrayLike<number>): Ste {
-  return {
-    ...readScalars(words, STE_LAYOUT),
-    s1ContextPtr: entryAddress(words, S1_CONTEXT_PTR[0], S1_CONTEXT_PTR[1]),
-    s2Ttb: entryAddress(words, S2_TTB[0], S2_TTB[1]),
-  } as unknown as Ste;
+  return readEntry(words, STE_ENTRY) as unknown as Ste;
 }
 
 /** Encodes an STE; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
