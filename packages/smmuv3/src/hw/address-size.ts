@@ -51,11 +51,11 @@ export const BYPASS_ADDR_SIZE: Outcome = {
 export function smmuDisabledOutcome(gbpaAbort: boolean, input: number, addressLimit: number): Outcome {
   if (gbpaAbort) return GBPA_ABORT;
   if (input >= addressLimit) return OAS_ABORT;
-  return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+  return { ok: true, pfn: Math.floor(input / 4096), perm: PERM_READ | PERM_WRITE, pageShift: 12 };
 }
 
 /** Both stages bypassed (STE bypass, or S1DSS bypass without stage 2): the input, within the IAS, is the PA. */
 export function bypassOutcome(input: number, addressLimit: number): Outcome {
   if (input >= addressLimit) return BYPASS_ADDR_SIZE;
-  return { ok: true, pa: input, perm: PERM_READ | PERM_WRITE, pageShift: 12 };
+  return { ok: true, pfn: Math.floor(input / 4096), perm: PERM_READ | PERM_WRITE, pageShift: 12 };
 }

@@ -241,7 +241,7 @@ export class Smmuv3Translator {
       ALL_GRANTS,
       r.grants,
     );
-    return { ok: true, pa: r.pa, perm: r.perm, pageShift: r.pageShift };
+    return { ok: true, pfn: Math.floor(r.pa / 4096), perm: r.perm, pageShift: r.pageShift };
   }
 
   /** Stage 1 (nested when `s2Format`): the TLB, else the walk and a new TLB entry. */
@@ -259,7 +259,7 @@ export class Smmuv3Translator {
       if (hit.ok && this.ctx.tracer.enabled) {
         this.trace(
           'tlb.hit',
-          `TLB hit ${kind} VMID ${ste.s2Vmid} ASID ${cd.asid} ${toHex(input)} → ${toHex(hit.pa)}`,
+          `TLB hit ${kind} VMID ${ste.s2Vmid} ASID ${cd.asid} ${toHex(input)} → ${toHex(hit.pfn * 4096 + (input % 4096))}`,
         );
       }
       return hit;
@@ -279,7 +279,7 @@ export class Smmuv3Translator {
       leaf.s1Grants,
       leaf.s2Grants,
     );
-    return { ok: true, pa: leaf.pa, perm: leaf.perm, pageShift: leaf.pageShift };
+    return { ok: true, pfn: Math.floor(leaf.pa / 4096), perm: leaf.perm, pageShift: leaf.pageShift };
   }
 
   /**
@@ -300,7 +300,7 @@ export class Smmuv3Translator {
     }
     if (access & PERM_WRITE && !e.dirty && this.ctx.features.httu === 'access-dirty') return undefined;
     const perm = grantedTo(e.s1Grants, access) & grantedTo(e.s2Grants, access);
-    return { ok: true, pa: e.outputBase + offset, perm, pageShift: e.pageShift };
+    return { ok: true, pfn: Math.floor((e.outputBase + offset) / 4096), perm, pageShift: e.pageShift };
   }
 
   /** A new TLB entry; positional, so a miss builds no object beyond the entry itself. */
@@ -339,13 +339,7 @@ export class Smmuv3Translator {
     untranslated: boolean,
     stallId?: number,
   ): TranslationResult {
-    if (outcome.ok)
-      return {
-        ok: true,
-        pfn: Math.floor(outcome.pa / 4096),
-        perm: outcome.perm,
-        pageShift: outcome.pageShift,
-      };
+    if (outcome.ok) return outcome;
     const f = outcome.fault;
     const input = BigInt(request.iovaPfn) * 4096n + BigInt(request.offset);
     const isEvent = isEventFault(f);

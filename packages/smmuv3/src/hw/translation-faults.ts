@@ -12,6 +12,7 @@ import {
   PERM_EXEC,
   PERM_PRIV,
   PERM_WRITE,
+  type TranslationOk,
   type TranslationRequest,
 } from '@iommukit/core';
 import type { WalkFault } from '@iommukit/pagetables';
@@ -28,7 +29,8 @@ import { inputAccess } from './grants.js';
 import type { Ste } from './ste.js';
 
 /** A translation's result before it is reported: the output, or the fault. */
-export type Outcome = { ok: true; pa: number; perm: number; pageShift: number } | { ok: false; fault: Fault };
+/** A translation's outcome: the core's result itself when it succeeds (so a hit builds one object), else the fault. */
+export type Outcome = TranslationOk | { ok: false; fault: Fault };
 
 export interface Fault {
   readonly event: EventName | 'ABORT' | 'GBPA_ABORT' | 'OAS_ABORT';
