@@ -72,6 +72,10 @@ describe('Smmuv3OptionsSchema', () => {
       'iommus[0].options.twoLevelStreamTable: sidBits 16 (>= 7) requires a 2-level stream table',
     ],
     [
+      { sidBits: 7, twoLevelStreamTable: false },
+      'iommus[0].options.twoLevelStreamTable: sidBits 7 (>= 7) requires a 2-level stream table',
+    ],
+    [
       { granules: { g4k: false, g16k: false, g64k: false } },
       'iommus[0].options.granules: at least one translation granule is required',
     ],
@@ -108,6 +112,9 @@ describe('Smmuv3OptionsSchema', () => {
       { s1: false, nesting: false },
       { ssidBits: 0, twoLevelCdTable: false },
       { sidBits: 6, twoLevelStreamTable: false },
+      { granules: { g4k: false, g16k: false } },
+      { granules: { g4k: false, g64k: false } },
+      { granules: { g16k: false, g64k: false } },
       { oasBits: 52, vaBits: 52 },
       { stallModel: 'force-stall', ats: false, pri: false },
       { msi: false },
@@ -123,6 +130,13 @@ describe('Smmuv3OptionsSchema', () => {
     expect(issues({ ssidBits: 21 })).toEqual(['iommus[0].options.ssidBits: expected at most 20, got 21']);
     expect(issues({ cmdqLog2: 20 })).toEqual(['iommus[0].options.cmdqLog2: expected at most 19, got 20']);
     expect(issues({ tlbEntries: 0 })).toEqual(['iommus[0].options.tlbEntries: expected at least 1, got 0']);
+    expect(issues({ tlbEntries: 2_097_152 })).toEqual([
+      'iommus[0].options.tlbEntries: expected at most 1048576, got 2097152',
+    ]);
+    expect(issues({ tlbEntries: 1, tlbWays: 1 })).toEqual([]);
+    expect(issues({ configCacheEntries: 65_537 })).toEqual([
+      'iommus[0].options.configCacheEntries: expected at most 65536, got 65537',
+    ]);
     expect(issues({ tlbEntries: 512, tlbWays: 3, tlbReplacement: 'lru' })).toEqual([
       'iommus[0].options.tlbWays: tlbEntries 512 is not a whole number of sets of 3 ways',
     ]);
