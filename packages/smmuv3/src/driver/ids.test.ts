@@ -41,4 +41,51 @@ describe('ASID and VMID allocation', () => {
     ids.free(1);
     expect(errnoOf(() => ids.free(1))).toBe('EINVAL');
   });
+
+  it('has() answers only for allocated IDs in [first, max]; IDs below first or above max never are', () => {
+    const ids = new IdAllocator('VMID', 8, 4);
+    expect(ids.alloc()).toBe(4);
+    expect([3, 4, 5, 255, 256, -1].map((id) => ids.has(id))).toEqual([
+      false,
+      true,
+      false,
+      false,
+      false,
+      false,
+    ]);
+    expect(errnoOf(() => ids.free(256))).toBe('EINVAL');
+    expect(errnoOf(() => ids.free(3))).toBe('EINVAL');
+  });
+
+  it('freeing an ID above the lowest free one leaves the next allocation where it was', () => {
+    const ids = new IdAllocator('ASID', 8);
+    for (let i = 0; i < 5; i++) ids.alloc();
+    ids.free(2);
+    ids.free(4);
+    expect([ids.alloc(), ids.alloc(), ids.alloc()]).toEqual([2, 4, 6]);
+  });
+
+  it('its errors name the IDs and carry their width or the ID', () => {
+    const ids = new IdAllocator('VMID', 1);
+    ids.alloc();
+    let error: unknown;
+    try {
+      ids.alloc();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({
+      message: expect.stringContaining('all 1 1-bit VMIDs are in use'),
+      context: { bits: 1 },
+    });
+    try {
+      ids.free(9);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({
+      message: expect.stringContaining('VMID 9 is not allocated'),
+      context: { id: 9 },
+    });
+  });
 });
