@@ -236,3 +236,80 @@ describe('Redistributor LPIs (§5.1)', () => {
     ]);
   });
 });
+
+describe('Redistributor edges (issue 11)', () => {
+  it('lays out the GICR frame: each register at its offset with its name and access, 64-bit ones as two halves', () => {
+    const t = rig();
+    const layout = t.rd.registers.definitions().map((d) => [d.name, d.offset, d.access]);
+    expect(layout).toEqual([
+      ['GICR_CTLR', GICR.CTLR, 'rw'],
+      ['GICR_IIDR', GICR.IIDR, 'ro'],
+      ['GICR_TYPER', GICR.TYPER, 'ro'],
+      ['GICR_TYPER_HI', GICR.TYPER + 4, 'ro'],
+      ['GICR_WAKER', GICR.WAKER, 'rw'],
+      ['GICR_PROPBASER', GICR.PROPBASER, 'rw'],
+      ['GICR_PROPBASER_HI', GICR.PROPBASER + 4, 'rw'],
+      ['GICR_PENDBASER', GICR.PENDBASER, 'rw'],
+      ['GICR_PENDBASER_HI', GICR.PENDBASER + 4, 'rw'],
+      ['GICR_INVLPIR', GICR.INVLPIR, 'wo'],
+      ['GICR_INVLPIR_HI', GICR.INVLPIR + 4, 'wo'],
+      ['GICR_INVALLR', GICR.INVALLR, 'wo'],
+      ['GICR_INVALLR_HI', GICR.INVALLR + 4, 'wo'],
+      ['GICR_SYNCR', GICR.SYNCR, 'ro'],
+      ['GICR_PIDR2', GICR.PIDR2, 'ro'],
+    ]);
+    expect(t.bus.listCounters().map((c) => c.tag)).toContain('gicr1:tables');
+  });
+
+  it('clearing an LPI before EnableLPIs touches no table; after, it clears the pending bit', () => {
+    const t = rig();
+    expect(() => t.rd.clearPending(LPI_BASE)).not.toThrow();
+    t.enable();
+    t.rd.signal(LPI_BASE + 9, SOURCE); // disabled in its configuration: stays pending
+    expect(t.rd.isPending(LPI_BASE + 9)).toBe(true);
+    t.rd.clearPending(LPI_BASE + 9);
+    expect(t.rd.isPending(LPI_BASE + 9)).toBe(false);
+    expect(t.pendByte(LPI_BASE + 9)).toBe(0);
+  });
+
+  it('reads as pending only INTIDs from 8192 below 2^IDbits, whatever else the table holds', () => {
+    const t = rig({ idBits: 14 });
+    t.enable();
+    t.bus.write(PEND + Math.floor((LPI_BASE - 1) / 8), 1, 0x80, t.who); // INTID 8191's bit
+    t.bus.write(PEND + 2 ** 14 / 8, 1, 0x01, t.who); // INTID 2^14's bit
+    expect(t.rd.isPending(LPI_BASE - 1)).toBe(false);
+    expect(t.rd.isPending(2 ** 14)).toBe(false);
+    expect(t.rd.pendingLpis()).toEqual([]);
+  });
+
+  it('lists the pending LPIs of a table that ends where RAM ends', () => {
+    const end = 0x10_0000 - 2 ** 14 / 8;
+    const t = rig({ idBits: 14, pend: end });
+    t.enable();
+    t.rd.signal(2 ** 14 - 1, SOURCE);
+    expect(t.rd.pendingLpis()).toEqual([2 ** 14 - 1]);
+  });
+
+  it('moving a pending LPI onto its own redistributor does nothing (no new pending record)', () => {
+    const t = rig();
+    t.enable();
+    t.rd.signal(LPI_BASE + 4, SOURCE);
+    t.tracer.startRecording();
+    t.rd.movePendingTo(t.rd, LPI_BASE + 4);
+    expect(t.tracer.stopRecording()).toEqual([]);
+    expect(t.rd.isPending(LPI_BASE + 4)).toBe(true);
+  });
+
+  it('an LPI software left pending in the table before EnableLPIs is delivered by INVALL, with no source', () => {
+    const t = rig();
+    t.bus.write(PEND + Math.floor((LPI_BASE + 2) / 8), 1, 1 << ((LPI_BASE + 2) % 8), t.who);
+    t.setConfig(LPI_BASE + 2, 0xa1);
+    t.enable();
+    t.write(GICR.INVALLR, 0);
+    expect(t.cpu.arrivals).toEqual([
+      { seq: 101, cpu: 1, intid: LPI_BASE + 2, priority: 0xa0, controller: '', deviceId: -1, eventId: -1 },
+    ]);
+    expect(t.cpu.drainUnserviced()).toHaveLength(1);
+    expect(t.cpu.drainUnserviced()).toEqual([]);
+  });
+});
