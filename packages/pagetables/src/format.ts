@@ -128,7 +128,10 @@ export interface PageTableFormat<A = unknown> {
   markClean(lo: number): number;
 }
 
+const POWERS = Float64Array.from({ length: 65 }, (_, n) => 2 ** n);
+
 /** `2^n` as a number, exact for n < 1024; the only way sizes above 2^31 are formed in this package. */
 export function pow2(n: number): number {
-  return 2 ** n;
+  // Walks call this several times per level: a table read is cheaper than Math.pow.
+  return POWERS[n] ?? 2 ** n;
 }

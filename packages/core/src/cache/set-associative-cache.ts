@@ -136,7 +136,9 @@ export class SetAssociativeCache {
         this.valid[slot] = 1;
         this.live++;
       }
-      this.tags.set(this.probe, slot * this.tagCount);
+      // A loop, not TypedArray.set: a native call costs more than copying a handful of tags.
+      const n = this.tagCount;
+      for (let t = 0; t < n; t++) this.tags[slot * n + t] = this.probe[t]!;
     }
     this.touch(set, slot);
     return slot;

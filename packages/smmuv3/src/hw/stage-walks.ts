@@ -73,6 +73,12 @@ export class Smmuv3StageWalker {
   /** Formats by their encoded translation-control fields; null for an ILLEGAL encoding. */
   private readonly formats = new Map<number, VmsaFormat | null>();
 
+  // Built once: a walk is handed a step tracer only while tracing is on.
+  private readonly traceStage1 = (level: number, addr: number, lo: number, hi: number) =>
+    this.traceStep(1, level, addr, lo, hi);
+  private readonly traceStage2 = (level: number, addr: number, lo: number, hi: number) =>
+    this.traceStep(2, level, addr, lo, hi);
+
   constructor(private readonly ctx: WalkContext) {}
 
   /** Stage 1 from the CD's TTB0 and, when nested (`s2Format`), every IPA it uses through stage 2. */
@@ -101,7 +107,7 @@ export class Smmuv3StageWalker {
       accessFlagFaultDisable: cd.affd,
       hardwareDirty: hd,
       hierarchicalPermissions: !cd.had0,
-      onStep: (level, addr, lo, hi) => this.traceStep(1, level, addr, lo, hi),
+      onStep: this.ctx.tracer.enabled ? this.traceStage1 : undefined,
       tableCache: this.ctx.walkCaches?.s1.select(s2Format ? 's12' : 's1', ste.s2Vmid, cd.asid),
       ...(s2Format
         ? {
@@ -161,7 +167,7 @@ export class Smmuv3StageWalker {
       hardwareAccessFlag: ste.s2Ha,
       accessFlagFaultDisable: ste.s2Affd,
       hardwareDirty: hd,
-      onStep: (level, addr, lo, hi) => this.traceStep(2, level, addr, lo, hi),
+      onStep: this.ctx.tracer.enabled ? this.traceStage2 : undefined,
       tableCache: this.ctx.walkCaches?.s2.select('s2', ste.s2Vmid, GLOBAL_ASID),
     });
     if (!result.ok) {

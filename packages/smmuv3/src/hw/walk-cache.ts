@@ -14,7 +14,7 @@
  * descriptor and forgets the right TLBI keeps walking the old table, as it would on hardware.
  */
 import type { CacheGeometry } from '@iommukit/core';
-import type { WalkTableCache } from '@iommukit/pagetables';
+import { pow2, type WalkTableCache } from '@iommukit/pagetables';
 import { Smmuv3Tlb, type TlbKind, type TlbTags } from './tlb.js';
 
 /** A cached table: the input range one table descriptor covers, and where its table is. */
@@ -61,7 +61,7 @@ export class Smmuv3WalkCache implements WalkTableCache {
       kind: this.kind,
       vmid: this.vmid,
       asid: this.asid,
-      inputBase: iova - (iova % 2 ** shift),
+      inputBase: Math.floor(iova / pow2(shift)) * pow2(shift),
       pageShift: shift,
       level,
       table,
