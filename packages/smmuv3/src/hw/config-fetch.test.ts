@@ -8,7 +8,7 @@ import { IoPageTable, type VmsaFormat, vmsaFormat } from '@iommukit/pagetables';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { testCd } from '../../test/cd-fixture.js';
 import { testS2Fields } from '../../test/ste-fixture.js';
-import { encodeL1Cd } from './cd.js';
+import { decodeCd, encodeCd, encodeL1Cd } from './cd.js';
 import { Smmuv3ConfigFetch } from './config-fetch.js';
 import { EVENT_CLASS } from './events.js';
 import { DEFAULT_IDR_EXTRAS } from './features.js';
@@ -190,5 +190,40 @@ describe('decoded once: the configuration caches hold what each translation need
     expect(one.s2Format).toMatchObject({ stage: 2, granule: 4096 });
     expect(two.s2Format).toBe(one.s2Format);
     expect(three.s2Format).toBeUndefined();
+  });
+});
+
+describe('the walker keeps one format per translation-control encoding', () => {
+  const ctx = () => ({
+    instance: 'smmu0',
+    bus,
+    counter: bus.counter('smmu'),
+    tracer,
+    features: featuresFromOptions(Smmuv3OptionsSchema.parse({ oasBits: 52 })),
+  });
+
+  it('answers every stage-1 and stage-2 encoding as a walker that never saw another one does', () => {
+    const shared = new Smmuv3StageWalker(ctx());
+    const cds = [0, 1, 2].flatMap((tg0) =>
+      Array.from({ length: 25 }, (_, i) => 16 + i).flatMap((t0sz) =>
+        [0, 1, 2, 3, 4, 5, 6].map((ips) => decodeCd(encodeCd({ tg0, t0sz, ips }))),
+      ),
+    );
+    const stes = [0, 1, 2].flatMap((s2Tg) =>
+      [16, 24, 25, 33, 34, 40, 42].flatMap((s2T0sz) =>
+        [0, 1, 2, 3].flatMap((s2Sl0) =>
+          [0, 2, 5, 6].map((s2Ps) => decodeSte(encodeSte({ s2Tg, s2T0sz, s2Sl0, s2Ps }))),
+        ),
+      ),
+    );
+    // Fill the shared walker first, so a key two encodings shared would hand one the other's format.
+    for (const cd of cds) shared.stage1Format(cd);
+    for (const ste of stes) shared.stage2Format(ste);
+    for (const cd of cds)
+      expect(shared.stage1Format(cd)?.name).toBe(new Smmuv3StageWalker(ctx()).stage1Format(cd)?.name);
+    const illegal = stes.filter((ste) => new Smmuv3StageWalker(ctx()).stage2Format(ste) === undefined);
+    expect(illegal.length).toBeGreaterThan(0);
+    for (const ste of stes)
+      expect(shared.stage2Format(ste)?.name).toBe(new Smmuv3StageWalker(ctx()).stage2Format(ste)?.name);
   });
 });
