@@ -27,6 +27,7 @@ describe('ASID and VMID allocation', () => {
   it('16-bit IDs with IDR0.ASID16 / VMID16', () => {
     const asids = asidAllocator({ asid16: true });
     const vmids = vmidAllocator({ vmid16: true });
+    expect([asids.name, vmids.name, asids.bits]).toEqual(['ASID', 'VMID', 16]);
     expect(asids.capacity).toBe(65535);
     expect(vmids.max).toBe(65535);
     for (let i = 0; i < 65535; i++) vmids.alloc();

@@ -37,7 +37,8 @@ export class IdAllocator {
   }
 
   has(id: number): boolean {
-    return id >= this.first && id <= this.max && this.inUse[id] === 1;
+    // IDs below `first` are never marked, and out-of-range indexes read undefined.
+    return this.inUse[id] === 1;
   }
 
   /** The lowest free ID; `ENOSPC` when all are in use. */
@@ -62,6 +63,7 @@ export class IdAllocator {
     if (!this.has(id)) throw new IommufdError('EINVAL', `${this.name} ${id} is not allocated`, { id });
     this.inUse[id] = 0;
     this.count--;
+    // Stryker disable next-line EqualityOperator: for id === lowestFree both keep the same value
     if (id < this.lowestFree) this.lowestFree = id;
   }
 }

@@ -151,6 +151,12 @@ describe('Smmuv3OptionsSchema', () => {
       'iommus[0].options.walkCacheWays: pseudo-LRU needs a power of two up to 32 ways (got 6)',
     ]);
     expect(issues({ walkCacheEntries: 0, walkCacheWays: 6 })).toEqual([]);
+    expect(issues({ walkCacheEntries: 96, walkCacheWays: 6, tlbReplacement: 'lru' })).toEqual([]);
+    expect(issues({ tlbEntries: 1024, tlbWays: 32, walkCacheEntries: 1024, walkCacheWays: 32 })).toEqual([]);
+    expect(issues({ tlbEntries: 1024, tlbWays: 64, walkCacheEntries: 1024, walkCacheWays: 64 })).toEqual([
+      'iommus[0].options.tlbWays: pseudo-LRU needs a power of two up to 32 ways (got 64)',
+      'iommus[0].options.walkCacheWays: pseudo-LRU needs a power of two up to 32 ways (got 64)',
+    ]);
     expect(issues({ walkCacheEntries: -1 })[0]).toBe(
       'iommus[0].options.walkCacheEntries: expected at least 0, got -1',
     );
