@@ -61,4 +61,51 @@ describe('entry fields', () => {
       expect(Array.from(words)).toEqual([0, 0]);
     }
   });
+
+  it('reads any address field of a qword as a BigInt reference does, and writes only its bits (property)', () => {
+    const word = fc.integer({ min: 0, max: 0xffff_ffff });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 63 }),
+        fc.integer({ min: 0, max: 51 }),
+        fc.array(word, { minLength: 4, maxLength: 4 }),
+        fc.bigInt({ min: 0n, max: 2n ** 52n - 1n }),
+        (low, span, initial, raw) => {
+          const high = Math.min(63, low + span);
+          // Fields that would hold 2^52 or more are not address fields (numbers stay exact below 2^53).
+          fc.pre(high <= 51);
+          const q = 1;
+          const words = Uint32Array.from(initial);
+          const qword = (BigInt(words[2 * q]!) | (BigInt(words[2 * q + 1]!) << 32n)) & ((1n << 64n) - 1n);
+          const mask = ((1n << BigInt(high + 1)) - 1n) ^ ((1n << BigInt(low)) - 1n);
+          expect(entryAddress(words, 64 * q + low, 64 * q + high)).toBe(Number(qword & mask));
+          const address = Number(raw & mask);
+          setEntryAddress(words, 64 * q + low, 64 * q + high, address);
+          expect(entryAddress(words, 64 * q + low, 64 * q + high)).toBe(address);
+          const after = BigInt(words[2 * q]!) | (BigInt(words[2 * q + 1]!) << 32n);
+          expect(after & ~mask & ((1n << 64n) - 1n)).toBe(qword & ~mask & ((1n << 64n) - 1n));
+          expect([words[0], words[1]]).toEqual([initial[0], initial[1]]);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('reads any field up to 32 bits at any position as a BigInt reference does (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 95 }),
+        fc.integer({ min: 1, max: 32 }),
+        fc.array(fc.integer({ min: 0, max: 0xffff_ffff }), { minLength: 4, maxLength: 4 }),
+        (lsb, width, initial) => {
+          const words = Uint32Array.from(initial);
+          let all = 0n;
+          for (let i = 3; i >= 0; i--) all = (all << 32n) | BigInt(words[i]!);
+          const expected = Number((all >> BigInt(lsb)) & ((1n << BigInt(width)) - 1n));
+          expect(entryField(words, lsb, width)).toBe(expected);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
 });
