@@ -45,6 +45,7 @@ export function numberHi32(value: number): number {
 
 /** Extracts `width` bits at `lsb` from a 32-bit word (`width` ≤ 32, `lsb + width` ≤ 32). */
 export function field32(word: number, lsb: number, width: number): number {
+  // Stryker disable next-line ConditionalExpression: `& (2^32 - 1)` is `& -1`, the same 32 bits
   if (width === 32) return word >>> 0;
   const mask = 2 ** width - 1;
   return ((word >>> lsb) & mask) >>> 0;
@@ -68,7 +69,9 @@ export function entryField(words: ArrayLike<number>, lsb: number, width: number)
   const lo = words[index]! >>> shift;
   // Masks by shifts, not powers: this runs for every field of every structure a cache miss decodes.
   // (1 << 31) - 1 is -2^31 - 1, which `&` reads as 2^31 - 1.
+  // Stryker disable next-line EqualityOperator: at exactly 32 the two-word path adds a high part of 0
   if (shift + width <= 32) return width === 32 ? lo : (lo & ((1 << width) - 1)) >>> 0;
+  // Stryker disable next-line ArithmeticOperator: `<<` counts modulo 32, so ±32 shift the same
   const hi = words[index + 1]! & ((1 << (shift + width - 32)) - 1);
   return (lo + hi * ((1 << (32 - shift)) >>> 0)) >>> 0;
 }
@@ -79,6 +82,7 @@ export function setEntryField(words: Uint32Array, lsb: number, width: number, va
   const shift = lsb & 31;
   const lowWidth = Math.min(width, 32 - shift);
   words[index] = deposit32(words[index]!, shift, lowWidth, value % 2 ** lowWidth);
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: a 0-bit deposit leaves the word as it is
   if (lowWidth < width)
     words[index + 1] = deposit32(words[index + 1]!, 0, width - lowWidth, Math.floor(value / 2 ** lowWidth));
 }
@@ -93,10 +97,16 @@ export function entryAddress(words: ArrayLike<number>, lsb: number, msb: number)
   const high = msb & 63;
   const lo = words[2 * q]! >>> 0;
   const hi = words[2 * q + 1]! >>> 0;
-  // Keep bits high..low of the 64-bit word {hi, lo}.
+  // Keep bits high..low of the 64-bit word {hi, lo}. Each branch below agrees with the other at its
+  // boundary (32): a mask of 2^k·2^32 reads as 0 in 32-bit logic, a fractional one as 0, and the division
+  // by 2^(low - 32) is exact; mutants that move the boundary or take one branch for both are equivalent.
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   const hiMask = high >= 32 ? 2 ** (high - 31) - 1 : 0;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   const loMaskedFrom = low >= 32 ? 0 : ((lo >>> low) * 2 ** low) >>> 0;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   const loKept = high >= 32 ? loMaskedFrom : (loMaskedFrom & (2 ** (high + 1) - 1)) >>> 0;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   const hiKept = low >= 32 ? Math.floor((hi & hiMask) / 2 ** (low - 32)) * 2 ** (low - 32) : hi & hiMask;
   return hiKept * 2 ** 32 + loKept;
 }
@@ -112,10 +122,14 @@ export function setEntryAddress(words: Uint32Array, lsb: number, msb: number, ad
   const high = msb & 63;
   const lo = address >>> 0;
   const hi = Math.floor(address / 2 ** 32);
+  // The same holds for the writes: a mask past the 32-bit word reads as 0, so no bit changes.
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   if (low < 32) {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
     const loMask = (high >= 31 ? 0xffff_ffff : 2 ** (high + 1) - 1) - (2 ** low - 1);
     words[2 * q] = ((words[2 * q]! & ~loMask) | (lo & loMask)) >>> 0;
   }
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   if (high >= 32) {
     const from = Math.max(low, 32) - 32;
     const hiMask = 2 ** (high - 31) - 2 ** from;
