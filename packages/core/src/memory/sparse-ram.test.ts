@@ -146,4 +146,27 @@ describe('SparseRam', () => {
     ram.clear();
     expect(ram.read32(PAGE + 4)).toBe(0);
   });
+
+  it('writeWords stores exactly `count` words: the words after them keep their values', () => {
+    const ram = new SparseRam(2 * PAGE);
+    ram.writeWords(0, [1, 2, 3, 4, 5, 6], 0, 6);
+    ram.writeWords(4, [7, 8], 0, 2);
+    const out = new Uint32Array(6);
+    ram.readWords(0, out, 0, 6);
+    expect(Array.from(out)).toEqual([1, 7, 8, 4, 5, 6]);
+    // Across a page boundary too: the second page gets the rest, and no more.
+    ram.writeWords(PAGE, [1, 2, 3], 0, 3);
+    ram.writeWords(PAGE - 4, [7, 8], 0, 2);
+    const across = new Uint32Array(4);
+    ram.readWords(PAGE - 4, across, 0, 4);
+    expect(Array.from(across)).toEqual([7, 8, 2, 3]);
+  });
+
+  it('readBytes without a length fills `out` from outOffset to its end', () => {
+    const ram = new SparseRam(2 * PAGE);
+    ram.writeBytes(PAGE - 2, Uint8Array.of(1, 2, 3, 4, 5, 6));
+    const out = new Uint8Array(6).fill(9);
+    ram.readBytes(PAGE - 2, out, 2);
+    expect(Array.from(out)).toEqual([9, 9, 1, 2, 3, 4]);
+  });
 });
