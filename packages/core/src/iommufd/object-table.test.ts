@@ -46,6 +46,17 @@ describe('ObjectTable', () => {
     expect(make('ioas', 'f').id).toBe(4);
   });
 
+  it('ENOSPC once every ID up to the limit is taken, tombstones included; a freed ID is handed out again', () => {
+    const table = new ObjectTable(3);
+    const log: string[] = [];
+    const [a, b] = [1, 2, 3].map((n) => table.add(new TestObject('ioas', `o${n}`, log)));
+    expect(errnoOf(() => table.add(new TestObject('ioas', 'o4', log)))).toBe('ENOSPC');
+    table.remove(a!, true);
+    expect(errnoOf(() => table.add(new TestObject('ioas', 'o5', log)))).toBe('ENOSPC');
+    table.remove(b!);
+    expect(table.add(new TestObject('ioas', 'o6', log)).id).toBe(2);
+  });
+
   it('iommufd_get_object: an unknown ID is ENOENT', () => {
     const { table, make } = setup();
     make('ioas', 'a');

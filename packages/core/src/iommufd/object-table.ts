@@ -27,16 +27,20 @@ export abstract class IommufdObject {
 }
 
 /** Object ID limit (the kernel's xa_limit_31b). */
+// Stryker disable next-line ArithmeticOperator: a test cannot create 2^31 objects; the limit is tested small
 const MAX_ID = 2 ** 31 - 1;
 
 export class ObjectTable {
   private readonly objects = new Map<number, IommufdObject>();
   private readonly tombstones = new Set<number>();
 
+  /** `maxId`: the largest ID handed out (the kernel's 2^31 − 1; smaller only to test running out). */
+  constructor(private readonly maxId = MAX_ID) {}
+
   add<T extends IommufdObject>(object: T): T {
     let id = 1;
     while (this.objects.has(id) || this.tombstones.has(id)) id++;
-    if (id > MAX_ID) throw new IommufdError('ENOSPC', 'no free object ID');
+    if (id > this.maxId) throw new IommufdError('ENOSPC', 'no free object ID');
     object.id = id;
     this.objects.set(id, object);
     return object;
