@@ -173,10 +173,10 @@ export function walk<A>(
       const next = format.tableAddress(lo, hi);
       if (next >= oaLimit) return failure('address-size', level, reads);
       if (hierarchical) limits |= format.tableLimits(lo, hi);
-      const span = format.levelShift(level);
+      if (tableCache !== undefined)
+        tableCache.fill(format.nextLevel(level), format.levelShift(level), iova, next, limits);
       table = next;
       level = format.nextLevel(level);
-      tableCache?.fill(level, span, iova, table, limits);
       continue;
     }
     // A leaf: Arm ARM D8.5 fault order: address size, then access flag.

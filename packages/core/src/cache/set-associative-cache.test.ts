@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors/config-error.js';
-import { type CacheGeometry, type ReplacementPolicy, SetAssociativeCache } from './set-associative-cache.js';
+import {
+  type CacheGeometry,
+  plruSupports,
+  type ReplacementPolicy,
+  SetAssociativeCache,
+} from './set-associative-cache.js';
 
 /** A cache with tags (a, b): a is the "page", b an "ASID". */
 function cache(geometry: Partial<CacheGeometry> = {}, onEvict?: (slot: number) => void) {
@@ -257,5 +262,12 @@ describe('SetAssociativeCache invalidation', () => {
       invalidations: 1,
     });
     expect([put(c, 2), put(c, 3), put(c, 4)]).toEqual([0, 1, 0]);
+  });
+});
+
+describe('plruSupports', () => {
+  it('accepts powers of two from 1 to 32 ways, nothing else', () => {
+    expect([1, 2, 4, 8, 16, 32].every(plruSupports)).toBe(true);
+    expect([0, -4, 3, 6, 64, 1.5, Number.NaN].some(plruSupports)).toBe(false);
   });
 });

@@ -270,6 +270,14 @@ function plruVictim(bits: number, ways: number): number {
   return way;
 }
 
+/**
+ * Whether tree pseudo-LRU can manage `ways` ways: a power of two up to 32 (one bit per inner node of the
+ * tree, in a 32-bit word). Options schemas use it to refuse a geometry before a cache is built.
+ */
+export function plruSupports(ways: number): boolean {
+  return Number.isSafeInteger(ways) && ways > 0 && (ways & (ways - 1)) === 0 && ways <= PLRU_MAX_WAYS;
+}
+
 function checkGeometry(name: string, geometry: CacheGeometry, tagCount: number): void {
   const issues: { path: string; message: string }[] = [];
   const positive = (key: 'sets' | 'ways', value: number) => {
@@ -279,7 +287,7 @@ function checkGeometry(name: string, geometry: CacheGeometry, tagCount: number):
   positive('sets', geometry.sets);
   positive('ways', geometry.ways);
   const { ways, policy } = geometry;
-  if (policy === 'plru' && Number.isSafeInteger(ways) && (ways & (ways - 1) || ways > PLRU_MAX_WAYS))
+  if (policy === 'plru' && Number.isSafeInteger(ways) && ways !== 0 && !plruSupports(ways))
     issues.push({
       path: `${name}.ways`,
       message: `pseudo-LRU needs a power of two up to ${PLRU_MAX_WAYS} (got ${ways})`,

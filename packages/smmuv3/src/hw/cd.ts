@@ -25,7 +25,7 @@
  */
 import { entryAddress, entryField } from '@iommukit/core';
 import { granuleFromTg, type VmsaGranule } from '@iommukit/pagetables';
-import { type EntryLayout, readEntry, writeAddress, writeScalars } from './entry-layout.js';
+import { type EntryLayout, readEntry, writeAddress, writeEntry, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 import {
   type AddressResult,
@@ -179,9 +179,7 @@ export function decodeCd(words: ArrayLike<number>): Cd {
 /** Encodes a CD; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
 export function encodeCd(fields: Partial<Cd> = {}): Uint32Array {
   const words = new Uint32Array(CD_WORDS);
-  writeScalars(words, CD_LAYOUT, fields, 'CD');
-  writeAddress(words, TTB0, fields.ttb0, 'CD', 'ttb0');
-  writeAddress(words, TTB1, fields.ttb1, 'CD', 'ttb1');
+  writeEntry(words, CD_ENTRY, fields, 'CD');
   return words;
 }
 

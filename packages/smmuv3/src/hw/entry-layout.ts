@@ -95,6 +95,18 @@ export function writeScalars(
   }
 }
 
+/** Writes the scalar and address fields of `layout` that `fields` gives; `structure` names them in errors. */
+export function writeEntry(
+  words: Uint32Array,
+  layout: EntryLayout,
+  fields: Readonly<Record<string, unknown>>,
+  structure: string,
+): void {
+  writeScalars(words, layout.scalars, fields, structure);
+  for (const [key, bits] of Object.entries(layout.addresses))
+    writeAddress(words, bits, fields[key], structure, key);
+}
+
 /** Writes the address field `structure.field` at bits `msb:lsb` when it is given. */
 export function writeAddress(
   words: Uint32Array,

@@ -5,7 +5,7 @@
  * key; `featuresFromOptions` turns a validated result into the {@link Smmuv3Features} the ID registers and
  * structure checks use.
  */
-import { z } from '@iommukit/core';
+import { plruSupports, z } from '@iommukit/core';
 import { OAS_BITS, type Smmuv3Features } from './features.js';
 
 /** Largest queue the architecture allows, as log2 of entries (SMMUv3 §6.3.2 IDR1.CMDQS/EVENTQS/PRIQS). */
@@ -186,21 +186,15 @@ export const Smmuv3OptionsSchema = z
     if (o.stallModel === 'force-stall' && o.ats)
       issue(['stallModel'], 'forced stall is not allowed with ATS (PCIe)');
     if (!o.msi && !o.wiredIrqs) issue(['wiredIrqs'], 'an SMMU without MSIs needs wired interrupts');
-    if (o.tlbEntries % o.tlbWays !== 0)
-      issue(['tlbWays'], `tlbEntries ${o.tlbEntries} is not a whole number of sets of ${o.tlbWays} ways`);
-    if (o.tlbReplacement === 'plru' && (o.tlbWays > 32 || (o.tlbWays & (o.tlbWays - 1)) !== 0))
-      issue(['tlbWays'], `pseudo-LRU needs a power of two up to 32 ways (got ${o.tlbWays})`);
-    if (o.walkCacheEntries % o.walkCacheWays !== 0)
-      issue(
-        ['walkCacheWays'],
-        `walkCacheEntries ${o.walkCacheEntries} is not a whole number of sets of ${o.walkCacheWays} ways`,
-      );
-    if (
-      o.walkCacheEntries > 0 &&
-      o.tlbReplacement === 'plru' &&
-      (o.walkCacheWays > 32 || (o.walkCacheWays & (o.walkCacheWays - 1)) !== 0)
-    )
-      issue(['walkCacheWays'], `pseudo-LRU needs a power of two up to 32 ways (got ${o.walkCacheWays})`);
+    // The TLB and the walk caches are set-associative caches under the TLB's replacement policy.
+    const cacheGeometry = (entries: 'tlbEntries' | 'walkCacheEntries', ways: 'tlbWays' | 'walkCacheWays') => {
+      if (o[entries] % o[ways] !== 0)
+        issue([ways], `${entries} ${o[entries]} is not a whole number of sets of ${o[ways]} ways`);
+      if (o[entries] > 0 && o.tlbReplacement === 'plru' && !plruSupports(o[ways]))
+        issue([ways], `pseudo-LRU needs a power of two up to 32 ways (got ${o[ways]})`);
+    };
+    cacheGeometry('tlbEntries', 'tlbWays');
+    cacheGeometry('walkCacheEntries', 'walkCacheWays');
     // IIDR.Implementer[7] is always 0 (§6.3.7).
     if (o.iidr.implementer & 0x80) issue(['iidr', 'implementer'], 'bit 7 of a JEP106 implementer code is 0');
   });

@@ -46,7 +46,7 @@ import {
   type VmsaGranule,
   vmsaGeometry,
 } from '@iommukit/pagetables';
-import { type EntryLayout, readEntry, writeAddress, writeScalars } from './entry-layout.js';
+import { type EntryLayout, readEntry, writeAddress, writeEntry, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 
 /** The outcome of a structure validity check: `ok`, or the ILLEGAL condition that failed. */
@@ -237,9 +237,7 @@ export function decodeSte(words: ArrayLike<number>): Ste {
 /** Encodes an STE; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
 export function encodeSte(fields: Partial<Ste> = {}): Uint32Array {
   const words = new Uint32Array(STE_WORDS);
-  writeScalars(words, STE_LAYOUT, fields, 'STE');
-  writeAddress(words, S1_CONTEXT_PTR, fields.s1ContextPtr, 'STE', 's1ContextPtr');
-  writeAddress(words, S2_TTB, fields.s2Ttb, 'STE', 's2Ttb');
+  writeEntry(words, STE_ENTRY, fields, 'STE');
   return words;
 }
 

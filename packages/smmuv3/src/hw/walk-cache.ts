@@ -57,11 +57,12 @@ export class Smmuv3WalkCache implements WalkTableCache {
   }
 
   fill(level: number, shift: number, iova: number, table: number, limits: number): void {
+    const size = pow2(shift);
     this.entries.insert({
       kind: this.kind,
       vmid: this.vmid,
       asid: this.asid,
-      inputBase: Math.floor(iova / pow2(shift)) * pow2(shift),
+      inputBase: Math.floor(iova / size) * size,
       pageShift: shift,
       level,
       table,
