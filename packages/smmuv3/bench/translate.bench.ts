@@ -6,10 +6,7 @@ import { defineBenchSuite, EndpointDevice, SparseRam, Tracer } from '@iommukit/c
 import { walk } from '@iommukit/pagetables';
 
 import { encodeCmdSync, encodeTlbiNhVa } from '../src/hw/commands.js';
-import { REG } from '../src/hw/regs.js';
 import {
-  CMDQ,
-  CMDQ_LOG2,
   IOVA,
   NESTED_STREAM,
   OUT,
@@ -80,15 +77,7 @@ function tlbiCase(entries: number): () => number {
     pfnOf(r.smmu.translate(translationRequest(S1_STREAM, IOVA + page * 4096)));
   const tlbi = encodeTlbiNhVa({ vmid: 0, asid: 1, addressPage: IOVA / 4096 + PAGES - 1, leaf: true });
   const sync = encodeCmdSync();
-  const slots = 1 << CMDQ_LOG2;
-  let prod = 0;
-  return () => {
-    r.put(CMDQ + (prod % slots) * 16, tlbi);
-    r.put(CMDQ + ((prod + 1) % slots) * 16, sync);
-    prod = (prod + 2) % (2 * slots);
-    r.mmio(REG.CMDQ_PROD, prod);
-    return prod;
-  };
+  return () => r.submit(tlbi, sync);
 }
 
 const STREAMS = 10_000;

@@ -27,8 +27,8 @@ const STRTAB = RAM_BASE;
 /** Where a stream table of more than 256 STEs goes (up to 2^14 of them: 1 MiB, clear of the rig's tables). */
 const LARGE_STRTAB = RAM_BASE + 0x200_0000;
 /** The Command queue: 2^CMDQ_LOG2 entries at CMDQ. */
-export const CMDQ = RAM_BASE + 0x1_0000;
-export const CMDQ_LOG2 = 3;
+const CMDQ = RAM_BASE + 0x1_0000;
+const CMDQ_LOG2 = 3;
 const EVTQ = RAM_BASE + 0x2_0000;
 const EVTQ_LOG2 = 8;
 export const CD = RAM_BASE + 0x3_0000;
@@ -123,6 +123,8 @@ export function translationRig({
   /** Writes a valid STE with `ste`'s fields for `streamId`. */
   const putSte = (streamId: number, ste: Partial<Ste>) =>
     put(strtab + 64 * streamId, encodeSte({ v: true, ...ste }));
+  /** The Command queue's producer index, with its wrap bit. */
+  let prod = 0;
   const readDescriptor = (address: number): [number, number] => {
     bus.readWords(address, words, 2, driver);
     return [words[0]!, words[1]!];
@@ -152,6 +154,16 @@ export function translationRig({
       putSte(NESTED_STREAM, { config: STE_CONFIG.NESTED, ...cdTable, ...s2Fields, ...ste });
     },
     putSte,
+    /** Puts `commands` on the Command queue after those sent before, moves CMDQ_PROD past them, returns it. */
+    submit(...commands: Uint32Array[]): number {
+      const slots = 1 << CMDQ_LOG2;
+      for (const command of commands) {
+        put(CMDQ + (prod % slots) * 16, command);
+        prod = (prod + 1) % (2 * slots);
+      }
+      mmio(REG.CMDQ_PROD, prod);
+      return prod;
+    },
     /**
      * Maps in stage 2, 1:1 and read-write, the CD and every stage-1 table page a walk of `iova` reads,
      * except pages stage 2 already maps (so a test can give one page other permissions first).

@@ -6,15 +6,7 @@
  */
 import { PERM_READ, type TranslationResult } from '@iommukit/core';
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  CMDQ,
-  CMDQ_LOG2,
-  IOVA,
-  OUT,
-  S1_STREAM,
-  type TranslationRig,
-  translationRig,
-} from '../../test/translation-rig.js';
+import { IOVA, OUT, S1_STREAM, type TranslationRig, translationRig } from '../../test/translation-rig.js';
 import { encodeCmdSync, encodeResume, encodeStallTerm } from './commands.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, REG } from './regs.js';
 
@@ -24,15 +16,6 @@ const LO_AF = 1 << 10;
 
 let rig: TranslationRig;
 let ended: [number, TranslationResult][];
-let prod = 0;
-
-function submit(...commands: Uint32Array[]): void {
-  for (const c of commands) {
-    rig.put(CMDQ + (prod % 2 ** CMDQ_LOG2) * 16, c);
-    prod = (prod + 1) % 2 ** (CMDQ_LOG2 + 1);
-  }
-  rig.mmio(REG.CMDQ_PROD, prod);
-}
 
 /** Maps IOVA with its Access flag clear and reads it: the read stalls (CD.S = 1). Returns its stall id. */
 function stall(iova = IOVA): number {
@@ -49,7 +32,6 @@ function setAccessFlag(iova = IOVA): void {
 
 beforeEach(() => {
   rig = translationRig();
-  prod = 0;
   ended = [];
   for (const iova of [IOVA, IOVA + 0x1000]) {
     rig.s1.map(BigInt(iova), BigInt(OUT), 0x1000n, RW);
@@ -75,7 +57,7 @@ describe('stalled transactions (§3.12.2)', () => {
   it('CMD_RESUME(Retry) translates it again: it completes once the fault is fixed', () => {
     const id = stall();
     setAccessFlag();
-    submit(encodeResume({ streamId: S1_STREAM, stag: 0, action: 1 }), encodeCmdSync());
+    rig.submit(encodeResume({ streamId: S1_STREAM, stag: 0, action: 1 }), encodeCmdSync());
     expect(ended).toHaveLength(1);
     expect(ended[0]![0]).toBe(id);
     expect(ended[0]![1]).toMatchObject({ ok: true });
@@ -84,7 +66,7 @@ describe('stalled transactions (§3.12.2)', () => {
 
   it('a retry that faults again stays held under the same id, with a new record', () => {
     const id = stall();
-    submit(encodeResume({ streamId: S1_STREAM, stag: 0, action: 1 }), encodeCmdSync());
+    rig.submit(encodeResume({ streamId: S1_STREAM, stag: 0, action: 1 }), encodeCmdSync());
     expect(ended).toEqual([]);
     expect(rig.smmu.stalls.recorded().map((t) => t.id)).toEqual([id]);
     expect(rig.records()).toHaveLength(2);
@@ -92,13 +74,13 @@ describe('stalled transactions (§3.12.2)', () => {
 
   it('CMD_RESUME(Terminate) ends it with its fault; a wrong StreamID or STAG has no effect (§4.7.1)', () => {
     const id = stall();
-    submit(
+    rig.submit(
       encodeResume({ streamId: S1_STREAM + 1, stag: 0, action: 0 }),
       encodeResume({ streamId: S1_STREAM, stag: 1, action: 0 }),
       encodeCmdSync(),
     );
     expect(ended).toEqual([]);
-    submit(encodeResume({ streamId: S1_STREAM, stag: 0, action: 0 }), encodeCmdSync());
+    rig.submit(encodeResume({ streamId: S1_STREAM, stag: 0, action: 0 }), encodeCmdSync());
     expect(ended).toHaveLength(1);
     expect(ended[0]![0]).toBe(id);
     expect(ended[0]![1]).toMatchObject({ ok: false, fault: { recorded: true } });
@@ -108,9 +90,9 @@ describe('stalled transactions (§3.12.2)', () => {
     const first = stall();
     const second = stall(IOVA + 0x1000);
     expect(rig.records().map((r) => r.stag)).toEqual([0, 1]);
-    submit(encodeStallTerm({ streamId: S1_STREAM + 1 }), encodeCmdSync());
+    rig.submit(encodeStallTerm({ streamId: S1_STREAM + 1 }), encodeCmdSync());
     expect(ended).toEqual([]);
-    submit(encodeStallTerm({ streamId: S1_STREAM }), encodeCmdSync());
+    rig.submit(encodeStallTerm({ streamId: S1_STREAM }), encodeCmdSync());
     expect(ended.map(([id, result]) => [id, result.ok])).toEqual([
       [first, false],
       [second, false],

@@ -8,8 +8,6 @@ import { IoPageTable, type VmsaFormat, walk } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
 import { RAM_BASE } from '../../test/mmio-rig.js';
 import {
-  CMDQ,
-  CMDQ_LOG2,
   IOVA,
   NESTED_STREAM,
   OUT,
@@ -49,16 +47,10 @@ function rig(smmu: Record<string, unknown> = {}): TranslationRig & { send(comman
   r.s1Stream();
   r.s2Stream();
   r.nestedStream();
-  let prod = 0;
-  const slots = 1 << CMDQ_LOG2;
   return Object.assign(r, {
     /** One command and a CMD_SYNC through the Command queue. */
     send(command: Uint32Array) {
-      for (const c of [command, encodeCmdSync()]) {
-        r.put(CMDQ + (prod % slots) * 16, c);
-        prod = (prod + 1) % (2 * slots);
-      }
-      r.mmio(REG.CMDQ_PROD, prod);
+      const prod = r.submit(command, encodeCmdSync());
       expect(r.reg(REG.CMDQ_CONS)).toBe(prod);
     },
   });
