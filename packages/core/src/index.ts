@@ -7,9 +7,12 @@
 /** zod, re-exported so plugins build option schemas with the same instance the core validates with. */
 export { z } from 'zod';
 export * from './address/address.js';
+export * from './address/entry-layout.js';
 export * from './address/field-values.js';
 export * from './address/words.js';
 export * from './bench/bench-suite.js';
+export * from './cache/entry-cache.js';
+export * from './cache/hit-memo.js';
 export * from './cache/lru-cache.js';
 export * from './cache/set-associative-cache.js';
 export { schemaReferenceTable } from './config/config-reference.js';

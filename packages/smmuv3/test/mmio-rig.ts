@@ -10,7 +10,7 @@ export const SMMU_BASE = 0x0900_0000;
 export const RAM_BASE = 0x8000_0000;
 
 /** The model with `options` (validated by the schema) on a bus with `ramBytes` of RAM at RAM_BASE. */
-export function mmioRig(options: Record<string, unknown>, ramBytes = 64 * 2 ** 20) {
+export function mmioRig(options: Record<string, unknown>, ramBytes = 64 * 2 ** 20, tracer = new Tracer()) {
   const bus = new MemoryBus();
   bus.addRam('dram', RAM_BASE, ramBytes);
   const interrupts = new InterruptController();
@@ -19,7 +19,7 @@ export function mmioRig(options: Record<string, unknown>, ramBytes = 64 * 2 ** 2
     base: hpa(SMMU_BASE),
     options: Smmuv3OptionsSchema.parse(options),
     bus,
-    tracer: new Tracer(),
+    tracer,
     irq: (name) => interrupts.line(name),
   });
   const driver = bus.counter('driver');

@@ -75,15 +75,18 @@ export interface TranslationRigOptions {
   readonly s2DirtyTracking?: boolean;
   /** log2 of the linear Stream table's STEs (default 8; up to 14). */
   readonly streamTableLog2?: number;
+  /** The SMMU's tracer (a fresh, disabled one by default). */
+  readonly tracer?: Tracer;
 }
 
 export function translationRig({
   smmu: options = {},
   s2DirtyTracking = false,
   streamTableLog2 = 8,
+  tracer,
 }: TranslationRigOptions = {}) {
   if (streamTableLog2 > 14) throw new Error(`the rig holds at most 2^14 STEs, not 2^${streamTableLog2}`);
-  const rig = mmioRig({ sidBits: Math.max(8, streamTableLog2), ssidBits: 8, ...options });
+  const rig = mmioRig({ sidBits: Math.max(8, streamTableLog2), ssidBits: 8, ...options }, undefined, tracer);
   const { bus, smmu, mmio, mmio64, put, driver } = rig;
   const strtab = streamTableLog2 > 8 ? LARGE_STRTAB : STRTAB;
   mmio64(REG.STRTAB_BASE, strtab);

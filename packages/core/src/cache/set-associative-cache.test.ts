@@ -118,6 +118,43 @@ describe('SetAssociativeCache lookups and inserts', () => {
     expect(c.evictions).toBe(1);
   });
 
+  it('remembers the set and slot of the last hit, and forgets the slot on a miss', () => {
+    const c = cache({ sets: 4, ways: 2 });
+    const slot = put(c, 6);
+    expect(get(c, 6)).toBe(slot);
+    expect([c.lastSet, c.lastSlot]).toEqual([2, slot]);
+    expect(get(c, 7)).toBe(-1);
+    expect(c.lastSlot).toBe(-1);
+    c.hit(2, slot);
+    expect([c.lastSet, c.lastSlot, c.hits]).toEqual([2, slot, 2]);
+    c.miss();
+    expect([c.lastSlot, c.misses]).toEqual([-1, 2]);
+  });
+
+  it('moves its version on every change of content and on no lookup', () => {
+    const c = cache({ ways: 2 });
+    const versions: number[] = [c.version];
+    const slot = put(c, 1);
+    versions.push(c.version);
+    put(c, 1); // the same tags again still rewrites the entry
+    versions.push(c.version);
+    get(c, 1);
+    get(c, 9);
+    c.probe[0] = 1;
+    c.find(0);
+    c.hit(0, slot);
+    c.miss();
+    versions.push(c.version);
+    c.invalidateSlot(slot);
+    versions.push(c.version);
+    c.invalidateSlot(slot); // already free: nothing changes
+    versions.push(c.version);
+    put(c, 2);
+    c.clear();
+    versions.push(c.version);
+    expect(versions).toEqual([0, 1, 2, 2, 3, 3, 5]);
+  });
+
   it('fills an invalidated way before evicting', () => {
     const c = cache({ ways: 2 });
     const one = put(c, 1);

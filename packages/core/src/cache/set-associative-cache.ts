@@ -44,7 +44,17 @@ export class SetAssociativeCache {
   misses = 0;
   evictions = 0;
   invalidations = 0;
+  /**
+   * Bumped by every change of content (insert, invalidation, clear), never by a lookup: while it stands
+   * still, every lookup finds what it found before ({@link HitMemo} relies on it).
+   */
+  version = 0;
+  /** The set and slot of the last counted hit ({@link lookup}, {@link hit}); `lastSlot` is -1 after a miss. */
+  lastSet = -1;
+  lastSlot = -1;
 
+  /** sets − 1 when sets is a power of two (a set is then the index's low bits, no division), else -1. */
+  private readonly setMask: number;
   private readonly valid: Uint8Array;
   /** LRU: the tick of each slot's last use. */
   private readonly lastUse: Float64Array;
@@ -70,6 +80,7 @@ export class SetAssociativeCache {
     this.ways = geometry.ways;
     this.policy = geometry.policy;
     this.capacity = this.sets * this.ways;
+    this.setMask = (this.sets & (this.sets - 1)) === 0 && this.sets <= 2 ** 30 ? this.sets - 1 : -1;
     this.tags = new Float64Array(this.capacity * tagCount);
     this.probe = new Float64Array(tagCount);
     this.valid = new Uint8Array(this.capacity);
@@ -86,18 +97,18 @@ export class SetAssociativeCache {
 
   /** The set an index (a page number, a StreamID…) falls in. */
   setOf(index: number): number {
-    return index % this.sets;
+    // `>>> 0` of an integer below 2^53 is its value modulo 2^32, exactly: the low bits survive.
+    return this.setMask >= 0 ? (index >>> 0) & this.setMask : index % this.sets;
   }
 
   /** The slot in `set` whose tags equal {@link probe}, counting a hit (and refreshing it) or a miss; -1 if none. */
   lookup(set: number): number {
     const slot = this.find(set);
     if (slot < 0) {
-      this.misses++;
+      this.miss();
       return -1;
     }
-    this.hits++;
-    this.touch(set, slot);
+    this.hit(set, slot);
     return slot;
   }
 
@@ -117,7 +128,15 @@ export class SetAssociativeCache {
   /** Counts a hit on a slot {@link find} returned and refreshes it. */
   hit(set: number, slot: number): void {
     this.hits++;
+    this.lastSet = set;
+    this.lastSlot = slot;
     this.touch(set, slot);
+  }
+
+  /** Counts a miss, for a caller that tried several sets with {@link find}. */
+  miss(): void {
+    this.misses++;
+    this.lastSlot = -1;
   }
 
   /**
@@ -125,6 +144,7 @@ export class SetAssociativeCache {
    * already holding these tags, else a free way, else the policy's victim (counted as an eviction).
    */
   insert(set: number): number {
+    this.version++;
     let slot = this.find(set);
     if (slot < 0) {
       slot = this.freeWay(set);
@@ -159,6 +179,7 @@ export class SetAssociativeCache {
     this.valid[slot] = 0;
     this.live--;
     this.invalidations++;
+    this.version++;
   }
 
   /**
@@ -189,6 +210,7 @@ export class SetAssociativeCache {
   /** Drops everything; returns how many entries there were. Counters other than invalidations are kept. */
   clear(): number {
     const dropped = this.live;
+    this.version++;
     this.valid.fill(0);
     this.plruBits.fill(0);
     this.live = 0;

@@ -23,9 +23,17 @@
  * EPAN, E0PD, PnCH, AIE, PARTID/PMG and Secure/Realm StreamWorlds are not implemented, so those fields are
  * RES0 or IGNORED; TTB alignment below the table size is taken as zero, not ILLEGAL.
  */
-import { entryAddress, entryField } from '@iommukit/core';
+import {
+  type EntryLayout,
+  entryAddress,
+  entryField,
+  entryReader,
+  type ScalarLayoutOf,
+  writeAddress,
+  writeEntryFields,
+  writeScalars,
+} from '@iommukit/core';
 import { granuleFromTg, type VmsaGranule } from '@iommukit/pagetables';
-import { type EntryLayout, readEntry, writeAddress, writeEntry, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 import {
   type AddressResult,
@@ -107,8 +115,6 @@ export interface Cd {
   readonly amair1: number;
 }
 
-type ScalarLayout<T> = { readonly [K in keyof T]: readonly [lsb: number, width: number] };
-
 /** Scalar field positions, absolute bits (SMMUv3 §5.4). Width-1 fields decode as booleans. */
 export const CD_LAYOUT = {
   t0sz: [0, 6],
@@ -164,7 +170,7 @@ export const CD_LAYOUT = {
   mair1: [224, 32],
   amair0: [256, 32],
   amair1: [288, 32],
-} as const satisfies ScalarLayout<Omit<Cd, 'ttb0' | 'ttb1'>>;
+} as const satisfies ScalarLayoutOf<Omit<Cd, 'ttb0' | 'ttb1'>>;
 
 /** TTB0, bits [119:68]; TTB1, bits [183:132] (§5.4). */
 const TTB0 = [64 + 4, 64 + 55] as const;
@@ -172,14 +178,16 @@ const TTB1 = [128 + 4, 128 + 55] as const;
 
 const CD_ENTRY: EntryLayout = { scalars: CD_LAYOUT, addresses: { ttb0: TTB0, ttb1: TTB1 } };
 
+const readCd = entryReader<Cd>(CD_ENTRY);
+
 export function decodeCd(words: ArrayLike<number>): Cd {
-  return readEntry(words, CD_ENTRY) as unknown as Cd;
+  return readCd(words);
 }
 
 /** Encodes a CD; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
 export function encodeCd(fields: Partial<Cd> = {}): Uint32Array {
   const words = new Uint32Array(CD_WORDS);
-  writeEntry(words, CD_ENTRY, fields, 'CD');
+  writeEntryFields(words, CD_ENTRY, fields, 'CD');
   return words;
 }
 

@@ -55,7 +55,7 @@ beforeEach(() => {
     tracer,
     features,
     idr: DEFAULT_IDR_EXTRAS,
-    configCacheEntries: 8,
+    configCache: { sets: 2, ways: 4, policy: 'lru' as const },
     state: () => state,
   };
   fetch = new Smmuv3ConfigFetch(ctx, new Smmuv3StageWalker(ctx));

@@ -5,7 +5,7 @@
  * IPAs that go through stage 2 (CLASS CD). Only commands invalidate these caches (the device runs them),
  * so a driver that forgets a CFGI sees the stale configuration.
  */
-import { LruCache, PERM_READ, toHex } from '@iommukit/core';
+import { type CacheGeometry, EntryCache, PERM_READ, toHex } from '@iommukit/core';
 import type { VmsaFormat } from '@iommukit/pagetables';
 import {
   CD_WORDS,
@@ -37,7 +37,8 @@ import type { Fault } from './translation-faults.js';
 /** What the fetches read through, check against and report to. */
 export interface ConfigFetchContext extends WalkContext {
   readonly idr: Smmuv3IdrExtras;
-  readonly configCacheEntries: number;
+  /** The geometry of the STE cache and of the CD cache. */
+  readonly configCache: CacheGeometry;
   state(): TranslationState;
 }
 
@@ -63,23 +64,11 @@ export interface CdContext extends Cd {
   readonly s1Format: VmsaFormat;
 }
 
-/** SubstreamIDs are 20 bits, so StreamID · 2^20 + SubstreamID is exact (StreamIDs are at most 32 bits). */
-const SSID_SPAN = 2 ** 20;
-
-/** The configuration cache key of a CD: a number, so a cache hit builds no string. */
-export function cdCacheKey(streamId: number, ssid: number): number {
-  return streamId * SSID_SPAN + ssid;
-}
-
-/** The StreamID a CD cache key belongs to. */
-export function cdCacheStream(key: number): number {
-  return Math.floor(key / SSID_SPAN);
-}
-
 export class Smmuv3ConfigFetch {
-  readonly steCache: LruCache<number, SteEntry>;
-  /** CDs by {@link cdCacheKey}(StreamID, SubstreamID). */
-  readonly cdCache: LruCache<number, CdContext>;
+  /** STEs by StreamID. */
+  readonly steCache: EntryCache<SteEntry>;
+  /** CDs by (StreamID, SubstreamID). */
+  readonly cdCache: EntryCache<CdContext>;
   /** One STE, CD or L1CD as read from memory. */
   private readonly words = new Uint32Array(STE_WORDS);
 
@@ -87,8 +76,8 @@ export class Smmuv3ConfigFetch {
     private readonly ctx: ConfigFetchContext,
     private readonly walker: Smmuv3StageWalker,
   ) {
-    this.steCache = new LruCache(ctx.configCacheEntries);
-    this.cdCache = new LruCache(ctx.configCacheEntries);
+    this.steCache = new EntryCache('smmuv3 STE cache', ctx.configCache);
+    this.cdCache = new EntryCache('smmuv3 CD cache', ctx.configCache);
   }
 
   /** The STE of a StreamID, from the cache or fetched and checked (§3.3.1, §5.2). */
@@ -110,7 +99,7 @@ export class Smmuv3ConfigFetch {
     const entry: SteEntry = check.ok
       ? this.context(ste)
       : { ok: false, event: 'C_BAD_STE', reason: check.reason };
-    this.steCache.set(streamId, entry);
+    this.steCache.set(streamId, 0, entry);
     // Stryker disable next-line ConditionalExpression: only spares building the message; trace() drops it when off
     if (this.ctx.tracer.enabled) {
       this.ctx.tracer.trace(
@@ -131,20 +120,14 @@ export class Smmuv3ConfigFetch {
 
   /** The CD for (StreamID, SubstreamID); nested (`s2Format`): the table pointers are IPAs translated by stage 2. */
   cd(streamId: number, ssid: number, ste: Ste, s2Format: VmsaFormat | undefined): CdContext | Fault {
-    const key = cdCacheKey(streamId, ssid);
-    const cached = this.cdCache.get(key);
+    const cached = this.cdCache.get(streamId, ssid);
     if (cached) return cached;
     const geometry = cdTableGeometry(ste.s1Fmt, ste.s1CdMax, this.ctx.features.ssidBits);
-    const toPa = (ipa: number): number | Fault => {
-      if (!s2Format) return ipa;
-      const t = this.walker.stage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.CD);
-      return t.ok ? t.pa : t.fault;
-    };
     const first = cdOrL1CdAddress(ste.s1ContextPtr, geometry, ssid);
     if (!first.ok) return { event: 'C_BAD_SUBSTREAMID', record: true, reason: first.reason };
     let cdIpa = first.address;
     if (geometry.format === 'two-level') {
-      const l1 = toPa(first.address);
+      const l1 = this.toPa(ste, s2Format, first.address);
       if (typeof l1 !== 'number') return l1;
       if (!this.ctx.bus.readWords(l1, this.words, L1CD_WORDS, this.ctx.counter))
         return { event: 'F_CD_FETCH', record: true, fetchAddr: l1 };
@@ -153,7 +136,7 @@ export class Smmuv3ConfigFetch {
       if (!at.ok) return { event: 'C_BAD_SUBSTREAMID', record: true, reason: at.reason };
       cdIpa = at.address;
     }
-    const cdPa = toPa(cdIpa);
+    const cdPa = this.toPa(ste, s2Format, cdIpa);
     if (typeof cdPa !== 'number') return cdPa;
     if (!this.ctx.bus.readWords(cdPa, this.words, CD_WORDS, this.ctx.counter))
       return { event: 'F_CD_FETCH', record: true, fetchAddr: cdPa };
@@ -180,7 +163,14 @@ export class Smmuv3ConfigFetch {
       used.epd1 = false;
     }
     used.s1Format = this.walker.stage1Format(cd);
-    this.cdCache.set(key, used);
+    this.cdCache.set(streamId, ssid, used);
     return used;
+  }
+
+  /** The PA of a CD-table IPA: through stage 2 when nested (`s2Format`, CLASS CD), else the address itself. */
+  private toPa(ste: Ste, s2Format: VmsaFormat | undefined, ipa: number): number | Fault {
+    if (!s2Format) return ipa;
+    const t = this.walker.stage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.CD);
+    return t.ok ? t.pa : t.fault;
   }
 }

@@ -44,6 +44,7 @@ describe('Smmuv3OptionsSchema', () => {
       walkCacheEntries: 256,
       walkCacheWays: 4,
       configCacheEntries: 64,
+      configCacheWays: 4,
       vaBits: 48,
       coherent: true,
       stallMax: 64,
@@ -134,9 +135,16 @@ describe('Smmuv3OptionsSchema', () => {
       'iommus[0].options.tlbEntries: expected at most 1048576, got 2097152',
     ]);
     expect(issues({ tlbEntries: 1, tlbWays: 1 })).toEqual([]);
-    expect(issues({ configCacheEntries: 65_537 })).toEqual([
-      'iommus[0].options.configCacheEntries: expected at most 65536, got 65537',
+    expect(issues({ configCacheEntries: 65_540 })).toEqual([
+      'iommus[0].options.configCacheEntries: expected at most 65536, got 65540',
     ]);
+    expect(issues({ configCacheEntries: 66 })).toEqual([
+      'iommus[0].options.configCacheWays: configCacheEntries 66 is not a whole number of sets of 4 ways',
+    ]);
+    expect(issues({ configCacheEntries: 48, configCacheWays: 3 })).toEqual([
+      'iommus[0].options.configCacheWays: pseudo-LRU needs a power of two up to 32 ways (got 3)',
+    ]);
+    expect(issues({ configCacheEntries: 48, configCacheWays: 3, tlbReplacement: 'lru' })).toEqual([]);
     expect(issues({ tlbEntries: 512, tlbWays: 3, tlbReplacement: 'lru' })).toEqual([
       'iommus[0].options.tlbWays: tlbEntries 512 is not a whole number of sets of 3 ways',
     ]);

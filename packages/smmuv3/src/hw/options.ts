@@ -138,7 +138,18 @@ export const Smmuv3OptionsSchema = z
       .min(1)
       .max(65_536)
       .default(64)
-      .describe('Configuration cache capacity of the model (STE/CD entries).'),
+      .describe(
+        "Capacity of each configuration cache (STEs by StreamID; CDs by StreamID and SubstreamID), in configCacheWays-way sets with the TLB replacement policy. The default, 64 entries of 4 ways, is the configuration cache of gem5's SMMUv3 model.",
+      ),
+    configCacheWays: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(4)
+      .describe(
+        'Configuration cache associativity (ways per set); configCacheEntries must be a multiple of it.',
+      ),
     iidr: z
       .strictObject({
         implementer: z
@@ -186,8 +197,11 @@ export const Smmuv3OptionsSchema = z
     if (o.stallModel === 'force-stall' && o.ats)
       issue(['stallModel'], 'forced stall is not allowed with ATS (PCIe)');
     if (!o.msi && !o.wiredIrqs) issue(['wiredIrqs'], 'an SMMU without MSIs needs wired interrupts');
-    // The TLB and the walk caches are set-associative caches under the TLB's replacement policy.
-    const cacheGeometry = (entries: 'tlbEntries' | 'walkCacheEntries', ways: 'tlbWays' | 'walkCacheWays') => {
+    // The TLB, the walk caches and the configuration caches are set-associative under the TLB's policy.
+    const cacheGeometry = (
+      entries: 'tlbEntries' | 'walkCacheEntries' | 'configCacheEntries',
+      ways: 'tlbWays' | 'walkCacheWays' | 'configCacheWays',
+    ) => {
       if (o[entries] % o[ways] !== 0)
         issue([ways], `${entries} ${o[entries]} is not a whole number of sets of ${o[ways]} ways`);
       if (o[entries] > 0 && o.tlbReplacement === 'plru' && !plruSupports(o[ways]))
@@ -195,6 +209,7 @@ export const Smmuv3OptionsSchema = z
     };
     cacheGeometry('tlbEntries', 'tlbWays');
     cacheGeometry('walkCacheEntries', 'walkCacheWays');
+    cacheGeometry('configCacheEntries', 'configCacheWays');
     // IIDR.Implementer[7] is always 0 (§6.3.7).
     if (o.iidr.implementer & 0x80) issue(['iidr', 'implementer'], 'bit 7 of a JEP106 implementer code is 0');
   });

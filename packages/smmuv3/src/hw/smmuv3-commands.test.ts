@@ -26,7 +26,6 @@ import {
 import { CR0_CMDQEN, CR0_SMMUEN, REG } from './regs.js';
 import type { Smmuv3Hardware } from './smmuv3.js';
 import { GLOBAL_ASID, type TlbEntry, type TlbKind } from './tlb.js';
-import { cdCacheKey, cdCacheStream } from './translate.js';
 
 const CMDQ = RAM_BASE + 0x1_0000;
 
@@ -175,14 +174,19 @@ describe('configuration invalidation commands (§4.3)', () => {
   function fillConfigCaches(): void {
     const t = smmu.translator;
     for (let sid = 0; sid < 8; sid++) {
-      t.steCache.set(sid, {} as never);
-      for (const ssid of [0, 1]) t.cdCache.set(cdCacheKey(sid, ssid), {} as never);
+      t.steCache.set(sid, 0, {} as never);
+      for (const ssid of [0, 1]) t.cdCache.set(sid, ssid, {} as never);
     }
   }
-  const cachedStes = () => [...smmu.translator.steCache].map(([sid]) => sid).sort();
+  const cachedStes = () =>
+    smmu.translator.steCache
+      .entries()
+      .map(([sid]) => sid)
+      .sort();
   const cachedCds = () =>
-    [...smmu.translator.cdCache]
-      .map(([key]) => `${cdCacheStream(key)}.${key - cdCacheKey(cdCacheStream(key), 0)}`)
+    smmu.translator.cdCache
+      .entries()
+      .map(([sid, ssid]) => `${sid}.${ssid}`)
       .sort();
   const allCds = (...streams: number[]) => streams.flatMap((sid) => [`${sid}.0`, `${sid}.1`]);
 

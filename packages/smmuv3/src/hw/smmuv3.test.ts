@@ -14,7 +14,6 @@ import { decodeEvent } from './events.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, GBPA_ABORT, GBPA_UPDATE, REG } from './regs.js';
 import type { Smmuv3Hardware } from './smmuv3.js';
 import { encodeSte, STE_CONFIG } from './ste.js';
-import { cdCacheKey, cdCacheStream } from './translate.js';
 
 const RAM = RAM_BASE;
 const STRTAB = RAM;
@@ -149,9 +148,13 @@ describe('Smmuv3Hardware', () => {
         [2, 7],
         [3, 1],
       ] as const)
-        cds.set(cdCacheKey(sid, ssid), cd);
+        cds.set(sid, ssid, cd);
     };
-    const keys = () => [...cds].map(([key]) => [cdCacheStream(key), key % 2 ** 20]).sort();
+    const keys = () =>
+      cds
+        .entries()
+        .map(([sid, ssid]) => [sid, ssid])
+        .sort();
     fill();
     submit(encodeCfgiCd({ streamId: 2, substreamId: 1 }), encodeCmdSync());
     expect(keys()).toEqual([

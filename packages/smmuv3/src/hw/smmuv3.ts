@@ -46,7 +46,7 @@ import type { SmmuQueues } from './queues.js';
 import { REG, SMMU_MMIO_SIZE } from './regs.js';
 import { StallBuffer, type StalledTransaction } from './stalls.js';
 import { ANY_ASID, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2, type TlbTags } from './tlb.js';
-import { cdCacheKey, cdCacheStream, Smmuv3Translator } from './translate.js';
+import { Smmuv3Translator } from './translate.js';
 import { Smmuv3WalkCache } from './walk-cache.js';
 
 const PRI_RESP_CODES = ['failure', 'invalid', 'success'] as const;
@@ -75,6 +75,7 @@ export class Smmuv3Hardware implements IommuHardware {
     this.features = featuresFromOptions(context.options);
     this.tracer = context.tracer;
     const { tlbEntries, tlbWays, tlbReplacement: policy, walkCacheEntries, walkCacheWays } = this.options;
+    const { configCacheEntries, configCacheWays } = this.options;
     this.tlb = new Smmuv3Tlb({ sets: tlbEntries / tlbWays, ways: tlbWays, policy, seed: context.seed });
     const walkGeometry = {
       sets: walkCacheEntries / walkCacheWays,
@@ -119,7 +120,12 @@ export class Smmuv3Hardware implements IommuHardware {
       idr: DEFAULT_IDR_EXTRAS,
       tlb: this.tlb,
       walkCaches: this.walkCaches,
-      configCacheEntries: this.options.configCacheEntries,
+      configCache: {
+        sets: configCacheEntries / configCacheWays,
+        ways: configCacheWays,
+        policy,
+        seed: context.seed,
+      },
       state: () => this.programming.state,
       recordEvent: (record) => this.queues.eventq.record(encodeEvent(record)).recorded,
       holdStall: (request, record, fault, stallId) => this.holdStall(request, record, fault, stallId),
@@ -290,10 +296,10 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = t.steCache.clear() + t.cdCache.clear();
         break;
       case 'CFGI_CD':
-        dropped = t.cdCache.delete(cdCacheKey(command.streamId, command.substreamId)) ? 1 : 0;
+        dropped = t.cdCache.delete(command.streamId, command.substreamId) ? 1 : 0;
         break;
       case 'CFGI_CD_ALL':
-        dropped = t.cdCache.deleteWhere((_cd, key) => cdCacheStream(key) === command.streamId);
+        dropped = t.cdCache.deleteFirst(command.streamId);
         break;
       case 'TLBI_NH_ALL':
         dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateVmid(TLB_NH, command.vmid));
@@ -374,15 +380,14 @@ export class Smmuv3Hardware implements IommuHardware {
     return { ok: true };
   }
 
-  /** CFGI_STE: the STEs and every CD cached through them. */
+  /**
+   * CFGI_STE(_RANGE): the STEs of `count` StreamIDs from `first` and every CD cached through them. One pass
+   * over each cache, whatever the range (CFGI_ALL is a range of 2^32).
+   */
   private dropConfig(first: number, count: number): number {
     const t = this.translator;
-    let dropped = 0;
-    for (let sid = first; sid < first + count; sid++) {
-      if (t.steCache.delete(sid)) dropped++;
-      dropped += t.cdCache.deleteWhere((_cd, key) => cdCacheStream(key) === sid);
-    }
-    return dropped;
+    const inRange = (sid: number) => sid >= first && sid - first < count;
+    return t.steCache.deleteWhere(inRange) + t.cdCache.deleteWhere(inRange);
   }
 
   /** Stalls whose record did not fit are retried once the Event queue may take records (§3.12.2). */

@@ -37,7 +37,16 @@
  * - SMMUv3.0-only CONSTRAINED UNPREDICTABLE choices (EATS/S2S, out-of-range S2T0SZ): treated as ILLEGAL,
  *   as SMMUv3.1 and later require.
  */
-import { entryAddress, entryField } from '@iommukit/core';
+import {
+  type EntryLayout,
+  entryAddress,
+  entryField,
+  entryReader,
+  type ScalarLayoutOf,
+  writeAddress,
+  writeEntryFields,
+  writeScalars,
+} from '@iommukit/core';
 import {
   granuleFromTg,
   iasFromT0sz,
@@ -46,7 +55,6 @@ import {
   type VmsaGranule,
   vmsaGeometry,
 } from '@iommukit/pagetables';
-import { type EntryLayout, readEntry, writeAddress, writeEntry, writeScalars } from './entry-layout.js';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 
 /** The outcome of a structure validity check: `ok`, or the ILLEGAL condition that failed. */
@@ -158,8 +166,6 @@ export interface Ste {
   readonly s2Skl: number;
 }
 
-type ScalarLayout<T> = { readonly [K in keyof T]: readonly [lsb: number, width: number] };
-
 /** Scalar field positions, absolute bits (SMMUv3 §5.2). Width-1 fields decode as booleans. */
 export const STE_LAYOUT = {
   v: [0, 1],
@@ -218,7 +224,7 @@ export const STE_LAYOUT = {
   s2Sl0Bit2: [194, 1],
   s2Ds: [195, 1],
   s2Skl: [253, 2],
-} as const satisfies ScalarLayout<Omit<Ste, 's1ContextPtr' | 's2Ttb'>>;
+} as const satisfies ScalarLayoutOf<Omit<Ste, 's1ContextPtr' | 's2Ttb'>>;
 
 /** S1ContextPtr, bits [55:6] (§5.2). */
 const S1_CONTEXT_PTR = [6, 55] as const;
@@ -230,14 +236,16 @@ const STE_ENTRY: EntryLayout = {
   addresses: { s1ContextPtr: S1_CONTEXT_PTR, s2Ttb: S2_TTB },
 };
 
+const readSte = entryReader<Ste>(STE_ENTRY);
+
 export function decodeSte(words: ArrayLike<number>): Ste {
-  return readEntry(words, STE_ENTRY) as unknown as Ste;
+  return readSte(words);
 }
 
 /** Encodes an STE; fields not given are 0. `EINVAL` naming the field for a value it cannot hold. */
 export function encodeSte(fields: Partial<Ste> = {}): Uint32Array {
   const words = new Uint32Array(STE_WORDS);
-  writeEntry(words, STE_ENTRY, fields, 'STE');
+  writeEntryFields(words, STE_ENTRY, fields, 'STE');
   return words;
 }
 
@@ -299,11 +307,14 @@ export function checkSte(
   if ((cfg & 0b100) === 0) return OK;
   const s1 = (cfg & 0b001) !== 0;
   const s2 = (cfg & 0b010) !== 0;
-  const cfgText = `STE.Config ${bin(cfg, 3)}`;
   if (s1 && !features.s1)
-    return illegal(`${cfgText} enables stage 1, which is not implemented (SMMU_IDR0.S1P == 0)`);
+    return illegal(
+      `STE.Config ${bin(cfg, 3)} enables stage 1, which is not implemented (SMMU_IDR0.S1P == 0)`,
+    );
   if (s2 && !features.s2)
-    return illegal(`${cfgText} enables stage 2, which is not implemented (SMMU_IDR0.S2P == 0)`);
+    return illegal(
+      `STE.Config ${bin(cfg, 3)} enables stage 2, which is not implemented (SMMU_IDR0.S2P == 0)`,
+    );
 
   // EATS is IGNORED without ATS and when Config[1:0] == 0b00 (bypass).
   if (features.ats && (s1 || s2)) {

@@ -75,7 +75,8 @@ export interface TlbEntry extends TlbTags {
 
 /** The TLB, or with another entry type a walk cache tagged the same way (walk-cache.ts). */
 export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
-  private readonly cache: SetAssociativeCache;
+  /** The tags and slots (what a HitMemo replays hits on). */
+  readonly cache: SetAssociativeCache;
   /** The entry in each slot (built on a miss, returned as it is on every hit). */
   private readonly slotEntries: (E | undefined)[];
   /** Entries per page shift, and the shifts in use in ascending order: lookups try only those sizes. */
@@ -139,7 +140,7 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
         return this.slotEntries[slot];
       }
     }
-    cache.misses++;
+    cache.miss();
     return undefined;
   }
 

@@ -75,7 +75,7 @@ function makeTranslator(f = features, idr = DEFAULT_IDR_EXTRAS, tracer = new Tra
     features: f,
     idr,
     tlb,
-    configCacheEntries: 16,
+    configCache: { sets: 4, ways: 4, policy: 'lru' },
     state: () => state,
     recordEvent: (record) => {
       // Records go through the real encoder and decoder, as they would through the event queue.

@@ -20,8 +20,9 @@
  * Not modelled yet: STE.EATS split-stage (S1CHK) ATS.
  */
 import {
+  type EntryCache,
+  HitMemo,
   type IommuFault,
-  type LruCache,
   NO_PASID,
   PERM_EXEC,
   PERM_PRIV,
@@ -49,7 +50,12 @@ import {
   stage2Fault,
 } from './translation-faults.js';
 
-export { cdCacheKey, cdCacheStream } from './config-fetch.js';
+/** Lines of the hit memo: enough for the pages a few devices stream through between TLB fills. */
+const MEMO_LINES = 256;
+/** The caches of the hit memo, in its order. */
+const MEMO_STE = 1;
+const MEMO_CD = 2;
+const MEMO_TLB = 4;
 
 export interface TranslatorContext extends ConfigFetchContext {
   readonly tlb: Smmuv3Tlb;
@@ -69,13 +75,17 @@ export interface TranslatorContext extends ConfigFetchContext {
 }
 
 export class Smmuv3Translator {
-  readonly steCache: LruCache<number, SteEntry>;
-  /** CDs by {@link cdCacheKey}(StreamID, SubstreamID). */
-  readonly cdCache: LruCache<number, CdContext>;
+  readonly steCache: EntryCache<SteEntry>;
+  /** CDs by (StreamID, SubstreamID). */
+  readonly cdCache: EntryCache<CdContext>;
   private readonly walker: Smmuv3StageWalker;
   private readonly config: Smmuv3ConfigFetch;
   /** 2^OAS, which is also 2^IAS: inputs at or above it fail the bypass address-size checks. */
   private readonly addressLimit: number;
+  /** Translations that hit the STE, CD and TLB caches, replayed while those caches are unchanged. */
+  private readonly memo: HitMemo<TranslationResult>;
+  /** The caches the last translation answered from (MEMO_* bits), 0 when any of them missed or it faulted. */
+  private answeredFrom = 0;
 
   constructor(private readonly ctx: TranslatorContext) {
     this.addressLimit = 2 ** ctx.features.oasBits;
@@ -83,6 +93,7 @@ export class Smmuv3Translator {
     this.config = new Smmuv3ConfigFetch(ctx, this.walker);
     this.steCache = this.config.steCache;
     this.cdCache = this.config.cdCache;
+    this.memo = new HitMemo(MEMO_LINES, [this.steCache.cache, this.cdCache.cache, ctx.tlb.cache]);
   }
 
   /** Table walks started (stage 1 and stage 2 separately). */
@@ -95,7 +106,19 @@ export class Smmuv3Translator {
    * `stallId` names a held transaction being retried, which keeps its id if it stalls again.
    */
   translate(request: TranslationRequest, stallId?: number): TranslationResult {
-    return this.finish(request, this.run(request, false), true, stallId);
+    // A traced hit reports itself (tlb.hit), so tracing takes the full path.
+    const tracing = this.ctx.tracer.enabled;
+    const state = this.ctx.state();
+    const { streamId, pasid, iovaPfn, access } = request;
+    if (!tracing) {
+      const replayed = this.memo.get(streamId, pasid, iovaPfn, access, state);
+      if (replayed !== undefined) return replayed;
+    }
+    this.answeredFrom = 0;
+    const result = this.finish(request, this.run(request, false), true, stallId);
+    if (this.answeredFrom !== 0 && !tracing)
+      this.memo.record(streamId, pasid, iovaPfn, access, state, this.answeredFrom, result);
+    return result;
   }
 
   /**
@@ -226,7 +249,10 @@ export class Smmuv3Translator {
     if (input >= this.addressLimit) return BYPASS_ADDR_SIZE;
     const cached = this.ctx.tlb.lookup('s2', ste.s2Vmid, GLOBAL_ASID, input);
     const hit = cached && this.hit(cached, input, access, ste, undefined);
-    if (hit) return hit;
+    if (hit) {
+      if (hit.ok) this.answeredFrom = MEMO_STE | MEMO_TLB;
+      return hit;
+    }
     const r = this.walker.stage2(ste, format, input, access, EVENT_CLASS.IN);
     if (!r.ok) return r;
     this.insert(
@@ -256,6 +282,7 @@ export class Smmuv3Translator {
     const cached = this.ctx.tlb.lookup(kind, ste.s2Vmid, cd.asid, input);
     const hit = cached && this.hit(cached, input, access, ste, cd);
     if (hit) {
+      if (hit.ok) this.answeredFrom = MEMO_STE | MEMO_CD | MEMO_TLB;
       if (hit.ok && this.ctx.tracer.enabled) {
         this.trace(
           'tlb.hit',
