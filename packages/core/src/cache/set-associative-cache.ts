@@ -61,6 +61,12 @@ export class SetAssociativeCache {
   private tick = 0;
   /** Pseudo-LRU: one tree per set; a node's bit points at the half to replace next. */
   private readonly plruBits: Uint32Array;
+  /**
+   * Pseudo-LRU: using way w sets the bits on its path to fixed values, so a touch is
+   * `bits & plruKeep[w] | plruSet[w]` (both worked out once by {@link plruTouch}).
+   */
+  private readonly plruKeep: Uint32Array;
+  private readonly plruSet: Uint32Array;
   /** Random: xorshift32 state. */
   private rng: number;
   private live = 0;
@@ -86,6 +92,13 @@ export class SetAssociativeCache {
     this.valid = new Uint8Array(this.capacity);
     this.lastUse = new Float64Array(this.policy === 'lru' ? this.capacity : 0);
     this.plruBits = new Uint32Array(this.policy === 'plru' ? this.sets : 0);
+    const plruWays = this.policy === 'plru' ? this.ways : 0;
+    this.plruSet = Uint32Array.from({ length: plruWays }, (_, way) => plruTouch(0, way, this.ways));
+    this.plruKeep = Uint32Array.from(
+      { length: plruWays },
+      // Bits off the path keep their value: the two touches differ exactly there.
+      (_, way) => plruTouch(0, way, this.ways) ^ plruTouch(0xffff_ffff, way, this.ways),
+    );
     // xorshift32 has one forbidden state, 0.
     this.rng = (geometry.seed ?? 0) >>> 0 || 0x9e3779b9;
   }
@@ -242,7 +255,11 @@ export class SetAssociativeCache {
   private touch(set: number, slot: number): void {
     if (this.policy === 'lru') this.lastUse[slot] = ++this.tick;
     else if (this.policy === 'plru')
-      this.plruBits[set] = plruTouch(this.plruBits[set]!, slot - set * this.ways, this.ways);
+      this.plruBits[set] = this.plruTouched(this.plruBits[set]!, slot - set * this.ways);
+  }
+
+  private plruTouched(bits: number, way: number): number {
+    return ((bits & this.plruKeep[way]!) | this.plruSet[way]!) >>> 0;
   }
 
   private victim(set: number): number {
