@@ -94,10 +94,12 @@ describe('mock driver domains', () => {
     b.map(iova(0x1000n), hpa(buffer + 0x2000n), 0x1000n, RW);
     const nic = system.device('nic0');
     driver.attachDev(a, nic);
-    expect(nic.dmaWrite(0x1000n, Uint8Array.of(1))).toMatchObject({ hpas: [buffer] });
+    expect(nic.dmaWrite(0x1000n, Uint8Array.of(1), { hpas: true })).toMatchObject({ hpas: [buffer] });
     driver.attachDev(b, nic);
     a.free();
-    expect(nic.dmaWrite(0x1000n, Uint8Array.of(1))).toMatchObject({ hpas: [buffer + 0x2000n] });
+    expect(nic.dmaWrite(0x1000n, Uint8Array.of(1), { hpas: true })).toMatchObject({
+      hpas: [buffer + 0x2000n],
+    });
   });
 
   it('refuses a domain from another driver and devices it did not probe', async () => {

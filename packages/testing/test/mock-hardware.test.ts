@@ -31,7 +31,7 @@ const write = (
   device: string,
   at: bigint,
   bytes = Uint8Array.of(1, 2, 3, 4),
-) => system.device(device).dmaWrite(at, bytes);
+) => system.device(device).dmaWrite(at, bytes, { hpas: true });
 
 describe('mock IOMMU registers', () => {
   it('identifies itself and reflects its options in CAP', async () => {

@@ -284,7 +284,7 @@ function perform(run: Run, a: Action): void {
       const inside = a.at < 0 && mapping !== undefined;
       const at = inside ? mapping.iova + BigInt(offset) : BigInt(Math.max(a.at, 0));
       const length = inside ? Math.min(a.length, Number(mapping.size) - offset) : a.length;
-      const options = a.pasid === undefined ? {} : { pasid: a.pasid };
+      const options = a.pasid === undefined ? { hpas: true } : { pasid: a.pasid, hpas: true };
       const result = a.write
         ? device.dmaWrite(at, new Uint8Array(length).fill(0xa5), options)
         : device.dmaRead(at, length, options);

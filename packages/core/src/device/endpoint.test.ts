@@ -37,7 +37,7 @@ describe('EndpointDevice DMA', () => {
     iommu.map(NO_PASID, 0x40, RAM / 4096 + 3);
     iommu.map(NO_PASID, 0x41, RAM / 4096 + 7);
     const data = Uint8Array.from({ length: 10 }, (_, i) => i + 1);
-    const result = device().dmaWrite(0x40ffan, data);
+    const result = device().dmaWrite(0x40ffan, data, { hpas: true });
     expect(result).toEqual({
       ok: true,
       bytes: 10,
@@ -73,9 +73,19 @@ describe('EndpointDevice DMA', () => {
     });
   });
 
+  it('lists HPAs only when asked, and builds the same bytes either way', () => {
+    iommu.map(NO_PASID, 0x40, RAM / 4096 + 3);
+    const plain = device().dmaWrite(0x40ff0n, Uint8Array.of(1, 2));
+    expect(plain).toEqual({ ok: true, bytes: 2, hpas: [] });
+    expect(device().dmaRead(0x40ff0n, 2)).toEqual({ ok: true, data: Uint8Array.of(1, 2), hpas: [] });
+    expect(device().dmaRead(0x40ff0n, 2, { hpas: true })).toMatchObject({
+      hpas: [BigInt(RAM + 3 * 4096 + 0xff0)],
+    });
+  });
+
   it('goes straight to the bus without an IOMMU', () => {
     const dev = device({}, false);
-    expect(dev.dmaWrite(BigInt(RAM + 8), Uint8Array.of(0xaa, 0xbb))).toMatchObject({
+    expect(dev.dmaWrite(BigInt(RAM + 8), Uint8Array.of(0xaa, 0xbb), { hpas: true })).toMatchObject({
       ok: true,
       hpas: [BigInt(RAM + 8)],
     });
@@ -128,9 +138,11 @@ describe('ATS and the ATC', () => {
     iommu.map(NO_PASID, 0x40, RAM / 4096);
     dev.dmaWrite(0x40000n, Uint8Array.of(1));
     iommu.map(NO_PASID, 0x40, RAM / 4096 + 5); // remapped, but nobody told the ATC
-    expect(dev.dmaWrite(0x40000n, Uint8Array.of(2))).toMatchObject({ hpas: [BigInt(RAM)] });
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(2), { hpas: true })).toMatchObject({ hpas: [BigInt(RAM)] });
     dev.invalidateAtc(undefined, 0x40000n, 0x1000n);
-    expect(dev.dmaWrite(0x40000n, Uint8Array.of(3))).toMatchObject({ hpas: [BigInt(RAM + 5 * 4096)] });
+    expect(dev.dmaWrite(0x40000n, Uint8Array.of(3), { hpas: true })).toMatchObject({
+      hpas: [BigInt(RAM + 5 * 4096)],
+    });
   });
 
   it('invalidates by PASID and range, and the whole space with size 2^64', () => {

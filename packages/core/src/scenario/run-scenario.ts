@@ -200,7 +200,7 @@ function runStep(
 }
 
 function runDma(device: EndpointDevice, step: Extract<ScenarioStep, { op: 'dma' }>, address: bigint): string {
-  const options = step.pasid === undefined ? {} : { pasid: step.pasid };
+  const options = step.pasid === undefined ? { hpas: true } : { pasid: step.pasid, hpas: true };
   const where = `${step.device} DMA ${step.access} at IOVA ${toHex(address)}${step.mapping ? ` (${step.mapping}+${toHex(step.offset)})` : ''}`;
   let result: Awaited<ReturnType<typeof device.dmaRead>> | Awaited<ReturnType<typeof device.dmaWrite>>;
   if (step.access === 'write') {

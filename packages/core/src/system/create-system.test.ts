@@ -55,9 +55,9 @@ describe('createSystem', () => {
       ['legacy', 0x20, undefined],
     ]);
     // The fake IOMMU maps IOVA page n to page n + 0x100; 0x8000_0000 - 0x10_0000 lands at RAM base.
-    const result = system.device('nic0').dmaWrite(0x7ff0_0000n, Uint8Array.of(1, 2, 3));
+    const result = system.device('nic0').dmaWrite(0x7ff0_0000n, Uint8Array.of(1, 2, 3), { hpas: true });
     expect(result).toMatchObject({ ok: true, hpas: [0x8000_0000n] });
-    const direct = system.device('legacy').dmaWrite(0x8000_0010n, Uint8Array.of(9));
+    const direct = system.device('legacy').dmaWrite(0x8000_0010n, Uint8Array.of(9), { hpas: true });
     expect(direct).toMatchObject({ ok: true, hpas: [0x8000_0010n] });
     await system.dispose();
   });

@@ -76,7 +76,10 @@ describe('Smmuv3Hardware', () => {
 
   it('with SMMUEN = 0, bypasses DMA, or aborts it once GBPA.ABORT is set', () => {
     const dev = device(1);
-    expect(dev.dmaRead(BigInt(RAM + 0x100), 4)).toMatchObject({ ok: true, hpas: [BigInt(RAM + 0x100)] });
+    expect(dev.dmaRead(BigInt(RAM + 0x100), 4, { hpas: true })).toMatchObject({
+      ok: true,
+      hpas: [BigInt(RAM + 0x100)],
+    });
     mmio(REG.GBPA, GBPA_UPDATE | GBPA_ABORT);
     expect(reg(REG.GBPA) & GBPA_UPDATE).toBe(0);
     expect(dev.dmaRead(BigInt(RAM + 0x100), 4)).toMatchObject({
@@ -109,7 +112,7 @@ describe('Smmuv3Hardware', () => {
     put(STRTAB + 64 * 2, encodeSte({ v: true, config: STE_CONFIG.S1_TRANS, s1ContextPtr: CD }));
     enable();
     const dev = device(2);
-    expect(dev.dmaWrite(0x4010n, Uint8Array.of(7))).toMatchObject({
+    expect(dev.dmaWrite(0x4010n, Uint8Array.of(7), { hpas: true })).toMatchObject({
       ok: true,
       hpas: [BigInt(RAM + 0x80_0010)],
     });
