@@ -105,6 +105,18 @@ export interface PageTableFormat<A = unknown> {
   templateOf(lo: number, hi: number): LeafTemplate;
   /** Writes a leaf at `level` mapping output address `pa` with `template`'s attributes. */
   encodeLeaf(pa: number, level: number, template: LeafTemplate, out: Uint32Array, at: number): void;
+  /**
+   * Writes `count` consecutive leaves at `level` from `out[at]`, the first mapping `pa` and each next one
+   * the following span: a table page of a range mapping in one call (the map path's inner loop).
+   */
+  encodeLeaves(
+    pa: number,
+    level: number,
+    template: LeafTemplate,
+    out: Uint32Array,
+    at: number,
+    count: number,
+  ): void;
 
   /** Permission limits a table descriptor imposes on everything below it (0: none), OR-ed down a walk. */
   tableLimits(lo: number, hi: number): number;

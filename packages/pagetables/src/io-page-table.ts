@@ -272,13 +272,10 @@ export class IoPageTable<A = unknown> {
     while (iova < end) {
       if (this.leafOk[level] && iova % span === 0 && pa % span === 0 && end - iova >= span) {
         // A run of leaves: iova and pa stay aligned, so it lasts while whole entries remain.
-        let n = 0;
-        while (end - iova >= span && idx + n < entries) {
-          f.encodeLeaf(pa, level, template, buf, 2 * n);
-          n++;
-          iova += span;
-          pa += span;
-        }
+        const n = Math.min(Math.floor((end - iova) / span), entries - idx);
+        f.encodeLeaves(pa, level, template, buf, 0, n);
+        iova += n * span;
+        pa += n * span;
         this.writeWords(table + idx * f.descriptorBytes, buf, 2 * n);
         this.adjust(table, n);
         idx += n;
@@ -335,6 +332,17 @@ export class IoPageTable<A = unknown> {
           clear = true;
           leaf = true;
           unmapped += span;
+          if (leafRun < 0) leafRun = k;
+          if (runStart < 0) runStart = k;
+          // Whole leaves after it only lengthen both runs: take them without the bookkeeping below.
+          while (
+            k + 1 < count &&
+            firstBase + (k + 2) * span <= end &&
+            f.kind(buf[2 * k + 2]!, buf[2 * k + 3]!, level) === DESC_LEAF
+          ) {
+            k++;
+            unmapped += span;
+          }
         } else if (kind !== DESC_INVALID) {
           const at = table + (first + k) * f.descriptorBytes;
           const child =
@@ -378,7 +386,7 @@ export class IoPageTable<A = unknown> {
     const out = f.outputAddress(lo, hi, level);
     const child = this.allocTable();
     const buf = this.scratch[next]!;
-    for (let i = 0; i < n; i++) f.encodeLeaf(out + i * span, next, template, buf, 2 * i);
+    f.encodeLeaves(out, next, template, buf, 0, n);
     this.writeWords(child, buf, 2 * n);
     this.valid.set(child, n);
     f.encodeTable(child, this.one, 0);

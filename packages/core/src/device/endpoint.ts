@@ -365,9 +365,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
         target = result.pfn * PAGE + offset;
       }
       const abort = this.accessPage(payload, target, done, chunk);
-      // Stryker disable next-line ConditionalExpression: traceAccess returns at once when tracing is off; the guard only saves building the HPA
-      if (this.tracer.enabled)
-        this.traceAccess(perm, iova, done, this.hpaOf(iova, done, target), chunk, abort);
+      this.traceAccess(perm, iova, done, target, chunk, abort);
       if (abort) return { ok: false, reason: 'abort', abort, iova: iova + BigInt(done), bytesDone: done };
       hpas?.push(this.hpaOf(iova, done, target));
       done += chunk;
@@ -490,22 +488,25 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     return pasid;
   }
 
-  /** Traces the access `done` bytes into the DMA at `dmaIova`, to `target`. */
+  /** Traces the access `done` bytes into the DMA at `dmaIova`, which reached the bus at `target`. */
   private traceAccess(
     perm: number,
     dmaIova: bigint,
     done: number,
-    target: bigint,
+    target: number,
     length: number,
     abort: BusAbort | undefined,
   ): void {
+    // Stryker disable next-line ConditionalExpression: Tracer.trace drops records itself when tracing is off; the guard only saves building them
+    if (!this.tracer.enabled) return;
     const iova = dmaIova + BigInt(done);
+    const hpa = this.hpaOf(dmaIova, done, target);
     const op = perm === PERM_WRITE ? 'write' : 'read';
-    const where = this.iommu ? `${toHex(iova)} → ${toHex(target)}` : toHex(target);
+    const where = this.iommu ? `${toHex(iova)} → ${toHex(hpa)}` : toHex(hpa);
     const outcome = abort ? ` aborted (${abort.reason})` : '';
     this.tracer.trace('device', this.name, `dma.${op}`, `DMA ${op} ${length} bytes at ${where}${outcome}`, {
       iova,
-      hpa: target,
+      hpa,
       length,
       ok: abort === undefined,
     });

@@ -11,6 +11,8 @@ import { PAGE_SIZE } from '../address/address.js';
 
 const PAGE_MASK = PAGE_SIZE - 1;
 const PAGE_WORDS = PAGE_SIZE / 4;
+/** From this many words a copy is one native `set`; below, a loop is cheaper than the view it needs. */
+const BULK_WORDS = 32;
 // On a little-endian host both paths below give the same bytes, so mutants of this test are equivalent here.
 // Stryker disable next-line all: see above
 const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
@@ -74,8 +76,11 @@ export class SparseRam {
       const page = this.page(Math.floor(at / PAGE_SIZE));
       if (page === undefined) out.fill(0, outOffset + done, outOffset + done + n);
       // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
-      else if (LITTLE_ENDIAN_HOST)
-        for (let i = 0; i < n; i++) out[outOffset + done + i] = page.words[first + i]!;
+      else if (LITTLE_ENDIAN_HOST) {
+        // A table page or a queue's worth is one native copy; a descriptor or two is cheaper as a loop.
+        if (n >= BULK_WORDS) out.set(page.words.subarray(first, first + n), outOffset + done);
+        else for (let i = 0; i < n; i++) out[outOffset + done + i] = page.words[first + i]!;
+      }
       // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
       else for (let i = 0; i < n; i++) out[outOffset + done + i] = page.view.getUint32((first + i) * 4, true);
       done += n;
@@ -91,7 +96,12 @@ export class SparseRam {
       const n = Math.min(PAGE_WORDS - first, count - done);
       const page = this.pageForWrite(Math.floor(at / PAGE_SIZE));
       // Stryker disable next-line ConditionalExpression: both paths store the same bytes on a little-endian host
-      if (LITTLE_ENDIAN_HOST) for (let i = 0; i < n; i++) page.words[first + i] = words[inOffset + done + i]!;
+      if (LITTLE_ENDIAN_HOST) {
+        const from = inOffset + done;
+        if (n >= BULK_WORDS && words instanceof Uint32Array)
+          page.words.set(words.subarray(from, from + n), first);
+        else for (let i = 0; i < n; i++) page.words[first + i] = words[from + i]!;
+      }
       // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
       else
         for (let i = 0; i < n; i++)

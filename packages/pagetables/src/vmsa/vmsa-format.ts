@@ -68,6 +68,7 @@ import {
   type VmsaGranule,
 } from './registers.js';
 
+const TWO_32 = pow2(32);
 const TWO_48 = pow2(48);
 
 /** What a driver writes into a CD (stage 1) or STE (stage 2) to use a table of this format. */
@@ -251,8 +252,35 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
   }
 
   encodeLeaf(pa: number, level: number, template: LeafTemplate, out: Uint32Array, at: number): void {
-    const type = level === 3 ? LO_VALID | LO_TABLE_OR_PAGE : LO_VALID;
-    this.writeAddress(pa, this.loMask[level]!, type | template.lo, template.hi, out, at);
+    this.encodeLeaves(pa, level, template, out, at, 1);
+  }
+
+  encodeLeaves(
+    pa: number,
+    level: number,
+    template: LeafTemplate,
+    out: Uint32Array,
+    at: number,
+    count: number,
+  ): void {
+    const bits = (level === 3 ? LO_VALID | LO_TABLE_OR_PAGE : LO_VALID) | template.lo;
+    const loMask = this.loMask[level]!;
+    const span = this.span[level]!;
+    // The output address as two exact halves, advanced by the span with a carry: no division per leaf.
+    let hi = Math.floor(pa / TWO_32);
+    let lo = pa - hi * TWO_32;
+    for (let k = 0; k < count; k++) {
+      // OA[51:48] of a 52-bit address sit in bits 15:12 of the low word (64K granule only).
+      const oa52 = this.oa52 ? ((hi >>> 16) & 0xf) << 12 : 0;
+      out[at + 2 * k] = ((lo & loMask) | oa52 | bits) >>> 0;
+      out[at + 2 * k + 1] = ((hi & HI_ADDR_MASK) | template.hi) >>> 0;
+      lo += span;
+      if (lo >= TWO_32) {
+        const carry = Math.floor(lo / TWO_32);
+        hi += carry;
+        lo -= carry * TWO_32;
+      }
+    }
   }
 
   tableLimits(_lo: number, hi: number): number {
