@@ -162,6 +162,23 @@ describe('SparseRam', () => {
     expect(Array.from(across)).toEqual([7, 8, 2, 3]);
   });
 
+  it('copies long runs (a table page, a queue) the same way as short ones, from typed and plain arrays', () => {
+    const ram = new SparseRam(4 * PAGE);
+    const run = Uint32Array.from({ length: 1500 }, (_, i) => (i * 0x0101_0101 + 7) >>> 0);
+    // From word 100 of page 0 across into page 1, taken from word 3 of the source.
+    ram.writeWords(400, run, 3, 1200);
+    ram.writeWords(3 * PAGE, Array.from(run.subarray(0, 40)), 0, 40);
+    const out = new Uint32Array(1300).fill(0xdead);
+    ram.readWords(400, out, 50, 1200);
+    expect(out.subarray(50, 1250)).toEqual(run.subarray(3, 1203));
+    expect([out[49], out[1250]]).toEqual([0xdead, 0xdead]);
+    expect(ram.read32(396)).toBe(0);
+    expect(ram.read32(400 + 4 * 1200)).toBe(0);
+    const plain = new Uint32Array(40);
+    ram.readWords(3 * PAGE, plain, 0, 40);
+    expect(plain).toEqual(run.subarray(0, 40));
+  });
+
   it('readBytes without a length fills `out` from outOffset to its end', () => {
     const ram = new SparseRam(2 * PAGE);
     ram.writeBytes(PAGE - 2, Uint8Array.of(1, 2, 3, 4, 5, 6));

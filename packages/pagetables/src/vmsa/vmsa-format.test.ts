@@ -340,3 +340,26 @@ describe('formats decoded from CD and STE fields', () => {
     );
   });
 });
+
+describe('encodeLeaves', () => {
+  it('writes what encodeLeaf writes for each leaf of a run, across 2^32 and with 52-bit outputs', () => {
+    for (const [f, pa, level, count] of [
+      [vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 }), 0xffff_c000, 3, 8],
+      [vmsaFormat({ stage: 2, granule: 4096, ias: 48, oas: 48 }), 0x1_ffc0_0000, 2, 5],
+      [vmsaFormat({ stage: 1, granule: 65536, ias: 52, oas: 52 }), 2 ** 48 - 2 * 65536, 3, 4],
+      [vmsaFormat({ stage: 1, granule: 65536, ias: 52, oas: 52 }), 2 ** 51 - 2 ** 42, 1, 1],
+    ] as const) {
+      const template = f.leafTemplate({ read: true, write: true }, false);
+      const run = new Uint32Array(2 * count + 2).fill(0xffff_ffff);
+      f.encodeLeaves(pa, level, template, run, 2, count);
+      const one = new Uint32Array(2);
+      const span = f.levelShift(level);
+      for (let k = 0; k < count; k++) {
+        f.encodeLeaf(pa + k * 2 ** span, level, template, one, 0);
+        expect([run[2 + 2 * k], run[3 + 2 * k]], `${f.name} leaf ${k}`).toEqual([one[0], one[1]]);
+        expect(f.outputAddress(one[0]!, one[1]!, level)).toBe(pa + k * 2 ** span);
+      }
+      expect([run[0], run[1]]).toEqual([0xffff_ffff, 0xffff_ffff]);
+    }
+  });
+});
