@@ -60,6 +60,9 @@ export interface DmaOptions {
 /** The largest IOVA a `number` holds exactly. */
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** The options of a DMA given none (one object, not one per call). */
+const NO_OPTIONS: DmaOptions = Object.freeze({});
+
 /** The `hpas` of a DMA that was not asked for them. */
 const NO_HPAS: readonly bigint[] = Object.freeze([]);
 
@@ -180,7 +183,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   }
 
   /** Writes `data` at `iova` (translated page by page). Stops at the first page that fails. */
-  dmaWrite(iova: bigint, data: Uint8Array, options: DmaOptions = {}): DmaWriteResult {
+  dmaWrite(iova: bigint, data: Uint8Array, options: DmaOptions = NO_OPTIONS): DmaWriteResult {
     const hpas = options.hpas ? [] : undefined;
     const failure = this.forEachPage(iova, { op: 'write', data }, options, hpas);
     if (failure) return failure;
@@ -193,7 +196,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   }
 
   /** Reads `length` bytes at `iova` (translated page by page). */
-  dmaRead(iova: bigint, length: number, options: DmaOptions = {}): DmaReadResult {
+  dmaRead(iova: bigint, length: number, options: DmaOptions = NO_OPTIONS): DmaReadResult {
     if (!Number.isSafeInteger(length) || length < 0)
       throw new IommufdError('EINVAL', `${this.name} cannot read ${length} bytes`, { device: this.name });
     const data = new Uint8Array(length);
@@ -434,11 +437,8 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
       if (wantsPri) return { ok: false, fault: undefined };
       if (!result.ok) return { ok: false, fault: result.fault };
     }
-    const result = iommu.translate(request);
-    if (result.ok) return { ok: true, pfn: result.pfn };
-    return result.stallId === undefined
-      ? { ok: false, fault: result.fault }
-      : { ok: false, fault: result.fault, stallId: result.stallId };
+    // The IOMMU's answer as it is: rewrapping it would build an object per page.
+    return iommu.translate(request);
   }
 
   private requestPage(at: bigint, pasid: number, access: number, done: number): DmaFailure {
