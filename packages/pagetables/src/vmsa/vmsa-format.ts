@@ -120,6 +120,8 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
   private readonly shift: number[] = [];
   private readonly span: number[] = [];
   private readonly entryCount: number[] = [];
+  /** 2^-shift per level: a multiplication by it is exact, and cheaper than a division by the span. */
+  private readonly inverseSpan: number[] = [];
   private readonly block: boolean[] = [];
   private readonly loMask: number[] = [];
   private readonly hiMask: number[] = [];
@@ -149,6 +151,7 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
       const shift = g.granuleShift + (3 - level) * g.bitsPerLevel;
       this.shift.push(shift);
       this.span.push(pow2(shift));
+      this.inverseSpan.push(2 ** -shift);
       this.entryCount.push(level === g.startLevel ? g.rootEntries : pow2(g.bitsPerLevel));
       this.block.push(level === 3 || g.blockLevels.includes(level));
       // Stryker disable next-line EqualityOperator: no level shift is exactly 32 (granule shifts 12/14/16 plus multiples of 9/11/13)
@@ -182,7 +185,9 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
   }
 
   index(iova: number, level: number): number {
-    return Math.floor(iova / this.span[level]!) % this.entryCount[level]!;
+    // Table sizes are powers of two (concatenated roots too), so the index is the low bits of the page
+    // number: `>>> 0` keeps its low 32 bits exactly, and a mask takes the rest without a float remainder.
+    return (Math.floor(iova * this.inverseSpan[level]!) >>> 0) & (this.entryCount[level]! - 1);
   }
 
   leafAllowed(level: number): boolean {
