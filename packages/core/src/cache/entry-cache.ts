@@ -8,39 +8,20 @@
  * second number, and a lookup or an exact invalidation visits one set.
  */
 import { type CacheGeometry, SetAssociativeCache } from './set-associative-cache.js';
+import { SetAssociativeStats } from './set-associative-stats.js';
 
 const FIRST = 0;
 const SECOND = 1;
 
-export class EntryCache<V> {
-  /** The tags and slots (what a HitMemo replays hits on). */
+export class EntryCache<V> extends SetAssociativeStats {
   readonly cache: SetAssociativeCache;
   private readonly values: (V | undefined)[];
 
   /** @param name where the geometry came from, for errors (`smmuv3 STE cache`) */
   constructor(name: string, geometry: CacheGeometry) {
+    super();
     this.cache = new SetAssociativeCache(name, geometry, 2);
     this.values = new Array(this.cache.capacity).fill(undefined);
-  }
-
-  get capacity(): number {
-    return this.cache.capacity;
-  }
-
-  get size(): number {
-    return this.cache.size;
-  }
-
-  get hits(): number {
-    return this.cache.hits;
-  }
-
-  get misses(): number {
-    return this.cache.misses;
-  }
-
-  get evictions(): number {
-    return this.cache.evictions;
   }
 
   /** The entry for (`first`, `second`), counting a hit (and refreshing it) or a miss. */

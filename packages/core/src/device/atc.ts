@@ -1,7 +1,8 @@
 /**
  * An endpoint's Address Translation Cache (PCIe ATS). It holds translations the IOMMU returned to ATS
- * translation requests, one entry per PASID, privilege level and 4 KiB page, with least-recently-used
- * replacement at a fixed capacity. Only ATS invalidation requests (or disabling ATS) empty it: a missing ATC
+ * translation requests, one entry per PASID, privilege level and 4 KiB page, fully associative with
+ * least-recently-used replacement at a fixed capacity (one set of the shared cache geometry, tagged by the
+ * page number and a number for the PASID and privilege level: a lookup builds no key). Only ATS invalidation requests (or disabling ATS) empty it: a missing ATC
  * invalidation leaves a stale translation the device will use, exactly the bug real hardware shows.
  *
  * A Translation Request carries Privileged Mode Requested and Execute Requested (PASID TLP prefix), and the
@@ -10,7 +11,8 @@
  * quotes it), so an entry answers accesses of the privilege level it was obtained for, and a fetch only
  * when it grants Exe.
  */
-import { LruCache } from '../cache/lru-cache.js';
+import { EntryCache } from '../cache/entry-cache.js';
+import { SetAssociativeStats } from '../cache/set-associative-stats.js';
 import { PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '../iommu/translation.js';
 
 export interface AtcEntry {
@@ -33,29 +35,22 @@ export function atcGrants(perm: number, access: number): boolean {
   return (perm & need) === need;
 }
 
-function key(pasid: number, iovaPfn: number, privileged: boolean): string {
-  // Stryker disable next-line StringLiteral: any two different privilege marks keep the keys apart
-  return `${pasid}:${privileged ? 'p' : 'u'}:${iovaPfn}`;
+/** The tag beside the page number: the PASID (NO_PASID is -1) and the privilege level, as one number. */
+function context(pasid: number, privileged: boolean): number {
+  return (pasid + 1) * 2 + (privileged ? 1 : 0);
 }
 
-export class AddressTranslationCache {
-  private readonly cache: LruCache<string, AtcEntry>;
+export class AddressTranslationCache extends SetAssociativeStats {
+  private readonly entries: EntryCache<AtcEntry>;
   invalidations = 0;
 
   constructor(capacity: number) {
-    this.cache = new LruCache(capacity);
+    super();
+    this.entries = new EntryCache('ats.atcEntries', { sets: 1, ways: capacity, policy: 'lru' });
   }
 
-  get size(): number {
-    return this.cache.size;
-  }
-
-  get hits(): number {
-    return this.cache.hits;
-  }
-
-  get misses(): number {
-    return this.cache.misses;
+  get cache() {
+    return this.entries.cache;
   }
 
   /**
@@ -64,16 +59,16 @@ export class AddressTranslationCache {
    * read). Anything else is a miss.
    */
   lookup(pasid: number, iovaPfn: number, access = PERM_READ): AtcEntry | undefined {
-    const k = key(pasid, iovaPfn, (access & PERM_PRIV) !== 0);
-    const entry = this.cache.peek(k);
-    if (entry && atcGrants(entry.perm, access)) return this.cache.get(k);
-    this.cache.misses++;
+    const tag = context(pasid, (access & PERM_PRIV) !== 0);
+    const entry = this.entries.peek(iovaPfn, tag);
+    if (entry && atcGrants(entry.perm, access)) return this.entries.get(iovaPfn, tag);
+    this.cache.miss();
     return undefined;
   }
 
   /** Caches a completion, replacing what the same PASID and privilege level had for the page. */
   insert(entry: AtcEntry): void {
-    this.cache.set(key(entry.pasid, entry.iovaPfn, entry.privileged), entry);
+    this.entries.set(entry.iovaPfn, context(entry.pasid, entry.privileged), entry);
   }
 
   /**
@@ -85,12 +80,12 @@ export class AddressTranslationCache {
     const firstPfn = Number(iova >> 12n);
     // A size of 2^64 or more ends at or past page 2^52 − 1, the last one.
     const lastPfn = Number((iova + size - 1n) >> 12n);
-    return this.cache.deleteWhere(
-      (e) => (pasid === undefined || e.pasid === pasid) && e.iovaPfn >= firstPfn && e.iovaPfn <= lastPfn,
+    return this.entries.deleteWhere(
+      (pfn, _context, e) => (pasid === undefined || e.pasid === pasid) && pfn >= firstPfn && pfn <= lastPfn,
     );
   }
 
   clear(): void {
-    this.cache.clear();
+    this.entries.clear();
   }
 }

@@ -15,7 +15,7 @@
  * TLBI_S2_IPA does not (the IPA they came through is not tagged), which is why Linux follows a stage-2
  * change of a nest parent with TLBI_NH_ALL — the model makes that requirement observable.
  */
-import { type CacheGeometry, SetAssociativeCache } from '@iommukit/core';
+import { type CacheGeometry, SetAssociativeCache, SetAssociativeStats } from '@iommukit/core';
 
 export type TlbKind = 's1' | 's2' | 's12';
 
@@ -74,8 +74,7 @@ export interface TlbEntry extends TlbTags {
 }
 
 /** The TLB, or with another entry type a walk cache tagged the same way (walk-cache.ts). */
-export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
-  /** The tags and slots (what a HitMemo replays hits on). */
+export class Smmuv3Tlb<E extends TlbTags = TlbEntry> extends SetAssociativeStats {
   readonly cache: SetAssociativeCache;
   /** The entry in each slot (built on a miss, returned as it is on every hit). */
   private readonly slotEntries: (E | undefined)[];
@@ -85,6 +84,7 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
   private shifts: number[] = [];
 
   constructor(geometry: CacheGeometry, name = 'tlb') {
+    super();
     this.cache = new SetAssociativeCache(name, geometry, TAGS, (slot) => this.forget(slot));
     // Stryker disable next-line ArrayDeclaration: a sparse array reads undefined in the same slots
     this.slotEntries = new Array(this.cache.capacity).fill(undefined);
@@ -93,26 +93,6 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> {
   /** The page sizes (log2) of the cached entries, ascending: the only sizes a lookup probes. */
   get pageShifts(): readonly number[] {
     return this.shifts;
-  }
-
-  get capacity(): number {
-    return this.cache.capacity;
-  }
-
-  get size(): number {
-    return this.cache.size;
-  }
-
-  get hits(): number {
-    return this.cache.hits;
-  }
-
-  get misses(): number {
-    return this.cache.misses;
-  }
-
-  get evictions(): number {
-    return this.cache.evictions;
   }
 
   /** The entry translating `address` for (kind, VMID, ASID): the ASID's own entries first, then global ones. */
