@@ -61,6 +61,23 @@ describe('AddressTranslationCache', () => {
     expect(atc.lookup(1, 5)?.pfn).toBe(0xccc);
   });
 
+  it('keeps every PASID and privilege level of a page apart, NO_PASID included', () => {
+    const atc = new AddressTranslationCache(8);
+    const keys = [
+      [-1, false],
+      [-1, true],
+      [0, false],
+      [1, true],
+      [3, false],
+      [3, true],
+    ] as const;
+    keys.forEach(([pasid, privileged], i) => atc.insert(entry(5, { pasid, privileged, pfn: 0x200 + i })));
+    expect(atc.size).toBe(keys.length);
+    keys.forEach(([pasid, privileged], i) =>
+      expect(atc.lookup(pasid, 5, PERM_READ | (privileged ? PERM_PRIV : 0))?.pfn).toBe(0x200 + i),
+    );
+  });
+
   it('replaces the least recently used entry when full; a hit makes an entry recent', () => {
     const atc = new AddressTranslationCache(2);
     atc.insert(entry(1));

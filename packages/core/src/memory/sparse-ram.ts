@@ -76,13 +76,13 @@ export class SparseRam {
       const page = this.page(Math.floor(at / PAGE_SIZE));
       if (page === undefined) out.fill(0, outOffset + done, outOffset + done + n);
       // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
-      else if (LITTLE_ENDIAN_HOST) {
-        // A table page or a queue's worth is one native copy; a descriptor or two is cheaper as a loop.
-        if (n >= BULK_WORDS) out.set(page.words.subarray(first, first + n), outOffset + done);
-        else for (let i = 0; i < n; i++) out[outOffset + done + i] = page.words[first + i]!;
-      }
-      // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
-      else for (let i = 0; i < n; i++) out[outOffset + done + i] = page.view.getUint32((first + i) * 4, true);
+      else if (!LITTLE_ENDIAN_HOST)
+        // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
+        for (let i = 0; i < n; i++) out[outOffset + done + i] = page.view.getUint32((first + i) * 4, true);
+      // A table page or a queue's worth is one native copy; a descriptor or two is cheaper as a loop.
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: both copies give the same words (speed only)
+      else if (n >= BULK_WORDS) out.set(page.words.subarray(first, first + n), outOffset + done);
+      else for (let i = 0; i < n; i++) out[outOffset + done + i] = page.words[first + i]!;
       done += n;
     }
   }
@@ -95,18 +95,16 @@ export class SparseRam {
       const first = (at & PAGE_MASK) >>> 2;
       const n = Math.min(PAGE_WORDS - first, count - done);
       const page = this.pageForWrite(Math.floor(at / PAGE_SIZE));
-      // Stryker disable next-line ConditionalExpression: both paths store the same bytes on a little-endian host
-      if (LITTLE_ENDIAN_HOST) {
-        const from = inOffset + done;
-        if (n >= BULK_WORDS && words instanceof Uint32Array)
-          page.words.set(words.subarray(from, from + n), first);
-        else for (let i = 0; i < n; i++) page.words[first + i] = words[from + i]!;
-      }
+      const from = inOffset + done;
       // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
-      else
-        for (let i = 0; i < n; i++)
-          // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
-          page.view.setUint32((first + i) * 4, words[inOffset + done + i]! >>> 0, true);
+      if (!LITTLE_ENDIAN_HOST)
+        // Stryker disable next-line all: the DataView path runs on big-endian hosts only; the CI host is little-endian
+        for (let i = 0; i < n; i++) page.view.setUint32((first + i) * 4, words[from + i]! >>> 0, true);
+      // A copy from a typed array is one native set when long (subarray needs a typed array: a plain one loops).
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: both copies store the same words (speed only)
+      else if (n >= BULK_WORDS && words instanceof Uint32Array)
+        page.words.set(words.subarray(from, from + n), first);
+      else for (let i = 0; i < n; i++) page.words[first + i] = words[from + i]!;
       done += n;
     }
   }
