@@ -71,11 +71,11 @@ describe('AddressTranslationCache', () => {
       [3, false],
       [3, true],
     ] as const;
-    keys.forEach(([pasid, privileged], i) => atc.insert(entry(5, { pasid, privileged, pfn: 0x200 + i })));
+    for (const [i, [pasid, privileged]] of keys.entries())
+      atc.insert(entry(5, { pasid, privileged, pfn: 0x200 + i }));
     expect(atc.size).toBe(keys.length);
-    keys.forEach(([pasid, privileged], i) =>
-      expect(atc.lookup(pasid, 5, PERM_READ | (privileged ? PERM_PRIV : 0))?.pfn).toBe(0x200 + i),
-    );
+    for (const [i, [pasid, privileged]] of keys.entries())
+      expect(atc.lookup(pasid, 5, PERM_READ | (privileged ? PERM_PRIV : 0))?.pfn).toBe(0x200 + i);
   });
 
   it('replaces the least recently used entry when full; a hit makes an entry recent', () => {
