@@ -92,6 +92,13 @@ describe('entry fields', () => {
     );
   });
 
+  it('reads a field that reaches bit 63 of its qword as a non-negative address', () => {
+    const words = Uint32Array.of(0x1234_5678, 0xffff_ffff);
+    expect(entryAddress(words, 32, 63)).toBe(0xffff_ffff * 2 ** 32);
+    expect(entryAddress(words, 44, 63)).toBe(0xfffff * 2 ** 44);
+    expect(entryAddress(words, 12, 63)).toBe(0xffff_ffff * 2 ** 32 + 0x1234_5000);
+  });
+
   it('reads any field up to 32 bits at any position as a BigInt reference does (property)', () => {
     fc.assert(
       fc.property(

@@ -7,7 +7,7 @@ import {
   writeEntryFields,
   writeScalars,
 } from './entry-layout.js';
-import { entryField } from './words.js';
+import { entryAddress, entryField } from './words.js';
 
 const LAYOUT: EntryLayout = {
   scalars: { valid: [0, 1], kind: [1, 3], straddle: [28, 8], word: [64, 32], wide: [100, 32], top: [96, 1] },
@@ -68,6 +68,29 @@ describe('entryReader', () => {
         const value = entryField(words, lsb, width);
         expect(decoded[key], key).toBe(width === 1 ? value === 1 : value);
       }
+    }
+  });
+
+  it('reads exactly the addresses entryAddress reads, in either half of a 64-bit word or across both', () => {
+    const addresses = {
+      a: [6, 29],
+      b: [36, 63],
+      c: [76, 119],
+      d: [128, 179],
+      e: [192, 223],
+      f: [224, 255],
+    } as const;
+    const readAddresses = entryReader<Record<string, number>>({ scalars: {}, addresses });
+    const words = new Uint32Array(8);
+    let seed = 0x9e37_79b9;
+    for (let round = 0; round < 200; round++) {
+      for (let i = 0; i < words.length; i++) {
+        seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+        words[i] = seed;
+      }
+      const decoded = readAddresses(words);
+      for (const [key, [lsb, msb]] of Object.entries(addresses))
+        expect(decoded[key], key).toBe(entryAddress(words, lsb, msb));
     }
   });
 

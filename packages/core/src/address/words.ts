@@ -107,7 +107,9 @@ export function entryAddress(words: ArrayLike<number>, lsb: number, msb: number)
   // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   const loKept = high >= 32 ? loMaskedFrom : (loMaskedFrom & (2 ** (high + 1) - 1)) >>> 0;
   // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-  const hiKept = low >= 32 ? Math.floor((hi & hiMask) / 2 ** (low - 32)) * 2 ** (low - 32) : hi & hiMask;
+  // `>>> 0`: a field reaching bit 63 keeps the high half's top bit, which `&` alone reads as a sign.
+  const hiBits = (hi & hiMask) >>> 0;
+  const hiKept = low >= 32 ? Math.floor(hiBits / 2 ** (low - 32)) * 2 ** (low - 32) : hiBits;
   return hiKept * 2 ** 32 + loKept;
 }
 

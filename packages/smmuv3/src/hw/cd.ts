@@ -33,7 +33,7 @@ import {
   writeEntryFields,
   writeScalars,
 } from '@iommukit/core';
-import { granuleFromTg, type VmsaGranule } from '@iommukit/pagetables';
+import { granuleFromTg, pow2, type VmsaGranule } from '@iommukit/pagetables';
 import { DEFAULT_IDR_EXTRAS, type Smmuv3Features, type Smmuv3IdrExtras } from './features.js';
 import {
   type AddressResult,
@@ -248,7 +248,7 @@ function checkTtb(
       `CD.TG${n} selects the ${kib}K granule, which is not implemented (SMMU_IDR5.GRAN${kib}K == 0)`,
     );
   }
-  if (ttb >= 2 ** ipsBits)
+  if (ttb >= pow2(ipsBits))
     return illegal(`CD.TTB${n} ${hex(ttb)} is outside the ${ipsBits}-bit effective IPS`);
   if (granule !== 65536 && ttb >= 2 ** 48) {
     return illegal(`CD.TTB${n} ${hex(ttb)} is above 48 bits with the ${kib}K granule (DS == 0)`);
@@ -358,10 +358,10 @@ export interface CdTableGeometry {
 export function cdTableGeometry(s1Fmt: number, s1CdMax: number, ssidBits: number): CdTableGeometry {
   if (s1CdMax === 0 || ssidBits === 0)
     return { format: 'single', entries: 1, l2Bits: 0, l1Entries: 0, align: CD_BYTES };
-  const entries = 2 ** s1CdMax;
+  const entries = pow2(s1CdMax);
   const l2Bits = s1Fmt === STE_S1FMT.TWO_LEVEL_4K ? 6 : s1Fmt === STE_S1FMT.TWO_LEVEL_64K ? 10 : 0;
   if (l2Bits === 0) return { format: 'linear', entries, l2Bits: 0, l1Entries: 0, align: CD_BYTES * entries };
-  const l1Entries = s1CdMax <= l2Bits ? 1 : 2 ** (s1CdMax - l2Bits);
+  const l1Entries = s1CdMax <= l2Bits ? 1 : pow2(s1CdMax - l2Bits);
   return {
     format: 'two-level',
     entries,
@@ -401,7 +401,7 @@ export function cdOrL1CdAddress(
   if (bad) return bad;
   const base = alignDown(s1ContextPtr, geometry.align);
   if (geometry.format !== 'two-level') return { ok: true, address: base + CD_BYTES * ssid };
-  return { ok: true, address: base + L1CD_BYTES * Math.floor(ssid / 2 ** geometry.l2Bits) };
+  return { ok: true, address: base + L1CD_BYTES * Math.floor(ssid / pow2(geometry.l2Bits)) };
 }
 
 /**
@@ -419,13 +419,13 @@ export function cdAddressFromL1Cd(
   if (bad) return bad;
   if (geometry.format !== 'two-level') return { ok: false, reason: 'the CD table is not 2-level' };
   if (!desc.v) return { ok: false, reason: `L1CD.V is 0 for SubstreamID ${hex(ssid)}` };
-  if (desc.l2Ptr >= 2 ** addressBits) {
+  if (desc.l2Ptr >= pow2(addressBits)) {
     return {
       ok: false,
       reason: `L1CD.L2Ptr ${hex(desc.l2Ptr)} is outside the ${addressBits}-bit address range`,
     };
   }
-  const l2Entries = 2 ** geometry.l2Bits;
+  const l2Entries = pow2(geometry.l2Bits);
   const base = alignDown(desc.l2Ptr, CD_BYTES * l2Entries);
   return { ok: true, address: base + CD_BYTES * (ssid % l2Entries) };
 }

@@ -4,6 +4,7 @@
  * pipeline and a vSMMU reading a guest's Stream table in guest memory.
  */
 import { type AccessCounter, type MemoryBus, toHex } from '@iommukit/core';
+import { pow2 } from '@iommukit/pagetables';
 import type { TranslationState } from './programming-interface.js';
 import {
   decodeL1Std,
@@ -32,7 +33,7 @@ export function fetchSteWords(
   streamId: number,
   out: Uint32Array,
 ): SteFetch {
-  if (streamId >= 2 ** Math.min(state.strtabLog2Size, sidBits)) {
+  if (streamId >= pow2(Math.min(state.strtabLog2Size, sidBits))) {
     return {
       ok: false,
       event: 'C_BAD_STREAMID',

@@ -51,6 +51,7 @@ import {
   granuleFromTg,
   iasFromT0sz,
   oasFromPs,
+  pow2,
   startLevelFromSl0,
   type VmsaGranule,
   vmsaGeometry,
@@ -353,7 +354,7 @@ export function checkSte(
     }
     // A PA checked against the OAS, or (nested) an IPA against the IAS, which equals the OAS without
     // VMSAv8-32 support (§3.4). §3.4.3: C_BAD_STE in SMMUv3.1+ (PA); one permitted choice (IPA).
-    if (ste.s1ContextPtr >= 2 ** features.oasBits) {
+    if (ste.s1ContextPtr >= pow2(features.oasBits)) {
       const space = s2 ? `${features.oasBits}-bit IAS` : `${features.oasBits}-bit OAS`;
       return illegal(`STE.S1ContextPtr ${hex(ste.s1ContextPtr)} is outside the ${space}`);
     }
@@ -400,7 +401,7 @@ function checkSteStage2(ste: Ste, features: Smmuv3Features, idr: Smmuv3IdrExtras
   }
 
   const ps = steEffectiveS2PsBits(ste, features);
-  if (ste.s2Ttb >= 2 ** ps) {
+  if (ste.s2Ttb >= pow2(ps)) {
     return illegal(`STE.S2TTB ${hex(ste.s2Ttb)} is outside the ${ps}-bit effective S2PS`);
   }
   if (granule !== 65536 && ste.s2Ttb >= 2 ** 48) {
@@ -485,7 +486,7 @@ export function checkL1Std(desc: L1Std, split: number): CheckResult {
 
 /** Address of the L1STD for a StreamID: the L1 table is indexed by StreamID[LOG2SIZE − 1:SPLIT]. */
 export function l1StdAddress(strtabBase: number, streamId: number, split: number): number {
-  return strtabBase + L1STD_BYTES * Math.floor(streamId / 2 ** effectiveSplit(split));
+  return strtabBase + L1STD_BYTES * Math.floor(streamId / pow2(effectiveSplit(split)));
 }
 
 /**
@@ -498,8 +499,8 @@ export function steAddressFromL1Std(desc: L1Std, streamId: number, split: number
   const check = checkL1Std(desc, split);
   if (!check.ok) return check;
   const s = effectiveSplit(split);
-  const index = streamId % 2 ** s;
-  const entries = 2 ** (desc.span - 1);
+  const index = streamId % pow2(s);
+  const entries = pow2(desc.span - 1);
   if (index >= entries) {
     return illegal(
       `StreamID ${hex(streamId)} index ${index} is beyond L1STD.Span ${desc.span} (${entries} STEs)`,
