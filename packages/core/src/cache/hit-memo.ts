@@ -56,7 +56,7 @@ export class HitMemo<R> {
     const base = line * caches.length;
     for (let c = 0; c < caches.length; c++) {
       const slot = this.slots[base + c]!;
-      if (slot >= 0) caches[c]!.hit(this.sets[base + c]!, slot);
+      if (slot >= 0) caches[c]!.replayHit(this.sets[base + c]!, slot);
     }
     return this.results[line];
   }

@@ -131,6 +131,21 @@ describe('SetAssociativeCache lookups and inserts', () => {
     expect([c.lastSlot, c.misses]).toEqual([-1, 2]);
   });
 
+  it('replayHit counts a hit and refreshes the way unless it was the last one hit', () => {
+    for (const policy of ['lru', 'plru'] as const) {
+      const c = cache({ ways: 2, policy });
+      const one = put(c, 1);
+      const two = put(c, 2);
+      expect(get(c, 1)).toBe(one);
+      c.replayHit(0, one); // the last hit again: counted only
+      expect([c.hits, c.lastSlot]).toEqual([2, one]);
+      c.replayHit(0, two); // another way: counted and refreshed, so 1 is now the victim
+      expect([c.hits, c.lastSlot]).toEqual([3, two]);
+      put(c, 3);
+      expect(pages(c).sort(), policy).toEqual([2, 3]);
+    }
+  });
+
   it('moves its version on every change of content and on no lookup', () => {
     const c = cache({ ways: 2 });
     const versions: number[] = [c.version];

@@ -146,6 +146,15 @@ export class SetAssociativeCache {
     this.touch(set, slot);
   }
 
+  /**
+   * A hit replayed on `slot` ({@link HitMemo}): when it is the cache's last hit, and so the way its set used
+   * last, refreshing it again changes no later replacement choice, and only the count moves.
+   */
+  replayHit(set: number, slot: number): void {
+    if (slot === this.lastSlot && set === this.lastSet) this.hits++;
+    else this.hit(set, slot);
+  }
+
   /** Counts a miss, for a caller that tried several sets with {@link find}. */
   miss(): void {
     this.misses++;
