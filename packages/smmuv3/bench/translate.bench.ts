@@ -28,7 +28,9 @@ function rigWith(smmu: Record<string, unknown>): TranslationRig {
   const rig = translationRig({ smmu });
   rig.s1.map(BigInt(IOVA), BigInt(OUT), BigInt(PAGES * 4096), RW);
   rig.s2.map(BigInt(OUT), BigInt(OUT), BigInt(PAGES * 4096), RW);
+  // One walk per level-3 table (2 MiB of IOVA); IOVA is not 2 MiB-aligned, so the last page's table too.
   for (let page = 0; page < PAGES; page += 512) rig.mapStage1TablesInStage2(IOVA + page * 4096);
+  rig.mapStage1TablesInStage2(IOVA + (PAGES - 1) * 4096);
   rig.s1Stream();
   rig.s2Stream();
   rig.nestedStream();
@@ -56,6 +58,8 @@ function misses(streamId: number, base: number): () => unknown {
   const requests = Array.from({ length: PAGES }, (_, page) =>
     translationRequest(streamId, base + page * 4096),
   );
+  // Every page must translate: a miss that faults would time event recording instead.
+  for (const request of requests) pfnOf(r.smmu.translate(request));
   let page = 0;
   return () => {
     page = (page + 1) % PAGES;

@@ -5,9 +5,12 @@
  * permission). The walks run through `@iommukit/pagetables` with the hardware Access/Dirty flag updates the
  * configuration enables (HA/HD, S2HA/S2HD, with IDR0.HTTU) and check the leaf's permissions for the access;
  * a failure is the fault the event records (`translation-faults.ts`).
+ * Each walk starts from the deepest table its walk cache holds (walk-cache.ts), so a nested miss next to
+ * an earlier one reads a few descriptors instead of 24.
  *
- * Not modelled yet: the walk caches (every miss walks from the root, so a nested 4-level × 4-level miss
- * reads 24 descriptors).
+ * A miss allocates no walk options: each stage has one options object, rewritten per walk. Walks do not
+ * nest within a stage (a stage-1 walk runs stage-2 walks, never the reverse), so neither is rewritten
+ * while a walk reads it.
  */
 import { type AccessCounter, type ITracer, type MemoryBus, PERM_WRITE, toHex } from '@iommukit/core';
 import {
@@ -16,6 +19,7 @@ import {
   type VmsaLeafAttributes,
   vmsaFormatFromRegisters,
   type WalkFault,
+  type WalkOptions,
   walk,
 } from '@iommukit/pagetables';
 import { type Cd, cdEffectiveIpsBits } from './cd.js';
@@ -67,6 +71,12 @@ function descriptorOutputBits(effectiveBits: number, tg: number): number {
   return tg === TG0.SIZE_64K ? effectiveBits : Math.min(effectiveBits, 48);
 }
 
+/** Walk options rewritten for every walk of a stage. */
+type ReusedWalkOptions = { -readonly [K in keyof WalkOptions]: WalkOptions[K] };
+
+/** What a nested stage-1 walk's table fetch gets when stage 2 refuses it (the stage-2 fault is kept aside). */
+const STAGE2_REFUSED: WalkFault = { kind: 'translation', level: 0 };
+
 export class Smmuv3StageWalker {
   /** Table walks started (stage 1 and stage 2 separately). */
   walks = 0;
@@ -79,7 +89,40 @@ export class Smmuv3StageWalker {
   private readonly traceStage2 = (level: number, addr: number, lo: number, hi: number) =>
     this.traceStep(2, level, addr, lo, hi);
 
-  constructor(private readonly ctx: WalkContext) {}
+  private readonly s1Options: ReusedWalkOptions;
+  private readonly s2Options: ReusedWalkOptions;
+  /** The stream a nested stage-1 walk translates its table addresses for, and the stage-2 fault that stopped it. */
+  private nestedSte: Ste | undefined;
+  private nestedFormat: VmsaFormat | undefined;
+  private nestedFault: Fault | undefined;
+  // A hardware update of a stage-1 descriptor writes its IPA: stage 2 must allow it (§3.13.5).
+  private readonly nestedTableAddress = (
+    ipa: number,
+    _level: number,
+    tableAccess: number,
+  ): number | WalkFault => {
+    const t = this.stage2(this.nestedSte!, this.nestedFormat!, ipa, tableAccess, EVENT_CLASS.TT);
+    if (t.ok) return t.pa;
+    this.nestedFault = t.fault;
+    return STAGE2_REFUSED;
+  };
+
+  constructor(private readonly ctx: WalkContext) {
+    const options = (): ReusedWalkOptions => ({
+      bus: ctx.bus,
+      counter: ctx.counter,
+      access: 0,
+      hardwareAccessFlag: false,
+      accessFlagFaultDisable: false,
+      hardwareDirty: false,
+      hierarchicalPermissions: true,
+      translateTableAddress: undefined,
+      onStep: undefined,
+      tableCache: undefined,
+    });
+    this.s1Options = options();
+    this.s2Options = options();
+  }
 
   /** Stage 1 from the CD's TTB0 and, when nested (`s2Format`), every IPA it uses through stage 2. */
   stage1(
@@ -98,30 +141,21 @@ export class Smmuv3StageWalker {
     this.walks++;
     // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD). HA or HD beyond IDR0.HTTU is C_BAD_CD (cd.ts).
     const hd = cd.hd && cd.ha;
-    let s2Fault: Fault | undefined;
-    const result = walk(format, cd.ttb0, input, {
-      bus: this.ctx.bus,
-      counter: this.ctx.counter,
-      access,
-      hardwareAccessFlag: cd.ha,
-      accessFlagFaultDisable: cd.affd,
-      hardwareDirty: hd,
-      hierarchicalPermissions: !cd.had0,
-      onStep: this.ctx.tracer.enabled ? this.traceStage1 : undefined,
-      tableCache: this.ctx.walkCaches?.s1.select(s2Format ? 's12' : 's1', ste.s2Vmid, cd.asid),
-      ...(s2Format
-        ? {
-            // A hardware update of a stage-1 descriptor writes its IPA: stage 2 must allow it (§3.13.5).
-            translateTableAddress: (ipa: number, _level: number, tableAccess: number) => {
-              const t = this.stage2(ste, s2Format, ipa, tableAccess, EVENT_CLASS.TT);
-              if (t.ok) return t.pa;
-              s2Fault = t.fault;
-              return { kind: 'translation', level: 0 } as WalkFault;
-            },
-          }
-        : {}),
-    });
+    const options = this.s1Options;
+    options.access = access;
+    options.hardwareAccessFlag = cd.ha;
+    options.accessFlagFaultDisable = cd.affd;
+    options.hardwareDirty = hd;
+    options.hierarchicalPermissions = !cd.had0;
+    options.onStep = this.ctx.tracer.enabled ? this.traceStage1 : undefined;
+    options.tableCache = this.ctx.walkCaches?.s1.select(s2Format ? 's12' : 's1', ste.s2Vmid, cd.asid);
+    options.translateTableAddress = s2Format ? this.nestedTableAddress : undefined;
+    this.nestedSte = ste;
+    this.nestedFormat = s2Format;
+    this.nestedFault = undefined;
+    const result = walk(format, cd.ttb0, input, options);
     if (!result.ok) {
+      const s2Fault = this.nestedFault;
       if (s2Fault) return { ok: false, fault: s2Fault };
       const event = WALK_EVENT[result.fault.kind];
       // A descriptor fetch that aborts is CLASS TT with its PA, and always recorded (§7.3.12, §5.5).
@@ -160,16 +194,14 @@ export class Smmuv3StageWalker {
     this.walks++;
     // {S2HA, S2HD} = {0, 1} behaves as both 0 (§5.2 STE.S2HD). Either beyond IDR0.HTTU is C_BAD_STE (ste.ts).
     const hd = ste.s2Hd && ste.s2Ha;
-    const result = walk(format, ste.s2Ttb, ipa, {
-      bus: this.ctx.bus,
-      counter: this.ctx.counter,
-      access,
-      hardwareAccessFlag: ste.s2Ha,
-      accessFlagFaultDisable: ste.s2Affd,
-      hardwareDirty: hd,
-      onStep: this.ctx.tracer.enabled ? this.traceStage2 : undefined,
-      tableCache: this.ctx.walkCaches?.s2.select('s2', ste.s2Vmid, GLOBAL_ASID),
-    });
+    const options = this.s2Options;
+    options.access = access;
+    options.hardwareAccessFlag = ste.s2Ha;
+    options.accessFlagFaultDisable = ste.s2Affd;
+    options.hardwareDirty = hd;
+    options.onStep = this.ctx.tracer.enabled ? this.traceStage2 : undefined;
+    options.tableCache = this.ctx.walkCaches?.s2.select('s2', ste.s2Vmid, GLOBAL_ASID);
+    const result = walk(format, ste.s2Ttb, ipa, options);
     if (!result.ok) {
       const event = WALK_EVENT[result.fault.kind];
       // The record gives the descriptor's PA (FetchAddr), no IPA (§7.3.12).

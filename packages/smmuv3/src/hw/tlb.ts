@@ -130,9 +130,10 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> extends SetAssociativeStats
     const vpn = Math.floor(entry.inputBase / POW2[entry.pageShift]!);
     const set = cache.setOf(vpn);
     this.setProbe(KIND_CODE[entry.kind], entry.vmid, entry.asid, entry.pageShift, vpn);
-    const same = cache.find(set);
-    if (same >= 0) this.forget(same);
     const slot = cache.insert(set);
+    // The slot of an entry with the same tags is reused: stop counting the entry it replaces (an evicted
+    // one was forgotten by the eviction callback).
+    this.forget(slot);
     this.slotEntries[slot] = entry;
     const count = this.perShift[entry.pageShift]!;
     this.perShift[entry.pageShift] = count + 1;
