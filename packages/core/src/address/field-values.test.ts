@@ -47,3 +47,40 @@ describe('checkFieldAddress', () => {
     },
   );
 });
+
+describe('field refusals', () => {
+  it('accept 0 and refuse a negative value, a bigint or a numeric string', () => {
+    expect(checkFieldValue('STE', 'config', 0, 3)).toBe(0);
+    expect(checkFieldAddress('STE', 's1ContextPtr', 0, 6, 55)).toBe(0);
+    for (const raw of [-1, 4096n, '4096', 2 ** 56, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(
+        refusal(() => checkFieldValue('STE', 'config', raw, 3)),
+        String(raw),
+      ).toBeInstanceOf(IommufdError);
+      expect(
+        refusal(() => checkFieldAddress('STE', 's1ContextPtr', raw, 6, 55)),
+        String(raw),
+      ).toBeInstanceOf(IommufdError);
+    }
+  });
+
+  it('name the structure, the field, the value as given and what the field takes', () => {
+    const message = (raw: unknown) =>
+      (refusal(() => checkFieldValue('CD', 'asid', raw, 16)) as Error).message;
+    expect(message(0x1_0000)).toBe('EINVAL: CD.asid = 0x10000 is not an unsigned integer below 2^16');
+    expect(message(-1)).toBe('EINVAL: CD.asid = -1 is not an unsigned integer below 2^16');
+    expect(message(1.5)).toBe('EINVAL: CD.asid = 1.5 is not an unsigned integer below 2^16');
+    expect(message(7n)).toBe('EINVAL: CD.asid = 7n is not an unsigned integer below 2^16');
+    expect(message('7')).toBe('EINVAL: CD.asid = "7" is not an unsigned integer below 2^16');
+    expect(message(null)).toBe('EINVAL: CD.asid = null is not an unsigned integer below 2^16');
+    expect(message(undefined)).toBe(
+      'EINVAL: CD.asid = a value of type undefined is not an unsigned integer below 2^16',
+    );
+    expect(message({ toString: () => 'no' })).toBe(
+      'EINVAL: CD.asid = a value of type object is not an unsigned integer below 2^16',
+    );
+    const address = refusal(() => checkFieldAddress('CD', 'ttb0', 0x1008, 68, 119)) as IommufdError;
+    expect(address.message).toBe('EINVAL: CD.ttb0 = 0x1008 is not a 16-byte aligned address below 2^56');
+    expect(address.context).toEqual({ structure: 'CD', field: 'ttb0' });
+  });
+});
