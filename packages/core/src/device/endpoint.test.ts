@@ -73,6 +73,13 @@ describe('EndpointDevice DMA', () => {
     });
   });
 
+  it('reports where a bus abort stopped a DMA that had already moved a page', () => {
+    iommu.map(NO_PASID, 0x40, RAM / 4096);
+    iommu.map(NO_PASID, 0x41, 0x5);
+    const result = device().dmaWrite(0x40ff0n, new Uint8Array(0x20));
+    expect(result).toMatchObject({ ok: false, reason: 'abort', iova: 0x41000n, bytesDone: 0x10 });
+  });
+
   it('lists HPAs only when asked, and builds the same bytes either way', () => {
     iommu.map(NO_PASID, 0x40, RAM / 4096 + 3);
     const plain = device().dmaWrite(0x40ff0n, Uint8Array.of(1, 2));
