@@ -17,16 +17,39 @@ const BULK_WORDS = 32;
 // Stryker disable next-line all: see above
 const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
-/** One allocated page, with the views its accesses use. */
-interface Page {
+/** Pages carved from one ArrayBuffer: one allocation for many table pages or a buffer's worth. */
+const SLAB_PAGES = 16;
+
+/**
+ * One allocated page. Word accesses (descriptors, queues) use `words`; the byte and DataView views are made
+ * the first time a byte access or a big-endian host needs them.
+ */
+class Page {
   readonly words: Uint32Array;
-  readonly bytes: Uint8Array;
-  readonly view: DataView;
+  private byteView: Uint8Array | undefined;
+  private dataView: DataView | undefined;
+
+  constructor(buffer: ArrayBuffer, byteOffset: number) {
+    this.words = new Uint32Array(buffer, byteOffset, PAGE_WORDS);
+  }
+
+  get bytes(): Uint8Array {
+    this.byteView ??= new Uint8Array(this.words.buffer, this.words.byteOffset, PAGE_SIZE);
+    return this.byteView;
+  }
+
+  get view(): DataView {
+    this.dataView ??= new DataView(this.words.buffer, this.words.byteOffset, PAGE_SIZE);
+    return this.dataView;
+  }
 }
 
 export class SparseRam {
   readonly size: number;
   private readonly pages = new Map<number, Page>();
+  /** Where new pages come from: the next unused page of the current slab. */
+  private slab = new ArrayBuffer(0);
+  private slabNext = SLAB_PAGES;
   // Stryker disable next-line UnaryOperator: no page is looked up before pageForWrite sets the memo
   private lastIndex = -1;
   private lastPage: Page | undefined;
@@ -183,8 +206,11 @@ export class SparseRam {
   private pageForWrite(index: number): Page {
     let page = this.page(index);
     if (page === undefined) {
-      const buffer = new ArrayBuffer(PAGE_SIZE);
-      page = { words: new Uint32Array(buffer), bytes: new Uint8Array(buffer), view: new DataView(buffer) };
+      if (this.slabNext === SLAB_PAGES) {
+        this.slab = new ArrayBuffer(SLAB_PAGES * PAGE_SIZE);
+        this.slabNext = 0;
+      }
+      page = new Page(this.slab, this.slabNext++ * PAGE_SIZE);
       this.pages.set(index, page);
       this.lastIndex = index;
       this.lastPage = page;
