@@ -64,11 +64,21 @@ describe('a plugin without an options schema', () => {
       }),
     });
 
-  it('takes no options, or an empty object, and refuses each key given', async () => {
+  it('takes no options, or an empty object, and refuses each key given or options that are no object', async () => {
     const raw: Record<string, unknown> = { ...fakeConfig(), plugin: 'bare' };
     expect((await validateConfig(raw, registry())).instanceOptions).toEqual([{}]);
     (raw.iommus as Record<string, unknown>[])[0]!.options = {};
     expect((await validateConfig(raw, registry())).instanceOptions).toEqual([{}]);
+    // Options that are no object are the schema's to report, once: no key-by-key complaints on top.
+    for (const [options, shown] of [
+      ['ab', '"ab"'],
+      [5, '5'],
+    ] as const) {
+      (raw.iommus as Record<string, unknown>[])[0]!.options = options;
+      expect((await rejection(validateConfig(raw, registry()))).issues).toEqual([
+        { path: 'iommus[0].options', message: `expected record, got ${shown}` },
+      ]);
+    }
     (raw.iommus as Record<string, unknown>[])[0]!.options = { a: 1, b: 2 };
     expect((await rejection(validateConfig(raw, registry()))).issues).toEqual([
       { path: 'iommus[0].options.a', message: 'unknown key (plugin "bare" takes no options)' },

@@ -214,6 +214,16 @@ describe('parseConfigText', () => {
     expect(valid.msi?.options).toEqual({ base: 0x0808_0000 });
   });
 
+  it('loads no plugin or MSI module for an empty name: the schema alone reports it', async () => {
+    const raw = fakeConfig();
+    raw.plugin = '';
+    raw.msi = { controller: '' };
+    const issues = await issuesOf(raw);
+    expect(issues.filter((i) => i.startsWith('plugin'))).toHaveLength(1);
+    expect(issues.filter((i) => i.startsWith('msi'))).toHaveLength(1);
+    expect(issues.join('\n')).not.toMatch(/PLUGIN_|no MSI controller named/);
+  });
+
   it('reports an empty file as a config problem, not a crash', async () => {
     for (const text of ['', '# only a comment\n', '---\n']) {
       expect(() => parseConfigText(text, 'e.yaml')).toThrow(
