@@ -90,8 +90,11 @@ export const PTE_R = 1 << 1;
 export const PTE_W = 1 << 2;
 export const PTE_D = 1 << 6;
 
+/** Page numbers one entry covers at each level, 512^(PT_LEVELS − 1 − level): a table, not a power per lookup. */
+const PAGES_PER_ENTRY = Array.from({ length: PT_LEVELS }, (_, level) => 512 ** (PT_LEVELS - 1 - level));
+
 export function ptIndex(iovaPfn: number, level: number): number {
-  return Math.floor(iovaPfn / 2 ** (9 * (PT_LEVELS - 1 - level))) % 512;
+  return Math.floor(iovaPfn / PAGES_PER_ENTRY[level]!) % 512;
 }
 
 export function pteAddressPfn(lo: number, hi: number): number {
