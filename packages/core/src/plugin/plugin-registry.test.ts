@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
+import { fakeMsiModule, fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
 import { PluginError } from '../errors/plugin-error.js';
 import { isModulePath, PluginRegistry } from './plugin-registry.js';
 
@@ -161,6 +161,89 @@ describe('PluginRegistry', () => {
     ['plugin.cjs', true],
     ['smmuv3', false],
     ['@acme/iommu', false],
+  ])('isModulePath(%s) is %s', (spec, expected) => {
+    expect(isModulePath(spec)).toBe(expected);
+  });
+});
+
+describe('PluginRegistry: MSI modules, registration and loading errors', () => {
+  it('registers MSI modules once each, lists them sorted, and loads each once', async () => {
+    const registry = new PluginRegistry({}, { 'z-msi': async () => ({ default: fakeMsiModule }) });
+    registry.registerMsiModule('fake-msi', async () => ({ default: fakeMsiModule }));
+    expect(() => registry.registerMsiModule('fake-msi', async () => ({}))).toThrow(/PLUGIN_DUPLICATE/);
+    expect(registry.msiModuleNames()).toEqual(['fake-msi', 'z-msi']);
+    const module = await registry.loadMsiModule('fake-msi');
+    expect(module).toBe(fakeMsiModule);
+    expect(await registry.loadMsiModule('fake-msi')).toBe(module);
+    // A module whose name is not the one it was registered under is malformed.
+    expect(await codeOf(registry.loadMsiModule('z-msi'))).toBe('PLUGIN_MALFORMED');
+  });
+
+  it('names the MSI modules it has when one is missing', async () => {
+    await expect(new PluginRegistry().loadMsiModule('gic')).rejects.toThrow(
+      'no MSI controller module by this name (have: none)',
+    );
+    await expect(fakeRegistry().loadMsiModule('gic')).rejects.toThrow('(have: fake-msi)');
+  });
+
+  it.each([
+    ['no optionsSchema', { ...fakeMsiModule, optionsSchema: undefined }],
+    ['an optionsSchema that cannot parse', { ...fakeMsiModule, optionsSchema: {} }],
+    ['no create', { ...fakeMsiModule, create: undefined }],
+    ['no createVirtual', { ...fakeMsiModule, createVirtual: 'x' }],
+  ])('refuses an MSI module with %s', async (_what, module) => {
+    const registry = new PluginRegistry({}, { 'fake-msi': async () => ({ default: module }) });
+    expect(await codeOf(registry.loadMsiModule('fake-msi'))).toBe('PLUGIN_MALFORMED');
+  });
+
+  it('registers objects under new names, accepts the same object twice, refuses another with its name', () => {
+    const registry = fakeRegistry();
+    const other = { ...fakePlugin, meta: { ...fakePlugin.meta, name: 'other' } };
+    expect(registry.register(other).meta.name).toBe('other');
+    expect(registry.register(other)).toBe(other);
+    expect(() => registry.register({ ...other }, 'a copy')).toThrow(
+      'a copy and registered object both call themselves "other"',
+    );
+  });
+
+  it('loads every built-in, in name order', async () => {
+    const second = { ...fakePlugin, meta: { ...fakePlugin.meta, name: 'a-first' } };
+    const registry = new PluginRegistry({
+      fake: async () => ({ default: fakePlugin }),
+      'a-first': async () => ({ default: second }),
+    });
+    expect((await registry.loadBuiltins()).map((p) => p.meta.name)).toEqual(['a-first', 'fake']);
+  });
+
+  it('tells a module that is missing from one that fails, and a module with nothing to export', async () => {
+    const missing = Object.assign(new Error('cannot find x'), { code: 'MODULE_NOT_FOUND' });
+    const failing = Object.assign(new Error('syntax'), { code: 'ERR_OTHER' });
+    const registry = new PluginRegistry({
+      gone: async () => {
+        throw missing;
+      },
+      broken: async () => {
+        throw failing;
+      },
+      empty: async () => null,
+    });
+    await expect(registry.load('gone')).rejects.toThrow(
+      'PLUGIN_NOT_FOUND: plugin "gone": module not found: cannot find x',
+    );
+    await expect(registry.load('broken')).rejects.toThrow(
+      'PLUGIN_LOAD_FAILED: plugin "broken": failed to load: syntax',
+    );
+    expect(await codeOf(registry.load('empty'))).toBe('PLUGIN_NO_DEFAULT_EXPORT');
+    expect(await codeOf(registry.load('no-such-package-anywhere', dir))).toBe('PLUGIN_NOT_FOUND');
+    await expect(registry.load('no-such-package-anywhere', dir)).rejects.toThrow(`(looked from ${dir})`);
+  });
+
+  it.each([
+    ['plugin.js', true],
+    ['plugin.mjs', true],
+    ['../plugin', true],
+    ['plugin.js.map', false],
+    ['plugin.jsx', false],
   ])('isModulePath(%s) is %s', (spec, expected) => {
     expect(isModulePath(spec)).toBe(expected);
   });

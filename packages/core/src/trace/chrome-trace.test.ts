@@ -28,6 +28,17 @@ describe('toChromeTrace', () => {
     expect(trace.otherData).toEqual({ generator: 'unit' });
   });
 
+  it('writes the metadata viewers read: a __metadata category, thread order by layer, the default title', () => {
+    expect(metadata.every((e) => e.cat === '__metadata' && e.ts === 0)).toBe(true);
+    const order = metadata.filter((e) => e.name === 'thread_sort_index');
+    expect(order.map((e) => [e.tid, e.args.sort_index])).toEqual(TRACE_LAYERS.map((_, i) => [i + 1, i]));
+    const untitled = toChromeTrace([]);
+    expect(untitled.traceEvents[0]!.args).toEqual({ name: 'iommukit' });
+    expect(untitled.otherData).toEqual({ generator: 'iommukit' });
+    expect(untitled.displayTimeUnit).toBe('ms');
+    expect(events[0]!.args).toMatchObject({ source: 'nic0', message: 'nic0 writes 64 bytes' });
+  });
+
   it('puts each record on its layer thread with ts equal to seq', () => {
     const tidOf = new Map(
       metadata.filter((e) => e.name === 'thread_name').map((e) => [e.args.name as string, e.tid]),
