@@ -26,6 +26,18 @@ interface Decoded {
 
 const read = entryReader<Decoded>(LAYOUT);
 
+/** 200 arrays of `count` pseudo-random words (a fixed linear congruential sequence from `seed`). */
+function* randomWords(count: number, seed: number): Generator<Uint32Array> {
+  const words = new Uint32Array(count);
+  for (let round = 0; round < 200; round++) {
+    for (let i = 0; i < count; i++) {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      words[i] = seed;
+    }
+    yield words;
+  }
+}
+
 function encode(fields: Partial<Decoded>): Uint32Array {
   const words = new Uint32Array(6);
   writeEntryFields(words, LAYOUT, fields, 'TEST');
@@ -56,13 +68,7 @@ describe('entryReader', () => {
   });
 
   it('reads exactly the bits entryField reads, for every field of random words', () => {
-    const words = new Uint32Array(6);
-    let seed = 0x1234_5678;
-    for (let round = 0; round < 200; round++) {
-      for (let i = 0; i < words.length; i++) {
-        seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
-        words[i] = seed;
-      }
+    for (const words of randomWords(6, 0x1234_5678)) {
       const decoded = read(words) as unknown as Record<string, number | boolean>;
       for (const [key, [lsb, width]] of Object.entries(LAYOUT.scalars)) {
         const value = entryField(words, lsb, width);
@@ -81,13 +87,7 @@ describe('entryReader', () => {
       f: [224, 255],
     } as const;
     const readAddresses = entryReader<Record<string, number>>({ scalars: {}, addresses });
-    const words = new Uint32Array(8);
-    let seed = 0x9e37_79b9;
-    for (let round = 0; round < 200; round++) {
-      for (let i = 0; i < words.length; i++) {
-        seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
-        words[i] = seed;
-      }
+    for (const words of randomWords(8, 0x9e37_79b9)) {
       const decoded = readAddresses(words);
       for (const [key, [lsb, msb]] of Object.entries(addresses))
         expect(decoded[key], key).toBe(entryAddress(words, lsb, msb));
