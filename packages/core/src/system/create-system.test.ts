@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { fakeConfig, fakeRegistry } from '../../test/fake-plugin.js';
+import { fakeConfig, fakeMsiModule, fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
 import { validateConfig } from '../config/load-config.js';
 import { resolveToken } from '../di/container.js';
 import { ConfigError } from '../errors/config-error.js';
+import { IommufdError } from '../errors/iommufd-error.js';
 import { IFrameAllocator } from '../memory/frame-allocator.js';
 import { IMsiController } from '../msi/msi-controller.js';
+import { defineMsiModule } from '../msi/msi-module.js';
+import { definePlugin } from '../plugin/plugin.js';
+import { PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
 import { createSystem } from './create-system.js';
 import { IDevices } from './devices.js';
@@ -147,5 +151,83 @@ describe('createSystem', () => {
     await system.dispose();
     expect(system.bus.listRegions()).toEqual([]);
     expect(system.bus.allocatedBytes).toBe(0);
+  });
+});
+
+describe('createSystem: which failures become config errors', () => {
+  /** The fake plugin whose hardware constructor throws `error`. */
+  const failingHardware = (error: unknown) =>
+    new PluginRegistry({
+      fake: async () => ({
+        default: definePlugin({
+          ...fakePlugin,
+          createHardware() {
+            throw error;
+          },
+        }),
+      }),
+    });
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+  it('names iommus[i].base for a window clash of that instance, without the errno prefix', async () => {
+    const clash = new IommufdError('EADDRINUSE', 'region iommu0 overlaps "dram"', { name: 'iommu0' });
+    const error = await failure(createSystem(fakeConfig(), { registry: failingHardware(clash) }));
+    expect((error as ConfigError).issues).toEqual([
+      { path: 'iommus[0].base', message: 'region iommu0 overlaps "dram"' },
+    ]);
+    expect((error as ConfigError).cause).toBe(clash);
+  });
+
+  it('lets through errors of another code, of no instance, or that are no IommufdError', async () => {
+    for (const thrown of [
+      new IommufdError('EBUSY', 'busy', { name: 'iommu0' }),
+      new IommufdError('EINVAL', 'bad', { name: 'elsewhere' }),
+      new TypeError('plugin bug'),
+    ])
+      expect(await failure(createSystem(fakeConfig(), { registry: failingHardware(thrown) }))).toBe(thrown);
+  });
+
+  it('names msi.options for an MSI frame clash only, letting other MSI failures through', async () => {
+    const registry = (error: unknown) =>
+      new PluginRegistry(
+        { fake: async () => ({ default: fakePlugin }) },
+        {
+          'fake-msi': async () => ({
+            default: defineMsiModule({
+              ...fakeMsiModule,
+              create() {
+                throw error;
+              },
+            }),
+          }),
+        },
+      );
+    const raw = { ...fakeConfig(), msi: { controller: 'fake-msi' } };
+    const clash = new IommufdError('EADDRINUSE', 'frame overlaps iommu0');
+    expect(((await failure(createSystem(raw, { registry: registry(clash) }))) as ConfigError).issues).toEqual(
+      [{ path: 'msi.options', message: 'frame overlaps iommu0' }],
+    );
+    for (const thrown of [new IommufdError('EINVAL', 'bad'), new RangeError('bug')])
+      expect(await failure(createSystem(raw, { registry: registry(thrown) }))).toBe(thrown);
+  });
+
+  it('asks the VMM for VMs only when the config has some', async () => {
+    let asked = 0;
+    const system = await createSystem(fakeConfig(), {
+      registry: fakeRegistry(),
+      vmm: {
+        createVms: () => {
+          asked++;
+          return [];
+        },
+      },
+    });
+    expect(asked).toBe(0);
+    expect(system.vms).toEqual([]);
+    await system.dispose();
   });
 });

@@ -1,6 +1,6 @@
 /** IommuInstance keeps the faults its driver reports in a bounded log (a fault storm cannot grow it). */
 import { describe, expect, it } from 'vitest';
-import { fakeConfig, fakePlugin } from '../../test/fake-plugin.js';
+import { fakeConfig, fakeMsiModule, fakePlugin } from '../../test/fake-plugin.js';
 import type { FaultReporter } from '../iommu/driver.js';
 import { NO_PASID, PERM_WRITE } from '../iommu/translation.js';
 import { DEFAULT_LOG_CAPACITY } from '../log/bounded-log.js';
@@ -96,6 +96,40 @@ describe('IommuInstance: what the plugin is given and what it reports', () => {
       'fake IOMMU iommu0 probed at 0x9000000',
       { plugin: 'fake', base: 0x900_0000n },
     ]);
+    await system.dispose();
+  });
+});
+
+describe('IommuInstances', () => {
+  it('gives each instance the system seed plus its index, and its own MSI DeviceID from the top down', async () => {
+    const contexts: Parameters<typeof fakePlugin.createHardware>[0][] = [];
+    const plugin = definePlugin({
+      ...fakePlugin,
+      createHardware(context) {
+        contexts.push(context);
+        return fakePlugin.createHardware(context);
+      },
+    });
+    const raw = {
+      ...fakeConfig(),
+      seed: 2 ** 32 - 1,
+      iommus: [
+        { name: 'iommu0', base: '0x0900_0000' },
+        { name: 'iommu1', base: '0x0910_0000' },
+        { name: 'iommu2', base: '0x0920_0000', msiDeviceId: 0x42 },
+      ],
+      msi: { controller: 'fake-msi' },
+    };
+    const system = await createSystem(raw, {
+      registry: new PluginRegistry(
+        { fake: async () => ({ default: plugin }) },
+        { 'fake-msi': async () => ({ default: fakeMsiModule }) },
+      ),
+    });
+    expect(contexts.map((c) => c.seed)).toEqual([2 ** 32 - 1, 0, 1]);
+    expect(contexts.map((c) => c.msi?.deviceId)).toEqual([0xffff, 0xfffe, 0x42]);
+    expect(contexts.every((c) => c.msi?.controller === system.msi)).toBe(true);
+    expect(system.iommus.map((i) => i.name)).toEqual(['iommu0', 'iommu1', 'iommu2']);
     await system.dispose();
   });
 });
