@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { fakeConfig, fakePlugin } from '../../test/fake-plugin.js';
+import { resolveToken } from '../di/container.js';
 import { ConfigError } from '../errors/config-error.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuPlugin } from '../plugin/plugin.js';
 import { PluginRegistry } from '../plugin/plugin-registry.js';
 import { createSystem } from './create-system.js';
+import { IDevices } from './devices.js';
 
 /** The fake plugin under a registry of its own, its driver's probeDevice replaced by `probe`. */
 function registryProbing(probe: () => void): PluginRegistry {
@@ -44,6 +46,17 @@ describe('Devices', () => {
     expect(system.devices.map((d) => d.name)).toEqual(['nic0', 'plain', 'legacy']);
     expect(() => system.device('nic9')).toThrow(IommufdError);
     expect(() => system.device('nic9')).toThrow('no device named "nic9"');
+    const devices = resolveToken(system.container, IDevices);
+    expect(devices.get('nic0')).toBe(nic);
+    expect(devices.get('nic9')).toBeUndefined();
+    const missing = (() => {
+      try {
+        devices.require('nic9');
+      } catch (error) {
+        return error as IommufdError;
+      }
+    })();
+    expect(missing?.context).toEqual({ device: 'nic9' });
     await system.dispose();
   });
 
