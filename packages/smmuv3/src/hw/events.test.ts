@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeEvent,
   EVENT_CLASS,
+  EVENT_FAULT_KIND,
   EVENT_FIELDS,
   EVENT_ID,
   EVENT_WORDS,
@@ -211,5 +212,37 @@ describe('event records (SMMUv3 §7.3)', () => {
       expect(w[0]! & 0xff, name).toBe(EVENT_ID[name]);
       expect(decodeEvent(w), name).toEqual(event);
     }
+  });
+});
+
+describe('what each event type means and carries (§7.3.2–7.3.20)', () => {
+  it('gives each event the vendor-neutral fault kind of its cause', () => {
+    const byKind: Record<string, string[]> = {};
+    for (const [name, kind] of Object.entries(EVENT_FAULT_KIND)) (byKind[kind] ??= []).push(name);
+    expect(byKind).toEqual({
+      'bad-config': ['F_UUT', 'C_BAD_STE', 'C_BAD_CD', 'F_TLB_CONFLICT', 'F_CFG_CONFLICT'],
+      'bad-stream': ['C_BAD_STREAMID'],
+      'bad-pasid': ['C_BAD_SUBSTREAMID'],
+      'walk-abort': ['F_STE_FETCH', 'F_CD_FETCH', 'F_WALK_EABT', 'F_VMS_FETCH'],
+      'ats-disabled': ['F_BAD_ATS_TREQ'],
+      'config-abort': ['F_STREAM_DISABLED'],
+      permission: ['F_TRANSL_FORBIDDEN', 'F_PERMISSION'],
+      translation: ['F_TRANSLATION', 'E_PAGE_REQUEST'],
+      'address-size': ['F_ADDR_SIZE'],
+      'access-flag': ['F_ACCESS'],
+    });
+    expect(Object.keys(EVENT_FAULT_KIND).sort()).toEqual(Object.keys(EVENT_ID).sort());
+  });
+
+  it('lists the fields of the configuration and fetch events', () => {
+    expect(EVENT_FIELDS.C_BAD_STREAMID).toEqual(['ssv', 'substreamId']);
+    expect(EVENT_FIELDS.C_BAD_STE).toEqual(['ssv', 'substreamId']);
+    expect(EVENT_FIELDS.C_BAD_CD).toEqual(['ssv', 'substreamId']);
+    expect(EVENT_FIELDS.C_BAD_SUBSTREAMID).toEqual(['substreamId']);
+    expect(EVENT_FIELDS.F_STREAM_DISABLED).toEqual([]);
+    for (const name of ['F_STE_FETCH', 'F_CD_FETCH', 'F_VMS_FETCH'] as const)
+      expect(EVENT_FIELDS[name]).toEqual(['ssv', 'substreamId', 'reason', 'fetchAddr']);
+    expect(EVENT_FIELDS.F_CFG_CONFLICT).toEqual(['ssv', 'substreamId', 'reason']);
+    expect(EVENT_FIELDS.F_BAD_ATS_TREQ).toEqual(['ssv', 'substreamId', 'inputAddrPage', 'inputAddrOffset']);
   });
 });
