@@ -218,7 +218,8 @@ describe('event records (SMMUv3 §7.3)', () => {
 describe('what each event type means and carries (§7.3.2–7.3.20)', () => {
   it('gives each event the vendor-neutral fault kind of its cause', () => {
     const byKind: Record<string, string[]> = {};
-    for (const [name, kind] of Object.entries(EVENT_FAULT_KIND)) (byKind[kind] ??= []).push(name);
+    for (const [name, kind] of Object.entries(EVENT_FAULT_KIND))
+      byKind[kind] = [...(byKind[kind] ?? []), name];
     expect(byKind).toEqual({
       'bad-config': ['F_UUT', 'C_BAD_STE', 'C_BAD_CD', 'F_TLB_CONFLICT', 'F_CFG_CONFLICT'],
       'bad-stream': ['C_BAD_STREAMID'],
