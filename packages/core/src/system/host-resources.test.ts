@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { fakeConfig, fakeMsiModule, fakePlugin, fakeRegistry } from '../../test/fake-plugin.js';
-import { type Hpa, PAGE_SIZE } from '../address/address.js';
+import { type Hpa, hpa, PAGE_SIZE } from '../address/address.js';
+import type { SystemConfig } from '../config/schema.js';
 import { ConfigError } from '../errors/config-error.js';
+import { IommufdError } from '../errors/iommufd-error.js';
+import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import { MemoryBus } from '../memory/memory-bus.js';
 import { defineMsiModule } from '../msi/msi-module.js';
 import { definePlugin } from '../plugin/plugin.js';
 import { PluginRegistry } from '../plugin/plugin-registry.js';
 import { createSystem } from './create-system.js';
-import { vmPowerOnIssues } from './host-resources.js';
+import { hostRamIssues, vmPowerOnIssues } from './host-resources.js';
 import type { System } from './system.js';
 import type { VirtualMachine } from './vmm-module.js';
 
@@ -173,6 +176,30 @@ describe('vmPowerOnIssues', () => {
     await system.dispose();
   });
 
+  it('says nothing of earlier VMs for the first, and reports a thrown non-Error as text', async () => {
+    const failures = [new IommufdError('ENOMEM', 'no room'), 'odd failure'];
+    const system = await createSystem(twoVms, {
+      registry: fakeRegistry(),
+      vmm: {
+        createVms: () =>
+          failures.map((failure, i) => ({
+            name: `vm${i}`,
+            state: 'off' as const,
+            powerOn() {
+              throw failure;
+            },
+            powerOff() {},
+            serviceInterrupts: () => 0,
+          })),
+      },
+    });
+    expect(vmPowerOnIssues(system)).toEqual([
+      { path: 'vms[0].memory', message: 'powering vm0 on runs out of host RAM: ENOMEM: no room' },
+      { path: 'vms[1]', message: 'vm1 cannot power on: odd failure' },
+    ]);
+    await system.dispose();
+  });
+
   it('reports any other power-on failure at the VM', async () => {
     const system = await createSystem(twoVms, {
       registry: fakeRegistry(),
@@ -183,5 +210,69 @@ describe('vmPowerOnIssues', () => {
       { path: 'vms[1]', message: 'vm1 cannot power on: no vIOMMU' },
     ]);
     await system.dispose();
+  });
+});
+
+describe('hostRamIssues against an allocator that refuses on cue', () => {
+  /** An allocator that answers each request in turn with a base, or throws what `answers` gives. */
+  function allocator(answers: (Hpa | Error)[]) {
+    const freed: [Hpa, number][] = [];
+    const memory: IFrameAllocator = {
+      allocFrames: () => {
+        const answer = answers.shift()!;
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+      allocBytes: () => hpa(0n),
+      freeFrames: (base, count) => void freed.push([base, count]),
+      freeFrameCount: 256,
+      allocatedFrameCount: 0,
+    };
+    return { memory, freed };
+  }
+  const NOMEM = new IommufdError('ENOMEM', 'no room');
+  const config = (vms: number, allocs: string[]) =>
+    ({
+      vms: Array.from({ length: vms }, (_, i) => ({ name: `vm${i}`, memory: 2n << 20n })),
+      scenario: { steps: allocs.map((size, i) => ({ op: 'alloc', buffer: `b${i}`, size: BigInt(size) })) },
+    }) as unknown as SystemConfig;
+
+  it('names each VM the host cannot hold, saying which VMs came before it', () => {
+    const { memory } = allocator([NOMEM, hpa(0x1000n), NOMEM, new IommufdError('EINVAL', 'too many frames')]);
+    expect(hostRamIssues(config(4, []), memory).map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'vms[0].memory: 2MiB of guest RAM needs one 2 MiB aligned block of host RAM; 1MiB is free',
+      'vms[2].memory: 2MiB of guest RAM needs one 2 MiB aligned block of host RAM; 1MiB is free after vms[0..1]',
+      'vms[3].memory: 2MiB of guest RAM needs one 2 MiB aligned block of host RAM; 1MiB is free after vms[0..2]',
+    ]);
+    const second = allocator([hpa(0n), NOMEM]);
+    expect(hostRamIssues(config(2, []), second.memory)[0]!.message).toMatch(/ after vms\[0\]$/);
+  });
+
+  it("names each scenario buffer that does not fit, after the VMs' RAM and earlier buffers", () => {
+    const { memory, freed } = allocator([hpa(0n), NOMEM, hpa(0x20_0000n), NOMEM]);
+    expect(hostRamIssues(config(1, ['4096', '8192', '4096']), memory).map((i) => i.message)).toEqual([
+      "a 4KiB host buffer does not fit in host RAM; 1MiB is free after the VMs' RAM",
+      "a 4KiB host buffer does not fit in host RAM; 1MiB is free after the VMs' RAM and earlier buffers",
+    ]);
+    // What the check took, it gave back: the VM's 512 frames and the second buffer's two.
+    expect(freed).toEqual([
+      [hpa(0n), 512],
+      [hpa(0x20_0000n), 2],
+    ]);
+    const alone = allocator([hpa(0n), NOMEM]);
+    expect(
+      hostRamIssues(config(0, ['4096', '4096']), alone.memory).map((i) => `${i.path}: ${i.message}`),
+    ).toEqual([
+      'scenario.steps[1].size: a 4KiB host buffer does not fit in host RAM; 1MiB is free after earlier buffers',
+    ]);
+  });
+
+  it('lets any other allocator failure through, still giving back what it took', () => {
+    const busy = new IommufdError('EBUSY', 'locked');
+    const { memory, freed } = allocator([hpa(0n), busy]);
+    expect(() => hostRamIssues(config(2, []), memory)).toThrow(busy);
+    expect(freed).toEqual([[hpa(0n), 512]]);
+    const bug = allocator([new TypeError('allocator bug')]);
+    expect(() => hostRamIssues(config(1, []), bug.memory)).toThrow(TypeError);
   });
 });
