@@ -5,7 +5,7 @@
  * cannot hold is `EINVAL` naming the structure and field, never wrapped into the words.
  */
 import { checkFieldAddress, checkFieldValue } from './field-values.js';
-import { setEntryAddress, setEntryField } from './words.js';
+import { highHalfMask, lowHalfMask, setEntryAddress, setEntryField } from './words.js';
 
 /** Scalar fields by name: [lsb, width] with width 1–32. Width-1 fields decode as booleans. */
 export type ScalarLayout = Readonly<Record<string, readonly [lsb: number, width: number]>>;
@@ -49,15 +49,12 @@ export function entryReader<T>(layout: EntryLayout): EntryReader<T> {
 
 /**
  * The expression reading bits `msb:lsb` (one 64-bit word) of `w` as a byte address, what `entryAddress`
- * computes: each half masked with constants worked out here, so no power is computed per decode.
+ * computes with the same masks, worked out here once so no power is computed per decode.
  */
 function addressExpression(lsb: number, msb: number): string {
   const index = 2 * (lsb >>> 6);
-  const low = lsb & 63;
-  const high = msb & 63;
-  // The bits of each 32-bit half the field covers.
-  const loMask = low >= 32 ? 0 : (high >= 31 ? 2 ** 32 : 2 ** (high + 1)) - 2 ** low;
-  const hiMask = high >= 32 ? 2 ** (high - 31) - 2 ** Math.max(low - 32, 0) : 0;
+  const loMask = lowHalfMask(lsb & 63, msb & 63);
+  const hiMask = highHalfMask(lsb & 63, msb & 63);
   const parts: string[] = [];
   if (hiMask !== 0) parts.push(`((w[${index + 1}] & ${hiMask}) >>> 0) * ${2 ** 32}`);
   if (loMask !== 0) parts.push(`((w[${index}] & ${loMask}) >>> 0)`);

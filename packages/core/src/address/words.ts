@@ -88,29 +88,35 @@ export function setEntryField(words: Uint32Array, lsb: number, width: number, va
 }
 
 /**
+ * The bits of the low half (bits 31:0) of a 64-bit word that a field at bits `high:low` of it covers, as a
+ * mask: 0 for a field wholly in the high half. Every reader and writer of address fields, compiled
+ * (`entryReader`) or not, takes its masks from here and from {@link highHalfMask}.
+ */
+export function lowHalfMask(low: number, high: number): number {
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: at low = 32 the formula gives 0 too
+  if (low >= 32) return 0;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: at high = 31 both give 2^32 − 2^low
+  return (high >= 31 ? 2 ** 32 : 2 ** (high + 1)) - 2 ** low;
+}
+
+/** The bits of the high half (bits 63:32) of a 64-bit word that a field at bits `high:low` of it covers. */
+export function highHalfMask(low: number, high: number): number {
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: at high = 31 the formula gives 0 too
+  if (high < 32) return 0;
+  return 2 ** (high - 31) - 2 ** Math.max(low - 32, 0);
+}
+
+/**
  * The address held in bits `msb:lsb` of an entry, as a byte address (its low `lsb % 64` bits zero), for
- * fields like SMMUv3 S1ContextPtr (bits 51:6 of qword 0). Exact: the result is below 2^52.
+ * fields like SMMUv3 S1ContextPtr (bits 51:6 of qword 0). Exact: the field holds at most 53 significant bits.
  */
 export function entryAddress(words: ArrayLike<number>, lsb: number, msb: number): number {
-  const q = lsb >>> 6;
+  const at = 2 * (lsb >>> 6);
   const low = lsb & 63;
   const high = msb & 63;
-  const lo = words[2 * q]! >>> 0;
-  const hi = words[2 * q + 1]! >>> 0;
-  // Keep bits high..low of the 64-bit word {hi, lo}. Each branch below agrees with the other at its
-  // boundary (32): a mask of 2^k·2^32 reads as 0 in 32-bit logic, a fractional one as 0, and the division
-  // by 2^(low - 32) is exact; mutants that move the boundary or take one branch for both are equivalent.
-  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-  const hiMask = high >= 32 ? 2 ** (high - 31) - 1 : 0;
-  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-  const loMaskedFrom = low >= 32 ? 0 : ((lo >>> low) * 2 ** low) >>> 0;
-  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-  const loKept = high >= 32 ? loMaskedFrom : (loMaskedFrom & (2 ** (high + 1) - 1)) >>> 0;
-  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
   // `>>> 0`: a field reaching bit 63 keeps the high half's top bit, which `&` alone reads as a sign.
-  const hiBits = (hi & hiMask) >>> 0;
-  const hiKept = low >= 32 ? Math.floor(hiBits / 2 ** (low - 32)) * 2 ** (low - 32) : hiBits;
-  return hiKept * 2 ** 32 + loKept;
+  const hi = (words[at + 1]! & highHalfMask(low, high)) >>> 0;
+  return hi * 2 ** 32 + ((words[at]! & lowHalfMask(low, high)) >>> 0);
 }
 
 /**
@@ -119,22 +125,10 @@ export function entryAddress(words: ArrayLike<number>, lsb: number, msb: number)
  */
 export function setEntryAddress(words: Uint32Array, lsb: number, msb: number, address: number): void {
   checkFieldAddress('entry', 'address', address, lsb, msb);
-  const q = lsb >>> 6;
-  const low = lsb & 63;
-  const high = msb & 63;
-  const lo = address >>> 0;
-  const hi = Math.floor(address / 2 ** 32);
-  // The same holds for the writes: a mask past the 32-bit word reads as 0, so no bit changes.
-  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-  if (low < 32) {
-    // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-    const loMask = (high >= 31 ? 0xffff_ffff : 2 ** (high + 1) - 1) - (2 ** low - 1);
-    words[2 * q] = ((words[2 * q]! & ~loMask) | (lo & loMask)) >>> 0;
-  }
-  // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-  if (high >= 32) {
-    const from = Math.max(low, 32) - 32;
-    const hiMask = 2 ** (high - 31) - 2 ** from;
-    words[2 * q + 1] = ((words[2 * q + 1]! & ~hiMask) | (hi & hiMask)) >>> 0;
-  }
+  const at = 2 * (lsb >>> 6);
+  const loMask = lowHalfMask(lsb & 63, msb & 63);
+  const hiMask = highHalfMask(lsb & 63, msb & 63);
+  // A mask of 0 leaves its half as it is.
+  words[at] = ((words[at]! & ~loMask) | ((address >>> 0) & loMask)) >>> 0;
+  words[at + 1] = ((words[at + 1]! & ~hiMask) | (Math.floor(address / 2 ** 32) & hiMask)) >>> 0;
 }
