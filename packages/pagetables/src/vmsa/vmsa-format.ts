@@ -16,7 +16,7 @@
  * A new tracked mapping starts dirty, as Linux's (nothing is lost if a write happened before the first
  * read-and-clear); the first clear makes it writable-clean.
  */
-import { IommufdError, join64ToNumber, numberHi32, numberLo32 } from '@iommukit/core';
+import { IommufdError, join64ToNumber } from '@iommukit/core';
 import {
   DESC_INVALID,
   DESC_LEAF,
@@ -216,7 +216,8 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
   }
 
   encodeTable(tablePa: number, out: Uint32Array, at: number): void {
-    this.writeAddress(tablePa, this.tableLoMask, LO_VALID | LO_TABLE_OR_PAGE, 0, out, at);
+    const hi = Math.floor(tablePa / TWO_32);
+    this.writeHalves(hi, tablePa - hi * TWO_32, this.tableLoMask, LO_VALID | LO_TABLE_OR_PAGE, 0, out, at);
   }
 
   leafTemplate(prot: MapProt, dirtyTracking: boolean): LeafTemplate {
@@ -275,10 +276,7 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
     let hi = Math.floor(pa / TWO_32);
     let lo = pa - hi * TWO_32;
     for (let k = 0; k < count; k++) {
-      // OA[51:48] of a 52-bit address sit in bits 15:12 of the low word (64K granule only).
-      const oa52 = this.oa52 ? ((hi >>> 16) & 0xf) << 12 : 0;
-      out[at + 2 * k] = ((lo & loMask) | oa52 | bits) >>> 0;
-      out[at + 2 * k + 1] = ((hi & HI_ADDR_MASK) | template.hi) >>> 0;
+      this.writeHalves(hi, lo, loMask, bits, template.hi, out, at + 2 * k);
       lo += span;
       if (lo >= TWO_32) {
         const carry = Math.floor(lo / TWO_32);
@@ -323,20 +321,22 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
     return (this.stage === 1 ? lo | LO_AP2_S2AP_W : lo & ~LO_AP2_S2AP_W) >>> 0;
   }
 
-  /** Packs an address (aligned by the caller) with low-word `bits` and high-word `hiBits`. */
-  private writeAddress(
-    pa: number,
+  /**
+   * Packs an address given as its two halves (aligned by the caller) with low-word `bits` and high-word
+   * `hiBits`. OA[51:48] of a 52-bit address sit in bits 15:12 of the low word (64K granule only).
+   */
+  private writeHalves(
+    hi: number,
+    lo: number,
     loMask: number,
     bits: number,
     hiBits: number,
     out: Uint32Array,
     at: number,
   ): void {
-    const high = numberHi32(pa);
-    let lo = numberLo32(pa) & loMask;
-    if (this.oa52) lo |= (Math.floor(pa / TWO_48) & 0xf) << 12;
-    out[at] = (lo | bits) >>> 0;
-    out[at + 1] = ((high & HI_ADDR_MASK) | hiBits) >>> 0;
+    const oa52 = this.oa52 ? ((hi >>> 16) & 0xf) << 12 : 0;
+    out[at] = ((lo & loMask) | oa52 | bits) >>> 0;
+    out[at + 1] = ((hi & HI_ADDR_MASK) | hiBits) >>> 0;
   }
 }
 
