@@ -11,6 +11,7 @@
  * queue full or disabled is retried when software next moves EVENTQ_CONS or writes CR0.
  */
 import {
+  type CacheGeometry,
   type EndpointPort,
   type HardwareContext,
   type IommuFault,
@@ -74,15 +75,16 @@ export class Smmuv3Hardware implements IommuHardware {
     this.options = context.options;
     this.features = featuresFromOptions(context.options);
     this.tracer = context.tracer;
-    const { tlbEntries, tlbWays, tlbReplacement: policy, walkCacheEntries, walkCacheWays } = this.options;
-    const { configCacheEntries, configCacheWays } = this.options;
-    this.tlb = new Smmuv3Tlb({ sets: tlbEntries / tlbWays, ways: tlbWays, policy, seed: context.seed });
-    const walkGeometry = {
-      sets: walkCacheEntries / walkCacheWays,
-      ways: walkCacheWays,
-      policy,
+    const { tlbEntries, tlbWays, walkCacheEntries, walkCacheWays } = this.options;
+    // Every cache of the SMMU follows the TLB's replacement policy and the instance's seed.
+    const geometry = (entries: number, ways: number): CacheGeometry => ({
+      sets: entries / ways,
+      ways,
+      policy: this.options.tlbReplacement,
       seed: context.seed,
-    };
+    });
+    this.tlb = new Smmuv3Tlb(geometry(tlbEntries, tlbWays));
+    const walkGeometry = geometry(walkCacheEntries, walkCacheWays);
     this.walkCaches =
       walkCacheEntries > 0
         ? {
@@ -120,12 +122,7 @@ export class Smmuv3Hardware implements IommuHardware {
       idr: DEFAULT_IDR_EXTRAS,
       tlb: this.tlb,
       walkCaches: this.walkCaches,
-      configCache: {
-        sets: configCacheEntries / configCacheWays,
-        ways: configCacheWays,
-        policy,
-        seed: context.seed,
-      },
+      configCache: geometry(this.options.configCacheEntries, this.options.configCacheWays),
       state: () => this.programming.state,
       recordEvent: (record) => this.queues.eventq.record(encodeEvent(record)).recorded,
       holdStall: (request, record, fault, stallId) => this.holdStall(request, record, fault, stallId),
