@@ -37,6 +37,24 @@ describe('EntryCache', () => {
     expect([c.hits, c.misses]).toEqual([3, 2]);
   });
 
+  it('getIf answers only entries the predicate accepts, counting a refused one as a miss', () => {
+    const c = cache({ sets: 1, ways: 2 });
+    c.set(1, 0, 'read');
+    c.set(2, 0, 'write');
+    const is = (value: string, want: string) => value === want;
+    expect(c.getIf(1, 0, is, 'write')).toBeUndefined();
+    expect(c.getIf(3, 0, is, 'read')).toBeUndefined();
+    expect([c.hits, c.misses]).toEqual([0, 2]);
+    // A refused lookup does not refresh the entry: 1 stays the least recently used and is replaced first.
+    c.set(4, 0, 'new');
+    expect(keys(c)).toEqual(['2.0=write', '4.0=new']);
+    // An accepted one does: 2 is kept when 5 comes.
+    expect(c.getIf(2, 0, is, 'write')).toBe('write');
+    expect([c.hits, c.misses]).toEqual([1, 2]);
+    c.set(5, 0, 'newer');
+    expect(keys(c)).toEqual(['2.0=write', '5.0=newer']);
+  });
+
   it('replaces the entry of a key in place', () => {
     const c = cache();
     c.set(3, 4, 'old');

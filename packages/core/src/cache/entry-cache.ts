@@ -30,6 +30,22 @@ export class EntryCache<V> extends SetAssociativeStats {
     return slot < 0 ? undefined : this.values[slot];
   }
 
+  /**
+   * The entry for (`first`, `second`) when `accept(entry, arg)` holds, counted as a hit and refreshed;
+   * otherwise undefined, counted as a miss. One search, for caches whose entries answer only some lookups
+   * (an ATC entry answers the accesses it grants).
+   */
+  getIf<A>(first: number, second: number, accept: (value: V, arg: A) => boolean, arg: A): V | undefined {
+    const set = this.probe(first, second);
+    const slot = this.cache.find(set);
+    if (slot >= 0 && accept(this.values[slot]!, arg)) {
+      this.cache.hit(set, slot);
+      return this.values[slot];
+    }
+    this.cache.miss();
+    return undefined;
+  }
+
   /** The entry without counting or refreshing it (for inspection). */
   peek(first: number, second = 0): V | undefined {
     const slot = this.cache.find(this.probe(first, second));

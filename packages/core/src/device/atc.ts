@@ -2,8 +2,9 @@
  * An endpoint's Address Translation Cache (PCIe ATS). It holds translations the IOMMU returned to ATS
  * translation requests, one entry per PASID, privilege level and 4 KiB page, fully associative with
  * least-recently-used replacement at a fixed capacity (one set of the shared cache geometry, tagged by the
- * page number and a number for the PASID and privilege level: a lookup builds no key). Only ATS invalidation requests (or disabling ATS) empty it: a missing ATC
- * invalidation leaves a stale translation the device will use, exactly the bug real hardware shows.
+ * page number and a number for the PASID and privilege level: a lookup builds no key). Only ATS
+ * invalidation requests (or disabling ATS) empty it: a missing ATC invalidation leaves a stale translation
+ * the device will use, exactly the bug real hardware shows.
  *
  * A Translation Request carries Privileged Mode Requested and Execute Requested (PASID TLP prefix), and the
  * completion's R/W/Exe are the permissions of that privilege level only: the ATC must not assume any
@@ -35,6 +36,9 @@ export function atcGrants(perm: number, access: number): boolean {
   return (perm & need) === need;
 }
 
+/** Whether a cached completion can carry `access` (a module function: a lookup builds no closure). */
+const grantsAccess = (entry: AtcEntry, access: number): boolean => atcGrants(entry.perm, access);
+
 /** The tag beside the page number: the PASID (NO_PASID is -1) and the privilege level, as one number. */
 function context(pasid: number, privileged: boolean): number {
   return (pasid + 1) * 2 + (privileged ? 1 : 0);
@@ -59,11 +63,7 @@ export class AddressTranslationCache extends SetAssociativeStats {
    * read). Anything else is a miss.
    */
   lookup(pasid: number, iovaPfn: number, access = PERM_READ): AtcEntry | undefined {
-    const tag = context(pasid, (access & PERM_PRIV) !== 0);
-    const entry = this.entries.peek(iovaPfn, tag);
-    if (entry && atcGrants(entry.perm, access)) return this.entries.get(iovaPfn, tag);
-    this.cache.miss();
-    return undefined;
+    return this.entries.getIf(iovaPfn, context(pasid, (access & PERM_PRIV) !== 0), grantsAccess, access);
   }
 
   /** Caches a completion, replacing what the same PASID and privilege level had for the page. */
