@@ -108,13 +108,15 @@ describe('entryReader', () => {
   });
 
   it('refuses a layout it cannot compile, naming the field', () => {
-    expect(() => entryReader({ scalars: { f: [3, 0] }, addresses: {} })).toThrow(/scalar field f \[3, 0\]/);
-    expect(() => entryReader({ scalars: { f: [3, 33] }, addresses: {} })).toThrow(RangeError);
-    expect(() => entryReader({ scalars: { f: [-1, 1] }, addresses: {} })).toThrow(RangeError);
-    expect(() => entryReader({ scalars: { f: [0.5, 1] }, addresses: {} })).toThrow(RangeError);
+    expect(() => entryReader({ scalars: { f: [3, 0] }, addresses: {} })).toThrow(
+      /^EINVAL: scalar field f \[3, 0\]/,
+    );
+    expect(() => entryReader({ scalars: { f: [3, 33] }, addresses: {} })).toThrow(IommufdError);
+    expect(() => entryReader({ scalars: { f: [-1, 1] }, addresses: {} })).toThrow(IommufdError);
+    expect(() => entryReader({ scalars: { f: [0.5, 1] }, addresses: {} })).toThrow(IommufdError);
     expect(() => entryReader({ scalars: {}, addresses: { a: [60, 70] } })).toThrow(/address field a/);
-    expect(() => entryReader({ scalars: {}, addresses: { a: [12, 6] } })).toThrow(RangeError);
-    expect(() => entryReader({ scalars: {}, addresses: { a: [0, 52] } })).toThrow(RangeError);
+    expect(() => entryReader({ scalars: {}, addresses: { a: [12, 6] } })).toThrow(IommufdError);
+    expect(() => entryReader({ scalars: {}, addresses: { a: [0, 52] } })).toThrow(IommufdError);
     expect(() => entryReader({ scalars: {}, addresses: { a: [0, 51] } })).not.toThrow();
   });
 

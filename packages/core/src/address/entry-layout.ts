@@ -4,6 +4,7 @@
  * bit 64·N + b is bit b of 64-bit word N. Writes go through the shared field checks, so a value its field
  * cannot hold is `EINVAL` naming the structure and field, never wrapped into the words.
  */
+import { IommufdError } from '../errors/iommufd-error.js';
 import { checkFieldAddress, checkFieldValue } from './field-values.js';
 import { highHalfMask, lowHalfMask, setEntryAddress, setEntryField } from './words.js';
 
@@ -26,7 +27,7 @@ export interface EntryLayout {
 export type EntryReader<T> = (words: ArrayLike<number>) => T;
 
 /**
- * A decoder for `layout`, compiled once: a function whose body is one object literal with a bit
+ * A decoder for `layout`, compiled once (`EINVAL` naming the field for a position it cannot read): a function whose body is one object literal with a bit
  * expression per field. Structures are decoded on every configuration-cache miss, so this is a hot path;
  * a loop storing fields by computed key runs a generic (megamorphic) store per field, and an object grown
  * key by key past a dozen keys becomes a dictionary — several times slower to build and to read. The
@@ -38,8 +39,10 @@ export function entryReader<T>(layout: EntryLayout): EntryReader<T> {
   );
   const addresses = Object.entries(layout.addresses).map(([key, [lsb, msb]]) => {
     if (!isBitIndex(lsb) || !isBitIndex(msb) || msb < lsb || msb >>> 6 !== lsb >>> 6 || msb - lsb > 51)
-      throw new RangeError(
+      throw new IommufdError(
+        'EINVAL',
         `address field ${key} [${lsb}, ${msb}] must lie within one 64-bit word, ≤ 52 bits`,
+        { field: key },
       );
     return `${JSON.stringify(key)}: ${addressExpression(lsb, msb)}`;
   });
@@ -68,7 +71,11 @@ function isBitIndex(value: number): boolean {
 /** The expression reading `width` bits at absolute bit `lsb` of `w` (what `entryField` computes). */
 function scalarExpression(key: string, lsb: number, width: number): string {
   if (!isBitIndex(lsb) || !Number.isInteger(width) || width < 1 || width > 32)
-    throw new RangeError(`scalar field ${key} [${lsb}, ${width}] needs a bit index and a width of 1 to 32`);
+    throw new IommufdError(
+      'EINVAL',
+      `scalar field ${key} [${lsb}, ${width}] needs a bit index and a width of 1 to 32`,
+      { field: key },
+    );
   const index = lsb >>> 5;
   const shift = lsb & 31;
   const low = `(w[${index}] >>> ${shift})`;

@@ -11,6 +11,7 @@
  * identity stands for the register state the translation read (a new object whenever it changes). Entries
  * are direct-mapped: a new request takes its line from the one before.
  */
+import { IommufdError } from '../errors/iommufd-error.js';
 import type { SetAssociativeCache } from './set-associative-cache.js';
 
 const KEYS = 4;
@@ -35,7 +36,7 @@ export class HitMemo<R> {
     private readonly caches: readonly SetAssociativeCache[],
   ) {
     if (!Number.isSafeInteger(lines) || lines <= 0 || (lines & (lines - 1)) !== 0 || lines > 2 ** 20)
-      throw new RangeError(`a hit memo needs a power of two of lines up to 2^20 (got ${lines})`);
+      throw new IommufdError('EINVAL', `a hit memo needs a power of two of lines up to 2^20 (got ${lines})`);
     this.mask = lines - 1;
     this.keys = new Float64Array(lines * KEYS).fill(Number.NaN);
     this.versions = new Float64Array(lines);
