@@ -3,7 +3,9 @@
  * tracking, a SW MSI window), for core tests of `IommuFd` without a dependency on @iommukit/testing. It
  * has no page table format: a domain keeps its mappings in a map, but takes one host frame for its root
  * and one per `map` call (freed by `unmap` or `free`), and a vIOMMU takes one, so a leaked domain or
- * vIOMMU shows in the frame allocator's count. Its hardware is the plain fake plugin's.
+ * vIOMMU shows in the frame allocator's count. Its hardware translates a device's DMA through the paging
+ * domain the driver attached at its (StreamID, PASID), and faults when there is none, no mapping or too
+ * little permission.
  */
 import { z } from 'zod';
 import { type Hpa, hpa, type Iova, iova, PAGE_SIZE } from '../src/address/address.js';
@@ -17,10 +19,21 @@ import type {
   ViommuDriverObject,
   ViommuEventSink,
 } from '../src/iommu/driver.js';
+import type { IommuHardware } from '../src/iommu/hardware.js';
 import { StaticDomain } from '../src/iommu/static-domain.js';
+import {
+  type FaultKind,
+  NO_PASID,
+  PERM_READ,
+  PERM_WRITE,
+  type TranslationRequest,
+  type TranslationResult,
+} from '../src/iommu/translation.js';
 import type { IFrameAllocator } from '../src/memory/frame-allocator.js';
+import type { MemoryBus } from '../src/memory/memory-bus.js';
 import { definePlugin } from '../src/plugin/plugin.js';
 import { PluginRegistry } from '../src/plugin/plugin-registry.js';
+import { fakeItsModule } from './fake-msi-controller.js';
 import { fakeMsiModule, fakePlugin } from './fake-plugin.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -225,15 +238,22 @@ export class FakeIommufdDriver implements IommuDriver {
     return viommu;
   }
 
+  /** What the hardware translates through, by `streamId:pasid`. */
+  readonly attached = new Map<string, IommuDomain>();
+
   attachDev(domain: IommuDomain, device: IommuDeviceRef): void {
     this.checkAttach(domain, device);
+    this.attached.set(`${device.streamId}:${NO_PASID}`, domain);
   }
 
-  setDevPasid(domain: IommuDomain, device: IommuDeviceRef): void {
+  setDevPasid(domain: IommuDomain, device: IommuDeviceRef, pasid: number): void {
     this.checkAttach(domain, device);
+    this.attached.set(`${device.streamId}:${pasid}`, domain);
   }
 
-  removeDevPasid(): void {}
+  removeDevPasid(device: IommuDeviceRef, pasid: number): void {
+    this.attached.delete(`${device.streamId}:${pasid}`);
+  }
 
   private checkAttach(domain: IommuDomain, device: IommuDeviceRef): void {
     if (domain === this.blockedDomain) return;
@@ -266,9 +286,50 @@ export const fakeIommufdPlugin = definePlugin<Record<string, never>>({
     viommuModes: [],
   },
   optionsSchema: z.strictObject({}),
-  createHardware: (context) => fakePlugin.createHardware({ ...context, options: { offsetPages: 0x100 } }),
-  createDriver: (context) => new FakeIommufdDriver(context.instance, context.memory),
+  createHardware(context): IommuHardware {
+    const hardware = fakePlugin.createHardware({ ...context, options: { offsetPages: 0 } });
+    return { ...hardware, translate: (r) => translateThrough(driverOf(context), r) };
+  },
+  createDriver(context) {
+    const driver = new FakeIommufdDriver(context.instance, context.memory);
+    drivers.set(context.bus, (drivers.get(context.bus) ?? new Map()).set(context.instance, driver));
+    return driver;
+  },
 });
+
+/** Each system's fake drivers by instance: the hardware looks up what its driver attached. */
+const drivers = new WeakMap<MemoryBus, Map<string, FakeIommufdDriver>>();
+
+function driverOf(context: { bus: MemoryBus; instance: string }): FakeIommufdDriver {
+  return drivers.get(context.bus)!.get(context.instance)!;
+}
+
+function translateThrough(driver: FakeIommufdDriver, r: TranslationRequest): TranslationResult {
+  const domain = driver.attached.get(`${r.streamId}:${r.pasid}`);
+  const at = BigInt(r.iovaPfn) * PAGE;
+  const fault = (kind: FaultKind, vendorCode: string): TranslationResult => ({
+    ok: false,
+    fault: {
+      kind,
+      vendorCode,
+      streamId: r.streamId,
+      pasid: r.pasid,
+      iova: at,
+      access: r.access,
+      recorded: true,
+    },
+  });
+  if (!(domain instanceof FakeDomain) || domain.type !== 'paging')
+    return fault('bad-stream', 'F_FAKE_BLOCKED');
+  const found = [...domain.mappings].find(([start, m]) => at >= start && at < start + m.size);
+  if (!found) return fault('translation', 'F_FAKE_TRANSLATION');
+  const [start, mapping] = found;
+  const perm = (mapping.prot.read ? PERM_READ : 0) | (mapping.prot.write ? PERM_WRITE : 0);
+  const need = r.access & (PERM_READ | PERM_WRITE);
+  if ((perm & need) !== need) return fault('permission', 'F_FAKE_PERMISSION');
+  if (need & PERM_WRITE) domain.write(at);
+  return { ok: true, pfn: Number((mapping.paddr + at - start) / PAGE), perm, pageShift: 12 };
+}
 
 /** The fake driver's domain behind a paging HWPT's domain object, to simulate DMA writes. */
 export function asFakeDomain(domain: IommuDomain | undefined): FakeDomain {
@@ -279,7 +340,10 @@ export function asFakeDomain(domain: IommuDomain | undefined): FakeDomain {
 export function fakeIommufdRegistry(): PluginRegistry {
   return new PluginRegistry(
     { 'fake-iommufd': async () => ({ default: fakeIommufdPlugin }) },
-    { 'fake-msi': async () => ({ default: fakeMsiModule }) },
+    {
+      'fake-msi': async () => ({ default: fakeMsiModule }),
+      'fake-its': async () => ({ default: fakeItsModule }),
+    },
   );
 }
 
