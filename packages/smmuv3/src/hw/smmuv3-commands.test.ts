@@ -7,6 +7,7 @@
 import { NO_PASID, type PageResponse } from '@iommukit/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type MmioRig, mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
+import { cacheEntry } from '../../test/tlb-fixture.js';
 import {
   encodeCfgiAll,
   encodeCfgiCd,
@@ -86,7 +87,7 @@ beforeEach(() => {
   prod = 0;
   rig.mmio64(REG.CMDQ_BASE, CMDQ + 3);
   rig.mmio(REG.CR0, CR0_CMDQEN);
-  for (const e of START) smmu.tlb.insert(e);
+  for (const e of START) cacheEntry(smmu.tlb, e);
 });
 
 describe('TLB invalidation commands (§4.4)', () => {

@@ -46,7 +46,7 @@ import { Smmuv3ProgrammingInterface } from './programming-interface.js';
 import type { SmmuQueues } from './queues.js';
 import { REG, SMMU_MMIO_SIZE } from './regs.js';
 import { StallBuffer, type StalledTransaction } from './stalls.js';
-import { ANY_ASID, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2, type TlbTags } from './tlb.js';
+import { ANY_ASID, emptyTlbEntry, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2, type TlbTags } from './tlb.js';
 import { Smmuv3Translator } from './translate.js';
 import { Smmuv3WalkCache } from './walk-cache.js';
 
@@ -83,7 +83,7 @@ export class Smmuv3Hardware implements IommuHardware {
       policy: this.options.tlbReplacement,
       seed: context.seed,
     });
-    this.tlb = new Smmuv3Tlb(geometry(tlbEntries, tlbWays));
+    this.tlb = new Smmuv3Tlb(geometry(tlbEntries, tlbWays), 'tlb', emptyTlbEntry);
     const walkGeometry = geometry(walkCacheEntries, walkCacheWays);
     this.walkCaches =
       walkCacheEntries > 0

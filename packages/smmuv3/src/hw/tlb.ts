@@ -73,21 +73,44 @@ export interface TlbEntry extends TlbTags {
   readonly dirty: boolean;
 }
 
-/** The TLB, or with another entry type a walk cache tagged the same way (walk-cache.ts). */
+/** An entry as its slot holds it: rewritten in place when the slot is filled again. */
+export type SlotEntry<E> = { -readonly [K in keyof E]: E[K] };
+
+/** A TLB entry before its slot is filled. */
+export const emptyTlbEntry = (): TlbEntry => ({
+  kind: 's1',
+  vmid: 0,
+  asid: 0,
+  inputBase: 0,
+  pageShift: 0,
+  level: 0,
+  outputBase: 0,
+  ipaBase: 0,
+  s1Grants: 0,
+  s2Grants: 0,
+  dirty: false,
+});
+
+/**
+ * The TLB, or with another entry type a walk cache tagged the same way (walk-cache.ts). Each slot owns one
+ * entry object, made when the cache is built and rewritten by every fill of the slot, so a miss allocates
+ * nothing; a lookup returns the slot's object, valid until the slot is filled again.
+ */
 export class Smmuv3Tlb<E extends TlbTags = TlbEntry> extends SetAssociativeStats {
   readonly cache: SetAssociativeCache;
-  /** The entry in each slot (built on a miss, returned as it is on every hit). */
-  private readonly slotEntries: (E | undefined)[];
+  private readonly slotEntries: SlotEntry<E>[];
+  /** Whether a slot holds an entry that is counted in `perShift`. */
+  private readonly live: Uint8Array;
   /** Entries per page shift, and the shifts in use in ascending order: lookups try only those sizes. */
   // Stryker disable next-line ArithmeticOperator: no entry is 2^63 bytes (leaves stop at 2^42)
   private readonly perShift = new Uint32Array(MAX_SHIFT + 1);
   private shifts: number[] = [];
 
-  constructor(geometry: CacheGeometry, name = 'tlb') {
+  constructor(geometry: CacheGeometry, name: string, newEntry: () => E) {
     super();
     this.cache = new SetAssociativeCache(name, geometry, TAGS, (slot) => this.forget(slot));
-    // Stryker disable next-line ArrayDeclaration: a sparse array reads undefined in the same slots
-    this.slotEntries = new Array(this.cache.capacity).fill(undefined);
+    this.slotEntries = Array.from({ length: this.cache.capacity }, newEntry);
+    this.live = new Uint8Array(this.cache.capacity);
   }
 
   /** The page sizes (log2) of the cached entries, ascending: the only sizes a lookup probes. */
@@ -124,22 +147,32 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> extends SetAssociativeStats
     return undefined;
   }
 
-  /** Caches `entry`, replacing an entry with the same tags, else a free way, else the set's victim. */
-  insert(entry: E): void {
+  /**
+   * Caches an entry for the leaf (or table) of `pageShift` covering `address`, replacing an entry with the
+   * same tags, else a free way, else the set's victim. Returns the slot's entry with its tags written; the
+   * caller writes the rest.
+   */
+  insert(kind: TlbKind, vmid: number, asid: number, address: number, pageShift: number): SlotEntry<E> {
     const { cache } = this;
-    const vpn = Math.floor(entry.inputBase / POW2[entry.pageShift]!);
+    const vpn = Math.floor(address / POW2[pageShift]!);
     const set = cache.setOf(vpn);
-    this.setProbe(KIND_CODE[entry.kind], entry.vmid, entry.asid, entry.pageShift, vpn);
+    this.setProbe(KIND_CODE[kind], vmid, asid, pageShift, vpn);
     const slot = cache.insert(set);
     // The slot of an entry with the same tags is reused: stop counting the entry it replaces (an evicted
     // one was forgotten by the eviction callback).
     this.forget(slot);
-    this.slotEntries[slot] = entry;
-    const count = this.perShift[entry.pageShift]!;
-    this.perShift[entry.pageShift] = count + 1;
+    this.live[slot] = 1;
+    const count = this.perShift[pageShift]!;
+    this.perShift[pageShift] = count + 1;
     if (count === 0) this.shifts = this.presentShifts();
+    const entry = this.slotEntries[slot]!;
+    entry.kind = kind;
+    entry.vmid = vmid;
+    entry.asid = asid;
+    entry.inputBase = vpn * POW2[pageShift]!;
+    entry.pageShift = pageShift;
+    return entry;
   }
-
   /** Drops the entries of `kinds` (TLB_* bits) of a VMID (TLBI_NH_ALL, TLBI_S12_VMALL); returns how many. */
   invalidateVmid(kinds: number, vmid: number): number {
     return this.dropMatching(kinds, vmid, ANY_ASID);
@@ -187,13 +220,13 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> extends SetAssociativeStats
   clear(): number {
     this.perShift.fill(0);
     this.shifts = [];
-    this.slotEntries.fill(undefined);
+    this.live.fill(0);
     return this.cache.clear();
   }
 
-  /** The cached entries, in slot order (for inspection). */
+  /** Copies of the cached entries, in slot order (for inspection). */
   entries(): E[] {
-    return this.cache.slots().map((slot) => this.slotEntries[slot]!);
+    return this.cache.slots().map((slot) => ({ ...this.slotEntries[slot]! }));
   }
 
   private setProbe(kind: number, vmid: number, asid: number, shift: number, vpn: number): void {
@@ -230,11 +263,11 @@ export class Smmuv3Tlb<E extends TlbTags = TlbEntry> extends SetAssociativeStats
 
   /** Stops counting the entry in `slot` (about to be replaced or dropped). */
   private forget(slot: number): void {
-    const entry = this.slotEntries[slot];
-    if (entry === undefined) return;
-    this.slotEntries[slot] = undefined;
-    const left = this.perShift[entry.pageShift]! - 1;
-    this.perShift[entry.pageShift] = left;
+    if (this.live[slot] === 0) return;
+    this.live[slot] = 0;
+    const shift = this.slotEntries[slot]!.pageShift;
+    const left = this.perShift[shift]! - 1;
+    this.perShift[shift] = left;
     if (left === 0) this.shifts = this.presentShifts();
   }
 

@@ -16,7 +16,7 @@ import { DEFAULT_IDR_EXTRAS } from './features.js';
 import { featuresFromOptions, Smmuv3OptionsSchema } from './options.js';
 import type { TranslationState } from './programming-interface.js';
 import { encodeL1Std, encodeSte, STE_CONFIG, STE_EATS, STE_S1DSS, STE_S1FMT, STE_STRW, TG0 } from './ste.js';
-import { Smmuv3Tlb } from './tlb.js';
+import { emptyTlbEntry, Smmuv3Tlb } from './tlb.js';
 import { Smmuv3Translator } from './translate.js';
 
 const RAM = 0x8000_0000;
@@ -61,7 +61,7 @@ beforeEach(() => {
     recordInvalidStreamIds: true,
     e2h: false,
   };
-  tlb = new Smmuv3Tlb({ sets: 16, ways: 4, policy: 'lru' });
+  tlb = new Smmuv3Tlb({ sets: 16, ways: 4, policy: 'lru' }, 'tlb', emptyTlbEntry);
   translator = makeTranslator();
 });
 

@@ -32,7 +32,7 @@ import {
   type TranslationResult,
   toHex,
 } from '@iommukit/core';
-import { pow2, type VmsaFormat } from '@iommukit/pagetables';
+import type { VmsaFormat } from '@iommukit/pagetables';
 import { BYPASS_ADDR_SIZE, bypassOutcome, smmuDisabledOutcome } from './address-size.js';
 import type { Cd } from './cd.js';
 import { type CdContext, type ConfigFetchContext, Smmuv3ConfigFetch, type SteEntry } from './config-fetch.js';
@@ -330,7 +330,7 @@ export class Smmuv3Translator {
     return { ok: true, pfn: Math.floor((e.outputBase + offset) / 4096), perm, pageShift: e.pageShift };
   }
 
-  /** A new TLB entry; positional, so a miss builds no object beyond the entry itself. */
+  /** A new TLB entry, written into the slot it takes. */
   private insert(
     kind: TlbKind,
     vmid: number,
@@ -343,22 +343,14 @@ export class Smmuv3Translator {
     s1Grants: number,
     s2Grants: number,
   ): void {
-    // Floor division, not `%`: a floating-point remainder is several times slower on a TLB fill.
-    const size = pow2(pageShift);
-    const offset = input - Math.floor(input / size) * size;
-    this.ctx.tlb.insert({
-      kind,
-      vmid,
-      asid,
-      inputBase: input - offset,
-      pageShift,
-      level: 0,
-      outputBase: pa - offset,
-      ipaBase: ipa - offset,
-      s1Grants,
-      s2Grants,
-      dirty,
-    });
+    const entry = this.ctx.tlb.insert(kind, vmid, asid, input, pageShift);
+    const offset = input - entry.inputBase;
+    entry.level = 0;
+    entry.outputBase = pa - offset;
+    entry.ipaBase = ipa - offset;
+    entry.s1Grants = s1Grants;
+    entry.s2Grants = s2Grants;
+    entry.dirty = dirty;
   }
 
   /** Turns an outcome into the core's result, recording the event the fault calls for. */

@@ -14,7 +14,7 @@
  * descriptor and forgets the right TLBI keeps walking the old table, as it would on hardware.
  */
 import type { CacheGeometry } from '@iommukit/core';
-import { pow2, type WalkTableCache } from '@iommukit/pagetables';
+import type { WalkTableCache } from '@iommukit/pagetables';
 import { Smmuv3Tlb, type TlbKind, type TlbTags } from './tlb.js';
 
 /** A cached table: the input range one table descriptor covers, and where its table is. */
@@ -37,7 +37,16 @@ export class Smmuv3WalkCache implements WalkTableCache {
   private asid = 0;
 
   constructor(geometry: CacheGeometry, name: string) {
-    this.entries = new Smmuv3Tlb<WalkCacheEntry>(geometry, name);
+    this.entries = new Smmuv3Tlb<WalkCacheEntry>(geometry, name, () => ({
+      kind: 's1',
+      vmid: 0,
+      asid: 0,
+      inputBase: 0,
+      pageShift: 0,
+      level: 0,
+      table: 0,
+      limits: 0,
+    }));
   }
 
   /** Makes the next walk's lookups and fills use one translation context; returns the cache for the walk. */
@@ -57,16 +66,9 @@ export class Smmuv3WalkCache implements WalkTableCache {
   }
 
   fill(level: number, shift: number, iova: number, table: number, limits: number): void {
-    const size = pow2(shift);
-    this.entries.insert({
-      kind: this.kind,
-      vmid: this.vmid,
-      asid: this.asid,
-      inputBase: Math.floor(iova / size) * size,
-      pageShift: shift,
-      level,
-      table,
-      limits,
-    });
+    const entry = this.entries.insert(this.kind, this.vmid, this.asid, iova, shift);
+    entry.level = level;
+    entry.table = table;
+    entry.limits = limits;
   }
 }
