@@ -312,6 +312,8 @@ export class IoPageTable<A = unknown> {
     const count = f.index(end - 1, level) - first + 1;
     const buf = this.readSlice(table, level, first, count);
     const firstBase = Math.floor(iova / span) * span;
+    // Entries before this one lie wholly inside the range.
+    const wholeEnd = Math.min(count, Math.floor((end - firstBase) / span));
     let unmapped = 0;
     let runStart = -1; // first entry of a run of entries to clear
     let leafRun = -1; // first entry of a run of leaves cleared (for tlbAddPage)
@@ -335,14 +337,10 @@ export class IoPageTable<A = unknown> {
           if (leafRun < 0) leafRun = k;
           if (runStart < 0) runStart = k;
           // Whole leaves after it only lengthen both runs: take them without the bookkeeping below.
-          while (
-            k + 1 < count &&
-            firstBase + (k + 2) * span <= end &&
-            f.kind(buf[2 * k + 2]!, buf[2 * k + 3]!, level) === DESC_LEAF
-          ) {
-            k++;
-            unmapped += span;
-          }
+          let next = k + 1;
+          while (next < wholeEnd && f.kind(buf[2 * next]!, buf[2 * next + 1]!, level) === DESC_LEAF) next++;
+          unmapped += (next - k - 1) * span;
+          k = next - 1;
         } else if (kind !== DESC_INVALID) {
           const at = table + (first + k) * f.descriptorBytes;
           const child =

@@ -217,7 +217,9 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
 
   encodeTable(tablePa: number, out: Uint32Array, at: number): void {
     const hi = Math.floor(tablePa / TWO_32);
-    this.writeHalves(hi, tablePa - hi * TWO_32, this.tableLoMask, LO_VALID | LO_TABLE_OR_PAGE, 0, out, at);
+    const lo = tablePa - hi * TWO_32;
+    out[at] = ((lo & this.tableLoMask) | this.oa52Bits(hi) | LO_VALID | LO_TABLE_OR_PAGE) >>> 0;
+    out[at + 1] = (hi & HI_ADDR_MASK) >>> 0;
   }
 
   leafTemplate(prot: MapProt, dirtyTracking: boolean): LeafTemplate {
@@ -272,16 +274,23 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
     const bits = (level === 3 ? LO_VALID | LO_TABLE_OR_PAGE : LO_VALID) | template.lo;
     const loMask = this.loMask[level]!;
     const span = this.span[level]!;
-    // The output address as two exact halves, advanced by the span with a carry: no division per leaf.
+    // The output address as two exact halves, advanced by the span with a carry: no division per leaf, and
+    // the high word (with OA[51:48]'s placement) recomputed only when a carry changes it.
     let hi = Math.floor(pa / TWO_32);
     let lo = pa - hi * TWO_32;
-    for (let k = 0; k < count; k++) {
-      this.writeHalves(hi, lo, loMask, bits, template.hi, out, at + 2 * k);
+    let loBits = this.oa52Bits(hi) | bits;
+    let hiWord = ((hi & HI_ADDR_MASK) | template.hi) >>> 0;
+    const end = at + 2 * count;
+    for (let i = at; i < end; i += 2) {
+      out[i] = ((lo & loMask) | loBits) >>> 0;
+      out[i + 1] = hiWord;
       lo += span;
       if (lo >= TWO_32) {
         const carry = Math.floor(lo / TWO_32);
         hi += carry;
         lo -= carry * TWO_32;
+        loBits = this.oa52Bits(hi) | bits;
+        hiWord = ((hi & HI_ADDR_MASK) | template.hi) >>> 0;
       }
     }
   }
@@ -325,18 +334,9 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
    * Packs an address given as its two halves (aligned by the caller) with low-word `bits` and high-word
    * `hiBits`. OA[51:48] of a 52-bit address sit in bits 15:12 of the low word (64K granule only).
    */
-  private writeHalves(
-    hi: number,
-    lo: number,
-    loMask: number,
-    bits: number,
-    hiBits: number,
-    out: Uint32Array,
-    at: number,
-  ): void {
-    const oa52 = this.oa52 ? ((hi >>> 16) & 0xf) << 12 : 0;
-    out[at] = ((lo & loMask) | oa52 | bits) >>> 0;
-    out[at + 1] = ((hi & HI_ADDR_MASK) | hiBits) >>> 0;
+  /** OA[51:48] (bits 19:16 of the high half) as a 52-bit OA places them: descriptor bits 15:12 (§D8.3). */
+  private oa52Bits(hi: number): number {
+    return this.oa52 ? ((hi >>> 16) & 0xf) << 12 : 0;
   }
 }
 
