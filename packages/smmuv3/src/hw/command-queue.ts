@@ -33,7 +33,6 @@ import {
   CMD_SYNC_CS,
   CMD_WORDS,
   type Command,
-  type DecodeCommandOptions,
   decodeCommand,
 } from './commands.js';
 import type { Smmuv3Features } from './features.js';
@@ -101,7 +100,6 @@ export interface CommandQueueInit {
   readonly execute: CommandExecutor;
   /** Counts the queue reads on the bus. */
   readonly counter: AccessCounter;
-  readonly decode?: DecodeCommandOptions;
   /** IDR0.SEV: CMD_SYNC SIG_SEV and a queue leaving full send a WFE wake-up event (default false). */
   readonly sev?: boolean;
   /** Receives each WFE wake-up event (IDR0.SEV == 1 only). */
@@ -222,7 +220,7 @@ export class CommandQueue {
     const index = queueIndex(cons, log2);
     const address = queueEntryAddress(base, cons, log2, CMDQ_ENTRY_BYTES);
     if (!bus.readWords(address, this.words, CMD_WORDS, counter)) return this.fail('ABT', index);
-    const decoded = decodeCommand(this.words, features, this.init.decode);
+    const decoded = decodeCommand(this.words, features);
     if (!decoded.ok) return this.fail('ILL', index, decoded.reason);
     const { command } = decoded;
     const outcome = this.init.execute(command);

@@ -26,10 +26,18 @@ import {
 
 const RAM = 0x8000_0000;
 
-function pi(options: Record<string, unknown> = {}) {
+/** A doorbell page: the MSI writes it receives, with the DeviceID each carries. */
+const DOORBELL = 0x0900_0000;
+
+function pi(options: Record<string, unknown> = {}, msiDeviceId?: number) {
   const parsed = Smmuv3OptionsSchema.parse(options);
   const bus = new MemoryBus();
   bus.addRam('ram', RAM, 0x10_0000);
+  const msis: { offset: number; value: number; deviceId: number | undefined }[] = [];
+  bus.addMmio('doorbell', DOORBELL, 0x1000, {
+    read: () => 0,
+    write: (offset, _size, value, deviceId) => msis.push({ offset, value, deviceId }),
+  });
   const driver = bus.counter('driver');
   const put = (address: number, words: Uint32Array) => bus.writeWords(address, words, words.length, driver);
   const executed: Command[] = [];
@@ -46,10 +54,11 @@ function pi(options: Record<string, unknown> = {}) {
     },
     onCr0Written: (state) => cr0States.push(state),
     onEventqConsumed: () => eventqConsumed++,
+    ...(msiDeviceId === undefined ? {} : { msiDeviceId }),
   });
   const write = (offset: number, value: number) => p.regs.write(offset, 4, value >>> 0);
   const read = (offset: number) => p.regs.read(offset, 4);
-  return { p, put, executed, cr0States, write, read, eventqConsumed: () => eventqConsumed };
+  return { p, put, executed, cr0States, write, read, msis, eventqConsumed: () => eventqConsumed };
 }
 
 describe('Smmuv3ProgrammingInterface', () => {
@@ -155,5 +164,57 @@ describe('Smmuv3ProgrammingInterface', () => {
     expect(t.eventqConsumed()).toBe(0);
     t.write(REG.EVENTQ_CONS, 0);
     expect(t.eventqConsumed()).toBe(1);
+  });
+
+  it('guards both halves of the 64-bit registers, and each IRQ_CFG group by its own enable (§6.2)', () => {
+    const t = pi();
+    const halves = [
+      [REG.STRTAB_BASE + 4, CR0_SMMUEN, 0],
+      [REG.CMDQ_BASE + 4, CR0_CMDQEN, 0],
+      [REG.EVENTQ_BASE + 4, CR0_EVENTQEN, 0],
+      [REG.PRIQ_BASE + 4, CR0_PRIQEN, 0],
+      [REG.GERROR_IRQ_CFG0 + 4, 0, IRQ_CTRL_GERROR_IRQEN],
+      [REG.EVENTQ_IRQ_CFG0 + 4, 0, IRQ_CTRL_EVENTQ_IRQEN],
+      [REG.PRIQ_IRQ_CFG0 + 4, 0, IRQ_CTRL_PRIQ_IRQEN],
+    ] as const;
+    for (const [offset, cr0, irqCtrl] of halves) {
+      t.write(REG.CR0, 0);
+      t.write(REG.IRQ_CTRL, 0);
+      t.write(offset, 0x12);
+      t.write(REG.CR0, cr0);
+      t.write(REG.IRQ_CTRL, irqCtrl);
+      t.write(offset, 0x34);
+      expect(t.read(offset), `offset 0x${offset.toString(16)} while enabled`).toBe(0x12);
+    }
+    expect(t.p.state.strtabBase).toBe(0x12 * 2 ** 32);
+  });
+
+  it('signals its own MSIs with the DeviceID it was given, or none (§3.18)', () => {
+    for (const deviceId of [0x7fe, undefined]) {
+      const t = pi({}, deviceId);
+      t.write(REG.GERROR_IRQ_CFG0, DOORBELL + 0x40);
+      t.write(REG.GERROR_IRQ_CFG1, 0x99);
+      t.write(REG.IRQ_CTRL, IRQ_CTRL_GERROR_IRQEN);
+      t.write(REG.CMDQ_BASE, RAM | 4);
+      t.put(RAM, Uint32Array.from([0x30, 0, 0, 0])); // TLBI_NSNH_ALL: the executor aborts it
+      t.write(REG.CR0, CR0_CMDQEN);
+      t.write(REG.CMDQ_PROD, 1);
+      expect(t.msis).toEqual([{ offset: 0x40, value: 0x99, deviceId }]);
+    }
+  });
+
+  it('needs none of its owner callbacks', () => {
+    const parsed = Smmuv3OptionsSchema.parse({});
+    const bus = new MemoryBus();
+    const p = new Smmuv3ProgrammingInterface({
+      features: featuresFromOptions(parsed),
+      options: parsed,
+      bus,
+      counter: bus.counter('smmu'),
+      execute: () => ({ ok: true }),
+    });
+    p.regs.write(REG.CR0, 4, CR0_SMMUEN);
+    p.regs.write(REG.EVENTQ_CONS, 4, 0);
+    expect(p.state.smmuEnabled).toBe(true);
   });
 });

@@ -15,7 +15,6 @@
  */
 import type { AccessCounter, IrqLine, MemoryBus, RegisterFile } from '@iommukit/core';
 import { type CommandExecutor, CommandQueue } from './command-queue.js';
-import type { DecodeCommandOptions } from './commands.js';
 import type { Smmuv3Features } from './features.js';
 import { SmmuInterrupts } from './interrupts.js';
 import { OutputQueue } from './output-queue.js';
@@ -32,7 +31,6 @@ export interface SmmuQueuesInit {
   readonly irq?: (name: string) => IrqLine;
   /** The DeviceID the SMMU's own MSI writes carry (its IORT ID mapping); absent: none. */
   readonly msiDeviceId?: number;
-  readonly decode?: DecodeCommandOptions;
   /** IDR0.SEV (default false). */
   readonly sev?: boolean;
   /** Receives the Command queue's WFE wake-up events (IDR0.SEV == 1). */
@@ -63,7 +61,6 @@ export class SmmuQueues {
       interrupts,
       counter,
       execute: init.execute,
-      ...(init.decode ? { decode: init.decode } : {}),
       ...(init.sev !== undefined ? { sev: init.sev } : {}),
       ...(init.onWakeup ? { onWakeup: init.onWakeup } : {}),
     });
