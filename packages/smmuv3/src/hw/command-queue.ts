@@ -29,12 +29,7 @@
  * each `step()` processes exactly one command.
  */
 import type { AccessCounter, MemoryBus, RegisterFile } from '@iommukit/core';
-import {
-  CMD_SYNC_CS,
-  CMD_WORDS,
-  type Command,
-  decodeCommand,
-} from './commands.js';
+import { CMD_SYNC_CS, CMD_WORDS, type Command, decodeCommand } from './commands.js';
 import type { Smmuv3Features } from './features.js';
 import type { SmmuInterrupts } from './interrupts.js';
 import {
