@@ -3,7 +3,7 @@
  * granule, how many levels there are and where the walk starts, which bits of an input address index each
  * level, and how a 64-bit descriptor encodes a table pointer or a leaf (a block or page) with its
  * attributes. The table manager ({@link IoPageTable}) and the hardware walker ({@link walk}) are written
- * against this interface only, so VMSAv8-64 (today) and x86-64, VT-d second-level and AMD v1 (later) share
+ * against this interface only, so VMSAv8-64 and x86-64 (and VT-d second-stage and AMD v1 to come) share
  * them, as Linux's io-pgtable formats and generic_pt share one map/unmap engine.
  *
  * Numbers: everything here is on the hot path, so addresses are `number`s (input and output addresses of
@@ -21,7 +21,16 @@ import type { Prot } from '@iommukit/core';
 export const DESC_INVALID = 0;
 export const DESC_TABLE = 1;
 export const DESC_LEAF = 2;
-export type DescriptorKind = typeof DESC_INVALID | typeof DESC_TABLE | typeof DESC_LEAF;
+/**
+ * Present, but with a reserved bit set or a field the format forbids (x86: an address bit beyond the
+ * physical-address width, PS in a PML4E): the walk stops with a reserved-bit fault, not a translation fault.
+ */
+export const DESC_RESERVED = 3;
+export type DescriptorKind =
+  | typeof DESC_INVALID
+  | typeof DESC_TABLE
+  | typeof DESC_LEAF
+  | typeof DESC_RESERVED;
 
 /** Hardware dirty-tracking state of a leaf. */
 export const DIRTY_UNTRACKED = 0;
@@ -101,8 +110,8 @@ export interface PageTableFormat<A = unknown> {
   encodeTable(tablePa: number, out: Uint32Array, at: number): void;
   /** Attribute bits for leaves mapped with `prot`; `dirtyTracking` makes writable leaves hardware-tracked. */
   leafTemplate(prot: MapProt, dirtyTracking: boolean): LeafTemplate;
-  /** The attribute bits of an existing leaf (to re-stamp them at another level when splitting a block). */
-  templateOf(lo: number, hi: number): LeafTemplate;
+  /** The attribute bits of an existing leaf at `level` (to re-stamp them at another level when splitting a block). */
+  templateOf(lo: number, hi: number, level: number): LeafTemplate;
   /** Writes a leaf at `level` mapping output address `pa` with `template`'s attributes. */
   encodeLeaf(pa: number, level: number, template: LeafTemplate, out: Uint32Array, at: number): void;
   /**
@@ -128,6 +137,11 @@ export interface PageTableFormat<A = unknown> {
    */
   permissions(attrs: A, privileged: boolean, hardwareDirty: boolean): number;
 
+  /**
+   * Whether table entries have an accessed flag the hardware sets when a walk uses them (x86: every
+   * paging-structure entry, SDM §4.8), besides the leaf's.
+   */
+  readonly tableAccessFlag: boolean;
   /** Whether the leaf's access flag is set (formats without one report true). */
   accessFlag(lo: number): boolean;
   /** `lo` with the access flag set. Hardware-managed bits of every supported format are in the low word. */

@@ -10,3 +10,5 @@ export * from './vmsa/permissions.js';
 export * from './vmsa/registers.js';
 export * from './vmsa/vmsa-format.js';
 export * from './walk.js';
+export * from './x86/descriptors.js';
+export * from './x86/x86-format.js';

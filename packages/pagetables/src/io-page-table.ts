@@ -189,7 +189,7 @@ export class IoPageTable<A = unknown> {
       if (kind === DESC_LEAF) {
         return BigInt(f.outputAddress(lo, hi, level) + (input % pow2(f.levelShift(level))));
       }
-      if (kind === DESC_INVALID || level === f.leafLevel) return undefined;
+      if (kind !== DESC_TABLE || level === f.leafLevel) return undefined;
       table = f.tableAddress(lo, hi);
     }
   }
@@ -249,7 +249,8 @@ export class IoPageTable<A = unknown> {
       const base = (Math.floor(iova / span) + k) * span;
       const s = Math.max(iova, base);
       const e = Math.min(end, base + span);
-      if (kind === DESC_LEAF || (s === base && e === base + span)) {
+      // A present entry this table never wrote (a reserved one) is occupied too.
+      if (kind !== DESC_TABLE || (s === base && e === base + span)) {
         throw new IommufdError('EEXIST', `IOVA ${toHex(s)} is already mapped in ${f.name}`, { iova: s });
       }
       this.checkUnmapped(f.tableAddress(lo, hi), f.nextLevel(level), s, e);
@@ -341,7 +342,7 @@ export class IoPageTable<A = unknown> {
           while (next < wholeEnd && f.kind(buf[2 * next]!, buf[2 * next + 1]!, level) === DESC_LEAF) next++;
           unmapped += (next - k - 1) * span;
           k = next - 1;
-        } else if (kind !== DESC_INVALID) {
+        } else if (kind === DESC_TABLE || kind === DESC_LEAF) {
           const at = table + (first + k) * f.descriptorBytes;
           const child =
             kind === DESC_TABLE ? f.tableAddress(lo, hi) : this.splitBlock(at, level, lo, hi, base);
@@ -380,7 +381,7 @@ export class IoPageTable<A = unknown> {
     const next = f.nextLevel(level);
     const span = pow2(f.levelShift(next));
     const n = f.entries(next);
-    const template = f.templateOf(lo, hi);
+    const template = f.templateOf(lo, hi, level);
     const out = f.outputAddress(lo, hi, level);
     const child = this.allocTable();
     const buf = this.scratch[next]!;
@@ -418,7 +419,7 @@ export class IoPageTable<A = unknown> {
       const lo = buf[2 * k]!;
       const hi = buf[2 * k + 1]!;
       const kind = f.kind(lo, hi, level);
-      if (kind === DESC_INVALID) continue;
+      if (kind !== DESC_TABLE && kind !== DESC_LEAF) continue;
       const base = firstBase + k * span;
       const s = Math.max(iova, base);
       const e = Math.min(end, base + span);

@@ -29,9 +29,16 @@
  * Permission checks are the caller's: {@link PageTableFormat.permissions} or {@link vmsaAccessAllowed}.
  */
 import { type AccessCounter, type MemoryBus, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
-import { DESC_INVALID, DESC_TABLE, DIRTY_CLEAN, type PageTableFormat, pow2 } from './format.js';
+import {
+  DESC_INVALID,
+  DESC_RESERVED,
+  DESC_TABLE,
+  DIRTY_CLEAN,
+  type PageTableFormat,
+  pow2,
+} from './format.js';
 
-export type WalkFaultKind = 'translation' | 'address-size' | 'access-flag' | 'walk-abort';
+export type WalkFaultKind = 'translation' | 'address-size' | 'access-flag' | 'walk-abort' | 'reserved';
 
 export interface WalkFault {
   readonly kind: WalkFaultKind;
@@ -96,7 +103,7 @@ export interface WalkOptions {
   readonly counter: AccessCounter;
   /** PERM_* bits of the access: WRITE drives HD, PRIV selects the stage 1 rights HD checks. Default READ. */
   readonly access?: number;
-  /** HA: set a clear access flag instead of faulting (SMMUv3 CD.HA / STE.S2HA). */
+  /** HA: set a clear access flag instead of faulting (SMMUv3 CD.HA / STE.S2HA; always on for x86, which also sets it in the table entries it uses). */
   readonly hardwareAccessFlag?: boolean;
   /** Without HA: a clear access flag is used as if set, no fault and no write (SMMUv3 CD.AFFD / STE.S2AFFD). */
   readonly accessFlagFaultDisable?: boolean;
@@ -121,6 +128,31 @@ const words = new Uint32Array(2);
 
 function failure(kind: WalkFaultKind, level: number, reads: number, address?: number): WalkFailure {
   return { ok: false, fault: address === undefined ? { kind, level } : { kind, level, address }, reads };
+}
+
+/**
+ * Writes `lo` back to the descriptor at `entry` (read at `address`): an accessed or dirty flag the hardware
+ * set. A nested walk first translates the descriptor's address for a write. Returns the address written, or
+ * the failure that stopped the walk.
+ */
+function writeBack(
+  options: WalkOptions,
+  entry: number,
+  address: number,
+  level: number,
+  lo: number,
+  reads: number,
+): number | WalkFailure {
+  let target = address;
+  if (options.translateTableAddress !== undefined) {
+    const writable = options.translateTableAddress(entry, level, PERM_WRITE);
+    if (typeof writable !== 'number') return tableWalkFailure(writable, level, entry, reads);
+    target = writable;
+  }
+  words[0] = lo;
+  if (!options.bus.writeWords(target, words, 1, options.counter))
+    return failure('walk-abort', level, reads, target);
+  return target;
 }
 
 /** The walk ends because `translateTableAddress` refused the descriptor at `address` (`fault` inside). */
@@ -166,12 +198,18 @@ export function walk<A>(
     const hi = words[1]!;
     onStep?.(level, address, lo, hi);
     const kind = format.kind(lo, hi, level);
+    if (kind === DESC_RESERVED) return failure('reserved', level, reads);
     if (kind === DESC_INVALID || (kind === DESC_TABLE && level === format.leafLevel)) {
       return failure('translation', level, reads);
     }
     if (kind === DESC_TABLE) {
       const next = format.tableAddress(lo, hi);
       if (next >= oaLimit) return failure('address-size', level, reads);
+      // x86 sets the accessed flag of every paging-structure entry a walk uses (SDM §4.8).
+      if (format.tableAccessFlag && options.hardwareAccessFlag === true && !format.accessFlag(lo)) {
+        const written = writeBack(options, entry, address, level, format.setAccessFlag(lo), reads);
+        if (typeof written !== 'number') return written;
+      }
       if (hierarchical) limits |= format.tableLimits(lo, hi);
       if (tableCache !== undefined)
         tableCache.fill(format.nextLevel(level), format.levelShift(level), iova, next, limits);
@@ -204,13 +242,9 @@ export function walk<A>(
       update = true;
     }
     if (update) {
-      if (translateTableAddress !== undefined) {
-        const writable = translateTableAddress(entry, level, PERM_WRITE);
-        if (typeof writable !== 'number') return tableWalkFailure(writable, level, entry, reads);
-        address = writable;
-      }
-      words[0] = lo;
-      if (!bus.writeWords(address, words, 1, counter)) return failure('walk-abort', level, reads, address);
+      const written = writeBack(options, entry, address, level, lo, reads);
+      if (typeof written !== 'number') return written;
+      address = written;
     }
     const pageShift = format.levelShift(level);
     return {

@@ -104,6 +104,8 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
   readonly granuleShift: number;
   readonly bitsPerLevel: number;
   readonly descriptorBytes = 8;
+  /** Only leaves have an access flag (Arm ARM D8.5.1). */
+  readonly tableAccessFlag = false;
   readonly levels: number;
   readonly startLevel: number;
   readonly leafLevel = 3;
@@ -254,7 +256,7 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
     });
   }
 
-  templateOf(lo: number, hi: number): LeafTemplate {
+  templateOf(lo: number, hi: number, _level: number): LeafTemplate {
     // The Contiguous hint describes a group of entries; re-stamped entries are not part of one.
     return { lo: (lo & LO_ATTR_MASK) >>> 0, hi: (hi & HI_ATTR_MASK & ~HI_CONTIGUOUS) >>> 0 };
   }
@@ -330,10 +332,6 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
     return (this.stage === 1 ? lo | LO_AP2_S2AP_W : lo & ~LO_AP2_S2AP_W) >>> 0;
   }
 
-  /**
-   * Packs an address given as its two halves (aligned by the caller) with low-word `bits` and high-word
-   * `hiBits`. OA[51:48] of a 52-bit address sit in bits 15:12 of the low word (64K granule only).
-   */
   /** OA[51:48] (bits 19:16 of the high half) as a 52-bit OA places them: descriptor bits 15:12 (§D8.3). */
   private oa52Bits(hi: number): number {
     return this.oa52 ? ((hi >>> 16) & 0xf) << 12 : 0;
