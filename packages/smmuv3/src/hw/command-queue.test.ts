@@ -172,6 +172,16 @@ describe('Command queue errors (SMMUv3 §4.1.3, §7.1)', () => {
     expect(cmdqErrActive(r)).toBe(true);
   });
 
+  it('a queue base above 4 GiB is used whole: with no memory there the first fetch aborts', () => {
+    const r = rig();
+    r.mmio64(REG.CMDQ_BASE, 2 ** 32 + CMDQ_ADDR + 3);
+    r.put(CMDQ_ADDR, encodeCmdSync());
+    r.mmio(REG.CR0, CR0_CMDQEN);
+    r.mmio(REG.CMDQ_PROD, 1);
+    expect(r.executed).toEqual([]);
+    expect(r.queues.cmdq.errors.ABT).toBe(1);
+  });
+
   it('a queue base on no memory aborts the first fetch', () => {
     const r = rig();
     r.mmio64(REG.CMDQ_BASE, UNMAPPED + 4);
@@ -328,7 +338,9 @@ describe('step mode', () => {
     enableCmdq(r, 3);
     r.queues.cmdq.stepMode = true;
     submit(r, 3, [BAD, encodeTlbiNhAll()]);
-    expect(r.queues.cmdq.step()).toMatchObject({ kind: 'error', error: 'ILL', index: 0 });
+    const ill = r.queues.cmdq.step();
+    expect(ill).toMatchObject({ kind: 'error', error: 'ILL', index: 0 });
+    expect(ill.kind === 'error' && typeof ill.reason).toBe('string');
     expect(r.queues.cmdq.step()).toEqual({ kind: 'idle', why: 'error-active' });
     r.put(CMDQ_ADDR, encodeCmdSync());
     r.mmio(REG.GERRORN, r.read(REG.GERROR));
@@ -338,5 +350,42 @@ describe('step mode', () => {
     r.queues.cmdq.stepMode = false;
     expect(r.queues.cmdq.consume()).toBe(1);
     expect(ops(r.executed)).toEqual(['SYNC', 'TLBI_NH_ALL']);
+  });
+
+  it('a step processes one command even out of step mode, unless the command published more', () => {
+    const r = rig();
+    enableCmdq(r, 3);
+    r.queues.cmdq.stepMode = true;
+    submit(r, 3, [encodeTlbiNhAll(), encodeCmdSync()]);
+    r.queues.cmdq.stepMode = false;
+    expect(r.queues.cmdq.step()).toMatchObject({ kind: 'consumed', index: 0 });
+    expect(ops(r.executed)).toEqual(['TLBI_NH_ALL']);
+    expect(r.queues.cmdq.pending()).toBe(1);
+  });
+
+  it('a step asked for from inside a command is refused as busy, and the queue then runs on', () => {
+    const inner: unknown[] = [];
+    const r: Rig = rig({
+      execute: (c) => {
+        if (c.op === 'TLBI_NH_ALL') inner.push(r.queues.cmdq.step());
+        return { ok: true };
+      },
+    });
+    enableCmdq(r, 3);
+    r.queues.cmdq.stepMode = true;
+    submit(r, 3, [encodeTlbiNhAll(), encodeCmdSync(), encodeCfgiAll()]);
+    r.queues.cmdq.stepMode = false;
+    expect(r.queues.cmdq.step()).toMatchObject({ kind: 'consumed', index: 0 });
+    expect(inner).toEqual([{ kind: 'idle', why: 'busy' }]);
+    expect(ops(r.executed)).toEqual(['TLBI_NH_ALL', 'SYNC', 'CFGI_ALL']);
+  });
+
+  it('an abort is reported without a reason', () => {
+    const r = rig();
+    r.mmio64(REG.CMDQ_BASE, UNMAPPED + 4);
+    r.mmio(REG.CR0, CR0_CMDQEN);
+    r.queues.cmdq.stepMode = true;
+    r.mmio(REG.CMDQ_PROD, 1);
+    expect(r.queues.cmdq.step()).toEqual({ kind: 'error', error: 'ABT', index: 0 });
   });
 });

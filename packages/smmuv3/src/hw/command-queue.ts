@@ -34,7 +34,6 @@ import type { Smmuv3Features } from './features.js';
 import type { SmmuInterrupts } from './interrupts.js';
 import {
   CMDQ_ENTRY_BYTES,
-  cmdqConsError,
   cmdqConsWithError,
   decodeQueueBase,
   queueEmpty,
@@ -113,10 +112,8 @@ export class CommandQueue {
   private readonly init: CommandQueueInit;
   private readonly words = new Uint32Array(CMD_WORDS);
   private busy = false;
-  /** consume() or step() was called while a command was running. */
+  /** consume() was called while a command was running (a PROD, GERRORN or CR0 write from inside it). */
   private kicked = false;
-  /** consume() is running its loop. */
-  private looping = false;
 
   constructor(init: CommandQueueInit) {
     this.init = init;
@@ -136,11 +133,9 @@ export class CommandQueue {
       return 0;
     }
     let consumed = 0;
-    this.looping = true;
     try {
       while (this.runOne().kind === 'consumed') consumed++;
     } finally {
-      this.looping = false;
       this.kicked = false;
     }
     return consumed;
@@ -153,10 +148,8 @@ export class CommandQueue {
       return { kind: 'idle', why: 'busy' };
     }
     const result = this.runOne();
-    if (this.kicked && !this.looping) {
-      this.kicked = false;
-      this.consume();
-    }
+    // Something published while the command ran (outside step mode): process it now, as the loop would.
+    if (this.kicked) this.consume();
     return result;
   }
 
@@ -223,9 +216,7 @@ export class CommandQueue {
     // Consumed: CONS passes the command (and ERR, UNKNOWN with no error active, reads CERROR_NONE).
     const current = regs.get(REG.CMDQ_CONS);
     const wasFull = queueFull(regs.get(REG.CMDQ_PROD), current, log2);
-    const cleared =
-      cmdqConsError(current) === CERROR_NONE ? current : cmdqConsWithError(current, CERROR_NONE);
-    regs.set(REG.CMDQ_CONS, queueIncrement(cleared, log2));
+    regs.set(REG.CMDQ_CONS, queueIncrement(cmdqConsWithError(current, CERROR_NONE), log2));
     this.commandsExecuted++;
     // §4.1.2: a queue software could see full has room again.
     if (wasFull) this.wakeup();

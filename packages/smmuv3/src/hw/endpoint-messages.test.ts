@@ -5,20 +5,24 @@
  */
 import {
   type EndpointPort,
-  type MemoryBus,
+  hpa,
+  InterruptController,
+  MemoryBus,
   NO_PASID,
   type PageResponse,
   PERM_EXEC,
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  Tracer,
 } from '@iommukit/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type MmioRig, mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
 import { encodeAtcInv } from './commands.js';
+import { Smmuv3OptionsSchema } from './options.js';
 import { decodePriEntry, PRI_ENTRY_WORDS } from './priq.js';
-import { CR0_CMDQEN, CR0_PRIQEN, CR0_SMMUEN, REG } from './regs.js';
-import type { Smmuv3Hardware } from './smmuv3.js';
+import { CR0_CMDQEN, CR0_PRIQEN, CR0_SMMUEN, IRQ_CTRL_GERROR_IRQEN, REG } from './regs.js';
+import { Smmuv3Hardware } from './smmuv3.js';
 import { encodeSte, STE_CONFIG } from './ste.js';
 
 const STRTAB = RAM_BASE;
@@ -86,6 +90,15 @@ describe('CMD_ATC_INV → ATS Invalidation Requests', () => {
     ]);
   });
 
+  it('Size 52 or more invalidates the whole address space', () => {
+    submit(encodeAtcInv({ streamId: SID, ssv: false, substreamId: 0, size: 52, addressPage: 0 }));
+    submit(encodeAtcInv({ streamId: SID, ssv: false, substreamId: 0, size: 51, addressPage: 0 }));
+    expect(invalidations).toEqual([
+      { pasid: undefined, iova: 0n, size: 1n << 64n },
+      { pasid: undefined, iova: 0n, size: 1n << 63n },
+    ]);
+  });
+
   it('is ignored while SMMUEN = 0', () => {
     rig.mmio(REG.CR0, CR0_CMDQEN);
     submit(encodeAtcInv({ streamId: SID, ssv: false, substreamId: 0, size: 52, addressPage: 0 }));
@@ -130,9 +143,12 @@ describe('automatic PRG responses', () => {
     rig.put(STRTAB + 64 * SID, new Uint32Array(16)); // V = 0 (not cached yet: the STE was never fetched)
     smmu.translator.steCache.clear();
     smmu.pageRequest(SID, request(4, 9));
+    // Without a PASID there is nothing to check: Success.
+    smmu.pageRequest(SID, request(5));
     expect(responses).toEqual([
       { pasid: NO_PASID, groupIndex: 3, code: 'success' },
       { pasid: NO_PASID, groupIndex: 4, code: 'failure' },
+      { pasid: NO_PASID, groupIndex: 5, code: 'success' },
     ]);
   });
 
@@ -148,5 +164,77 @@ describe('automatic PRG responses', () => {
     };
     expect(entry(0)).toMatchObject({ ssv: false, read: true, write: true, exec: false, priv: false });
     expect(entry(1)).toMatchObject({ ssv: true, substreamId: 3, exec: true, priv: true });
+    // Software consumes both (the queue has two entries); the next lands in entry 0 again.
+    rig.mmio(REG.PRIQ_CONS, 2);
+    smmu.pageRequest(SID, request(3, 3, true, PERM_READ));
+    expect(entry(0)).toMatchObject({ ssv: true, read: true, write: false, exec: false, priv: false });
+  });
+
+  it('an SMMU without PRI neither queues nor answers page requests', () => {
+    const noPri = mmioRig({ sidBits: 8, pri: false }, 16 * 2 ** 20);
+    const heard: PageResponse[] = [];
+    noPri.smmu.connectEndpoint(SID, {
+      invalidateAtc: () => {},
+      pageResponse: (r) => heard.push(r),
+      completeStalled: () => {},
+    });
+    noPri.mmio(REG.CR0, CR0_SMMUEN);
+    noPri.smmu.pageRequest(SID, request(1));
+    expect(heard).toEqual([]);
+    expect(noPri.smmu.stats()).not.toHaveProperty('priRecords');
+  });
+
+  it('answers nobody on a stream whose endpoint went away', () => {
+    enable(false);
+    smmu.disconnectEndpoint(SID);
+    smmu.pageRequest(SID, request(1));
+    submit(encodeAtcInv({ streamId: SID, ssv: false, substreamId: 0, size: 0, addressPage: 3 }));
+    expect([responses, invalidations]).toEqual([[], []]);
+  });
+
+  it('traces each request it queues or drops, and each answer it sends itself', () => {
+    const tracer = new Tracer();
+    tracer.startRecording();
+    const traced = mmioRig({ sidBits: 8 }, 16 * 2 ** 20, tracer);
+    traced.mmio64(REG.PRIQ_BASE, PRIQ + 1);
+    traced.mmio(REG.CR0, CR0_PRIQEN | CR0_SMMUEN);
+    traced.smmu.pageRequest(SID, request(1, NO_PASID, false));
+    traced.mmio(REG.CR0, CR0_SMMUEN);
+    traced.smmu.pageRequest(SID, request(2));
+    expect(tracer.records.filter((r) => r.name.startsWith('pri')).map((r) => [r.name, r.message])).toEqual([
+      ['priq.record', 'page request stream 0x5 IOVA 0x1000 group 1'],
+      ['priq.record', 'page request stream 0x5 IOVA 0x1000 group 2 dropped (disabled)'],
+      ['pri.autoresponse', 'automatic PRG response group 2: failure'],
+    ]);
+  });
+});
+
+describe("the SMMU's own MSIs", () => {
+  it('carry the DeviceID the platform gives the instance', () => {
+    const msiBus = new MemoryBus();
+    const writes: (number | undefined)[] = [];
+    msiBus.addRam('dram', RAM_BASE, 2 ** 20);
+    msiBus.addMmio('doorbell', 0x0800_0000, 0x1000, {
+      read: () => 0,
+      write: (_o, _s, _v, id) => writes.push(id),
+    });
+    const hw = new Smmuv3Hardware({
+      instance: 'smmu0',
+      base: hpa(0x0900_0000),
+      options: Smmuv3OptionsSchema.parse({}),
+      bus: msiBus,
+      tracer: new Tracer(),
+      irq: (name) => new InterruptController().line(name),
+      // The controller is the platform's; the SMMU only writes to the doorbell address it is given.
+      msi: { controller: {} as never, deviceId: 0x7fe },
+    });
+    const write = (offset: number, value: number) => hw.regs.write(offset, 4, value);
+    write(REG.GERROR_IRQ_CFG0, 0x0800_0040);
+    write(REG.IRQ_CTRL, IRQ_CTRL_GERROR_IRQEN);
+    write(REG.CMDQ_BASE, CMDQ + 1);
+    msiBus.writeWords(CMDQ, new Uint32Array(4), 4, msiBus.counter('test')); // opcode 0: CERROR_ILL
+    write(REG.CR0, CR0_CMDQEN);
+    write(REG.CMDQ_PROD, 1);
+    expect(writes).toEqual([0x7fe]);
   });
 });

@@ -7,7 +7,7 @@
 import { PERM_READ, type TranslationResult } from '@iommukit/core';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { IOVA, OUT, S1_STREAM, type TranslationRig, translationRig } from '../../test/translation-rig.js';
-import { encodeCmdSync, encodeResume, encodeStallTerm } from './commands.js';
+import { encodeCfgiSte, encodeCmdSync, encodeResume, encodeStallTerm } from './commands.js';
 import { CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN, REG } from './regs.js';
 
 const RW = { read: true, write: true };
@@ -70,6 +70,35 @@ describe('stalled transactions (§3.12.2)', () => {
     expect(ended).toEqual([]);
     expect(rig.smmu.stalls.recorded().map((t) => t.id)).toEqual([id]);
     expect(rig.records()).toHaveLength(2);
+  });
+
+  it('a retry that fails without stalling ends the transaction with that fault', () => {
+    const id = stall();
+    // The CD now asks for terminate (CD.S = 0): the retried fault is not held again.
+    rig.s1Stream({ s: false });
+    rig.submit(
+      encodeCfgiSte({ streamId: S1_STREAM }),
+      encodeResume({ streamId: S1_STREAM, stag: 0, action: 1 }),
+      encodeCmdSync(),
+    );
+    expect(ended.map(([i, result]) => [i, result.ok ? 'ok' : result.fault.vendorCode])).toEqual([
+      [id, 'F_ACCESS'],
+    ]);
+    expect(rig.smmu.stalls.size).toBe(0);
+  });
+
+  it('a transaction whose endpoint went away is resumed or terminated without telling anyone', () => {
+    stall();
+    stall(IOVA + 0x1000);
+    rig.smmu.disconnectEndpoint(S1_STREAM);
+    setAccessFlag();
+    rig.submit(
+      encodeResume({ streamId: S1_STREAM, stag: 0, action: 1 }),
+      encodeResume({ streamId: S1_STREAM, stag: 1, action: 0 }),
+      encodeCmdSync(),
+    );
+    expect(ended).toEqual([]);
+    expect(rig.smmu.stalls.size).toBe(0);
   });
 
   it('CMD_RESUME(Terminate) ends it with its fault; a wrong StreamID or STAG has no effect (§4.7.1)', () => {
