@@ -24,6 +24,7 @@
  * the page size of a large leaf (its alignment); XD when the owner does not enable it.
  */
 import { IommufdError, join64ToNumber } from '@iommukit/core';
+import { writeAddressRun } from '../address-run.js';
 import {
   DESC_INVALID,
   DESC_LEAF,
@@ -229,23 +230,7 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
     // A large leaf: PS set, and the template's PAT (bit 7) moved to bit 12.
     const pat = large && (template.lo & X86_PAT_4K) !== 0 ? X86_PAT_LARGE : 0;
     const bits = (large ? (template.lo & ~X86_PAT_4K) | X86_PS | pat : template.lo) | X86_P;
-    const span = this.span[level]!;
-    // The address as two exact halves, advanced by the span with a carry (no division per leaf).
-    let hi = Math.floor(pa / TWO_32);
-    let lo = pa - hi * TWO_32;
-    let hiWord = (hi | template.hi) >>> 0;
-    const end = at + 2 * count;
-    for (let i = at; i < end; i += 2) {
-      out[i] = (lo | bits) >>> 0;
-      out[i + 1] = hiWord;
-      lo += span;
-      if (lo >= TWO_32) {
-        const carry = Math.floor(lo / TWO_32);
-        hi += carry;
-        lo -= carry * TWO_32;
-        hiWord = (hi | template.hi) >>> 0;
-      }
-    }
+    writeAddressRun(pa, this.span[level]!, bits, template.hi, out, at, count);
   }
 
   tableLimits(lo: number, hi: number): number {
