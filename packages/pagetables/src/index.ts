@@ -5,6 +5,7 @@
 export * from './address-run.js';
 export * from './format.js';
 export * from './io-page-table.js';
+export * from './radix-format.js';
 export * from './vmsa/descriptors.js';
 export * from './vmsa/geometry.js';
 export * from './vmsa/permissions.js';

@@ -23,9 +23,7 @@ export const VTD_SS_A = 1 << 8;
 export const VTD_SS_D = 1 << 9;
 /** Snoop: the access snoops the processor caches whatever the request said. */
 export const VTD_SS_SNP = 1 << 11;
-export const VTD_SS_LO_ADDR = 0xffff_f000;
 // High word.
-export const VTD_SS_HI_ADDR = 0x000f_ffff;
 /** Transient mapping (bit 62): a hint for the Device-TLB, ignored by the IOMMU's own walk. */
 export const VTD_SS_HI_TM = 1 << 30;
 

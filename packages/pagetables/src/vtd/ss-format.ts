@@ -17,7 +17,7 @@
  * host address width; PS in an SS-PML5E or SS-PML4E, or where SLLPS has no such page; the bits between 12
  * and the alignment of a large leaf.
  */
-import { IommufdError, join64ToNumber } from '@iommukit/core';
+import { IommufdError } from '@iommukit/core';
 import { writeAddressRun } from '../address-run.js';
 import {
   DESC_INVALID,
@@ -32,15 +32,13 @@ import {
   type LeafTemplate,
   type MapProt,
   type PageTableFormat,
-  pow2,
 } from '../format.js';
+import { RadixFormat } from '../radix-format.js';
 import {
   decodeVtdSsAttributes,
   VTD_SS_A,
   VTD_SS_D,
-  VTD_SS_HI_ADDR,
   VTD_SS_HI_TM,
-  VTD_SS_LO_ADDR,
   VTD_SS_PS,
   VTD_SS_R,
   VTD_SS_SNP,
@@ -51,9 +49,6 @@ import {
   vtdSsPermissions,
 } from './ss-descriptors.js';
 
-const TWO_32 = pow2(32);
-const LEAF_LEVEL = 1;
-const ENTRIES = 512;
 /** The attribute bits a leaf template carries. */
 const TEMPLATE_LO = VTD_SS_R | VTD_SS_W | VTD_SS_SNP | VTD_SS_A | VTD_SS_D | (0b1111 << 3);
 
@@ -70,19 +65,10 @@ export interface VtdSsConfig {
   readonly forceSnoop?: boolean;
 }
 
-export class VtdSsFormat implements PageTableFormat<VtdSsLeafAttributes> {
+export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLeafAttributes> {
   readonly name: string;
-  readonly granuleShift = 12;
-  readonly bitsPerLevel = 9;
-  readonly descriptorBytes = 8;
-  readonly levels: number;
-  readonly startLevel: number;
-  readonly leafLevel = LEAF_LEVEL;
   readonly ias: number;
   readonly oas: number;
-  readonly rootTables = 1;
-  readonly rootBytes = 4096;
-  readonly tableBytes = 4096;
   readonly pgsizeBitmap: bigint;
   /** With SSADE, every entry a walk uses gets A (§3.7.4 accessed and dirty flags). */
   readonly tableAccessFlag: boolean;
@@ -91,10 +77,6 @@ export class VtdSsFormat implements PageTableFormat<VtdSsLeafAttributes> {
   readonly forceSnoop: boolean;
 
   private readonly hiReserved: number;
-  private readonly inverseSpan: number[] = [];
-  private readonly span: number[] = [];
-  private readonly leafLoMask: number[] = [];
-  private readonly leafLoReserved: number[] = [];
 
   constructor(config: VtdSsConfig) {
     const { levels, oas } = config;
@@ -114,42 +96,17 @@ export class VtdSsFormat implements PageTableFormat<VtdSsLeafAttributes> {
         { levels, oas, sllps },
       );
     }
-    this.levels = levels;
-    this.startLevel = levels;
+    // No bit below a large leaf's alignment has a meaning: all are reserved.
+    super(levels, 12, VTD_SS_D);
     this.ias = 12 + 9 * levels;
     this.oas = oas;
     this.sllps = sllps;
     this.accessedDirty = config.accessedDirty ?? false;
     this.tableAccessFlag = this.accessedDirty;
     this.forceSnoop = config.forceSnoop ?? false;
-    this.hiReserved = (VTD_SS_HI_ADDR - (pow2(oas - 32) - 1)) >>> 0;
+    this.hiReserved = RadixFormat.hiReservedFrom(oas);
     this.pgsizeBitmap = (1n << 12n) | (sllps & 1 ? 1n << 21n : 0n) | (sllps & 2 ? 1n << 30n : 0n);
-    for (let level = 0; level <= 5; level++) {
-      const shift = 12 + 9 * (level - 1);
-      this.span.push(pow2(shift));
-      this.inverseSpan.push(2 ** -shift);
-      // Stryker disable next-line EqualityOperator: level 0 does not exist; its masks are never read
-      const size = level <= 1 ? 4096 : pow2(shift);
-      this.leafLoMask.push(size >= TWO_32 ? 0 : (0xffff_ffff - (size - 1)) >>> 0);
-      this.leafLoReserved.push(level >= 2 && size < TWO_32 ? ((size - 1) & ~0xfff) >>> 0 : 0);
-    }
     this.name = `vt-d second stage ${levels}-level oas${oas} sllps${sllps}${this.accessedDirty ? ' ad' : ''}`;
-  }
-
-  nextLevel(level: number): number {
-    return level - 1;
-  }
-
-  levelShift(level: number): number {
-    return 12 + 9 * (level - 1);
-  }
-
-  entries(_level: number): number {
-    return ENTRIES;
-  }
-
-  index(iova: number, level: number): number {
-    return (Math.floor(iova * this.inverseSpan[level]!) >>> 0) & (ENTRIES - 1);
   }
 
   leafAllowed(level: number): boolean {
@@ -161,22 +118,13 @@ export class VtdSsFormat implements PageTableFormat<VtdSsLeafAttributes> {
   kind(lo: number, hi: number, level: number): DescriptorKind {
     if ((lo & (VTD_SS_R | VTD_SS_W)) === 0) return DESC_INVALID;
     if ((lo & VTD_SS_X) !== 0 || (hi & this.hiReserved) !== 0) return DESC_RESERVED;
-    if (level === LEAF_LEVEL) return DESC_LEAF;
+    if (level === this.leafLevel) return DESC_LEAF;
     if ((lo & VTD_SS_PS) === 0) return DESC_TABLE;
-    if (!this.leafAllowed(level)) return DESC_RESERVED;
-    return (lo & this.leafLoReserved[level]!) === 0 ? DESC_LEAF : DESC_RESERVED;
-  }
-
-  tableAddress(lo: number, hi: number): number {
-    return join64ToNumber(lo & VTD_SS_LO_ADDR, hi & VTD_SS_HI_ADDR);
-  }
-
-  outputAddress(lo: number, hi: number, level: number): number {
-    return join64ToNumber(lo & this.leafLoMask[level]!, hi & VTD_SS_HI_ADDR);
+    return this.largeLeafKind(lo, level);
   }
 
   encodeTable(tablePa: number, out: Uint32Array, at: number): void {
-    writeAddressRun(tablePa, 0, VTD_SS_R | VTD_SS_W, 0, out, at, 1);
+    this.writeTable(tablePa, VTD_SS_R | VTD_SS_W, out, at);
   }
 
   leafTemplate(prot: MapProt, _dirtyTracking: boolean): LeafTemplate {
@@ -189,10 +137,6 @@ export class VtdSsFormat implements PageTableFormat<VtdSsLeafAttributes> {
     return { lo: (lo & TEMPLATE_LO) >>> 0, hi: (hi & VTD_SS_HI_TM) >>> 0 };
   }
 
-  encodeLeaf(pa: number, level: number, template: LeafTemplate, out: Uint32Array, at: number): void {
-    this.encodeLeaves(pa, level, template, out, at, 1);
-  }
-
   encodeLeaves(
     pa: number,
     level: number,
@@ -201,7 +145,7 @@ export class VtdSsFormat implements PageTableFormat<VtdSsLeafAttributes> {
     at: number,
     count: number,
   ): void {
-    const bits = level > LEAF_LEVEL ? template.lo | VTD_SS_PS : template.lo;
+    const bits = level > this.leafLevel ? template.lo | VTD_SS_PS : template.lo;
     writeAddressRun(pa, this.span[level]!, bits, template.hi, out, at, count);
   }
 
@@ -229,14 +173,6 @@ export class VtdSsFormat implements PageTableFormat<VtdSsLeafAttributes> {
   dirtyState(lo: number, _hi: number): DirtyState {
     if (!this.accessedDirty || (lo & VTD_SS_W) === 0) return DIRTY_UNTRACKED;
     return (lo & VTD_SS_D) !== 0 ? DIRTY_DIRTY : DIRTY_CLEAN;
-  }
-
-  markDirty(lo: number): number {
-    return (lo | VTD_SS_D) >>> 0;
-  }
-
-  markClean(lo: number): number {
-    return (lo & ~VTD_SS_D) >>> 0;
   }
 }
 

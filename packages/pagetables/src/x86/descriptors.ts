@@ -24,11 +24,7 @@ export const X86_G = 1 << 8;
 export const X86_EA = 1 << 10;
 /** PAT of a 2 MiB or 1 GiB leaf. */
 export const X86_PAT_LARGE = 1 << 12;
-/** Low-word address bits of a table or 4 KiB page. */
-export const X86_LO_ADDR = 0xffff_f000;
 // High word.
-/** Address bits 51:32. */
-export const X86_HI_ADDR = 0x000f_ffff;
 /** Execute-disable, bit 63 (reserved when the table's owner does not enable it). */
 export const X86_HI_XD = 0x8000_0000;
 

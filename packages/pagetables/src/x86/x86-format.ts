@@ -23,7 +23,7 @@
  * physical-address width; PS in a PML5E or PML4E, and in a PDPTE without 1 GiB pages; the bits between 12 and
  * the page size of a large leaf (its alignment); XD when the owner does not enable it.
  */
-import { IommufdError, join64ToNumber } from '@iommukit/core';
+import { IommufdError } from '@iommukit/core';
 import { writeAddressRun } from '../address-run.js';
 import {
   DESC_INVALID,
@@ -38,16 +38,14 @@ import {
   type LeafTemplate,
   type MapProt,
   type PageTableFormat,
-  pow2,
 } from '../format.js';
+import { RadixFormat } from '../radix-format.js';
 import {
   decodeX86Attributes,
   X86_A,
   X86_D,
   X86_EA,
-  X86_HI_ADDR,
   X86_HI_XD,
-  X86_LO_ADDR,
   X86_P,
   X86_PAT_4K,
   X86_PAT_LARGE,
@@ -62,11 +60,6 @@ import {
   x86EntryLimits,
   x86Permissions,
 } from './descriptors.js';
-
-const TWO_32 = pow2(32);
-const LEAF_LEVEL = 1;
-const BITS_PER_LEVEL = 9;
-const ENTRIES = 512;
 
 export interface X86Config {
   /** 4 (48-bit, PML4) or 5 (57-bit, PML5: VT-d CAP.FL5LP, AMD GLX). */
@@ -83,19 +76,10 @@ export interface X86Config {
   readonly extendedAccessed?: boolean;
 }
 
-export class X86Format implements PageTableFormat<X86LeafAttributes> {
+export class X86Format extends RadixFormat implements PageTableFormat<X86LeafAttributes> {
   readonly name: string;
-  readonly granuleShift = 12;
-  readonly bitsPerLevel = BITS_PER_LEVEL;
-  readonly descriptorBytes = 8;
-  readonly levels: number;
-  readonly startLevel: number;
-  readonly leafLevel = LEAF_LEVEL;
   readonly ias: number;
   readonly oas: number;
-  readonly rootTables = 1;
-  readonly rootBytes = 4096;
-  readonly tableBytes = 4096;
   readonly pgsizeBitmap: bigint;
   /** Every paging-structure entry a walk uses gets A (SDM §4.8). */
   readonly tableAccessFlag = true;
@@ -104,18 +88,10 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
   readonly extendedAccessed: boolean;
   readonly rules: X86AccessRules;
 
-  /** Address bits of the high word at or above the physical-address width: reserved. */
-  private readonly hiReserved: number;
   /** The high-word bits that must be clear in any entry: reserved address bits, and XD when not enabled. */
   private readonly hiMustBeZero: number;
   /** The accessed bits the walk sets. */
   private readonly accessedBits: number;
-  // Per level, indexed 1..5.
-  private readonly inverseSpan: number[] = [];
-  private readonly span: number[] = [];
-  private readonly leafLoMask: number[] = [];
-  /** Low-word bits of a large leaf between PAT and its alignment: reserved. */
-  private readonly leafLoReserved: number[] = [];
 
   constructor(config: X86Config) {
     const { levels, oas } = config;
@@ -126,8 +102,8 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
         { levels, oas },
       );
     }
-    this.levels = levels;
-    this.startLevel = levels;
+    // A large leaf's bit 12 is PAT; the bits from 13 to its alignment are reserved.
+    super(levels, 13, X86_D);
     this.ias = levels === 4 ? 47 : 56;
     this.oas = oas;
     this.gigaPages = config.gigaPages ?? true;
@@ -135,39 +111,10 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
     this.extendedAccessed = config.extendedAccessed ?? false;
     this.rules = { supervisorWriteProtect: config.supervisorWriteProtect ?? true };
     this.accessedBits = X86_A | (this.extendedAccessed ? X86_EA : 0);
-    this.hiReserved = (X86_HI_ADDR - (pow2(oas - 32) - 1)) >>> 0;
-    this.hiMustBeZero = (this.hiReserved | (this.executeDisable ? 0 : X86_HI_XD)) >>> 0;
+    this.hiMustBeZero = (RadixFormat.hiReservedFrom(oas) | (this.executeDisable ? 0 : X86_HI_XD)) >>> 0;
     this.pgsizeBitmap = (1n << 12n) | (1n << 21n) | (this.gigaPages ? 1n << 30n : 0n);
-    for (let level = 0; level <= 5; level++) {
-      const shift = 12 + BITS_PER_LEVEL * (level - 1);
-      this.span.push(pow2(shift));
-      this.inverseSpan.push(2 ** -shift);
-      // Stryker disable next-line EqualityOperator: level 0 does not exist; its masks are never read
-      const size = level <= 1 ? 4096 : pow2(shift);
-      // Address bits of a leaf at this level in the low word.
-      this.leafLoMask.push(size >= TWO_32 ? 0 : (0xffff_ffff - (size - 1)) >>> 0);
-      // Bits 12 (PAT) + 1 up to the alignment of a large leaf are reserved.
-      this.leafLoReserved.push(level >= 2 && size < TWO_32 ? ((size - 1) & ~0x1fff) >>> 0 : 0);
-    }
     const gig = this.gigaPages ? '' : ' no1G';
     this.name = `x86-64 ${levels}-level oas${oas}${gig}`;
-  }
-
-  nextLevel(level: number): number {
-    return level - 1;
-  }
-
-  levelShift(level: number): number {
-    return 12 + BITS_PER_LEVEL * (level - 1);
-  }
-
-  entries(_level: number): number {
-    return ENTRIES;
-  }
-
-  index(iova: number, level: number): number {
-    // The page number's low 32 bits are exact after `>>> 0`; the mask takes the level's nine bits.
-    return (Math.floor(iova * this.inverseSpan[level]!) >>> 0) & (ENTRIES - 1);
   }
 
   leafAllowed(level: number): boolean {
@@ -179,24 +126,13 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
   kind(lo: number, hi: number, level: number): DescriptorKind {
     if ((lo & X86_P) === 0) return DESC_INVALID;
     if ((hi & this.hiMustBeZero) !== 0) return DESC_RESERVED;
-    if (level === LEAF_LEVEL) return DESC_LEAF;
+    if (level === this.leafLevel) return DESC_LEAF;
     if ((lo & X86_PS) === 0) return DESC_TABLE;
-    if (!this.leafAllowed(level)) return DESC_RESERVED;
-    return (lo & this.leafLoReserved[level]!) === 0 ? DESC_LEAF : DESC_RESERVED;
-  }
-
-  tableAddress(lo: number, hi: number): number {
-    return join64ToNumber(lo & X86_LO_ADDR, hi & X86_HI_ADDR);
-  }
-
-  outputAddress(lo: number, hi: number, level: number): number {
-    return join64ToNumber(lo & this.leafLoMask[level]!, hi & X86_HI_ADDR);
+    return this.largeLeafKind(lo, level);
   }
 
   encodeTable(tablePa: number, out: Uint32Array, at: number): void {
-    const hi = Math.floor(tablePa / TWO_32);
-    out[at] = ((tablePa - hi * TWO_32) | X86_P | X86_RW | X86_US | X86_A) >>> 0;
-    out[at + 1] = hi;
+    this.writeTable(tablePa, X86_P | X86_RW | X86_US | X86_A, out, at);
   }
 
   leafTemplate(prot: MapProt, dirtyTracking: boolean): LeafTemplate {
@@ -209,13 +145,9 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
 
   templateOf(lo: number, hi: number, level: number): LeafTemplate {
     // The template keeps PAT where a 4 KiB PTE has it; a large leaf has it at bit 12 and PS at bit 7.
-    const pat = level > LEAF_LEVEL && (lo & X86_PAT_LARGE) !== 0 ? X86_PAT_4K : 0;
-    const attrs = level > LEAF_LEVEL ? lo & X86_TEMPLATE_LO & ~X86_PS : lo & X86_TEMPLATE_LO;
+    const pat = level > this.leafLevel && (lo & X86_PAT_LARGE) !== 0 ? X86_PAT_4K : 0;
+    const attrs = level > this.leafLevel ? lo & X86_TEMPLATE_LO & ~X86_PS : lo & X86_TEMPLATE_LO;
     return { lo: (attrs | pat | (lo & X86_EA)) >>> 0, hi: (hi & X86_HI_XD) >>> 0 };
-  }
-
-  encodeLeaf(pa: number, level: number, template: LeafTemplate, out: Uint32Array, at: number): void {
-    this.encodeLeaves(pa, level, template, out, at, 1);
   }
 
   encodeLeaves(
@@ -226,7 +158,7 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
     at: number,
     count: number,
   ): void {
-    const large = level > LEAF_LEVEL;
+    const large = level > this.leafLevel;
     // A large leaf: PS set, and the template's PAT (bit 7) moved to bit 12.
     const pat = large && (template.lo & X86_PAT_4K) !== 0 ? X86_PAT_LARGE : 0;
     const bits = (large ? (template.lo & ~X86_PAT_4K) | X86_PS | pat : template.lo) | X86_P;
@@ -257,14 +189,6 @@ export class X86Format implements PageTableFormat<X86LeafAttributes> {
   dirtyState(lo: number, _hi: number): DirtyState {
     if ((lo & X86_RW) === 0) return DIRTY_UNTRACKED;
     return (lo & X86_D) !== 0 ? DIRTY_DIRTY : DIRTY_CLEAN;
-  }
-
-  markDirty(lo: number): number {
-    return (lo | X86_D) >>> 0;
-  }
-
-  markClean(lo: number): number {
-    return (lo & ~X86_D) >>> 0;
   }
 }
 
