@@ -7,25 +7,46 @@
  * same 262144 encoded leaves into a typed array.
  */
 import { defineBenchSuite } from '@iommukit/core';
+import type { PageTableFormat } from '../src/format.js';
 import { IoPageTable } from '../src/io-page-table.js';
 import { vmsaFormat } from '../src/vmsa/vmsa-format.js';
+import { vtdSsFormat } from '../src/vtd/ss-format.js';
 import { walk } from '../src/walk.js';
+import { x86Format } from '../src/x86/x86-format.js';
 import { machine, RAM_BASE } from '../test/fixtures.js';
 
 const WALKS = 1024;
 const MAPPINGS = 64;
 const RW = { read: true, write: true } as const;
 const format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
+/** The other 4-level formats, walked over the same mappings. */
+const x86 = x86Format({ levels: 4, oas: 48 });
+const vtdSs = vtdSsFormat({ levels: 4, oas: 48 });
 const m = machine();
-const table = new IoPageTable(format, m);
 const counter = m.bus.counter('walker');
-
 // 64 pages whose walks share no table below the root: every walk reads four different descriptors.
 const iovas: number[] = [];
-for (let k = 0; k < MAPPINGS; k++) {
-  const iova = k * (2 ** 39 + 2 ** 30 + 2 ** 21 + 2 ** 12);
-  table.map(BigInt(iova), BigInt(2 ** 32 + k * 4096), 4096n, RW);
-  iovas.push(iova + 0x10);
+for (let k = 0; k < MAPPINGS; k++) iovas.push(k * (2 ** 39 + 2 ** 30 + 2 ** 21 + 2 ** 12) + 0x10);
+function tableOf(f: PageTableFormat): IoPageTable {
+  const t = new IoPageTable(f, m);
+  for (const [k, iova] of iovas.entries()) t.map(BigInt(iova - 0x10), BigInt(2 ** 32 + k * 4096), 4096n, RW);
+  return t;
+}
+const table = tableOf(format);
+const x86Table = tableOf(x86);
+const vtdSsTable = tableOf(vtdSs);
+
+/** `WALKS` walks of the 64 pages on `f`'s table. */
+function walks(f: PageTableFormat, t: IoPageTable): () => number {
+  const options = { bus: m.bus, counter };
+  return () => {
+    let sink = 0;
+    for (let i = 0; i < WALKS; i++) {
+      const r = walk(f, t.rootPa, iovas[i % MAPPINGS]!, options);
+      if (r.ok) sink += r.pa;
+    }
+    return sink;
+  };
 }
 
 // The baseline's tables: each table page the walks touch, copied into its own Uint32Array.
@@ -65,9 +86,9 @@ for (const iova of iovas) {
   if (!r.ok || r.pa !== bareWalk(iova)) throw new Error(`walk and baseline disagree at ${iova.toString(16)}`);
 }
 
-function mapGiB(pageSizes: bigint): IoPageTable {
+function mapGiB(pageSizes: bigint, f: PageTableFormat = format): IoPageTable {
   const fresh = machine();
-  const t = new IoPageTable(format, fresh, { pageSizes });
+  const t = new IoPageTable(f, fresh, { pageSizes });
   t.map(0n, 2n ** 32n, 2n ** 30n, RW);
   return t;
 }
@@ -101,7 +122,8 @@ function writeLeaves(): number {
 
 export default defineBenchSuite({
   name: 'page tables',
-  about: 'The hardware walker and the io-pgtable engine on VMSAv8-64 (4K granule, 48-bit input).',
+  about:
+    'The hardware walker and the io-pgtable engine: VMSAv8-64 (4K granule, 48-bit input), x86-64 and the VT-d second stage (4 levels).',
   facts,
   groups: [
     {
@@ -118,15 +140,10 @@ export default defineBenchSuite({
         {
           name: 'walk() through the memory bus with an AccessCounter',
           target: 0.5,
-          fn: () => {
-            let sink = 0;
-            for (let i = 0; i < WALKS; i++) {
-              const r = walk(format, table.rootPa, iovas[i % MAPPINGS]!, { bus: m.bus, counter });
-              if (r.ok) sink += r.pa;
-            }
-            return sink;
-          },
+          fn: walks(format, table),
         },
+        { name: 'walk(), x86-64 4-level', fn: walks(x86, x86Table) },
+        { name: 'walk(), VT-d second stage 4-level', fn: walks(vtdSs, vtdSsTable) },
       ],
     },
     {
@@ -139,6 +156,8 @@ export default defineBenchSuite({
           fn: () => mapGiB(1n << 12n).tablePages,
         },
         { name: 'as 2 MiB blocks: 512 entries per call', fn: () => mapGiB(1n << 21n).tablePages },
+        { name: 'x86-64, as 4 KiB pages', fn: () => mapGiB(1n << 12n, x86).tablePages },
+        { name: 'VT-d second stage, as 4 KiB pages', fn: () => mapGiB(1n << 12n, vtdSs).tablePages },
       ],
     },
   ],
