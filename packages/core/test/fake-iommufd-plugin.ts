@@ -213,10 +213,15 @@ export class FakeIommufdDriver implements IommuDriver {
     return this.track(new FakeDomain(this.nextId++, 'paging', flags, this.memory, this.untrack));
   }
 
-  domainAllocNested(parent: IommuDomain, data: unknown): IommuDomain {
+  /** The device each vIOMMU-less nested domain was allocated for. */
+  readonly nestedFor = new Map<IommuDomain, IommuDeviceRef>();
+
+  domainAllocNested(device: IommuDeviceRef, parent: IommuDomain, data: unknown): IommuDomain {
     if (!(parent instanceof FakeDomain) || !parent.flags.nestParent)
       throw new IommufdError('EINVAL', 'not a fake nest parent');
-    return this.allocNested(data, undefined);
+    const domain = this.allocNested(data, undefined);
+    this.nestedFor.set(domain, device);
+    return domain;
   }
 
   allocNested(data: unknown, viommu: FakeViommu | undefined): IommuDomain {

@@ -184,10 +184,12 @@ export interface IommuDriver {
   /** Blocks DMA at `pasid` again (Linux `remove_dev_pasid`). Present whenever `setDevPasid` is. */
   removeDevPasid?(device: IommuDeviceRef, pasid: number): void;
   /**
-   * Allocates a nested domain on a nest-parent paging domain from vendor data, for vendors whose nested
-   * domains need no vIOMMU (VT-d). Absent: `EOPNOTSUPP`.
+   * Allocates, for `device`, a nested domain on a nest-parent paging domain from vendor data, for vendors
+   * whose nested domains need no vIOMMU (VT-d). The device is the one the HWPT is allocated through, as
+   * Linux's `domain_alloc_nested(dev, parent, flags, user_data)` receives it: a driver checks the data
+   * against what that device and its IOMMU support. Absent: `EOPNOTSUPP`.
    */
-  domainAllocNested?(parent: IommuDomain, data: unknown): IommuDomain;
+  domainAllocNested?(device: IommuDeviceRef, parent: IommuDomain, data: unknown): IommuDomain;
   /** Allocates a vIOMMU on a nest-parent domain. Absent: `EOPNOTSUPP`. */
   viommuAlloc?(parent: IommuDomain, type: string, events: ViommuEventSink): ViommuDriverObject;
   /** Answers a page request group the driver reported (PRI response, stall resume). */

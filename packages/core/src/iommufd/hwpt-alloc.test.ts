@@ -112,6 +112,14 @@ describe('HWPT_ALLOC: what a HWPT holds and what a failure leaves', () => {
     expect(fd.objects().map((o) => o.type)).toEqual(['device', 'device', 'ioas']);
   });
 
+  it('the driver allocates a nested domain for the device the HWPT is allocated through', () => {
+    const { fd, system } = r;
+    const s2 = fd.hwptAlloc({ devId: r.devId0, ptId: fd.ioasAlloc(), flags: { nestParent: true } });
+    const driver = system.iommus[0]!.driver as FakeIommufdDriver;
+    fd.hwptAlloc({ devId: r.devId1, ptId: s2, data: { tag: 1 } });
+    expect([...driver.nestedFor.values()].map((d) => d.name)).toEqual(['dev1']);
+  });
+
   it('a nested HWPT on a nest parent holds the parent; one on a vIOMMU holds the vIOMMU', () => {
     const { fd } = r;
     const users = (id: number) => fd.objects().find((o) => o.id === id)?.users;

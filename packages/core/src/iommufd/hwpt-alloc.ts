@@ -105,7 +105,7 @@ function allocNestedHwpt(
   const domain: IommuDomain =
     pt.type === 'viommu'
       ? pt.driverObject.domainAllocNested(data)
-      : device.driver.domainAllocNested!(parent.domain, data);
+      : device.driver.domainAllocNested!(device.device, parent.domain, data);
   const hwptFlags: HwptFlags = {
     autoDomain: false,
     nestParent: false,

@@ -236,7 +236,7 @@ export class MockIommuDriver implements IommuDriver {
     return domain;
   }
 
-  domainAllocNested(parent: IommuDomain, data: unknown): IommuDomain {
+  domainAllocNested(_device: IommuDeviceRef, parent: IommuDomain, data: unknown): IommuDomain {
     return this.allocNested(this.nestParent(parent), data);
   }
 
