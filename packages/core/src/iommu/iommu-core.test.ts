@@ -55,11 +55,12 @@ function stubDriver(options: { pasid?: boolean; pageResponse?: boolean } = {}) {
 
 const device = (name: string) => ({ name, rid: 0, streamId: 0, pasidBits: 8 }) as unknown as IommuDeviceRef;
 
-function setup(options?: { pasid?: boolean; pageResponse?: boolean }) {
+function setup(options?: { pasid?: boolean; pageResponse?: boolean; userPasidTable?: boolean }) {
   const core = new IommuCore();
   const stub = stubDriver(options);
   const dev = device('dev0');
-  core.addDevice(dev, stub.driver);
+  if (options?.userPasidTable === undefined) core.addDevice(dev, stub.driver);
+  else core.addDevice(dev, stub.driver, { userPasidTable: options.userPasidTable });
   return { core, dev, ...stub };
 }
 
@@ -223,6 +224,35 @@ describe('IommuCore', () => {
       });
       core.reportPageRequest(dev, pri(4, 1, true));
       expect(responses).toEqual([{ device: 'dev0', pasid: 4, groupIndex: 1, code: 'invalid' }]);
+    });
+
+    it('with a user-owned PASID table, a request at an unattached PASID goes to the nested domain at the RID', () => {
+      for (const userPasidTable of [true, false]) {
+        const { core, dev, responses } = setup({ userPasidTable });
+        const nested = domain('nested');
+        const seen: number[] = [];
+        core.setIopfHandler(nested, (_, r) => seen.push(r.pasid));
+        core.attachDevice(dev, nested);
+        core.reportPageRequest(dev, pri(4, 1, true));
+        expect([seen, responses.map((r) => r.code)], `userPasidTable ${userPasidTable}`).toEqual(
+          userPasidTable ? [[4], []] : [[], ['invalid']],
+        );
+      }
+    });
+
+    it('the RID fallback needs a nested domain there, and a PASID that has its own domain keeps it', () => {
+      const { core, dev, responses } = setup({ userPasidTable: true });
+      const paging = domain();
+      const atPasid = domain();
+      const seen: string[] = [];
+      core.setIopfHandler(paging, () => seen.push('rid'));
+      core.setIopfHandler(atPasid, () => seen.push('pasid'));
+      core.attachDevice(dev, paging);
+      core.attachDevicePasid(dev, atPasid, 5);
+      core.reportPageRequest(dev, pri(4, 1, true));
+      core.reportPageRequest(dev, pri(5, 2, true));
+      expect(seen).toEqual(['pasid']);
+      expect(responses.map((r) => [r.pasid, r.code])).toEqual([[4, 'invalid']]);
     });
 
     it('the handler belongs to the domain: after a replace, or once cleared, requests are answered invalid', () => {

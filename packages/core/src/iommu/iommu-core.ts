@@ -20,6 +20,17 @@ interface DeviceState {
   readonly driver: IommuDriver;
   /** Domain at the RID (NO_PASID) and at each PASID. */
   readonly domains: Map<number, IommuDomain>;
+  /** The PASID table is the user's (SMMUv3 CD table, AMD GCR3 table): see {@link IommuCore.reportPageRequest}. */
+  readonly userPasidTable: boolean;
+}
+
+/** How the device's IOMMU is driven, as far as the core cares. */
+export interface DeviceIommuTraits {
+  /**
+   * The PASID table belongs to the user of a nested domain (Linux `iommu_ops.user_pasid_table`): the
+   * plugin's `pasidTableOwner` is `user`.
+   */
+  readonly userPasidTable: boolean;
 }
 
 export const IIommuCore = token<IommuCore>('iommukit.IommuCore');
@@ -30,8 +41,16 @@ export class IommuCore {
   private readonly msiCookies = new WeakMap<IommuDomain, SwMsiCookie>();
 
   /** Registers a probed device and its driver; it starts on the driver's blocking domain. */
-  addDevice(device: IommuDeviceRef, driver: IommuDriver): void {
-    this.devices.set(device, { driver, domains: new Map([[NO_PASID, driver.blockedDomain]]) });
+  addDevice(
+    device: IommuDeviceRef,
+    driver: IommuDriver,
+    traits: DeviceIommuTraits = { userPasidTable: false },
+  ): void {
+    this.devices.set(device, {
+      driver,
+      domains: new Map([[NO_PASID, driver.blockedDomain]]),
+      userPasidTable: traits.userPasidTable,
+    });
   }
 
   removeDevice(device: IommuDeviceRef): void {
@@ -122,13 +141,19 @@ export class IommuCore {
 
   /**
    * A page request from a driver: to the handler of the domain it hit, or answered `invalid` at once when
-   * that domain has none (Linux `iommu_report_device_fault`).
+   * that domain has none (Linux `iommu_report_device_fault`). A request at a PASID nothing is attached at
+   * goes, where the PASID table is the user's, to the nested domain at the RID: the user's table behind it
+   * is where that PASID lives (Linux `find_fault_handler`).
    */
   reportPageRequest(device: IommuDeviceRef, request: PageRequest): void {
     const state = this.devices.get(device);
     // A request from a device the core no longer knows (released mid-flight) has nobody to answer it.
     if (!state) return;
-    const domain = state.domains.get(request.pasid);
+    let domain = state.domains.get(request.pasid);
+    if (domain === undefined && request.pasid !== NO_PASID && state.userPasidTable) {
+      const rid = state.domains.get(NO_PASID)!;
+      domain = rid.type === 'nested' ? rid : undefined;
+    }
     const handler = domain ? this.iopfHandlers.get(domain) : undefined;
     if (handler) {
       handler(device, request);

@@ -88,3 +88,27 @@ describe('Devices', () => {
     expect(error).toBe(bug);
   });
 });
+
+describe('Devices and the IOMMU core', () => {
+  it('register each device with whether its PASID table is the user’s, as the plugin says', async () => {
+    for (const owner of ['user', 'kernel'] as const) {
+      const plugin = { ...fakePlugin, capabilities: { ...fakePlugin.capabilities, pasidTableOwner: owner } };
+      const registry = new PluginRegistry({ fake: async () => ({ default: plugin as IommuPlugin }) });
+      const system = await createSystem(fakeConfig(), { registry });
+      const nic = system.device('nic0');
+      const nested = { ...system.iommu('iommu0').driver.blockedDomain, id: 99, type: 'nested' as const };
+      const seen: number[] = [];
+      system.iommuCore.setIopfHandler(nested, (_, r) => seen.push(r.pasid));
+      system.iommuCore.attachDevice(nic, nested);
+      system.iommuCore.reportPageRequest(nic, {
+        pasid: 3,
+        iova: 0x1000n,
+        access: 1,
+        groupIndex: 0,
+        last: true,
+      });
+      expect(seen, owner).toEqual(owner === 'user' ? [3] : []);
+      await system.dispose();
+    }
+  });
+});

@@ -55,7 +55,10 @@ export class Devices {
           cause: error,
         });
       }
-      if (instance) core.addDevice(device, instance.driver);
+      if (instance)
+        core.addDevice(device, instance.driver, {
+          userPasidTable: instance.plugin.capabilities.pasidTableOwner === 'user',
+        });
       this.byName.set(cfg.name, device);
     });
   }
