@@ -2,6 +2,7 @@ import { errnoOf, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { machine } from '../test/fixtures.js';
 import { runSelftestMatrix } from '../test/selftest-matrix.js';
+import { DIRTY_DIRTY, DIRTY_UNTRACKED } from './format.js';
 import { IoPageTable } from './io-page-table.js';
 import type { VmsaGranule } from './vmsa/registers.js';
 import { vmsaFormat } from './vmsa/vmsa-format.js';
@@ -145,6 +146,94 @@ describe('IoPageTable behaviour', () => {
       ['smmu0/d1', 'pgtable.map'],
       ['smmu0/d1', 'pgtable.unmap'],
     ]);
+  });
+
+  it('traces what each step changed, with its numbers', async () => {
+    const { Tracer } = await import('@iommukit/core');
+    const tracer = new Tracer();
+    tracer.startRecording();
+    const m = machine();
+    const t = new IoPageTable(format, { ...m, tracer });
+    t.map(0n, 0n, 0x20_0000n, RW); // one 2 MiB block
+    t.unmap(0x1000n, 0x1000n); // splits it
+    t.free();
+    expect(tracer.stopRecording().map((r) => [r.source, r.name, r.args])).toEqual([
+      ['pgtable', 'pgtable.map', { iova: 0n, pa: 0n, size: 0x20_0000n }],
+      ['pgtable', 'pgtable.split', { iova: 0, level: 2 }],
+      ['pgtable', 'pgtable.unmap', { iova: 0x1000n, size: 0x1000n, unmapped: 0x1000 }],
+      ['pgtable', 'pgtable.free', { root: t.root }],
+    ]);
+  });
+
+  it('maps a head, a run of blocks and a tail in one call, each at its own output address', () => {
+    const m = machine();
+    const t = new IoPageTable(format, m);
+    const iova = 0x20_0000n - 0x1000n;
+    const size = 0x1000n + 0x40_0000n + 0x2000n; // a page, two 2 MiB blocks, two pages
+    t.map(iova, OUT_BASE + iova, size, RW);
+    for (const at of [iova, 0x20_0000n, 0x40_0000n + 0x1000n, 0x60_0000n, 0x60_1000n + 0x42n])
+      expect(t.iovaToPhys(at), at.toString(16)).toBe(OUT_BASE + at);
+    expect(t.iovaToPhys(0x60_2000n)).toBeUndefined();
+    const r = walk(format, t.rootPa, 0x40_0000, { bus: m.bus, counter: m.counter });
+    expect(r.ok && r.pageShift).toBe(21);
+  });
+
+  it('answers iova_to_phys outside the input range with nothing', () => {
+    const t = new IoPageTable(format, machine());
+    t.map(0n, OUT_BASE, 0x1000n, RW);
+    expect(t.iovaToPhys(0n)).toBe(OUT_BASE);
+    expect(t.iovaToPhys(-0x1000n)).toBeUndefined();
+    expect(t.iovaToPhys(1n << BigInt(format.ias))).toBeUndefined();
+  });
+
+  it('refuses bad output addresses and page-size sets, naming the operation and the values', () => {
+    const t = new IoPageTable(format, machine());
+    expect(() => t.map(0n, -0x1000n, 0x1000n, RW)).toThrow(
+      expect.objectContaining({ code: 'EINVAL', context: { pa: -0x1000n, size: 0x1000n } }),
+    );
+    expect(errnoOf(() => t.map(0n, 0x800n, 0x1000n, RW))).toBe('EINVAL');
+    expect(errnoOf(() => t.map(0n, 1n << 48n, 0x1000n, RW))).toBe('EINVAL');
+    expect(errnoOf(() => t.map(0n, (1n << 48n) - 0x1000n, 0x1000n, RW))).toBeUndefined();
+    expect(() => t.map(0x800n, 0n, 0x1000n, RW)).toThrow(/^EINVAL: map 0x800\+0x1000:/);
+    expect(() => t.unmap(0x800n, 0x1000n)).toThrow(/^EINVAL: unmap 0x800\+0x1000:/);
+    expect(() => t.readAndClearDirty(0n, 0n, () => {})).toThrow(/^EINVAL: readAndClearDirty 0x0\+0x0:/);
+    expect(() => t.unmap(1n << 48n, 0x1000n)).toThrow(
+      expect.objectContaining({ context: { iova: 1n << 48n, size: 0x1000n } }),
+    );
+    expect(() => t.unmap(0n, 0n)).toThrow(expect.objectContaining({ context: { iova: 0n, size: 0n } }));
+    expect(errnoOf(() => new IoPageTable(format, machine(), { pageSizes: 0n }))).toBe('EINVAL');
+  });
+
+  it('writes dirty-tracking leaves only when asked', () => {
+    const m = machine();
+    const plain = new IoPageTable(format, m);
+    const tracked = new IoPageTable(format, m, { dirtyTracking: true });
+    plain.map(0n, OUT_BASE, 0x1000n, RW);
+    tracked.map(0n, OUT_BASE, 0x1000n, RW);
+    const state = (t: IoPageTable) => {
+      const r = walk(format, t.rootPa, 0, { bus: m.bus, counter: m.counter });
+      return r.ok ? format.dirtyState(r.lo, r.hi) : -1;
+    };
+    expect([state(plain), state(tracked)]).toEqual([DIRTY_UNTRACKED, DIRTY_DIRTY]);
+  });
+
+  it('gives every table back when freed with mappings still in it', () => {
+    const m = machine();
+    const t = new IoPageTable(format, m);
+    t.map(0n, OUT_BASE, 0x20_0000n, RW);
+    t.map(1n << 39n, OUT_BASE, 0x1000n, RW);
+    expect(m.memory.allocatedFrameCount).toBeGreaterThan(4);
+    t.free();
+    expect(m.memory.allocatedFrameCount).toBe(0);
+  });
+
+  it('needs none of the flush ops', () => {
+    const m = machine();
+    const t = new IoPageTable(format, m, { flush: {}, dirtyTracking: true });
+    t.map(0n, OUT_BASE, 0x40_0000n, RW);
+    t.unmap(0x1000n, 0x1000n);
+    t.readAndClearDirty(0n, 0x40_0000n, () => {});
+    expect(t.unmap(0n, 0x40_0000n)).toBe(0x3f_f000n);
   });
 });
 
