@@ -37,6 +37,8 @@ export class Smmuv3WalkCache implements WalkTableCache {
   private asid = 0;
 
   constructor(geometry: CacheGeometry, name: string) {
+    // A slot's entry is written whole by its first fill: these values only give the objects one shape.
+    // Stryker disable ObjectLiteral,StringLiteral: see above
     this.entries = new Smmuv3Tlb<WalkCacheEntry>(geometry, name, () => ({
       kind: 's1',
       vmid: 0,
@@ -47,6 +49,7 @@ export class Smmuv3WalkCache implements WalkTableCache {
       table: 0,
       limits: 0,
     }));
+    // Stryker restore ObjectLiteral,StringLiteral
   }
 
   /** Makes the next walk's lookups and fills use one translation context; returns the cache for the walk. */
