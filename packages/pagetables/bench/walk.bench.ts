@@ -7,6 +7,7 @@
  * same 262144 encoded leaves into a typed array.
  */
 import { defineBenchSuite } from '@iommukit/core';
+import { amdV1Format } from '../src/amd/v1-format.js';
 import type { PageTableFormat } from '../src/format.js';
 import { IoPageTable } from '../src/io-page-table.js';
 import { vmsaFormat } from '../src/vmsa/vmsa-format.js';
@@ -22,6 +23,7 @@ const format = vmsaFormat({ stage: 1, granule: 4096, ias: 48, oas: 48 });
 /** The other 4-level formats, walked over the same mappings. */
 const x86 = x86Format({ levels: 4, oas: 48 });
 const vtdSs = vtdSsFormat({ levels: 4, oas: 48 });
+const amdV1 = amdV1Format({ levels: 4, oas: 48 });
 const m = machine();
 const counter = m.bus.counter('walker');
 // 64 pages whose walks share no table below the root: every walk reads four different descriptors.
@@ -35,6 +37,7 @@ function tableOf(f: PageTableFormat): IoPageTable {
 const table = tableOf(format);
 const x86Table = tableOf(x86);
 const vtdSsTable = tableOf(vtdSs);
+const amdV1Table = tableOf(amdV1);
 
 /** `WALKS` walks of the 64 pages on `f`'s table. */
 function walks(f: PageTableFormat, t: IoPageTable): () => number {
@@ -123,7 +126,7 @@ function writeLeaves(): number {
 export default defineBenchSuite({
   name: 'page tables',
   about:
-    'The hardware walker and the io-pgtable engine: VMSAv8-64 (4K granule, 48-bit input), x86-64 and the VT-d second stage (4 levels).',
+    'The hardware walker and the io-pgtable engine: VMSAv8-64 (4K granule, 48-bit input), x86-64, the VT-d second stage and AMD v1 (4 levels).',
   facts,
   groups: [
     {
@@ -144,6 +147,7 @@ export default defineBenchSuite({
         },
         { name: 'walk(), x86-64 4-level', fn: walks(x86, x86Table) },
         { name: 'walk(), VT-d second stage 4-level', fn: walks(vtdSs, vtdSsTable) },
+        { name: 'walk(), AMD v1 Mode 4', fn: walks(amdV1, amdV1Table) },
       ],
     },
     {
@@ -158,6 +162,7 @@ export default defineBenchSuite({
         { name: 'as 2 MiB blocks: 512 entries per call', fn: () => mapGiB(1n << 21n).tablePages },
         { name: 'x86-64, as 4 KiB pages', fn: () => mapGiB(1n << 12n, x86).tablePages },
         { name: 'VT-d second stage, as 4 KiB pages', fn: () => mapGiB(1n << 12n, vtdSs).tablePages },
+        { name: 'AMD v1, as 4 KiB pages', fn: () => mapGiB(1n << 12n, amdV1).tablePages },
       ],
     },
   ],

@@ -106,8 +106,19 @@ export interface PageTableFormat<A = unknown> {
   tableAddress(lo: number, hi: number): number;
   /** The output address (base of the block or page) of a leaf at `level`. */
   outputAddress(lo: number, hi: number, level: number): number;
-  /** Writes a table descriptor pointing at `tablePa` into `out[at]`, `out[at + 1]`. */
-  encodeTable(tablePa: number, out: Uint32Array, at: number): void;
+  /**
+   * Writes a table descriptor at `level`, pointing at the next level's table at `tablePa`, into `out[at]`,
+   * `out[at + 1]`.
+   */
+  encodeTable(tablePa: number, level: number, out: Uint32Array, at: number): void;
+  /**
+   * The level of the table a table descriptor at `level` points at: {@link nextLevel}, or a lower one where
+   * the format lets a descriptor skip levels (AMD v1's NextLevel); a walk then needs the skipped levels'
+   * input bits to be zero.
+   */
+  tableNextLevel(lo: number, hi: number, level: number): number;
+  /** log2 of the size of a leaf at `level`: {@link levelShift}, or the size the leaf encodes (AMD v1 NextLevel 7). */
+  leafShift(lo: number, hi: number, level: number): number;
   /** Attribute bits for leaves mapped with `prot`; `dirtyTracking` makes writable leaves hardware-tracked. */
   leafTemplate(prot: MapProt, dirtyTracking: boolean): LeafTemplate;
   /** The attribute bits of an existing leaf at `level` (to re-stamp them at another level when splitting a block). */

@@ -3,6 +3,8 @@
  * iommukit memory bus, and the hardware walker the IOMMU models share. See README.md.
  */
 export * from './address-run.js';
+export * from './amd/v1-descriptors.js';
+export * from './amd/v1-format.js';
 export * from './format.js';
 export * from './io-page-table.js';
 export * from './radix-format.js';

@@ -295,7 +295,7 @@ export class IoPageTable<A = unknown> {
         child = f.tableAddress(lo, hi);
       } else if (kind === DESC_INVALID) {
         child = this.allocTable();
-        f.encodeTable(child, this.one, 0);
+        f.encodeTable(child, level, this.one, 0);
         this.writeWords(at, this.one, 2);
         this.adjust(table, 1);
       } else {
@@ -392,7 +392,7 @@ export class IoPageTable<A = unknown> {
     f.encodeLeaves(out, next, template, buf, 0, n);
     this.writeWords(child, buf, 2 * n);
     this.valid.set(child, n);
-    f.encodeTable(child, this.one, 0);
+    f.encodeTable(child, level, this.one, 0);
     this.writeWords(at, this.one, 2);
     this.flush?.tlbFlushWalk?.(BigInt(base), BigInt(n * span));
     if (this.ctx.tracer?.enabled)

@@ -79,6 +79,14 @@ export abstract class RadixFormat {
     return 12 + 9 * (level - 1);
   }
 
+  tableNextLevel(_lo: number, _hi: number, level: number): number {
+    return level - 1;
+  }
+
+  leafShift(_lo: number, _hi: number, level: number): number {
+    return this.levelShift(level);
+  }
+
   entries(_level: number): number {
     return ENTRIES;
   }
@@ -108,9 +116,9 @@ export abstract class RadixFormat {
     return (lo & ~this.dirtyBit) >>> 0;
   }
 
-  /** A table entry: the table's address with `bits`. */
-  protected writeTable(tablePa: number, bits: number, out: Uint32Array, at: number): void {
-    writeAddressRun(tablePa, 0, bits, 0, out, at, 1);
+  /** A table entry: the table's address with `bits` in the low word and `hiBits` in the high one. */
+  protected writeTable(tablePa: number, bits: number, out: Uint32Array, at: number, hiBits = 0): void {
+    writeAddressRun(tablePa, 0, bits, hiBits, out, at, 1);
   }
 
   /** An entry marked as a leaf above level 1: a leaf where the format has one and it is aligned, else reserved. */

@@ -211,10 +211,18 @@ export function walk<A>(
         if (typeof written !== 'number') return written;
       }
       if (hierarchical) limits |= format.tableLimits(lo, hi);
-      if (tableCache !== undefined)
-        tableCache.fill(format.nextLevel(level), format.levelShift(level), iova, next, limits);
+      const nextLevel = format.tableNextLevel(lo, hi, level);
+      // A descriptor that skips levels (AMD v1) holds only for inputs whose skipped index bits are zero.
+      let skipped = false;
+      for (let l = format.nextLevel(level); l !== nextLevel; l = format.nextLevel(l)) {
+        if (format.index(iova, l) !== 0) return failure('translation', level, reads);
+        skipped = true;
+      }
+      // Such a table serves only part of the descriptor's range: it is not a walk-cache entry for all of it.
+      if (tableCache !== undefined && !skipped)
+        tableCache.fill(nextLevel, format.levelShift(level), iova, next, limits);
       table = next;
-      level = format.nextLevel(level);
+      level = nextLevel;
       continue;
     }
     // A leaf: Arm ARM D8.5 fault order: address size, then access flag.
@@ -246,7 +254,7 @@ export function walk<A>(
       if (typeof written !== 'number') return written;
       address = written;
     }
-    const pageShift = format.levelShift(level);
+    const pageShift = format.leafShift(lo, hi, level);
     return {
       ok: true,
       pa: base + (iova % pow2(pageShift)),

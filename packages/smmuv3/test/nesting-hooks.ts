@@ -34,7 +34,7 @@ export const smmuv3NestingHooks: NestingHooks = {
         if (next === undefined) {
           next = allocIpa();
           tables.set(path, next);
-          GUEST_S1.encodeTable(Number(next), descriptor, 0);
+          GUEST_S1.encodeTable(Number(next), level, descriptor, 0);
           write(table + BigInt(index * 8), descriptor);
         }
         table = next;

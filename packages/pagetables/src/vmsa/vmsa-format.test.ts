@@ -108,7 +108,7 @@ describe('VMSAv8-64 descriptor encodings at known bit positions (Arm ARM D8.3)',
       0,
     );
     expect(asBig()).toBe(0x0000_00ab_c200_0f45n);
-    f.encodeTable(0x1234_4000, words, 0);
+    f.encodeTable(0x1234_4000, 1, words, 0);
     expect(asBig()).toBe(0x1234_4003n);
     expect(f.tableAddress(words[0]!, words[1]!)).toBe(0x1234_4000);
   });
@@ -164,7 +164,7 @@ describe('52-bit output addresses with the 64K granule (OA[51:48] in bits 15:12)
   });
 
   it('table descriptors and 4 TB level-1 blocks carry the same bits', () => {
-    f.encodeTable(2 ** 51 + 0x1_0000, words, 0);
+    f.encodeTable(2 ** 51 + 0x1_0000, 1, words, 0);
     expect(asBig()).toBe(0x0001_8003n);
     expect(f.tableAddress(words[0]!, words[1]!)).toBe(2 ** 51 + 0x1_0000);
     f.encodeLeaf(2 ** 51 + 2 ** 42, 1, none, words, 0);

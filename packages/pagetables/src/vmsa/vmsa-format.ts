@@ -217,7 +217,15 @@ export class VmsaFormat implements PageTableFormat<VmsaLeafAttributes> {
     return pa;
   }
 
-  encodeTable(tablePa: number, out: Uint32Array, at: number): void {
+  tableNextLevel(_lo: number, _hi: number, level: number): number {
+    return level + 1;
+  }
+
+  leafShift(_lo: number, _hi: number, level: number): number {
+    return this.shift[level]!;
+  }
+
+  encodeTable(tablePa: number, _level: number, out: Uint32Array, at: number): void {
     const hi = Math.floor(tablePa / TWO_32);
     const lo = tablePa - hi * TWO_32;
     out[at] = ((lo & this.tableLoMask) | this.oa52Bits(hi) | LO_VALID | LO_TABLE_OR_PAGE) >>> 0;

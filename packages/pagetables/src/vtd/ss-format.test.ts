@@ -36,7 +36,7 @@ describe('VT-d second-stage entries at known bit positions', () => {
     expect(leaf(ss(), 0x8_4000_0000, 3, { read: false, write: true })).toEqual([0x4000_0082, 8]);
     expect(leaf(ss({ forceSnoop: true }), 0x5000, 1, { read: true, write: false })).toEqual([0x5801, 0]);
     const out = new Uint32Array(2);
-    ss().encodeTable(0x3_1234_5000, out, 0);
+    ss().encodeTable(0x3_1234_5000, 2, out, 0);
     expect([...out]).toEqual([0x1234_5003, 3]);
   });
 

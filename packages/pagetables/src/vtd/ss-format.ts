@@ -123,7 +123,7 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
     return this.largeLeafKind(lo, level);
   }
 
-  encodeTable(tablePa: number, out: Uint32Array, at: number): void {
+  encodeTable(tablePa: number, _level: number, out: Uint32Array, at: number): void {
     this.writeTable(tablePa, VTD_SS_R | VTD_SS_W, out, at);
   }
 

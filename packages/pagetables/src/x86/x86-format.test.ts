@@ -57,7 +57,7 @@ describe('x86-64 entries at known bit positions', () => {
   it('a tracked writable leaf starts clean (D = 0); a table entry is P, R/W, U/S and A', () => {
     expect(leaf(four(), 0x5000, 1, { read: true, write: true }, true)).toEqual([0x5027, 0x8000_0000]);
     const out = new Uint32Array(2);
-    four().encodeTable(0x3_1234_5000, out, 0);
+    four().encodeTable(0x3_1234_5000, 2, out, 0);
     expect([...out]).toEqual([0x1234_5027, 3]);
   });
 

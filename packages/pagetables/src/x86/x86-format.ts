@@ -131,7 +131,7 @@ export class X86Format extends RadixFormat implements PageTableFormat<X86LeafAtt
     return this.largeLeafKind(lo, level);
   }
 
-  encodeTable(tablePa: number, out: Uint32Array, at: number): void {
+  encodeTable(tablePa: number, _level: number, out: Uint32Array, at: number): void {
     this.writeTable(tablePa, X86_P | X86_RW | X86_US | X86_A, out, at);
   }
 
