@@ -68,6 +68,10 @@ describe('AMD v1 entries at known bit positions', () => {
     expect(amdSizedLeafShift(0x0000_1e01, 0)).toBe(14); // 16 KiB
     expect(amdSizedLeafShift(0x001f_fe01, 0)).toBe(22); // nine ones: 4 MiB
     expect(amdSizedLeafShift(0xffff_fe01, 0x3)).toBe(35); // twenty plus two ones
+    expect(amdSizedLeafShift(0xffff_fe01, 0)).toBe(33);
+    // High-word ones count only after twenty in the low word, and only in the address field (bits 51:32).
+    expect(amdSizedLeafShift(0x0000_1e01, 1 << 13)).toBe(14);
+    expect(amdSizedLeafShift(0xffff_fe01, 0xffff_ffff)).toBe(53);
   });
 });
 
@@ -105,9 +109,15 @@ describe('AMD v1 geometry and kinds', () => {
     expect(v1().kind(lo, hi, level)).toBe(kind);
   });
 
-  it('no leaf of any kind at the top level', () => {
-    expect(v1({ levels: 2 }).kind(0x0e01, 0, 2)).toBe(DESC_RESERVED);
+  it('no leaf of any kind at the top level, and sized leaves only up to level 3', () => {
+    // A 4 MiB sized leaf at level 2: fine below the top (Mode 3), reserved at the top (Mode 2).
+    expect(v1({ levels: 3 }).kind(0x1f_fe01, 0, 2)).toBe(DESC_LEAF);
+    expect(v1({ levels: 2 }).kind(0x1f_fe01, 0, 2)).toBe(DESC_RESERVED);
     expect(v1({ levels: 2 }).kind(0x20_0001, 0, 2)).toBe(DESC_RESERVED);
+    // A 512 GiB sized leaf (26 ones) at level 4, below the top of Mode 6: reserved all the same.
+    expect(v1({ levels: 6 }).kind(0xffff_fe01, 0x3f, 4)).toBe(DESC_RESERVED);
+    // A sized leaf of exactly the natural size is one.
+    expect(v1().kind(0x0f_fe01, 0, 2)).toBe(DESC_LEAF);
   });
 
   it('refuses a Mode or width the hardware cannot have', () => {
