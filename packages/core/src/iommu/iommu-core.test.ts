@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { iommufdErrorOf } from '../../test/iommufd-error-of.js';
 import { recordingDriver, testDevice } from '../../test/recording-driver.js';
 import { hpa } from '../address/address.js';
 import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
@@ -64,16 +65,6 @@ function setup(options?: { pasid?: boolean; pageResponse?: boolean; userPasidTab
   return { core, dev, ...stub };
 }
 
-/** The error `fn` throws, or undefined. */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
-
 function pri(pasid: number, groupIndex: number, last: boolean): PageRequest {
   return { pasid, iova: 0x1000n, access: 1, groupIndex, last };
 }
@@ -98,10 +89,10 @@ describe('IommuCore', () => {
     expect(errnoOf(() => core.attachDevicePasid(stranger, domain(), 1))).toBe('ENODEV');
     expect(errnoOf(() => core.detachDevicePasid(stranger, NO_PASID))).toBe('ENODEV');
     const enodev = { code: 'ENODEV', context: { device: 'stranger' } };
-    expect(thrown(() => core.driverOf(stranger))).toMatchObject(enodev);
-    expect(thrown(() => core.respond(stranger, { pasid: 1, groupIndex: 0, code: 'success' }))).toMatchObject(
-      enodev,
-    );
+    expect(iommufdErrorOf(() => core.driverOf(stranger))).toMatchObject(enodev);
+    expect(
+      iommufdErrorOf(() => core.respond(stranger, { pasid: 1, groupIndex: 0, code: 'success' })),
+    ).toMatchObject(enodev);
   });
 
   it('removeDevice forgets the device', () => {
@@ -381,7 +372,7 @@ describe('IommuCore odds and ends', () => {
 
   it('prepareMsi on a blocked device names the device in its EINVAL', () => {
     const { core, dev } = setup();
-    expect(thrown(() => core.prepareMsi(dev, hpa(0x2f00_0040n)))).toMatchObject({
+    expect(iommufdErrorOf(() => core.prepareMsi(dev, hpa(0x2f00_0040n)))).toMatchObject({
       code: 'EINVAL',
       context: { device: 'dev0' },
     });

@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { asFakeDomain, FAKE_VIOMMU_TYPE, type FakeIommufdDriver } from '../../test/fake-iommufd-plugin.js';
+import { iommufdErrorOf } from '../../test/iommufd-error-of.js';
 import { type IommufdRig, iommufdRig } from '../../test/iommufd-rig.js';
 import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
 
@@ -20,16 +21,6 @@ const BAD = { op: 'bogus' } as const;
 const driver = () => r.system.iommus[0]!.driver as FakeIommufdDriver;
 const nestParent = () =>
   r.fd.hwptAlloc({ devId: r.devId0, ptId: r.fd.ioasAlloc(), flags: { nestParent: true } });
-
-function thrownBy(fn: () => unknown): IommufdError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof IommufdError) return error;
-    throw error;
-  }
-  throw new Error('nothing thrown');
-}
 
 /** The two targets: a nested HWPT (VT-d style) and a vIOMMU (SMMUv3 style). */
 const targets = {
@@ -46,14 +37,14 @@ describe.each(Object.entries(targets))('IOMMU_HWPT_INVALIDATE on %s', (_, make) 
 
   it('the first failing entry throws its errno with context.handled = the entries before it', () => {
     const id = make();
-    const error = thrownBy(() => r.fd.hwptInvalidate(id, [ALL, ALL, BAD, ALL]));
+    const error = iommufdErrorOf(() => r.fd.hwptInvalidate(id, [ALL, ALL, BAD, ALL]));
     expect(error.code).toBe('EINVAL');
     expect(error.context.handled).toBe(2);
     // The driver's own error is the cause; its errno prefix is not repeated in the message.
     expect(error.cause).toBeInstanceOf(IommufdError);
     expect((error.cause as IommufdError).code).toBe('EINVAL');
     expect(error.message).toBe((error.cause as IommufdError).message);
-    expect(thrownBy(() => r.fd.hwptInvalidate(id, [BAD])).context.handled).toBe(0);
+    expect(iommufdErrorOf(() => r.fd.hwptInvalidate(id, [BAD])).context.handled).toBe(0);
   });
 
   it('entries must be an array (EINVAL)', () => {

@@ -7,6 +7,7 @@ import {
   fakeIommufdConfig,
   fakeIommufdRegistry,
 } from '../../test/fake-iommufd-plugin.js';
+import { iommufdErrorOf } from '../../test/iommufd-error-of.js';
 import type { Hpa } from '../address/address.js';
 import { errnoOf } from '../errors/iommufd-error.js';
 import { createSystem } from '../system/create-system.js';
@@ -37,16 +38,6 @@ afterEach(async () => {
   fd.close();
   await system.dispose();
 });
-
-/** Calls `fn` and returns what it threw (not necessarily an IommufdError). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
 
 /** A paging HWPT on a fresh IOAS with `length` bytes of the buffer mapped at `iova`. */
 function mappedHwpt(iova: bigint, length: bigint, flags = {}) {
@@ -135,7 +126,7 @@ describe('IommuFd: numbers and bigints at the API boundary', () => {
     ['ioasMap without a request', () => fd.ioasMap(undefined as never)],
     ['hwptAlloc with a bigint device ID', () => fd.hwptAlloc({ devId: 1n as never, ptId: 3 })],
   ])('%s throws a coded error, not a raw TypeError', (_, call) => {
-    const error = thrown(call);
+    const error = iommufdErrorOf(call);
     expect(error).toBeDefined();
     expect(errnoOf(() => call())).toBeDefined();
   });

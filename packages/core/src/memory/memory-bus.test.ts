@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { iommufdErrorOf } from '../../test/iommufd-error-of.js';
 import type { Errno } from '../errors/errno.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { AccessSize, MmioHandler } from './memory-bus.js';
@@ -30,16 +31,6 @@ function setup() {
   return { bus, ram, mmio, who: bus.counter('test') };
 }
 
-function thrown(fn: () => unknown): IommufdError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof IommufdError) return error;
-    throw error;
-  }
-  throw new Error('expected an IommufdError');
-}
-
 describe('MemoryBus placement', () => {
   it('keeps regions sorted by base', () => {
     const bus = new MemoryBus();
@@ -61,7 +52,7 @@ describe('MemoryBus placement', () => {
     ['first byte', RAM_BASE - PAGE + 1, PAGE],
   ])('rejects an overlap (%s) with EADDRINUSE naming both regions', (_case, base, size) => {
     const { bus } = setup();
-    const error = thrown(() => bus.addMmio('newdev', base, size, new RecordingMmio()));
+    const error = iommufdErrorOf(() => bus.addMmio('newdev', base, size, new RecordingMmio()));
     expect(error.code).toBe<Errno>('EADDRINUSE');
     expect(error.message).toContain('"newdev"');
     expect(error.message).toContain('"ram"');
@@ -77,8 +68,8 @@ describe('MemoryBus placement', () => {
 
   it('rejects a duplicate name with EEXIST', () => {
     const { bus } = setup();
-    expect(thrown(() => bus.addRam('ram', 0, PAGE)).code).toBe<Errno>('EEXIST');
-    expect(thrown(() => bus.addMmio('ram', 0, PAGE, new RecordingMmio())).code).toBe<Errno>('EEXIST');
+    expect(iommufdErrorOf(() => bus.addRam('ram', 0, PAGE)).code).toBe<Errno>('EEXIST');
+    expect(iommufdErrorOf(() => bus.addMmio('ram', 0, PAGE, new RecordingMmio())).code).toBe<Errno>('EEXIST');
   });
 
   it.each([
@@ -90,8 +81,10 @@ describe('MemoryBus placement', () => {
     ['negative size', 0, -PAGE],
   ])('rejects a region %s with EINVAL', (_case, base, size) => {
     const bus = new MemoryBus();
-    expect(thrown(() => bus.addRam('r', base, size)).code).toBe<Errno>('EINVAL');
-    expect(thrown(() => bus.addMmio('m', base, size, new RecordingMmio())).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.addRam('r', base, size)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.addMmio('m', base, size, new RecordingMmio())).code).toBe<Errno>(
+      'EINVAL',
+    );
   });
 
   it('accepts a region ending exactly at 2^52', () => {
@@ -162,9 +155,9 @@ describe('MemoryBus RAM access', () => {
     expect(bus.read(RAM_BASE, 4, who)).toEqual({ ok: true, value: 0n });
     expect(bus.read(RAM_BASE + PAGE, 4, who)).toEqual({ ok: true, value: 0xffff_ffffn });
     expect(bus.allocatedBytes).toBe(PAGE);
-    expect(thrown(() => bus.discardRam(MMIO_BASE, PAGE)).code).toBe<Errno>('EINVAL');
-    expect(thrown(() => bus.discardRam(0, PAGE)).code).toBe<Errno>('EINVAL');
-    expect(thrown(() => bus.discardRam(RAM_BASE + 15 * PAGE, 2 * PAGE)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.discardRam(MMIO_BASE, PAGE)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.discardRam(0, PAGE)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.discardRam(RAM_BASE + 15 * PAGE, 2 * PAGE)).code).toBe<Errno>('EINVAL');
   });
 
   it('removeRegion unmaps the region and releases its pages', () => {
@@ -177,7 +170,7 @@ describe('MemoryBus RAM access', () => {
     expect(bus.regionAt(RAM_BASE)).toBeUndefined();
     expect(bus.read(RAM_BASE, 4, who)).toMatchObject({ ok: false, abort: { reason: 'unmapped' } });
     expect(bus.listRegions().map((r) => r.name)).toEqual(['dev']);
-    expect(thrown(() => bus.removeRegion('ram')).code).toBe<Errno>('ENOENT');
+    expect(iommufdErrorOf(() => bus.removeRegion('ram')).code).toBe<Errno>('ENOENT');
     // The name and range are free again.
     const again = bus.addRam('ram', RAM_BASE, PAGE);
     expect(bus.read(RAM_BASE, 4, who)).toEqual({ ok: true, value: 0n });
@@ -315,10 +308,10 @@ describe('MemoryBus aborts', () => {
   ])('a %s address is no address: EINVAL, not a raw RangeError, and nothing is accessed', (_case, addr) => {
     const { bus, who } = setup();
     bus.write(RAM_BASE, 8, 0x0102_0304_0506_0708n, who);
-    expect(thrown(() => bus.read(addr, 1, who)).code).toBe<Errno>('EINVAL');
-    expect(thrown(() => bus.write(addr, 1, 0xff, who)).code).toBe<Errno>('EINVAL');
-    expect(thrown(() => bus.readBytes(addr, 4, who)).code).toBe<Errno>('EINVAL');
-    expect(thrown(() => bus.writeBytes(addr, new Uint8Array(4), who)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.read(addr, 1, who)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.write(addr, 1, 0xff, who)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.readBytes(addr, 4, who)).code).toBe<Errno>('EINVAL');
+    expect(iommufdErrorOf(() => bus.writeBytes(addr, new Uint8Array(4), who)).code).toBe<Errno>('EINVAL');
     expect(bus.read(RAM_BASE, 8, who)).toEqual({ ok: true, value: 0x0102_0304_0506_0708n });
   });
 
@@ -326,7 +319,7 @@ describe('MemoryBus aborts', () => {
     'a byte-range read of length %s is EINVAL, not a raw RangeError',
     (length) => {
       const { bus, who } = setup();
-      expect(thrown(() => bus.readBytes(RAM_BASE, length, who)).code).toBe<Errno>('EINVAL');
+      expect(iommufdErrorOf(() => bus.readBytes(RAM_BASE, length, who)).code).toBe<Errno>('EINVAL');
     },
   );
 
