@@ -13,7 +13,7 @@ import { IPluginRegistry } from '../plugin/plugin-registry.js';
 import { IDevices } from '../system/devices.js';
 import { IIommuInstances } from '../system/iommu-instances.js';
 import { ISystem, ISystemContainer } from '../system/system.js';
-import { IMemoryBus, IPlatformMsi, ISystemConfig } from '../system/tokens.js';
+import { IIommuPlugin, IMemoryBus, IMsiModule, IPlatformMsi, ISystemConfig } from '../system/tokens.js';
 import { IVmmModule } from '../system/vmm-module.js';
 import { ITracer } from '../trace/tracer.js';
 import { token } from './token.js';
@@ -30,6 +30,8 @@ const TOKENS = {
   ISystem,
   ISystemContainer,
   IMemoryBus,
+  IIommuPlugin,
+  IMsiModule,
   IPlatformMsi,
   ISystemConfig,
   IVmmModule,

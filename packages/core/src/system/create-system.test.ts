@@ -8,13 +8,13 @@ import { IFrameAllocator } from '../memory/frame-allocator.js';
 import { IMsiController } from '../msi/msi-controller.js';
 import { defineMsiModule } from '../msi/msi-module.js';
 import { definePlugin } from '../plugin/plugin.js';
-import { PluginRegistry } from '../plugin/plugin-registry.js';
+import { IPluginRegistry, PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
 import { createSystem } from './create-system.js';
 import { IDevices } from './devices.js';
 import { IIommuInstances } from './iommu-instances.js';
 import { ISystem } from './system.js';
-import { IMemoryBus, ISystemConfig } from './tokens.js';
+import { IIommuPlugin, IMemoryBus, IMsiModule, ISystemConfig } from './tokens.js';
 
 describe('createSystem', () => {
   it('wires every part through the system child container', async () => {
@@ -32,6 +32,22 @@ describe('createSystem', () => {
     ).toEqual(['iommu0']);
     expect(resolveToken(c, IDevices).require('nic0').streamId).toBe(0x10);
     await system.dispose();
+  });
+
+  it("holds the config's choices behind tokens: the registry, the vendor plugin and the MSI module", async () => {
+    const registry = fakeRegistry();
+    const withMsi = { ...fakeConfig(), msi: { controller: 'fake-msi' } };
+    const system = await createSystem(withMsi, { registry });
+    const c = system.container;
+    expect(resolveToken(c, IPluginRegistry)).toBe(registry);
+    expect(resolveToken(c, IIommuPlugin)).toBe(fakePlugin);
+    expect(resolveToken(c, IMsiModule)).toBe(fakeMsiModule);
+    // The instances were built by the plugin the token holds.
+    expect(resolveToken(c, IIommuInstances).get('iommu0')!.plugin).toBe(fakePlugin);
+    await system.dispose();
+    const without = await createSystem(fakeConfig(), { registry });
+    expect(without.container.isRegistered(IMsiModule)).toBe(false);
+    await without.dispose();
   });
 
   it('gives each system its own container and singletons', async () => {

@@ -19,13 +19,13 @@ import { IPasidAllocator, PasidAllocator } from '../iommu/pasid-allocator.js';
 import { FrameAllocator, IFrameAllocator } from '../memory/frame-allocator.js';
 import { MemoryBus } from '../memory/memory-bus.js';
 import { type IMsiController, IMsiController as IMsiControllerToken } from '../msi/msi-controller.js';
-import type { PluginRegistry } from '../plugin/plugin-registry.js';
+import { IPluginRegistry, type PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
 import { Devices, IDevices } from './devices.js';
 import { hostRamIssues } from './host-resources.js';
 import { IIommuInstances, IommuInstances } from './iommu-instances.js';
 import { ISystem, ISystemContainer, System } from './system.js';
-import { IMemoryBus, IPlatformMsi, ISystemConfig } from './tokens.js';
+import { IIommuPlugin, IMemoryBus, IMsiModule, IPlatformMsi, ISystemConfig } from './tokens.js';
 import { IVmmModule, type VmmModule } from './vmm-module.js';
 
 export interface CreateSystemOptions {
@@ -52,6 +52,11 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
   const bus = new MemoryBus();
   provideValue(c, ISystemContainer, c);
   provideValue(c, ISystemConfig, validated);
+  // The config's three choices, as the composition root resolves them: the registry they came from, the
+  // vendor plugin, and the MSI module.
+  provideValue(c, IPluginRegistry, options.registry);
+  provideValue(c, IIommuPlugin, validated.plugin);
+  if (validated.msi) provideValue(c, IMsiModule, validated.msi.module);
   provideValue(c, IMemoryBus, bus);
   provideValue(c, ITracer, options.tracer ?? new Tracer());
   provideValue(c, IInterruptController, new InterruptController());
@@ -134,7 +139,7 @@ function createMsiController(
 ): IMsiController {
   const msi = validated.msi!;
   try {
-    return msi.module.create({
+    return resolveToken(c, IMsiModule).create({
       options: msi.options,
       bus,
       memory: resolveToken(c, IFrameAllocator),

@@ -7,9 +7,10 @@ import { IIommuCore, type IommuCore } from '../iommu/iommu-core.js';
 import { IInterruptController, type InterruptController } from '../iommu/irq.js';
 import { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
+import type { IommuPlugin } from '../plugin/plugin.js';
 import { ITracer } from '../trace/tracer.js';
 import { IommuInstance } from './iommu-instance.js';
-import { IMemoryBus, IPlatformMsi, ISystemConfig, type PlatformMsi } from './tokens.js';
+import { IIommuPlugin, IMemoryBus, IPlatformMsi, ISystemConfig, type PlatformMsi } from './tokens.js';
 
 export const IIommuInstances = token<IommuInstances>('iommukit.IommuInstances');
 
@@ -25,6 +26,7 @@ export class IommuInstances {
     @inject(IIommuCore) core: IommuCore,
     @inject(ITracer) tracer: ITracer,
     @inject(IPlatformMsi) platformMsi: PlatformMsi,
+    @inject(IIommuPlugin) plugin: IommuPlugin,
   ) {
     validated.config.iommus.forEach((cfg, i) => {
       const controller = platformMsi.controller;
@@ -34,7 +36,7 @@ export class IommuInstances {
       const instance = new IommuInstance(
         cfg.name,
         hpa(cfg.base),
-        validated.plugin,
+        plugin,
         validated.instanceOptions[i],
         bus,
         memory,
