@@ -2,7 +2,7 @@
  * The VT-d second-stage format: entries at known bit positions (VT-d §9.8), kinds and reserved bits, the
  * rights down a walk, A/D with SSADE, and the io-pgtable matrix for 3, 4 and 5 levels.
  */
-import { errnoOf, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { errnoOf, PERM_EXEC, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { machine, readDesc, writeDesc } from '../../test/fixtures.js';
 import { runSelftestMatrix } from '../../test/selftest-matrix.js';
@@ -18,7 +18,7 @@ import {
 } from '../format.js';
 import { IoPageTable } from '../io-page-table.js';
 import { walk } from '../walk.js';
-import { LIMIT_NO_READ, LIMIT_NO_WRITE } from './ss-descriptors.js';
+import { VTD_SS_LIMIT_NO_EXEC, VTD_SS_LIMIT_NO_READ, VTD_SS_LIMIT_NO_WRITE } from './ss-descriptors.js';
 import { type VtdSsConfig, vtdSsFormat } from './ss-format.js';
 
 const ss = (config: Partial<VtdSsConfig> = {}) => vtdSsFormat({ levels: 4, oas: 46, ...config });
@@ -47,6 +47,7 @@ describe('VT-d second-stage entries at known bit positions', () => {
     expect(f.decodeLeaf(0x5379, 0x4000_0000, 1, 0)).toEqual({
       readable: true,
       writable: false,
+      executable: false,
       accessed: true,
       dirty: true,
       snoop: false,
@@ -57,6 +58,7 @@ describe('VT-d second-stage entries at known bit positions', () => {
     expect(f.decodeLeaf(0x0800, 0, 1, 0)).toEqual({
       readable: false,
       writable: false,
+      executable: false,
       accessed: false,
       dirty: false,
       snoop: true,
@@ -156,16 +158,45 @@ describe('VT-d second-stage geometry and kinds', () => {
 describe('VT-d second-stage rights and A/D', () => {
   const f = ss();
 
-  it('grants read and write as R and W say, down the walk; never execute', () => {
+  it('grants read and write as R and W say, down the walk; execute never without the legacy switch', () => {
     expect(f.permissions(f.decodeLeaf(0x3, 0, 1, 0), false, false)).toBe(PERM_READ | PERM_WRITE);
     expect(f.permissions(f.decodeLeaf(0x2, 0, 1, 0), true, false)).toBe(PERM_WRITE);
-    expect(f.permissions(f.decodeLeaf(0x3, 0, 1, LIMIT_NO_WRITE), false, false)).toBe(PERM_READ);
-    expect(f.permissions(f.decodeLeaf(0x3, 0, 1, LIMIT_NO_READ), false, false)).toBe(PERM_WRITE);
-    expect([f.tableLimits(0x1, 0), f.tableLimits(0x2, 0), f.tableLimits(0x3, 0)]).toEqual([
-      LIMIT_NO_WRITE,
-      LIMIT_NO_READ,
+    expect(f.permissions(f.decodeLeaf(0x3, 0, 1, VTD_SS_LIMIT_NO_WRITE), false, false)).toBe(PERM_READ);
+    expect(f.permissions(f.decodeLeaf(0x3, 0, 1, VTD_SS_LIMIT_NO_READ), false, false)).toBe(PERM_WRITE);
+    // X = 0 limits execution too, which only the legacy switch ever grants.
+    expect([
+      f.tableLimits(0x1, 0),
+      f.tableLimits(0x2, 0),
+      f.tableLimits(0x3, 0),
+      f.tableLimits(0x7, 0),
+    ]).toEqual([
+      VTD_SS_LIMIT_NO_WRITE | VTD_SS_LIMIT_NO_EXEC,
+      VTD_SS_LIMIT_NO_READ | VTD_SS_LIMIT_NO_EXEC,
+      VTD_SS_LIMIT_NO_EXEC,
       0,
     ]);
+  });
+
+  it('with the legacy execute switch, X is execute permission, on leaves and tables alike', () => {
+    const x = ss({ executeRequests: true });
+    expect(x.kind(0x1005, 0, 1)).toBe(DESC_LEAF);
+    expect(x.name).toBe('vt-d second stage 4-level oas46 sllps3 x');
+    expect(x.permissions(x.decodeLeaf(0x7, 0, 1, 0), false, false)).toBe(PERM_READ | PERM_WRITE | PERM_EXEC);
+    expect(x.permissions(x.decodeLeaf(0x7, 0, 1, VTD_SS_LIMIT_NO_EXEC), false, false)).toBe(
+      PERM_READ | PERM_WRITE,
+    );
+    expect(x.permissions(x.decodeLeaf(0x3, 0, 1, 0), false, false)).toBe(PERM_READ | PERM_WRITE);
+    // Without the switch a leaf with X would be reserved; its rights never include execute.
+    expect(f.permissions({ ...f.decodeLeaf(0x3, 0, 1, 0), executable: true }, false, false)).toBe(
+      PERM_READ | PERM_WRITE,
+    );
+    const out = new Uint32Array(4);
+    x.encodeTable(0x5000, 2, out, 0);
+    x.encodeLeaf(0x6000, 1, x.leafTemplate({ read: true, write: false, exec: true }, false), out, 2);
+    expect([...out]).toEqual([0x5007, 0, 0x6005, 0]);
+    expect(x.templateOf(0x6005, 0, 1)).toEqual({ lo: 0x5, hi: 0 });
+    x.encodeLeaf(0x6000, 1, x.leafTemplate({ read: true, write: false }, false), out, 2);
+    expect(out[2]).toBe(0x6001);
   });
 
   it('without SSADE nothing is tracked or accessed; with it A and D follow the bits', () => {
@@ -237,4 +268,7 @@ describe('VT-d second-stage io-pgtable matrix', () => {
       });
     }
   }
+  it('4 levels with the legacy execute switch', () => {
+    runSelftestMatrix(vtdSsFormat({ levels: 4, oas: 48, executeRequests: true }));
+  });
 });

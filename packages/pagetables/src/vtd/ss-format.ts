@@ -8,12 +8,14 @@
  * | prot | bits |
  * |---|---|
  * | read / write | R / W (either or both; a mapping with neither is refused by the table) |
- * | `exec`, `priv`, `memType` | nothing: the second stage has no execute or privilege, and memory types need ECAP.MTS |
+ * | `exec` | X with the legacy `executeRequests` switch (tables then carry X too); else nothing |
+ * | `priv`, `memType` | nothing: the second stage has no privilege levels, and memory types need ECAP.MTS |
  * | `forceSnoop` (format option) | SNP on every leaf (Linux: the domain enforces cache coherency) |
  * | table entries | R and W (the leaf alone limits) |
  * | with A/D (SSADE) | A and D start clear: the hardware sets them |
  *
- * Reserved bits (a reserved-bit fault): bit 2 (X, reserved since spec 4.0); an address bit at or above the
+ * Reserved bits (a reserved-bit fault): bit 2 (X, reserved since spec 4.0; execute permission with the
+ * legacy `executeRequests` switch); an address bit at or above the
  * host address width; PS in an SS-PML5E or SS-PML4E, or where SLLPS has no such page; the bits between 12
  * and the alignment of a large leaf.
  */
@@ -50,7 +52,7 @@ import {
 } from './ss-descriptors.js';
 
 /** The attribute bits a leaf template carries. */
-const TEMPLATE_LO = VTD_SS_R | VTD_SS_W | VTD_SS_SNP | VTD_SS_A | VTD_SS_D | (0b1111 << 3);
+const TEMPLATE_LO = VTD_SS_R | VTD_SS_W | VTD_SS_X | VTD_SS_SNP | VTD_SS_A | VTD_SS_D | (0b1111 << 3);
 
 export interface VtdSsConfig {
   /** 3, 4 or 5 (AGAW 39, 48, 57; CAP.SAGAW says which the unit supports). */
@@ -63,6 +65,11 @@ export interface VtdSsConfig {
   readonly accessedDirty?: boolean;
   /** SNP on every leaf (Linux: the domain enforces cache coherency). Default false. */
   readonly forceSnoop?: boolean;
+  /**
+   * The legacy switch (spec 4.0 and before: ECAP.ERS with the PASID entry's SSEE): bit 2 is X, execute
+   * permission, instead of reserved. Default false.
+   */
+  readonly executeRequests?: boolean;
 }
 
 export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLeafAttributes> {
@@ -75,8 +82,11 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
   readonly sllps: number;
   readonly accessedDirty: boolean;
   readonly forceSnoop: boolean;
+  readonly executeRequests: boolean;
 
   private readonly hiReserved: number;
+  /** Low-word bits that must be clear in any present entry: X unless the legacy switch gives it a meaning. */
+  private readonly loReserved: number;
 
   constructor(config: VtdSsConfig) {
     const { levels, oas } = config;
@@ -104,9 +114,12 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
     this.accessedDirty = config.accessedDirty ?? false;
     this.tableAccessFlag = this.accessedDirty;
     this.forceSnoop = config.forceSnoop ?? false;
+    this.executeRequests = config.executeRequests ?? false;
+    this.loReserved = this.executeRequests ? 0 : VTD_SS_X;
     this.hiReserved = RadixFormat.hiReservedFrom(oas);
     this.pgsizeBitmap = (1n << 12n) | (sllps & 1 ? 1n << 21n : 0n) | (sllps & 2 ? 1n << 30n : 0n);
-    this.name = `vt-d second stage ${levels}-level oas${oas} sllps${sllps}${this.accessedDirty ? ' ad' : ''}`;
+    const flags = `${this.accessedDirty ? ' ad' : ''}${this.executeRequests ? ' x' : ''}`;
+    this.name = `vt-d second stage ${levels}-level oas${oas} sllps${sllps}${flags}`;
   }
 
   leafAllowed(level: number): boolean {
@@ -117,19 +130,23 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
   // selects a leaf where SLLPS allows one and is reserved elsewhere above level 1.
   kind(lo: number, hi: number, level: number): DescriptorKind {
     if ((lo & (VTD_SS_R | VTD_SS_W)) === 0) return DESC_INVALID;
-    if ((lo & VTD_SS_X) !== 0 || (hi & this.hiReserved) !== 0) return DESC_RESERVED;
+    if ((lo & this.loReserved) !== 0 || (hi & this.hiReserved) !== 0) return DESC_RESERVED;
     if (level === this.leafLevel) return DESC_LEAF;
     if ((lo & VTD_SS_PS) === 0) return DESC_TABLE;
     return this.largeLeafKind(lo, level);
   }
 
   encodeTable(tablePa: number, _level: number, out: Uint32Array, at: number): void {
-    this.writeTable(tablePa, VTD_SS_R | VTD_SS_W, out, at);
+    this.writeTable(tablePa, VTD_SS_R | VTD_SS_W | (this.executeRequests ? VTD_SS_X : 0), out, at);
   }
 
   leafTemplate(prot: MapProt, _dirtyTracking: boolean): LeafTemplate {
     // A and D start clear either way: with SSADE the hardware sets them, without it they mean nothing.
-    const lo = (prot.read ? VTD_SS_R : 0) | (prot.write ? VTD_SS_W : 0) | (this.forceSnoop ? VTD_SS_SNP : 0);
+    const lo =
+      (prot.read ? VTD_SS_R : 0) |
+      (prot.write ? VTD_SS_W : 0) |
+      (this.forceSnoop ? VTD_SS_SNP : 0) |
+      (this.executeRequests && prot.exec ? VTD_SS_X : 0);
     return { lo, hi: 0 };
   }
 
@@ -158,7 +175,7 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
   }
 
   permissions(attrs: VtdSsLeafAttributes, _privileged: boolean, _hardwareDirty: boolean): number {
-    return vtdSsPermissions(attrs);
+    return vtdSsPermissions(attrs, this.executeRequests);
   }
 
   // Without SSADE there is no accessed flag to check or set.
