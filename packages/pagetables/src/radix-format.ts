@@ -15,6 +15,18 @@ const LO_ADDR = 0xffff_f000;
 /** Address bits 51:32. */
 export const RADIX_HI_ADDR = 0x000f_ffff;
 
+/** What a radix format's own bits make of the shared shape. */
+export interface RadixShape {
+  /** Levels, the root's included. */
+  readonly levels: number;
+  /** The lowest bit a large leaf must have clear below its alignment (12, or 13 where bit 12 is x86's PAT). */
+  readonly firstReservedBit: number;
+  /** The low-word bits a walk sets in every entry it uses; 0 where the hardware sets none (then none are checked). */
+  readonly accessedBits: number;
+  /** The low-word bit a hardware write sets in a leaf. */
+  readonly dirtyBit: number;
+}
+
 export abstract class RadixFormat {
   readonly granuleShift = 12;
   readonly bitsPerLevel = 9;
@@ -25,25 +37,25 @@ export abstract class RadixFormat {
   readonly tableBytes = 4096;
   readonly levels: number;
   readonly startLevel: number;
+  /** Whether the hardware sets accessed bits at all; then in table entries too, as in leaves. */
+  readonly tableAccessFlag: boolean;
 
   /** Input bytes one entry covers, per level (index 1 upward). */
   protected readonly span: number[] = [];
   private readonly inverseSpan: number[] = [];
   private readonly leafLoMask: number[] = [];
   private readonly leafLoReserved: number[] = [];
+  private readonly accessedBits: number;
+  private readonly dirtyBit: number;
 
-  /**
-   * `levels` below the root included; `firstReservedBit`: the lowest bit a large leaf must have clear below
-   * its alignment (12, or 13 where bit 12 is x86's PAT); `dirtyBit`: the low-word bit a hardware write sets.
-   */
-  protected constructor(
-    levels: number,
-    firstReservedBit: number,
-    private readonly dirtyBit: number,
-  ) {
+  protected constructor(shape: RadixShape) {
+    const { levels } = shape;
     this.levels = levels;
     this.startLevel = levels;
-    const keep = pow2(firstReservedBit) - 1;
+    this.accessedBits = shape.accessedBits;
+    this.tableAccessFlag = shape.accessedBits !== 0;
+    this.dirtyBit = shape.dirtyBit;
+    const keep = pow2(shape.firstReservedBit) - 1;
     // The leaf masks of level 0 (which does not exist) and of levels above 3 (no leaf there: PS is reserved)
     // are never read; the conditions only keep them 0.
     for (let level = 0; level <= levels; level++) {
@@ -79,8 +91,9 @@ export abstract class RadixFormat {
     return 12 + 9 * (level - 1);
   }
 
+  /** These formats never skip a level. */
   tableNextLevel(_lo: number, _hi: number, level: number): number {
-    return level - 1;
+    return this.nextLevel(level);
   }
 
   leafShift(_lo: number, _hi: number, level: number): number {
@@ -106,6 +119,14 @@ export abstract class RadixFormat {
 
   encodeLeaf(pa: number, level: number, template: LeafTemplate, out: Uint32Array, at: number): void {
     this.encodeLeaves(pa, level, template, out, at, 1);
+  }
+
+  accessFlag(lo: number): boolean {
+    return (lo & this.accessedBits) === this.accessedBits;
+  }
+
+  setAccessFlag(lo: number): number {
+    return (lo | this.accessedBits) >>> 0;
   }
 
   markDirty(lo: number): number {

@@ -76,7 +76,6 @@ export class AmdV1Format extends RadixFormat implements PageTableFormat<AmdV1Lea
   readonly ias: number;
   readonly oas: number;
   readonly pgsizeBitmap: bigint;
-  readonly tableAccessFlag: boolean;
   readonly hostAccessDirty: AmdHostAccessDirty;
   readonly forceCoherent: boolean;
 
@@ -98,11 +97,17 @@ export class AmdV1Format extends RadixFormat implements PageTableFormat<AmdV1Lea
         { levels, oas },
       );
     }
-    super(levels, 12, AMD_D);
+    const hostAccessDirty = config.hostAccessDirty ?? 'none';
+    // With HAD the IOMMU sets A in every entry it uses; without it there is no accessed flag to check or set.
+    super({
+      levels,
+      firstReservedBit: 12,
+      accessedBits: hostAccessDirty === 'none' ? 0 : AMD_A,
+      dirtyBit: AMD_D,
+    });
     this.ias = Math.min(64, 12 + 9 * levels);
     this.oas = oas;
-    this.hostAccessDirty = config.hostAccessDirty ?? 'none';
-    this.tableAccessFlag = this.hostAccessDirty !== 'none';
+    this.hostAccessDirty = hostAccessDirty;
     this.forceCoherent = config.forceCoherent ?? false;
     this.hiReserved = RadixFormat.hiReservedFrom(oas);
     let bitmap = 0n;
@@ -176,14 +181,6 @@ export class AmdV1Format extends RadixFormat implements PageTableFormat<AmdV1Lea
 
   permissions(attrs: AmdV1LeafAttributes, _privileged: boolean, _hardwareDirty: boolean): number {
     return amdV1Permissions(attrs);
-  }
-
-  accessFlag(lo: number): boolean {
-    return this.hostAccessDirty === 'none' || (lo & AMD_A) !== 0;
-  }
-
-  setAccessFlag(lo: number): number {
-    return (lo | AMD_A) >>> 0;
   }
 
   dirtyState(lo: number, hi: number): DirtyState {

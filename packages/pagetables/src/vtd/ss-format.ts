@@ -77,8 +77,6 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
   readonly ias: number;
   readonly oas: number;
   readonly pgsizeBitmap: bigint;
-  /** With SSADE, every entry a walk uses gets A (§3.7.4 accessed and dirty flags). */
-  readonly tableAccessFlag: boolean;
   readonly sllps: number;
   readonly accessedDirty: boolean;
   readonly forceSnoop: boolean;
@@ -106,13 +104,14 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
         { levels, oas, sllps },
       );
     }
-    // No bit below a large leaf's alignment has a meaning: all are reserved.
-    super(levels, 12, VTD_SS_D);
+    const accessedDirty = config.accessedDirty ?? false;
+    // No bit below a large leaf's alignment has a meaning: all are reserved. With SSADE every entry a walk
+    // uses gets A (§3.7.4 accessed and dirty flags); without it there is no accessed flag to check or set.
+    super({ levels, firstReservedBit: 12, accessedBits: accessedDirty ? VTD_SS_A : 0, dirtyBit: VTD_SS_D });
     this.ias = 12 + 9 * levels;
     this.oas = oas;
     this.sllps = sllps;
-    this.accessedDirty = config.accessedDirty ?? false;
-    this.tableAccessFlag = this.accessedDirty;
+    this.accessedDirty = accessedDirty;
     this.forceSnoop = config.forceSnoop ?? false;
     this.executeRequests = config.executeRequests ?? false;
     this.loReserved = this.executeRequests ? 0 : VTD_SS_X;
@@ -176,15 +175,6 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
 
   permissions(attrs: VtdSsLeafAttributes, _privileged: boolean, _hardwareDirty: boolean): number {
     return vtdSsPermissions(attrs, this.executeRequests);
-  }
-
-  // Without SSADE there is no accessed flag to check or set.
-  accessFlag(lo: number): boolean {
-    return !this.accessedDirty || (lo & VTD_SS_A) !== 0;
-  }
-
-  setAccessFlag(lo: number): number {
-    return (lo | VTD_SS_A) >>> 0;
   }
 
   dirtyState(lo: number, _hi: number): DirtyState {

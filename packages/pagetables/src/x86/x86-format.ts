@@ -81,8 +81,6 @@ export class X86Format extends RadixFormat implements PageTableFormat<X86LeafAtt
   readonly ias: number;
   readonly oas: number;
   readonly pgsizeBitmap: bigint;
-  /** Every paging-structure entry a walk uses gets A (SDM §4.8). */
-  readonly tableAccessFlag = true;
   readonly gigaPages: boolean;
   readonly executeDisable: boolean;
   readonly extendedAccessed: boolean;
@@ -90,8 +88,6 @@ export class X86Format extends RadixFormat implements PageTableFormat<X86LeafAtt
 
   /** The high-word bits that must be clear in any entry: reserved address bits, and XD when not enabled. */
   private readonly hiMustBeZero: number;
-  /** The accessed bits the walk sets. */
-  private readonly accessedBits: number;
 
   constructor(config: X86Config) {
     const { levels, oas } = config;
@@ -102,15 +98,21 @@ export class X86Format extends RadixFormat implements PageTableFormat<X86LeafAtt
         { levels, oas },
       );
     }
-    // A large leaf's bit 12 is PAT; the bits from 13 to its alignment are reserved.
-    super(levels, 13, X86_D);
+    const extendedAccessed = config.extendedAccessed ?? false;
+    // A large leaf's bit 12 is PAT; the bits from 13 to its alignment are reserved. Every paging-structure
+    // entry a walk uses gets A (SDM §4.8), and EA too with VT-d's EAFE.
+    super({
+      levels,
+      firstReservedBit: 13,
+      accessedBits: X86_A | (extendedAccessed ? X86_EA : 0),
+      dirtyBit: X86_D,
+    });
     this.ias = levels === 4 ? 47 : 56;
     this.oas = oas;
     this.gigaPages = config.gigaPages ?? true;
     this.executeDisable = config.executeDisable ?? true;
-    this.extendedAccessed = config.extendedAccessed ?? false;
+    this.extendedAccessed = extendedAccessed;
     this.rules = { supervisorWriteProtect: config.supervisorWriteProtect ?? true };
-    this.accessedBits = X86_A | (this.extendedAccessed ? X86_EA : 0);
     this.hiMustBeZero = (RadixFormat.hiReservedFrom(oas) | (this.executeDisable ? 0 : X86_HI_XD)) >>> 0;
     this.pgsizeBitmap = (1n << 12n) | (1n << 21n) | (this.gigaPages ? 1n << 30n : 0n);
     const gig = this.gigaPages ? '' : ' no1G';
@@ -175,14 +177,6 @@ export class X86Format extends RadixFormat implements PageTableFormat<X86LeafAtt
 
   permissions(attrs: X86LeafAttributes, privileged: boolean, _hardwareDirty: boolean): number {
     return x86Permissions(attrs, privileged, this.rules);
-  }
-
-  accessFlag(lo: number): boolean {
-    return (lo & this.accessedBits) === this.accessedBits;
-  }
-
-  setAccessFlag(lo: number): number {
-    return (lo | this.accessedBits) >>> 0;
   }
 
   // Every writable leaf is tracked: the hardware sets D on the first write through it (SDM §4.8).
