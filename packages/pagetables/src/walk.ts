@@ -103,7 +103,10 @@ export interface WalkOptions {
   readonly counter: AccessCounter;
   /** PERM_* bits of the access: WRITE drives HD, PRIV selects the stage 1 rights HD checks. Default READ. */
   readonly access?: number;
-  /** HA: set a clear access flag instead of faulting (SMMUv3 CD.HA / STE.S2HA; always on for x86, which also sets it in the table entries it uses). */
+  /**
+   * HA: set a clear access flag instead of faulting (SMMUv3 CD.HA / STE.S2HA; always on for x86-64), in the
+   * table entries too where the format has one there (`tableAccessFlag`).
+   */
   readonly hardwareAccessFlag?: boolean;
   /** Without HA: a clear access flag is used as if set, no fault and no write (SMMUv3 CD.AFFD / STE.S2AFFD). */
   readonly accessFlagFaultDisable?: boolean;
@@ -205,7 +208,8 @@ export function walk<A>(
     if (kind === DESC_TABLE) {
       const next = format.tableAddress(lo, hi);
       if (next >= oaLimit) return failure('address-size', level, reads);
-      // x86 sets the accessed flag of every paging-structure entry a walk uses (SDM §4.8).
+      // Where table entries have an accessed flag (x86-64, SDM §4.8; VT-d with SSADE; AMD v1 with HAD), the
+      // walk sets it in every entry it uses.
       if (format.tableAccessFlag && options.hardwareAccessFlag === true && !format.accessFlag(lo)) {
         const written = writeBack(options, entry, address, level, format.setAccessFlag(lo), reads);
         if (typeof written !== 'number') return written;
