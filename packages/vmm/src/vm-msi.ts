@@ -133,7 +133,11 @@ export class VmMsi {
                 { intid: v.intid, deviceId: device.virtualRid, eventId: guestVector.message.data },
               );
             }
-            this.injected = this.vits.inject(device.virtualRid, guestVector.message.data);
+            this.injected = this.vits.inject(
+              device.virtualRid,
+              guestVector.message.data,
+              guestVector.message.address,
+            );
           }),
         );
       });

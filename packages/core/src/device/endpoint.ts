@@ -20,6 +20,11 @@ import {
 } from '../iommu/translation.js';
 import type { AccessCounter } from '../memory/access-counter.js';
 import type { AccessSize, BusAbort, MemoryBus } from '../memory/memory-bus.js';
+import {
+  type InterruptDelivery,
+  type InterruptRemappingHardware,
+  inInterruptWindow,
+} from '../msi/interrupt-remapping.js';
 import type { ITracer } from '../trace/tracer.js';
 import { AddressTranslationCache, atcGrants } from './atc.js';
 import { MsixTable } from './msix-table.js';
@@ -141,6 +146,8 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     private readonly bus: MemoryBus,
     private readonly iommu: IommuHardware | undefined,
     private readonly tracer: ITracer,
+    /** The platform's interrupt controller, which takes the interrupts the IOMMU's remapping unit produces. */
+    private readonly interrupts?: InterruptDelivery,
   ) {
     this.name = spec.name;
     this.rid = spec.rid;
@@ -206,7 +213,11 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
     return { ok: true, data, hpas: hpas ?? NO_HPAS };
   }
 
-  /** A message-signalled interrupt: a 32-bit write of `data` to `address`, translated like any DMA write. */
+  /**
+   * A message-signalled interrupt: a 32-bit write of `data` to `address`, translated like any DMA write —
+   * unless the IOMMU has an interrupt remapping unit and the address is in the x86 interrupt window: then
+   * it is an interrupt request, which that unit remaps, passes on or blocks.
+   */
   msiWrite(address: bigint, data: number): DmaWriteResult {
     const bytes = new Uint8Array(4);
     new DataView(bytes.buffer).setUint32(0, data >>> 0, true);
@@ -223,7 +234,44 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
         },
       );
     }
+    const remapping = this.iommu?.interruptRemapping;
+    if (remapping !== undefined && inInterruptWindow(address))
+      return this.interruptRequest(remapping, address, data);
     return this.dmaWrite(address, bytes, { hpas: true });
+  }
+
+  /** An interrupt request through the remapping unit (VT-d §5.1, AMD §2.2.5): no page is translated. */
+  private interruptRequest(
+    remapping: InterruptRemappingHardware,
+    address: bigint,
+    data: number,
+  ): DmaWriteResult {
+    const outcome = remapping.request(this.streamId, address, data);
+    // Stryker disable next-line ConditionalExpression: Tracer.trace drops records itself when tracing is off; the guard only saves building them
+    if (this.tracer.enabled) {
+      this.tracer.trace('device', this.name, `msi.${outcome.kind}`, `interrupt request ${outcome.kind}`, {
+        address,
+        data,
+        ...(outcome.kind === 'remapped' || outcome.kind === 'posted' ? { index: outcome.index } : {}),
+      });
+    }
+    const requester = { name: this.name, deviceId: this.streamId };
+    switch (outcome.kind) {
+      case 'blocked':
+        return { ok: false, reason: 'fault', fault: outcome.fault, iova: address, bytesDone: 0 };
+      case 'passthrough': {
+        const w = this.bus.write(address, 4, data >>> 0, this.counter, this.streamId);
+        if (!w.ok) return { ok: false, reason: 'abort', abort: w.abort, iova: address, bytesDone: 0 };
+        break;
+      }
+      case 'remapped':
+        this.interrupts?.deliverRemapped(outcome.interrupt, requester);
+        break;
+      case 'posted':
+        if (outcome.posted.notify) this.interrupts?.deliverRemapped(outcome.posted.notify, requester);
+        break;
+    }
+    return { ok: true, bytes: 4, hpas: NO_HPAS };
   }
 
   /**

@@ -9,6 +9,7 @@
  */
 import type { Hpa, Iova } from '../address/address.js';
 import type { IommufdError } from '../errors/iommufd-error.js';
+import type { InterruptRemappingDriver } from '../msi/interrupt-remapping.js';
 import type { PageRequest, PageResponse } from './hardware.js';
 import type { IommuFault } from './translation.js';
 
@@ -192,6 +193,11 @@ export interface IommuDriver {
   domainAllocNested?(device: IommuDeviceRef, parent: IommuDomain, data: unknown): IommuDomain;
   /** Allocates a vIOMMU on a nest-parent domain. Absent: `EOPNOTSUPP`. */
   viommuAlloc?(parent: IommuDomain, type: string, events: ViommuEventSink): ViommuDriverObject;
+  /**
+   * The driver's interrupt remapping (its IR domain), present when the hardware has a remapping unit and
+   * the driver enabled it. Absent: devices behind this IOMMU send compatibility-format MSIs.
+   */
+  readonly interruptRemapping?: InterruptRemappingDriver;
   /** Answers a page request group the driver reported (PRI response, stall resume). */
   pageResponse?(device: IommuDeviceRef, response: PageResponse): void;
   /** Disables translation and releases what `probe` allocated. */

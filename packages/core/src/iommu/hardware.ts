@@ -3,6 +3,7 @@
  * MMIO registers (on the bus) and reads its tables from memory; devices reach it only through these calls,
  * as transactions reach a real IOMMU from the PCIe fabric.
  */
+import type { InterruptRemappingHardware } from '../msi/interrupt-remapping.js';
 import type { TranslationRequest, TranslationResult } from './translation.js';
 
 /** What the IOMMU can send back to an endpoint: ATS invalidations and PRI responses. */
@@ -55,6 +56,11 @@ export interface IommuHardware {
    * ATS leaves it out; endpoints then always send untranslated requests.
    */
   atsTranslate?(request: TranslationRequest): TranslationResult;
+  /**
+   * The interrupt remapping unit (x86): a device's write without PASID into the interrupt window goes here
+   * instead of `translate`. Hardware without one leaves it out; such writes are then DMA like any other.
+   */
+  readonly interruptRemapping?: InterruptRemappingHardware;
   /** PRI page request from an endpoint. Hardware without PRI leaves it out. */
   pageRequest?(streamId: number, request: PageRequest): void;
   /** Makes an endpoint reachable for ATS invalidations and PRI responses. */

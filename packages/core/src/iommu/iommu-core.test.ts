@@ -339,6 +339,17 @@ describe('iommu_dma_prepare_msi', () => {
     expect(log).toEqual(['attach dev0 d1']);
   });
 
+  it('a doorbell in a hardware MSI window is used as it is, even where a SW MSI window exists (x86 interrupt window)', () => {
+    const window: ReservedRegion = { start: 0xfee0_0000n, length: 0x10_0000n, type: 'msi' };
+    const { core, dev, driver, log } = msiSetup([SW_MSI, window]);
+    core.attachDevice(dev, driver.domainAllocPaging());
+    expect(core.prepareMsi(dev, hpa(0xfee0_0010n))).toBe(0xfee0_0010n);
+    expect(core.prepareMsi(dev, hpa(0xfeef_fff0n))).toBe(0xfeef_fff0n);
+    // Just past the window: a doorbell like any other, mapped into the SW MSI window.
+    expect(core.prepareMsi(dev, hpa(0xfef0_0000n))).toBe(0x800_0000n);
+    expect(log.filter((l) => l.startsWith('map'))).toEqual(['map d1 0x8000000 -> 0xfef00000 +0x1000 -w']);
+  });
+
   it('a paging domain maps the doorbell page into the SW MSI window; devices sharing the domain share the cookie', () => {
     const { core, dev, driver, log } = msiSetup();
     const other = testDevice('dev1');

@@ -84,6 +84,11 @@ export class IommuCore {
         device: device.name,
       });
     if (domain.type === 'identity') return doorbell;
+    // A doorbell in a hardware MSI window (x86's interrupt window) is never DMA-translated.
+    const hardwareWindow = state.driver
+      .reservedRegions?.(device)
+      .some((r) => r.type === 'msi' && doorbell >= r.start && doorbell < r.start + r.length);
+    if (hardwareWindow) return doorbell;
     const window = swMsiWindowOf(state.driver, device);
     if (!window) return doorbell;
     return this.msiCookie(domain, window).map(doorbell);

@@ -65,7 +65,9 @@ export type FaultKind =
   | 'bad-pasid'
   | 'bad-config'
   | 'config-abort'
-  | 'ats-disabled';
+  | 'ats-disabled'
+  /** An interrupt request the remapping unit blocked (no entry, entry not present, source mismatch, …). */
+  | 'interrupt';
 
 export interface IommuFault {
   readonly kind: FaultKind;

@@ -10,6 +10,7 @@
  */
 import type { Hpa } from '../address/address.js';
 import { token } from '../di/token.js';
+import type { X86Interrupt } from './interrupt-remapping.js';
 
 /** An MSI as the device sends it: a 32-bit little-endian write of `data` to `address`. */
 export interface MsiMessage {
@@ -120,6 +121,11 @@ export interface IMsiController {
   stateOf(intid: number): InterruptState;
   /** Installs the handler for an interrupt (Linux `request_irq`); returns its release. */
   requestIrq(intid: number, handler: InterruptHandler): () => void;
+  /**
+   * Takes an interrupt an IOMMU's remapping unit produced (x86: the remapped entry's vector and
+   * destination) from `requester`. Controllers that never sit behind interrupt remapping leave it out.
+   */
+  deliverRemapped?(interrupt: X86Interrupt, requester: MsiRequester): MsiOutcome;
   /** What became of each MSI write received since the last call, in order. */
   takeOutcomes(): MsiOutcome[];
   /** Runs the handlers of interrupts that arrived since the last call; returns how many ran. */

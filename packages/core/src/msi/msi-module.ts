@@ -9,7 +9,8 @@ import type { Hpa } from '../address/address.js';
 import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import type { ITracer } from '../trace/tracer.js';
-import type { IMsiController, MsiDoorbell, MsiOutcome } from './msi-controller.js';
+import type { DeviceInterruptRemapper } from './interrupt-remapping.js';
+import type { IMsiController, MsiDoorbell, MsiOutcome, MsiRequester } from './msi-controller.js';
 
 export interface MsiControllerContext<TOptions> {
   /** Options validated by the module's `optionsSchema`. */
@@ -19,6 +20,12 @@ export interface MsiControllerContext<TOptions> {
   /** Pages for the host driver's tables and queues. */
   readonly memory: IFrameAllocator;
   readonly tracer: ITracer;
+  /**
+   * The interrupt remapping of the IOMMU in front of a device, when that IOMMU's driver has it on (x86):
+   * the controller's MSI domain then allocates remapping entries instead of composing messages itself.
+   * Asked at vector set-up time, after the IOMMUs are probed.
+   */
+  readonly remapperFor?: (device: MsiRequester) => DeviceInterruptRemapper | undefined;
 }
 
 export interface VirtualMsiContext {
@@ -42,10 +49,11 @@ export interface VirtualMsiController {
   /** The guest kernel's MSI domain: the controller's driver running in the guest on the virtual model. */
   readonly guest: IMsiController;
   /**
-   * The VMM signals an MSI as if `deviceId` had written `data` to the doorbell (KVM_SIGNAL_MSI with a
-   * DeviceID): the virtual controller translates it through the guest's tables to a vCPU.
+   * The VMM signals an MSI as if `deviceId` had written `data` to `address` (KVM_SIGNAL_MSI with a
+   * DeviceID): the virtual controller translates it through the guest's tables to a vCPU. `address`
+   * defaults to the doorbell; controllers whose destination is in the address (x86) need it.
    */
-  inject(deviceId: number, data: number): MsiOutcome;
+  inject(deviceId: number, data: number, address?: bigint): MsiOutcome;
   dispose(): void;
 }
 

@@ -18,6 +18,7 @@ import { IInterruptController, InterruptController } from '../iommu/irq.js';
 import { IPasidAllocator, PasidAllocator } from '../iommu/pasid-allocator.js';
 import { FrameAllocator, IFrameAllocator } from '../memory/frame-allocator.js';
 import { MemoryBus } from '../memory/memory-bus.js';
+import { remapperFor } from '../msi/interrupt-remapping.js';
 import { type IMsiController, IMsiController as IMsiControllerToken } from '../msi/msi-controller.js';
 import { IPluginRegistry, type PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
@@ -144,6 +145,13 @@ function createMsiController(
       bus,
       memory: resolveToken(c, IFrameAllocator),
       tracer: resolveToken(c, ITracer),
+      // Asked when vectors are set up, after the IOMMUs and devices exist.
+      remapperFor: (requester) => {
+        const device = resolveToken(c, IDevices).get(requester.name);
+        const core = resolveToken(c, IIommuCore);
+        const remapping = device?.behindIommu ? core.driverOf(device).interruptRemapping : undefined;
+        return device && remapping ? remapperFor(remapping, device) : undefined;
+      },
     });
   } catch (error) {
     const outOfMemory = outOfMemoryError(error, validated, 'the MSI controller allocates');

@@ -12,7 +12,7 @@ import { IIommuCore, type IommuCore } from '../iommu/iommu-core.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import { ITracer } from '../trace/tracer.js';
 import { IIommuInstances, type IommuInstances } from './iommu-instances.js';
-import { IMemoryBus, ISystemConfig } from './tokens.js';
+import { IMemoryBus, IPlatformMsi, ISystemConfig, type PlatformMsi } from './tokens.js';
 
 export const IDevices = token<Devices>('iommukit.Devices');
 
@@ -26,7 +26,13 @@ export class Devices {
     @inject(IIommuInstances) iommus: IommuInstances,
     @inject(IIommuCore) core: IommuCore,
     @inject(ITracer) tracer: ITracer,
+    @inject(IPlatformMsi) msi: PlatformMsi,
   ) {
+    // Interrupts a remapping unit produces go to the platform's controller, when it takes them (x86).
+    const controller = msi.controller;
+    const interrupts = controller?.deliverRemapped
+      ? { deliverRemapped: controller.deliverRemapped.bind(controller) }
+      : undefined;
     validated.config.devices.forEach((cfg, index) => {
       const instance = cfg.iommu === undefined ? undefined : iommus.get(cfg.iommu);
       const options = instance?.options;
@@ -45,6 +51,7 @@ export class Devices {
         bus,
         instance?.hardware,
         tracer,
+        interrupts,
       );
       try {
         instance?.driver.probeDevice(device);
