@@ -196,14 +196,16 @@ describe('iommukit vendors', () => {
     const { code, out } = await cli('vendors');
     expect(code).toBe(EXIT_OK);
     expect(out).toContain('mock 0.1.0 — mock');
-    expect(out).toContain('default instance registers: IDR=0x24d4b CAP=0x34548');
+    expect(out).toContain('default instance registers: IDR=0x24d4b CAP=0x74548');
+    expect(out).toContain('PRI: yes · dirty tracking: yes · interrupt remapping: yes\n');
+    expect(out).toContain('PRI: yes · dirty tracking: yes · interrupt remapping: no\n');
     expect(out).toContain('smmuv3 0.1.0 — arm-smmuv3');
     expect(out).toMatch(/default instance registers: IDR0=0x[0-9a-f]+ IDR1=0x[0-9a-f]+ .* IDR5=0x[0-9a-f]+/);
     expect(out).toMatch(/MSI controllers \(msi\.controller\):\n {2}gic-its — Arm GICv3 ITS/);
     const json = JSON.parse((await cli('vendors', '--json')).out);
     expect(json[0]).toMatchObject({
       name: 'mock',
-      capabilities: { dirtyTracking: true },
+      capabilities: { dirtyTracking: true, interruptRemapping: true },
       registers: { IDR: '0x24d4b' },
     });
   });
@@ -309,13 +311,13 @@ describe('resource and malformed configs: a path-named problem, never a stack tr
       'vms[1].memory: 512MiB of guest RAM needs one 2 MiB aligned block of host RAM',
     ],
     [
-      // Three host frames below the 2 MiB block the guest RAM takes: the IOMMU's tables fill them, so the
-      // VM's stage-2 tables find no room at power-on.
+      // Three host frames below the 2 MiB block the guest RAM takes: the IOMMU's tables (without an
+      // interrupt remapping table) fill them, so the VM's stage-2 tables find no room at power-on.
       'vm-tables.yaml',
       `plugin: mock
 memory:
   ram: [{ name: dram, base: 0x7fff_d000, size: 0x40_3000 }]
-iommus: [{ name: iommu0, base: 0x0900_0000, options: { sidBits: 1 } }]
+iommus: [{ name: iommu0, base: 0x0900_0000, options: { sidBits: 1, interruptRemapping: false } }]
 devices: [{ name: nic0, rid: "00:00.1", iommu: iommu0 }]
 vms: [{ name: vm0, memory: 4MiB, devices: [nic0] }]${vmStep}`,
       'vms[0].memory: powering vm0 on runs out of host RAM: ENOMEM',

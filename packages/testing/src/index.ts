@@ -9,6 +9,7 @@ export { MOCK_SW_MSI_BASE, MOCK_SW_MSI_LENGTH, MockIommuDriver } from './mock/dr
 export * as mockFormats from './mock/formats.js';
 export { MockIommuHardware } from './mock/hardware.js';
 export type { MockHwptInvalidation, MockViommuInvalidation } from './mock/invalidation.js';
+export * as mockIrte from './mock/irte.js';
 export { type MockNestedData, MockNestedDomain } from './mock/nested-domain.js';
 export { type MockOptions, MockOptionsSchema } from './mock/options.js';
 export { mockPlugin, mockPlugin as default } from './mock/plugin.js';

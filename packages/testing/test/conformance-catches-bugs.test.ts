@@ -55,4 +55,10 @@ describe('the conformance kit fails broken plugins precisely', () => {
       'HWPT_INVALIDATE stops at the first bad entry and reports how many took effect',
     ]);
   }, 60_000);
+
+  it('catches a driver that rewrites interrupt remapping entries without flushing the entry cache', async () => {
+    expect(await failedCases('no-iec-flush.conformance.ts')).toEqual([
+      'invalidate to see a change: a reprogrammed entry delivers its new interrupt once invalidated',
+    ]);
+  }, 60_000);
 });

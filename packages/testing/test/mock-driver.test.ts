@@ -161,6 +161,7 @@ describe('mock driver probe', () => {
         dirtyTracking: false,
         nesting: false,
         pri: false,
+        interruptRemapping: false,
       },
       bus,
       tracer: new Tracer(),
@@ -177,8 +178,9 @@ describe('mock driver probe', () => {
     const frames = system.memory.allocatedFrameCount;
     const instance = system.iommu('iommu0');
     instance.driver.shutdown();
-    // Device table (256 × 32 bytes: 2 frames), fault log and page request queue (1 frame each).
-    expect(system.memory.allocatedFrameCount).toBe(frames - 4);
+    // Device table (256 × 32 bytes: 2 frames), fault log and page request queue (1 frame each), and the
+    // interrupt remapping table (1024 × 16 bytes: 4 frames).
+    expect(system.memory.allocatedFrameCount).toBe(frames - 8);
     expect(system.device('nic0').dmaRead(0n, 4)).toMatchObject({ fault: { vendorCode: 'MOCK_DISABLED' } });
   });
 });

@@ -38,17 +38,22 @@ describe('mock IOMMU registers', () => {
     const { reg, hw } = await setup();
     expect(reg(R.IDR)).toBe(mockRegs.MOCK_IDR_MAGIC | (mockRegs.MOCK_VERSION << 16));
     expect(reg(R.CAP)).toBe(
-      8 | (10 << 5) | mockRegs.CAP_DIRTY | (8 << 11) | mockRegs.CAP_NEST | mockRegs.CAP_PRI,
+      8 | (10 << 5) | mockRegs.CAP_DIRTY | (8 << 11) | mockRegs.CAP_NEST | mockRegs.CAP_PRI | mockRegs.CAP_IR,
     );
-    expect(hw.identify()).toEqual({ IDR: '0x24d4b', CAP: '0x34548' });
+    expect(hw.identify()).toEqual({ IDR: '0x24d4b', CAP: '0x74548' });
   });
 
   it('was programmed by the driver through its registers only', async () => {
     const { reg, system } = await setup();
-    expect(reg(R.CTRL)).toBe(CTRL_EN | mockRegs.CTRL_FAULT_IRQ_EN | mockRegs.CTRL_PRQ_IRQ_EN);
+    expect(reg(R.CTRL)).toBe(
+      CTRL_EN | mockRegs.CTRL_FAULT_IRQ_EN | mockRegs.CTRL_PRQ_IRQ_EN | mockRegs.CTRL_IR_EN,
+    );
     expect(reg(R.STATUS)).toBe(CTRL_EN);
     expect(reg(R.DT_LOG2)).toBe(8);
     expect(reg(R.FLOG_LOG2)).toBe(6);
+    expect(reg(R.IRT_LOG2)).toBe(10);
+    const irtBase = join64(reg(R.IRT_BASE), reg(R.IRT_BASE + 4));
+    expect(system.bus.regionAt(Number(irtBase))?.kind).toBe('ram');
     const dtBase = join64(reg(R.DT_BASE), reg(R.DT_BASE + 4));
     expect(system.bus.regionAt(Number(dtBase))?.kind).toBe('ram');
     const driverWrites = system.bus.counter('driver:iommu0').writes;

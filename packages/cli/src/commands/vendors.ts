@@ -38,7 +38,9 @@ export async function vendorsCommand(
     io.out(
       `  stages: ${caps.stages.join(', ')} · PASID: ${yes(caps.pasid)} · ATS: ${yes(caps.ats)} · PRI: ${yes(caps.pri)}`,
     );
-    io.out(` · dirty tracking: ${yes(caps.dirtyTracking)}\n`);
+    io.out(
+      ` · dirty tracking: ${yes(caps.dirtyTracking)} · interrupt remapping: ${yes(caps.interruptRemapping ?? false)}\n`,
+    );
     io.out(
       `  PASID table owner when nesting: ${caps.pasidTableOwner} · vIOMMU modes: ${caps.viommuModes.join(', ') || 'none'}\n`,
     );

@@ -42,6 +42,11 @@ export interface PluginCapabilities {
   readonly pasidTableOwner: 'user' | 'kernel' | 'none';
   /** vIOMMU modes the plugin's personality supports (empty without one). */
   readonly viommuModes: readonly ('emulated' | 'nested')[];
+  /**
+   * The hardware remaps interrupts (x86: VT-d, AMD-Vi) and the driver offers `interruptRemapping`.
+   * Absent: false.
+   */
+  readonly interruptRemapping?: boolean;
 }
 
 /** The platform MSI controller as an IOMMU instance sees it, for the instance's own interrupts. */

@@ -60,6 +60,8 @@ describe('validatePlugin', () => {
     expect(validatePlugin(p, 'x')).toBe(p);
     expect(problems(withChange(['optionsSchema', { safeParse: () => 0 }], ['guestOps', {}]))).toEqual([]);
     expect(problems(withChange(['capabilities.viommuModes', []], ['createViommu', DELETE]))).toEqual([]);
+    expect(problems(withChange(['capabilities.interruptRemapping', true]))).toEqual([]);
+    expect(problems(withChange(['capabilities.interruptRemapping', false]))).toEqual([]);
   });
 
   it('refuses a default export that is no object', () => {
@@ -106,6 +108,12 @@ describe('validatePlugin', () => {
       'capabilities.pasidTableOwner',
       'guest',
       'capabilities.pasidTableOwner: expected "user" | "kernel" | "none", got "guest"',
+    ],
+    [
+      'an interrupt-remapping flag that is no boolean',
+      'capabilities.interruptRemapping',
+      1,
+      'capabilities.interruptRemapping: expected a boolean, got 1',
     ],
     ['an unknown vIOMMU mode', 'capabilities.viommuModes', ['accel'], `${MODES} ["accel"]`],
     ['vIOMMU modes that are no array', 'capabilities.viommuModes', 'nested', `${MODES} "nested"`],

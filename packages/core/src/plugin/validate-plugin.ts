@@ -46,6 +46,11 @@ export function validatePlugin(candidate: unknown, origin: string): IommuPlugin 
       if (typeof caps[flag] !== 'boolean')
         problems.push(`capabilities.${flag}: expected a boolean, got ${show(caps[flag])}`);
     }
+    if (caps.interruptRemapping !== undefined && typeof caps.interruptRemapping !== 'boolean') {
+      problems.push(
+        `capabilities.interruptRemapping: expected a boolean, got ${show(caps.interruptRemapping)}`,
+      );
+    }
     if (!PASID_OWNERS.has(caps.pasidTableOwner as string)) {
       problems.push(
         `capabilities.pasidTableOwner: expected "user" | "kernel" | "none", got ${show(caps.pasidTableOwner)}`,

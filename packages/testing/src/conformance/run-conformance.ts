@@ -1,8 +1,9 @@
 /**
  * The plugin conformance kit: one call registers the vendor-neutral iommufd suite for a plugin in the
  * current vitest file. Every case builds a fresh system with the plugin and checks kernel behaviour end to
- * end — map, DMA, unmap, attach rules, lifetimes, PASIDs, dirty tracking, page faults and, when the plugin
- * supplies nesting hooks, vIOMMU nesting, user invalidation and vEVENTQ.
+ * end — map, DMA, unmap, attach rules, lifetimes, PASIDs, dirty tracking, page faults, interrupt remapping
+ * when the plugin has it and, when the plugin supplies nesting hooks, vIOMMU nesting, user invalidation
+ * and vEVENTQ.
  *
  * ```ts
  * import { runConformance } from '@iommukit/testing/conformance';
@@ -16,6 +17,7 @@ import { createHarness, type Harness } from './harness.js';
 import type { ConformanceOptions } from './options.js';
 import { attachCases } from './suites/attach.js';
 import { capabilityCases } from './suites/capabilities.js';
+import { interruptRemappingCases } from './suites/interrupt-remapping.js';
 import { ioasCases } from './suites/ioas.js';
 import { iopfCases } from './suites/iopf.js';
 import { lifetimeCases } from './suites/lifetime.js';
@@ -47,5 +49,7 @@ export function runConformance(plugin: IommuPlugin, options: ConformanceOptions 
     // Groups with nothing applicable are left out: vitest reports an empty suite as an error.
     if (plugin.capabilities.pri) describe('I/O page faults', () => iopfCases(h, plugin));
     if (options.nesting) describe('nesting, vIOMMU, vEVENTQ', () => nestingCases(h, options.nesting));
+    if (plugin.capabilities.interruptRemapping)
+      describe('interrupt remapping', () => interruptRemappingCases(h));
   });
 }

@@ -32,6 +32,7 @@ import {
   StaticDomain,
   toHex,
   type ViommuEventSink,
+  X86_INTERRUPT_WINDOW,
 } from '@iommukit/core';
 import { MockPagingDomain } from './domain.js';
 import {
@@ -58,17 +59,21 @@ import {
   PRQ_WORDS,
   PRQ_WRITE,
 } from './formats.js';
+import { MockIrqRemapping } from './irq-remapping.js';
+import { IRTE_BYTES } from './irte.js';
 import { MockNestedDomain } from './nested-domain.js';
 import type { MockOptions } from './options.js';
 import {
   CAP_DIRTY,
   CAP_FLOG_MAX_LOG2,
+  CAP_IR,
   CAP_NEST,
   CAP_PASID_BITS,
   CAP_PRI,
   CAP_SID_BITS,
   CTRL_EN,
   CTRL_FAULT_IRQ_EN,
+  CTRL_IR_EN,
   CTRL_PRQ_IRQ_EN,
   INV,
   MOCK_IDR_MAGIC,
@@ -81,6 +86,8 @@ import { MOCK_VIOMMU_TYPE, MockViommu } from './viommu.js';
 /** Queue sizes the driver asks for (capped by CAP). */
 const FAULT_LOG_LOG2 = 6;
 const PRQ_LOG2 = 6;
+/** Interrupt remapping table entries the driver allocates (log2). */
+const IRT_LOG2 = 10;
 const MAX_DOMAIN_ID = 0xffff;
 /** The SW MSI window, at the address and size Linux's SMMUv3 driver reserves (MSI_IOVA_BASE). */
 export const MOCK_SW_MSI_BASE = 0x800_0000n;
@@ -122,6 +129,9 @@ export class MockIommuDriver implements IommuDriver {
   private deviceTable: { base: Hpa; frames: number } | undefined;
   private faultLog: { base: Hpa; frames: number; entries: number } | undefined;
   private prq: { base: Hpa; frames: number; entries: number } | undefined;
+  private irt: { base: Hpa; frames: number } | undefined;
+  /** The IR domain, once probe found CAP.IR and turned remapping on. */
+  interruptRemapping: MockIrqRemapping | undefined;
 
   constructor(context: DriverContext<MockOptions>) {
     this.context = context;
@@ -163,12 +173,26 @@ export class MockIommuDriver implements IommuDriver {
       this.context.irq('prq').connect(() => this.handlePrqIrq());
       ctrl |= CTRL_PRQ_IRQ_EN;
     }
+    if (cap & CAP_IR) {
+      this.irt = this.allocZeroed(2 ** IRT_LOG2 * IRTE_BYTES);
+      this.regs.write64(R.IRT_BASE, this.irt.base);
+      this.regs.write32(R.IRT_LOG2, IRT_LOG2);
+      this.interruptRemapping = new MockIrqRemapping(
+        this.instance,
+        this.irt.base,
+        2 ** IRT_LOG2,
+        this.bus,
+        this.counter,
+        (first, count) => this.invalidate(INV.IEC, first, 0n, BigInt(count)),
+      );
+      ctrl |= CTRL_IR_EN;
+    }
     this.invalidate(INV.ALL, 0);
     this.context.irq('fault').connect(() => this.handleFaultIrq());
     this.regs.write32(R.CTRL, ctrl);
     this.log(
       'probe',
-      `probed: ${this.caps.sidBits}-bit stream IDs, ${this.caps.pasidBits}-bit PASIDs, device table at ${toHex(this.deviceTable.base)}, ${this.faultLog.entries}-entry fault log${this.prq ? `, ${this.prq.entries}-entry page request queue` : ''}`,
+      `probed: ${this.caps.sidBits}-bit stream IDs, ${this.caps.pasidBits}-bit PASIDs, device table at ${toHex(this.deviceTable.base)}, ${this.faultLog.entries}-entry fault log${this.prq ? `, ${this.prq.entries}-entry page request queue` : ''}${this.irt ? `, ${2 ** IRT_LOG2}-entry interrupt remapping table` : ''}`,
     );
   }
 
@@ -211,7 +235,10 @@ export class MockIommuDriver implements IommuDriver {
   }
 
   reservedRegions(_device: IommuDeviceRef): readonly ReservedRegion[] {
-    return [{ start: MOCK_SW_MSI_BASE, length: MOCK_SW_MSI_LENGTH, type: 'sw-msi' }];
+    const swMsi: ReservedRegion = { start: MOCK_SW_MSI_BASE, length: MOCK_SW_MSI_LENGTH, type: 'sw-msi' };
+    // With remapping on, the interrupt window is the hardware's, never DMA (as on VT-d and AMD).
+    if (!this.interruptRemapping) return [swMsi];
+    return [swMsi, { start: X86_INTERRUPT_WINDOW.base, length: X86_INTERRUPT_WINDOW.size, type: 'msi' }];
   }
 
   domainAllocPaging(flags: PagingDomainFlags = {}): IommuDomain {
@@ -319,9 +346,10 @@ export class MockIommuDriver implements IommuDriver {
     this.regs.write32(R.CTRL, 0);
     this.context.irq('fault').disconnect();
     this.context.irq('prq').disconnect();
-    for (const table of [this.deviceTable, this.faultLog, this.prq])
+    for (const table of [this.deviceTable, this.faultLog, this.prq, this.irt])
       if (table) this.memory.freeFrames(table.base, table.frames);
-    this.deviceTable = this.faultLog = this.prq = undefined;
+    this.deviceTable = this.faultLog = this.prq = this.irt = undefined;
+    this.interruptRemapping = undefined;
     this.log('shutdown', 'translation disabled, tables released');
   }
 
@@ -459,10 +487,8 @@ export class MockIommuDriver implements IommuDriver {
 
   private invalidate(op: number, arg: number, iova = 0n, size = 0n): void {
     this.regs.write64(R.INV_ARG, BigInt(arg >>> 0));
-    if (op === INV.RANGE || op === INV.S1_RANGE) {
-      this.regs.write64(R.INV_ADDR, iova);
-      this.regs.write64(R.INV_SIZE, size);
-    }
+    if (op === INV.RANGE || op === INV.S1_RANGE) this.regs.write64(R.INV_ADDR, iova);
+    if (op === INV.RANGE || op === INV.S1_RANGE || op === INV.IEC) this.regs.write64(R.INV_SIZE, size);
     const before = this.regs.read32(R.INV_DONE);
     this.regs.write32(R.INV_CMD, op);
     // The mock completes on the INV_CMD write: one look is the whole (bounded) wait.

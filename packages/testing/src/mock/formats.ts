@@ -108,7 +108,8 @@ export function pteWords(pfn: number, flags: number): [number, number] {
 
 /**
  * Fault record: 32 bytes. w0[7:0] code, [8] write, [9] PASID valid, [10] stage 2; w1 stream ID;
- * w2 PASID; w4/w5 IOVA (for a stage-2 fault of a nested walk: still the input IOVA).
+ * w2 PASID; w3 the interrupt remapping entry index (interrupt faults); w4/w5 IOVA (for a stage-2 fault
+ * of a nested walk: still the input IOVA; for an interrupt fault, the MSI address).
  */
 export const FAULT_WORDS = 8;
 export const FAULT_BYTES = 32;
@@ -127,6 +128,13 @@ export const FAULT_CODES = {
   7: { code: 'MOCK_ADDR_SIZE', kind: 'address-size' },
   8: { code: 'MOCK_BAD_PASID', kind: 'bad-pasid' },
   9: { code: 'MOCK_CTX_FETCH_ABORT', kind: 'walk-abort' },
+  // Interrupt requests (w3 of the record holds the entry index; the IOVA words, the MSI address).
+  10: { code: 'MOCK_IR_INDEX', kind: 'interrupt' },
+  11: { code: 'MOCK_IR_NOT_PRESENT', kind: 'interrupt' },
+  12: { code: 'MOCK_IR_SOURCE', kind: 'interrupt' },
+  13: { code: 'MOCK_IR_COMPAT', kind: 'interrupt' },
+  14: { code: 'MOCK_IR_RESERVED', kind: 'interrupt' },
+  15: { code: 'MOCK_IR_FETCH_ABORT', kind: 'interrupt' },
 } as const;
 export type FaultCode = keyof typeof FAULT_CODES;
 

@@ -61,9 +61,11 @@ import {
   pteAddressPfn,
   ptIndex,
 } from './formats.js';
+import { MockInterruptRemapping } from './interrupt-remapping.js';
 import type { MockOptions } from './options.js';
 import {
   CAP_DIRTY,
+  CAP_IR,
   CAP_NEST,
   CAP_PRI,
   CTRL_EN,
@@ -115,6 +117,8 @@ export class MockIommuHardware implements IommuHardware {
   readonly iotlb: LruCache<string, TlbEntry>;
   /** Context entries by `sid` (device table) and `sid:pasid` (PASID table). */
   readonly configCache = new LruCache<string, ContextEntry>(CONFIG_CACHE_ENTRIES);
+  /** The interrupt remapping unit, when the options give the hardware one. */
+  readonly interruptRemapping: MockInterruptRemapping | undefined;
   private readonly bus: MemoryBus;
   private readonly reads: AccessCounter;
   private readonly tracer: ITracer;
@@ -148,8 +152,20 @@ export class MockIommuHardware implements IommuHardware {
         (options.dirtyTracking ? CAP_DIRTY : 0) |
         (options.pasidBits << 11) |
         (options.nesting ? CAP_NEST : 0) |
-        (options.pri ? CAP_PRI : 0),
+        (options.pri ? CAP_PRI : 0) |
+        (options.interruptRemapping ? CAP_IR : 0),
     );
+    this.interruptRemapping = options.interruptRemapping
+      ? new MockInterruptRemapping(
+          context.instance,
+          this.regs,
+          this.bus,
+          this.reads,
+          this.tracer,
+          (code, streamId, address, index) =>
+            this.recordFault(code, false, { streamId, pasid: NO_PASID, access: PERM_WRITE }, address, index),
+        )
+      : undefined;
     this.regs.onWrite(R.CTRL, (value) => this.regs.set(R.STATUS, value & CTRL_EN));
     this.regs.onWrite(R.INV_CMD, (op) => this.invalidate(op));
     this.regs.onWrite(R.RESP, (value) => this.respond(value));
@@ -245,6 +261,9 @@ export class MockIommuHardware implements IommuHardware {
       pageRequests: this.pageRequests,
       pageRequestsDropped: this.pageRequestsDropped,
       invalidations: this.regs.get(R.INV_DONE),
+      ...(this.interruptRemapping
+        ? { iecHits: this.interruptRemapping.hits, iecMisses: this.interruptRemapping.misses }
+        : {}),
     };
   }
 
@@ -412,7 +431,14 @@ export class MockIommuHardware implements IommuHardware {
     let dropped = 0;
     switch (op) {
       case INV.ALL:
-        dropped = this.iotlb.clear() + this.configCache.clear();
+        dropped =
+          this.iotlb.clear() + this.configCache.clear() + (this.interruptRemapping?.invalidateAll() ?? 0);
+        break;
+      case INV.IEC:
+        dropped = this.interruptRemapping?.invalidate(did, Number(this.regs.get64(R.INV_SIZE))) ?? 0;
+        break;
+      case INV.IEC_ALL:
+        dropped = this.interruptRemapping?.invalidateAll() ?? 0;
         break;
       case INV.DOMAIN:
         dropped = this.iotlb.deleteWhere((e) => e.domainId === did);
@@ -492,7 +518,13 @@ export class MockIommuHardware implements IommuHardware {
   }
 
   /** Appends a record to the fault log ring; a full ring sets FLOG_STATUS.OVERFLOW and drops it. */
-  private recordFault(code: FaultCode, stage2: boolean, request: TranslationRequest, iova: bigint): boolean {
+  private recordFault(
+    code: FaultCode,
+    stage2: boolean,
+    request: Pick<TranslationRequest, 'streamId' | 'pasid' | 'access'>,
+    iova: bigint,
+    irIndex = 0,
+  ): boolean {
     const size = 2 ** this.regs.get(R.FLOG_LOG2);
     const base = Number(this.regs.get64(R.FLOG_BASE));
     const head = this.regs.get(R.FLOG_HEAD) % size;
@@ -511,7 +543,7 @@ export class MockIommuHardware implements IommuHardware {
       flags,
       request.streamId,
       request.pasid === NO_PASID ? 0 : request.pasid,
-      0,
+      irIndex,
       lo32(iova),
       hi32(iova),
       0,

@@ -16,6 +16,8 @@ export const MockOptionsSchema = z.strictObject({
   nesting: z.boolean().default(true),
   /** Hardware answers ATS translation requests and queues PRI page requests. */
   pri: z.boolean().default(true),
+  /** Hardware has an interrupt remapping unit (CAP.IR); the driver turns it on. */
+  interruptRemapping: z.boolean().default(true),
 });
 
 export type MockOptions = z.output<typeof MockOptionsSchema>;

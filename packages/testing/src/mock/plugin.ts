@@ -14,7 +14,7 @@ export const mockPlugin = definePlugin<MockOptions>({
     version: '0.1.0',
     vendor: 'mock',
     description:
-      'Small, fully specified IOMMU for testing the core: PASID tables, nesting, vIOMMU, IOTLB, fault log, PRI',
+      'Small, fully specified IOMMU for testing the core: PASID tables, nesting, vIOMMU, IOTLB, fault log, PRI, interrupt remapping',
   },
   capabilities: {
     stages: ['s1', 's2', 'nested'],
@@ -24,6 +24,7 @@ export const mockPlugin = definePlugin<MockOptions>({
     dirtyTracking: true,
     pasidTableOwner: 'kernel',
     viommuModes: [],
+    interruptRemapping: true,
   },
   optionsSchema: MockOptionsSchema,
   createHardware: (context) => new MockIommuHardware(context),

@@ -41,12 +41,14 @@ export const R = {
   RESP_SID: 0x070,
   RESP_PASID: 0x074,
   RESP: 0x078,
+  IRT_BASE: 0x080,
+  IRT_LOG2: 0x088,
 } as const;
 
 export const REGISTERS: readonly RegDef[] = [
   reg('IDR', R.IDR, 'ro'),
   reg('CAP', R.CAP, 'ro'),
-  reg('CTRL', R.CTRL, 'rw', 0b111),
+  reg('CTRL', R.CTRL, 'rw', 0b1_1111),
   reg('STATUS', R.STATUS, 'ro'),
   reg('DT_BASE_LO', R.DT_BASE, 'rw', 0xffff_f000),
   reg('DT_BASE_HI', R.DT_BASE + 4, 'rw', 0x000f_ffff),
@@ -74,18 +76,25 @@ export const REGISTERS: readonly RegDef[] = [
   reg('RESP_SID', R.RESP_SID, 'rw'),
   reg('RESP_PASID', R.RESP_PASID, 'rw', 0xf_ffff),
   reg('RESP', R.RESP, 'wo'),
+  reg('IRT_BASE_LO', R.IRT_BASE, 'rw', 0xffff_f000),
+  reg('IRT_BASE_HI', R.IRT_BASE + 4, 'rw', 0x000f_ffff),
+  reg('IRT_LOG2', R.IRT_LOG2, 'rw', 0xf),
 ];
 
 /** CTRL bits. */
 export const CTRL_EN = 1 << 0;
 export const CTRL_FAULT_IRQ_EN = 1 << 1;
 export const CTRL_PRQ_IRQ_EN = 1 << 2;
+/** Interrupt remapping on: requests in the interrupt window are looked up in the table at IRT_BASE. */
+export const CTRL_IR_EN = 1 << 3;
+/** With remapping on, compatibility-format requests pass through instead of being blocked. */
+export const CTRL_IR_COMPAT = 1 << 4;
 /** FLOG_STATUS / PRQ_STATUS bit. */
 export const QUEUE_OVERFLOW = 1 << 0;
 
 /**
  * CAP fields: [4:0] SID bits, [9:5] max fault-log log2, [10] dirty tracking, [15:11] PASID bits
- * (0: no PASIDs), [16] nested translation, [17] PRI page requests and ATS.
+ * (0: no PASIDs), [16] nested translation, [17] PRI page requests and ATS, [18] interrupt remapping.
  */
 export const CAP_SID_BITS = { lsb: 0, width: 5 } as const;
 export const CAP_FLOG_MAX_LOG2 = { lsb: 5, width: 5 } as const;
@@ -93,6 +102,7 @@ export const CAP_DIRTY = 1 << 10;
 export const CAP_PASID_BITS = { lsb: 11, width: 5 } as const;
 export const CAP_NEST = 1 << 16;
 export const CAP_PRI = 1 << 17;
+export const CAP_IR = 1 << 18;
 
 /** INV_CMD opcodes. Each runs to completion when written and then increments INV_DONE. */
 export const INV = {
@@ -107,6 +117,10 @@ export const INV = {
   S1_ALL: 5,
   /** Nested entries with that tag and domain in [INV_ADDR, INV_ADDR + INV_SIZE). */
   S1_RANGE: 6,
+  /** The interrupt entry cache's copies of entries [INV_ARG[15:0], INV_ARG[15:0] + INV_SIZE). */
+  IEC: 7,
+  /** The whole interrupt entry cache. */
+  IEC_ALL: 8,
 } as const;
 
 /** RESP fields: [8:0] group index, [10:9] code (0 success, 1 invalid, 2 failure), [11] PASID valid. Writing sends it. */
