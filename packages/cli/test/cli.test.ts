@@ -197,8 +197,8 @@ describe('iommukit vendors', () => {
     expect(code).toBe(EXIT_OK);
     expect(out).toContain('mock 0.1.0 — mock');
     expect(out).toContain('default instance registers: IDR=0x24d4b CAP=0x74548');
-    expect(out).toContain('PRI: yes · dirty tracking: yes · interrupt remapping: yes\n');
-    expect(out).toContain('PRI: yes · dirty tracking: yes · interrupt remapping: no\n');
+    expect(out).toContain('dirty tracking: yes · interrupt remapping: yes · domains across instances: no\n');
+    expect(out).toContain('dirty tracking: yes · interrupt remapping: no · domains across instances: yes\n');
     expect(out).toContain('smmuv3 0.1.0 — arm-smmuv3');
     expect(out).toMatch(/default instance registers: IDR0=0x[0-9a-f]+ IDR1=0x[0-9a-f]+ .* IDR5=0x[0-9a-f]+/);
     expect(out).toMatch(/MSI controllers \(msi\.controller\):\n {2}gic-its — Arm GICv3 ITS/);

@@ -25,6 +25,7 @@ export const smmuv3Plugin = definePlugin<Smmuv3Options>({
     dirtyTracking: true,
     // Nesting delegates the CD table (the PASID table) to the guest (docs/design.md §7 flow 4).
     pasidTableOwner: 'user',
+    crossInstanceDomains: true,
     viommuModes: ['nested', 'emulated'],
   },
   optionsSchema: Smmuv3OptionsSchema,

@@ -39,7 +39,7 @@ export async function vendorsCommand(
       `  stages: ${caps.stages.join(', ')} · PASID: ${yes(caps.pasid)} · ATS: ${yes(caps.ats)} · PRI: ${yes(caps.pri)}`,
     );
     io.out(
-      ` · dirty tracking: ${yes(caps.dirtyTracking)} · interrupt remapping: ${yes(caps.interruptRemapping ?? false)}\n`,
+      ` · dirty tracking: ${yes(caps.dirtyTracking)} · interrupt remapping: ${yes(caps.interruptRemapping ?? false)} · domains across instances: ${yes(caps.crossInstanceDomains ?? false)}\n`,
     );
     io.out(
       `  PASID table owner when nesting: ${caps.pasidTableOwner} · vIOMMU modes: ${caps.viommuModes.join(', ') || 'none'}\n`,

@@ -22,6 +22,8 @@ interface DeviceState {
   readonly domains: Map<number, IommuDomain>;
   /** The PASID table is the user's (SMMUv3 CD table, AMD GCR3 table): see {@link IommuCore.reportPageRequest}. */
   readonly userPasidTable: boolean;
+  /** Domains of other instances may be attached (the plugin's `crossInstanceDomains`). */
+  readonly crossInstanceDomains: boolean;
 }
 
 /** How the device's IOMMU is driven, as far as the core cares. */
@@ -31,6 +33,8 @@ export interface DeviceIommuTraits {
    * plugin's `pasidTableOwner` is `user`.
    */
   readonly userPasidTable: boolean;
+  /** A paging domain may be attached to devices behind several instances (`crossInstanceDomains`). */
+  readonly crossInstanceDomains?: boolean;
 }
 
 export const IIommuCore = token<IommuCore>('iommukit.IommuCore');
@@ -50,6 +54,7 @@ export class IommuCore {
       driver,
       domains: new Map([[NO_PASID, driver.blockedDomain]]),
       userPasidTable: traits.userPasidTable,
+      crossInstanceDomains: traits.crossInstanceDomains === true,
     });
   }
 
@@ -62,6 +67,11 @@ export class IommuCore {
     if (!state)
       throw new IommufdError('ENODEV', `${device.name} is not behind an IOMMU`, { device: device.name });
     return state.driver;
+  }
+
+  /** Whether a paging domain of another instance may be offered to the device's driver. */
+  sharesDomainsAcrossInstances(device: IommuDeviceRef): boolean {
+    return this.state(device).crossInstanceDomains;
   }
 
   /** The domain at `pasid` (NO_PASID: the RID), if any. */

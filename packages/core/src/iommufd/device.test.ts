@@ -8,6 +8,7 @@ import {
   FAKE_SW_MSI,
   type FakeIommufdDriver,
   fakeIommufdConfig,
+  fakeIommufdPlugin,
   fakeIommufdRegistry,
 } from '../../test/fake-iommufd-plugin.js';
 import { type IommufdRig, iommufdRig, RW } from '../../test/iommufd-rig.js';
@@ -15,6 +16,7 @@ import { U64_MAX } from '../address/address.js';
 import { errnoOf, IommufdError } from '../errors/iommufd-error.js';
 import type { ReservedRegion } from '../iommu/driver.js';
 import { NO_PASID } from '../iommu/translation.js';
+import { PluginRegistry } from '../plugin/plugin-registry.js';
 import { createSystem } from '../system/create-system.js';
 
 let r: IommufdRig;
@@ -161,6 +163,43 @@ describe('attach at the RID', () => {
       const auto2 = fd.attach(dev2, ioas);
       expect(auto2).not.toBe(auto0);
       expect(fd.objects().filter((o) => o.type === 'hwpt-paging')).toHaveLength(3);
+    } finally {
+      fd.close();
+      await two.dispose();
+    }
+  });
+});
+
+describe('a paging HWPT across instances (capabilities.crossInstanceDomains)', () => {
+  it('reaches the other instance’s driver, which decides', async () => {
+    const config = fakeIommufdConfig();
+    const sharing = {
+      ...fakeIommufdPlugin,
+      capabilities: { ...fakeIommufdPlugin.capabilities, crossInstanceDomains: true },
+    };
+    const two = await createSystem(
+      {
+        ...config,
+        msi: { controller: 'none' },
+        iommus: [...(config.iommus as object[]), { name: 'iommu1', base: '0x0a00_0000' }],
+        devices: [...(config.devices as object[]), { name: 'dev2', rid: '00:04.0', iommu: 'iommu1' }],
+      },
+      { registry: new PluginRegistry({ 'fake-iommufd': async () => ({ default: sharing }) }) },
+    );
+    const fd = two.openIommufd();
+    try {
+      const dev0 = fd.bind(two.device('dev0'));
+      const dev2 = fd.bind(two.device('dev2'));
+      const hwpt = fd.hwptAlloc({ devId: dev0, ptId: fd.ioasAlloc() });
+      const attachDev = vi.spyOn(two.iommu('iommu1').driver, 'attachDev');
+      // The fake driver accepts only its own domains: the EINVAL is its answer, not the core's.
+      expect(errnoOf(() => fd.attach(dev2, hwpt))).toBe('EINVAL');
+      expect(attachDev).toHaveBeenCalledTimes(1);
+      expect(attachDev.mock.calls[0]![1]).toBe(two.device('dev2'));
+      fd.attach(dev0, hwpt);
+      attachDev.mockImplementationOnce(() => {});
+      fd.attach(dev2, hwpt);
+      expect(two.iommuCore.domainAt(two.device('dev2'))).toBe(two.iommuCore.domainAt(two.device('dev0')));
     } finally {
       fd.close();
       await two.dispose();

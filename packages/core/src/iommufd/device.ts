@@ -145,7 +145,8 @@ export class DeviceObject extends IommufdObject {
 
   /** Checks compatibility, reserves, attaches through the core, then moves references. */
   private install(hwpt: HwptObjectType, pasid: number, old?: HwptObjectType): void {
-    if (hwpt.driver !== this.driver) {
+    const shared = hwpt.type === 'hwpt-paging' && this.core.sharesDomainsAcrossInstances(this.device);
+    if (hwpt.driver !== this.driver && !shared) {
       throw new IommufdError(
         'EINVAL',
         `HWPT ${hwpt.id} belongs to ${hwpt.driver.instance}, ${this.device.name} is behind ${this.driver.instance}`,

@@ -47,6 +47,13 @@ export interface PluginCapabilities {
    * Absent: false.
    */
   readonly interruptRemapping?: boolean;
+  /**
+   * One paging domain may be attached to devices behind several instances of the plugin (VT-d's DRHD
+   * units; SMMUv3 with `shareDomains`): the core lets the attach reach the other instance's driver, which
+   * gives the domain a tag of its own there and fans invalidations out. Absent: false, and such an
+   * attach is `EINVAL` before any driver sees it.
+   */
+  readonly crossInstanceDomains?: boolean;
 }
 
 /** The platform MSI controller as an IOMMU instance sees it, for the instance's own interrupts. */

@@ -62,6 +62,7 @@ describe('validatePlugin', () => {
     expect(problems(withChange(['capabilities.viommuModes', []], ['createViommu', DELETE]))).toEqual([]);
     expect(problems(withChange(['capabilities.interruptRemapping', true]))).toEqual([]);
     expect(problems(withChange(['capabilities.interruptRemapping', false]))).toEqual([]);
+    expect(problems(withChange(['capabilities.crossInstanceDomains', true]))).toEqual([]);
   });
 
   it('refuses a default export that is no object', () => {
@@ -114,6 +115,12 @@ describe('validatePlugin', () => {
       'capabilities.interruptRemapping',
       1,
       'capabilities.interruptRemapping: expected a boolean, got 1',
+    ],
+    [
+      'a cross-instance flag that is no boolean',
+      'capabilities.crossInstanceDomains',
+      'yes',
+      'capabilities.crossInstanceDomains: expected a boolean, got "yes"',
     ],
     ['an unknown vIOMMU mode', 'capabilities.viommuModes', ['accel'], `${MODES} ["accel"]`],
     ['vIOMMU modes that are no array', 'capabilities.viommuModes', 'nested', `${MODES} "nested"`],

@@ -46,10 +46,9 @@ export function validatePlugin(candidate: unknown, origin: string): IommuPlugin 
       if (typeof caps[flag] !== 'boolean')
         problems.push(`capabilities.${flag}: expected a boolean, got ${show(caps[flag])}`);
     }
-    if (caps.interruptRemapping !== undefined && typeof caps.interruptRemapping !== 'boolean') {
-      problems.push(
-        `capabilities.interruptRemapping: expected a boolean, got ${show(caps.interruptRemapping)}`,
-      );
+    for (const flag of ['interruptRemapping', 'crossInstanceDomains'] as const) {
+      if (caps[flag] !== undefined && typeof caps[flag] !== 'boolean')
+        problems.push(`capabilities.${flag}: expected a boolean, got ${show(caps[flag])}`);
     }
     if (!PASID_OWNERS.has(caps.pasidTableOwner as string)) {
       problems.push(

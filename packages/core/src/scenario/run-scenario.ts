@@ -132,7 +132,10 @@ function runStep(
     case 'attach': {
       const { domain: d, iommu } = domain(step.domain);
       const device = system.device(step.device);
-      if (device.behindIommu !== iommu) {
+      // Another instance's domain is the driver's to accept where the plugin shares domains across instances.
+      const shared =
+        device.behindIommu !== undefined && system.iommuCore.sharesDomainsAcrossInstances(device);
+      if (device.behindIommu !== iommu && !shared) {
         throw new StepFailure(
           `${step.device} is behind ${device.behindIommu ?? 'no IOMMU'}, domain ${step.domain} is on ${iommu}`,
         );

@@ -65,6 +65,7 @@ export class Devices {
       if (instance)
         core.addDevice(device, instance.driver, {
           userPasidTable: instance.plugin.capabilities.pasidTableOwner === 'user',
+          crossInstanceDomains: instance.plugin.capabilities.crossInstanceDomains === true,
         });
       this.byName.set(cfg.name, device);
     });

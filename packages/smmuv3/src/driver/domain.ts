@@ -19,6 +19,13 @@
  * with ATS gets CMD_ATC_INV over the gathered span (SSV for a PASID attachment) + CMD_SYNC: the ATC is
  * invalidated after the TLB, so it cannot refill from a stale TLB entry.
  *
+ * Sharing across SMMUs (the instance option `shareDomains`; mainline Linux refuses it with EINVAL, a posted
+ * series allows it with a per-domain array of per-SMMU invalidation targets): a domain allocated on one SMMU
+ * joins another when a master behind it is attached, getting its own ASID or VMID there from that SMMU's
+ * allocator; `iotlbSync` and `free` then send each SMMU its own commands, and an SMMU whose last
+ * attachment goes is left with a TLBI of its tag and the tag freed. The page table is the one table in
+ * host memory every SMMU walks.
+ *
  * Dirty tracking (Linux `IO_PGTABLE_QUIRK_ARM_HD`): the table marks writable leaves DBM, the CD gets
  * HA = HD = 1 (stage 1) or the STE S2HA = S2HD = 1 (stage 2, beyond Linux, which tracks stage 1 only), so
  * the SMMU sets the dirty state on a write. Tracking is always on for such a domain, as in Linux, where
@@ -108,6 +115,8 @@ export interface Smmuv3DomainHost {
 
 /** Where a domain is installed: a master's RID (`pasid` = NO_PASID) or one of its PASIDs. */
 export interface DomainAttachment {
+  /** The SMMU the master is behind. */
+  readonly host: Smmuv3DomainHost;
   readonly streamId: number;
   readonly pasid: number;
   /** The master has ATS enabled: its ATC caches translations of this domain. */
@@ -120,6 +129,14 @@ export interface DomainAttachment {
 }
 
 type Range = readonly [start: number, end: number];
+
+/** The domain on one SMMU: the tag that SMMU's TLB knows it by, and how many attachments hold it there. */
+interface DomainInstance {
+  readonly host: Smmuv3DomainHost;
+  readonly asid: number;
+  readonly vmid: number;
+  attachments: number;
+}
 
 /** The IOVA ranges `unmap` (and dirty clearing) left stale in the TLB, until `iotlbSync`. */
 class Gather {
@@ -163,9 +180,12 @@ export class Smmuv3Domain implements IommuDomain {
   readonly table: IoPageTable;
   readonly pgsizeBitmap: bigint;
   readonly aperture: { readonly start: Iova; readonly end: Iova };
-  /** Masters (and PASIDs) the domain is installed at, by `sid` or `sid:pasid`. */
+  /** Masters (and PASIDs) the domain is installed at, by `smmu/sid` or `smmu/sid:pasid`. */
   readonly attachments = new Map<string, DomainAttachment>();
+  /** The SMMU that allocated the domain. */
   private readonly host: Smmuv3DomainHost;
+  /** Every SMMU the domain is on, the allocating one first (it stays until `free`). */
+  private readonly instances = new Map<Smmuv3DomainHost, DomainInstance>();
   private gather = new Gather();
   private freed = false;
 
@@ -202,6 +222,46 @@ export class Smmuv3Domain implements IommuDomain {
     }
     this.pgsizeBitmap = this.table.pgsizeBitmap;
     this.aperture = { start: makeIova(0n), end: makeIova((1n << BigInt(this.format.ias)) - 1n) };
+    this.instances.set(host, { host, asid: this.asid, vmid: this.vmid, attachments: 0 });
+  }
+
+  /** The SMMUs the domain is on, the allocating one first. */
+  get smmus(): string[] {
+    return [...this.instances.keys()].map((h) => h.instance);
+  }
+
+  /**
+   * Puts the domain on another SMMU before a master behind it is attached (`shareDomains`): that SMMU must
+   * walk the same format, and gives the domain a tag of its own. `EINVAL` when it cannot.
+   */
+  join(host: Smmuv3DomainHost): void {
+    this.checkLive();
+    if (this.instances.has(host)) return;
+    const f = host.features;
+    const format = this.stage === 1 ? stage1Format(f) : stage2Format(f);
+    const why = (this.stage === 1 ? !f.s1 : !f.s2)
+      ? `it has no stage ${this.stage}`
+      : format.granule !== this.format.granule ||
+          format.oas !== this.format.oas ||
+          format.ias !== this.format.ias
+        ? `its ${format.name} is not the domain's ${this.format.name}`
+        : this.dirtyTracking && f.httu !== 'access-dirty'
+          ? 'it has no hardware dirty state updates'
+          : undefined;
+    if (why)
+      throw new IommufdError('EINVAL', `domain ${this.id} cannot be shared with ${host.instance}: ${why}`, {
+        domain: this.id,
+      });
+    const asid = this.stage === 1 ? host.asids.alloc() : 0;
+    const vmid = this.stage === 2 ? host.vmids.alloc() : 0;
+    this.instances.set(host, { host, asid, vmid, attachments: 0 });
+    if (host.tracer.enabled)
+      host.tracer.trace(
+        'driver',
+        host.instance,
+        'domain.join',
+        `domain ${this.id} of ${this.host.instance} joins with ${this.stage === 1 ? `ASID ${asid}` : `VMID ${vmid}`}`,
+      );
   }
 
   /** The tag the TLB knows this domain by, for messages. */
@@ -288,21 +348,24 @@ export class Smmuv3Domain implements IommuDomain {
     if (this.host.tracer.enabled) this.trace('free', `domain ${this.id} freed, ${this.tag} released`);
   }
 
-  /** The CD that installs this stage-1 domain for a master (Linux `arm_smmu_make_s1_cd`); CD.S if it stalls. */
-  cd(stall = false): Uint32Array {
+  /**
+   * The CD that installs this stage-1 domain for a master behind `host` (Linux `arm_smmu_make_s1_cd`), with
+   * that SMMU's ASID; CD.S if it stalls.
+   */
+  cd(stall = false, host = this.host): Uint32Array {
     if (this.stage !== 1) throw new RangeError(`domain ${this.id} is not a stage-1 domain`);
-    return s1CdForTable(this.table, { asid: this.asid, stall });
+    return s1CdForTable(this.table, { asid: this.on(host).asid, stall });
   }
 
   /**
    * The STE that installs this stage-2 domain for a master (Linux `arm_smmu_make_s2_domain_ste`): S2S if
    * the master stalls, S2HA/S2HD if tracking dirty state.
    */
-  ste(ats: boolean, stall = false): Uint32Array {
+  ste(ats: boolean, stall = false, host = this.host): Uint32Array {
     if (this.stage !== 2) throw new RangeError(`domain ${this.id} is not a stage-2 domain`);
     const ste = s2Ste(
-      { format: this.format, root: this.table.rootPa, vmid: this.vmid, ats, stall },
-      this.host.builderCaps,
+      { format: this.format, root: this.table.rootPa, vmid: this.on(host).vmid, ats, stall },
+      host.builderCaps,
     );
     if (!this.dirtyTracking) return ste;
     return encodeSte({ ...decodeSte(ste), s2Ha: true, s2Hd: true });
@@ -310,19 +373,50 @@ export class Smmuv3Domain implements IommuDomain {
 
   /** Records an installation (the driver calls this when an STE or CD starts pointing here). */
   attach(attachment: DomainAttachment): void {
-    this.attachments.set(attachmentKey(attachment.streamId, attachment.pasid), attachment);
+    const key = attachmentKey(attachment.host.instance, attachment.streamId, attachment.pasid);
+    if (!this.attachments.has(key)) this.on(attachment.host).attachments++;
+    this.attachments.set(key, attachment);
   }
 
-  detach(streamId: number, pasid: number): void {
-    this.attachments.delete(attachmentKey(streamId, pasid));
+  /** Records a removal; an SMMU the domain joined is left with its last attachment. */
+  detach(host: Smmuv3DomainHost, streamId: number, pasid: number): void {
+    if (!this.attachments.delete(attachmentKey(host.instance, streamId, pasid))) return;
+    const on = this.on(host);
+    if (--on.attachments > 0 || host === this.host) return;
+    // Nothing on that SMMU may stay tagged with an ID its next domain gets.
+    host.cmdq.issue(
+      this.stage === 1 ? encodeTlbiNhAsid({ vmid: 0, asid: on.asid }) : encodeTlbiS12Vmall({ vmid: on.vmid }),
+    );
+    if (this.stage === 1) host.asids.free(on.asid);
+    else host.vmids.free(on.vmid);
+    this.instances.delete(host);
+    if (host.tracer.enabled)
+      host.tracer.trace(
+        'driver',
+        host.instance,
+        'domain.leave',
+        `domain ${this.id} of ${this.host.instance} leaves`,
+      );
+  }
+
+  /** The domain on `host`; it must have joined. */
+  private on(host: Smmuv3DomainHost): DomainInstance {
+    const on = this.instances.get(host);
+    if (!on) throw new RangeError(`domain ${this.id} is not on ${host.instance}`);
+    return on;
   }
 
   private invalidateTlb(gather: Gather): void {
-    const { cmdq, features } = this.host;
-    const ril = features.rangeInvalidation;
     const walks = merge(gather.walks);
     // Leaf ranges inside a walk range are covered by its non-leaf invalidation.
     const leaves = merge(gather.leaves).filter(([s, e]) => !walks.some(([ws, we]) => ws <= s && e <= we));
+    for (const on of this.instances.values()) this.invalidateTlbOn(on, leaves, walks);
+  }
+
+  /** One SMMU's share of `iotlbSync`: its own tag, and range commands only where it has RIL. */
+  private invalidateTlbOn(on: DomainInstance, leaves: readonly Range[], walks: readonly Range[]): void {
+    const { cmdq, features } = on.host;
+    const ril = features.rangeInvalidation;
     const commands: Uint32Array[] = [];
     const granulePages = this.format.granule / PAGE;
     const pages = [...leaves, ...walks].reduce((n, [s, e]) => n + (e - s) / PAGE / granulePages, 0);
@@ -330,8 +424,8 @@ export class Smmuv3Domain implements IommuDomain {
       // Too many single-page TLBIs: invalidate the whole ASID / VMID instead.
       commands.push(
         this.stage === 1
-          ? encodeTlbiNhAsid({ vmid: 0, asid: this.asid })
-          : encodeTlbiS12Vmall({ vmid: this.vmid }),
+          ? encodeTlbiNhAsid({ vmid: 0, asid: on.asid })
+          : encodeTlbiS12Vmall({ vmid: on.vmid }),
       );
     } else {
       for (const [ranges, leaf] of [
@@ -349,32 +443,45 @@ export class Smmuv3Domain implements IommuDomain {
             },
             ril,
           );
-          for (const f of fields) commands.push(this.tlbiCommand(f, leaf));
+          for (const f of fields) commands.push(this.tlbiCommand(on, f, leaf));
         }
       }
     }
     cmdq.submit(commands);
     // Nested (combined) entries through this stage 2 are tagged by ASID + VMID, not by IPA.
-    if (this.nestParent) cmdq.issue(encodeTlbiNhAll({ vmid: this.vmid }));
-    if (this.host.tracer.enabled)
-      this.trace(
-        'iotlb.sync',
-        `${commands.length} TLBI command(s) for ${this.tag}${this.nestParent ? ' + TLBI_NH_ALL' : ''}`,
+    if (this.nestParent) cmdq.issue(encodeTlbiNhAll({ vmid: on.vmid }));
+    if (on.host.tracer.enabled) {
+      const tag = this.stage === 1 ? `ASID ${on.asid}` : `VMID ${on.vmid}`;
+      on.host.tracer.trace(
+        'driver',
+        on.host.instance,
+        'domain.iotlb.sync',
+        `domain ${this.id}${on.host === this.host ? '' : ` of ${this.host.instance}`}: ${commands.length} TLBI command(s) for ${tag}${this.nestParent ? ' + TLBI_NH_ALL' : ''}`,
       );
+    }
   }
 
-  private tlbiCommand(f: TlbiRangeFields, leaf: boolean): Uint32Array {
+  private tlbiCommand(on: DomainInstance, f: TlbiRangeFields, leaf: boolean): Uint32Array {
     return this.stage === 1
-      ? encodeTlbiNhVa({ vmid: 0, asid: this.asid, leaf, ...f })
-      : encodeTlbiS2Ipa({ vmid: this.vmid, leaf, ...f });
+      ? encodeTlbiNhVa({ vmid: 0, asid: on.asid, leaf, ...f })
+      : encodeTlbiS2Ipa({ vmid: on.vmid, leaf, ...f });
   }
 
-  /** CMD_ATC_INV over `[start, end)` for every attachment with ATS, then CMD_SYNC. */
+  /** CMD_ATC_INV over `[start, end)` for every attachment with ATS, then CMD_SYNC, on each SMMU. */
   private invalidateAtc([start, end]: Range): void {
-    const targets = [...this.attachments.values()].filter((a) => a.ats);
-    if (targets.length === 0) return;
+    for (const on of this.instances.values()) {
+      const targets = [...this.attachments.values()].filter((a) => a.ats && a.host === on.host);
+      if (targets.length > 0) this.invalidateAtcOn(on.host, targets, [start, end]);
+    }
+  }
+
+  private invalidateAtcOn(
+    host: Smmuv3DomainHost,
+    targets: readonly DomainAttachment[],
+    [start, end]: Range,
+  ): void {
     const span = atcInvSpan(start / PAGE, Math.floor((end - 1) / PAGE));
-    const batch = this.host.cmdq.batch();
+    const batch = host.cmdq.batch();
     for (const a of targets) {
       const ssv = a.pasid !== NO_PASID;
       batch.add(
@@ -400,6 +507,7 @@ export class Smmuv3Domain implements IommuDomain {
   }
 }
 
-export function attachmentKey(streamId: number, pasid: number): string {
-  return pasid === NO_PASID ? `${streamId}` : `${streamId}:${pasid}`;
+/** The key of an attachment in {@link Smmuv3Domain.attachments}: the SMMU, the StreamID, the PASID. */
+export function attachmentKey(smmu: string, streamId: number, pasid: number): string {
+  return pasid === NO_PASID ? `${smmu}/${streamId}` : `${smmu}/${streamId}:${pasid}`;
 }

@@ -124,7 +124,7 @@ describe('PASIDs with ATS', () => {
     const before = s.driver.cmdq.producer;
     s.driver.setDevPasid(b, dev, 3);
     expect(a.attachments.size).toBe(0);
-    expect([...b.attachments.keys()]).toEqual([`${SID}:3`]);
+    expect([...b.attachments.keys()]).toEqual([`${s.driver.instance}/${SID}:3`]);
     expect(commandsSince(s, before).filter((c) => c.op === 'ATC_INV')).toEqual([atcInvPasid3]);
   });
 

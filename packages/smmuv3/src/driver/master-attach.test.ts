@@ -139,7 +139,7 @@ describe('ATS (Linux arm_smmu_enable_ats / arm_smmu_disable_ats)', () => {
     const { s, dev } = system();
     const domain = s.driver.domainAllocPaging() as Smmuv3Domain;
     s.driver.attachDev(domain, dev);
-    const record = domain.attachments.get(attachmentKey(SID, NO_PASID))!;
+    const record = domain.attachments.get(attachmentKey(s.driver.instance, SID, NO_PASID))!;
     expect(record).toMatchObject({ streamId: SID, pasid: NO_PASID, nested: false, ats: true });
     s.driver.master(dev).ats = false;
     expect(record.ats).toBe(false);
@@ -179,7 +179,9 @@ describe('nested attach checks (Linux arm_smmu_attach_dev_nested)', () => {
     const { s, dev, parent, vsmmu, s1 } = nestedSystem();
     vsmmu.vdeviceAlloc(dev, 8n);
     s.driver.attachDev(s1, dev);
-    expect(parent.attachments.get(attachmentKey(SID, NO_PASID))).toMatchObject({ nested: true });
+    expect(parent.attachments.get(attachmentKey(s.driver.instance, SID, NO_PASID))).toMatchObject({
+      nested: true,
+    });
     expect(s1.attached).toEqual(new Set([SID]));
     s.driver.attachDev(s.driver.blockedDomain, dev);
     expect(parent.attachments.size).toBe(0);

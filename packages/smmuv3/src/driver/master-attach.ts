@@ -90,12 +90,13 @@ export function updateRid(
     master.ref.pci.setAtsEnabled(false);
     master.ats = false;
   }
-  if (rid instanceof Smmuv3Domain && rid.stage === 1) master.cdTable!.writeCd(0, rid.cd(master.stall));
+  if (rid instanceof Smmuv3Domain && rid.stage === 1)
+    master.cdTable!.writeCd(0, rid.cd(master.stall, p.domainHost));
   p.streamTable.writeSte(master.streamId, steFor(p, identity, master, rid, ats));
   if (old !== rid) {
-    recordRidDetach(master, old);
+    recordRidDetach(p, master, old);
     master.rid = rid;
-    recordRidAttach(master, rid);
+    recordRidAttach(p, master, rid);
     if (old instanceof Smmuv3Domain && old.stage === 1 && !(rid instanceof Smmuv3Domain && rid.stage === 1))
       master.cdTable?.clearCd(0);
   }
@@ -112,9 +113,18 @@ export function updateRid(
   }
 }
 
-/** Where a domain is installed for the master: its RID (`NO_PASID`) or a PASID; `nested` for a nest parent. */
-export function attachment(master: Smmuv3Master, pasid: number, nested = false): DomainAttachment {
+/**
+ * Where a domain is installed for the master behind the SMMU `p`: its RID (`NO_PASID`) or a PASID;
+ * `nested` for a nest parent.
+ */
+export function attachment(
+  p: ProbedSmmu,
+  master: Smmuv3Master,
+  pasid: number,
+  nested = false,
+): DomainAttachment {
   return {
+    host: p.domainHost,
     streamId: master.streamId,
     pasid,
     nested,
@@ -163,7 +173,7 @@ function steFor(
   ats: boolean,
 ): Uint32Array {
   if (rid instanceof Smmuv3NestedDomain) return rid.ste(ats, master.stall);
-  if (rid instanceof Smmuv3Domain && rid.stage === 2) return rid.ste(ats, master.stall);
+  if (rid instanceof Smmuv3Domain && rid.stage === 2) return rid.ste(ats, master.stall, p.domainHost);
   const s1 = rid instanceof Smmuv3Domain;
   if (s1 || master.pasids.size > 0) {
     const table = master.cdTable!;
@@ -177,19 +187,19 @@ function steFor(
 }
 
 /** Records that the master's RID now uses `rid` (a nested domain also registers with its parent). */
-function recordRidAttach(master: Smmuv3Master, rid: IommuDomain): void {
-  if (rid instanceof Smmuv3Domain) rid.attach(attachment(master, NO_PASID));
+function recordRidAttach(p: ProbedSmmu, master: Smmuv3Master, rid: IommuDomain): void {
+  if (rid instanceof Smmuv3Domain) rid.attach(attachment(p, master, NO_PASID));
   if (rid instanceof Smmuv3NestedDomain) {
     rid.attached.add(master.streamId);
-    rid.parent.attach(attachment(master, NO_PASID, true));
+    rid.parent.attach(attachment(p, master, NO_PASID, true));
   }
 }
 
-function recordRidDetach(master: Smmuv3Master, old: IommuDomain): void {
-  if (old instanceof Smmuv3Domain) old.detach(master.streamId, NO_PASID);
+function recordRidDetach(p: ProbedSmmu, master: Smmuv3Master, old: IommuDomain): void {
+  if (old instanceof Smmuv3Domain) old.detach(p.domainHost, master.streamId, NO_PASID);
   if (old instanceof Smmuv3NestedDomain) {
     old.attached.delete(master.streamId);
-    old.parent.detach(master.streamId, NO_PASID);
+    old.parent.detach(p.domainHost, master.streamId, NO_PASID);
   }
 }
 

@@ -286,7 +286,10 @@ export class Smmuv3Driver implements IommuDriver {
         { device: device.name, domain: domain.id },
       );
     }
-    if (domain instanceof Smmuv3Domain && domain.stage === 1) ensureCdTable(this.state(), master);
+    if (domain instanceof Smmuv3Domain) {
+      domain.join(this.state().domainHost);
+      if (domain.stage === 1) ensureCdTable(this.state(), master);
+    }
     this.updateRid(master, domain);
   }
 
@@ -322,11 +325,13 @@ export class Smmuv3Driver implements IommuDriver {
     }
     const old = master.pasids.get(pasid);
     if (old === domain) return;
-    const cdTable = ensureCdTable(this.state(), master);
-    cdTable.writeCd(pasid, domain.cd(master.stall));
-    old?.detach(master.streamId, pasid);
+    const p = this.state();
+    domain.join(p.domainHost);
+    const cdTable = ensureCdTable(p, master);
+    cdTable.writeCd(pasid, domain.cd(master.stall, p.domainHost));
+    old?.detach(p.domainHost, master.streamId, pasid);
     master.pasids.set(pasid, domain);
-    domain.attach(attachment(master, pasid));
+    domain.attach(attachment(p, master, pasid));
     // The first PASID turns a blocked/identity STE into a CD table STE (and may enable ATS).
     this.updateRid(master, master.rid);
     if (old && master.ats) atcInvMaster(this.state(), master, pasid);
@@ -338,7 +343,7 @@ export class Smmuv3Driver implements IommuDriver {
     const old = master.pasids.get(pasid);
     if (!old) return;
     master.cdTable?.clearCd(pasid);
-    old.detach(master.streamId, pasid);
+    old.detach(this.state().domainHost, master.streamId, pasid);
     master.pasids.delete(pasid);
     if (master.ats) atcInvMaster(this.state(), master, pasid);
     // The last PASID gone: a blocked/identity RID goes back to an abort/bypass STE.
@@ -424,14 +429,21 @@ export class Smmuv3Driver implements IommuDriver {
 
   // --- attachments ----------------------------------------------------------------------------------------
 
-  /** Whether `domain` may be installed on this SMMU; `EINVAL` for a domain of another SMMU or stage. */
+  /**
+   * Whether `domain` may be installed on this SMMU; `EINVAL` for a domain of another stage, or of another
+   * SMMU unless `shareDomains` lets it join (a freed domain joins nothing; `join` checks the format).
+   */
   protected checkDomain(domain: IommuDomain, device: IommuDeviceRef): void {
     if (domain === this.blockedDomain || domain === this.identityDomain) return;
     if (domain instanceof Smmuv3NestedDomain && this.nestedDomains.has(domain)) return;
     const f = this.features;
+    const ours =
+      domain instanceof Smmuv3Domain &&
+      (this.domains.has(domain) ||
+        (this.context.options.shareDomains && !domain.isFreed && !domain.nestParent));
     if (
+      !ours ||
       !(domain instanceof Smmuv3Domain) ||
-      !this.domains.has(domain) ||
       (domain.stage === 1 && !f.s1) ||
       (domain.stage === 2 && !f.s2)
     ) {

@@ -21,6 +21,12 @@ export const Smmuv3OptionsSchema = z
   .strictObject({
     s1: z.boolean().default(true).describe('Stage 1 translation (IDR0.S1P).'),
     s2: z.boolean().default(true).describe('Stage 2 translation (IDR0.S2P).'),
+    shareDomains: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Driver: a paging domain may be attached to masters behind several SMMUs (a tag per SMMU, invalidations sent to each), as a posted Linux series proposes; mainline refuses it (EINVAL).',
+      ),
     nesting: z
       .boolean()
       .default(true)
