@@ -83,4 +83,5 @@ export * from './system/vmm-module.js';
 export * from './trace/chrome-trace.js';
 export * from './trace/trace-record.js';
 export * from './trace/tracer.js';
+export * from './viommu/frontend-module.js';
 export * from './viommu/personality.js';

@@ -21,12 +21,18 @@ import {
   type IommuFd,
   type IommuPlugin,
   type ITracer,
+  IViommuFrontend,
+  inject,
+  injectable,
   type MemoryBus,
   type MsiControllerModule,
   toHex,
+  token,
+  type ViommuFrontendModule,
   type ViommuMode,
   type ViommuPersonality,
   type VirtualMachine,
+  vendorViommuFrontend,
 } from '@iommukit/core';
 import { AssignedDevice } from './assigned-device.js';
 import { GUEST_RAM_BASE, GuestMemory } from './guest-memory.js';
@@ -65,6 +71,9 @@ export interface VmSpec {
   readonly msi?: VmMsiSetup;
 }
 
+/** DI tokens of a VM's own child container (docs/architecture.md). */
+export const IVmSpec = token<VmSpec>('iommukit.VmSpec');
+
 /** What a VM needs from its host (a `System` provides all of it). */
 export interface VmHost {
   readonly bus: MemoryBus;
@@ -77,6 +86,9 @@ export interface VmHost {
   /** The host MSI controller and its module (absent: the host has none, and VMs get no vITS). */
   readonly msi?: { readonly controller: IMsiController; readonly module: MsiControllerModule };
 }
+
+export const IVmHost = token<VmHost>('iommukit.VmHost');
+export const IVm = token<Vm>('iommukit.Vm');
 
 type VmState = 'off' | 'on';
 
@@ -97,12 +109,15 @@ interface Running {
   readonly msi: VmMsi | undefined;
 }
 
+@injectable()
 export class Vm implements VirtualMachine {
   private running: Running | undefined;
 
   constructor(
-    readonly host: VmHost,
-    readonly spec: VmSpec,
+    @inject(IVmHost) readonly host: VmHost,
+    @inject(IVmSpec) readonly spec: VmSpec,
+    /** What builds the VM's vIOMMUs: the vendor plugin's own personality unless the config chose another. */
+    @inject(IViommuFrontend) readonly frontend: ViommuFrontendModule = vendorViommuFrontend,
   ) {}
 
   get name(): string {
@@ -160,8 +175,9 @@ export class Vm implements VirtualMachine {
     const modes = override?.viommus ?? spec.viommus ?? [];
     const msiSetup = override?.msi ?? spec.msi ?? { mode: 'sw-msi', rmr: true };
     for (const mode of modes) {
-      if (!host.plugin.createViommu || !host.plugin.capabilities.viommuModes.includes(mode))
-        throw new Error(`${this.name}: plugin ${host.plugin.meta.name} has no ${mode} vIOMMU`);
+      if (this.frontend.modes(host.plugin).includes(mode)) continue;
+      const who = this.frontend === vendorViommuFrontend ? '' : `vIOMMU front-end ${this.frontend.name} on `;
+      throw new Error(`${this.name}: ${who}plugin ${host.plugin.meta.name} has no ${mode} vIOMMU`);
     }
     const memory = new GuestMemory(this.name, host, spec.memory);
     const fd = host.openIommufd();
@@ -202,24 +218,27 @@ export class Vm implements VirtualMachine {
         const name = `${this.name}.viommu-${mode}`;
         const irq = (line: string) => interrupts.line(`${name}.${line}`);
         const base = VIOMMU_WINDOWS[mode];
-        const personality = host.plugin.createViommu!({
-          name,
-          mode,
-          bus: memory.bus,
-          base: hpa(base),
-          tracer: host.tracer,
-          irq,
-          ...(mode === 'nested'
-            ? {
-                nested: {
-                  fd,
-                  s2HwptId: s2HwptId!,
-                  hwInfo: fd.hwInfo(assigned[0]!.devId),
-                  anyDevId: assigned[0]!.devId,
-                },
-              }
-            : {}),
-        });
+        const personality = this.frontend.create(
+          {
+            name,
+            mode,
+            bus: memory.bus,
+            base: hpa(base),
+            tracer: host.tracer,
+            irq,
+            ...(mode === 'nested'
+              ? {
+                  nested: {
+                    fd,
+                    s2HwptId: s2HwptId!,
+                    hwInfo: fd.hwInfo(assigned[0]!.devId),
+                    anyDevId: assigned[0]!.devId,
+                  },
+                }
+              : {}),
+          },
+          host.plugin,
+        );
         viommus.set(mode, personality);
         guest.addIommu({ plugin: host.plugin, base: BigInt(base), name, irq });
       }

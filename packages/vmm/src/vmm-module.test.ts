@@ -1,6 +1,13 @@
-import type { System } from '@iommukit/core';
+import {
+  createChildContainer,
+  defineViommuFrontend,
+  IViommuFrontend,
+  provideValue,
+  type System,
+  vendorViommuFrontend,
+} from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
-import type { Vm } from './vm.js';
+import { IVmSpec, type Vm } from './vm.js';
 import { systemHost, vmm } from './vmm-module.js';
 
 /** The parts of a built system the VMM reads, with markers to see which one it handed on. */
@@ -8,7 +15,10 @@ function fakeSystem(withMsi: boolean) {
   const calls: string[] = [];
   const msiController = { kind: 'gic-its' };
   const msiModule = { name: 'gic-its' };
+  const container = createChildContainer();
+  provideValue(container, IViommuFrontend, vendorViommuFrontend);
   const system = {
+    container,
     bus: 'bus',
     memory: 'memory',
     tracer: 'tracer',
@@ -87,5 +97,17 @@ describe('the VMM module', () => {
     });
     expect(vms[1]!.spec).toMatchObject({ memory: 2 ** 21, viommus: [], cpus: 2 });
     expect(vms[0]!.host.plugin).toBe('smmuv3');
+    expect(vms[0]!.frontend).toBe(vendorViommuFrontend);
+  });
+
+  it('each VM is resolved in a child container of its own, with the front-end the system’s container holds', () => {
+    const { system } = fakeSystem(false);
+    const recording = defineViommuFrontend({ ...vendorViommuFrontend, name: 'recording' });
+    provideValue(system.container, IViommuFrontend, recording);
+    const vms = vmm.createVms(system) as Vm[];
+    expect(vms.map((vm) => vm.frontend)).toEqual([recording, recording]);
+    // The VM's own registrations stay in its container: the system's has no VM spec.
+    expect(system.container.isRegistered(IVmSpec)).toBe(false);
+    expect(vms[0]!.spec.name).not.toBe(vms[1]!.spec.name);
   });
 });

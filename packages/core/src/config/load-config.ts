@@ -10,7 +10,8 @@ import { ConfigError, type ConfigIssue } from '../errors/config-error.js';
 import { PluginError } from '../errors/plugin-error.js';
 import type { MsiControllerModule } from '../msi/msi-module.js';
 import type { IommuPlugin } from '../plugin/plugin.js';
-import type { PluginRegistry } from '../plugin/plugin-registry.js';
+import { isModulePath, type PluginRegistry } from '../plugin/plugin-registry.js';
+import type { ViommuFrontendModule } from '../viommu/frontend-module.js';
 import { formatPath, toConfigIssues } from './format-issues.js';
 import { type SystemConfig, SystemConfigSchema } from './schema.js';
 
@@ -24,6 +25,8 @@ export interface ValidatedConfig {
   readonly baseDir: string;
   /** The MSI controller module `msi.controller` names, with `msi.options` parsed; absent for "none". */
   readonly msi?: { readonly module: MsiControllerModule; readonly options: unknown };
+  /** The vIOMMU front-end `viommu.frontend` names (`vendor`, the plugin's own personality, by default). */
+  readonly viommuFrontend: ViommuFrontendModule;
 }
 
 /** Alias expansions a config may make: far more than a hand-written config needs, far fewer than a bomb. */
@@ -114,11 +117,17 @@ export async function validateConfig(
     });
   }
 
-  const msi = await validateMsi(raw, registry, issues);
-  if (issues.length > 0 || !parsed.success || !plugin) {
+  const msi = await validateMsi(raw, registry, baseDir, issues);
+  const viommuFrontend = await loadNamed(
+    { path: 'viommu.frontend', what: 'vIOMMU front-end', known: registry.viommuFrontendNames() },
+    (raw as { viommu?: { frontend?: unknown } } | null)?.viommu?.frontend ?? 'vendor',
+    (spec) => registry.loadViommuFrontend(spec, baseDir),
+    issues,
+  );
+  if (issues.length > 0 || !parsed.success || !plugin || !viommuFrontend) {
     throw new ConfigError(issues, source === undefined ? {} : { source });
   }
-  return { config: parsed.data, plugin, instanceOptions, baseDir, ...(msi ? { msi } : {}) };
+  return { config: parsed.data, plugin, instanceOptions, baseDir, viommuFrontend, ...(msi ? { msi } : {}) };
 }
 
 /** Loads, parses and validates a config file. */
@@ -127,28 +136,47 @@ export async function loadConfigFile(path: string, registry: PluginRegistry): Pr
   return validateConfig(raw, registry, baseDir, path);
 }
 
+/**
+ * Loads the module a config names at `path` (a built-in name, module path or package); a module that is
+ * missing or malformed is an issue at that path. A non-string value is left to the schema's issue.
+ */
+async function loadNamed<T>(
+  at: { readonly path: string; readonly what: string; readonly known: readonly string[] },
+  spec: unknown,
+  load: (spec: string) => Promise<T>,
+  issues: ConfigIssue[],
+): Promise<T | undefined> {
+  if (typeof spec !== 'string' || spec.length === 0) return undefined;
+  try {
+    return await load(spec);
+  } catch (error) {
+    if (!(error instanceof PluginError)) throw error;
+    // A name that is neither built in nor a package is most likely a typo: list the names there are.
+    const message =
+      error.code === 'PLUGIN_NOT_FOUND' && !isModulePath(spec)
+        ? `no ${at.what} named "${spec}" (have: ${at.known.join(', ')})`
+        : error.message;
+    issues.push({ path: at.path, message });
+    return undefined;
+  }
+}
+
 /** Loads the MSI controller module the config names and validates its options against its schema. */
 async function validateMsi(
   raw: unknown,
   registry: PluginRegistry,
+  baseDir: string,
   issues: ConfigIssue[],
 ): Promise<ValidatedConfig['msi']> {
   const msi = (raw as { msi?: { controller?: unknown; options?: unknown } } | null)?.msi;
-  const name = msi?.controller;
-  if (typeof name !== 'string' || name === 'none' || name.length === 0) return undefined;
-  let module: MsiControllerModule;
-  try {
-    module = await registry.loadMsiModule(name);
-  } catch (error) {
-    if (!(error instanceof PluginError)) throw error;
-    const known = ['none', ...registry.msiModuleNames()].join(', ');
-    const message =
-      error.code === 'PLUGIN_NOT_FOUND'
-        ? `no MSI controller named "${name}" (have: ${known})`
-        : error.message;
-    issues.push({ path: 'msi.controller', message });
-    return undefined;
-  }
+  if (msi?.controller === 'none') return undefined;
+  const module = await loadNamed(
+    { path: 'msi.controller', what: 'MSI controller', known: ['none', ...registry.msiModuleNames()] },
+    msi?.controller,
+    (spec) => registry.loadMsiModule(spec, baseDir),
+    issues,
+  );
+  if (!module) return undefined;
   const result = module.optionsSchema.safeParse(msi?.options ?? {}, { reportInput: true });
   if (!result.success) {
     issues.push(...toConfigIssues(result.error, module.optionsSchema, ['msi', 'options']));

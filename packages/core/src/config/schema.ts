@@ -71,13 +71,27 @@ export const MsiSchema = z
       .string()
       .min(1)
       .default('none')
-      .describe('MSI controller: "none" or a built-in module ("gic-its", from @iommukit/gic-its).'),
+      .describe(
+        'MSI controller: "none", a built-in module ("gic-its", from @iommukit/gic-its; "x86-apic", from @iommukit/x86-apic), a module path (relative to the config file) or a package.',
+      ),
     options: z
       .record(z.string(), z.unknown())
       .default({})
       .describe("The controller's options, validated by its own schema (see docs/msi.md)."),
   })
   .describe('The MSI module the system wires: the interrupt controller device MSIs reach.');
+
+export const ViommuFrontendSchema = z
+  .strictObject({
+    frontend: z
+      .string()
+      .min(1)
+      .default('vendor')
+      .describe(
+        'vIOMMU front-end the VMM places in VMs: "vendor" (the vendor plugin\'s own personality), another built-in, a module path (relative to the config file) or a package.',
+      ),
+  })
+  .describe("The VMM's vIOMMU front-end: what traps a guest's programming of its vIOMMU.");
 
 export const ViommuSchema = z
   .strictObject({
@@ -135,6 +149,7 @@ const SystemConfigObject = z
     iommus: z.array(IommuInstanceSchema).default([]).describe('IOMMU instances of the selected vendor.'),
     devices: z.array(DeviceSchema).default([]).describe('Endpoint devices.'),
     msi: MsiSchema.default({ controller: 'none', options: {} }),
+    viommu: ViommuFrontendSchema.default({ frontend: 'vendor' }),
     vms: z.array(VmSchema).default([]).describe('Virtual machines.'),
     scenario: ScenarioSchema.optional(),
   })

@@ -4,17 +4,17 @@
  * in config, with no change to iommukit. Every plugin that loads is checked against the contract, and two
  * different plugins may not share a name.
  */
-import { createRequire } from 'node:module';
-import { isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { token } from '../di/token.js';
 import { PluginError } from '../errors/plugin-error.js';
 import type { MsiControllerModule } from '../msi/msi-module.js';
+import { type ViommuFrontendModule, vendorViommuFrontend } from '../viommu/frontend-module.js';
+import { defaultExport, importWith, type PluginLoader, resolveModule } from './module-loading.js';
+import { ModuleShelf } from './module-shelf.js';
 import type { IommuPlugin } from './plugin.js';
 import { validatePlugin } from './validate-plugin.js';
 
-/** Imports a plugin module; resolves to its module namespace (the plugin is its default export). */
-export type PluginLoader = () => Promise<unknown>;
+export type { PluginLoader } from './module-loading.js';
+export { isModulePath } from './module-loading.js';
 
 export const IPluginRegistry = token<PluginRegistry>('iommukit.PluginRegistry');
 
@@ -25,57 +25,48 @@ export class PluginRegistry {
   /** Plugins loaded from files or packages, by resolved module URL (the same relative path from two
    * config folders is two different modules). */
   private readonly byUrl = new Map<string, IommuPlugin>();
-
-  /** MSI controller modules by name (built-in, lazily imported), and the ones loaded so far. */
-  private readonly msiLoaders = new Map<string, PluginLoader>();
-  private readonly msiModules = new Map<string, MsiControllerModule>();
+  /** MSI controller modules (`msi.controller`). */
+  private readonly msi = new ModuleShelf<MsiControllerModule>('MSI controller module', checkMsiModule);
+  /** vIOMMU front-ends (`viommu.frontend`); `vendor`, the plugin's own personality, is always there. */
+  private readonly frontends = new ModuleShelf<ViommuFrontendModule>('vIOMMU front-end', checkFrontend);
 
   constructor(
     builtins: Readonly<Record<string, PluginLoader>> = {},
     msiBuiltins: Readonly<Record<string, PluginLoader>> = {},
+    frontendBuiltins: Readonly<Record<string, PluginLoader>> = {},
   ) {
     for (const [name, loader] of Object.entries(builtins)) this.registerBuiltin(name, loader);
     for (const [name, loader] of Object.entries(msiBuiltins)) this.registerMsiModule(name, loader);
+    this.registerViommuFrontend(vendorViommuFrontend.name, async () => ({ default: vendorViommuFrontend }));
+    for (const [name, loader] of Object.entries(frontendBuiltins)) this.registerViommuFrontend(name, loader);
   }
 
-  /** Adds an MSI controller module (`msi.controller` in configs). A name may be registered once. */
+  /** Adds a built-in MSI controller module (`msi.controller` in configs). A name may be registered once. */
   registerMsiModule(name: string, loader: PluginLoader): void {
-    if (this.msiLoaders.has(name))
-      throw new PluginError(
-        'PLUGIN_DUPLICATE',
-        name,
-        'an MSI controller with this name is already registered',
-      );
-    this.msiLoaders.set(name, loader);
+    this.msi.register(name, loader);
   }
 
   msiModuleNames(): string[] {
-    return [...this.msiLoaders.keys()].sort();
+    return this.msi.names();
   }
 
-  /** Loads an MSI controller module by name, checking it is one. */
-  async loadMsiModule(name: string): Promise<MsiControllerModule> {
-    const cached = this.msiModules.get(name);
-    if (cached) return cached;
-    const loader = this.msiLoaders.get(name);
-    if (!loader) {
-      throw new PluginError(
-        'PLUGIN_NOT_FOUND',
-        name,
-        `no MSI controller module by this name (have: ${this.msiModuleNames().join(', ') || 'none'})`,
-      );
-    }
-    const module = defaultExport(await importWith(loader, name), name) as Partial<MsiControllerModule>;
-    const missing = (['create', 'createVirtual'] as const).filter((k) => typeof module[k] !== 'function');
-    if (module.name !== name || typeof module.optionsSchema?.safeParse !== 'function' || missing.length > 0) {
-      throw new PluginError(
-        'PLUGIN_MALFORMED',
-        name,
-        `not an MSI controller module named "${name}" (name, optionsSchema, create, createVirtual)`,
-      );
-    }
-    this.msiModules.set(name, module as MsiControllerModule);
-    return module as MsiControllerModule;
+  /** Loads an MSI controller module by built-in name, module path or package name, checking it is one. */
+  loadMsiModule(spec: string, baseDir: string = process.cwd()): Promise<MsiControllerModule> {
+    return this.msi.load(spec, baseDir);
+  }
+
+  /** Adds a built-in vIOMMU front-end (`viommu.frontend` in configs). A name may be registered once. */
+  registerViommuFrontend(name: string, loader: PluginLoader): void {
+    this.frontends.register(name, loader);
+  }
+
+  viommuFrontendNames(): string[] {
+    return this.frontends.names();
+  }
+
+  /** Loads a vIOMMU front-end by built-in name, module path or package name, checking it is one. */
+  loadViommuFrontend(spec: string, baseDir: string = process.cwd()): Promise<ViommuFrontendModule> {
+    return this.frontends.load(spec, baseDir);
   }
 
   /** Adds a built-in name. A name may be registered once. */
@@ -160,49 +151,23 @@ export class PluginRegistry {
   }
 }
 
-/** True when `spec` names a file rather than a built-in or a package. */
-export function isModulePath(spec: string): boolean {
-  return spec.startsWith('.') || isAbsolute(spec) || /\.(?:m?js|cjs)$/.test(spec);
+function checkMsiModule(value: unknown): value is MsiControllerModule {
+  const module = value as Partial<MsiControllerModule> | null;
+  return (
+    typeof module?.name === 'string' &&
+    typeof module.optionsSchema?.safeParse === 'function' &&
+    typeof module.create === 'function' &&
+    typeof module.createVirtual === 'function'
+  );
 }
+checkMsiModule.shape = 'name, optionsSchema, create, createVirtual';
 
-function resolveModule(spec: string, baseDir: string): string {
-  if (isModulePath(spec)) return pathToFileURL(resolve(baseDir, spec)).href;
-  try {
-    return pathToFileURL(createRequire(join(baseDir, 'noop.js')).resolve(spec)).href;
-  } catch (cause) {
-    throw new PluginError(
-      'PLUGIN_NOT_FOUND',
-      spec,
-      `no built-in plugin and no package by this name (looked from ${baseDir})`,
-      { cause },
-    );
-  }
+function checkFrontend(value: unknown): value is ViommuFrontendModule {
+  const module = value as Partial<ViommuFrontendModule> | null;
+  return (
+    typeof module?.name === 'string' &&
+    typeof module.modes === 'function' &&
+    typeof module.create === 'function'
+  );
 }
-
-async function importWith(loader: PluginLoader, spec: string): Promise<unknown> {
-  try {
-    return await loader();
-  } catch (cause) {
-    const code = (cause as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new PluginError('PLUGIN_NOT_FOUND', spec, `module not found: ${(cause as Error).message}`, {
-        cause,
-      });
-    }
-    throw new PluginError('PLUGIN_LOAD_FAILED', spec, `failed to load: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
-}
-
-function defaultExport(module: unknown, spec: string): unknown {
-  const value = (module as { default?: unknown } | null)?.default;
-  if (value === undefined) {
-    throw new PluginError(
-      'PLUGIN_NO_DEFAULT_EXPORT',
-      spec,
-      'the module has no default export (export default definePlugin({...}))',
-    );
-  }
-  return value;
-}
+checkFrontend.shape = 'name, description, modes, create';

@@ -26,7 +26,14 @@ import { Devices, IDevices } from './devices.js';
 import { hostRamIssues } from './host-resources.js';
 import { IIommuInstances, IommuInstances } from './iommu-instances.js';
 import { ISystem, ISystemContainer, System } from './system.js';
-import { IIommuPlugin, IMemoryBus, IMsiModule, IPlatformMsi, ISystemConfig } from './tokens.js';
+import {
+  IIommuPlugin,
+  IMemoryBus,
+  IMsiModule,
+  IPlatformMsi,
+  ISystemConfig,
+  IViommuFrontend,
+} from './tokens.js';
 import { IVmmModule, type VmmModule } from './vmm-module.js';
 
 export interface CreateSystemOptions {
@@ -54,10 +61,11 @@ export async function createSystem(config: unknown, options: CreateSystemOptions
   provideValue(c, ISystemContainer, c);
   provideValue(c, ISystemConfig, validated);
   // The config's three choices, as the composition root resolves them: the registry they came from, the
-  // vendor plugin, and the MSI module.
+  // vendor plugin, the MSI module and the vIOMMU front-end.
   provideValue(c, IPluginRegistry, options.registry);
   provideValue(c, IIommuPlugin, validated.plugin);
   if (validated.msi) provideValue(c, IMsiModule, validated.msi.module);
+  provideValue(c, IViommuFrontend, validated.viommuFrontend);
   provideValue(c, IMemoryBus, bus);
   provideValue(c, ITracer, options.tracer ?? new Tracer());
   provideValue(c, IInterruptController, new InterruptController());
@@ -106,17 +114,22 @@ export function unsupportedFeatures(
   validated: ValidatedConfig,
   options: Pick<CreateSystemOptions, 'vmm'> = {},
 ): ConfigIssue[] {
-  const { config, plugin } = validated;
+  const { config, plugin, viommuFrontend } = validated;
+  const modes = viommuFrontend.modes(plugin);
   if (config.vms.length === 0) return [];
   if (!options.vmm)
     return [{ path: 'vms', message: 'VMs need the VMM (@iommukit/vmm); pass `vmm` to createSystem' }];
   const issues: ConfigIssue[] = [];
   for (const [i, vm] of config.vms.entries()) {
     for (const [j, v] of vm.viommus.entries()) {
-      if (plugin.capabilities.viommuModes.includes(v.mode)) continue;
+      if (modes.includes(v.mode)) continue;
+      const who =
+        viommuFrontend.name === 'vendor'
+          ? `plugin ${plugin.meta.name}`
+          : `vIOMMU front-end ${viommuFrontend.name} on plugin ${plugin.meta.name}`;
       issues.push({
         path: `vms[${i}].viommus[${j}].mode`,
-        message: `plugin ${plugin.meta.name} has no ${v.mode} vIOMMU (it has: ${plugin.capabilities.viommuModes.join(', ') || 'none'})`,
+        message: `${who} has no ${v.mode} vIOMMU (it has: ${modes.join(', ') || 'none'})`,
       });
     }
   }
