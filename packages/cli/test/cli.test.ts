@@ -202,6 +202,9 @@ describe('iommukit vendors', () => {
     expect(out).toContain('smmuv3 0.1.0 — arm-smmuv3');
     expect(out).toMatch(/default instance registers: IDR0=0x[0-9a-f]+ IDR1=0x[0-9a-f]+ .* IDR5=0x[0-9a-f]+/);
     expect(out).toMatch(/MSI controllers \(msi\.controller\):\n {2}gic-its — Arm GICv3 ITS/);
+    expect(out).toContain(
+      "vIOMMU front-ends (viommu.frontend):\n  vendor — the vendor plugin's own vIOMMU personality\n",
+    );
     const json = JSON.parse((await cli('vendors', '--json')).out);
     expect(json[0]).toMatchObject({
       name: 'mock',

@@ -1,7 +1,7 @@
 /**
  * `iommukit vendors`: every available plugin with its capabilities and the identification registers of a
  * default instance (built on a scratch bus, probed by nothing), so users can compare vendors side by side;
- * then the MSI controllers a config can select.
+ * then the MSI controllers and vIOMMU front-ends a config can select.
  */
 import {
   hpa,
@@ -57,6 +57,11 @@ export async function vendorsCommand(
     io.out('MSI controllers (msi.controller):\n');
     for (const module of controllers) io.out(`  ${module.name} — ${module.description}\n`);
   }
+  const frontends = await Promise.all(
+    registry.viommuFrontendNames().map((name) => registry.loadViommuFrontend(name)),
+  );
+  io.out('\nvIOMMU front-ends (viommu.frontend):\n');
+  for (const module of frontends) io.out(`  ${module.name} — ${module.description}\n`);
   return EXIT_OK;
 }
 
