@@ -10,6 +10,9 @@ export function builtinRegistry(): PluginRegistry {
       mock: () => import('@iommukit/testing'),
       smmuv3: () => import('@iommukit/smmuv3'),
     },
-    { 'gic-its': () => import('@iommukit/gic-its') },
+    {
+      'gic-its': () => import('@iommukit/gic-its'),
+      'x86-apic': () => import('@iommukit/x86-apic'),
+    },
   );
 }

@@ -1,8 +1,9 @@
 /**
  * The MSI module contract (docs/design.md §7 flow 5): an interrupt controller that turns a device's MSI — a
  * 32-bit write of `data` to a doorbell `address`, tagged with the requester's DeviceID — into an
- * interrupt at a CPU. A GICv3 ITS implements it on Arm; an x86 interrupt-remapping unit (doorbell range
- * 0xFEE00000, data = an IRTE handle) fits the same shape.
+ * interrupt at a CPU. A GICv3 ITS implements it on Arm, the local APICs on x86 (the interrupt window
+ * 0xFEE0_0000 is their doorbell; an IOMMU's interrupt remapping, interrupt-remapping.ts, hands them
+ * remapped interrupts through `deliverRemapped`).
  *
  * The IOMMU layer needs only the doorbells: the pages an MSI write must reach, which the kernel maps into
  * a device's SW MSI window (the SW MSI cookie) or a VMM maps at its virtual controller's address (MSI
@@ -42,7 +43,7 @@ export interface InterruptArrival {
   readonly cpu: number;
   /** The interrupt ID (an LPI INTID from 8192 on a GIC). */
   readonly intid: number;
-  /** Priority the controller used (lower is more urgent), as its configuration held it. */
+  /** Priority the controller used, on its own scale (GIC: lower is more urgent; x86: the vector's class, higher is more urgent). */
   readonly priority: number;
   /** The controller instance that translated the MSI, and what it translated. */
   readonly controller: string;
@@ -71,7 +72,7 @@ export interface MsiVector {
 
 export interface InterruptConfigChange {
   readonly enabled?: boolean;
-  /** Lower is more urgent (GIC: the top six bits of a byte are used). */
+  /** On the controller's scale (GIC: lower is more urgent, the top six bits of a byte; x86: a priority class 2–14). */
   readonly priority?: number;
 }
 
