@@ -26,6 +26,7 @@ import {
   type ITracer,
   isIommufdError,
   type MsiControllerModule,
+  type MsiDoorbell,
   type MsiOutcome,
   type MsiRequester,
   type MsiVector,
@@ -110,16 +111,20 @@ export class VmMsi {
     try {
       const doorbell = hostVectors[0]!.doorbell;
       let how: string;
-      let address: bigint;
+      let addresses: bigint[];
       if (setup.mode === 'sw-msi') {
-        address = fd.deviceSetupSwMsi(device.devId, doorbell.address);
-        how = `iommufd mapped doorbell ${toHex(doorbell.address)} at SW MSI IOVA ${toHex(address)} of its stage 2`;
+        // Each vector's own host message: on x86 its address carries a destination or a remapping handle.
+        addresses = hostVectors.map((v) => fd.deviceSetupSwMsi(device.devId, hpa(v.message.address)));
+        how =
+          addresses[0] === hostVectors[0]!.message.address
+            ? `the host messages go untranslated (a hardware MSI window)`
+            : `iommufd mapped doorbell ${toHex(doorbell.address)} at SW MSI IOVA ${toHex(addresses[0]!)} of its stage 2`;
       } else {
-        how = this.mapPassthrough(device, doorbell.page);
-        address = guestAddress;
+        how = this.mapPassthrough(device, doorbell);
+        addresses = hostVectors.map(() => guestAddress);
       }
       hostVectors.forEach((v, i) => {
-        physical.msix.program(i, { address, data: v.message.data });
+        physical.msix.program(i, { address: addresses[i]!, data: v.message.data });
         const guestVector = guestVectors[i]!;
         releases.push(
           this.host.requestIrq(v.intid, () => {
@@ -152,7 +157,7 @@ export class VmMsi {
         .map((v) => `event ${v.eventId} → vINTID ${v.intid} on vCPU${v.cpu}`)
         .join(', ');
       const hostSide = hostVectors.map((v) => `INTID ${v.intid}`).join(', ');
-      return `${device.name}: guest vITS ${guestSide}, guest MSI address ${toHex(guestAddress)}; host ${doorbell.name} ${hostSide}; ${how}; the device writes ${toHex(address)}`;
+      return `${device.name}: guest vITS ${guestSide}, guest MSI address ${toHex(guestAddress)}; host ${doorbell.name} ${hostSide}; ${how}; the device writes ${[...new Set(addresses)].map(toHex).join(', ')}`;
     } catch (error) {
       for (const release of releases) release();
       this.host.freeVectors(hostRequester);
@@ -188,8 +193,9 @@ export class VmMsi {
   }
 
   /** Maps the physical doorbell page at the vITS doorbell page; on EEXIST moves the device to its own HWPT. */
-  private mapPassthrough(device: AssignedDevice, doorbellPage: bigint): string {
+  private mapPassthrough(device: AssignedDevice, doorbell: MsiDoorbell): string {
     const { fd, ioasId, nested } = this.context;
+    const doorbellPage = doorbell.page;
     const gpa = this.vits.doorbell.page;
     const done = `ioasMapMsi put doorbell page ${toHex(doorbellPage)} at GPA ${toHex(gpa)}`;
     try {

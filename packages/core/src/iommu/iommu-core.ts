@@ -10,7 +10,7 @@ import { token } from '../di/token.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { IommuDeviceRef, IommuDomain, IommuDriver } from './driver.js';
 import type { PageRequest, PageResponse } from './hardware.js';
-import { SwMsiCookie, type SwMsiWindow, swMsiWindowOf } from './sw-msi-cookie.js';
+import { inHardwareMsiWindow, SwMsiCookie, type SwMsiWindow, swMsiWindowOf } from './sw-msi-cookie.js';
 import { NO_PASID } from './translation.js';
 
 /** Handles a page request on a domain (iommufd's fault queue, SVA's fault handler). */
@@ -94,11 +94,7 @@ export class IommuCore {
         device: device.name,
       });
     if (domain.type === 'identity') return doorbell;
-    // A doorbell in a hardware MSI window (x86's interrupt window) is never DMA-translated.
-    const hardwareWindow = state.driver
-      .reservedRegions?.(device)
-      .some((r) => r.type === 'msi' && doorbell >= r.start && doorbell < r.start + r.length);
-    if (hardwareWindow) return doorbell;
+    if (inHardwareMsiWindow(state.driver, device, doorbell)) return doorbell;
     const window = swMsiWindowOf(state.driver, device);
     if (!window) return doorbell;
     return this.msiCookie(domain, window).map(doorbell);

@@ -19,6 +19,18 @@ export function swMsiWindowOf(driver: IommuDriver, device: IommuDeviceRef): SwMs
   return driver.reservedRegions?.(device).find((r) => r.type === 'sw-msi');
 }
 
+/**
+ * Whether `address` lies in a hardware MSI window the driver reserves for the device (x86's interrupt
+ * window): an MSI there is never DMA-translated, so no SW MSI mapping is made for it.
+ */
+export function inHardwareMsiWindow(driver: IommuDriver, device: IommuDeviceRef, address: bigint): boolean {
+  return (
+    driver
+      .reservedRegions?.(device)
+      .some((r) => r.type === 'msi' && address >= r.start && address < r.start + r.length) ?? false
+  );
+}
+
 /** The IOVA page of the `index`-th doorbell page in a SW MSI window; `ENOSPC` past its end. */
 export function swMsiSlot(window: SwMsiWindow, index: number): bigint {
   const at = window.start + BigInt(index) * PAGE;

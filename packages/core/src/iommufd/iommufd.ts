@@ -8,7 +8,7 @@ import { toHex } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { HwInfo, IommuDeviceRef } from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
-import { swMsiWindowOf } from '../iommu/sw-msi-cookie.js';
+import { inHardwareMsiWindow, swMsiWindowOf } from '../iommu/sw-msi-cookie.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { MsiDoorbell } from '../msi/msi-controller.js';
 import type { TraceArgs } from '../trace/trace-record.js';
@@ -194,7 +194,8 @@ export class IommuFd {
     const device = this.device(devId);
     doorbell = u64Arg(doorbell, 'doorbell') as Hpa;
     const reserved = swMsiWindowOf(device.driver, device.device);
-    if (!reserved) return doorbell;
+    // No window, or a doorbell in a hardware MSI window (x86's interrupt window): used as it is.
+    if (!reserved || inHardwareMsiWindow(device.driver, device.device, doorbell)) return doorbell;
     const address = this.msi.addSwMsi(device, reserved, doorbell, device.msiTarget);
     if (this.tracer.enabled)
       this.trace(
@@ -224,7 +225,8 @@ export class IommuFd {
    * `gpa` (the page of the VMM's virtual controller doorbell) in the IOAS's domains the device uses, and
    * keeps that range out of IOAS mappings. `EEXIST` if the IOAS maps memory there, or if a domain the
    * device is attached to already holds another device's different doorbell page there — give the
-   * device its own HWPT and retry. `ENODEV` without an MSI controller; `EINVAL` for an unaligned GPA.
+   * device its own HWPT and retry. `ENODEV` without an MSI controller; `EINVAL` for an unaligned GPA;
+   * `EOPNOTSUPP` when the doorbell is in a hardware MSI window the IOMMU never translates (x86).
    */
   ioasMapMsi(ioasId: number, devId: number, gpa: bigint): void {
     const ioas = this.ioas(ioasId);
@@ -232,6 +234,14 @@ export class IommuFd {
     gpa = u64Arg(gpa, 'MSI GPA');
     if (!this.msiDoorbellOf) throw new IommufdError('ENODEV', 'the system has no MSI controller');
     const doorbellOf = this.msiDoorbellOf;
+    const doorbell = doorbellOf(device.device);
+    // An MSI to a hardware MSI window (x86's interrupt window) never goes through the IOAS: nothing to map.
+    if (inHardwareMsiWindow(device.driver, device.device, doorbell.address))
+      throw new IommufdError(
+        'EOPNOTSUPP',
+        `${doorbell.name}'s doorbell ${toHex(doorbell.address)} is in a hardware MSI window of dev_id ${devId}`,
+        { devId },
+      );
     const target = device.msiTarget?.ioas === ioas ? device.msiTarget : undefined;
     const doorbellPage = this.msi.addPassthrough(
       device,

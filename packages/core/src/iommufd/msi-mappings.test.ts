@@ -203,3 +203,35 @@ describe('MSI passthrough and SW MSI in one domain', () => {
     fd.ioasMapMsi(ioas, r.devId0, 0x10_2000n);
   });
 });
+
+describe('a doorbell in a hardware MSI window (x86)', () => {
+  /** The driver reserves the fake MSI controller's doorbell page as a hardware MSI window. */
+  function hardwareWindow() {
+    const { doorbell } = msiSetup();
+    const driver = r.system.iommuCore.driverOf(r.system.device('dev0'));
+    const reserved = driver.reservedRegions!.bind(driver);
+    driver.reservedRegions = (device) => [
+      ...reserved(device),
+      { start: doorbell, length: PAGE, type: 'msi' },
+    ];
+    return doorbell;
+  }
+
+  it('deviceSetupSwMsi hands the doorbell back untranslated and maps nothing', () => {
+    const { fd } = r;
+    const doorbell = hardwareWindow();
+    const hwpt = fd.attach(r.devId0, fd.ioasAlloc());
+    expect(fd.deviceSetupSwMsi(r.devId0, (doorbell + 0x40n) as Hpa)).toBe(doorbell + 0x40n);
+    expect(fd.msiPages(hwpt)).toEqual([]);
+    // Just past the window: a doorbell like any other.
+    expect(fd.deviceSetupSwMsi(r.devId0, (doorbell + PAGE) as Hpa)).toBe(FAKE_SW_MSI.start);
+  });
+
+  it('ioasMapMsi is EOPNOTSUPP: no IOAS mapping can stand for a window the IOMMU never translates', () => {
+    const { fd } = r;
+    hardwareWindow();
+    const ioas = fd.ioasAlloc();
+    expect(errnoOf(() => fd.ioasMapMsi(ioas, r.devId0, PAGE))).toBe('EOPNOTSUPP');
+    expect(fd.ioasIovaRanges(ioas).ranges).toEqual([{ start: 0n, last: U64_MAX }]);
+  });
+});
