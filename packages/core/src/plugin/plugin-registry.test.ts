@@ -248,3 +248,89 @@ describe('PluginRegistry: MSI modules, registration and loading errors', () => {
     expect(isModulePath(spec)).toBe(expected);
   });
 });
+
+describe('PluginRegistry: vIOMMU front-ends, and modules by path or package', () => {
+  const FRONTEND = `
+export default {
+  name: 'recording',
+  description: 'records',
+  modes: () => ['nested'],
+  create() { throw new Error('not needed here'); },
+};
+`;
+  beforeAll(() => {
+    writeFileSync(join(dir, 'frontend.mjs'), FRONTEND);
+    writeFileSync(join(dir, 'no-modes.mjs'), FRONTEND.replace("modes: () => ['nested'],", ''));
+    writeFileSync(join(dir, 'no-create.mjs'), FRONTEND.replace(/create\(\) \{[^}]*\},/, ''));
+    writeFileSync(join(dir, 'no-name.mjs'), FRONTEND.replace("name: 'recording',", ''));
+    writeFileSync(
+      join(dir, 'msi.mjs'),
+      "export default { name: 'file-msi', optionsSchema: { safeParse: (v) => ({ success: true, data: v }) }, create() {}, createVirtual() {} };\n",
+    );
+    mkdirSync(join(dir, 'node_modules', 'acme-frontend'), { recursive: true });
+    writeFileSync(
+      join(dir, 'node_modules', 'acme-frontend', 'package.json'),
+      JSON.stringify({ name: 'acme-frontend', type: 'module', exports: { '.': { default: './index.js' } } }),
+    );
+    writeFileSync(
+      join(dir, 'node_modules', 'acme-frontend', 'index.js'),
+      FRONTEND.replace("'recording'", "'acme'"),
+    );
+  });
+
+  it('has the built-in "vendor" front-end, and registers others once each, sorted', async () => {
+    const registry = new PluginRegistry({}, {}, { zeta: async () => ({ default: { name: 'zeta' } }) });
+    expect(registry.viommuFrontendNames()).toEqual(['vendor', 'zeta']);
+    expect((await registry.loadViommuFrontend('vendor')).name).toBe('vendor');
+    expect(() => registry.registerViommuFrontend('vendor', async () => ({}))).toThrow(
+      'PLUGIN_DUPLICATE: plugin "vendor": a vIOMMU front-end with this name is already registered',
+    );
+  });
+
+  it('loads a front-end by path and by package, once per resolved module', async () => {
+    const registry = new PluginRegistry();
+    const byPath = await registry.loadViommuFrontend('./frontend.mjs', dir);
+    expect(byPath.name).toBe('recording');
+    expect(await registry.loadViommuFrontend(join(dir, 'frontend.mjs'))).toBe(byPath);
+    expect((await registry.loadViommuFrontend('acme-frontend', dir)).name).toBe('acme');
+  });
+
+  it.each([['no-modes.mjs'], ['no-create.mjs'], ['no-name.mjs']])(
+    'refuses a front-end module from %s, naming what a front-end needs',
+    async (file) => {
+      await expect(new PluginRegistry().loadViommuFrontend(`./${file}`, dir)).rejects.toThrow(
+        `PLUGIN_MALFORMED: plugin "./${file}": not a vIOMMU front-end (name, description, modes, create)`,
+      );
+    },
+  );
+
+  it('a built-in front-end whose module names itself differently is malformed', async () => {
+    const registry = new PluginRegistry(
+      {},
+      {},
+      { other: async () => ({ default: { name: 'x', modes() {}, create() {} } }) },
+    );
+    await expect(registry.loadViommuFrontend('other')).rejects.toThrow(
+      'PLUGIN_MALFORMED: plugin "other": not a vIOMMU front-end named "other" (name, description, modes, create)',
+    );
+  });
+
+  it('loads an MSI module by path', async () => {
+    expect((await new PluginRegistry().loadMsiModule('./msi.mjs', dir)).name).toBe('file-msi');
+  });
+
+  it('a missing name lists the built-ins and keeps the resolver’s error as the cause; a missing file is not renamed', async () => {
+    const error = await new PluginRegistry()
+      .loadViommuFrontend('no-such-thing', dir)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PluginError);
+    expect((error as PluginError).code).toBe('PLUGIN_NOT_FOUND');
+    expect((error as PluginError).message).toBe(
+      `PLUGIN_NOT_FOUND: plugin "no-such-thing": no vIOMMU front-end by this name (have: vendor) and no package (looked from ${dir})`,
+    );
+    expect((error as PluginError).cause).toBeInstanceOf(PluginError);
+    await expect(new PluginRegistry().loadViommuFrontend('./nowhere.mjs', dir)).rejects.toThrow(
+      /PLUGIN_NOT_FOUND: plugin "\.\/nowhere\.mjs": module not found/,
+    );
+  });
+});
