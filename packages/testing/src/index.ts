@@ -14,4 +14,5 @@ export { type MockNestedData, MockNestedDomain } from './mock/nested-domain.js';
 export { type MockOptions, MockOptionsSchema } from './mock/options.js';
 export { mockPlugin, mockPlugin as default } from './mock/plugin.js';
 export * as mockRegs from './mock/regs.js';
+export { MockShadowViommu } from './mock/shadow-viommu.js';
 export { MOCK_VEVENT_TYPE, MOCK_VIOMMU_TYPE, MockViommu } from './mock/viommu.js';

@@ -162,6 +162,7 @@ describe('mock driver probe', () => {
         nesting: false,
         pri: false,
         interruptRemapping: false,
+        cachingMode: false,
       },
       bus,
       tracer: new Tracer(),

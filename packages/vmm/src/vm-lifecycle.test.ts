@@ -50,7 +50,7 @@ describe('Vm power', () => {
     expect([vm.guest.device('nic1').rid, vm.guest.device('edu0').rid]).toEqual([0x10, 0x80]);
   });
 
-  it('vIOMMU windows: nested at 0x09050000, emulated at 0x09070000; a nested one needs an assigned device', async () => {
+  it('vIOMMU windows: nested at 0x09050000, emulated at 0x09070000, shadow at 0x09090000; a nested one needs an assigned device', async () => {
     const { host } = await smmuHost();
     const vm = new Vm(host, {
       name: 'vm0',
@@ -60,7 +60,7 @@ describe('Vm power', () => {
       viommus: ['nested', 'emulated'],
     });
     vm.powerOn();
-    expect(VIOMMU_WINDOWS).toEqual({ nested: 0x0905_0000, emulated: 0x0907_0000 });
+    expect(VIOMMU_WINDOWS).toEqual({ nested: 0x0905_0000, emulated: 0x0907_0000, shadow: 0x0909_0000 });
     const regions = vm.memory.bus.listRegions().map((r) => [r.name, Number(r.base)]);
     expect(regions).toContainEqual(['vm0.viommu-nested', 0x0905_0000]);
     expect(regions).toContainEqual(['vm0.viommu-emulated', 0x0907_0000]);

@@ -57,6 +57,8 @@ export interface VmMsiContext {
   readonly setup: VmMsiSetup;
   /** The nest-parent HWPT when a nested vIOMMU fronts the devices (their own HWPTs are then not an option). */
   readonly nested: boolean;
+  /** A shadowing vIOMMU fronts the devices: each is on an IOAS of its own, not the VM's. */
+  readonly shadow: boolean;
   readonly tracer: ITracer;
 }
 
@@ -120,6 +122,12 @@ export class VmMsi {
             ? `the host messages go untranslated (a hardware MSI window)`
             : `iommufd mapped doorbell ${toHex(doorbell.address)} at SW MSI IOVA ${toHex(addresses[0]!)} of its stage 2`;
       } else {
+        // The guest's MSI address is an IOVA its shadow maps only to guest RAM; the vITS is not RAM.
+        if (this.context.shadow)
+          throw new IommufdError(
+            'EOPNOTSUPP',
+            `${device.name}: MSI passthrough behind a shadowing vIOMMU (the guest's doorbell IOVA leads to no guest RAM)`,
+          );
         how = this.mapPassthrough(device, doorbell);
         addresses = hostVectors.map(() => guestAddress);
       }

@@ -10,7 +10,9 @@
  * docs/design.md §7 flow 2) starts from scratch.
  *
  * Assigned devices get guest RIDs 00:01.0, 00:02.0, … in order; emulated devices 00:10.0 upward. A
- * nested vIOMMU fronts the assigned devices, an emulated one the emulated devices.
+ * nested or a shadowing vIOMMU fronts the assigned devices (one of the two), an emulated one the emulated
+ * devices. Behind a shadowing vIOMMU each assigned device has an IOAS of its own, which the vIOMMU keeps
+ * equal to what the guest's tables map; the VM's GPA IOAS then serves only as the guest RAM it maps from.
  */
 import {
   EndpointDevice,
@@ -19,6 +21,7 @@ import {
   type IMsiController,
   InterruptController,
   type IommuFd,
+  IommufdError,
   type IommuPlugin,
   type ITracer,
   IViommuFrontend,
@@ -44,6 +47,7 @@ import { VmMsi, type VmMsiSetup } from './vm-msi.js';
 export const VIOMMU_WINDOWS: Readonly<Record<ViommuMode, number>> = {
   nested: 0x0905_0000,
   emulated: 0x0907_0000,
+  shadow: 0x0909_0000,
 };
 
 /**
@@ -99,6 +103,8 @@ interface Running {
   readonly ioasId: number;
   /** The nest-parent HWPT over the IOAS (nested vIOMMU only). */
   readonly s2HwptId: number | undefined;
+  /** Each assigned device's own IOAS behind a shadowing vIOMMU, by name. */
+  readonly shadowIoas: ReadonlyMap<string, number>;
   readonly assigned: readonly AssignedDevice[];
   readonly emulated: readonly EndpointDevice[];
   /** The vIOMMUs by mode. */
@@ -158,6 +164,16 @@ export class Vm implements VirtualMachine {
     return this.require().msi;
   }
 
+  /** The IOAS a shadowing vIOMMU keeps for an assigned device (`ENOENT` without one). */
+  shadowIoas(deviceName: string): number {
+    const id = this.require().shadowIoas.get(deviceName);
+    if (id === undefined)
+      throw new IommufdError('ENOENT', `${this.name}: ${deviceName} has no shadow IOAS`, {
+        device: deviceName,
+      });
+    return id;
+  }
+
   get assigned(): readonly AssignedDevice[] {
     return this.require().assigned;
   }
@@ -174,6 +190,8 @@ export class Vm implements VirtualMachine {
     const { host, spec } = this;
     const modes = override?.viommus ?? spec.viommus ?? [];
     const msiSetup = override?.msi ?? spec.msi ?? { mode: 'sw-msi', rmr: true };
+    if (modes.includes('nested') && modes.includes('shadow'))
+      throw new Error(`${this.name}: a nested and a shadowing vIOMMU cannot both front the assigned devices`);
     for (const mode of modes) {
       if (this.frontend.modes(host.plugin).includes(mode)) continue;
       const who = this.frontend === vendorViommuFrontend ? '' : `vIOMMU front-end ${this.frontend.name} on `;
@@ -202,8 +220,13 @@ export class Vm implements VirtualMachine {
       const s2HwptId = nested
         ? fd.hwptAlloc({ devId: assigned[0]!.devId, ptId: ioasId, flags: { nestParent: true } })
         : undefined;
-      Object.assign(parts, { s2HwptId });
-      for (const device of assigned) fd.attach(device.devId, s2HwptId ?? ioasId);
+      // Behind a shadowing vIOMMU a device starts on an empty IOAS of its own: no DMA until the guest maps.
+      const shadowIoas = new Map<string, number>();
+      if (modes.includes('shadow'))
+        for (const device of assigned) shadowIoas.set(device.name, fd.ioasAlloc());
+      Object.assign(parts, { s2HwptId, shadowIoas });
+      for (const device of assigned)
+        fd.attach(device.devId, shadowIoas.get(device.name) ?? s2HwptId ?? ioasId);
 
       // Legacy SW MSI behind a nested vIOMMU: the VMM moves the host's SW MSI window out of the guest's
       // way (the guest's own SMMU driver uses the default window for its MSI cookie), and the firmware
@@ -215,6 +238,7 @@ export class Vm implements VirtualMachine {
       const guest = new GuestOs(this.name, memory, guestTracer(host.tracer), rmrs);
       for (const mode of modes) {
         if (mode === 'nested' && s2HwptId === undefined) continue; // nothing to nest
+        if (mode === 'shadow' && assigned.length === 0) continue; // nothing to shadow
         const name = `${this.name}.viommu-${mode}`;
         const irq = (line: string) => interrupts.line(`${name}.${line}`);
         const base = VIOMMU_WINDOWS[mode];
@@ -236,15 +260,27 @@ export class Vm implements VirtualMachine {
                   },
                 }
               : {}),
+            ...(mode === 'shadow'
+              ? { shadow: { fd, guestRam: { gpa: BigInt(GUEST_RAM_BASE), memory: memory.userMemory() } } }
+              : {}),
           },
           host.plugin,
         );
         viommus.set(mode, personality);
         guest.addIommu({ plugin: host.plugin, base: BigInt(base), name, irq });
       }
-      const nestedViommu = viommus.get('nested');
-      for (const device of assigned)
-        nestedViommu?.addDevice?.({ name: device.name, devId: device.devId, virtualId: device.virtualRid });
+      // The vIOMMU in front of the assigned devices, nested or shadowing.
+      const frontingMode = viommus.has('shadow') ? 'shadow' : 'nested';
+      const nestedViommu = viommus.get(frontingMode);
+      for (const device of assigned) {
+        const shadowIoasId = shadowIoas.get(device.name);
+        nestedViommu?.addDevice?.({
+          name: device.name,
+          devId: device.devId,
+          virtualId: device.virtualRid,
+          ...(shadowIoasId === undefined ? {} : { shadowIoasId }),
+        });
+      }
       const emulatedViommu = viommus.get('emulated');
       const emulated = (spec.emulatedDevices ?? []).map(
         (name, i) =>
@@ -264,6 +300,7 @@ export class Vm implements VirtualMachine {
               guest,
               setup: msiSetup,
               nested: s2HwptId !== undefined,
+              shadow: shadowIoas.size > 0,
               tracer: host.tracer,
             },
             host.msi.controller,
@@ -281,7 +318,7 @@ export class Vm implements VirtualMachine {
       guest.boot([
         ...assigned.map((d) => ({
           ref: d.guestView,
-          ...(nestedViommu ? { iommu: `${this.name}.viommu-nested` } : {}),
+          ...(nestedViommu ? { iommu: `${this.name}.viommu-${frontingMode}` } : {}),
         })),
         ...emulated.map((d) => ({
           ref: d,

@@ -146,7 +146,7 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
       vm,
       state: z.enum(['on', 'off']).describe('Power on (build and boot) or off (tear down).'),
       viommus: z
-        .array(z.enum(['emulated', 'nested']))
+        .array(z.enum(['emulated', 'nested', 'shadow']))
         .optional()
         .describe(
           'Power on with these vIOMMUs instead of the configured ones (a restart with another setup).',

@@ -96,9 +96,9 @@ export const ViommuFrontendSchema = z
 export const ViommuSchema = z
   .strictObject({
     mode: z
-      .enum(['emulated', 'nested'])
+      .enum(['emulated', 'nested', 'shadow'])
       .describe(
-        '"nested": fronts the assigned devices, the physical IOMMU translates (accelerated); "emulated": fronts the emulated devices, a model on guest memory translates.',
+        '"nested": fronts the assigned devices, the physical IOMMU translates (accelerated); "shadow": fronts the assigned devices, the VMM replays the guest\'s invalidations as IOAS maps (VT-d caching mode); "emulated": fronts the emulated devices, a model on guest memory translates.',
       ),
   })
   .describe("A vIOMMU the guest sees (the vendor plugin's personality).");

@@ -13,7 +13,7 @@ import type { IFrameAllocator } from '../memory/frame-allocator.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import type { IMsiController } from '../msi/msi-controller.js';
 import type { ITracer } from '../trace/tracer.js';
-import type { ViommuContext, ViommuPersonality } from '../viommu/personality.js';
+import type { ViommuContext, ViommuMode, ViommuPersonality } from '../viommu/personality.js';
 
 export interface PluginMeta {
   /** Registry name, lowercase (`smmuv3`, `vtd`, `amd-vi`, `mock`). */
@@ -41,7 +41,7 @@ export interface PluginCapabilities {
   /** Who owns the PASID table when nesting (docs/design.md §7 flow 4): the user/guest, the kernel, or none. */
   readonly pasidTableOwner: 'user' | 'kernel' | 'none';
   /** vIOMMU modes the plugin's personality supports (empty without one). */
-  readonly viommuModes: readonly ('emulated' | 'nested')[];
+  readonly viommuModes: readonly ViommuMode[];
   /**
    * The hardware remaps interrupts (x86: VT-d, AMD-Vi) and the driver offers `interruptRemapping`.
    * Absent: false.

@@ -74,7 +74,7 @@ describe('validatePlugin', () => {
   const NAME = 'meta.name: expected a lowercase name like "smmuv3", got';
   const VERSION = 'meta.version: expected a semver version like "1.0.0", got';
   const STAGES = 'capabilities.stages: expected an array of "s1" | "s2" | "nested", got';
-  const MODES = 'capabilities.viommuModes: expected an array of "emulated" | "nested", got';
+  const MODES = 'capabilities.viommuModes: expected an array of "emulated" | "nested" | "shadow", got';
   const SCHEMA = 'optionsSchema: expected a zod schema (an object with safeParse)';
   const cases: [what: string, path: string, value: unknown, problem: string][] = [
     ['no meta', 'meta', DELETE, 'meta: missing (expected { name, version, vendor })'],

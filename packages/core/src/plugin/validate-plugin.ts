@@ -8,7 +8,7 @@ import type { IommuPlugin } from './plugin.js';
 const NAME_PATTERN = /^[a-z][a-z0-9-]*$/;
 const SEMVER_PATTERN = /^\d+\.\d+\.\d+(?:[-+].*)?$/;
 const STAGES = new Set(['s1', 's2', 'nested']);
-const VIOMMU_MODES = new Set(['emulated', 'nested']);
+const VIOMMU_MODES = new Set(['emulated', 'nested', 'shadow']);
 const PASID_OWNERS = new Set(['user', 'kernel', 'none']);
 
 export function validatePlugin(candidate: unknown, origin: string): IommuPlugin {
@@ -57,7 +57,7 @@ export function validatePlugin(candidate: unknown, origin: string): IommuPlugin 
     }
     if (!Array.isArray(caps.viommuModes) || !caps.viommuModes.every((m) => VIOMMU_MODES.has(m))) {
       problems.push(
-        `capabilities.viommuModes: expected an array of "emulated" | "nested", got ${show(caps.viommuModes)}`,
+        `capabilities.viommuModes: expected an array of "emulated" | "nested" | "shadow", got ${show(caps.viommuModes)}`,
       );
     }
   }

@@ -3,17 +3,19 @@
  * of a vendor plugin). The VMM owns the VM — its GPA space, its iommufd context, the devices assigned to
  * it — and gives the personality a window on the guest's bus; the personality is what the guest sees
  * there (registers, queues in guest memory) and turns the guest's programming into iommufd calls
- * (nested mode) or into translations of the VM's emulated devices (emulated mode).
+ * (nested mode), into IOAS maps and unmaps that shadow the guest's tables (shadow mode: VT-d caching mode,
+ * AMD's dma-remap), or into translations of the VM's emulated devices (emulated mode).
  */
 import type { Hpa } from '../address/address.js';
 import type { HwInfo } from '../iommu/driver.js';
 import type { IommuHardware } from '../iommu/hardware.js';
 import type { IrqLine } from '../iommu/irq.js';
 import type { IommuFd } from '../iommufd/iommufd.js';
+import type { UserMemory } from '../iommufd/user-memory.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
 import type { ITracer } from '../trace/tracer.js';
 
-export type ViommuMode = 'emulated' | 'nested';
+export type ViommuMode = 'emulated' | 'nested' | 'shadow';
 
 /** What a nested personality works with: the VM's iommufd context and its stage 2. */
 export interface NestedViommuBackend {
@@ -26,6 +28,18 @@ export interface NestedViommuBackend {
   readonly anyDevId: number;
 }
 
+/**
+ * What a shadowing personality works with: the VM's iommufd context and guest RAM. Each assigned device has
+ * an IOAS of its own (`AssignedDeviceView.shadowIoasId`), empty at first; the personality keeps it equal to
+ * what the guest's tables map, replaying every invalidation the guest sends (the guest invalidates after
+ * maps too, as caching mode obliges it) as IOAS maps and unmaps of guest RAM.
+ */
+export interface ShadowViommuBackend {
+  readonly fd: IommuFd;
+  /** Guest RAM: its guest-physical base and the host memory behind it (what IOAS maps take). */
+  readonly guestRam: { readonly gpa: bigint; readonly memory: UserMemory };
+}
+
 /** A device assigned to the VM (VFIO cdev bound to the VM's iommufd), as the guest will address it. */
 export interface AssignedDeviceView {
   readonly name: string;
@@ -33,6 +47,8 @@ export interface AssignedDeviceView {
   readonly devId: number;
   /** The ID the guest uses for it in the vIOMMU's structures and commands (vSID, vRID, vDeviceID). */
   readonly virtualId: number;
+  /** Shadow mode: the device's own IOAS, which the personality keeps in step with the guest's tables. */
+  readonly shadowIoasId?: number;
 }
 
 export interface ViommuContext {
@@ -48,6 +64,8 @@ export interface ViommuContext {
   irq(name: string): IrqLine;
   /** Present in nested mode. */
   readonly nested?: NestedViommuBackend;
+  /** Present in shadow mode. */
+  readonly shadow?: ShadowViommuBackend;
 }
 
 export interface ViommuPersonality {
@@ -56,7 +74,7 @@ export interface ViommuPersonality {
   readonly mmio: { readonly base: bigint; readonly size: number };
   /** Emulated mode: the model the VM's emulated devices DMA through (it reads guest memory). */
   readonly hardware?: IommuHardware;
-  /** Nested mode: an assigned device appears behind the vIOMMU under its virtual ID. */
+  /** Nested and shadow mode: an assigned device appears behind the vIOMMU under its virtual ID. */
   addDevice?(device: AssignedDeviceView): void;
   /**
    * Nested mode: moves what the host reported for the VM's devices (vEVENTQ records) into the guest's

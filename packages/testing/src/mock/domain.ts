@@ -41,6 +41,8 @@ export interface DomainHost {
   readonly memory: IFrameAllocator;
   readonly counter: AccessCounter;
   readonly tracer: ITracer;
+  /** CAP.CM: a map is followed by a range invalidation too (the hardware may cache not-present entries). */
+  readonly cachingMode: boolean;
   invalidateRange(domainId: number, iova: bigint, size: bigint): void;
   invalidateDomain(domainId: number): void;
   releaseDomainId(domainId: number): void;
@@ -92,6 +94,9 @@ export class MockPagingDomain implements IommuDomain {
     const flags = PTE_P | (prot.read ? PTE_R : 0) | (prot.write ? PTE_W : 0);
     const outPfn = Number(paddr / PAGE);
     for (let i = 0; i < pages; i++) this.writeLeaf(firstPfn + i, pteWords(outPfn + i, flags));
+    // Caching mode: a not-present entry may be cached, so a new mapping is invalidated like a removed one
+    // (Linux intel-iommu's iotlb_sync_map with CAP.CM).
+    if (this.host.cachingMode) this.host.invalidateRange(this.id, iova, size);
     if (this.host.tracer.enabled) {
       this.host.tracer.trace(
         'driver',

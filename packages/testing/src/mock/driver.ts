@@ -64,6 +64,7 @@ import { IRTE_BYTES } from './irte.js';
 import { MockNestedDomain } from './nested-domain.js';
 import type { MockOptions } from './options.js';
 import {
+  CAP_CM,
   CAP_DIRTY,
   CAP_FLOG_MAX_LOG2,
   CAP_IR,
@@ -106,6 +107,7 @@ interface Caps {
   dirty: boolean;
   nest: boolean;
   pri: boolean;
+  cachingMode: boolean;
 }
 
 type MockDomain = MockPagingDomain | MockNestedDomain;
@@ -125,7 +127,14 @@ export class MockIommuDriver implements IommuDriver {
   /** Live paging and nested domains by domain ID: attach accepts only these exact objects. */
   private readonly domains = new Map<number, MockDomain>();
   private readonly viommus = new Set<MockViommu>();
-  private caps: Caps = { sidBits: 0, pasidBits: 0, dirty: false, nest: false, pri: false };
+  private caps: Caps = {
+    sidBits: 0,
+    pasidBits: 0,
+    dirty: false,
+    nest: false,
+    pri: false,
+    cachingMode: false,
+  };
   private deviceTable: { base: Hpa; frames: number } | undefined;
   private faultLog: { base: Hpa; frames: number; entries: number } | undefined;
   private prq: { base: Hpa; frames: number; entries: number } | undefined;
@@ -157,6 +166,7 @@ export class MockIommuDriver implements IommuDriver {
       dirty: (cap & CAP_DIRTY) !== 0,
       nest: (cap & CAP_NEST) !== 0,
       pri: (cap & CAP_PRI) !== 0,
+      cachingMode: (cap & CAP_CM) !== 0,
     };
     const logLog2 = Math.min(FAULT_LOG_LOG2, field32(cap, CAP_FLOG_MAX_LOG2.lsb, CAP_FLOG_MAX_LOG2.width));
     this.deviceTable = this.allocZeroed(2 ** this.caps.sidBits * CTX_BYTES);
@@ -253,6 +263,7 @@ export class MockIommuDriver implements IommuDriver {
       memory: this.memory,
       counter: this.counter,
       tracer: this.tracer,
+      cachingMode: this.caps.cachingMode,
       invalidateRange: (domainId, iova, size) => this.invalidate(INV.RANGE, domainId, iova, size),
       invalidateDomain: (domainId) => this.invalidate(INV.DOMAIN, domainId),
       releaseDomainId: (domainId) => this.domains.delete(domainId),

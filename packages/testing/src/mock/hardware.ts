@@ -64,6 +64,7 @@ import {
 import { MockInterruptRemapping } from './interrupt-remapping.js';
 import type { MockOptions } from './options.js';
 import {
+  CAP_CM,
   CAP_DIRTY,
   CAP_IR,
   CAP_NEST,
@@ -80,6 +81,14 @@ import {
   REGISTERS,
   RESP_PASID_VALID,
 } from './regs.js';
+
+/** A completed invalidation: the INV_CMD opcode and the INV_ARG, INV_ADDR and INV_SIZE it ran with. */
+export interface MockInvalidation {
+  readonly op: number;
+  readonly arg: number;
+  readonly iova: bigint;
+  readonly size: bigint;
+}
 
 interface TlbEntry {
   readonly domainId: number;
@@ -117,6 +126,11 @@ export class MockIommuHardware implements IommuHardware {
   readonly iotlb: LruCache<string, TlbEntry>;
   /** Context entries by `sid` (device table) and `sid:pasid` (PASID table). */
   readonly configCache = new LruCache<string, ContextEntry>(CONFIG_CACHE_ENTRIES);
+  /**
+   * Called after each completed INV_CMD with what it named: how a VMM follows a guest's invalidations
+   * (QEMU's IOMMU notifiers). The hardware works the same without one.
+   */
+  onInvalidation: ((invalidation: MockInvalidation) => void) | undefined;
   /** The interrupt remapping unit, when the options give the hardware one. */
   readonly interruptRemapping: MockInterruptRemapping | undefined;
   private readonly bus: MemoryBus;
@@ -153,7 +167,8 @@ export class MockIommuHardware implements IommuHardware {
         (options.pasidBits << 11) |
         (options.nesting ? CAP_NEST : 0) |
         (options.pri ? CAP_PRI : 0) |
-        (options.interruptRemapping ? CAP_IR : 0),
+        (options.interruptRemapping ? CAP_IR : 0) |
+        (options.cachingMode ? CAP_CM : 0),
     );
     this.interruptRemapping = options.interruptRemapping
       ? new MockInterruptRemapping(
@@ -460,6 +475,7 @@ export class MockIommuHardware implements IommuHardware {
         return; // Unknown opcodes are ignored and do not complete, as the README specifies.
     }
     this.regs.set(R.INV_DONE, (this.regs.get(R.INV_DONE) + 1) >>> 0);
+    this.onInvalidation?.({ op, arg, iova: this.regs.get64(R.INV_ADDR), size: this.regs.get64(R.INV_SIZE) });
     if (this.tracer.enabled) {
       const name = Object.entries(INV).find(([, v]) => v === op)?.[0] ?? String(op);
       this.trace('inv', `invalidate ${name} arg=${toHex(arg)}: ${dropped} entries dropped`, {

@@ -18,6 +18,11 @@ export const MockOptionsSchema = z.strictObject({
   pri: z.boolean().default(true),
   /** Hardware has an interrupt remapping unit (CAP.IR); the driver turns it on. */
   interruptRemapping: z.boolean().default(true),
+  /**
+   * Caching mode (CAP.CM, VT-d's CAP.CM): software must invalidate after mapping too, so a VMM sees every
+   * change a guest makes; what a shadowing vIOMMU sets.
+   */
+  cachingMode: z.boolean().default(false),
 });
 
 export type MockOptions = z.output<typeof MockOptionsSchema>;

@@ -3,10 +3,11 @@
  * in one sitting and honest enough to test the core against: DMA is translated by walking tables in
  * memory, caches must be invalidated, and faults are logged by the hardware and drained by the driver.
  */
-import { definePlugin } from '@iommukit/core';
+import { definePlugin, IommufdError } from '@iommukit/core';
 import { MockIommuDriver } from './driver.js';
 import { MockIommuHardware } from './hardware.js';
 import { type MockOptions, MockOptionsSchema } from './options.js';
+import { MockShadowViommu } from './shadow-viommu.js';
 
 export const mockPlugin = definePlugin<MockOptions>({
   meta: {
@@ -14,7 +15,7 @@ export const mockPlugin = definePlugin<MockOptions>({
     version: '0.1.0',
     vendor: 'mock',
     description:
-      'Small, fully specified IOMMU for testing the core: PASID tables, nesting, vIOMMU, IOTLB, fault log, PRI, interrupt remapping',
+      'Small, fully specified IOMMU for testing the core: PASID tables, nesting, vIOMMU, IOTLB, fault log, PRI, interrupt remapping, a shadowing vIOMMU',
   },
   capabilities: {
     stages: ['s1', 's2', 'nested'],
@@ -23,12 +24,17 @@ export const mockPlugin = definePlugin<MockOptions>({
     pri: true,
     dirtyTracking: true,
     pasidTableOwner: 'kernel',
-    viommuModes: [],
+    viommuModes: ['shadow'],
     interruptRemapping: true,
   },
   optionsSchema: MockOptionsSchema,
   createHardware: (context) => new MockIommuHardware(context),
   createDriver: (context) => new MockIommuDriver(context),
+  createViommu(context) {
+    if (context.mode !== 'shadow')
+      throw new IommufdError('EOPNOTSUPP', `the mock has no ${context.mode} vIOMMU, only a shadowing one`);
+    return new MockShadowViommu(context);
+  },
 });
 
 export default mockPlugin;

@@ -94,7 +94,8 @@ export const QUEUE_OVERFLOW = 1 << 0;
 
 /**
  * CAP fields: [4:0] SID bits, [9:5] max fault-log log2, [10] dirty tracking, [15:11] PASID bits
- * (0: no PASIDs), [16] nested translation, [17] PRI page requests and ATS, [18] interrupt remapping.
+ * (0: no PASIDs), [16] nested translation, [17] PRI page requests and ATS, [18] interrupt remapping,
+ * [19] caching mode (the hardware may cache not-present entries: software invalidates after a map too).
  */
 export const CAP_SID_BITS = { lsb: 0, width: 5 } as const;
 export const CAP_FLOG_MAX_LOG2 = { lsb: 5, width: 5 } as const;
@@ -103,6 +104,7 @@ export const CAP_PASID_BITS = { lsb: 11, width: 5 } as const;
 export const CAP_NEST = 1 << 16;
 export const CAP_PRI = 1 << 17;
 export const CAP_IR = 1 << 18;
+export const CAP_CM = 1 << 19;
 
 /** INV_CMD opcodes. Each runs to completion when written and then increments INV_DONE. */
 export const INV = {
