@@ -1,6 +1,7 @@
-import { errnoOf, FrameAllocator, hpa, MemoryBus, Tracer } from '@iommukit/core';
-import { describe, expect, it } from 'vitest';
+import { errnoOf, FrameAllocator, hpa, IommufdError, MemoryBus, Tracer } from '@iommukit/core';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ApicMsiController } from './apic-msi-controller.js';
+import { ApicDriver } from './driver/apic-driver.js';
 import { X86ApicOptionsSchema } from './options.js';
 import { x86ApicModule } from './x86-apic-module.js';
 
@@ -37,6 +38,24 @@ describe('x86ApicModule', () => {
       'EADDRINUSE',
     );
     expect(g.bus.listRegions().map((r) => r.name)).toEqual(['ram', 'high']);
+  });
+});
+
+describe('x86ApicModule: a driver that fails to probe', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('leaves nothing on the bus, host or guest, and passes the error on', () => {
+    vi.spyOn(ApicDriver.prototype, 'probe').mockImplementation(() => {
+      throw new IommufdError('ENODEV', 'no APIC');
+    });
+    const g = guestBus();
+    expect(errnoOf(() => x86ApicModule.create({ ...g, options: X86ApicOptionsSchema.parse({}) }))).toBe(
+      'ENODEV',
+    );
+    expect(
+      errnoOf(() => x86ApicModule.createVirtual({ name: 'vm0.vapic', base: hpa(0n), cpus: 1, ...g })),
+    ).toBe('ENODEV');
+    expect(g.bus.listRegions().map((r) => r.name)).toEqual(['ram']);
   });
 });
 

@@ -10,15 +10,40 @@
  * The interrupt window is architectural (0xFEE0_0000): the VMM's `base` for its virtual controller does
  * not move it.
  */
-import { defineMsiModule } from '@iommukit/core';
+import {
+  type DeviceInterruptRemapper,
+  defineMsiModule,
+  type ITracer,
+  type MemoryBus,
+  type MsiRequester,
+} from '@iommukit/core';
 import { ApicMsiController } from './apic-msi-controller.js';
 import { ApicDriver } from './driver/apic-driver.js';
 import { MsiDomain } from './driver/msi-domain.js';
 import { ApicPlatform } from './hw/apic-platform.js';
-import { resolveApicOptions, X86ApicOptionsSchema } from './options.js';
+import { type ResolvedApicOptions, resolveApicOptions, X86ApicOptionsSchema } from './options.js';
 
 /** The host controller's instance name: the controller of its arrivals, its bus region `apic.msi`. */
 export const HOST_APIC_NAME = 'apic';
+
+/** The APICs on `bus`, probed by the kernel's driver, with its MSI domain; nothing stays on a failure. */
+function buildController(
+  name: string,
+  { apicIds, x2apic, extendedDestinationId }: ResolvedApicOptions,
+  bus: MemoryBus,
+  tracer: ITracer,
+  remapperFor?: (device: MsiRequester) => DeviceInterruptRemapper | undefined,
+): ApicMsiController {
+  const platform = new ApicPlatform({ name, apicIds, extendedDestinationId }, bus, tracer);
+  try {
+    const driver = new ApicDriver(platform, x2apic);
+    driver.probe();
+    return new ApicMsiController(platform, driver, new MsiDomain(driver, extendedDestinationId, remapperFor));
+  } catch (error) {
+    platform.remove();
+    throw error;
+  }
+}
 
 export const x86ApicModule = defineMsiModule({
   name: 'x86-apic',
@@ -26,39 +51,18 @@ export const x86ApicModule = defineMsiModule({
     'x86 local APICs: compatibility-format MSIs, remapped interrupts, x2APIC and extended destination IDs',
   optionsSchema: X86ApicOptionsSchema,
   create({ options, bus, tracer, remapperFor }) {
-    const { apicIds, x2apic, extendedDestinationId } = resolveApicOptions(options);
-    const platform = new ApicPlatform({ name: HOST_APIC_NAME, apicIds, extendedDestinationId }, bus, tracer);
-    try {
-      const driver = new ApicDriver(platform, x2apic);
-      driver.probe();
-      return new ApicMsiController(
-        platform,
-        driver,
-        new MsiDomain(driver, extendedDestinationId, remapperFor),
-      );
-    } catch (error) {
-      platform.remove();
-      throw error;
-    }
+    return buildController(HOST_APIC_NAME, resolveApicOptions(options), bus, tracer, remapperFor);
   },
   createVirtual({ name, bus, cpus, tracer }) {
-    const apicIds = Array.from({ length: cpus }, (_, cpu) => cpu);
-    const platform = new ApicPlatform({ name, apicIds, extendedDestinationId: true }, bus, tracer);
-    try {
-      const { x2apic } = resolveApicOptions({ cpus, apicIds, x2apic: 'auto', extendedDestinationId: true });
-      const driver = new ApicDriver(platform, x2apic);
-      driver.probe();
-      const guest = new ApicMsiController(platform, driver, new MsiDomain(driver, true));
-      return {
-        doorbell: guest.doorbells[0]!,
-        guest,
-        inject: (deviceId, data, address = guest.doorbells[0]!.address) =>
-          platform.receiveMsi(address, data, deviceId),
-        dispose: () => platform.remove(),
-      };
-    } catch (error) {
-      platform.remove();
-      throw error;
-    }
+    // APIC ID = vCPU number, and the extended destination ID a hypervisor advertises.
+    const options = resolveApicOptions(X86ApicOptionsSchema.parse({ cpus, extendedDestinationId: true }));
+    const guest = buildController(name, options, bus, tracer);
+    return {
+      doorbell: guest.doorbells[0]!,
+      guest,
+      inject: (deviceId, data, address = guest.doorbells[0]!.address) =>
+        guest.platform.receiveMsi(address, data, deviceId),
+      dispose: () => guest.platform.remove(),
+    };
   },
 });

@@ -126,4 +126,28 @@ describe('ApicPlatform: the interrupt window', () => {
     // IPIs are not MSIs: nothing is recorded for takeOutcomes.
     expect(p.takeOutcomes()).toEqual([]);
   });
+
+  it('a level-triggered IPI sets its vector in the target’s TMR; an edge one does not', () => {
+    const { p } = platform();
+    p.apics[0]!.mmio.write(APIC.ICR_HIGH, 4, 2 << 24);
+    p.apics[0]!.mmio.write(APIC.ICR_LOW, 4, 0xc0a1); // fixed, assert, level, vector 0xa1
+    expect(p.apics[2]!.tmr.has(0xa1)).toBe(true);
+    p.apics[0]!.mmio.write(APIC.ICR_LOW, 4, 0x40b2); // fixed, assert, edge, vector 0xb2
+    expect(p.apics[2]!.tmr.has(0xb2)).toBe(false);
+  });
+
+  it('a lowest-priority interrupt is a vectored one: delivered to one APIC of those named', () => {
+    const { p } = platform();
+    const outcome = p.deliver(
+      {
+        vector: 0x61,
+        destination: 0xff,
+        destinationMode: 'physical',
+        deliveryMode: 'lowest-priority',
+        trigger: 'edge',
+      },
+      { deviceId: 3, eventId: 0x61 },
+    );
+    expect(outcome).toMatchObject({ kind: 'delivered', arrival: { cpu: 0, priority: 6 } });
+  });
 });
