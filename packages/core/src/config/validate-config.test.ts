@@ -32,7 +32,7 @@ describe('validateConfig', () => {
     expect(await issuesOf(raw)).toEqual([
       'memory.ram[0].size: expected a size like 4096, "0x1000" or "4GiB", got "lots"',
       'devices[0].rid: expected a PCI requester ID like "00:02.0", got "00:99.9"',
-      'vms[0].viommus[0].mode: expected "emulated" | "nested", got "nestd"',
+      'vms[0].viommus[0].mode: expected "emulated" | "nested" | "shadow", got "nestd"',
     ]);
   });
 
