@@ -29,6 +29,17 @@ export class PasidAllocator {
     throw new IommufdError('ENOSPC', `no free PASID below ${end}`, { allocated: this.used.size });
   }
 
+  /** Takes exactly `pasid` (a 1:1 vPASID); `EBUSY` if it is taken, `EINVAL` outside [1, limit). */
+  reserve(pasid: number): number {
+    if (!Number.isInteger(pasid) || pasid < FIRST_GLOBAL_PASID || pasid >= this.limit)
+      throw new IommufdError('EINVAL', `PASID ${pasid} is outside ${FIRST_GLOBAL_PASID}..${this.limit - 1}`, {
+        pasid,
+      });
+    if (this.used.has(pasid)) throw new IommufdError('EBUSY', `PASID ${pasid} is in use`, { pasid });
+    this.used.add(pasid);
+    return pasid;
+  }
+
   free(pasid: number): void {
     if (!this.used.delete(pasid))
       throw new IommufdError('EINVAL', `PASID ${pasid} is not allocated`, { pasid });

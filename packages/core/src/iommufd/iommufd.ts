@@ -8,6 +8,7 @@ import { toHex } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import type { HwInfo, IommuDeviceRef } from '../iommu/driver.js';
 import type { IommuCore } from '../iommu/iommu-core.js';
+import { PasidAllocator } from '../iommu/pasid-allocator.js';
 import { inHardwareMsiWindow, swMsiWindowOf } from '../iommu/sw-msi-cookie.js';
 import { NO_PASID } from '../iommu/translation.js';
 import type { MsiDoorbell } from '../msi/msi-controller.js';
@@ -34,9 +35,9 @@ import { type InvalidateOutcome, invalidateUserCaches, invalidationError } from 
 import { IoasObject } from './ioas.js';
 import { type CopyRequest, copyIoas } from './ioas-copy.js';
 import { MsiMappings } from './msi-mappings.js';
-import { hold, ObjectTable } from './object-table.js';
+import { hold, ObjectTable, release } from './object-table.js';
 import { type UserMemory, userMemoryArg } from './user-memory.js';
-import type { Vevent, VeventqObject, ViommuObject } from './viommu.js';
+import type { VdeviceObject, Vevent, VeventqObject, ViommuObject } from './viommu.js';
 import { allocVdevice, allocVeventq, allocViommu } from './viommu-alloc.js';
 
 export type { DirtyBitmap, DirtyBitmapRequest } from './dirty-bitmap.js';
@@ -71,6 +72,8 @@ export class IommuFd {
     private readonly bound: Set<IommuDeviceRef>,
     /** Absent: the system has no MSI controller, and MSI operations are `ENODEV`. */
     private readonly msiDoorbellOf?: MsiDoorbellLookup,
+    /** The system's PASID space, where vDEVICEs take the physical PASIDs of guest ones. */
+    private readonly pasids: PasidAllocator = new PasidAllocator(),
   ) {}
 
   // --- objects -------------------------------------------------------------------------------------
@@ -412,7 +415,7 @@ export class IommuFd {
     const device = this.device(devId);
     // One key type for the vIOMMU's table: 8 and 8n are the same virtual ID.
     virtId = u64Arg(virtId, 'virtual ID');
-    const vdevice = allocVdevice(this.table, viommu, device, virtId);
+    const vdevice = allocVdevice(this.table, viommu, device, virtId, this.pasids);
     if (this.tracer.enabled)
       this.trace(
         'vdevice.alloc',
@@ -420,6 +423,72 @@ export class IommuFd {
         { vdeviceId: vdevice.id, virtId },
       );
     return vdevice.id;
+  }
+
+  // --- vPASID: a vDEVICE's guest PASIDs (vpasid.ts) --------------------------------------------------
+
+  /**
+   * A physical PASID for guest PASID `vpasid` of a vDEVICE, from the system's PASID space (`identity`: the
+   * same number, `EBUSY` if the host uses it). `EINVAL` beyond the device's PASID width, `EEXIST` if mapped.
+   */
+  vdevicePasidMap(vdeviceId: number, vpasid: number, options: { readonly identity?: boolean } = {}): number {
+    const vdevice = this.vdevice(vdeviceId);
+    const ppasid = vdevice.pasids.map(u32Arg(vpasid, 'vPASID'), options.identity === true);
+    if (this.tracer.enabled)
+      this.trace('vdevice.pasid', `vDEVICE ${vdeviceId}: vPASID ${vpasid} is PASID ${ppasid}`, {
+        vdeviceId,
+        vpasid,
+        ppasid,
+      });
+    return ppasid;
+  }
+
+  /** Gives guest PASID `vpasid`'s physical PASID back; `EBUSY` while something is attached at it. */
+  vdevicePasidUnmap(vdeviceId: number, vpasid: number): void {
+    const vdevice = this.vdevice(vdeviceId);
+    if (vdevice.attachedVpasids.has(vpasid))
+      throw new IommufdError('EBUSY', `vPASID ${vpasid} of vDEVICE ${vdeviceId} is attached`, {
+        vdeviceId,
+        vpasid,
+      });
+    vdevice.pasids.unmap(u32Arg(vpasid, 'vPASID'));
+  }
+
+  /**
+   * Attaches (or replaces) `ptId` at guest PASID `vpasid` of a vDEVICE: at its physical PASID, which the
+   * device's DMA then carries (the translation point ENQCMD and SIOV need). The vDEVICE is held until
+   * the matching detach. `ENOENT` for an unmapped vPASID.
+   */
+  vdevicePasidAttach(vdeviceId: number, vpasid: number, ptId: number): number {
+    const vdevice = this.vdevice(vdeviceId);
+    const ppasid = vdevice.pasids.toPhysical(u32Arg(vpasid, 'vPASID'));
+    const devId = vdevice.device.id;
+    if (vdevice.attachedVpasids.has(vpasid)) return this.replace(devId, ptId, ppasid);
+    const hwptId = this.attach(devId, ptId, ppasid);
+    vdevice.attachedVpasids.add(vpasid);
+    hold(vdevice);
+    return hwptId;
+  }
+
+  /** Detaches guest PASID `vpasid` of a vDEVICE; `ENOENT` if nothing is attached there. */
+  vdevicePasidDetach(vdeviceId: number, vpasid: number): void {
+    const vdevice = this.vdevice(vdeviceId);
+    if (!vdevice.attachedVpasids.delete(vpasid))
+      throw new IommufdError('ENOENT', `vPASID ${vpasid} of vDEVICE ${vdeviceId} is not attached`, {
+        vdeviceId,
+        vpasid,
+      });
+    this.detach(vdevice.device.id, vdevice.pasids.toPhysical(vpasid));
+    release(vdevice);
+  }
+
+  /** The guest PASID a physical one stands for on a vDEVICE (what a VMM reports to the guest), if any. */
+  vdeviceVirtualPasid(vdeviceId: number, ppasid: number): number | undefined {
+    return this.vdevice(vdeviceId).pasids.toVirtual(ppasid);
+  }
+
+  private vdevice(vdeviceId: number): VdeviceObject {
+    return this.table.get<VdeviceObject>(u32Arg(vdeviceId, 'vdevice_id'), 'vdevice');
   }
 
   /** `IOMMU_VEVENTQ_ALLOC`: one queue per (vIOMMU, event type). */

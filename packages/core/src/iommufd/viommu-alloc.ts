@@ -2,12 +2,15 @@
  * `IOMMU_VIOMMU_ALLOC`, `IOMMU_VDEVICE_ALLOC` and `IOMMU_VEVENTQ_ALLOC` (Linux viommu.c, eventq.c): the
  * rules for making the vIOMMU objects of viommu.ts. Arguments arrive already checked and looked up.
  */
+
 import { toHex } from '../address/address.js';
 import { IommufdError } from '../errors/iommufd-error.js';
+import type { PasidAllocator } from '../iommu/pasid-allocator.js';
 import type { DeviceObject } from './device.js';
 import type { HwptPagingObject } from './hw-pagetable.js';
 import type { ObjectTable } from './object-table.js';
 import { VdeviceObject, VeventqObject, ViommuObject } from './viommu.js';
+import { VpasidTable } from './vpasid.js';
 
 /** A vIOMMU of `type` on a nest-parent HWPT, for the IOMMU behind `device`. */
 export function allocViommu(
@@ -39,6 +42,7 @@ export function allocVdevice(
   viommu: ViommuObject,
   device: DeviceObject,
   virtId: bigint,
+  pasids: PasidAllocator,
 ): VdeviceObject {
   if (device.driver !== viommu.driver)
     throw new IommufdError(
@@ -50,7 +54,8 @@ export function allocVdevice(
   if (viommu.vdevices.has(virtId))
     throw new IommufdError('EEXIST', `virtual ID ${toHex(virtId)} is taken on vIOMMU ${viommu.id}`);
   viommu.driverObject.vdeviceAlloc(device.device, virtId);
-  return table.add(new VdeviceObject(viommu, device, virtId));
+  const width = Math.min(device.device.pasidBits, device.driver.hwInfo(device.device).maxPasidLog2);
+  return table.add(new VdeviceObject(viommu, device, virtId, new VpasidTable(pasids, width)));
 }
 
 /** A vEVENTQ of `depth` events: one per (vIOMMU, event type). */

@@ -1,10 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { IommuDeviceRef, IommuDriver, ViommuDriverObject } from '../iommu/driver.js';
+import { PasidAllocator } from '../iommu/pasid-allocator.js';
 import type { DeviceObject } from './device.js';
 import type { HwptPagingObject } from './hw-pagetable.js';
 import { IommufdObject } from './object-table.js';
 import { VdeviceObject, type Vevent, VeventqObject, ViommuObject } from './viommu.js';
+import { VpasidTable } from './vpasid.js';
 
 /** Stands in for the nest-parent paging HWPT: only its users count matters to a vIOMMU. */
 class StubParent extends IommufdObject {
@@ -264,7 +266,10 @@ describe('ViommuObject and its vEVENTQs', () => {
     const { log, viommu } = setup(4);
     const ref = { name: 'dev0' } as IommuDeviceRef;
     const device = { device: ref, vdevice: undefined } as unknown as DeviceObject;
-    const vdev = new VdeviceObject(viommu, device, 0x42n);
+    const pasids = new PasidAllocator();
+    const table = new VpasidTable(pasids, 8);
+    const vdev = new VdeviceObject(viommu, device, 0x42n, table);
+    expect(table.map(5, false)).toBe(1);
     expect(viommu.vdevices.get(0x42n)).toBe(vdev);
     expect(device.vdevice).toBe(vdev);
     expect(viommu.users).toBe(3); // the table, the vEVENTQ, the vDEVICE
@@ -273,5 +278,7 @@ describe('ViommuObject and its vEVENTQs', () => {
     expect(viommu.vdevices.size).toBe(0);
     expect(device.vdevice).toBeUndefined();
     expect(viommu.users).toBe(2);
+    // Its physical PASIDs went back to the system.
+    expect(pasids.allocated).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import type { IommuDriver, ViommuDriverObject, ViommuEventSink } from '../iommu/
 import type { DeviceObject } from './device.js';
 import type { HwptPagingObject } from './hw-pagetable.js';
 import { hold, IommufdObject, release } from './object-table.js';
+import type { VpasidTable } from './vpasid.js';
 
 export class ViommuObject extends IommufdObject implements ViommuEventSink {
   readonly type = 'viommu';
@@ -37,11 +38,15 @@ export class ViommuObject extends IommufdObject implements ViommuEventSink {
 
 export class VdeviceObject extends IommufdObject {
   readonly type = 'vdevice';
+  /** Guest PASIDs attached through the vDEVICE (each holds it). */
+  readonly attachedVpasids = new Set<number>();
 
   constructor(
     readonly viommu: ViommuObject,
     readonly device: DeviceObject,
     readonly virtId: bigint,
+    /** The guest's PASIDs and the physical ones standing for them. */
+    readonly pasids: VpasidTable,
   ) {
     super();
     hold(viommu);
@@ -51,6 +56,7 @@ export class VdeviceObject extends IommufdObject {
 
   destroy(): void {
     this.viommu.driverObject.vdeviceDestroy(this.device.device);
+    this.pasids.clear();
     this.viommu.vdevices.delete(this.virtId);
     this.device.vdevice = undefined;
     release(this.viommu);

@@ -136,7 +136,7 @@ export class System {
       ? (device: IommuDeviceRef) =>
           this.requireMsi().doorbellFor({ name: device.name, deviceId: device.streamId })
       : undefined;
-    return new IommuFd(this.iommuCore, this.tracer, this.boundToIommufd, msiDoorbellOf);
+    return new IommuFd(this.iommuCore, this.tracer, this.boundToIommufd, msiDoorbellOf, this.pasids);
   }
 
   /** Runs pending interrupt handlers (drivers draining event queues); call between operations. */
