@@ -63,6 +63,7 @@ export * from './memory/access-counter.js';
 export * from './memory/frame-allocator.js';
 export * from './memory/memory-bus.js';
 export * from './memory/sparse-ram.js';
+export * from './msi/interrupt-handlers.js';
 export * from './msi/interrupt-remapping.js';
 export * from './msi/msi-controller.js';
 export * from './msi/msi-module.js';

@@ -5,9 +5,9 @@
  */
 import {
   type IMsiController,
-  type InterruptArrival,
   type InterruptConfigChange,
   type InterruptHandler,
+  InterruptHandlers,
   type InterruptState,
   IommufdError,
   type MsiDoorbell,
@@ -21,7 +21,7 @@ import type { Gic } from './hw/gic.js';
 export class GicMsiController implements IMsiController {
   readonly kind = 'gic-its';
   readonly doorbells: readonly MsiDoorbell[];
-  private readonly handlers = new Map<number, InterruptHandler>();
+  private readonly handlers = new InterruptHandlers('LPI');
 
   constructor(
     readonly gic: Gic,
@@ -67,11 +67,7 @@ export class GicMsiController implements IMsiController {
   }
 
   requestIrq(intid: number, handler: InterruptHandler): () => void {
-    if (this.handlers.has(intid)) throw new IommufdError('EBUSY', `LPI ${intid} already has a handler`);
-    this.handlers.set(intid, handler);
-    return () => {
-      if (this.handlers.get(intid) === handler) this.handlers.delete(intid);
-    };
+    return this.handlers.request(intid, handler);
   }
 
   takeOutcomes(): MsiOutcome[] {
@@ -79,16 +75,7 @@ export class GicMsiController implements IMsiController {
   }
 
   service(): number {
-    const due: InterruptArrival[] = this.gic.cpus.flatMap((cpu) => cpu.drainUnserviced());
-    due.sort((a, b) => a.seq - b.seq);
-    let ran = 0;
-    for (const arrival of due) {
-      const handler = this.handlers.get(arrival.intid);
-      if (!handler) continue;
-      handler(arrival);
-      ran++;
-    }
-    return ran;
+    return this.handlers.service(this.gic.cpus);
   }
 
   dispose(): void {

@@ -11,9 +11,9 @@ import {
   alignDown,
   hpa,
   type IMsiController,
-  type InterruptArrival,
   type InterruptConfigChange,
   type InterruptHandler,
+  InterruptHandlers,
   type InterruptState,
   IommufdError,
   type MsiDoorbell,
@@ -34,7 +34,7 @@ export class ApicMsiController implements IMsiController {
   readonly kind = 'x86-apic';
   /** The interrupt window's first page: where a device's MSIs go (each vector's own page is in its doorbell). */
   readonly doorbells: readonly MsiDoorbell[];
-  private readonly handlers = new Map<number, InterruptHandler>();
+  private readonly handlers = new InterruptHandlers('IRQ');
 
   constructor(
     readonly platform: ApicPlatform,
@@ -100,11 +100,7 @@ export class ApicMsiController implements IMsiController {
   }
 
   requestIrq(intid: number, handler: InterruptHandler): () => void {
-    if (this.handlers.has(intid)) throw new IommufdError('EBUSY', `IRQ ${intid} already has a handler`);
-    this.handlers.set(intid, handler);
-    return () => {
-      if (this.handlers.get(intid) === handler) this.handlers.delete(intid);
-    };
+    return this.handlers.request(intid, handler);
   }
 
   /** An interrupt an IOMMU's remapping unit produced for `requester`. */
@@ -117,16 +113,7 @@ export class ApicMsiController implements IMsiController {
   }
 
   service(): number {
-    const due: InterruptArrival[] = this.platform.cpus.flatMap((cpu) => cpu.drainUnserviced());
-    due.sort((a, b) => a.seq - b.seq);
-    let ran = 0;
-    for (const arrival of due) {
-      const handler = this.handlers.get(arrival.intid);
-      if (!handler) continue;
-      handler(arrival);
-      ran++;
-    }
-    return ran;
+    return this.handlers.service(this.platform.cpus);
   }
 
   dispose(): void {
