@@ -1,6 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { IommuDeviceRef } from '../iommu/driver.js';
 import {
+  decodeDeliveryMode,
+  encodeDeliveryMode,
   type InterruptRemappingDriver,
   inInterruptWindow,
   remapperFor,
@@ -16,6 +18,27 @@ describe('the x86 interrupt window', () => {
       true,
       false,
     ]);
+  });
+});
+
+describe('x86 delivery modes', () => {
+  it('names every 3-bit encoding; the reserved ones are undefined', () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map(decodeDeliveryMode)).toEqual([
+      'fixed',
+      'lowest-priority',
+      'smi',
+      undefined,
+      'nmi',
+      'init',
+      undefined,
+      'extint',
+    ]);
+  });
+
+  it('encodes each mode as its 3 bits, and decodes only the low three bits of a field', () => {
+    const modes = ['fixed', 'lowest-priority', 'smi', 'nmi', 'init', 'extint'] as const;
+    expect(modes.map(encodeDeliveryMode)).toEqual([0, 1, 2, 4, 5, 7]);
+    expect(decodeDeliveryMode(0b1100)).toBe('nmi');
   });
 });
 

@@ -30,6 +30,31 @@ export function inInterruptWindow(address: bigint): boolean {
 /** x86 delivery modes (Intel SDM vol. 3 §11.11.2, the MSI data register's bits 10:8). */
 export type DeliveryMode = 'fixed' | 'lowest-priority' | 'smi' | 'nmi' | 'init' | 'extint';
 
+/**
+ * The 3-bit delivery-mode encoding every x86 interrupt format shares (the MSI data register, the ICR, VT-d
+ * and AMD remapping entries); 0b011 and 0b110 are reserved.
+ */
+const DELIVERY_MODE_CODES: readonly (DeliveryMode | undefined)[] = [
+  'fixed',
+  'lowest-priority',
+  'smi',
+  undefined,
+  'nmi',
+  'init',
+  undefined,
+  'extint',
+];
+
+/** The delivery mode a 3-bit field encodes (its low three bits); undefined for a reserved one. */
+export function decodeDeliveryMode(bits: number): DeliveryMode | undefined {
+  return DELIVERY_MODE_CODES[bits & 7];
+}
+
+/** The 3-bit encoding of a delivery mode. */
+export function encodeDeliveryMode(mode: DeliveryMode): number {
+  return DELIVERY_MODE_CODES.indexOf(mode);
+}
+
 /** An interrupt as the platform's interrupt controller takes it: what a remapping entry names. */
 export interface X86Interrupt {
   /** 0–255; 0x10–0xFF for fixed and lowest-priority delivery. */

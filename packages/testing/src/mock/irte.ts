@@ -11,7 +11,7 @@
  * Remappable MSI: address 0xFEE0_0000 | index[14:0] << 5 | 1 << 4 (bit 4 set: remappable; clear: the
  * compatibility format); the data is not used.
  */
-import type { DeliveryMode, X86Interrupt } from '@iommukit/core';
+import { decodeDeliveryMode, encodeDeliveryMode, type X86Interrupt } from '@iommukit/core';
 
 export const IRTE_WORDS = 4;
 export const IRTE_BYTES = 16;
@@ -29,19 +29,6 @@ const W2_USED = 0x1_ffff;
 /** Address bit 4: the request is in the remappable format. */
 export const MSI_REMAPPABLE = 0x10;
 
-/** x86 delivery-mode encodings (SDM vol. 3A §11.11.2). */
-const DELIVERY_CODES: Readonly<Record<DeliveryMode, number>> = {
-  fixed: 0,
-  'lowest-priority': 1,
-  smi: 2,
-  nmi: 4,
-  init: 5,
-  extint: 7,
-};
-const DELIVERY_MODES = new Map(
-  Object.entries(DELIVERY_CODES).map(([mode, code]) => [code, mode as DeliveryMode]),
-);
-
 /** The words of a present entry delivering `interrupt`, usable only by `sourceId`. */
 export function encodeIrte(interrupt: X86Interrupt, sourceId: number): Uint32Array {
   return Uint32Array.of(
@@ -49,7 +36,7 @@ export function encodeIrte(interrupt: X86Interrupt, sourceId: number): Uint32Arr
       (interrupt.destinationMode === 'logical' ? IRTE_LOGICAL : 0) |
       (interrupt.trigger === 'level' ? IRTE_LEVEL : 0) |
       (interrupt.redirectionHint ? IRTE_RH : 0) |
-      (DELIVERY_CODES[interrupt.deliveryMode] << 4) |
+      (encodeDeliveryMode(interrupt.deliveryMode) << 4) |
       (interrupt.vector << 16),
     interrupt.destination >>> 0,
     (sourceId & 0xffff) | IRTE_SVT,
@@ -70,7 +57,7 @@ export type IrteLookup =
 export function decodeIrte(w: ArrayLike<number>): IrteLookup {
   const w0 = w[0]!;
   if ((w0 & IRTE_P) === 0) return { ok: false, reason: 'not-present' };
-  const deliveryMode = DELIVERY_MODES.get((w0 >>> 4) & 0b111);
+  const deliveryMode = decodeDeliveryMode(w0 >>> 4);
   if ((w0 & ~W0_USED) !== 0 || (w[2]! & ~W2_USED) !== 0 || w[3] !== 0 || deliveryMode === undefined)
     return { ok: false, reason: 'reserved' };
   return {

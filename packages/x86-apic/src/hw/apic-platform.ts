@@ -10,6 +10,7 @@
  */
 import {
   BoundedLog,
+  decodeDeliveryMode,
   type ITracer,
   type MemoryBus,
   type MsiOutcome,
@@ -20,7 +21,7 @@ import {
 import { type InterruptSource, NO_REQUESTER, X86Cpu } from './cpu.js';
 import { selectTargets } from './destination.js';
 import { type IpiRequest, LocalApic } from './local-apic.js';
-import { decodeCompatibilityMsi, decodeDeliveryMode } from './msi-format.js';
+import { decodeCompatibilityMsi } from './msi-format.js';
 import { ICR_DEST_LOGICAL, ICR_SHORTHAND_SHIFT, ICR_TRIGGER_LEVEL } from './registers.js';
 
 export interface ApicPlatformSpec {

@@ -4,7 +4,6 @@ import {
   BROADCAST,
   compatibilityReachable,
   decodeCompatibilityMsi,
-  decodeDeliveryMode,
   encodeCompatibilityMsi,
 } from './msi-format.js';
 
@@ -71,19 +70,6 @@ describe('compatibility-format MSIs (SDM §11.11)', () => {
     expect(reason(0xfee0_0000n, 0x8020)).toBe('level-triggered deassert message');
     expect(reason(0xfef0_0000n, 0x20)).toMatch(/outside the interrupt window/);
     expect(reason(0xfedf_ffffn, 0x20)).toMatch(/outside the interrupt window/);
-  });
-
-  it('names every delivery mode encoding', () => {
-    expect([0, 1, 2, 3, 4, 5, 6, 7].map(decodeDeliveryMode)).toEqual([
-      'fixed',
-      'lowest-priority',
-      'smi',
-      undefined,
-      'nmi',
-      'init',
-      undefined,
-      'extint',
-    ]);
   });
 
   it('encodes what it decodes', () => {

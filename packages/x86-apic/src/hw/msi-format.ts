@@ -9,7 +9,8 @@
  * address bits [11:5] — reserved otherwise — carry destination bits [14:8]: APIC IDs up to 32767.
  */
 import {
-  type DeliveryMode,
+  decodeDeliveryMode,
+  encodeDeliveryMode,
   IommufdError,
   inInterruptWindow,
   type MsiMessage,
@@ -33,23 +34,6 @@ const ADDRESS_DEST_LOGICAL = 1 << 2;
 const DATA_DELIVERY_SHIFT = 8;
 const DATA_LEVEL_ASSERT = 1 << 14;
 const DATA_TRIGGER_LEVEL = 1 << 15;
-
-/** Delivery mode encodings (data bits 10:8); 0b011 and 0b110 are reserved. */
-const DELIVERY_MODES: readonly (DeliveryMode | undefined)[] = [
-  'fixed',
-  'lowest-priority',
-  'smi',
-  undefined,
-  'nmi',
-  'init',
-  undefined,
-  'extint',
-];
-
-/** The delivery mode of an encoding (MSI data bits 10:8, ICR bits 10:8); undefined for a reserved one. */
-export function decodeDeliveryMode(bits: number): DeliveryMode | undefined {
-  return DELIVERY_MODES[bits & 7];
-}
 
 export interface MsiFormatOptions {
   /** Address bits [11:5] are destination bits [14:8]. */
@@ -111,8 +95,7 @@ export function encodeCompatibilityMsi(interrupt: X86Interrupt, options: MsiForm
   let offset = ((dest & 0xff) << ADDRESS_DEST_SHIFT) | ((dest >>> 8) << ADDRESS_EXT_DEST_SHIFT);
   if (interrupt.destinationMode === 'logical') offset |= ADDRESS_DEST_LOGICAL;
   if (interrupt.redirectionHint) offset |= ADDRESS_REDIRECTION_HINT;
-  let data =
-    (interrupt.vector & 0xff) | (DELIVERY_MODES.indexOf(interrupt.deliveryMode) << DATA_DELIVERY_SHIFT);
+  let data = (interrupt.vector & 0xff) | (encodeDeliveryMode(interrupt.deliveryMode) << DATA_DELIVERY_SHIFT);
   if (interrupt.trigger === 'level') data |= DATA_TRIGGER_LEVEL | DATA_LEVEL_ASSERT;
   return { address: X86_INTERRUPT_WINDOW.base + BigInt(offset), data };
 }
