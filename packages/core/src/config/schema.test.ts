@@ -165,6 +165,16 @@ describe('SystemConfigSchema checks', () => {
     expect(after((c) => (c.vms[0]!.devices = []))).toEqual([
       'vms.0.viommus: a nested vIOMMU fronts assigned devices, and the VM has none',
     ]);
+    // A shadowing vIOMMU needs a device too, and cannot share the devices with a nested one.
+    expect(
+      after((c) => {
+        c.vms[0]!.viommus = [{ mode: 'shadow' }];
+        c.vms[0]!.devices = [];
+      }),
+    ).toEqual(['vms.0.viommus: a shadow vIOMMU fronts assigned devices, and the VM has none']);
+    expect(after((c) => (c.vms[0]!.viommus = [{ mode: 'nested' }, { mode: 'shadow' }]))).toEqual([
+      'vms.0.viommus: a nested and a shadow vIOMMU cannot both front the assigned devices',
+    ]);
     // An emulated vIOMMU may front devices behind several instances, or none.
     expect(
       after((c) => {

@@ -286,8 +286,11 @@ function checkReferences(config: Item, ctx: Ctx): void {
     });
     if (modes.includes('nested') && behind.size > 1)
       issue(['vms', i, 'devices'], 'a nested vIOMMU needs every assigned device behind one IOMMU instance');
-    if (modes.includes('nested') && list.length === 0)
-      issue(['vms', i, 'viommus'], 'a nested vIOMMU fronts assigned devices, and the VM has none');
+    for (const fronting of ['nested', 'shadow'] as const)
+      if (modes.includes(fronting) && list.length === 0)
+        issue(['vms', i, 'viommus'], `a ${fronting} vIOMMU fronts assigned devices, and the VM has none`);
+    if (modes.includes('nested') && modes.includes('shadow'))
+      issue(['vms', i, 'viommus'], 'a nested and a shadow vIOMMU cannot both front the assigned devices');
     const emulated = Array.isArray(vm.emulatedDevices) ? vm.emulatedDevices : [];
     emulated.forEach((name: unknown, j: number) => {
       claim(name, ['vms', i, 'emulatedDevices', j]);

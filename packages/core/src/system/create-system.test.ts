@@ -5,16 +5,18 @@ import { resolveToken } from '../di/container.js';
 import { ConfigError } from '../errors/config-error.js';
 import { IommufdError } from '../errors/iommufd-error.js';
 import { IFrameAllocator } from '../memory/frame-allocator.js';
+import type { InterruptRemappingDriver } from '../msi/interrupt-remapping.js';
 import { IMsiController } from '../msi/msi-controller.js';
-import { defineMsiModule } from '../msi/msi-module.js';
+import { defineMsiModule, type MsiControllerContext } from '../msi/msi-module.js';
 import { definePlugin } from '../plugin/plugin.js';
 import { IPluginRegistry, PluginRegistry } from '../plugin/plugin-registry.js';
 import { ITracer, Tracer } from '../trace/tracer.js';
+import { defineViommuFrontend, vendorViommuFrontend } from '../viommu/frontend-module.js';
 import { createSystem } from './create-system.js';
 import { IDevices } from './devices.js';
 import { IIommuInstances } from './iommu-instances.js';
 import { ISystem } from './system.js';
-import { IIommuPlugin, IMemoryBus, IMsiModule, ISystemConfig } from './tokens.js';
+import { IIommuPlugin, IMemoryBus, IMsiModule, ISystemConfig, IViommuFrontend } from './tokens.js';
 
 describe('createSystem', () => {
   it('wires every part through the system child container', async () => {
@@ -137,6 +139,84 @@ describe('createSystem', () => {
     expect((modes as ConfigError).issues).toEqual([
       { path: 'vms[0].viommus[0].mode', message: 'plugin fake has no emulated vIOMMU (it has: none)' },
     ]);
+  });
+
+  it('names the front-end when a configured one lacks a mode, and accepts the modes it offers', async () => {
+    const raw = {
+      ...fakeConfig(),
+      viommu: { frontend: 'narrow' },
+      vms: [{ name: 'vm0', memory: '1GiB', devices: ['nic0'], viommus: [{ mode: 'shadow' }] }],
+    };
+    const narrow = defineViommuFrontend({ ...vendorViommuFrontend, name: 'narrow', modes: () => ['nested'] });
+    const registry = new PluginRegistry(
+      { fake: async () => ({ default: fakePlugin }) },
+      {},
+      { narrow: async () => ({ default: narrow }) },
+    );
+    const vmm = { createVms: () => [] };
+    const error = await createSystem(raw, { registry, vmm }).catch((e: unknown) => e);
+    expect((error as ConfigError).issues).toEqual([
+      {
+        path: 'vms[0].viommus[0].mode',
+        message: 'vIOMMU front-end narrow on plugin fake has no shadow vIOMMU (it has: nested)',
+      },
+    ]);
+    const system = await createSystem(
+      { ...raw, vms: [{ name: 'vm0', memory: '16MiB', devices: ['nic0'], viommus: [{ mode: 'nested' }] }] },
+      { registry, vmm },
+    );
+    expect(resolveToken(system.container, IViommuFrontend)).toBe(narrow);
+    await system.dispose();
+  });
+
+  it('asks the device’s IOMMU driver for its interrupt remapping when the MSI module sets up vectors', async () => {
+    let remapperFor: MsiControllerContext<unknown>['remapperFor'];
+    const capturing = defineMsiModule({
+      ...fakeMsiModule,
+      create(context) {
+        remapperFor = context.remapperFor;
+        return fakeMsiModule.create(context);
+      },
+    });
+    const ir: InterruptRemappingDriver = {
+      capabilities: { x2apic: true, posting: false },
+      allocate: (device, count) => (device.name === 'nic0' ? 40 + count : -1),
+      program: () => {},
+      compose: () => ({ address: 0xfee0_0010n, data: 0 }),
+      invalidate: () => {},
+      free: () => {},
+    };
+    const remapping = definePlugin({
+      ...fakePlugin,
+      createDriver: (context) => Object.assign(fakePlugin.createDriver(context), { interruptRemapping: ir }),
+    });
+    const config = (plugin: string) => ({
+      ...fakeConfig(),
+      plugin,
+      msi: { controller: 'fake-msi' },
+      devices: [
+        { name: 'nic0', rid: '00:02.0', iommu: 'iommu0' },
+        { name: 'legacy0', rid: '00:04.0' },
+      ],
+    });
+    const registry = new PluginRegistry(
+      {
+        fake: async () => ({ default: fakePlugin }),
+        'fake-ir': async () => ({ default: { ...remapping, meta: { ...fakePlugin.meta, name: 'fake-ir' } } }),
+      },
+      { 'fake-msi': async () => ({ default: capturing }) },
+    );
+    const system = await createSystem(config('fake-ir'), { registry });
+    // Bound to the device: its calls reach the driver with the device.
+    expect(remapperFor!({ name: 'nic0', deviceId: 0x10 })?.allocate(2)).toBe(42);
+    // A device with no IOMMU, or a name no device has: none.
+    expect(remapperFor!({ name: 'legacy0', deviceId: 0x20 })).toBeUndefined();
+    expect(remapperFor!({ name: 'ghost', deviceId: 0 })).toBeUndefined();
+    await system.dispose();
+    // A driver without interrupt remapping: none either.
+    const plain = await createSystem(config('fake'), { registry });
+    expect(remapperFor!({ name: 'nic0', deviceId: 0x10 })).toBeUndefined();
+    await plain.dispose();
   });
 
   it('hands a config with VMs to the VMM, and powers running VMs off at dispose', async () => {
