@@ -67,6 +67,7 @@ describe('Smmuv3Domain shared with a second SMMU', () => {
     expect(domain.smmus).toEqual([s.driver.instance, 'smmu1']);
     expect(second.host.asids.used).toBe(2);
     expect(decodeCd(domain.cd(false, second.host)).asid).toBe(2);
+    expect(second.host.vmids.used).toBe(0);
     expect(decodeCd(domain.cd()).asid).toBe(domain.asid);
     expect(() => domain.cd(false, secondSmmu(s).host)).toThrow(RangeError);
   });
@@ -81,6 +82,7 @@ describe('Smmuv3Domain shared with a second SMMU', () => {
     const domain = s.driver.domainAllocPaging() as Smmuv3Domain;
     domain.join(second.host);
     expect(decodeSte(domain.ste(false, false, second.host)).s2Vmid).toBe(3);
+    expect(second.host.asids.used).toBe(0);
     expect(decodeSte(domain.ste(false)).s2Vmid).toBe(domain.vmid);
     domain.attach(attachment(second.host, 0x20));
     domain.detach(second.host, 0x20, -1);
@@ -105,6 +107,9 @@ describe('Smmuv3Domain shared with a second SMMU', () => {
     const noHd = secondSmmu(s, { httu: 'access' });
     expect(() => dirty.join(noHd.host)).toThrow(/no hardware dirty state updates/);
     expect(plain.join(noHd.host)).toBeUndefined();
+    // A dirty-tracking domain joins an SMMU that updates dirty state; one with another OAS does not take it.
+    dirty.join(secondSmmu(s).host);
+    expect(() => plain.join(secondSmmu(s, { oasBits: 44 }).host)).toThrow(/oas44 .* is not the domain's/);
     expect([granule.host.asids.used, noHd.host.asids.used]).toEqual([0, 1]);
     plain.free();
     expect(() => plain.join(secondSmmu(s).host)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
@@ -146,6 +151,7 @@ describe('Smmuv3Domain shared with a second SMMU', () => {
     const domain = s.driver.domainAllocPaging() as Smmuv3Domain;
     domain.join(second.host);
     domain.attach(attachment(second.host, 0x20, true));
+    domain.attach(attachment(ownerHost(s), 0x10, true));
     domain.map(iova(0x10_0000n), s.buffer(0x4000), 0x4000n, RW);
     domain.map(iova(0x18_0000n), s.buffer(0x1000), 0x1000n, RW); // keeps the last-level table
     domain.unmap(iova(0x10_0000n), 0x4000n);
@@ -155,5 +161,18 @@ describe('Smmuv3Domain shared with a second SMMU', () => {
     expect(sent.filter((c) => c.op === 'TLBI_NH_VA')).toHaveLength(4);
     expect(sent.filter((c) => c.op === 'TLBI_NH_VA').every((c) => 'asid' in c && c.asid === 2)).toBe(true);
     expect(sent.filter((c) => c.op === 'ATC_INV')).toMatchObject([{ streamId: 0x20 }]);
+  });
+
+  it('a stage-2 domain’s big unmap sends the second SMMU, without range invalidation, TLBI_S12_VMALL of its VMID', () => {
+    const options = { s1: false, nesting: false, ssidBits: 0, twoLevelCdTable: false };
+    const s = createDriverSystem({ options });
+    const second = secondSmmu(s, { ...options, rangeInvalidation: false });
+    const domain = s.driver.domainAllocPaging() as Smmuv3Domain;
+    domain.join(second.host);
+    domain.map(iova(0n), s.buffer(0x1000), 0x1000n, RW); // keeps the tables
+    domain.map(iova(0x40_0000n), s.buffer(0x40_0000, 0x20_0000), 0x40_0000n, RW);
+    domain.unmap(iova(0x40_0000n), 0x40_0000n);
+    domain.iotlbSync();
+    expect(second.commands()).toMatchObject([{ op: 'TLBI_S12_VMALL', vmid: 1 }]);
   });
 });
