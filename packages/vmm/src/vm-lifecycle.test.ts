@@ -2,9 +2,10 @@
  * The VM object itself: power state rules, what power on builds (RIDs, vIOMMUs, the SW MSI window and the
  * RMR the guest is told about, the vITS) and that a power on that fails half-way leaves nothing behind.
  */
+import { defineViommuFrontend, vendorViommuFrontend } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { smmuHost } from '../test/host.js';
-import { VIOMMU_WINDOWS, VM_SW_MSI_WINDOW, Vm } from './vm.js';
+import { IVm, IVmHost, IVmSpec, VIOMMU_WINDOWS, VM_SW_MSI_WINDOW, Vm } from './vm.js';
 
 const MiB = 2 ** 20;
 const GIC = { controller: 'gic-its' };
@@ -110,6 +111,30 @@ describe('Vm power', () => {
     other.powerOn();
     other.powerOff();
     expect(free - system.memory.freeFrameCount).toBeLessThan(8);
+  });
+
+  it('a configured front-end lacking a mode is named; a nested and a shadow vIOMMU together are refused', async () => {
+    const { host } = await smmuHost();
+    const narrow = defineViommuFrontend({
+      ...vendorViommuFrontend,
+      name: 'narrow',
+      modes: () => ['emulated'],
+    });
+    const spec = { name: 'vm0', memory: 32 * MiB, devices: ['nic0'], viommus: ['nested' as const] };
+    expect(() => new Vm(host, spec, narrow).powerOn()).toThrow(
+      'vm0: vIOMMU front-end narrow on plugin smmuv3 has no nested vIOMMU',
+    );
+    expect(() => new Vm(host, { ...spec, viommus: ['nested', 'shadow'] }).powerOn()).toThrow(
+      'vm0: a nested and a shadowing vIOMMU cannot both front the assigned devices',
+    );
+  });
+
+  it('its DI tokens are global symbols (every copy of the VMM shares them)', () => {
+    expect([IVm, IVmHost, IVmSpec]).toEqual([
+      Symbol.for('iommukit.Vm'),
+      Symbol.for('iommukit.VmHost'),
+      Symbol.for('iommukit.VmSpec'),
+    ]);
   });
 
   it('a vIOMMU mode the plugin lacks is refused before anything is built', async () => {

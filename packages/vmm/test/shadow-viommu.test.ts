@@ -3,7 +3,8 @@
  * VMM replays each invalidation as IOAS maps and unmaps on the assigned device's own IOAS, and the
  * device's DMA at guest IOVAs lands in guest RAM through the host IOMMU alone.
  */
-import { createSystem, PluginRegistry, type System, type TraceRecord } from '@iommukit/core';
+import { createSystem, errnoOf, PluginRegistry, type System, type TraceRecord } from '@iommukit/core';
+import { gicItsModule } from '@iommukit/gic-its';
 import { mockPlugin } from '@iommukit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Vm } from '../src/vm.js';
@@ -103,5 +104,69 @@ describe('a shadowing vIOMMU', () => {
       [3, 0],
       [0, 3],
     ]);
+  });
+
+  it('a device with no shadow has no shadow IOAS (ENOENT); a shadow VM without assigned devices has no vIOMMU', async () => {
+    const { system, vm } = await shadowVm();
+    expect(errnoOf(() => vm.shadowIoas('nic2'))).toBe('ENOENT');
+    const bare = new Vm(systemHost(system), {
+      name: 'vm1',
+      memory: 32 * 2 ** 20,
+      devices: [],
+      viommus: ['shadow'],
+    });
+    bare.powerOn();
+    expect(bare.viommu('shadow')).toBeUndefined();
+    expect(bare.guest.drivers.size).toBe(0);
+    bare.powerOff();
+  });
+});
+
+describe('MSIs behind a shadowing vIOMMU', () => {
+  it('the legacy SW MSI setup works; a second setup is EEXIST; MSI passthrough is EOPNOTSUPP', async () => {
+    const system = await createSystem(
+      {
+        name: 'host',
+        plugin: 'mock',
+        memory: { ram: [{ name: 'dram', base: 0x8000_0000, size: '512MiB' }] },
+        iommus: [{ name: 'iommu0', base: '0x0900_0000' }],
+        devices: [
+          { name: 'nic0', rid: '00:02.0', iommu: 'iommu0', msiVectors: 2 },
+          { name: 'nic1', rid: '00:03.0', iommu: 'iommu0', msiVectors: 2 },
+        ],
+        msi: { controller: 'gic-its' },
+      },
+      {
+        registry: new PluginRegistry(
+          { mock: async () => ({ default: mockPlugin }) },
+          { 'gic-its': async () => ({ default: gicItsModule }) },
+        ),
+      },
+    );
+    systems.push(system);
+    const host = systemHost(system);
+    const legacy = new Vm(host, {
+      name: 'vm0',
+      memory: 32 * 2 ** 20,
+      devices: ['nic0'],
+      viommus: ['shadow'],
+    });
+    legacy.powerOn();
+    legacy.msi!.setupDevice(legacy.assignedDevice('nic0'), 1);
+    expect(errnoOf(() => legacy.msi!.setupDevice(legacy.assignedDevice('nic0'), 1))).toBe('EEXIST');
+    system.device('nic0').signalMsi(0);
+    legacy.serviceInterrupts();
+    expect(legacy.msi!.takeInjection()).toMatchObject({ kind: 'delivered' });
+    const passthrough = new Vm(host, {
+      name: 'vm1',
+      memory: 32 * 2 ** 20,
+      devices: ['nic1'],
+      viommus: ['shadow'],
+      msi: { mode: 'passthrough', rmr: false },
+    });
+    passthrough.powerOn();
+    expect(errnoOf(() => passthrough.msi!.setupDevice(passthrough.assignedDevice('nic1'), 1))).toBe(
+      'EOPNOTSUPP',
+    );
   });
 });
