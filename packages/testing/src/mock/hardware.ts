@@ -31,6 +31,7 @@ import {
   type TranslationResult,
   toHex,
 } from '@iommukit/core';
+import { type MockInvalidation, runInvalidation, type TlbEntry } from './cache-invalidation.js';
 import {
   type ContextEntry,
   CTX_BYTES,
@@ -72,34 +73,17 @@ import {
   CTRL_EN,
   CTRL_FAULT_IRQ_EN,
   CTRL_PRQ_IRQ_EN,
+  FAULT_LOG_RING as FAULT_RING,
   INV,
   MOCK_IDR_MAGIC,
   MOCK_MMIO_SIZE,
   MOCK_VERSION,
-  QUEUE_OVERFLOW,
+  PRQ_RING,
   R,
   REGISTERS,
   RESP_PASID_VALID,
 } from './regs.js';
-
-/** A completed invalidation: the INV_CMD opcode and the INV_ARG, INV_ADDR and INV_SIZE it ran with. */
-export interface MockInvalidation {
-  readonly op: number;
-  readonly arg: number;
-  readonly iova: bigint;
-  readonly size: bigint;
-}
-
-interface TlbEntry {
-  readonly domainId: number;
-  /** 0 for single-stage entries; the stage-1 tag for nested ones. */
-  readonly s1Tag: number;
-  readonly iovaPfn: number;
-  readonly pfn: number;
-  readonly perm: number;
-  /** The leaf's dirty bit was set when the entry was filled: writes through it need no walk. */
-  readonly dirty: boolean;
-}
+import { appendRecord } from './ring.js';
 
 type StageResult =
   | { ok: true; pfn: number; perm: number; dirty: boolean }
@@ -200,19 +184,6 @@ export class MockIommuHardware implements IommuHardware {
   /** Queues a PRI page request in memory and raises `prq`; a full queue drops it and answers `failure`. */
   pageRequest(streamId: number, request: PageRequest): void {
     if (!this.options.pri) return;
-    const size = 2 ** this.regs.get(R.PRQ_LOG2);
-    const base = Number(this.regs.get64(R.PRQ_BASE));
-    const head = this.regs.get(R.PRQ_HEAD) % size;
-    const tail = this.regs.get(R.PRQ_TAIL) % size;
-    if (base === 0 || (tail + 1) % size === head) {
-      this.pageRequestsDropped++;
-      this.regs.set(R.PRQ_STATUS, this.regs.get(R.PRQ_STATUS) | QUEUE_OVERFLOW);
-      if (request.last)
-        this.endpoints
-          .get(streamId)
-          ?.pageResponse({ pasid: request.pasid, groupIndex: request.groupIndex, code: 'failure' });
-      return;
-    }
     const a = request.access;
     const flags =
       (request.groupIndex & 0x1ff) |
@@ -232,9 +203,15 @@ export class MockIommuHardware implements IommuHardware {
       0,
       0,
     ];
-    const addr = base + tail * PRQ_BYTES;
-    this.bus.writeWords(addr, record, record.length, this.reads);
-    this.regs.set(R.PRQ_TAIL, (tail + 1) % size);
+    const addr = appendRecord(this.regs, PRQ_RING, PRQ_BYTES, record, this.bus, this.reads);
+    if (addr === undefined) {
+      this.pageRequestsDropped++;
+      if (request.last)
+        this.endpoints
+          .get(streamId)
+          ?.pageResponse({ pasid: request.pasid, groupIndex: request.groupIndex, code: 'failure' });
+      return;
+    }
     this.pageRequests++;
     if (this.tracer.enabled) {
       this.trace(
@@ -437,50 +414,22 @@ export class MockIommuHardware implements IommuHardware {
 
   /** Executes an INV_CMD write: the invalidation is complete when the write returns. */
   private invalidate(op: number): void {
-    const arg = this.regs.get(R.INV_ARG);
-    const did = arg & 0xffff;
-    const tag = arg >>> 16;
-    const first = Number(this.regs.get64(R.INV_ADDR) >> 12n);
-    const pages = Number((this.regs.get64(R.INV_SIZE) + 0xfffn) >> 12n);
-    const inRange = (e: TlbEntry) => e.iovaPfn >= first && e.iovaPfn < first + pages;
-    let dropped = 0;
-    switch (op) {
-      case INV.ALL:
-        dropped =
-          this.iotlb.clear() + this.configCache.clear() + (this.interruptRemapping?.invalidateAll() ?? 0);
-        break;
-      case INV.IEC:
-        dropped = this.interruptRemapping?.invalidate(did, Number(this.regs.get64(R.INV_SIZE))) ?? 0;
-        break;
-      case INV.IEC_ALL:
-        dropped = this.interruptRemapping?.invalidateAll() ?? 0;
-        break;
-      case INV.DOMAIN:
-        dropped = this.iotlb.deleteWhere((e) => e.domainId === did);
-        break;
-      case INV.RANGE:
-        // A stage-2 range change can affect any nested entry on that domain: the IPA it came from is not tagged.
-        dropped = this.iotlb.deleteWhere((e) => e.domainId === did && (e.s1Tag !== 0 || inRange(e)));
-        break;
-      case INV.DEVICE:
-        dropped = this.configCache.deleteWhere((_e, key) => key === `${arg}` || key.startsWith(`${arg}:`));
-        break;
-      case INV.S1_ALL:
-        dropped = this.iotlb.deleteWhere((e) => e.domainId === did && e.s1Tag === tag);
-        break;
-      case INV.S1_RANGE:
-        dropped = this.iotlb.deleteWhere((e) => e.domainId === did && e.s1Tag === tag && inRange(e));
-        break;
-      default:
-        return; // Unknown opcodes are ignored and do not complete, as the README specifies.
-    }
+    const invalidation = {
+      op,
+      arg: this.regs.get(R.INV_ARG),
+      iova: this.regs.get64(R.INV_ADDR),
+      size: this.regs.get64(R.INV_SIZE),
+    };
+    const dropped = runInvalidation(invalidation, this);
+    // Unknown opcodes are ignored and do not complete, as the README specifies.
+    if (dropped === undefined) return;
     this.regs.set(R.INV_DONE, (this.regs.get(R.INV_DONE) + 1) >>> 0);
-    this.onInvalidation?.({ op, arg, iova: this.regs.get64(R.INV_ADDR), size: this.regs.get64(R.INV_SIZE) });
+    this.onInvalidation?.(invalidation);
     if (this.tracer.enabled) {
       const name = Object.entries(INV).find(([, v]) => v === op)?.[0] ?? String(op);
-      this.trace('inv', `invalidate ${name} arg=${toHex(arg)}: ${dropped} entries dropped`, {
+      this.trace('inv', `invalidate ${name} arg=${toHex(invalidation.arg)}: ${dropped} entries dropped`, {
         op: name,
-        arg,
+        arg: invalidation.arg,
         dropped,
       });
     }
@@ -541,15 +490,6 @@ export class MockIommuHardware implements IommuHardware {
     iova: bigint,
     irIndex = 0,
   ): boolean {
-    const size = 2 ** this.regs.get(R.FLOG_LOG2);
-    const base = Number(this.regs.get64(R.FLOG_BASE));
-    const head = this.regs.get(R.FLOG_HEAD) % size;
-    const tail = this.regs.get(R.FLOG_TAIL) % size;
-    if (base === 0 || (tail + 1) % size === head) {
-      this.faultsDropped++;
-      this.regs.set(R.FLOG_STATUS, this.regs.get(R.FLOG_STATUS) | QUEUE_OVERFLOW);
-      return false;
-    }
     const flags =
       code |
       (request.access & PERM_WRITE ? FAULT_WRITE : 0) |
@@ -565,9 +505,11 @@ export class MockIommuHardware implements IommuHardware {
       0,
       0,
     ];
-    const addr = base + tail * FAULT_BYTES;
-    this.bus.writeWords(addr, record, record.length, this.reads);
-    this.regs.set(R.FLOG_TAIL, (tail + 1) % size);
+    const addr = appendRecord(this.regs, FAULT_RING, FAULT_BYTES, record, this.bus, this.reads);
+    if (addr === undefined) {
+      this.faultsDropped++;
+      return false;
+    }
     this.faultsRecorded++;
     if (this.tracer.enabled) {
       this.trace(

@@ -127,3 +127,19 @@ export const INV = {
 
 /** RESP fields: [8:0] group index, [10:9] code (0 success, 1 invalid, 2 failure), [11] PASID valid. Writing sends it. */
 export const RESP_PASID_VALID = 1 << 11;
+
+/** The fault log's and the page request queue's registers, as ring.ts takes them. */
+export const FAULT_LOG_RING = {
+  base: R.FLOG_BASE,
+  log2: R.FLOG_LOG2,
+  head: R.FLOG_HEAD,
+  tail: R.FLOG_TAIL,
+  status: R.FLOG_STATUS,
+} as const;
+export const PRQ_RING = {
+  base: R.PRQ_BASE,
+  log2: R.PRQ_LOG2,
+  head: R.PRQ_HEAD,
+  tail: R.PRQ_TAIL,
+  status: R.PRQ_STATUS,
+} as const;

@@ -18,6 +18,7 @@ import {
   type ViommuContext,
   type ViommuPersonality,
 } from '@iommukit/core';
+import type { MockInvalidation } from './cache-invalidation.js';
 import {
   type ContextEntry,
   CTX_BYTES,
@@ -32,7 +33,7 @@ import {
   PTE_W,
   pteAddressPfn,
 } from './formats.js';
-import { type MockInvalidation, MockIommuHardware } from './hardware.js';
+import { MockIommuHardware } from './hardware.js';
 import { MockOptionsSchema } from './options.js';
 import { INV, R } from './regs.js';
 
