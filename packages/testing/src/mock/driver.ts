@@ -76,12 +76,14 @@ import {
   CTRL_FAULT_IRQ_EN,
   CTRL_IR_EN,
   CTRL_PRQ_IRQ_EN,
+  FAULT_LOG_RING,
   INV,
   MOCK_IDR_MAGIC,
-  QUEUE_OVERFLOW,
+  PRQ_RING,
   R,
   RESP_PASID_VALID,
 } from './regs.js';
+import { drainRing } from './ring.js';
 import { MOCK_VIOMMU_TYPE, MockViommu } from './viommu.js';
 
 /** Queue sizes the driver asks for (capped by CAP). */
@@ -509,70 +511,57 @@ export class MockIommuDriver implements IommuDriver {
 
   /** Fault interrupt: drain the log from HEAD to TAIL, report each record, acknowledge overflow. */
   private handleFaultIrq(): void {
-    const log = this.faultLog;
-    if (!log) return;
+    if (!this.faultLog) return;
     const words = new Uint32Array(FAULT_WORDS);
-    let head = this.regs.read32(R.FLOG_HEAD);
-    const tail = this.regs.read32(R.FLOG_TAIL);
-    // A ring holds fewer than `entries` records: more means a TAIL that HEAD can never reach.
-    for (let n = 0; head !== tail; n++) {
-      if (n === log.entries) throw pollTimeout(this.instance, `the fault log TAIL ${tail} is never reached`);
-      this.bus.readWords(Number(log.base) + head * FAULT_BYTES, words, FAULT_WORDS, this.counter);
-      const info = FAULT_CODES[(words[0]! & 0xff) as FaultCode];
-      const device = this.devices.get(words[1]!)?.ref;
-      this.context.reportFault(
-        {
-          kind: info?.kind ?? 'translation',
-          vendorCode: info?.code ?? `MOCK_UNKNOWN_${words[0]! & 0xff}`,
-          streamId: words[1]!,
-          pasid: words[0]! & FAULT_PASID_VALID ? words[2]! : NO_PASID,
-          iova: join64(words[4]!, words[5]!),
-          access: words[0]! & FAULT_WRITE ? PERM_WRITE : PERM_READ,
-          recorded: true,
-        },
-        device,
-      );
-      if (device) for (const viommu of this.viommus) viommu.forwardFault(device, words);
-      head = (head + 1) % log.entries;
-    }
-    this.regs.write32(R.FLOG_HEAD, head);
-    if (this.regs.read32(R.FLOG_STATUS) & QUEUE_OVERFLOW) {
-      this.regs.write32(R.FLOG_STATUS, QUEUE_OVERFLOW);
-      this.log('fault.overflow', 'fault log overflowed: records were lost');
-    }
+    const lost = drainRing(
+      this.regs,
+      FAULT_LOG_RING,
+      this.faultLog,
+      words,
+      this.bus,
+      this.counter,
+      this.instance,
+      (w) => {
+        const info = FAULT_CODES[(w[0]! & 0xff) as FaultCode];
+        const device = this.devices.get(w[1]!)?.ref;
+        this.context.reportFault(
+          {
+            kind: info?.kind ?? 'translation',
+            vendorCode: info?.code ?? `MOCK_UNKNOWN_${w[0]! & 0xff}`,
+            streamId: w[1]!,
+            pasid: w[0]! & FAULT_PASID_VALID ? w[2]! : NO_PASID,
+            iova: join64(w[4]!, w[5]!),
+            access: w[0]! & FAULT_WRITE ? PERM_WRITE : PERM_READ,
+            recorded: true,
+          },
+          device,
+        );
+        if (device) for (const viommu of this.viommus) viommu.forwardFault(device, w);
+      },
+    );
+    if (lost) this.log('fault.overflow', 'fault log overflowed: records were lost');
   }
 
   /** Page request interrupt: drain the queue and hand each request to the iommu core. */
   private handlePrqIrq(): void {
-    const prq = this.prq;
-    if (!prq) return;
+    if (!this.prq) return;
     const words = new Uint32Array(PRQ_WORDS);
-    let head = this.regs.read32(R.PRQ_HEAD);
-    const tail = this.regs.read32(R.PRQ_TAIL);
-    for (let n = 0; head !== tail; n++) {
-      if (n === prq.entries)
-        throw pollTimeout(this.instance, `the page request queue TAIL ${tail} is never reached`);
-      this.bus.readWords(Number(prq.base) + head * PRQ_BYTES, words, PRQ_WORDS, this.counter);
-      const flags = words[2]!;
-      const device = this.devices.get(words[0]!)?.ref;
-      const access =
-        (flags & PRQ_READ ? PERM_READ : 0) |
-        (flags & PRQ_WRITE ? PERM_WRITE : 0) |
-        (flags & PRQ_EXEC ? PERM_EXEC : 0) |
-        (flags & PRQ_PRIV ? PERM_PRIV : 0);
-      if (device) {
-        this.context.reportPageRequest(device, {
-          pasid: flags & PRQ_PASID_VALID ? words[1]! : NO_PASID,
-          iova: join64(words[4]!, words[5]!),
-          access,
-          groupIndex: flags & 0x1ff,
-          last: (flags & PRQ_LAST) !== 0,
-        });
-      }
-      head = (head + 1) % prq.entries;
-    }
-    this.regs.write32(R.PRQ_HEAD, head);
-    if (this.regs.read32(R.PRQ_STATUS) & QUEUE_OVERFLOW) this.regs.write32(R.PRQ_STATUS, QUEUE_OVERFLOW);
+    drainRing(this.regs, PRQ_RING, this.prq, words, this.bus, this.counter, this.instance, (w) => {
+      const flags = w[2]!;
+      const device = this.devices.get(w[0]!)?.ref;
+      if (!device) return;
+      this.context.reportPageRequest(device, {
+        pasid: flags & PRQ_PASID_VALID ? w[1]! : NO_PASID,
+        iova: join64(w[4]!, w[5]!),
+        access:
+          (flags & PRQ_READ ? PERM_READ : 0) |
+          (flags & PRQ_WRITE ? PERM_WRITE : 0) |
+          (flags & PRQ_EXEC ? PERM_EXEC : 0) |
+          (flags & PRQ_PRIV ? PERM_PRIV : 0),
+        groupIndex: flags & 0x1ff,
+        last: (flags & PRQ_LAST) !== 0,
+      });
+    });
   }
 
   private state(device: IommuDeviceRef): DeviceState {

@@ -130,6 +130,7 @@ export const RESP_PASID_VALID = 1 << 11;
 
 /** The fault log's and the page request queue's registers, as ring.ts takes them. */
 export const FAULT_LOG_RING = {
+  name: 'the fault log',
   base: R.FLOG_BASE,
   log2: R.FLOG_LOG2,
   head: R.FLOG_HEAD,
@@ -137,6 +138,7 @@ export const FAULT_LOG_RING = {
   status: R.FLOG_STATUS,
 } as const;
 export const PRQ_RING = {
+  name: 'the page request queue',
   base: R.PRQ_BASE,
   log2: R.PRQ_LOG2,
   head: R.PRQ_HEAD,
