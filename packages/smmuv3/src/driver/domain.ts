@@ -67,6 +67,7 @@ import { decodeSte, encodeSte } from '../hw/ste.js';
 import type { Smmuv3Cmdq } from './cmdq.js';
 import type { IdAllocator } from './ids.js';
 import { type BuilderCaps, s1CdForTable, s2Ste } from './ste-builders.js';
+import { Gather, merge, type Range } from './tlb-gather.js';
 
 /** Without range invalidation, this many TLBIs or more for one sync invalidate the whole ASID/VMID instead. */
 export const CMDQ_MAX_TLBI_OPS = 512;
@@ -128,42 +129,12 @@ export interface DomainAttachment {
   readonly nested?: boolean;
 }
 
-type Range = readonly [start: number, end: number];
-
 /** The domain on one SMMU: the tag that SMMU's TLB knows it by, and how many attachments hold it there. */
 interface DomainInstance {
   readonly host: Smmuv3DomainHost;
   readonly asid: number;
   readonly vmid: number;
   attachments: number;
-}
-
-/** The IOVA ranges `unmap` (and dirty clearing) left stale in the TLB, until `iotlbSync`. */
-class Gather {
-  leaves: Range[] = [];
-  walks: Range[] = [];
-
-  get empty(): boolean {
-    return this.leaves.length === 0 && this.walks.length === 0;
-  }
-
-  /** The smallest range covering everything gathered. */
-  span(): Range {
-    const all = [...this.leaves, ...this.walks];
-    return [Math.min(...all.map((r) => r[0])), Math.max(...all.map((r) => r[1]))];
-  }
-}
-
-/** Sorts and merges overlapping or adjacent ranges. */
-function merge(ranges: readonly Range[]): Range[] {
-  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const [start, end] of sorted) {
-    const last = out[out.length - 1];
-    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
-    else out.push([start, end]);
-  }
-  return out;
 }
 
 export class Smmuv3Domain implements IommuDomain {
