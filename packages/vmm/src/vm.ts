@@ -271,10 +271,10 @@ export class Vm implements VirtualMachine {
       }
       // The vIOMMU in front of the assigned devices, nested or shadowing.
       const frontingMode = viommus.has('shadow') ? 'shadow' : 'nested';
-      const nestedViommu = viommus.get(frontingMode);
+      const frontingViommu = viommus.get(frontingMode);
       for (const device of assigned) {
         const shadowIoasId = shadowIoas.get(device.name);
-        nestedViommu?.addDevice?.({
+        frontingViommu?.addDevice?.({
           name: device.name,
           devId: device.devId,
           virtualId: device.virtualRid,
@@ -318,7 +318,7 @@ export class Vm implements VirtualMachine {
       guest.boot([
         ...assigned.map((d) => ({
           ref: d.guestView,
-          ...(nestedViommu ? { iommu: `${this.name}.viommu-${frontingMode}` } : {}),
+          ...(frontingViommu ? { iommu: `${this.name}.viommu-${frontingMode}` } : {}),
         })),
         ...emulated.map((d) => ({
           ref: d,

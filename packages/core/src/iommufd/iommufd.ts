@@ -236,8 +236,7 @@ export class IommuFd {
     const device = this.device(devId);
     gpa = u64Arg(gpa, 'MSI GPA');
     if (!this.msiDoorbellOf) throw new IommufdError('ENODEV', 'the system has no MSI controller');
-    const doorbellOf = this.msiDoorbellOf;
-    const doorbell = doorbellOf(device.device);
+    const doorbell = this.msiDoorbellOf(device.device);
     // An MSI to a hardware MSI window (x86's interrupt window) never goes through the IOAS: nothing to map.
     if (inHardwareMsiWindow(device.driver, device.device, doorbell.address))
       throw new IommufdError(
@@ -246,13 +245,7 @@ export class IommuFd {
         { devId },
       );
     const target = device.msiTarget?.ioas === ioas ? device.msiTarget : undefined;
-    const doorbellPage = this.msi.addPassthrough(
-      device,
-      ioas,
-      gpa,
-      () => doorbellOf(device.device).page,
-      target,
-    );
+    const doorbellPage = this.msi.addPassthrough(device, ioas, gpa, doorbell.page, target);
     if (this.tracer.enabled)
       this.trace(
         'msi.map',

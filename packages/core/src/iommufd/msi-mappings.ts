@@ -76,19 +76,18 @@ export class MsiMappings {
   /**
    * MSI passthrough: `device` needs its doorbell page at page `gpa` of `ioas`, which reserves it; installs
    * it in `target`, if any, and returns the doorbell page. `EINVAL` unaligned, `EEXIST` over memory the
-   * IOAS maps; the doorbell is asked for only once the GPA is usable. On failure nothing changes.
+   * IOAS maps. On failure nothing changes.
    */
   addPassthrough(
     device: object,
     ioas: IoasObject,
     gpa: bigint,
-    doorbellPageOf: () => bigint,
+    doorbellPage: bigint,
     target: MsiTarget | undefined,
   ): bigint {
     if (gpa % PAGE !== 0n) throw new IommufdError('EINVAL', `MSI GPA ${toHex(gpa)} is not page aligned`);
     if (ioas.iopt.overlapsArea(gpa, PAGE))
       throw new IommufdError('EEXIST', `IOAS ${ioas.id} maps memory at ${toHex(gpa)}`);
-    const doorbellPage = doorbellPageOf();
     const mapping = { kind: 'passthrough', iovaPage: gpa, doorbellPage, ioas } as const;
     ioas.iopt.reserve(mapping, gpa, PAGE);
     try {

@@ -133,17 +133,18 @@ export class MockShadowViommu implements ViommuPersonality {
 
   /** Makes the device's shadow IOAS map, over IOVA pages [first, end), what its guest entry maps. */
   private sync(device: ShadowDevice, dte: ContextEntry | undefined, first: number, end: number): void {
-    const bypass = dte?.valid === true && dte.mode === MODE_BYPASS;
-    if (bypass !== device.identity || bypass) {
-      // Entering or leaving bypass changes everything; staying in it changes nothing.
-      if (bypass && device.identity) return;
-      this.fd.ioasUnmap(device.ioasId, 0n, U64_MAX);
-      device.mapped.clear();
-      device.identity = bypass;
-      if (bypass) {
+    // Entering or leaving bypass changes everything; staying in it changes nothing.
+    if (dte?.valid === true && dte.mode === MODE_BYPASS) {
+      if (!device.identity) {
+        this.unmapAll(device);
+        device.identity = true;
         this.mapIdentity(device);
-        return;
       }
+      return;
+    }
+    if (device.identity) {
+      this.unmapAll(device);
+      device.identity = false;
       first = 0;
       end = IOVA_PAGES;
     }
@@ -213,6 +214,11 @@ export class MockShadowViommu implements ViommuPersonality {
       writeable: leaf.writable,
     });
     return true;
+  }
+
+  private unmapAll(device: ShadowDevice): void {
+    this.fd.ioasUnmap(device.ioasId, 0n, U64_MAX);
+    device.mapped.clear();
   }
 
   private mapIdentity(device: ShadowDevice): void {
