@@ -6,7 +6,7 @@ import { IoPageTable } from './io-page-table.js';
 import { LIMIT_AP_TABLE_RO } from './vmsa/descriptors.js';
 import { vmsaAccessAllowed } from './vmsa/permissions.js';
 import { vmsaFormat } from './vmsa/vmsa-format.js';
-import { type WalkOptions, type WalkTableCache, walk } from './walk.js';
+import { type WalkOptions, WalkState, type WalkTableCache, walk, walkInto } from './walk.js';
 
 const RW = { read: true, write: true } as const;
 const IOVA = 0x12_3456_7000;
@@ -513,5 +513,66 @@ describe('walk: 52-bit addresses with the 64K granule', () => {
     const block = walk(format, t.rootPa, 2 ** 50 + 2 ** 41 + 8, { bus: m.bus, counter });
     expect(block.ok && [block.pa, block.level, block.pageShift]).toEqual([2 ** 51 + 2 ** 41 + 8, 1, 42]);
     expect(t.iovaToPhys(2n ** 51n + 0xffffn)).toBe(BigInt(top) + 0xffffn);
+  });
+});
+
+describe('walkInto: the same walk into a reused state', () => {
+  it('fills the state with what walk() returns, leaf limits included, and says ok', () => {
+    const { format, table, options } = setup();
+    const state = new WalkState();
+    expect(walkInto(format, table.rootPa, IOVA + 0x123, options, state)).toBe(true);
+    const r = walk(format, table.rootPa, IOVA + 0x123, options);
+    if (!r.ok) throw new Error('walk failed');
+    const { pa, level, pageShift, lo, hi, descriptorAddress, reads } = state;
+    expect({ pa, level, pageShift, lo, hi, descriptorAddress, reads }).toEqual({
+      pa: r.pa,
+      level: r.level,
+      pageShift: r.pageShift,
+      lo: r.lo,
+      hi: r.hi,
+      descriptorAddress: r.descriptorAddress,
+      reads: r.reads,
+    });
+    expect(format.decodeLeaf(lo, hi, level, state.tableLimits)).toEqual(r.attrs);
+  });
+
+  it('a fault overwrites an earlier success; fault() gives the value walk() reports', () => {
+    const { format, table, options } = setup();
+    const state = new WalkState();
+    walkInto(format, table.rootPa, IOVA, options, state);
+    expect(walkInto(format, table.rootPa, IOVA + 2 ** 30, options, state)).toBe(false);
+    expect(state.ok).toBe(false);
+    expect(state.fault()).toEqual({ kind: 'translation', level: 1 });
+    expect(state.reads).toBe(walk(format, table.rootPa, IOVA + 2 ** 30, options).reads);
+    // A walk-abort keeps its address; a success after it clears nothing it does not set again.
+    expect(walkInto(format, 2 ** 40, IOVA, options, state)).toBe(false);
+    expect(state.fault()).toEqual({
+      kind: 'walk-abort',
+      level: 0,
+      address: 2 ** 40 + format.index(IOVA, 0) * 8,
+    });
+    expect(walkInto(format, table.rootPa, IOVA, options, state)).toBe(true);
+    expect(state.ok && state.pa).toBe(PA);
+  });
+
+  it('a table-address translation that refuses ends the walk with its fault inside', () => {
+    const { format, table, options } = setup();
+    const state = new WalkState();
+    const refused = { kind: 'translation', level: 2 } as const;
+    const ok = walkInto(
+      format,
+      table.rootPa,
+      IOVA,
+      { ...options, translateTableAddress: (a, level) => (level === 1 ? refused : a) },
+      state,
+    );
+    expect(ok).toBe(false);
+    expect(state.fault()).toEqual({
+      kind: 'translation',
+      level: 1,
+      address: state.faultAddress,
+      tableWalk: refused,
+    });
+    expect(state.reads).toBe(1);
   });
 });

@@ -27,6 +27,10 @@
  *   descriptor it follows, so the cache can keep it. What the cache is tagged by and what invalidates it is
  *   the IOMMU's business.
  * Permission checks are the caller's: {@link PageTableFormat.permissions} or {@link vmsaAccessAllowed}.
+ *
+ * Two entry points: {@link walkInto} writes what it found into a {@link WalkState} the caller keeps and
+ * allocates nothing (an IOMMU model's TLB-miss path); {@link walk} returns a fresh {@link WalkResult} with the
+ * leaf's attributes decoded (tests, tools and cold paths).
  */
 import { type AccessCounter, type MemoryBus, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import {
@@ -129,52 +133,119 @@ export interface WalkOptions {
 // nested walk started from a callback cannot disturb them.
 const words = new Uint32Array(2);
 
-function failure(kind: WalkFaultKind, level: number, reads: number, address?: number): WalkFailure {
-  return { ok: false, fault: address === undefined ? { kind, level } : { kind, level, address }, reads };
+/**
+ * What a walk found, in an object the caller reuses from walk to walk (one per walker: a nested stage-2
+ * walk started from `translateTableAddress` needs its own). Valid until the next walk into it.
+ */
+export class WalkState {
+  /** False when the walk faulted: the fault* fields say how. */
+  ok = false;
+  /** The output address of the input address (leaf base + offset). */
+  pa = 0;
+  /** Level of the leaf. */
+  level = 0;
+  /** log2 of the leaf's size. */
+  pageShift = 0;
+  /** The leaf descriptor as it is in memory after any HA/HD update. */
+  lo = 0;
+  hi = 0;
+  /** Where the leaf descriptor was read (after `translateTableAddress`). */
+  descriptorAddress = 0;
+  /** The table limits OR-ed down to the leaf ({@link PageTableFormat.decodeLeaf} takes them). */
+  tableLimits = 0;
+  /** Descriptors this walk read, successful or not. */
+  reads = 0;
+  faultKind: WalkFaultKind = 'translation';
+  faultLevel = 0;
+  /** The fault's address, NaN when it has none. */
+  faultAddress = Number.NaN;
+  /** The fault `translateTableAddress` returned, when that ended the walk. */
+  tableWalk: WalkFault | undefined = undefined;
+
+  /** The fault as a {@link WalkFault} value (allocates: for event records and cold paths). */
+  fault(): WalkFault {
+    const { faultKind: kind, faultLevel: level, faultAddress: address, tableWalk } = this;
+    if (tableWalk !== undefined) return { kind, level, address, tableWalk };
+    return Number.isNaN(address) ? { kind, level } : { kind, level, address };
+  }
+}
+
+/** Ends the walk in `out` with a fault; returns false for the caller to return. */
+function fail(
+  out: WalkState,
+  kind: WalkFaultKind,
+  level: number,
+  reads: number,
+  address = Number.NaN,
+  tableWalk: WalkFault | undefined = undefined,
+): false {
+  out.ok = false;
+  out.faultKind = kind;
+  out.faultLevel = level;
+  out.faultAddress = address;
+  out.tableWalk = tableWalk;
+  out.reads = reads;
+  return false;
 }
 
 /**
  * Writes `lo` back to the descriptor at `entry` (read at `address`): an accessed or dirty flag the hardware
  * set. A nested walk first translates the descriptor's address for a write. Returns the address written, or
- * the failure that stopped the walk.
+ * -1 when the walk stopped (the fault is in `out`).
  */
 function writeBack(
   options: WalkOptions,
+  out: WalkState,
   entry: number,
   address: number,
   level: number,
   lo: number,
   reads: number,
-): number | WalkFailure {
+): number {
   let target = address;
   if (options.translateTableAddress !== undefined) {
     const writable = options.translateTableAddress(entry, level, PERM_WRITE);
-    if (typeof writable !== 'number') return tableWalkFailure(writable, level, entry, reads);
+    if (typeof writable !== 'number') {
+      tableWalkFailure(out, writable, level, entry, reads);
+      return -1;
+    }
     target = writable;
   }
   words[0] = lo;
-  if (!options.bus.writeWords(target, words, 1, options.counter))
-    return failure('walk-abort', level, reads, target);
+  if (!options.bus.writeWords(target, words, 1, options.counter)) {
+    fail(out, 'walk-abort', level, reads, target);
+    return -1;
+  }
   return target;
 }
 
 /** The walk ends because `translateTableAddress` refused the descriptor at `address` (`fault` inside). */
-function tableWalkFailure(fault: WalkFault, level: number, address: number, reads: number): WalkFailure {
-  return { ok: false, fault: { kind: fault.kind, level, address, tableWalk: fault }, reads };
+function tableWalkFailure(
+  out: WalkState,
+  fault: WalkFault,
+  level: number,
+  address: number,
+  reads: number,
+): false {
+  return fail(out, fault.kind, level, reads, address, fault);
 }
 
-/** Walks `format`'s table rooted at `rootPa` for input address `iova`. */
-export function walk<A>(
-  format: PageTableFormat<A>,
+/**
+ * Walks `format`'s table rooted at `rootPa` for input address `iova` into `out`, allocating nothing.
+ * Returns `out.ok`.
+ */
+export function walkInto(
+  format: PageTableFormat,
   rootPa: number,
   iova: number,
   options: WalkOptions,
-): WalkResult<A> {
+  out: WalkState,
+): boolean {
   const { bus, counter, translateTableAddress, onStep, tableCache } = options;
   const oaLimit = pow2(format.oas);
   let level = format.startLevel;
-  if (!(iova >= 0 && iova < pow2(format.ias))) return failure('translation', level, 0);
-  if (!(rootPa >= 0 && rootPa < oaLimit)) return failure('address-size', 0, 0);
+  if (!(iova >= 0 && iova < pow2(format.ias))) return fail(out, 'translation', level, 0);
+  if (!(rootPa >= 0 && rootPa < oaLimit)) return fail(out, 'address-size', 0, 0);
   const hierarchical = options.hierarchicalPermissions !== false;
   let table = rootPa;
   let limits = 0;
@@ -192,34 +263,33 @@ export function walk<A>(
     let address = entry;
     if (translateTableAddress !== undefined) {
       const translated = translateTableAddress(entry, level, PERM_READ);
-      if (typeof translated !== 'number') return tableWalkFailure(translated, level, entry, reads);
+      if (typeof translated !== 'number') return tableWalkFailure(out, translated, level, entry, reads);
       address = translated;
     }
-    if (!bus.readWords(address, words, 2, counter)) return failure('walk-abort', level, reads, address);
+    if (!bus.readWords(address, words, 2, counter)) return fail(out, 'walk-abort', level, reads, address);
     reads++;
     let lo = words[0]!;
     const hi = words[1]!;
     onStep?.(level, address, lo, hi);
     const kind = format.kind(lo, hi, level);
-    if (kind === DESC_RESERVED) return failure('reserved', level, reads);
+    if (kind === DESC_RESERVED) return fail(out, 'reserved', level, reads);
     if (kind === DESC_INVALID || (kind === DESC_TABLE && level === format.leafLevel)) {
-      return failure('translation', level, reads);
+      return fail(out, 'translation', level, reads);
     }
     if (kind === DESC_TABLE) {
       const next = format.tableAddress(lo, hi);
-      if (next >= oaLimit) return failure('address-size', level, reads);
+      if (next >= oaLimit) return fail(out, 'address-size', level, reads);
       // Where table entries have an accessed flag (x86-64, SDM §4.8; VT-d with SSADE; AMD v1 with HAD), the
       // walk sets it in every entry it uses.
       if (format.tableAccessFlag && options.hardwareAccessFlag === true && !format.accessFlag(lo)) {
-        const written = writeBack(options, entry, address, level, format.setAccessFlag(lo), reads);
-        if (typeof written !== 'number') return written;
+        if (writeBack(options, out, entry, address, level, format.setAccessFlag(lo), reads) < 0) return false;
       }
       if (hierarchical) limits |= format.tableLimits(lo, hi);
       const nextLevel = format.tableNextLevel(lo, hi, level);
       // A descriptor that skips levels (AMD v1) holds only for inputs whose skipped index bits are zero.
       let skipped = false;
       for (let l = format.nextLevel(level); l !== nextLevel; l = format.nextLevel(l)) {
-        if (format.index(iova, l) !== 0) return failure('translation', level, reads);
+        if (format.index(iova, l) !== 0) return fail(out, 'translation', level, reads);
         skipped = true;
       }
       // Such a table serves only part of the descriptor's range: it is not a walk-cache entry for all of it.
@@ -231,44 +301,60 @@ export function walk<A>(
     }
     // A leaf: Arm ARM D8.5 fault order: address size, then access flag.
     const base = format.outputAddress(lo, hi, level);
-    if (base >= oaLimit) return failure('address-size', level, reads);
+    if (base >= oaLimit) return fail(out, 'address-size', level, reads);
     let update = false;
     if (!format.accessFlag(lo)) {
       if (options.hardwareAccessFlag === true) {
         lo = format.setAccessFlag(lo);
         update = true;
       } else if (options.accessFlagFaultDisable !== true) {
-        return failure('access-flag', level, reads);
+        return fail(out, 'access-flag', level, reads);
       }
     }
-    let attrs = format.decodeLeaf(lo, hi, level, limits);
     const access = options.access ?? PERM_READ;
     if (
       options.hardwareDirty === true &&
       (access & PERM_WRITE) !== 0 &&
       format.dirtyState(lo, hi) === DIRTY_CLEAN &&
-      (format.permissions(attrs, (access & PERM_PRIV) !== 0, true) & PERM_WRITE) !== 0
+      // Only the first write to a writable-clean leaf gets here: decoding its attributes may allocate.
+      (format.permissions(format.decodeLeaf(lo, hi, level, limits), (access & PERM_PRIV) !== 0, true) &
+        PERM_WRITE) !==
+        0
     ) {
       lo = format.markDirty(lo);
-      attrs = format.decodeLeaf(lo, hi, level, limits);
       update = true;
     }
     if (update) {
-      const written = writeBack(options, entry, address, level, lo, reads);
-      if (typeof written !== 'number') return written;
-      address = written;
+      address = writeBack(options, out, entry, address, level, lo, reads);
+      if (address < 0) return false;
     }
     const pageShift = format.leafShift(lo, hi, level);
-    return {
-      ok: true,
-      pa: base + (iova % pow2(pageShift)),
-      level,
-      pageShift,
-      attrs,
-      lo,
-      hi,
-      descriptorAddress: address,
-      reads,
-    };
+    out.ok = true;
+    // The offset in the leaf from the low 32 bits of the input (exact for any safe integer) rather than a
+    // floating-point remainder, for every leaf smaller than 2 GiB.
+    out.pa = base + (pageShift < 31 ? (iova >>> 0) & ((1 << pageShift) - 1) : iova % pow2(pageShift));
+    out.level = level;
+    out.pageShift = pageShift;
+    out.lo = lo;
+    out.hi = hi;
+    out.descriptorAddress = address;
+    out.tableLimits = limits;
+    out.reads = reads;
+    return true;
   }
+}
+
+/** Walks `format`'s table rooted at `rootPa` for input address `iova`: a fresh result, attributes decoded. */
+export function walk<A>(
+  format: PageTableFormat<A>,
+  rootPa: number,
+  iova: number,
+  options: WalkOptions,
+): WalkResult<A> {
+  const out = new WalkState();
+  if (!walkInto(format, rootPa, iova, options, out))
+    return { ok: false, fault: out.fault(), reads: out.reads };
+  const { pa, level, pageShift, lo, hi, descriptorAddress, reads } = out;
+  const attrs = format.decodeLeaf(lo, hi, level, out.tableLimits);
+  return { ok: true, pa, level, pageShift, attrs, lo, hi, descriptorAddress, reads };
 }

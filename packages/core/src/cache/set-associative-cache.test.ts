@@ -85,6 +85,25 @@ describe('SetAssociativeCache lookups and inserts', () => {
     expect({ hits: c.hits, misses: c.misses }).toEqual({ hits: 1, misses: 2 });
   });
 
+  it('a way whose last tag matches but an earlier one differs is not a hit', () => {
+    const c = new SetAssociativeCache('test.cache', { sets: 1, ways: 4, policy: 'lru' }, 3);
+    const insert = (a: number, b: number, page: number) => {
+      c.probe.set([a, b, page]);
+      return c.insert(0);
+    };
+    const slots = [insert(1, 2, 9), insert(1, 3, 9), insert(4, 2, 9)];
+    for (const [k, tags] of [
+      [1, 2, 9],
+      [1, 3, 9],
+      [4, 2, 9],
+    ].entries()) {
+      c.probe.set(tags!);
+      expect(c.find(0)).toBe(slots[k]);
+    }
+    c.probe.set([4, 3, 9]);
+    expect(c.find(0)).toBe(-1);
+  });
+
   it('find neither counts nor refreshes; hit does both', () => {
     const c = cache({ ways: 2 });
     const a = put(c, 1);

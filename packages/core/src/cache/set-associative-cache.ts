@@ -10,7 +10,9 @@
  * picks the set (usually from the low bits of the page number), which lets an address-specific
  * invalidation visit one set while a VMID- or ASID-wide one scans them all.
  *
- * Tags are doubles, so any integer up to 2^53 (a page number of a 64-bit address) is exact.
+ * Tags are doubles, so any integer up to 2^53 (a page number of a 64-bit address) is exact. A lookup
+ * compares each way's last tag first: put the tag most likely to differ between the ways of a set (the
+ * page number) last.
  */
 import { ConfigError } from '../errors/config-error.js';
 
@@ -127,13 +129,18 @@ export class SetAssociativeCache {
 
   /** Like {@link lookup} without counting or refreshing: for a caller that tries several sets before a miss. */
   find(set: number): number {
-    const n = this.tagCount;
+    const { tags, probe, valid } = this;
+    const last = this.tagCount - 1;
+    const key = probe[last]!;
     const first = set * this.ways;
-    for (let slot = first; slot < first + this.ways; slot++) {
-      if (this.valid[slot] === 0) continue;
+    const end = first + this.ways;
+    for (let slot = first; slot < end; slot++) {
+      const base = slot * (last + 1);
+      // The last tag first (see the class comment): most ways of a set differ there.
+      if (valid[slot] === 0 || tags[base + last] !== key) continue;
       let t = 0;
-      while (t < n && this.tags[slot * n + t] === this.probe[t]) t++;
-      if (t === n) return slot;
+      while (t < last && tags[base + t] === probe[t]) t++;
+      if (t === last) return slot;
     }
     return -1;
   }

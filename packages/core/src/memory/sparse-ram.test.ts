@@ -186,4 +186,39 @@ describe('SparseRam', () => {
     ram.readBytes(PAGE - 2, out, 2);
     expect(Array.from(out)).toEqual([9, 9, 1, 2, 3, 4]);
   });
+
+  it('short reads within a page (descriptors, queue entries) read what was written, zeros where nothing was', () => {
+    const ram = new SparseRam(2 * PAGE);
+    ram.writeWords(PAGE - 12, Uint32Array.of(1, 2, 3), 0, 3);
+    for (const count of [1, 2, 3]) {
+      const out = new Uint32Array(count + 2).fill(0xdead);
+      ram.readWords(PAGE - 12, out, 1, count);
+      expect(Array.from(out)).toEqual([0xdead, ...[1, 2, 3].slice(0, count), 0xdead]);
+    }
+    const unwritten = Uint32Array.of(5, 5, 5);
+    ram.readWords(PAGE + 8, unwritten, 1, 2);
+    expect(Array.from(unwritten)).toEqual([5, 0, 0]);
+  });
+
+  it('pages that share a recent-page slot, discarded or cleared, always read as RAM holds them', () => {
+    // Page indices 0, 260 and 520 fold to the same slot of the recent-page cache; 1 to another.
+    const pages = [0, 260, 520, 1];
+    const ram = new SparseRam(8192 * PAGE);
+    for (const [k, page] of pages.entries()) ram.write32(page * PAGE + 8, k + 1);
+    for (let round = 0; round < 2; round++)
+      for (const [k, page] of pages.entries()) expect(ram.read32(page * PAGE + 8)).toBe(k + 1);
+    // Reading page 260 puts it in the slot; dropping it must not leave its old words readable.
+    ram.read32(260 * PAGE);
+    ram.discard(260 * PAGE, PAGE);
+    expect(ram.read32(260 * PAGE + 8)).toBe(0);
+    expect(ram.read32(520 * PAGE + 8)).toBe(3);
+    // Dropping a page whose slot holds another keeps that other one.
+    ram.read32(0);
+    ram.discard(520 * PAGE, PAGE);
+    expect([ram.read32(8), ram.read32(520 * PAGE + 8)]).toEqual([1, 0]);
+    ram.clear();
+    expect(pages.map((page) => ram.read32(page * PAGE + 8))).toEqual([0, 0, 0, 0]);
+    ram.write32(PAGE + 8, 9);
+    expect(ram.read32(PAGE + 8)).toBe(9);
+  });
 });

@@ -3,7 +3,8 @@
  * without allocating (docs/design.md §4). Offsets are byte offsets into the region as `number`s.
  *
  * Word and byte accesses go to typed-array views of each page, looked up once per page an access touches
- * (the page last used is remembered, as table walks and DMA stay on one page). Words are little-endian:
+ * through a small direct-mapped cache of recently used pages in front of the page map (a table walk
+ * touches one page per level, DMA one or two). Words are little-endian:
  * on a little-endian host (every platform Node ships for but s390x) through a Uint32Array, elsewhere
  * through a DataView.
  */
@@ -19,6 +20,16 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /** Pages carved from one ArrayBuffer: one allocation for many table pages or a buffer's worth. */
 const SLAB_PAGES = 16;
+/** Slots of the recent-page cache (a power of two): enough for the levels of a few walks and a DMA buffer. */
+const RECENT_PAGES = 256;
+
+/**
+ * The recent-page slot of page `index`: its low bits folded with the bits above them, so pages a table or a
+ * buffer apart (1 MiB, 2 MiB, 1 GiB strides) do not all share slot 0.
+ */
+function recentSlot(index: number): number {
+  return (index ^ (index >>> 6) ^ (index >>> 12) ^ (index >>> 18)) & (RECENT_PAGES - 1);
+}
 
 /**
  * One allocated page. Word accesses (descriptors, queues) use `words`; the byte and DataView views are made
@@ -50,9 +61,9 @@ export class SparseRam {
   /** Where new pages come from: the next unused page of the current slab. */
   private slab = new ArrayBuffer(0);
   private slabNext = SLAB_PAGES;
-  // Stryker disable next-line UnaryOperator: no page is looked up before pageForWrite sets the memo
-  private lastIndex = -1;
-  private lastPage: Page | undefined;
+  /** The recent-page cache: slot {@link recentSlot} of a page index holds that index (-1: empty) and its page. */
+  private readonly recentIndex = new Float64Array(RECENT_PAGES).fill(-1);
+  private readonly recentPage: (Page | undefined)[] = new Array(RECENT_PAGES).fill(undefined);
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -91,6 +102,23 @@ export class SparseRam {
 
   /** Reads `count` little-endian words from `offset` (4-byte aligned) into `out` from `outOffset`. */
   readWords(offset: number, out: Uint32Array, outOffset: number, count: number): void {
+    const start = (offset & PAGE_MASK) >>> 2;
+    // A descriptor or a queue entry: within one page and short, so no chunking and no view.
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: the general loop below reads the same words (speed only)
+    if (LITTLE_ENDIAN_HOST && count < BULK_WORDS && start + count <= PAGE_WORDS) {
+      const page = this.page(Math.floor(offset / PAGE_SIZE));
+      if (page === undefined) for (let i = 0; i < count; i++) out[outOffset + i] = 0;
+      else {
+        const words = page.words;
+        // Stryker disable next-line ConditionalExpression,EqualityOperator: the loop copies the same two words (speed only)
+        if (count === 2) {
+          // One descriptor: every table walk's read, without the loop.
+          out[outOffset] = words[start]!;
+          out[outOffset + 1] = words[start + 1]!;
+        } else for (let i = 0; i < count; i++) out[outOffset + i] = words[start + i]!;
+      }
+      return;
+    }
     let done = 0;
     while (done < count) {
       const at = offset + done * 4;
@@ -176,30 +204,31 @@ export class SparseRam {
    * without allocating anything.
    */
   discard(offset: number, length: number): void {
-    for (let p = Math.floor(offset / PAGE_SIZE); p < Math.ceil((offset + length) / PAGE_SIZE); p++)
+    for (let p = Math.floor(offset / PAGE_SIZE); p < Math.ceil((offset + length) / PAGE_SIZE); p++) {
       this.pages.delete(p);
-    this.forgetLast();
+      const slot = recentSlot(p);
+      if (this.recentIndex[slot] === p) this.forgetSlot(slot);
+    }
   }
 
   /** Drops every page (the RAM reads as zeros again) and returns the bytes released. */
   clear(): number {
     const released = this.allocatedBytes;
     this.pages.clear();
-    this.forgetLast();
+    this.recentIndex.fill(-1);
+    this.recentPage.fill(undefined);
     return released;
   }
 
   /** The page at `index`, if it was ever written. */
   private page(index: number): Page | undefined {
-    // The memo only saves a Map lookup; remembering a miss too would be as correct (pageForWrite replaces it).
+    // The cache only saves a Map lookup; a miss is not remembered (pageForWrite fills the slot).
+    const slot = recentSlot(index);
     // Stryker disable next-line ConditionalExpression,EqualityOperator: see above
-    if (index === this.lastIndex) return this.lastPage;
+    if (this.recentIndex[slot] === index) return this.recentPage[slot];
     const page = this.pages.get(index);
-    // Stryker disable next-line ConditionalExpression,EqualityOperator,BlockStatement: see above
-    if (page !== undefined) {
-      this.lastIndex = index;
-      this.lastPage = page;
-    }
+    // Stryker disable next-line ConditionalExpression,BlockStatement: see above
+    if (page !== undefined) this.remember(slot, index, page);
     return page;
   }
 
@@ -212,14 +241,18 @@ export class SparseRam {
       }
       page = new Page(this.slab, this.slabNext++ * PAGE_SIZE);
       this.pages.set(index, page);
-      this.lastIndex = index;
-      this.lastPage = page;
+      this.remember(recentSlot(index), index, page);
     }
     return page;
   }
 
-  private forgetLast(): void {
-    this.lastIndex = -1;
-    this.lastPage = undefined;
+  private remember(slot: number, index: number, page: Page): void {
+    this.recentIndex[slot] = index;
+    this.recentPage[slot] = page;
+  }
+
+  private forgetSlot(slot: number): void {
+    this.recentIndex[slot] = -1;
+    this.recentPage[slot] = undefined;
   }
 }

@@ -1,4 +1,5 @@
 import { PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   decodeVmsaAttributes,
@@ -9,7 +10,7 @@ import {
   type VmsaAttributeFields,
   vmsaTemplate,
 } from './descriptors.js';
-import { vmsaAccessAllowed, vmsaPermissions } from './permissions.js';
+import { vmsaAccessAllowed, vmsaLeafPermissions, vmsaPermissions } from './permissions.js';
 
 const R = PERM_READ;
 const W = PERM_WRITE;
@@ -117,5 +118,26 @@ describe('stage 2 permissions', () => {
     const clean = attrs(2, { ap: 0b01, dbm: true });
     expect(vmsaAccessAllowed(clean, W)).toBe(false);
     expect(vmsaAccessAllowed(clean, W, true)).toBe(true);
+  });
+});
+
+describe('vmsaLeafPermissions: the same rules from the descriptor words', () => {
+  it('agrees with vmsaPermissions of the decoded attributes for any leaf, limits, privilege and HD', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom<1 | 2>(1, 2),
+        fc.integer({ min: 0, max: 0xffff_ffff }),
+        fc.integer({ min: 0, max: 0xffff_ffff }),
+        fc.integer({ min: 0, max: 15 }),
+        fc.boolean(),
+        fc.boolean(),
+        (stage, lo, hi, limits, privileged, hd) => {
+          const decoded = decodeVmsaAttributes(stage, lo, hi, limits);
+          expect(vmsaLeafPermissions(stage, lo, hi, limits, privileged, hd)).toBe(
+            vmsaPermissions(decoded, privileged, hd),
+          );
+        },
+      ),
+    );
   });
 });

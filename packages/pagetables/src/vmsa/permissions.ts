@@ -19,10 +19,13 @@
  */
 import { PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import {
+  HI_DBM,
+  HI_XN_SHIFT,
   LIMIT_AP_TABLE_NO_EL0,
   LIMIT_AP_TABLE_RO,
   LIMIT_PXN_TABLE,
   LIMIT_UXN_TABLE,
+  LO_AP_SHIFT,
   type VmsaLeafAttributes,
 } from './descriptors.js';
 
@@ -32,29 +35,70 @@ export function vmsaPermissions(
   privileged: boolean,
   hardwareDirty = false,
 ): number {
-  if (attrs.stage === 2) {
+  return permissionBits(
+    attrs.stage,
+    attrs.ap,
+    attrs.xn,
+    attrs.dbm,
+    attrs.tableLimits,
+    privileged,
+    hardwareDirty,
+  );
+}
+
+/**
+ * {@link vmsaPermissions} of the leaf descriptor `lo`/`hi` at `stage` under `tableLimits` (ignored at stage 2),
+ * without decoding its attributes into an object: what a TLB-miss path calls.
+ */
+export function vmsaLeafPermissions(
+  stage: 1 | 2,
+  lo: number,
+  hi: number,
+  tableLimits: number,
+  privileged: boolean,
+  hardwareDirty = false,
+): number {
+  return permissionBits(
+    stage,
+    (lo >>> LO_AP_SHIFT) & 3,
+    (hi >>> HI_XN_SHIFT) & 3,
+    (hi & HI_DBM) !== 0,
+    stage === 1 ? tableLimits : 0,
+    privileged,
+    hardwareDirty,
+  );
+}
+
+function permissionBits(
+  stage: 1 | 2,
+  ap: number,
+  xn: number,
+  dbm: boolean,
+  limits: number,
+  privileged: boolean,
+  hardwareDirty: boolean,
+): number {
+  if (stage === 2) {
     let perm = 0;
-    if (attrs.ap & 1) perm |= PERM_READ;
-    if (attrs.ap & 2 || (hardwareDirty && attrs.dbm)) perm |= PERM_WRITE;
-    const xn = attrs.xn;
+    if (ap & 1) perm |= PERM_READ;
+    if (ap & 2 || (hardwareDirty && dbm)) perm |= PERM_WRITE;
     if (privileged ? xn === 0 || xn === 3 : xn === 0 || xn === 1) perm |= PERM_EXEC;
     return perm;
   }
-  const limits = attrs.tableLimits;
-  const el0 = (attrs.ap & 1) !== 0 && (limits & LIMIT_AP_TABLE_NO_EL0) === 0;
+  const el0 = (ap & 1) !== 0 && (limits & LIMIT_AP_TABLE_NO_EL0) === 0;
   const tableRo = (limits & LIMIT_AP_TABLE_RO) !== 0;
-  const readOnly = (attrs.ap & 2) !== 0 || tableRo;
-  const writable = !readOnly || (hardwareDirty && attrs.dbm && !tableRo);
+  const readOnly = (ap & 2) !== 0 || tableRo;
+  const writable = !readOnly || (hardwareDirty && dbm && !tableRo);
   if (privileged) {
     let perm = PERM_READ;
     if (writable) perm |= PERM_WRITE;
     const el0Writable = el0 && !readOnly;
-    if ((attrs.xn & 1) === 0 && (limits & LIMIT_PXN_TABLE) === 0 && !el0Writable) perm |= PERM_EXEC;
+    if ((xn & 1) === 0 && (limits & LIMIT_PXN_TABLE) === 0 && !el0Writable) perm |= PERM_EXEC;
     return perm;
   }
   let perm = 0;
   if (el0) perm |= writable ? PERM_READ | PERM_WRITE : PERM_READ;
-  if ((attrs.xn & 2) === 0 && (limits & LIMIT_UXN_TABLE) === 0) perm |= PERM_EXEC;
+  if ((xn & 2) === 0 && (limits & LIMIT_UXN_TABLE) === 0) perm |= PERM_EXEC;
   return perm;
 }
 

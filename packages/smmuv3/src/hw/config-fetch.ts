@@ -170,7 +170,6 @@ export class Smmuv3ConfigFetch {
   /** The PA of a CD-table IPA: through stage 2 when nested (`s2Format`, CLASS CD), else the address itself. */
   private toPa(ste: Ste, s2Format: VmsaFormat | undefined, ipa: number): number | Fault {
     if (!s2Format) return ipa;
-    const t = this.walker.stage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.CD);
-    return t.ok ? t.pa : t.fault;
+    return this.walker.stage2(ste, s2Format, ipa, PERM_READ, EVENT_CLASS.CD) ?? this.walker.s2Leaf.pa;
   }
 }

@@ -5,7 +5,7 @@
  * that cached it, so a hit checks every access's PnU, InD and RnW with a shift and a mask.
  */
 import { NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
-import { type VmsaLeafAttributes, vmsaPermissions } from '@iommukit/pagetables';
+import { vmsaLeafPermissions } from '@iommukit/pagetables';
 
 const RWX = PERM_READ | PERM_WRITE | PERM_EXEC;
 
@@ -17,11 +17,20 @@ export function stageGrants(privileged: number, unprivileged: number): number {
 /** The grants of a stage that does not translate (stage 2 of a stage-1-only entry, and the reverse). */
 export const ALL_GRANTS = stageGrants(RWX, RWX);
 
-/** What a VMSAv8-64 leaf grants, with hardware dirty-state management on or off. */
-export function leafGrants(attrs: VmsaLeafAttributes, hardwareDirty: boolean): number {
+/**
+ * What the VMSAv8-64 leaf `lo`/`hi` grants at `stage` under `tableLimits`, with hardware dirty-state
+ * management on or off.
+ */
+export function leafGrants(
+  stage: 1 | 2,
+  lo: number,
+  hi: number,
+  tableLimits: number,
+  hardwareDirty: boolean,
+): number {
   return stageGrants(
-    vmsaPermissions(attrs, true, hardwareDirty),
-    vmsaPermissions(attrs, false, hardwareDirty),
+    vmsaLeafPermissions(stage, lo, hi, tableLimits, true, hardwareDirty),
+    vmsaLeafPermissions(stage, lo, hi, tableLimits, false, hardwareDirty),
   );
 }
 

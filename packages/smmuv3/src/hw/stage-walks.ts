@@ -8,19 +8,21 @@
  * Each walk starts from the deepest table its walk cache holds (walk-cache.ts), so a nested miss next to
  * an earlier one reads a few descriptors instead of 24.
  *
- * A miss allocates no walk options: each stage has one options object, rewritten per walk. Walks do not
- * nest within a stage (a stage-1 walk runs stage-2 walks, never the reverse), so neither is rewritten
- * while a walk reads it.
+ * A miss allocates nothing but a fault: each stage has one walk-options object, one walk state and one
+ * result, rewritten per walk. Walks do not nest within a stage (a stage-1 walk runs stage-2 walks, never
+ * the reverse), so neither is rewritten while a walk reads it; a caller reads a result before the next walk
+ * of its stage.
  */
 import { type AccessCounter, type ITracer, type MemoryBus, PERM_WRITE, toHex } from '@iommukit/core';
 import {
+  LO_NG,
   psEncoding,
   type VmsaFormat,
-  type VmsaLeafAttributes,
   vmsaFormatFromRegisters,
   type WalkFault,
   type WalkOptions,
-  walk,
+  WalkState,
+  walkInto,
 } from '@iommukit/pagetables';
 import { type Cd, cdEffectiveIpsBits } from './cd.js';
 import type { CdContext } from './config-fetch.js';
@@ -43,24 +45,28 @@ export interface WalkContext {
   readonly walkCaches?: { readonly s1: Smmuv3WalkCache; readonly s2: Smmuv3WalkCache } | undefined;
 }
 
-/** A walk's leaf as the TLB caches it: both stages' grants (all for a bypassed stage), output and IPA. */
-export interface WalkedLeaf {
-  readonly pa: number;
-  readonly ipa: number;
-  readonly pageShift: number;
+/** A stage-1 walk's leaf as the TLB caches it: both stages' grants (all for a bypassed stage), output and IPA. */
+export class WalkedLeaf {
+  pa = 0;
+  ipa = 0;
+  pageShift = 0;
   /** What both stages grant this access. */
-  readonly perm: number;
-  readonly s1Grants: number;
-  readonly s2Grants: number;
+  perm = 0;
+  s1Grants = 0;
+  s2Grants = 0;
   /** The walk was for a write, so HD marked the leaf dirty. */
-  readonly dirty: boolean;
+  dirty = false;
   /** Stage-1 nG: the leaf belongs to the CD's ASID rather than to every ASID. */
-  readonly ng: boolean;
+  ng = false;
 }
 
-export type Stage2Walk =
-  | { ok: true; pa: number; perm: number; grants: number; pageShift: number; dirty: boolean }
-  | { ok: false; fault: Fault };
+/** A stage-2 walk's leaf: the PA, what it grants this access and in general, and its size. */
+export class Stage2Leaf {
+  pa = 0;
+  perm = 0;
+  grants = 0;
+  pageShift = 0;
+}
 
 /**
  * The output size a walk checks: the effective (S2)PS, but at most 48 bits with the 4K and 16K granules,
@@ -89,8 +95,14 @@ export class Smmuv3StageWalker {
   private readonly traceStage2 = (level: number, addr: number, lo: number, hi: number) =>
     this.traceStep(2, level, addr, lo, hi);
 
+  /** The last successful stage-1 walk (`stage1`), valid until the next one. */
+  readonly leaf = new WalkedLeaf();
+  /** The last successful stage-2 walk (`stage2`), valid until the next one: a nested stage 1 runs several. */
+  readonly s2Leaf = new Stage2Leaf();
   private readonly s1Options: ReusedWalkOptions;
   private readonly s2Options: ReusedWalkOptions;
+  private readonly s1State = new WalkState();
+  private readonly s2State = new WalkState();
   /** The stream a nested stage-1 walk translates its table addresses for, and the stage-2 fault that stopped it. */
   private nestedSte: Ste | undefined;
   private nestedFormat: VmsaFormat | undefined;
@@ -101,9 +113,9 @@ export class Smmuv3StageWalker {
     _level: number,
     tableAccess: number,
   ): number | WalkFault => {
-    const t = this.stage2(this.nestedSte!, this.nestedFormat!, ipa, tableAccess, EVENT_CLASS.TT);
-    if (t.ok) return t.pa;
-    this.nestedFault = t.fault;
+    const fault = this.stage2(this.nestedSte!, this.nestedFormat!, ipa, tableAccess, EVENT_CLASS.TT);
+    if (fault === undefined) return this.s2Leaf.pa;
+    this.nestedFault = fault;
     return STAGE2_REFUSED;
   };
 
@@ -124,19 +136,18 @@ export class Smmuv3StageWalker {
     this.s2Options = options();
   }
 
-  /** Stage 1 from the CD's TTB0 and, when nested (`s2Format`), every IPA it uses through stage 2. */
+  /**
+   * Stage 1 from the CD's TTB0 and, when nested (`s2Format`), every IPA it uses through stage 2: the fault,
+   * or undefined with the result in {@link leaf}.
+   */
   stage1(
     ste: Ste,
     cd: CdContext,
     s2Format: VmsaFormat | undefined,
     input: number,
     access: number,
-  ): ({ ok: true } & WalkedLeaf) | { ok: false; fault: Fault } {
-    if (cd.epd0)
-      return {
-        ok: false,
-        fault: { ...stage1Fault('F_TRANSLATION', ste, cd), reason: 'CD.EPD0 disables TTB0 walks' },
-      };
+  ): Fault | undefined {
+    if (cd.epd0) return { ...stage1Fault('F_TRANSLATION', ste, cd), reason: 'CD.EPD0 disables TTB0 walks' };
     const format = cd.s1Format;
     this.walks++;
     // {HD, HA} = {1, 0} behaves as both 0 (§5.4 CD.HD). HA or HD beyond IDR0.HTTU is C_BAD_CD (cd.ts).
@@ -153,44 +164,45 @@ export class Smmuv3StageWalker {
     this.nestedSte = ste;
     this.nestedFormat = s2Format;
     this.nestedFault = undefined;
-    const result = walk(format, cd.ttb0, input, options);
-    if (!result.ok) {
+    const result = this.s1State;
+    if (!walkInto(format, cd.ttb0, input, options, result)) {
       const s2Fault = this.nestedFault;
-      if (s2Fault) return { ok: false, fault: s2Fault };
-      const event = WALK_EVENT[result.fault.kind];
+      if (s2Fault) return s2Fault;
+      const event = WALK_EVENT[result.faultKind];
       // A descriptor fetch that aborts is CLASS TT with its PA, and always recorded (§7.3.12, §5.5).
-      if (event === 'F_WALK_EABT') {
-        return {
-          ok: false,
-          fault: { event, record: true, s2: false, cls: EVENT_CLASS.TT, ...walkAbortAddress(result.fault) },
-        };
-      }
-      return { ok: false, fault: stage1Fault(event, ste, cd) };
+      if (event === 'F_WALK_EABT')
+        return { event, record: true, s2: false, cls: EVENT_CLASS.TT, ...walkAbortAddress(result.fault()) };
+      return stage1Fault(event, ste, cd);
     }
-    const attrs = result.attrs as VmsaLeafAttributes;
-    const s1Grants = leafGrants(attrs, hd);
-    if (!grantsAllow(s1Grants, access)) return { ok: false, fault: stage1Fault('F_PERMISSION', ste, cd) };
-    let perm = grantedTo(s1Grants, access);
-    let pa = result.pa;
-    let pageShift = result.pageShift;
-    let s2Grants = ALL_GRANTS;
+    const s1Grants = leafGrants(1, result.lo, result.hi, result.tableLimits, hd);
+    if (!grantsAllow(s1Grants, access)) return stage1Fault('F_PERMISSION', ste, cd);
+    const leaf = this.leaf;
+    leaf.perm = grantedTo(s1Grants, access);
+    leaf.pa = result.pa;
+    leaf.ipa = result.pa;
+    leaf.pageShift = result.pageShift;
+    leaf.s1Grants = s1Grants;
+    leaf.s2Grants = ALL_GRANTS;
+    leaf.dirty = (access & PERM_WRITE) !== 0;
+    leaf.ng = (result.lo & LO_NG) !== 0;
     if (s2Format) {
-      const t = this.stage2(ste, s2Format, result.pa, access, EVENT_CLASS.IN);
-      if (!t.ok) return t;
-      pa = t.pa;
-      perm &= t.perm;
-      pageShift = Math.min(pageShift, t.pageShift);
-      s2Grants = t.grants;
+      const fault = this.stage2(ste, s2Format, leaf.ipa, access, EVENT_CLASS.IN);
+      if (fault) return fault;
+      const t = this.s2Leaf;
+      leaf.pa = t.pa;
+      leaf.perm &= t.perm;
+      leaf.pageShift = Math.min(leaf.pageShift, t.pageShift);
+      leaf.s2Grants = t.grants;
     }
-    const dirty = (access & PERM_WRITE) !== 0;
-    return { ok: true, pa, ipa: result.pa, pageShift, perm, s1Grants, s2Grants, dirty, ng: attrs.ng };
+    return undefined;
   }
 
   /**
    * Stage 2 of an IPA from the STE's S2TTB; `cls` is what the IPA is for (CLASS IN: the input or stage-1
-   * output, TT: a stage-1 descriptor, CD: a CD or L1CD fetch).
+   * output, TT: a stage-1 descriptor, CD: a CD or L1CD fetch). The fault, or undefined with the result in
+   * {@link s2Leaf}.
    */
-  stage2(ste: Ste, format: VmsaFormat, ipa: number, access: number, cls: number): Stage2Walk {
+  stage2(ste: Ste, format: VmsaFormat, ipa: number, access: number, cls: number): Fault | undefined {
     this.walks++;
     // {S2HA, S2HD} = {0, 1} behaves as both 0 (§5.2 STE.S2HD). Either beyond IDR0.HTTU is C_BAD_STE (ste.ts).
     const hd = ste.s2Hd && ste.s2Ha;
@@ -201,29 +213,22 @@ export class Smmuv3StageWalker {
     options.hardwareDirty = hd;
     options.onStep = this.ctx.tracer.enabled ? this.traceStage2 : undefined;
     options.tableCache = this.ctx.walkCaches?.s2.select('s2', ste.s2Vmid, GLOBAL_ASID);
-    const result = walk(format, ste.s2Ttb, ipa, options);
-    if (!result.ok) {
-      const event = WALK_EVENT[result.fault.kind];
+    const result = this.s2State;
+    if (!walkInto(format, ste.s2Ttb, ipa, options, result)) {
+      const event = WALK_EVENT[result.faultKind];
       // The record gives the descriptor's PA (FetchAddr), no IPA (§7.3.12).
-      if (event === 'F_WALK_EABT') {
-        return {
-          ok: false,
-          fault: { event, record: true, s2: true, cls, ...walkAbortAddress(result.fault) },
-        };
-      }
-      return { ok: false, fault: stage2Fault(event, ste, ipa, cls, access) };
+      if (event === 'F_WALK_EABT')
+        return { event, record: true, s2: true, cls, ...walkAbortAddress(result.fault()) };
+      return stage2Fault(event, ste, ipa, cls, access);
     }
-    const grants = leafGrants(result.attrs as VmsaLeafAttributes, hd);
-    if (!grantsAllow(grants, access))
-      return { ok: false, fault: stage2Fault('F_PERMISSION', ste, ipa, cls, access) };
-    return {
-      ok: true,
-      pa: result.pa,
-      perm: grantedTo(grants, access),
-      grants,
-      pageShift: result.pageShift,
-      dirty: (access & PERM_WRITE) !== 0,
-    };
+    const grants = leafGrants(2, result.lo, result.hi, 0, hd);
+    if (!grantsAllow(grants, access)) return stage2Fault('F_PERMISSION', ste, ipa, cls, access);
+    const leaf = this.s2Leaf;
+    leaf.pa = result.pa;
+    leaf.perm = grantedTo(grants, access);
+    leaf.grants = grants;
+    leaf.pageShift = result.pageShift;
+    return undefined;
   }
 
   /** The stage-2 table format of an STE, or undefined when its translation control is ILLEGAL. */

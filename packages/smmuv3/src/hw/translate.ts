@@ -253,20 +253,11 @@ export class Smmuv3Translator {
       if (hit.ok) this.answeredFrom = MEMO_STE | MEMO_TLB;
       return hit;
     }
-    const r = this.walker.stage2(ste, format, input, access, EVENT_CLASS.IN);
-    if (!r.ok) return r;
-    this.insert(
-      's2',
-      ste.s2Vmid,
-      GLOBAL_ASID,
-      input,
-      r.pa,
-      input,
-      r.pageShift,
-      r.dirty,
-      ALL_GRANTS,
-      r.grants,
-    );
+    const fault = this.walker.stage2(ste, format, input, access, EVENT_CLASS.IN);
+    if (fault) return { ok: false, fault };
+    const r = this.walker.s2Leaf;
+    const dirty = (access & PERM_WRITE) !== 0;
+    this.insert('s2', ste.s2Vmid, GLOBAL_ASID, input, r.pa, input, r.pageShift, dirty, ALL_GRANTS, r.grants);
     return { ok: true, pfn: Math.floor(r.pa / 4096), perm: r.perm, pageShift: r.pageShift };
   }
 
@@ -291,8 +282,9 @@ export class Smmuv3Translator {
       }
       return hit;
     }
-    const leaf = this.walker.stage1(ste, cd, s2Format, input, access);
-    if (!leaf.ok) return leaf;
+    const fault = this.walker.stage1(ste, cd, s2Format, input, access);
+    if (fault) return { ok: false, fault };
+    const leaf = this.walker.leaf;
     const asid = leaf.ng ? cd.asid : GLOBAL_ASID;
     this.insert(
       kind,
