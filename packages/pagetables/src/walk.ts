@@ -130,8 +130,11 @@ export interface WalkOptions {
 }
 
 // One descriptor's words. Values are copied into locals right after the read, before any callback, so a
-// nested walk started from a callback cannot disturb them.
+// nested walk started from a callback cannot disturb them. The walk reads them as signed 32-bit integers
+// (the same bits): V8 passes those to the format's methods as small integers, where words at or above
+// 2^31 (any table in RAM above 2 GiB) would be boxed on every call the compiler does not inline.
 const words = new Uint32Array(2);
+const signedWords = new Int32Array(words.buffer);
 
 /**
  * What a walk found, in an object the caller reuses from walk to walk (one per walker: a nested stage-2
@@ -268,9 +271,9 @@ export function walkInto(
     }
     if (!bus.readWords(address, words, 2, counter)) return fail(out, 'walk-abort', level, reads, address);
     reads++;
-    let lo = words[0]!;
-    const hi = words[1]!;
-    onStep?.(level, address, lo, hi);
+    let lo = signedWords[0]!;
+    const hi = signedWords[1]!;
+    onStep?.(level, address, lo >>> 0, hi >>> 0);
     const kind = format.kind(lo, hi, level);
     if (kind === DESC_RESERVED) return fail(out, 'reserved', level, reads);
     if (kind === DESC_INVALID || (kind === DESC_TABLE && level === format.leafLevel)) {
@@ -335,8 +338,8 @@ export function walkInto(
     out.pa = base + (pageShift < 31 ? (iova >>> 0) & ((1 << pageShift) - 1) : iova % pow2(pageShift));
     out.level = level;
     out.pageShift = pageShift;
-    out.lo = lo;
-    out.hi = hi;
+    out.lo = lo >>> 0;
+    out.hi = hi >>> 0;
     out.descriptorAddress = address;
     out.tableLimits = limits;
     out.reads = reads;
