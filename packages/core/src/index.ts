@@ -16,6 +16,7 @@ export * from './cache/hit-memo.js';
 export * from './cache/lru-cache.js';
 export * from './cache/set-associative-cache.js';
 export * from './cache/set-associative-stats.js';
+export * from './cache/tagged-tlb.js';
 export { schemaReferenceTable } from './config/config-reference.js';
 export * from './config/fields.js';
 export * from './config/format-issues.js';

@@ -25,10 +25,12 @@ import {
   PERM_READ,
   PERM_WRITE,
   type RegisterFile,
+  type TaggedTlb,
   type TranslationRequest,
   type TranslationResult,
   toHex,
 } from '@iommukit/core';
+import { TableWalkCache } from '@iommukit/pagetables';
 import type { CommandOutcome } from './command-queue.js';
 import {
   atcInvPages,
@@ -46,9 +48,8 @@ import { Smmuv3ProgrammingInterface } from './programming-interface.js';
 import type { SmmuQueues } from './queues.js';
 import { REG, SMMU_MMIO_SIZE } from './regs.js';
 import { StallBuffer, type StalledTransaction } from './stalls.js';
-import { ANY_ASID, emptyTlbEntry, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2, type TlbTags } from './tlb.js';
+import { ANY_ASID, emptyTlbEntry, Smmuv3Tlb, TLB_ALL_KINDS, TLB_NH, TLB_S2 } from './tlb.js';
 import { Smmuv3Translator } from './translate.js';
-import { Smmuv3WalkCache } from './walk-cache.js';
 
 const PRI_RESP_CODES = ['failure', 'invalid', 'success'] as const;
 
@@ -60,8 +61,8 @@ export class Smmuv3Hardware implements IommuHardware {
   readonly regs: RegisterFile;
   readonly queues: SmmuQueues;
   readonly tlb: Smmuv3Tlb;
-  /** Table descriptors cached by stage (walk-cache.ts); undefined when walkCacheEntries is 0. */
-  readonly walkCaches: { readonly s1: Smmuv3WalkCache; readonly s2: Smmuv3WalkCache } | undefined;
+  /** Table descriptors cached by stage (tagged as the TLB, tlb.ts); undefined when walkCacheEntries is 0. */
+  readonly walkCaches: { readonly s1: TableWalkCache; readonly s2: TableWalkCache } | undefined;
   readonly translator: Smmuv3Translator;
   /** Transactions held by stalling faults. */
   readonly stalls: StallBuffer;
@@ -90,9 +91,9 @@ export class Smmuv3Hardware implements IommuHardware {
       walkCacheEntries > 0
         ? {
             // Stryker disable next-line StringLiteral: see the TLB's name
-            s1: new Smmuv3WalkCache(walkGeometry, 'stage-1 walk cache'),
+            s1: new TableWalkCache(walkGeometry, 'stage-1 walk cache'),
             // Stryker disable next-line StringLiteral: see the TLB's name
-            s2: new Smmuv3WalkCache(walkGeometry, 'stage-2 walk cache'),
+            s2: new TableWalkCache(walkGeometry, 'stage-2 walk cache'),
           }
         : undefined;
     this.stalls = new StallBuffer(this.options.stallMax);
@@ -273,8 +274,8 @@ export class Smmuv3Hardware implements IommuHardware {
     return sum(caches, (c) => c.invalidateRange(kinds, vmid, asid, start, size));
   }
 
-  /** Every cache TLB maintenance reaches: the TLB and the walk caches, which share its tags (walk-cache.ts). */
-  private tlbAndWalkCaches(): readonly Smmuv3Tlb<TlbTags>[] {
+  /** Every cache TLB maintenance reaches: the TLB and the walk caches, which share its tags (tlb.ts). */
+  private tlbAndWalkCaches(): readonly TaggedTlb<object>[] {
     const w = this.walkCaches;
     return w ? [this.tlb, w.s1.entries, w.s2.entries] : [this.tlb];
   }
@@ -302,10 +303,10 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = t.cdCache.deleteFirst(command.streamId);
         break;
       case 'TLBI_NH_ALL':
-        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateVmid(TLB_NH, command.vmid));
+        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateDomain(TLB_NH, command.vmid));
         break;
       case 'TLBI_NH_ASID':
-        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateAsid(TLB_NH, command.vmid, command.asid));
+        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateSpace(TLB_NH, command.vmid, command.asid));
         break;
       case 'TLBI_NH_VA':
         dropped = this.invalidateRange(TLB_NH, command.vmid, command.asid, command);
@@ -314,7 +315,7 @@ export class Smmuv3Hardware implements IommuHardware {
         dropped = this.invalidateRange(TLB_NH, command.vmid, ANY_ASID, command);
         break;
       case 'TLBI_S12_VMALL':
-        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateVmid(TLB_ALL_KINDS, command.vmid));
+        dropped = sum(this.tlbAndWalkCaches(), (c) => c.invalidateDomain(TLB_ALL_KINDS, command.vmid));
         break;
       case 'TLBI_S2_IPA':
         dropped = this.invalidateRange(TLB_S2, command.vmid, ANY_ASID, command);

@@ -5,7 +5,7 @@
  * permission). The walks run through `@iommukit/pagetables` with the hardware Access/Dirty flag updates the
  * configuration enables (HA/HD, S2HA/S2HD, with IDR0.HTTU) and check the leaf's permissions for the access;
  * a failure is the fault the event records (`translation-faults.ts`).
- * Each walk starts from the deepest table its walk cache holds (walk-cache.ts), so a nested miss next to
+ * Each walk starts from the deepest table its walk cache holds (tlb.ts), so a nested miss next to
  * an earlier one reads a few descriptors instead of 24.
  *
  * A miss allocates nothing but a fault: each stage has one walk-options object, one walk state and one
@@ -17,6 +17,7 @@ import { type AccessCounter, type ITracer, type MemoryBus, PERM_WRITE, toHex } f
 import {
   LO_NG,
   psEncoding,
+  type TableWalkCache,
   type VmsaFormat,
   vmsaFormatFromRegisters,
   type WalkFault,
@@ -30,9 +31,8 @@ import { EVENT_CLASS } from './events.js';
 import type { Smmuv3Features } from './features.js';
 import { ALL_GRANTS, grantedTo, grantsAllow, leafGrants } from './grants.js';
 import { type Ste, steEffectiveS2PsBits, TG0 } from './ste.js';
-import { GLOBAL_ASID } from './tlb.js';
+import { GLOBAL_ASID, TLB_KIND_CODE } from './tlb.js';
 import { type Fault, stage1Fault, stage2Fault, WALK_EVENT, walkAbortAddress } from './translation-faults.js';
-import type { Smmuv3WalkCache } from './walk-cache.js';
 
 /** What the walks read through and report to. */
 export interface WalkContext {
@@ -42,7 +42,7 @@ export interface WalkContext {
   readonly tracer: ITracer;
   readonly features: Smmuv3Features;
   /** The stage-1 and stage-2 walk caches; none when the SMMU is built without them. */
-  readonly walkCaches?: { readonly s1: Smmuv3WalkCache; readonly s2: Smmuv3WalkCache } | undefined;
+  readonly walkCaches?: { readonly s1: TableWalkCache; readonly s2: TableWalkCache } | undefined;
 }
 
 /** A stage-1 walk's leaf as the TLB caches it: both stages' grants (all for a bypassed stage), output and IPA. */
@@ -159,7 +159,11 @@ export class Smmuv3StageWalker {
     options.hardwareDirty = hd;
     options.hierarchicalPermissions = !cd.had0;
     options.onStep = this.ctx.tracer.enabled ? this.traceStage1 : undefined;
-    options.tableCache = this.ctx.walkCaches?.s1.select(s2Format ? 's12' : 's1', ste.s2Vmid, cd.asid);
+    options.tableCache = this.ctx.walkCaches?.s1.select(
+      TLB_KIND_CODE[s2Format ? 's12' : 's1'],
+      ste.s2Vmid,
+      cd.asid,
+    );
     options.translateTableAddress = s2Format ? this.nestedTableAddress : undefined;
     this.nestedSte = ste;
     this.nestedFormat = s2Format;
@@ -212,7 +216,7 @@ export class Smmuv3StageWalker {
     options.accessFlagFaultDisable = ste.s2Affd;
     options.hardwareDirty = hd;
     options.onStep = this.ctx.tracer.enabled ? this.traceStage2 : undefined;
-    options.tableCache = this.ctx.walkCaches?.s2.select('s2', ste.s2Vmid, GLOBAL_ASID);
+    options.tableCache = this.ctx.walkCaches?.s2.select(TLB_KIND_CODE.s2, ste.s2Vmid, GLOBAL_ASID);
     const result = this.s2State;
     if (!walkInto(format, ste.s2Ttb, ipa, options, result)) {
       const event = WALK_EVENT[result.faultKind];

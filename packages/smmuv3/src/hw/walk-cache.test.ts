@@ -28,7 +28,6 @@ import {
   encodeTlbiS12Vmall,
 } from './commands.js';
 import { REG } from './regs.js';
-import { Smmuv3WalkCache } from './walk-cache.js';
 
 const RW = { read: true, write: true } as const;
 /** Where the rig's other tables send IOVA (stage 1) and OUT (stage 2) once a descriptor is repointed. */
@@ -125,29 +124,6 @@ describe('walk caches: what a walk that hits reads', () => {
     expect(reads(r, S1_STREAM, IOVA + 0x1000)).toBe(1);
     pfnOf(r, S2_STREAM, OUT);
     expect(reads(r, S2_STREAM, OUT + 0x1000)).toBe(1);
-  });
-
-  it('entries are per context: another ASID, VMID or stage does not hit', () => {
-    const cache = new Smmuv3WalkCache({ sets: 4, ways: 2, policy: 'lru' }, 'w');
-    cache.select('s1', 0, 1).fill(3, 21, 0x20_1000, 0x5000, 4);
-    expect(cache.select('s1', 0, 1).find(0x3f_ffff)).toBe(3);
-    expect([cache.table, cache.limits]).toEqual([0x5000, 4]);
-    expect(cache.select('s1', 0, 1).find(0x40_0000)).toBe(-1);
-    expect(cache.select('s1', 0, 2).find(0x20_1000)).toBe(-1);
-    expect(cache.select('s1', 1, 1).find(0x20_1000)).toBe(-1);
-    expect(cache.select('s12', 0, 1).find(0x20_1000)).toBe(-1);
-    expect(cache.entries.entries()).toEqual([
-      {
-        kind: 's1',
-        vmid: 0,
-        asid: 1,
-        inputBase: 0x20_0000,
-        pageShift: 21,
-        level: 3,
-        table: 0x5000,
-        limits: 4,
-      },
-    ]);
   });
 });
 
