@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import {
+  IOTLB_FIRST,
+  IOTLB_NESTED,
+  IOTLB_SECOND,
+  NO_PASID_TAG,
+  type VtdCacheGeometry,
+  VtdCaches,
+} from './caches.js';
+
+interface Ctx {
+  did: number;
+}
+interface Pe {
+  did: number;
+}
+
+const geometry: VtdCacheGeometry = {
+  iotlb: { sets: 4, ways: 16, policy: 'lru' },
+  context: { sets: 4, ways: 4, policy: 'lru' },
+  pasid: { sets: 4, ways: 4, policy: 'lru' },
+  pagingStructure: { sets: 4, ways: 4, policy: 'lru' },
+};
+
+function caches() {
+  return new VtdCaches<Ctx, Pe>(geometry, { context: (e) => e.did, pasid: (e) => e.did });
+}
+
+/** IOTLB entries as `kind/did/pasid/page`. */
+const leaves = (c: VtdCaches<Ctx, Pe>) =>
+  c.iotlb
+    .entries()
+    .map((e) => `${e.level}`)
+    .sort();
+
+/** One 4 KiB leaf per (kind, DID, PASID), its `level` field naming it for the assertions. */
+function filled() {
+  const c = caches();
+  const put = (name: number, kind: number, did: number, pasid: number, page: number) => {
+    c.cacheLeaf(kind, did, pasid, page * 4096, 12).level = name;
+  };
+  put(1, IOTLB_SECOND, 5, NO_PASID_TAG, 0x10);
+  put(2, IOTLB_SECOND, 5, NO_PASID_TAG, 0x11);
+  put(3, IOTLB_FIRST, 5, 9, 0x10);
+  put(4, IOTLB_FIRST, 5, NO_PASID_TAG, 0x20); // a global (G = 1) first-stage leaf
+  put(5, IOTLB_NESTED, 5, 9, 0x10);
+  put(6, IOTLB_SECOND, 6, NO_PASID_TAG, 0x10);
+  put(7, IOTLB_FIRST, 5, 10, 0x10);
+  return c;
+}
+
+describe('VtdCaches: which invalidation reaches which IOTLB entry', () => {
+  it('IOTLB domain-selective: second-stage and nested of the DID; first-stage entries stay', () => {
+    const c = filled();
+    expect(c.invalidateIotlbDomain(5)).toBe(3);
+    expect(leaves(c)).toEqual(['3', '4', '6', '7']);
+  });
+
+  it('IOTLB page-selective: second-stage and nested of the DID over the range, any PASID', () => {
+    const c = filled();
+    expect(c.invalidateIotlbPages(5, 0x10 * 4096, 4096, false)).toBe(2);
+    expect(leaves(c)).toEqual(['2', '3', '4', '6', '7']);
+  });
+
+  it('PASID-based: the first-stage and nested non-global entries of (DID, PASID)', () => {
+    const c = filled();
+    expect(c.invalidatePasidIotlb(5, 9)).toBe(2);
+    expect(leaves(c)).toEqual(['1', '2', '4', '6', '7']);
+  });
+
+  it('PASID-based page-selective: global first-stage leaves in the range go too', () => {
+    const c = filled();
+    expect(c.invalidatePasidIotlbPages(5, 9, 0x20 * 4096, 4096, true)).toBe(1);
+    expect(leaves(c)).toEqual(['1', '2', '3', '5', '6', '7']);
+  });
+
+  it('global: everything', () => {
+    const c = filled();
+    expect(c.invalidateIotlbGlobal()).toBe(7);
+    expect(leaves(c)).toEqual([]);
+  });
+});
+
+describe('VtdCaches: paging-structure caches', () => {
+  function tables() {
+    const c = caches();
+    c.firstStageTables!.select(IOTLB_FIRST, 5, 9).fill(1, 21, 0x20_0000, 0x7000, 0);
+    c.secondStageTables!.select(IOTLB_SECOND, 5, NO_PASID_TAG).fill(1, 21, 0x20_0000, 0x8000, 0);
+    return c;
+  }
+  const firstFound = (c: VtdCaches<Ctx, Pe>) => c.firstStageTables!.select(IOTLB_FIRST, 5, 9).find(0x20_0000);
+  const secondFound = (c: VtdCaches<Ctx, Pe>) =>
+    c.secondStageTables!.select(IOTLB_SECOND, 5, NO_PASID_TAG).find(0x20_0000);
+
+  it('an IOTLB invalidation drops second-stage tables unless IH says only leaves changed', () => {
+    const c = tables();
+    c.invalidateIotlbPages(5, 0x20_0000, 4096, true);
+    expect(secondFound(c)).toBe(1);
+    c.invalidateIotlbPages(5, 0x20_0000, 4096, false);
+    expect(secondFound(c)).toBe(-1);
+    expect(firstFound(c)).toBe(1);
+  });
+
+  it('a PASID-based invalidation drops first-stage tables of the PASID, and leaves second-stage ones', () => {
+    const c = tables();
+    c.invalidatePasidIotlbPages(5, 9, 0x20_0000, 4096, true);
+    expect(firstFound(c)).toBe(1);
+    c.invalidatePasidIotlb(5, 9);
+    expect(firstFound(c)).toBe(-1);
+    expect(secondFound(c)).toBe(1);
+    c.invalidateIotlbDomain(5);
+    expect(secondFound(c)).toBe(-1);
+  });
+
+  it('a unit without paging-structure caches has none', () => {
+    const c = new VtdCaches<Ctx, Pe>(
+      { ...geometry, pagingStructure: undefined },
+      {
+        context: (e) => e.did,
+        pasid: (e) => e.did,
+      },
+    );
+    expect([c.firstStageTables, c.secondStageTables]).toEqual([undefined, undefined]);
+    expect(c.invalidateIotlbGlobal()).toBe(0);
+  });
+});
+
+describe('VtdCaches: context and PASID caches', () => {
+  it('context: global, by domain, by device with the function mask', () => {
+    const c = caches();
+    const fill = () => {
+      for (const [sid, did] of [
+        [0x0100, 1],
+        [0x0101, 1],
+        [0x0107, 1],
+        [0x0108, 1],
+        [0x0200, 2],
+      ] as const)
+        c.context.set(sid, 0, { did });
+    };
+    fill();
+    expect(c.invalidateContextDomain(1)).toBe(4);
+    expect(c.invalidateContextGlobal()).toBe(1);
+    fill();
+    // FM = 3 masks the three function bits: 01:00.0–01:00.7 go, 01:01.0 stays.
+    expect(c.invalidateContextDevice(1, 0x0105, 3)).toBe(3);
+    expect(c.context.peek(0x0108)).toEqual({ did: 1 });
+    expect(c.invalidateContextDevice(1, 0x0108, 0)).toBe(1);
+    expect(c.invalidateContextDevice(1, 0x0200, 0)).toBe(0);
+  });
+
+  it('PASID: by DID and PASID, by DID, global', () => {
+    const c = caches();
+    c.pasid.set(0x100, 1, { did: 3 });
+    c.pasid.set(0x100, 2, { did: 3 });
+    c.pasid.set(0x200, 1, { did: 4 });
+    expect(c.invalidatePasidDomain(3, 2)).toBe(1);
+    expect(c.invalidatePasidDomain(3)).toBe(1);
+    expect(c.invalidatePasidGlobal()).toBe(1);
+  });
+
+  it('reports every cache’s counters', () => {
+    const c = filled();
+    c.iotlb.find(IOTLB_SECOND, 5, NO_PASID_TAG, 0x10 * 4096);
+    c.context.get(1);
+    expect(c.stats()).toMatchObject({ iotlbHits: 1, iotlbMisses: 0, contextCacheMisses: 1 });
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * The caches of a VT-d remapping unit (VT-d specification §6.2 "Translation Caches"), each on the shared
+ * primitives so capacity, replacement and a forgotten invalidation behave as on hardware:
+ * - the **context cache** (§6.2.2): context entries by source ID (bus:devfn), with the DID they carry;
+ * - the **PASID cache** (§6.2.3, scalable mode): PASID-table entries by source ID and PASID, with the DID
+ *   of the entry (the tag PASID-cache invalidations select by);
+ * - the **IOTLB** (§6.2.4): leaf translations tagged by the kind of translation (first stage, second stage,
+ *   nested), DID, PASID (or global: first-stage leaves with G = 1, and every legacy-mode translation, which
+ *   carries no PASID) and page size;
+ * - the **paging-structure caches** (§6.2.5): the first-stage (tagged DID and PASID) and second-stage
+ *   (tagged DID) table entries a walk followed, so a walk resumes at the deepest table it knows.
+ *
+ * With caching mode (CAP.CM = 1, §6.1) the unit may also cache not-present and erroneous root, context
+ * and PASID entries and second-stage entries: this model does, so software that changes one without the
+ * invalidation keeps seeing the fault — what a VMM that shadows guest tables relies on. Invalid entries
+ * are tagged DID 0, which software reserves for it. First-stage entries are never cached not-present.
+ *
+ * Which invalidation reaches which cache (§6.5): the context-cache invalidation (CCMD or descriptor 0x1)
+ * the context cache; the PASID-cache invalidation (descriptor 0x7) the PASID cache; the IOTLB invalidation
+ * (IOTLB register or descriptor 0x2) the second-stage and nested translations of a DID and its
+ * second-stage paging-structure entries (global: everything); the PASID-based IOTLB invalidation
+ * (descriptor 0x6) the first-stage and nested translations and first-stage paging-structure entries of a
+ * (DID, PASID). First-stage translations are reached by the PASID-based one alone (§6.5.2.4 vs §6.5.2.6,
+ * which Linux follows since 5.19: "the spec requires PASID-based-IOTLB invalidation to flush IOTLB and the
+ * paging-structure caches for a first-level page table"), so a driver that sends the other keeps the stale
+ * entry, as on hardware.
+ */
+import {
+  ANY_SPACE,
+  type CacheGeometry,
+  EntryCache,
+  GLOBAL_SPACE,
+  type SlotEntry,
+  TaggedTlb,
+} from '@iommukit/core';
+import { TableWalkCache } from '@iommukit/pagetables';
+
+/** IOTLB kinds: what produced a leaf (the tag invalidations select by, one bit each in a kinds mask). */
+export const IOTLB_FIRST = 0;
+export const IOTLB_SECOND = 1;
+export const IOTLB_NESTED = 2;
+export const KINDS_FIRST = 1 << IOTLB_FIRST;
+export const KINDS_SECOND = 1 << IOTLB_SECOND;
+export const KINDS_NESTED = 1 << IOTLB_NESTED;
+export const KINDS_ALL = KINDS_FIRST | KINDS_SECOND | KINDS_NESTED;
+
+/** An IOTLB entry's PASID for a translation that every PASID of its domain shares (legacy, or G = 1). */
+export const NO_PASID_TAG = GLOBAL_SPACE;
+
+/** A cached leaf translation. */
+export interface IotlbEntry {
+  /** Output address of the entry's first byte (the input base). */
+  outputBase: number;
+  /** PERM_READ/WRITE/EXEC for a supervisor access (bits 3:0) and a user access (bits 7:4). */
+  grants: number;
+  /** The leaf was cached dirty (or not tracked): a write through it needs no walk to set D. */
+  dirty: boolean;
+  /** Lookup level of the leaf (first-level 1 = 4 KiB; reported in traces). */
+  level: number;
+}
+
+export interface VtdCacheGeometry {
+  readonly iotlb: CacheGeometry;
+  readonly context: CacheGeometry;
+  readonly pasid: CacheGeometry;
+  /** Both paging-structure caches; undefined when the unit has none. */
+  readonly pagingStructure: CacheGeometry | undefined;
+}
+
+export class VtdCaches<Context, PasidEntry> {
+  readonly context: EntryCache<Context>;
+  readonly pasid: EntryCache<PasidEntry>;
+  readonly iotlb: TaggedTlb<IotlbEntry>;
+  /** First-stage tables (kind IOTLB_FIRST or IOTLB_NESTED, DID, PASID) and second-stage ones (DID). */
+  readonly firstStageTables: TableWalkCache | undefined;
+  readonly secondStageTables: TableWalkCache | undefined;
+
+  constructor(
+    geometry: VtdCacheGeometry,
+    private readonly didOf: { context(entry: Context): number; pasid(entry: PasidEntry): number },
+  ) {
+    this.context = new EntryCache('vtd context cache', geometry.context);
+    this.pasid = new EntryCache('vtd PASID cache', geometry.pasid);
+    this.iotlb = new TaggedTlb<IotlbEntry>(geometry.iotlb, 'vtd IOTLB', () => ({
+      outputBase: 0,
+      grants: 0,
+      dirty: false,
+      level: 0,
+    }));
+    const psc = geometry.pagingStructure;
+    this.firstStageTables = psc && new TableWalkCache(psc, 'vtd first-stage paging-structure cache');
+    this.secondStageTables = psc && new TableWalkCache(psc, 'vtd second-stage paging-structure cache');
+  }
+
+  /** Caches a leaf and returns its entry for the caller to fill. */
+  cacheLeaf(
+    kind: number,
+    did: number,
+    pasid: number,
+    input: number,
+    pageShift: number,
+  ): SlotEntry<IotlbEntry> {
+    return this.iotlb.fill(kind, did, pasid, input, pageShift);
+  }
+
+  // --- context cache (§6.5.1.1, §6.5.2.1) ---
+
+  /** Global context-cache invalidation; returns how many entries were dropped. */
+  invalidateContextGlobal(): number {
+    return this.context.clear();
+  }
+
+  /** Domain-selective: every context entry tagged `did`. */
+  invalidateContextDomain(did: number): number {
+    return this.context.deleteWhere((_sid, _zero, entry) => this.didOf.context(entry) === did);
+  }
+
+  /**
+   * Device-selective: the entries of source IDs equal to `sid` once the function mask `fm` (0–3: none, the
+   * low one, two or three function bits, §6.5.1.1 FM) is applied, tagged `did`.
+   */
+  invalidateContextDevice(did: number, sid: number, fm: number): number {
+    const mask = ~((1 << fm) - 1) & 0xffff;
+    return this.context.deleteWhere(
+      (source, _zero, entry) => (source & mask) === (sid & mask) && this.didOf.context(entry) === did,
+    );
+  }
+
+  // --- PASID cache (§6.5.2.3) ---
+
+  /** Every PASID-cache entry (global). */
+  invalidatePasidGlobal(): number {
+    return this.pasid.clear();
+  }
+
+  /** Every PASID-cache entry tagged `did`, or only those of `pasid` when given. */
+  invalidatePasidDomain(did: number, pasid?: number): number {
+    return this.pasid.deleteWhere(
+      (_sid, entryPasid, entry) =>
+        this.didOf.pasid(entry) === did && (pasid === undefined || entryPasid === pasid),
+    );
+  }
+
+  // --- IOTLB and paging-structure caches (§6.5.1.2, §6.5.2.4, §6.5.2.5) ---
+
+  /** Global IOTLB invalidation: every translation and every paging-structure entry. */
+  invalidateIotlbGlobal(): number {
+    this.firstStageTables?.entries.clear();
+    this.secondStageTables?.entries.clear();
+    return this.iotlb.clear();
+  }
+
+  /** Domain-selective IOTLB invalidation: the second-stage and nested translations of `did`, every PASID. */
+  invalidateIotlbDomain(did: number): number {
+    this.secondStageTables?.entries.invalidateDomain(KINDS_ALL, did);
+    return this.iotlb.invalidateDomain(KINDS_SECOND | KINDS_NESTED, did);
+  }
+
+  /**
+   * Page-selective IOTLB invalidation of [start, start + size): the second-stage and nested translations of
+   * `did` (every PASID) over it, and its second-stage paging-structure entries unless `leafOnly` (IH = 1:
+   * software says only leaves changed, §6.5.1.2).
+   */
+  invalidateIotlbPages(did: number, start: number, size: number, leafOnly: boolean): number {
+    if (!leafOnly) this.secondStageTables?.entries.invalidateRange(KINDS_ALL, did, ANY_SPACE, start, size);
+    return this.iotlb.invalidateRange(KINDS_SECOND | KINDS_NESTED, did, ANY_SPACE, start, size);
+  }
+
+  /** PASID-based IOTLB invalidation, all non-global first-stage and nested translations of (did, pasid). */
+  invalidatePasidIotlb(did: number, pasid: number): number {
+    this.firstStageTables?.entries.invalidateSpace(KINDS_FIRST | KINDS_NESTED, did, pasid);
+    return this.iotlb.invalidateSpace(KINDS_FIRST | KINDS_NESTED, did, pasid);
+  }
+
+  /**
+   * PASID-based page-selective IOTLB invalidation of [start, start + size) for (did, pasid), global
+   * first-stage leaves included; paging-structure entries too unless `leafOnly` (IH = 1).
+   */
+  invalidatePasidIotlbPages(
+    did: number,
+    pasid: number,
+    start: number,
+    size: number,
+    leafOnly: boolean,
+  ): number {
+    const kinds = KINDS_FIRST | KINDS_NESTED;
+    if (!leafOnly) this.firstStageTables?.entries.invalidateRange(kinds, did, pasid, start, size);
+    return this.iotlb.invalidateRange(kinds, did, pasid, start, size);
+  }
+
+  /** Hit and miss counters of every cache, for the unit's stats(). */
+  stats(): Record<string, number> {
+    return {
+      contextCacheHits: this.context.hits,
+      contextCacheMisses: this.context.misses,
+      pasidCacheHits: this.pasid.hits,
+      pasidCacheMisses: this.pasid.misses,
+      iotlbHits: this.iotlb.hits,
+      iotlbMisses: this.iotlb.misses,
+      iotlbEvictions: this.iotlb.evictions,
+      firstStagePscHits: this.firstStageTables?.entries.hits ?? 0,
+      firstStagePscMisses: this.firstStageTables?.entries.misses ?? 0,
+      secondStagePscHits: this.secondStageTables?.entries.hits ?? 0,
+      secondStagePscMisses: this.secondStageTables?.entries.misses ?? 0,
+    };
+  }
+}
