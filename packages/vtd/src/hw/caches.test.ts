@@ -147,6 +147,11 @@ describe('VtdCaches: context and PASID caches', () => {
     expect(c.context.peek(0x0108)).toEqual({ did: 1 });
     expect(c.invalidateContextDevice(1, 0x0108, 0)).toBe(1);
     expect(c.invalidateContextDevice(1, 0x0200, 0)).toBe(0);
+    // A scalable-mode entry (no DID of its own) goes with any DID of its source ID.
+    c.context.set(0x0300, 0, { did: -1 });
+    expect(c.invalidateContextDevice(7, 0x0300, 0)).toBe(1);
+    c.context.set(0x0300, 0, { did: -1 });
+    expect(c.invalidateContextDomain(9)).toBe(1);
   });
 
   it('PASID: by DID and PASID, by DID, global', () => {

@@ -51,6 +51,8 @@ export const NO_PASID_TAG = GLOBAL_SPACE;
 export interface IotlbEntry {
   /** Output address of the entry's first byte (the input base). */
   outputBase: number;
+  /** log2 of the range the entry translates. */
+  pageShift: number;
   /** PERM_READ/WRITE/EXEC for a supervisor access (bits 3:0) and a user access (bits 7:4). */
   grants: number;
   /** The leaf was cached dirty (or not tracked): a write through it needs no walk to set D. */
@@ -83,6 +85,7 @@ export class VtdCaches<Context, PasidEntry> {
     this.pasid = new EntryCache('vtd PASID cache', geometry.pasid);
     this.iotlb = new TaggedTlb<IotlbEntry>(geometry.iotlb, 'vtd IOTLB', () => ({
       outputBase: 0,
+      pageShift: 0,
       grants: 0,
       dirty: false,
       level: 0,
@@ -110,9 +113,13 @@ export class VtdCaches<Context, PasidEntry> {
     return this.context.clear();
   }
 
-  /** Domain-selective: every context entry tagged `did`. */
+  /**
+   * Domain-selective: every context entry tagged `did`. A scalable-mode context entry carries no DID (its
+   * PASID entries do): `didOf` reports it as -1, and every domain- or device-selective invalidation of its
+   * source ID reaches it.
+   */
   invalidateContextDomain(did: number): number {
-    return this.context.deleteWhere((_sid, _zero, entry) => this.didOf.context(entry) === did);
+    return this.context.deleteWhere((_sid, _zero, entry) => this.contextTagged(entry, did));
   }
 
   /**
@@ -122,8 +129,13 @@ export class VtdCaches<Context, PasidEntry> {
   invalidateContextDevice(did: number, sid: number, fm: number): number {
     const mask = ~((1 << fm) - 1) & 0xffff;
     return this.context.deleteWhere(
-      (source, _zero, entry) => (source & mask) === (sid & mask) && this.didOf.context(entry) === did,
+      (source, _zero, entry) => (source & mask) === (sid & mask) && this.contextTagged(entry, did),
     );
+  }
+
+  private contextTagged(entry: Context, did: number): boolean {
+    const tag = this.didOf.context(entry);
+    return tag === did || tag < 0;
   }
 
   // --- PASID cache (§6.5.2.3) ---

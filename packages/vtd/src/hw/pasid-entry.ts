@@ -218,8 +218,16 @@ export function checkPasidEntry(
   )
     return FR.SM_PASID_RESERVED;
   if (!pasidEntryProgrammingValid(words, features)) return FR.SM_PASID_INVALID;
-  if (request.execute && !ere) return FR.SM_PASID_ERE_CLEAR;
-  if (request.privileged && !sre) return FR.SM_PASID_SRE_CLEAR;
+  return checkPasidRequest({ sre, ere }, request);
+}
+
+/**
+ * What a valid PASID entry (one the PASID cache may hold) says of one request: 0, an execute request with
+ * ERE = 0 (0x5C), or a supervisor request with SRE = 0 (0x5D).
+ */
+export function checkPasidRequest(entry: Pick<PasidEntry, 'sre' | 'ere'>, request: PasidRequest): FaultCheck {
+  if (request.execute && !entry.ere) return FR.SM_PASID_ERE_CLEAR;
+  if (request.privileged && !entry.sre) return FR.SM_PASID_SRE_CLEAR;
   return 0;
 }
 
