@@ -140,7 +140,11 @@ export class VtdTranslator {
     const input = request.iovaPfn * 4096 + request.offset;
     if (!state.enabled) return this.pass(input, RWX);
     // Abort-DMA mode (RTADDR.TTM = 11, with ECAP.ADMS) blocks every request and records nothing.
-    if (state.ttm === TTM.ABORT_DMA) return this.refuse(ABORT_DMA, true);
+    if (state.ttm === TTM.ABORT_DMA && this.ctx.features.abortDmaMode) return this.refuse(ABORT_DMA, true);
+    // TTM 10 is reserved, and a mode the unit lacks is no better: the root table cannot be used.
+    const f = this.ctx.features;
+    if (state.ttm === 0b10 || state.ttm === TTM.ABORT_DMA || (state.ttm === TTM.SCALABLE && !f.scalableMode))
+      return this.refuse(FR.SM_ROOT_TABLE_ADDRESS, false);
     const scalable = state.ttm === TTM.SCALABLE;
     const context = this.config.context(request.streamId, state.rootTable, scalable);
     if (context.kind === 'fault') return this.refuse(context.reason, context.fpd);
