@@ -27,6 +27,8 @@ const SPEC_LIST: readonly (readonly [number, string])[] = [
   [0x24, 'IRTE_RESERVED'],
   [0x25, 'COMPAT_BLOCKED'],
   [0x26, 'SOURCE_INVALID'],
+  [0x27, 'PID_ACCESS_ERROR'],
+  [0x28, 'PID_RESERVED'],
   [0x30, 'SM_ROOT_TABLE_ADDRESS'],
   [0x31, 'SM_TTM0_PASID_REQUEST'],
   [0x32, 'SM_TTM0_PAGE_REQUEST'],
@@ -79,7 +81,7 @@ const SPEC_LIST: readonly (readonly [number, string])[] = [
 describe('fault reason codes (VT-d §7.1.3)', () => {
   it.each(SPEC_LIST)('code %d is %s', (code, name) => {
     expect(faultReasonName(code)).toBe(name);
-    const table: Readonly<Record<string, number>> = code >= 0x20 && code <= 0x26 ? IR_FR : FR;
+    const table: Readonly<Record<string, number>> = code >= 0x20 && code <= 0x28 ? IR_FR : FR;
     expect(table[name]).toBe(code);
   });
 
@@ -88,7 +90,7 @@ describe('fault reason codes (VT-d §7.1.3)', () => {
     expect(assigned).toEqual(SPEC_LIST.map(([code]) => code));
   });
 
-  it.each([0x00, 0x0f, 0x27, 0x33, 0x49, 0x5e, 0x7d, 0x88, 0x92, 0xff])(
+  it.each([0x00, 0x0f, 0x29, 0x33, 0x49, 0x5e, 0x7d, 0x88, 0x92, 0xff])(
     'names unassigned code %d as unknown',
     (code) => {
       expect(faultReasonName(code)).toBe(`UNKNOWN_0x${code.toString(16).padStart(2, '0')}`);

@@ -164,6 +164,12 @@ export const IR_FR = {
   COMPAT_BLOCKED: 0x25,
   /** The request's source-id fails the IRTE's SVT/SQ/SID verification. */
   SOURCE_INVALID: 0x26,
+  /**
+   * Posted interrupts: reading the posted-interrupt descriptor failed, or it has a reserved control bit set
+   * (not in Linux's list: VirtualBox VTDINTRFAULT_PID_READ_FAILED and VTDINTRFAULT_PID_RSVD).
+   */
+  PID_ACCESS_ERROR: 0x27,
+  PID_RESERVED: 0x28,
 } as const;
 
 export type IrFaultReason = (typeof IR_FR)[keyof typeof IR_FR];
