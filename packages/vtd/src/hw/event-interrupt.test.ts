@@ -62,4 +62,15 @@ describe('EventInterrupt (FECTL/IECTL/PECTL protocol)', () => {
     event.raise();
     expect([event.sent, event.aborted]).toEqual([1, 1]);
   });
+
+  it('withdraw clears a masked pending event without a message; with nothing pending it does nothing', () => {
+    const { event, regs, delivered } = rig();
+    event.raise();
+    event.withdraw();
+    expect(event.pending).toBe(false);
+    regs.write(REG.FECTL, 4, 0);
+    expect([delivered(), event.sent]).toEqual([0, 0]);
+    event.withdraw();
+    expect(event.pending).toBe(false);
+  });
 });

@@ -45,6 +45,14 @@ export class EventInterrupt {
     return (this.regs.get(this.at.control) & EVENT_CTL_IP) !== 0;
   }
 
+  /**
+   * Software serviced every condition behind a pending event while it was masked: IP clears without a
+   * message (FSTS, PRS or ICS cleared with IM set, §11.4.7.2).
+   */
+  withdraw(): void {
+    if (this.pending) this.regs.set(this.at.control, this.regs.get(this.at.control) & ~EVENT_CTL_IP);
+  }
+
   /** An event: sent now, or left pending while masked. */
   raise(): void {
     const control = this.regs.get(this.at.control);
