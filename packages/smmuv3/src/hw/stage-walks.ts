@@ -45,7 +45,11 @@ export interface WalkContext {
   readonly walkCaches?: { readonly s1: TableWalkCache; readonly s2: TableWalkCache } | undefined;
 }
 
-/** A stage-1 walk's leaf as the TLB caches it: both stages' grants (all for a bypassed stage), output and IPA. */
+/**
+ * A stage-1 walk's leaf as the TLB caches it: both stages' grants (all for a bypassed stage), output and IPA.
+ * Every successful walk writes every field before anyone reads it: the initial values only give it a shape.
+ */
+// Stryker disable BooleanLiteral: see above
 export class WalkedLeaf {
   pa = 0;
   ipa = 0;
@@ -59,6 +63,7 @@ export class WalkedLeaf {
   /** Stage-1 nG: the leaf belongs to the CD's ASID rather than to every ASID. */
   ng = false;
 }
+// Stryker restore BooleanLiteral
 
 /** A stage-2 walk's leaf: the PA, what it grants this access and in general, and its size. */
 export class Stage2Leaf {
@@ -80,7 +85,11 @@ function descriptorOutputBits(effectiveBits: number, tg: number): number {
 /** Walk options rewritten for every walk of a stage. */
 type ReusedWalkOptions = { -readonly [K in keyof WalkOptions]: WalkOptions[K] };
 
-/** What a nested stage-1 walk's table fetch gets when stage 2 refuses it (the stage-2 fault is kept aside). */
+/**
+ * What a nested stage-1 walk's table fetch gets when stage 2 refuses it (the stage-2 fault is kept aside):
+ * the walker only tells a fault from an address, so its content is never read.
+ */
+// Stryker disable next-line ObjectLiteral,StringLiteral: see above
 const STAGE2_REFUSED: WalkFault = { kind: 'translation', level: 0 };
 
 export class Smmuv3StageWalker {
@@ -120,6 +129,8 @@ export class Smmuv3StageWalker {
   };
 
   constructor(private readonly ctx: WalkContext) {
+    // Every walk sets the fields that vary before walking: these values only give the objects their shape.
+    // Stryker disable BooleanLiteral: see above
     const options = (): ReusedWalkOptions => ({
       bus: ctx.bus,
       counter: ctx.counter,
@@ -132,6 +143,7 @@ export class Smmuv3StageWalker {
       onStep: undefined,
       tableCache: undefined,
     });
+    // Stryker restore BooleanLiteral
     this.s1Options = options();
     this.s2Options = options();
   }

@@ -5,7 +5,7 @@
  * needs stage-2 write permission (§3.13.5; F_PERMISSION with CLASS = TT and TTRnW, §7.3.16).
  */
 import { PERM_READ, PERM_WRITE } from '@iommukit/core';
-import { LO_AF, LO_AP1_S2AP_R, LO_AP2_S2AP_W } from '@iommukit/pagetables';
+import { HI_DBM, LO_AF, LO_AP1_S2AP_R, LO_AP2_S2AP_W, LO_NG } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
 import {
   IOVA,
@@ -16,6 +16,7 @@ import {
   S2_STREAM,
   translationRig,
 } from '../../test/translation-rig.js';
+import { encodeCmdSync, encodeTlbiNhAsid } from './commands.js';
 import { EVENT_CLASS, EVENT_ID } from './events.js';
 
 const RW = { read: true, write: true } as const;
@@ -210,5 +211,33 @@ describe('HD needs HA (§5.2 STE.S2HD); a TLB entry a read cached is clean', () 
       ok: false,
       fault: { vendorCode: 'F_PERMISSION', stage: 2 },
     });
+  });
+});
+
+describe('stage 1 TLB entries remember the leaf: dirty state and nG', () => {
+  it('HD: a write after a read walks again, so the writable-clean stage-1 leaf becomes dirty (AP[2] := 0)', () => {
+    const rig = translationRig();
+    rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, RW);
+    const leaf = rig.leafAddress(1, IOVA);
+    rig.editDescriptor(leaf, (lo, hi) => [lo | LO_AP2_S2AP_W, hi | HI_DBM]);
+    rig.s1Stream({ ha: true, hd: true });
+    expect(rig.translate(S1_STREAM, IOVA, PERM_READ)).toMatchObject({ ok: true });
+    expect(rig.readDescriptor(leaf)[0] & LO_AP2_S2AP_W).not.toBe(0);
+    expect(rig.translate(S1_STREAM, IOVA, PERM_WRITE)).toMatchObject({ ok: true, pfn: OUT / 4096 });
+    expect(rig.readDescriptor(leaf)[0] & LO_AP2_S2AP_W).toBe(0);
+  });
+
+  it('a global leaf (nG = 0) is cached for every ASID: TLBI_NH_ASID leaves it, a non-global one goes', () => {
+    for (const global of [true, false]) {
+      const rig = translationRig();
+      rig.s1.map(BigInt(IOVA), BigInt(OUT), 0x1000n, RW);
+      const leaf = rig.leafAddress(1, IOVA);
+      if (global) rig.editDescriptor(leaf, (lo, hi) => [lo & ~LO_NG, hi]);
+      rig.s1Stream({ asid: 1 });
+      expect(rig.translate(S1_STREAM, IOVA, PERM_READ)).toMatchObject({ ok: true });
+      rig.editDescriptor(leaf, () => [0, 0]);
+      rig.submit(encodeTlbiNhAsid({ vmid: 0, asid: 1 }), encodeCmdSync());
+      expect(rig.translate(S1_STREAM, IOVA, PERM_READ).ok).toBe(global);
+    }
   });
 });

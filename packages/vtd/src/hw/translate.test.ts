@@ -209,7 +209,9 @@ describe('VT-d translation: scalable mode (§3.4.3)', () => {
     const ss = rig.secondStage(4);
     ss.map(BigInt(RAM_BASE), BigInt(RAM_BASE), 0x40_0000n, { read: true, write: false });
     rig.pasidEntry(dir, 13, { pgtt: PGTT.NESTED, did: 6, fsptptr: fs.rootPa, ssptptr: ss.rootPa, aw: 2 });
-    expect(code(rig.translator.translate(request(DEV, IOVA, PERM_WRITE, 13)))).toBe(fr(FR.SM_NESTED_FS_WRITE));
+    expect(code(rig.translator.translate(request(DEV, IOVA, PERM_WRITE, 13)))).toBe(
+      fr(FR.SM_NESTED_FS_WRITE),
+    );
   });
 });
 
