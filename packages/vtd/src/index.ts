@@ -2,15 +2,26 @@
  * @iommukit/vtd: the Intel VT-d hardware model, its host driver and host-side nesting, and the plugin
  * (registry name `vtd`). See README.md.
  */
-
 export * from './hw/caches.js';
 export * from './hw/capabilities.js';
+export * from './hw/config-fetch.js';
+export * from './hw/event-interrupt.js';
 export * from './hw/fault-reasons.js';
+export * from './hw/fault-recording.js';
 export * from './hw/features.js';
+export * from './hw/global-command.js';
+export * from './hw/interrupt-remapping.js';
 export * from './hw/inv-descriptors.js';
+export * from './hw/invalidation.js';
+export * from './hw/invalidation-queue.js';
 export * from './hw/irte.js';
 export * from './hw/options.js';
+export * from './hw/page-request-queue.js';
 export * from './hw/page-requests.js';
 export * from './hw/pasid-entry.js';
+export * from './hw/register-invalidation.js';
 export * from './hw/regs.js';
 export * from './hw/root-context.js';
+export * from './hw/stage-walks.js';
+export * from './hw/translate.js';
+export * from './hw/vtd.js';

@@ -142,11 +142,20 @@ describe('VtdCaches: context and PASID caches', () => {
     expect(c.invalidateContextDomain(1)).toBe(4);
     expect(c.invalidateContextGlobal()).toBe(1);
     fill();
-    // FM = 3 masks the three function bits: 01:00.0–01:00.7 go, 01:01.0 stays.
-    expect(c.invalidateContextDevice(1, 0x0105, 3)).toBe(3);
+    // FM = 1 ignores function bit 2: 01:00.1 takes 01:00.1 and 01:00.5 (neither here) — nothing else.
+    expect(c.invalidateContextDevice(1, 0x0101, 1)).toBe(1);
+    // FM = 3 ignores the three function bits: 01:00.0 and 01:00.7 go, 01:01.0 stays.
+    expect(c.invalidateContextDevice(1, 0x0105, 3)).toBe(2);
     expect(c.context.peek(0x0108)).toEqual({ did: 1 });
     expect(c.invalidateContextDevice(1, 0x0108, 0)).toBe(1);
     expect(c.invalidateContextDevice(1, 0x0200, 0)).toBe(0);
+    // FM = 2 ignores bits 2:1: 02:00.0 matches 02:00.6, not 02:00.1.
+    c.context.set(0x0206, 0, { did: 2 });
+    c.context.set(0x0201, 0, { did: 2 });
+    expect(c.invalidateContextDevice(2, 0x0200, 2)).toBe(2);
+    expect(c.context.peek(0x0201)).toEqual({ did: 2 });
+    // Without a DID (scalable mode) the DID does not matter.
+    expect(c.invalidateContextDevice(undefined, 0x0201, 0)).toBe(1);
     // A scalable-mode entry (no DID of its own) goes with any DID of its source ID.
     c.context.set(0x0300, 0, { did: -1 });
     expect(c.invalidateContextDevice(7, 0x0300, 0)).toBe(1);

@@ -44,6 +44,9 @@ export const KINDS_SECOND = 1 << IOTLB_SECOND;
 export const KINDS_NESTED = 1 << IOTLB_NESTED;
 export const KINDS_ALL = KINDS_FIRST | KINDS_SECOND | KINDS_NESTED;
 
+/** Function-number bits a context-cache FM value ignores. */
+const FM_MASKED_BITS = [0b000, 0b100, 0b110, 0b111] as const;
+
 /** An IOTLB entry's PASID for a translation that every PASID of its domain shares (legacy, or G = 1). */
 export const NO_PASID_TAG = GLOBAL_SPACE;
 
@@ -123,13 +126,15 @@ export class VtdCaches<Context, PasidEntry> {
   }
 
   /**
-   * Device-selective: the entries of source IDs equal to `sid` once the function mask `fm` (0–3: none, the
-   * low one, two or three function bits, §6.5.1.1 FM) is applied, tagged `did`.
+   * Device-selective: the entries of source ID `sid` tagged `did` (any DID when undefined: scalable mode,
+   * where the descriptor's DID is ignored), with the function mask `fm` (§6.5.1.1 FM, as QEMU reads it:
+   * 1, 2 or 3 ignore function bits 2, 2:1 or 2:0 — the high function bits phantom functions use).
    */
-  invalidateContextDevice(did: number, sid: number, fm: number): number {
-    const mask = ~((1 << fm) - 1) & 0xffff;
+  invalidateContextDevice(did: number | undefined, sid: number, fm: number): number {
+    const masked = FM_MASKED_BITS[fm & 3]!;
     return this.context.deleteWhere(
-      (source, _zero, entry) => (source & mask) === (sid & mask) && this.contextTagged(entry, did),
+      (source, _zero, entry) =>
+        ((source ^ sid) & ~masked) === 0 && (did === undefined || this.contextTagged(entry, did)),
     );
   }
 

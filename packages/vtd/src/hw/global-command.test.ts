@@ -25,6 +25,7 @@ function rig(options: object = {}) {
   const regs = new RegisterFile(VTD_MMIO_SIZE, vtdRegisterTable(features));
   const calls: string[] = [];
   const effects: GlobalCommandEffects = {
+    translation: (on) => calls.push(`te ${on}`),
     rootTableSet: (s) => calls.push(`root ${s.rootTable.toString(16)} ttm ${s.ttm}`),
     queuedInvalidation: (on) => calls.push(`qi ${on}`),
     interruptTableSet: (lo, hi) => calls.push(`irta ${hi.toString(16)}:${lo.toString(16)}`),
@@ -70,7 +71,7 @@ describe('GCMD/GSTS handshakes (§11.4.4, §11.4.5)', () => {
     command(GCMD_QIE, false);
     expect(status() & GSTS_QIES).toBe(0);
     expect((status() & GSTS_TES) >>> 0).toBe(GSTS_TES);
-    expect(calls).toEqual(['qi true', 'ir true', 'qi false']);
+    expect(calls).toEqual(['te true', 'qi true', 'ir true', 'qi false']);
   });
 
   it('SIRTP latches IRTA; WBF completes at once; commands of absent features are ignored', () => {

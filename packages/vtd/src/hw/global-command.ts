@@ -36,6 +36,8 @@ import type { VtdTranslationState } from './translate.js';
 
 /** What the other units do when a command takes effect. */
 export interface GlobalCommandEffects {
+  /** TE changed. */
+  translation(enabled: boolean): void;
   /** SRTP latched a root table (with CAP.ESRTPS the unit also invalidates the caches it made stale). */
   rootTableSet(state: VtdTranslationState): void;
   /** QIE changed: the queue starts (IQH reset) or stops. */
@@ -61,18 +63,20 @@ export class GlobalCommand {
   }
 
   private command(value: number): void {
-    const status = this.regs.get(REG.GSTS);
     const f = this.features;
-    let next = status;
+    const status = this.regs.get(REG.GSTS);
+    // Each status bit is updated before its effect runs, so the unit it starts sees itself enabled.
     const persistent = (command: number, statusBit: number, implemented: boolean): boolean => {
       const on = (value & command) !== 0;
       if (!implemented || on === ((status & statusBit) !== 0)) return false;
-      next = on ? next | statusBit : next & ~statusBit;
+      const now = this.regs.get(REG.GSTS);
+      this.regs.set(REG.GSTS, on ? now | statusBit : now & ~statusBit);
       this.commands++;
       return true;
     };
     if (persistent(GCMD_TE, GSTS_TES, true)) {
       this.state = { ...this.state, enabled: (value & GCMD_TE) !== 0 };
+      this.effects.translation(this.state.enabled);
     }
     if (persistent(GCMD_QIE, GSTS_QIES, f.queuedInvalidation))
       this.effects.queuedInvalidation((value & GCMD_QIE) !== 0);
@@ -89,16 +93,15 @@ export class GlobalCommand {
         rootTable: hi * 2 ** 32 + ((lo & 0xffff_f000) >>> 0),
         ttm: (lo >>> 10) & 3,
       };
-      next |= GSTS_RTPS;
+      this.regs.set(REG.GSTS, this.regs.get(REG.GSTS) | GSTS_RTPS);
       this.effects.rootTableSet(this.state);
     }
     if ((value & GCMD_SIRTP) !== 0 && f.interruptRemapping) {
       this.commands++;
-      next |= GSTS_IRTPS;
+      this.regs.set(REG.GSTS, this.regs.get(REG.GSTS) | GSTS_IRTPS);
       this.effects.interruptTableSet(this.regs.get(REG.IRTA), this.regs.get(REG.IRTA + 4));
     }
     // WBF completes at once: WBFS is never seen set.
     if ((value & GCMD_WBF) !== 0 && f.writeBufferFlush) this.commands++;
-    this.regs.set(REG.GSTS, next);
   }
 }
