@@ -6,7 +6,7 @@
 import { FrameAllocator, NO_PASID, PERM_READ, PERM_WRITE, type TranslationRequest } from '@iommukit/core';
 import { IoPageTable, vtdSsFormat } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
-import { type MmioRig, MSI_WINDOW, mmioRig, RAM_BASE } from '../../test/mmio-rig.js';
+import { type MmioRig, MSI_WINDOW, mmioRig } from '../../test/mmio-rig.js';
 import { FR } from './fault-reasons.js';
 import { encodeInvDescriptor, INV_TYPE } from './inv-descriptors.js';
 import {
