@@ -67,6 +67,15 @@ describe('Smmuv3Tlb lookups', () => {
   });
 });
 
+describe('Smmuv3Tlb insert', () => {
+  it('writes the tags into the slot’s entry: the input base aligned down to the entry’s size', () => {
+    const tlb = full(4);
+    const entry = tlb.insert('s12', 3, 9, 0x20_1234, 21);
+    expect(entry).toMatchObject({ kind: 's12', vmid: 3, asid: 9, inputBase: 0x20_0000, pageShift: 21 });
+    expect(tlb.lookup('s12', 3, 9, 0x3f_ffff)).toBe(entry);
+  });
+});
+
 describe('Smmuv3Tlb invalidation', () => {
   function filled(): Smmuv3Tlb {
     const tlb = new Smmuv3Tlb({ sets: 8, ways: 4, policy: 'lru' }, 'tlb', emptyTlbEntry);
