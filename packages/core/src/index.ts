@@ -43,6 +43,7 @@ export * from './iommu/dma-api.js';
 export * from './iommu/driver.js';
 export * from './iommu/hardware.js';
 export * from './iommu/iommu-core.js';
+export * from './iommu/iotlb-gather.js';
 export * from './iommu/iova-allocator.js';
 export * from './iommu/irq.js';
 export * from './iommu/pasid-allocator.js';

@@ -40,10 +40,13 @@ import {
   type IFrameAllocator,
   type IommuDomain,
   IommufdError,
+  IotlbGather,
   type Iova,
+  type IovaRange,
   type ITracer,
   type MemoryBus,
   iova as makeIova,
+  mergeRanges,
   NO_PASID,
   type PagingDomainFlags,
   type Prot,
@@ -67,7 +70,6 @@ import { decodeSte, encodeSte } from '../hw/ste.js';
 import type { Smmuv3Cmdq } from './cmdq.js';
 import type { IdAllocator } from './ids.js';
 import { type BuilderCaps, s1CdForTable, s2Ste } from './ste-builders.js';
-import { Gather, merge, type Range } from './tlb-gather.js';
 
 /** Without range invalidation, this many TLBIs or more for one sync invalidate the whole ASID/VMID instead. */
 export const CMDQ_MAX_TLBI_OPS = 512;
@@ -157,7 +159,7 @@ export class Smmuv3Domain implements IommuDomain {
   private readonly host: Smmuv3DomainHost;
   /** Every SMMU the domain is on, the allocating one first (it stays until `free`). */
   private readonly instances = new Map<Smmuv3DomainHost, DomainInstance>();
-  private gather = new Gather();
+  private gather = new IotlbGather();
   private freed = false;
 
   constructor(
@@ -262,7 +264,7 @@ export class Smmuv3Domain implements IommuDomain {
   iotlbSync(): void {
     if (this.gather.empty) return;
     const gather = this.gather;
-    this.gather = new Gather();
+    this.gather = new IotlbGather();
     this.invalidateTlb(gather);
     this.invalidateAtc(gather.span());
   }
@@ -311,7 +313,7 @@ export class Smmuv3Domain implements IommuDomain {
         ? encodeTlbiNhAsid({ vmid: 0, asid: this.asid })
         : encodeTlbiS12Vmall({ vmid: this.vmid }),
     );
-    this.gather = new Gather();
+    this.gather = new IotlbGather();
     this.table.free();
     if (this.stage === 1) this.host.asids.free(this.asid);
     else this.host.vmids.free(this.vmid);
@@ -378,15 +380,21 @@ export class Smmuv3Domain implements IommuDomain {
     return on;
   }
 
-  private invalidateTlb(gather: Gather): void {
-    const walks = merge(gather.walks);
+  private invalidateTlb(gather: IotlbGather): void {
+    const walks = mergeRanges(gather.walks);
     // Leaf ranges inside a walk range are covered by its non-leaf invalidation.
-    const leaves = merge(gather.leaves).filter(([s, e]) => !walks.some(([ws, we]) => ws <= s && e <= we));
+    const leaves = mergeRanges(gather.leaves).filter(
+      ([s, e]) => !walks.some(([ws, we]) => ws <= s && e <= we),
+    );
     for (const on of this.instances.values()) this.invalidateTlbOn(on, leaves, walks);
   }
 
   /** One SMMU's share of `iotlbSync`: its own tag, and range commands only where it has RIL. */
-  private invalidateTlbOn(on: DomainInstance, leaves: readonly Range[], walks: readonly Range[]): void {
+  private invalidateTlbOn(
+    on: DomainInstance,
+    leaves: readonly IovaRange[],
+    walks: readonly IovaRange[],
+  ): void {
     const { cmdq, features } = on.host;
     const ril = features.rangeInvalidation;
     const commands: Uint32Array[] = [];
@@ -441,7 +449,7 @@ export class Smmuv3Domain implements IommuDomain {
   }
 
   /** CMD_ATC_INV over `[start, end)` for every attachment with ATS, then CMD_SYNC, on each SMMU. */
-  private invalidateAtc([start, end]: Range): void {
+  private invalidateAtc([start, end]: IovaRange): void {
     for (const on of this.instances.values()) {
       const targets = [...this.attachments.values()].filter((a) => a.ats && a.host === on.host);
       if (targets.length > 0) this.invalidateAtcOn(on.host, targets, [start, end]);
@@ -451,7 +459,7 @@ export class Smmuv3Domain implements IommuDomain {
   private invalidateAtcOn(
     host: Smmuv3DomainHost,
     targets: readonly DomainAttachment[],
-    [start, end]: Range,
+    [start, end]: IovaRange,
   ): void {
     const span = atcInvSpan(start / PAGE, Math.floor((end - 1) / PAGE));
     const batch = host.cmdq.batch();

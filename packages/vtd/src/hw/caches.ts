@@ -12,8 +12,10 @@
  *
  * With caching mode (CAP.CM = 1, §6.1) the unit may also cache not-present and erroneous root, context
  * and PASID entries and second-stage entries: this model does, so software that changes one without the
- * invalidation keeps seeing the fault — what a VMM that shadows guest tables relies on. Invalid entries
- * are tagged DID 0, which software reserves for it. First-stage entries are never cached not-present.
+ * invalidation keeps seeing the fault — what a VMM that shadows guest tables relies on. Context and PASID
+ * entries without a DID of their own are tagged DID 0, which software reserves for it; a not-present
+ * second-stage leaf is an IOTLB entry of its domain (the DID Linux's caching-mode map flush names).
+ * First-stage entries are never cached not-present.
  *
  * Which invalidation reaches which cache (§6.5): the context-cache invalidation (CCMD or descriptor 0x1)
  * the context cache; the PASID-cache invalidation (descriptor 0x7) the PASID cache; the IOTLB invalidation
@@ -62,6 +64,11 @@ export interface IotlbEntry {
   dirty: boolean;
   /** Lookup level of the leaf (first-level 1 = 4 KiB; reported in traces). */
   level: number;
+  /**
+   * Caching mode: the fault reason of a not-present second-stage entry cached as such (0 for a translation),
+   * which a lookup reports until an invalidation drops it.
+   */
+  notPresent: number;
 }
 
 export interface VtdCacheGeometry {
@@ -92,6 +99,7 @@ export class VtdCaches<Context, PasidEntry> {
       grants: 0,
       dirty: false,
       level: 0,
+      notPresent: 0,
     }));
     const psc = geometry.pagingStructure;
     this.firstStageTables = psc && new TableWalkCache(psc, 'vtd first-stage paging-structure cache');

@@ -81,6 +81,8 @@ const SS_REFUSED: WalkFault = { kind: 'translation', level: 0 };
 
 export class VtdStageWalker {
   walks = 0;
+  /** Whether the last failed second-stage walk stopped at a not-present entry (R = W = 0). */
+  secondNotPresent = false;
   readonly first = new StageLeaf();
   readonly second = new StageLeaf();
   private readonly fsOptions: Options;
@@ -145,7 +147,9 @@ export class VtdStageWalker {
     options.onStep = this.ctx.tracer.enabled ? this.traceSecond : undefined;
     options.tableCache = cache;
     const state = this.ssState;
+    this.secondNotPresent = false;
     if (!walkInto(format, root, input, options, state)) {
+      this.secondNotPresent = state.faultKind === 'translation';
       if (purpose !== SS_FOR_INPUT) return nestedFetchReason(purpose, write);
       return secondStageFault(state, legacy, write, format.startLevel);
     }
@@ -182,8 +186,8 @@ export class VtdStageWalker {
       | undefined,
   ): number {
     this.walks++;
-    // Canonical inputs of the first stage's width: the upper half is not reachable by a device's number.
-    if (input >= 2 ** (format.ias - 1)) return FR.SM_NON_CANONICAL;
+    // The x86-64 format's input range is the lower canonical half (2^47 or 2^56): above it is non-canonical.
+    if (input >= 2 ** format.ias) return FR.SM_NON_CANONICAL;
     const options = this.fsOptions;
     options.access = access;
     options.hardwareAccessFlag = true;

@@ -116,6 +116,22 @@ describe('VT-d translation: caching mode (§6.1)', () => {
     expect(pfn(rig.translator.translate(request(DEV, IOVA)))).toBe(PA);
   });
 
+  it('with CM = 1 a not-present second-stage leaf stays cached until the IOTLB invalidation of its page', () => {
+    const rig = translationRig({ cachingMode: true }, false);
+    const ss = rig.secondStage(4);
+    ss.map(BigInt(IOVA + 0x1000), BigInt(PA), 0x1000n, { read: true, write: false });
+    rig.legacyContext(DEV, { did: 7, slptptr: ss.rootPa });
+    expect(code(rig.translator.translate(request(DEV, IOVA)))).toBe(fr(FR.READ_DENIED));
+    ss.map(BigInt(IOVA), BigInt(PA), 0x1000n, RW);
+    // The cached not-present entry answers with the access's own flavour of the fault.
+    expect(code(rig.translator.translate(request(DEV, IOVA, PERM_WRITE)))).toBe(fr(FR.WRITE_DENIED));
+    rig.caches.invalidateIotlbPages(7, IOVA, 0x1000, true);
+    expect(pfn(rig.translator.translate(request(DEV, IOVA)))).toBe(PA);
+    // A present leaf the access may not use is a translation, not a not-present entry: a read still works.
+    expect(code(rig.translator.translate(request(DEV, IOVA + 0x1000, PERM_WRITE)))).toBe(fr(FR.WRITE_DENIED));
+    expect(pfn(rig.translator.translate(request(DEV, IOVA + 0x1000)))).toBe(PA);
+  });
+
   it('without CM a fixed entry is used at once', () => {
     const rig = translationRig({}, false);
     expect(code(rig.translator.translate(request(DEV, IOVA)))).toBe(fr(FR.ROOT_NOT_PRESENT));
@@ -159,6 +175,10 @@ describe('VT-d translation: scalable mode (§3.4.3)', () => {
       fr(FR.SM_FS_NOT_PRESENT),
     );
     expect(code(rig.translator.translate(request(DEV, 2 ** 47, PERM_READ, 9)))).toBe(fr(FR.SM_NON_CANONICAL));
+    // The whole lower canonical half is reachable: just below 2^47 is an ordinary not-present page.
+    expect(code(rig.translator.translate(request(DEV, 2 ** 47 - 4096, PERM_READ, 9)))).toBe(
+      fr(FR.SM_FS_NOT_PRESENT),
+    );
   });
 
   it('a first-stage change needs the PASID-based invalidation: the IOTLB one leaves it stale', () => {

@@ -219,7 +219,11 @@ export class VtdTranslator {
     if (hit !== undefined && this.answer(hit, input, access, legacy, fpd)) return this.out;
     const tables = caches.secondStageTables?.select(IOTLB_SECOND, did, NO_PASID_TAG);
     const reason = this.walker.secondStage(format, root, input, access, legacy, SS_FOR_INPUT, tables);
-    if (reason !== 0) return this.refuse(reason, fpd);
+    if (reason !== 0) {
+      if (this.ctx.features.cachingMode && this.walker.secondNotPresent)
+        this.cacheNotPresent(did, input, reason);
+      return this.refuse(reason, fpd);
+    }
     const leaf = this.walker.second;
     this.cache(
       IOTLB_SECOND,
@@ -278,11 +282,27 @@ export class VtdTranslator {
 
   /** Answers from an IOTLB entry; false when a write must walk to set the dirty bit first. */
   private answer(e: IotlbEntry, input: number, access: number, legacy: boolean, fpd: boolean): boolean {
+    if (e.notPresent !== 0) {
+      // A not-present entry cached in caching mode faults as the walk did (its read or write flavour).
+      this.refuse(legacy ? legacyDenied(access) : e.notPresent, fpd);
+      return true;
+    }
     if ((access & PERM_WRITE) !== 0 && !e.dirty) return false;
     const base = Math.floor(input / 2 ** e.pageShift) * 2 ** e.pageShift;
     this.answeredFrom |= MEMO_IOTLB;
     this.output(e.outputBase + (input - base), e.grants, access, e.pageShift, legacy, fpd);
     return true;
+  }
+
+  /** Caching mode: a not-present second-stage leaf stays cached, as a 4 KiB entry of its domain. */
+  private cacheNotPresent(did: number, input: number, reason: number): void {
+    const entry = this.ctx.caches.cacheLeaf(IOTLB_SECOND, did, NO_PASID_TAG, input, 12);
+    entry.outputBase = 0;
+    entry.pageShift = 12;
+    entry.grants = 0;
+    entry.level = 0;
+    entry.dirty = false;
+    entry.notPresent = reason;
   }
 
   private cache(
@@ -302,6 +322,7 @@ export class VtdTranslator {
     entry.pageShift = pageShift;
     entry.grants = grants;
     entry.level = level;
+    entry.notPresent = 0;
     // A leaf walked for a read with A/D tracking is cached clean: the first write walks to set D.
     entry.dirty = !tracksDirty || (access & PERM_WRITE) !== 0;
   }

@@ -1,29 +1,29 @@
 import { describe, expect, it } from 'vitest';
-import { Gather, merge } from './tlb-gather.js';
+import { IotlbGather, mergeRanges } from './iotlb-gather.js';
 
-describe('Gather', () => {
+describe('IotlbGather', () => {
   it('is empty until a leaf or a walk range is gathered', () => {
-    const leaves = new Gather();
+    const leaves = new IotlbGather();
     expect(leaves.empty).toBe(true);
     leaves.leaves.push([0x1000, 0x2000]);
     expect(leaves.empty).toBe(false);
-    const walks = new Gather();
+    const walks = new IotlbGather();
     walks.walks.push([0, 0x20_0000]);
     expect(walks.empty).toBe(false);
   });
 
   it('spans everything gathered, leaves and walks', () => {
-    const g = new Gather();
+    const g = new IotlbGather();
     g.leaves.push([0x5000, 0x6000], [0x3000, 0x4000]);
     g.walks.push([0x8000, 0x9000]);
     expect(g.span()).toEqual([0x3000, 0x9000]);
   });
 });
 
-describe('merge', () => {
+describe('mergeRanges', () => {
   it('sorts, joins overlapping and adjacent ranges, keeps gaps', () => {
     expect(
-      merge([
+      mergeRanges([
         [0x4000, 0x5000],
         [0x1000, 0x2000],
         [0x2000, 0x3000],
@@ -35,6 +35,6 @@ describe('merge', () => {
       [0x4000, 0x5000],
       [0x7000, 0x8000],
     ]);
-    expect(merge([])).toEqual([]);
+    expect(mergeRanges([])).toEqual([]);
   });
 });
