@@ -1,27 +1,29 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  type BitRun,
+  bitPositionProblems,
+  type Coverage,
+  coverageProblems,
+  syncGeneratedSection,
+  uncoveredBits,
+} from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import {
   CD_FIELD_COVERAGE,
   CD_SPEC_ONLY_FIELDS,
   COMMAND_COVERAGE,
-  COVERAGE_STATUSES,
-  type Coverage,
   EVENT_COVERAGE,
   PRI_ENTRY_COVERAGE,
   REGISTER_COVERAGE,
   SPEC_ONLY_REGISTERS,
-  type SpecOnlyField,
   STE_FIELD_COVERAGE,
   STE_SPEC_ONLY_FIELDS,
 } from './coverage.js';
 import {
-  type BitRun,
   cdFieldBits,
   defaultSmmuv3Options,
   priEntryFieldBits,
   smmuv3StatusMarkdown,
   steFieldBits,
-  uncoveredBits,
 } from './coverage-doc.js';
 import { CD_LAYOUT, CD_WORDS, decodeCd } from './hw/cd.js';
 import { CMD_OPCODE, type Command, decodeCommand, encodeCommand } from './hw/commands.js';
@@ -42,32 +44,7 @@ const runsOf = (layout: Readonly<Record<string, readonly [number, number]>>, key
 };
 
 function expectWellFormed(entries: readonly Coverage[]): void {
-  for (const e of entries) {
-    expect(COVERAGE_STATUSES).toContain(e.status);
-    expect(e.note.trim(), JSON.stringify(e)).not.toBe('');
-    expect(e.note, 'notes are one line').not.toMatch(/\n/);
-  }
-}
-
-/** Spec-only fields lie inside the structure, and overlap neither each other nor a decoded field. */
-function expectDisjoint(
-  words: number,
-  decoded: Readonly<Record<string, readonly BitRun[]>>,
-  specOnly: readonly SpecOnlyField[],
-): void {
-  const owner = new Map<number, string>();
-  const claim = (name: string, r: BitRun) => {
-    for (let b = r.lsb; b <= r.msb; b++) {
-      expect(b, `${name} bit ${b}`).toBeLessThan(words * 32);
-      expect(owner.get(b), `${name} bit ${b}`).toBeUndefined();
-      owner.set(b, name);
-    }
-  };
-  for (const [key, runs] of Object.entries(decoded)) for (const r of runs) claim(key, r);
-  for (const f of specOnly) {
-    expect(f.msb).toBeGreaterThanOrEqual(f.lsb);
-    claim(f.spec, f);
-  }
+  expect(coverageProblems(entries)).toEqual([]);
 }
 
 describe('SMMUv3 coverage table', () => {
@@ -162,9 +139,9 @@ describe('SMMUv3 coverage table', () => {
     expect(ste.s2Ttb).toEqual([{ msb: 247, lsb: 196 }]);
     expect(cd.ttb0).toEqual([{ msb: 119, lsb: 68 }]);
     expect(cd.ttb1).toEqual([{ msb: 183, lsb: 132 }]);
-    expectDisjoint(STE_WORDS, ste, STE_SPEC_ONLY_FIELDS);
-    expectDisjoint(CD_WORDS, cd, CD_SPEC_ONLY_FIELDS);
-    expectDisjoint(PRI_ENTRY_WORDS, priEntryFieldBits(), []);
+    expect(bitPositionProblems(STE_WORDS, ste, STE_SPEC_ONLY_FIELDS)).toEqual([]);
+    expect(bitPositionProblems(CD_WORDS, cd, CD_SPEC_ONLY_FIELDS)).toEqual([]);
+    expect(bitPositionProblems(PRI_ENTRY_WORDS, priEntryFieldBits(), [])).toEqual([]);
     // What is left is RES0 in the spec (§5.2, §5.4), as the document says.
     expect(uncoveredBits(STE_WORDS, ste, STE_SPEC_ONLY_FIELDS)).toEqual([
       { msb: 58, lsb: 56 },
@@ -189,16 +166,15 @@ describe('SMMUv3 coverage table', () => {
 
 describe('docs/vendors/smmuv3.md', () => {
   it('holds the status tables exactly as the coverage table generates them', () => {
-    const text = readFileSync(DOC, 'utf8');
-    const start = text.indexOf(BEGIN);
-    const end = text.indexOf(END);
-    expect(start, `${DOC.pathname} lacks the generated-section markers`).toBeGreaterThan(-1);
-    const expected = `${BEGIN}\n${smmuv3StatusMarkdown()}${END}`;
     // IOMMUKIT_UPDATE_DOCS=1 rewrites the section; the assertion then checks what was written.
-    if (process.env.IOMMUKIT_UPDATE_DOCS === '1')
-      writeFileSync(DOC, text.slice(0, start) + expected + text.slice(end + END.length));
-    const current = readFileSync(DOC, 'utf8');
-    expect(current.slice(current.indexOf(BEGIN), current.indexOf(END) + END.length)).toBe(expected);
+    const { expected, actual } = syncGeneratedSection({
+      doc: DOC,
+      begin: BEGIN,
+      end: END,
+      content: smmuv3StatusMarkdown(),
+    });
+    expect(actual, `${DOC.pathname} lacks the generated-section markers`).toBeDefined();
+    expect(actual).toBe(expected);
   });
 
   it('lists every register, field, command and event by name', () => {

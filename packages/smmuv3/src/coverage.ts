@@ -14,41 +14,15 @@
  *   masks) but with no further behaviour.
  * - `not modelled`: no effect; the note says why (the feature is not advertised, so the field is RES0 or
  *   IGNORED; the bus has no memory attributes; or the behaviour is not implemented yet).
+ * The status type and the entry shapes are core's (`@iommukit/core`, spec-coverage/), shared by every vendor.
  */
+import type { Coverage, FieldCoverage, SpecOnlyField, SpecOnlyRegister } from '@iommukit/core';
 import type { Cd } from './hw/cd.js';
 import type { CMD_OPCODE, CommandName } from './hw/commands.js';
 import type { EventName } from './hw/events.js';
 import type { PriEntry } from './hw/priq.js';
 import type { RegName } from './hw/regs.js';
 import type { Ste } from './hw/ste.js';
-
-export const COVERAGE_STATUSES = ['modelled', 'checked', 'not modelled'] as const;
-export type CoverageStatus = (typeof COVERAGE_STATUSES)[number];
-
-export interface Coverage {
-  readonly status: CoverageStatus;
-  /** One line: what the model does with the item, or why it does not. */
-  readonly note: string;
-}
-
-/** A structure field: the spec's name for it besides the code's key. */
-export interface FieldCoverage extends Coverage {
-  readonly spec: string;
-}
-
-/** A register the spec defines that the model's register map (`REG`) does not list. */
-export interface SpecOnlyRegister extends Coverage {
-  readonly name: string;
-  /** Spec offset, as the register overview (§6.2) gives it. */
-  readonly offset: string;
-}
-
-/** A structure field the spec defines that the model does not decode, at its spec position. */
-export interface SpecOnlyField extends Coverage {
-  readonly spec: string;
-  readonly msb: number;
-  readonly lsb: number;
-}
 
 export type CommandCoverageName = keyof typeof CMD_OPCODE | CommandName;
 
