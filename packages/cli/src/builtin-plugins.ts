@@ -9,6 +9,7 @@ export function builtinRegistry(): PluginRegistry {
     {
       mock: () => import('@iommukit/testing'),
       smmuv3: () => import('@iommukit/smmuv3'),
+      vtd: () => import('@iommukit/vtd'),
     },
     {
       'gic-its': () => import('@iommukit/gic-its'),

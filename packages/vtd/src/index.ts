@@ -2,6 +2,17 @@
  * @iommukit/vtd: the Intel VT-d hardware model, its host driver and host-side nesting, and the plugin
  * (registry name `vtd`). See README.md.
  */
+
+export * from './driver/context-tables.js';
+export * from './driver/domain-ids.js';
+export * from './driver/driver-host.js';
+export * from './driver/fault-irq.js';
+export * from './driver/ir-domain.js';
+export * from './driver/paging-domain.js';
+export * from './driver/pasid-table.js';
+export * from './driver/probe.js';
+export * from './driver/qi.js';
+export * from './driver/vtd-driver.js';
 export * from './hw/caches.js';
 export * from './hw/capabilities.js';
 export * from './hw/config-fetch.js';
@@ -25,3 +36,5 @@ export * from './hw/root-context.js';
 export * from './hw/stage-walks.js';
 export * from './hw/translate.js';
 export * from './hw/vtd.js';
+export * from './plugin.js';
+export { vtdPlugin as default } from './plugin.js';

@@ -158,8 +158,10 @@ function createMsiController(
       bus,
       memory: resolveToken(c, IFrameAllocator),
       tracer: resolveToken(c, ITracer),
-      // Asked when vectors are set up, after the IOMMUs and devices exist.
+      // Asked when vectors are set up: a device's after the IOMMUs and devices exist; an IOMMU's own (its
+      // fault and queue interrupts) while it probes, and those are never remapped (VT-d §5.1.7).
       remapperFor: (requester) => {
+        if (validated.config.iommus.some((iommu) => iommu.name === requester.name)) return undefined;
         const device = resolveToken(c, IDevices).get(requester.name);
         const core = resolveToken(c, IIommuCore);
         const remapping = device?.behindIommu ? core.driverOf(device).interruptRemapping : undefined;

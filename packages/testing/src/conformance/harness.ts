@@ -38,6 +38,8 @@ export interface Harness {
 
 export async function createHarness(plugin: IommuPlugin, options: ConformanceOptions): Promise<Harness> {
   const registry = new PluginRegistry({ [plugin.meta.name]: async () => ({ default: plugin }) });
+  const msi = options.msi;
+  if (msi) registry.registerMsiModule(msi.module.name, async () => ({ default: msi.module }));
   const system = await createSystem(
     {
       name: 'conformance',
@@ -55,6 +57,7 @@ export async function createHarness(plugin: IommuPlugin, options: ConformanceOpt
         },
         { name: 'dev1', rid: '00:03.0', iommu: 'iommu0' },
       ],
+      ...(msi ? { msi: { controller: msi.module.name, options: msi.options ?? {} } } : {}),
     },
     { registry },
   );

@@ -3,6 +3,7 @@
  * pieces the nesting cases need (the shape of nested HWPT data, how to lay out a stage-1 table in guest
  * memory, and invalidation entries). Cases whose hooks are absent are reported as not applicable.
  */
+import type { MsiControllerModule } from '@iommukit/core';
 
 /** Writes 32-bit words at an intermediate (guest-physical) address of the nesting test's stage 2. */
 export type IpaWriter = (ipa: bigint, words: ArrayLike<number>) => void;
@@ -32,6 +33,11 @@ export interface NestingHooks {
 export interface ConformanceOptions {
   /** Options for the plugin's IOMMU instance (`iommus[].options`). */
   readonly instanceOptions?: Record<string, unknown>;
+  /**
+   * The platform's MSI controller, for an IOMMU that signals its own faults by MSI only (VT-d, AMD-Vi):
+   * without one its driver never hears of a fault. Absent: the system has no MSI controller.
+   */
+  readonly msi?: { readonly module: MsiControllerModule; readonly options?: Record<string, unknown> };
   /** Nesting, vIOMMU, vDEVICE, vEVENTQ and user invalidation cases; absent: not applicable. */
   readonly nesting?: NestingHooks;
 }

@@ -101,6 +101,8 @@ export interface VtdPagingDomainConfig {
   readonly flush: DomainFlush;
   /** The driver's rewrite of the attached PASID entries' SSADE (see {@link VtdPagingDomain.onDirtyTracking}). */
   readonly onDirtyTracking?: (enabled: boolean) => void;
+  /** Called once the domain is freed: the driver returns its DID. */
+  readonly released?: () => void;
 }
 
 /** Linux DEFAULT_DOMAIN_ADDRESS_WIDTH: the widest table the unit has unless a narrower width is asked. */
@@ -142,6 +144,7 @@ export class VtdPagingDomain implements IommuDomain {
   readonly dirtyTracking: boolean;
   /** A map must be followed by `flush.mapped` (caching mode with a second stage, or CAP.RWBF). */
   readonly syncMap: boolean;
+  private readonly released: (() => void) | undefined;
   /**
    * Called when dirty tracking turns on or off, before the domain records it: the driver sets or clears
    * SSADE in every PASID entry the domain is installed in and invalidates them (Linux
@@ -165,6 +168,7 @@ export class VtdPagingDomain implements IommuDomain {
     this.levels = levels;
     this.flush = config.flush;
     this.onDirtyTracking = config.onDirtyTracking;
+    this.released = config.released;
     this.dirtyTracking = config.dirtyTracking === true;
     checkConfig(config);
     this.format =
@@ -277,6 +281,7 @@ export class VtdPagingDomain implements IommuDomain {
     this.freed = true;
     this.gather = new IotlbGather();
     this.table.free();
+    this.released?.();
   }
 
   private checkDirtyTracking(): void {

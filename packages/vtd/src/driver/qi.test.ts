@@ -1,0 +1,285 @@
+/**
+ * The driver's queued invalidation (qi.ts): submissions as the unit performs them (its counters and the
+ * descriptors in the ring), the wait and its status write, IQE handling as Linux `qi_check_fault`, the
+ * bounded waits, the register interface without ECAP.QI, and the builders' encodings as the hardware
+ * decodes them.
+ */
+import { errnoOf, isIommufdError, NO_PASID, PERM_READ } from '@iommukit/core';
+import { IoPageTable, vtdSsFormat } from '@iommukit/pagetables';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type DriverRig, driverRig } from '../../test/driver-rig.js';
+import { decodeInvDescriptor, INV_TYPE, IQEI } from '../hw/inv-descriptors.js';
+import { deviceTlbRange } from '../hw/invalidation.js';
+import { FSTS_IQE, GCMD_TE, IOTLB_GRANULARITY, REG } from '../hw/regs.js';
+import { enableTranslation, type ProbedUnit, probeUnit } from './probe.js';
+import {
+  contextDevice,
+  contextGlobal,
+  DEVTLB_ALL,
+  deviceTlb,
+  iec,
+  iotlbDomain,
+  iotlbGlobal,
+  iotlbPages,
+  iotlbRange,
+  pasidCache,
+  pasidDeviceTlb,
+  pasidIotlb,
+  psiAligned,
+  QI_LENGTH,
+} from './qi.js';
+
+function probed(options: Record<string, unknown> = {}): { r: DriverRig; unit: ProbedUnit } {
+  const r = driverRig({ options });
+  return { r, unit: probeUnit(r.context, r.lookup) };
+}
+
+/** The descriptor the driver wrote in ring slot `slot`. */
+function slot(r: DriverRig, unit: ProbedUnit, index: number) {
+  const words = unit.qi.wide ? 8 : 4;
+  return decodeInvDescriptor(r.words(unit.qi.base! + index * 4 * words, words), 0, unit.qi.wide);
+}
+
+type Counts = Readonly<Record<string, number>>;
+const performed = (r: DriverRig): Counts => ({ ...r.vtd.invalidationQueue!.performed });
+/** Descriptors performed since `before`, by type. */
+const since = (r: DriverRig, before: Counts) =>
+  Object.fromEntries(Object.entries(performed(r)).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+
+describe('submission', () => {
+  it('descriptors then a wait with a status write; returns once the unit completed them', () => {
+    const { r, unit } = probed();
+    const before = performed(r);
+    const head = r.reg(REG.IQH) >>> 5;
+    unit.qi.submit([contextDevice(0, 0x108), iotlbDomain(7)]);
+    expect(since(r, before)).toMatchObject({ contextCache: 1, iotlb: 1, wait: 1, iec: 0 });
+    expect(r.reg(REG.IQH)).toBe(r.reg(REG.IQT));
+    expect(r.reg(REG.IQH) >>> 5).toBe(head + 3);
+    expect(slot(r, unit, head)).toMatchObject({ type: INV_TYPE.CONTEXT_CACHE, granularity: 3, sid: 0x108 });
+    expect(slot(r, unit, head + 1)).toMatchObject({ type: INV_TYPE.IOTLB, did: 7, dw: true, dr: true });
+    const wait = slot(r, unit, head + 2);
+    expect(wait).toMatchObject({ type: INV_TYPE.WAIT, sw: true, iflag: false, statusData: 2 });
+    expect(r.words((wait as { statusAddr: number }).statusAddr, 1)[0]).toBe(2);
+  });
+
+  it('IOTLB descriptors carry DW/DR as CAP.DWD/DRD say', () => {
+    const { r, unit } = probed({ drainWrites: false, drainReads: false });
+    const head = r.reg(REG.IQH) >>> 5;
+    unit.qi.submit([iotlbGlobal()]);
+    expect(slot(r, unit, head)).toMatchObject({ type: INV_TYPE.IOTLB, dw: false, dr: false });
+  });
+
+  it('the ring wraps: many submissions keep working', () => {
+    const { r, unit } = probed();
+    const before = performed(r);
+    for (let i = 0; i < QI_LENGTH + 50; i++) unit.qi.submit([iec()]);
+    expect(since(r, before)).toMatchObject({ iec: QI_LENGTH + 50, wait: QI_LENGTH + 50 });
+    expect(r.reg(REG.IQH)).toBe(r.reg(REG.IQT));
+  });
+
+  it('index-selective IEC invalidation with a mask', () => {
+    const { r, unit } = probed();
+    const head = r.reg(REG.IQH) >>> 5;
+    unit.qi.submit([iec(16, 4)]);
+    expect(slot(r, unit, head)).toMatchObject({ type: INV_TYPE.IEC, granularity: 1, iidx: 16, im: 4 });
+  });
+});
+
+describe('Invalidation Queue Error (Linux qi_check_fault)', () => {
+  it('a refused descriptor is replaced, IQE cleared, the rest performed, and the submission fails EINVAL', () => {
+    const { r, unit } = probed();
+    const before = performed(r);
+    const head = r.reg(REG.IQH) >>> 5;
+    let error: unknown;
+    try {
+      unit.qi.submit([contextGlobal(), { type: INV_TYPE.CONTEXT_CACHE, granularity: 0 }, iotlbGlobal()]);
+    } catch (e) {
+      error = e;
+    }
+    expect(isIommufdError(error, 'EINVAL')).toBe(true);
+    expect((error as Error).message).toContain(
+      `descriptor 1 of the submission refused, IQEI ${IQEI.RESERVED_FIELD}`,
+    );
+    expect(r.vtd.invalidationQueue!.errors[IQEI.RESERVED_FIELD]).toBe(1);
+    expect(r.reg(REG.FSTS) & FSTS_IQE).toBe(0);
+    // The bad slot now holds a wait without status write; both good descriptors and the wait ran.
+    expect(slot(r, unit, head + 1)).toMatchObject({ type: INV_TYPE.WAIT, sw: false, iflag: false });
+    expect(since(r, before)).toMatchObject({ contextCache: 1, iotlb: 1, wait: 2 });
+    expect(unit.qi.stats.errors).toBe(1);
+    const after = performed(r);
+    unit.qi.submit([iotlbGlobal()]);
+    expect(since(r, after)).toMatchObject({ iotlb: 1, wait: 1 });
+  });
+
+  it('two refused descriptors in one submission are both replaced', () => {
+    const { r, unit } = probed();
+    const bad = { type: INV_TYPE.IOTLB, granularity: 0 } as const;
+    expect(errnoOf(() => unit.qi.submit([bad, iotlbGlobal(), bad]))).toBe('EINVAL');
+    expect(unit.qi.stats.errors).toBe(2);
+    expect(r.reg(REG.IQH)).toBe(r.reg(REG.IQT));
+  });
+
+  it('a PASID-based descriptor in a 128-bit (legacy) queue is an invalid type (IQEI 3)', () => {
+    const { r, unit } = probed({ scalableMode: false });
+    expect(errnoOf(() => unit.qi.submit([pasidCache(2, 'all')]))).toBe('EINVAL');
+    expect(r.vtd.invalidationQueue!.errors[IQEI.INVALID_TYPE]).toBe(1);
+  });
+});
+
+describe('bounded waits (ETIMEDOUT)', () => {
+  it('a full ring whose head never moves', () => {
+    const { r, unit } = probed();
+    const tail = r.reg(REG.IQT) >>> 5;
+    // Two free slots: fewer than one descriptor, its wait and the gap need.
+    r.vtd.regs.set(REG.IQH, ((tail + 2) % QI_LENGTH) << 5);
+    expect(errnoOf(() => unit.qi.submit([iotlbGlobal()]))).toBe('ETIMEDOUT');
+    expect(unit.qi.stats.fullWaits).toBe(1);
+  });
+
+  it('a wait the unit never performs (queued invalidation switched off behind the driver)', () => {
+    const { r, unit } = probed();
+    r.vtd.regs.set(REG.GSTS, 0);
+    r.vtd.invalidationQueue!.setEnabled(false);
+    expect(errnoOf(() => unit.qi.submit([iotlbGlobal()]))).toBe('ETIMEDOUT');
+  });
+});
+
+describe('register-based invalidation (no ECAP.QI)', () => {
+  const legacyNoQi = {
+    version: { major: 5, minor: 0 },
+    scalableMode: false,
+    queuedInvalidation: false,
+    deviceTlb: false,
+    interruptRemapping: false,
+    extendedInterruptMode: false,
+    postedInterrupts: false,
+  };
+
+  it('context-cache and IOTLB requests go through CCMD and IOTLB_REG; page-selective keeps its AM', () => {
+    const { r, unit } = probed(legacyNoQi);
+    const ri = r.vtd.registerInvalidation;
+    const [cc, tlb] = [ri.contextPerformed, ri.iotlbPerformed];
+    unit.qi.submit([contextDevice(3, 0x100), iotlbPages(3, 0x40_0000, 4)]);
+    expect([ri.contextPerformed - cc, ri.iotlbPerformed - tlb]).toEqual([1, 1]);
+    // IAIG: performed page-selective.
+    expect((r.reg(REG.IOTLB + 4) >>> 25) & 3).toBe(IOTLB_GRANULARITY.PAGE);
+    // IVA: the block's address with AM 2 (four pages).
+    expect(r.reg(REG.IVA)).toBe(0x40_0000 + 2);
+  });
+
+  it('descriptors only the queue has are EOPNOTSUPP', () => {
+    const { unit } = probed(legacyNoQi);
+    expect(errnoOf(() => unit.qi.submit([pasidCache(2, 5)]))).toBe('EOPNOTSUPP');
+  });
+});
+
+describe('Device-TLB invalidation', () => {
+  const target = { sid: 0x210, pfsid: 0x210, qdep: 8 };
+
+  it('whole-space flushes reach the endpoint only with translation on (Linux qi_flush_dev_iotlb)', () => {
+    const { r, unit } = probed();
+    const port = r.endpoint(0x210);
+    unit.qi.flushDeviceTlbAll(target);
+    expect(port.invalidations).toEqual([]);
+    enableTranslation(unit);
+    expect(unit.commands.has(GCMD_TE)).toBe(true);
+    unit.qi.flushDeviceTlbAll(target);
+    unit.qi.flushDeviceTlbAll(target, 5);
+    expect(port.invalidations).toEqual([
+      { pasid: undefined, iova: 0n, size: 2n ** 64n },
+      { pasid: 5, iova: 0n, size: 2n ** 64n },
+    ]);
+  });
+
+  it('the ATS range encoding of 2^order pages decodes to that range', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: DEVTLB_ALL }),
+        fc.integer({ min: 0, max: 2 ** 20 }),
+        (order, block) => {
+          const size = 4096 * 2 ** order;
+          // Aligned addresses below 2^52.
+          const addr = order >= 40 ? 0 : (block % 2 ** (40 - order)) * size;
+          const d = deviceTlb(target, addr, order) as { addr: number; size: boolean };
+          const p = pasidDeviceTlb(target, 3, addr, order) as { addr: number; size: boolean };
+          const expected = { iova: BigInt(addr), size: BigInt(size) };
+          expect(deviceTlbRange(d.addr, d.size)).toEqual(expected);
+          expect(deviceTlbRange(p.addr, p.size)).toEqual(expected);
+        },
+      ),
+    );
+  });
+
+  it('QDEP 32 and above is written 0; an unaligned range is EINVAL', () => {
+    expect(deviceTlb({ ...target, qdep: 32 }, 0, 0)).toMatchObject({ qdep: 0 });
+    expect(errnoOf(() => deviceTlb(target, 0x1000, 1))).toBe('EINVAL');
+  });
+});
+
+describe('page-selective address masks (Linux calculate_psi_aligned_address)', () => {
+  it('aligned ranges take log2 of the pages rounded up; unaligned ones grow to the shared high bits', () => {
+    expect(psiAligned(0x1_0000, 4)).toEqual({ addr: 0x1_0000, am: 2, pages: 4 });
+    expect(psiAligned(0x1_0000, 3)).toEqual({ addr: 0x1_0000, am: 2, pages: 4 });
+    // Pages 1–2: the first and last page numbers agree from bit 2 up.
+    expect(psiAligned(0x1000, 2)).toEqual({ addr: 0, am: 2, pages: 4 });
+    // Pages 3–4 cross an 8-page boundary only at bit 3.
+    expect(psiAligned(0x3000, 2)).toEqual({ addr: 0, am: 3, pages: 8 });
+  });
+
+  it('the block always covers the range and is aligned to its size', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 36 }), fc.integer({ min: 1, max: 4096 }), (pfn, pages) => {
+        const r = psiAligned(pfn * 4096, pages);
+        const bytes = 4096 * r.pages;
+        expect(r.pages).toBe(2 ** r.am);
+        expect(r.addr % bytes).toBe(0);
+        expect(r.addr).toBeLessThanOrEqual(pfn * 4096);
+        expect(r.addr + bytes).toBeGreaterThanOrEqual((pfn + pages) * 4096);
+      }),
+    );
+  });
+
+  it('iotlbRange falls back to domain-selective without PSI or beyond MAMV (Linux cache_tag_flush_iotlb)', () => {
+    expect(iotlbRange({ psi: true, mamv: 9 }, 4, 0x20_0000, 512)).toMatchObject({ granularity: 3, am: 9 });
+    expect(iotlbRange({ psi: true, mamv: 8 }, 4, 0x20_0000, 512)).toEqual(iotlbDomain(4));
+    expect(iotlbRange({ psi: false, mamv: 9 }, 4, 0x20_0000, 1)).toEqual(iotlbDomain(4));
+  });
+
+  it('PASID-based IOTLB: the whole PASID, or pages rounded up to a power of two, aligned down (qi_flush_piotlb)', () => {
+    expect(pasidIotlb(3, 9)).toEqual({ type: INV_TYPE.PASID_IOTLB, granularity: 2, did: 3, pasid: 9 });
+    expect(pasidIotlb(3, 9, { addr: 0x5000, pages: 3 }, true)).toMatchObject({
+      granularity: 3,
+      addr: 0x4000,
+      am: 2,
+      ih: true,
+    });
+    const { r, unit } = probed();
+    const before = performed(r);
+    unit.qi.submit([pasidIotlb(3, 9, { addr: 0x5000, pages: 3 })]);
+    expect(since(r, before)).toMatchObject({ pasidIotlb: 1 });
+  });
+
+  it('a page-selective IOTLB descriptor removes the stale translations of its block, not others', () => {
+    const { r, unit } = probed({ scalableMode: false });
+    const sid = 0x208;
+    const ss = new IoPageTable(vtdSsFormat({ levels: 4, oas: 48 }), r.tables);
+    const data = Number(r.buffers.allocFrames(8));
+    ss.map(0x10_0000n, BigInt(data), 0x8000n, { read: true, write: true });
+    unit.contextTables.setLegacyContext(sid, { did: 6, tt: 0, aw: 2, slptptr: ss.rootPa });
+    enableTranslation(unit);
+    const dma = (page: number) =>
+      r.vtd.translate({
+        streamId: sid,
+        pasid: NO_PASID,
+        iovaPfn: 0x100 + page,
+        offset: 0,
+        access: PERM_READ,
+      });
+    for (let page = 0; page < 8; page++) expect(dma(page).ok).toBe(true);
+    ss.unmap(0x10_0000n, 0x8000n);
+    // Pages 1–2 of the eight: AM 2 covers pages 0–3, so pages 4–7 stay cached.
+    unit.qi.submit([iotlbPages(6, 0x10_1000, 2)]);
+    expect([0, 1, 2, 3, 4, 7].map((page) => dma(page).ok)).toEqual([false, false, false, false, true, true]);
+  });
+});

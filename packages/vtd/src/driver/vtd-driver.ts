@@ -1,0 +1,395 @@
+/**
+ * The VT-d host driver (`IommuDriver`), in Linux's intel-iommu role: probe (probe.ts), the devices and
+ * the entries each gets — in scalable mode a context entry pointing at the kernel-owned PASID table, whose
+ * RID_PASID and other PASID entries the driver writes itself (users never get the table); in legacy mode
+ * the context entry itself —, paging domains with a DID each (paging-domain.ts), the blocked and identity
+ * domains, the flushes every change needs (qi.ts), interrupt remapping (ir-domain.ts), fault and page
+ * request draining (fault-irq.ts), hw_info and reserved regions.
+ *
+ * Domain stage (Linux `intel_iommu_domain_alloc_paging_flags`): first stage when the unit is in scalable
+ * mode with ECAP.FLTS and the domain is neither a nest parent nor dirty-tracked (Linux prefers it);
+ * otherwise second stage. Translation is turned on at the end of probe: until a device is attached its
+ * requests are blocked by a missing context or PASID entry, which the core fills right after.
+ *
+ * Not yet: ATS (the hardware model answers no translation requests, so devices keep ATS off), host nesting
+ * (`iommu_hwpt_vtd_s1`), SVA binds.
+ */
+import {
+  type DriverContext,
+  type HwInfo,
+  type IommuDeviceRef,
+  type IommuDomain,
+  type IommuDriver,
+  IommufdError,
+  type PageResponse,
+  type PagingDomainFlags,
+  type ReservedRegion,
+  StaticDomain,
+  X86_INTERRUPT_WINDOW,
+} from '@iommukit/core';
+import type { VtdFeatures } from '../hw/features.js';
+import type { VtdOptions } from '../hw/options.js';
+import { CONTEXT_TT } from '../hw/root-context.js';
+import { FLPT_DEFAULT_DID } from './domain-ids.js';
+import { pageResponse } from './fault-irq.js';
+import { VtdIrDomain } from './ir-domain.js';
+import {
+  type DomainFlush,
+  type PagingDomainFeatures,
+  VtdPagingDomain,
+  vtdDomainLevels,
+} from './paging-domain.js';
+import { RID_PASID } from './pasid-table.js';
+import { enableTranslation, type ProbedUnit, probeUnit, shutdownUnit } from './probe.js';
+import { iec, iotlbDomain, iotlbRange, pasidIotlb } from './qi.js';
+
+/** What the driver keeps of a probed device (Linux `struct device_domain_info`). */
+interface VtdDevice {
+  readonly ref: IommuDeviceRef;
+  readonly sid: number;
+  rid: IommuDomain;
+  readonly pasids: Map<number, IommuDomain>;
+}
+
+/** An attachment a domain's flushes must reach: a device's RID_PASID or another PASID. */
+interface Attachment {
+  readonly device: VtdDevice;
+  readonly pasid: number;
+}
+
+export class VtdDriver implements IommuDriver {
+  readonly instance: string;
+  readonly blockedDomain = new StaticDomain(0, 'blocked');
+  readonly identityDomain = new StaticDomain(1, 'identity');
+  interruptRemapping: VtdIrDomain | undefined;
+  private unit: ProbedUnit | undefined;
+  private readonly devices = new Map<number, VtdDevice>();
+  private readonly attachments = new Map<IommuDomain, Attachment[]>();
+  private readonly dids = new Map<IommuDomain, number>();
+  private nextDomainId = 2;
+
+  constructor(private readonly context: DriverContext<VtdOptions>) {
+    this.instance = context.instance;
+  }
+
+  private get probed(): ProbedUnit {
+    if (this.unit === undefined) throw new IommufdError('ENODEV', `${this.instance} is not probed`);
+    return this.unit;
+  }
+
+  probe(): void {
+    const unit = probeUnit(this.context, (sid) => this.devices.get(sid)?.ref);
+    this.unit = unit;
+    const u = unit.unit;
+    if (u.ecap.ir && u.ecap.qi) {
+      this.interruptRemapping = new VtdIrDomain({
+        instance: this.instance,
+        readReg: (offset) => unit.mmio.read32(offset),
+        writeReg: (offset, value) => unit.mmio.write32(offset, value),
+        memory: unit.memory,
+        bus: unit.bus,
+        counter: unit.counter,
+        features: {
+          extendedInterruptMode: u.ecap.eim,
+          postedInterrupts: u.cap.pi,
+          sirtpInvalidates: u.cap.esirtps,
+        },
+        iecFlush: (index, mask) => unit.qi.submit([iec(index, mask)]),
+      });
+      this.interruptRemapping.setup();
+    }
+    enableTranslation(unit);
+  }
+
+  probeDevice(ref: IommuDeviceRef): void {
+    const unit = this.probed;
+    const sid = ref.streamId;
+    if (this.devices.has(sid)) throw new IommufdError('EEXIST', `${ref.name} is already probed`);
+    const device: VtdDevice = { ref, sid, rid: this.blockedDomain, pasids: new Map() };
+    if (unit.scalable) {
+      // Linux sets the scalable-mode context entry up at probe, pointing at the device's PASID table, and
+      // enables the device's PASID capability when both sides have PASIDs (`iommu_enable_pci_caps`).
+      const pasidBits = Math.min(ref.pasidBits, unit.unit.pasidBits);
+      if (pasidBits > 0 && ref.pci.hasPasid) ref.pci.setPasidEnabled(true);
+      const table = unit.pasidTables.allocTable(sid, { pasidBits: Math.max(pasidBits, 1) });
+      unit.contextTables.setScalableContext(sid, {
+        pasidDir: table.dir,
+        pdts: table.pdts,
+        paside: pasidBits > 0,
+        pre: unit.unit.ecap.prs && ref.pci.hasPri,
+      });
+    }
+    this.devices.set(sid, device);
+  }
+
+  releaseDevice(ref: IommuDeviceRef): void {
+    const unit = this.probed;
+    const device = this.device(ref);
+    for (const pasid of [...device.pasids.keys()]) this.removeDevPasid(ref, pasid);
+    this.detachRid(device);
+    if (unit.scalable) {
+      unit.contextTables.clearContext(device.sid);
+      unit.pasidTables.freeTable(device.sid);
+      if (ref.pci.hasPasid) ref.pci.setPasidEnabled(false);
+    }
+    this.devices.delete(device.sid);
+  }
+
+  domainAllocPaging(flags: PagingDomainFlags = {}): IommuDomain {
+    const unit = this.probed;
+    const f = this.domainFeatures();
+    const secondOnly = flags.nestParent === true || flags.dirtyTracking === true;
+    const stage = !secondOnly && f.scalableMode && f.firstStage ? 'first' : 'second';
+    if (flags.pasid && !unit.scalable)
+      throw new IommufdError('EOPNOTSUPP', `${this.instance}: PASIDs need scalable mode`);
+    const did = unit.dids.alloc();
+    let domain: VtdPagingDomain;
+    try {
+      domain = new VtdPagingDomain({
+        id: this.nextDomainId++,
+        stage,
+        levels: vtdDomainLevels(stage, f),
+        features: f,
+        context: {
+          bus: unit.bus,
+          memory: unit.memory,
+          counter: unit.counter,
+          tracer: unit.tracer,
+          source: this.instance,
+        },
+        dirtyTracking: flags.dirtyTracking === true,
+        cachingMode: unit.unit.cap.cm,
+        flush: this.flushFor(did),
+        onDirtyTracking: (enabled) => this.rewriteSsade(domain, enabled),
+        released: () => {
+          unit.dids.free(did);
+          this.dids.delete(domain);
+          this.attachments.delete(domain);
+        },
+      });
+    } catch (error) {
+      unit.dids.free(did);
+      throw error;
+    }
+    this.dids.set(domain, did);
+    this.attachments.set(domain, []);
+    return domain;
+  }
+
+  attachDev(domain: IommuDomain, ref: IommuDeviceRef): void {
+    const device = this.device(ref);
+    if (device.rid === domain) return;
+    this.detachRid(device);
+    this.install(device, RID_PASID, domain);
+    device.rid = domain;
+  }
+
+  setDevPasid(domain: IommuDomain, ref: IommuDeviceRef, pasid: number): void {
+    const unit = this.probed;
+    if (!unit.scalable) throw new IommufdError('EOPNOTSUPP', `${this.instance}: PASIDs need scalable mode`);
+    const device = this.device(ref);
+    if (pasid === RID_PASID || pasid < 0 || pasid >= 2 ** Math.min(ref.pasidBits, unit.unit.pasidBits))
+      throw new IommufdError('EINVAL', `PASID ${pasid} is out of range for ${ref.name}`);
+    if (device.pasids.has(pasid)) this.removeDevPasid(ref, pasid);
+    if (domain.type === 'blocked') return;
+    this.install(device, pasid, domain);
+    device.pasids.set(pasid, domain);
+  }
+
+  removeDevPasid(ref: IommuDeviceRef, pasid: number): void {
+    const device = this.device(ref);
+    const domain = device.pasids.get(pasid);
+    if (domain === undefined) return;
+    this.uninstall(device, pasid, domain);
+    device.pasids.delete(pasid);
+  }
+
+  hwInfo(ref: IommuDeviceRef): HwInfo {
+    const u = this.probed.unit;
+    const word = (w: { lo: number; hi: number }) => (BigInt(w.hi) << 32n) | BigInt(w.lo);
+    return {
+      type: 'intel-vtd',
+      data: { cap_reg: word(u.capWords), ecap_reg: word(u.ecapWords), flags: 0 },
+      maxPasidLog2: this.probed.scalable ? Math.min(ref.pasidBits, u.pasidBits) : 0,
+      capabilities: { dirtyTracking: u.ecap.slads, pasidExec: u.ecap.ers, pasidPriv: u.ecap.srs },
+    };
+  }
+
+  /** The interrupt window: never DMA on VT-d (requests to it are interrupts or fault 0xE/0x87). */
+  reservedRegions(_ref: IommuDeviceRef): readonly ReservedRegion[] {
+    return [{ start: X86_INTERRUPT_WINDOW.base, length: X86_INTERRUPT_WINDOW.size, type: 'msi' }];
+  }
+
+  pageResponse(ref: IommuDeviceRef, response: PageResponse): void {
+    pageResponse(this.probed, ref, response);
+  }
+
+  shutdown(): void {
+    const unit = this.unit;
+    if (unit === undefined) return;
+    this.interruptRemapping?.teardown();
+    this.interruptRemapping = undefined;
+    shutdownUnit(unit);
+    this.unit = undefined;
+  }
+
+  private device(ref: IommuDeviceRef): VtdDevice {
+    const device = this.devices.get(ref.streamId);
+    if (device === undefined)
+      throw new IommufdError('ENODEV', `${ref.name} is not probed on ${this.instance}`);
+    return device;
+  }
+
+  /** Writes the entry that makes `domain` translate `device` at `pasid` (RID_PASID: requests without PASID). */
+  private install(device: VtdDevice, pasid: number, domain: IommuDomain): void {
+    const unit = this.probed;
+    const { sid } = device;
+    if (domain.type === 'blocked') return;
+    if (!unit.scalable) {
+      if (domain.type === 'identity')
+        unit.contextTables.setLegacyContext(sid, {
+          did: FLPT_DEFAULT_DID,
+          tt: CONTEXT_TT.PASS_THROUGH,
+          aw: unit.unit.msagaw,
+        });
+      else {
+        const d = this.paging(domain);
+        unit.contextTables.setLegacyContext(sid, {
+          did: this.dids.get(d)!,
+          tt: CONTEXT_TT.MULTI_LEVEL,
+          aw: d.levels - 2,
+          slptptr: d.rootPa,
+        });
+      }
+    } else if (domain.type === 'identity') unit.pasidTables.setPassThrough(sid, pasid, FLPT_DEFAULT_DID);
+    else {
+      const d = this.paging(domain);
+      const did = this.dids.get(d)!;
+      if (d.stage === 'first')
+        unit.pasidTables.setFirstStage(sid, pasid, { did, fsptptr: d.rootPa, flpm: d.levels - 4 });
+      else
+        unit.pasidTables.setSecondStage(sid, pasid, {
+          did,
+          ssptptr: d.rootPa,
+          aw: d.levels - 2,
+          ssade: d.dirtyTrackingEnabled,
+        });
+    }
+    if (domain instanceof VtdPagingDomain) {
+      domain.attachments++;
+      this.attachments.get(domain)!.push({ device, pasid });
+    }
+  }
+
+  /** Removes the entry (Linux's teardown flushes what it cached) and the attachment. */
+  private uninstall(device: VtdDevice, pasid: number, domain: IommuDomain): void {
+    const unit = this.probed;
+    if (domain.type !== 'blocked') {
+      if (unit.scalable) unit.pasidTables.clear(device.sid, pasid);
+      else unit.contextTables.clearContext(device.sid);
+    }
+    if (domain instanceof VtdPagingDomain) {
+      domain.attachments--;
+      const list = this.attachments.get(domain)!;
+      list.splice(
+        list.findIndex((a) => a.device === device && a.pasid === pasid),
+        1,
+      );
+    }
+  }
+
+  private detachRid(device: VtdDevice): void {
+    this.uninstall(device, RID_PASID, device.rid);
+    device.rid = this.blockedDomain;
+  }
+
+  private paging(domain: IommuDomain): VtdPagingDomain {
+    if (!(domain instanceof VtdPagingDomain) || !this.dids.has(domain))
+      throw new IommufdError('EINVAL', `domain ${domain.id} is not a paging domain of ${this.instance}`);
+    return domain;
+  }
+
+  /**
+   * The flushes of a domain with DID `did` (Linux cache.c): a second stage is flushed by DID (page-selective
+   * where CAP.PSI and MAMV allow); a first stage by PASID-based invalidation of every PASID it is attached
+   * at (RID_PASID included); with caching mode a second-stage map is flushed too (not-present → present).
+   */
+  private flushFor(did: number): DomainFlush {
+    const pages = (size: number) => Math.ceil(size / 4096);
+    return {
+      range: (domain, iova, size, leafOnly) => {
+        const unit = this.probed;
+        const d = domain as VtdPagingDomain;
+        if (d.stage === 'second')
+          unit.qi.submit([iotlbRange(unit.unit.cap, did, iova, pages(size), leafOnly)]);
+        else {
+          const descriptors = this.attachedPasids(d).map((pasid) =>
+            pasidIotlb(did, pasid, { addr: iova, pages: pages(size) }, leafOnly),
+          );
+          if (descriptors.length > 0) unit.qi.submit(descriptors);
+        }
+      },
+      all: (domain) => {
+        const unit = this.probed;
+        const d = domain as VtdPagingDomain;
+        if (d.stage === 'second') unit.qi.submit([iotlbDomain(did)]);
+        else {
+          const descriptors = this.attachedPasids(d).map((pasid) => pasidIotlb(did, pasid));
+          if (descriptors.length > 0) unit.qi.submit(descriptors);
+        }
+      },
+      mapped: (domain, iova, size) => {
+        const unit = this.probed;
+        if ((domain as VtdPagingDomain).stage === 'second' && unit.unit.cap.cm)
+          unit.qi.submit([iotlbRange(unit.unit.cap, did, iova, pages(size), true)]);
+        else unit.commands.flushWriteBuffer();
+      },
+    };
+  }
+
+  private attachedPasids(domain: VtdPagingDomain): number[] {
+    return [...new Set((this.attachments.get(domain) ?? []).map((a) => a.pasid))];
+  }
+
+  /** Dirty tracking on or off: every PASID entry of the domain gets SSADE rewritten (teardown, then set). */
+  private rewriteSsade(domain: VtdPagingDomain, enabled: boolean): void {
+    const unit = this.probed;
+    if (!unit.scalable) throw new IommufdError('EOPNOTSUPP', 'dirty tracking needs scalable mode');
+    const did = this.dids.get(domain)!;
+    for (const { device, pasid } of this.attachments.get(domain) ?? []) {
+      unit.pasidTables.clear(device.sid, pasid);
+      unit.pasidTables.setSecondStage(device.sid, pasid, {
+        did,
+        ssptptr: domain.rootPa,
+        aw: domain.levels - 2,
+        ssade: enabled,
+      });
+    }
+  }
+
+  /** The features a paging domain needs, from what probe read (HAW is the platform's: ACPI DMAR). */
+  private domainFeatures(): PagingDomainFeatures {
+    const u = this.probed.unit;
+    const scalable = this.probed.scalable;
+    const sagaw: VtdFeatures['sagaw'][number][] = [];
+    for (const [bit, levels] of [
+      [1, 3],
+      [2, 4],
+      [3, 5],
+    ] as const)
+      if ((u.cap.sagaw >>> bit) & 1) sagaw.push(levels);
+    return {
+      sagaw,
+      mgawBits: u.cap.mgaw + 1,
+      hostAddressBits: this.context.options.hostAddressBits,
+      secondStage2MiB: (u.cap.sllps & 1) !== 0,
+      secondStage1GiB: (u.cap.sllps & 2) !== 0,
+      firstStage: scalable && u.ecap.flts,
+      firstStage1GiB: u.cap.fl1gp,
+      firstStage5Level: u.cap.fl5lp,
+      scalableMode: scalable,
+      secondStageAccessDirty: scalable && u.ecap.slads,
+      writeBufferFlush: u.cap.rwbf,
+    };
+  }
+}
