@@ -146,12 +146,13 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
       eim: this.ctx.features.extendedInterruptMode && (irtaLo & IRTA_EIME) !== 0,
     };
     const flushed = this.ctx.features.sirtpInvalidates ? this.iec.clear() : 0;
-    this.tracing?.trace(
-      'hw',
-      this.ctx.instance,
-      'ir.sirtp',
-      `SIRTP: table at ${toHex(this.table.base)}, ${this.table.entries} entries, EIME ${this.table.eim ? 1 : 0}${this.ctx.features.sirtpInvalidates ? `, IEC flushed (${flushed})` : ''}`,
-    );
+    if (this.ctx.tracer?.enabled)
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'ir.sirtp',
+        `SIRTP: table at ${toHex(this.table.base)}, ${this.table.entries} entries, EIME ${this.table.eim ? 1 : 0}${this.ctx.features.sirtpInvalidates ? `, IEC flushed (${flushed})` : ''}`,
+      );
   }
 
   /** GSTS.IRES. */
@@ -188,12 +189,13 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
   /** IEC invalidation, global granularity; returns how many entries were dropped. */
   invalidateAll(): number {
     const dropped = this.iec.clear();
-    this.tracing?.trace(
-      'hw',
-      this.ctx.instance,
-      'iec.invalidate',
-      `IEC global invalidation: ${dropped} dropped`,
-    );
+    if (this.ctx.tracer?.enabled)
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'iec.invalidate',
+        `IEC global invalidation: ${dropped} dropped`,
+      );
     return dropped;
   }
 
@@ -204,12 +206,13 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
   invalidateIndex(index: number, indexMask: number): number {
     const block = index >>> indexMask;
     const dropped = this.iec.deleteWhere((cached) => cached >>> indexMask === block);
-    this.tracing?.trace(
-      'hw',
-      this.ctx.instance,
-      'iec.invalidate',
-      `IEC invalidation of index ${index} mask ${indexMask}: ${dropped} dropped`,
-    );
+    if (this.ctx.tracer?.enabled)
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'iec.invalidate',
+        `IEC invalidation of index ${index} mask ${indexMask}: ${dropped} dropped`,
+      );
     return dropped;
   }
 
@@ -224,12 +227,6 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
     };
   }
 
-  /** The tracer when a record would go anywhere (so `?.` skips building the message). */
-  private get tracing(): ITracer | undefined {
-    const tracer = this.ctx.tracer;
-    return tracer?.enabled ? tracer : undefined;
-  }
-
   /** The IRTE at `index`, from the IEC or read from the latched table; undefined when the read aborts. */
   private entry(index: number): Irte | undefined {
     const cached = this.iec.get(index);
@@ -240,12 +237,13 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
     const irte = decodeIrte(this.words);
     const usable = checkIrte(irte, features, this.table.eim) === 0;
     if (usable) this.iec.set(index, 0, irte);
-    this.tracing?.trace(
-      'hw',
-      this.ctx.instance,
-      'ir.fetch',
-      `fetch IRTE[${index}] at ${toHex(at)}: ${irte.mode}${irte.present ? '' : ', not present'}${usable ? '' : ', not cached'}`,
-    );
+    if (this.ctx.tracer?.enabled)
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'ir.fetch',
+        `fetch IRTE[${index}] at ${toHex(at)}: ${irte.mode}${irte.present ? '' : ', not present'}${usable ? '' : ', not cached'}`,
+      );
     return irte;
   }
 
@@ -253,13 +251,14 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
     // checkIrte has refused the reserved delivery modes, the only case without an interrupt.
     const interrupt = irteInterrupt(irte, this.table.eim)!;
     this.remapped++;
-    this.tracing?.trace(
-      'hw',
-      this.ctx.instance,
-      'ir.remap',
-      `interrupt from ${toHex(sid)} via IRTE ${index} → vector ${toHex(interrupt.vector)} APIC ${toHex(interrupt.destination)}`,
-      { sid, index, vector: interrupt.vector, destination: interrupt.destination },
-    );
+    if (this.ctx.tracer?.enabled)
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'ir.remap',
+        `interrupt from ${toHex(sid)} via IRTE ${index} → vector ${toHex(interrupt.vector)} APIC ${toHex(interrupt.destination)}`,
+        { sid, index, vector: interrupt.vector, destination: interrupt.destination },
+      );
     return { kind: 'remapped', index, interrupt };
   }
 
@@ -286,13 +285,14 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
     const posted: PostedInterrupt = notifies
       ? { descriptor, vector: irte.vector, notify: this.notification(control, pid[PID_NDST]!) }
       : { descriptor, vector: irte.vector };
-    this.tracing?.trace(
-      'hw',
-      this.ctx.instance,
-      'ir.post',
-      `interrupt from ${toHex(sid)} via IRTE ${index} posted: vector ${toHex(irte.vector)} to PID ${toHex(at)}${posted.notify ? `, notify vector ${toHex(posted.notify.vector)} APIC ${toHex(posted.notify.destination)}` : ''}`,
-      { sid, index, vector: irte.vector, descriptor },
-    );
+    if (this.ctx.tracer?.enabled)
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'ir.post',
+        `interrupt from ${toHex(sid)} via IRTE ${index} posted: vector ${toHex(irte.vector)} to PID ${toHex(at)}${posted.notify ? `, notify vector ${toHex(posted.notify.vector)} APIC ${toHex(posted.notify.destination)}` : ''}`,
+        { sid, index, vector: irte.vector, descriptor },
+      );
     return { kind: 'posted', index, posted };
   }
 
@@ -319,13 +319,14 @@ export class VtdInterruptRemapping implements InterruptRemappingHardware {
     this.blocked++;
     const recorded = !irte?.fpd && this.ctx.recordFault({ sid, index, reason });
     const vendorCode = `DMAR_FR_0x${reason.toString(16).padStart(2, '0')}`;
-    this.tracing?.trace(
-      'hw',
-      this.ctx.instance,
-      'ir.block',
-      `interrupt from ${toHex(sid)} at ${toHex(address)} blocked: ${vendorCode}${index === undefined ? '' : ` (index ${index})`}${recorded ? '' : ', not recorded'}`,
-      { sid, reason, recorded },
-    );
+    if (this.ctx.tracer?.enabled)
+      this.ctx.tracer.trace(
+        'hw',
+        this.ctx.instance,
+        'ir.block',
+        `interrupt from ${toHex(sid)} at ${toHex(address)} blocked: ${vendorCode}${index === undefined ? '' : ` (index ${index})`}${recorded ? '' : ', not recorded'}`,
+        { sid, reason, recorded },
+      );
     return {
       kind: 'blocked',
       fault: {
