@@ -427,8 +427,8 @@ export const ECAP_COVERAGE: Readonly<Record<keyof EcapFields, FieldCoverage>> = 
   nwfs: { spec: 'NWFS', status: N, note: READS_0(ATS) },
   eafs: {
     spec: 'EAFS',
-    status: N,
-    note: 'Reads 0. Deviation: the PASID entry’s EAFE is honoured anyway (rev 5.10 makes it Reserved(0) without EAFS).',
+    status: M,
+    note: 'Set in scalable mode with a first stage: the PASID entry’s EAFE makes first-stage walks set EA.',
   },
   pss: {
     spec: 'PSS',
@@ -466,15 +466,15 @@ export const ECAP_COVERAGE: Readonly<Record<keyof EcapFields, FieldCoverage>> = 
   smpwcs: { spec: 'SMPWCS', status: N, note: `From \`scalableWalkCoherency\`; ${NO_SNOOP}.` },
   rps: {
     spec: 'RPS',
-    status: N,
-    note: 'Reads 0. Deviation: RID_PASID is honoured anyway (rev 5.10: reserved with RPS = 0, which uses PASID 0).',
+    status: M,
+    note: 'Set in scalable mode: the context entry’s RID_PASID is the PASID of requests without one.',
   },
   pms: { spec: 'PMS', status: N, note: READS_0('no performance monitoring') },
   adms: { spec: 'ADMS', status: M, note: 'From `abortDmaMode`: RTADDR.TTM 11b blocks every request.' },
   rprivs: {
     spec: 'RPRIVS',
-    status: N,
-    note: 'Reads 0. Deviation: RID_PRIV is honoured anyway (rev 5.10: reserved with RPRIVS = 0, which uses user privilege).',
+    status: M,
+    note: 'Set in scalable mode: the context entry’s RID_PRIV is the privilege of requests without PASID.',
   },
 };
 
@@ -595,12 +595,12 @@ export const SCALABLE_CONTEXT_COVERAGE: Readonly<Record<keyof ScalableContextEnt
   ridPasid: {
     spec: 'RID_PASID',
     status: M,
-    note: 'The PASID of requests without one. Deviation: honoured although ECAP.RPS reads 0 (rev 5.10: reserved, PASID 0 used).',
+    note: 'The PASID of requests without one (ECAP.RPS).',
   },
   ridPriv: {
     spec: 'RID_PRIV',
     status: M,
-    note: 'The privilege of requests without PASID. Deviation: honoured although ECAP.RPRIVS reads 0 (rev 5.10: reserved, user privilege used).',
+    note: 'The privilege of requests without PASID (ECAP.RPRIVS).',
   },
 };
 
@@ -691,7 +691,7 @@ export const PASID_ENTRY_COVERAGE: Readonly<Record<keyof PasidEntry, FieldCovera
   eafe: {
     spec: 'EAFE',
     status: M,
-    note: 'First-stage walks set EA (bit 10). Deviation: honoured although ECAP.EAFS reads 0 (rev 5.10: Reserved(0)).',
+    note: 'First-stage walks set EA (bit 10) where they set A (ECAP.EAFS).',
   },
   fsptptr: {
     spec: 'FSPTPTR',

@@ -200,9 +200,10 @@ describe('capWords / ecapWords', () => {
     // ECAP lo: C QI DT IR EIM PT SC (0xdf), IRO 0x0f (0xf00), MHMV 15 (0xf00000), NEST (bit 26), PRS (29),
     // SRS (31); the sample also has MTS (25) and no PRS, and IRO 0x50.
     expect(ecapWords(f).lo).toBe(0xa4f0_0fdf);
-    // ECAP hi: PSS 19 (0x98), PASID (0x100), PDS (0x400), SMTS (0x800), SLADS (0x2000), SLTS (0x4000), FLTS
-    // (0x8000), SMPWCS (0x1_0000); the sample also has NWFS, EAFS, DIT and RPS and no PASID.
-    expect(ecapWords(f).hi).toBe(0x0001_ed98);
+    // ECAP hi: EAFS (bit 34: 0x4), PSS 19 (0x98), PASID (0x100), PDS (0x400), SMTS (0x800), SLADS (0x2000),
+    // SLTS (0x4000), FLTS (0x8000), SMPWCS (0x1_0000), RPS (bit 49: 0x2_0000), RPRIVS (bit 53: 0x20_0000); the
+    // sample also has NWFS and DIT, no PASID and no RPRIVS.
+    expect(ecapWords(f).hi).toBe(0x0023_ed9c);
   });
 
   it('place the fault records and the IOTLB registers at the exported offsets', () => {
@@ -273,17 +274,17 @@ describe('capWords / ecapWords', () => {
           abortDmaMode: f.abortDmaMode,
           pageRequestDrain: f.pageRequestDrain,
         });
-        // Features the model never implements read 0.
+        // Features the model never implements read 0; RID_PASID, RID_PRIV and EAFE come with scalable mode.
         expect(decodedCap).toMatchObject({ afl: false, ecmds: false });
         expect(decodedEcap).toMatchObject({
           mts: false,
           nwfs: false,
-          eafs: false,
+          eafs: f.scalableMode && f.firstStage,
           dit: false,
           vcs: false,
-          rps: false,
+          rps: f.scalableMode,
           pms: false,
-          rprivs: false,
+          rprivs: f.scalableMode,
         });
       }),
     );

@@ -242,7 +242,9 @@ export function ecapWords(f: VtdFeatures): RegWords {
       ers: f.executeRequests,
       srs: f.supervisorRequests,
       nwfs: false,
-      eafs: false,
+      // The first stage sets EA when the PASID entry asks (EAFE), and scalable-mode context entries'
+      // RID_PASID and RID_PRIV are honoured: ECAP.EAFS, RPS and RPRIVS say so (rev 5.10 §11.4.3).
+      eafs: f.scalableMode && f.firstStage,
       pss: f.pasidBits > 0 ? f.pasidBits - 1 : 0,
       pasid: f.pasidBits > 0,
       dit: false,
@@ -253,10 +255,10 @@ export function ecapWords(f: VtdFeatures): RegWords {
       slts: f.secondStage,
       flts: f.firstStage,
       smpwcs: f.scalableWalkCoherency,
-      rps: false,
+      rps: f.scalableMode,
       pms: false,
       adms: f.abortDmaMode,
-      rprivs: false,
+      rprivs: f.scalableMode,
     },
     'ECAP_REG',
   );
