@@ -45,6 +45,13 @@ describe('MmioWindow (readl / writel / lo_hi_writeq)', () => {
     expect(window.read64(0x10)).toBe(0x1234_5678_9abc_def0n);
   });
 
+  it('an address register as a number: low half first, exact up to 2^53', () => {
+    const { window, writes } = setup();
+    window.writeAddress(0x10, 0x1f_ffff_ffff_f000 + 0x803);
+    expect(writes).toEqual(['10=fffff803', '14=1fffff']);
+    expect(window.readAddress(0x10)).toBe(0x1f_ffff_ffff_f803);
+  });
+
   it('a read that aborts (nothing at the address) returns all ones, as a PCIe master abort', () => {
     const { window, counter } = setup();
     expect(window.read32(0x100)).toBe(0xffff_ffff);

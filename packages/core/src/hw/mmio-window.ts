@@ -35,4 +35,16 @@ export class MmioWindow {
     const lo = this.read32(offset);
     return (BigInt(this.read32(offset + 4)) << 32n) | BigInt(lo);
   }
+
+  /** A 64-bit register holding an address or an index (below 2^53), as a number; low half read first. */
+  readAddress(offset: number): number {
+    const lo = this.read32(offset);
+    return this.read32(offset + 4) * 2 ** 32 + lo;
+  }
+
+  /** {@link write64} of a number below 2^53 (an address with flag bits): the high half, written last, triggers. */
+  writeAddress(offset: number, value: number): void {
+    this.write32(offset, value % 2 ** 32);
+    this.write32(offset + 4, Math.floor(value / 2 ** 32));
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * What the parts of the VT-d host driver share (Linux `struct intel_iommu`): its window on the unit's
- * registers (`VtdMmio`, every access counted on the driver's counter), its memory, its platform context
+ * registers (core's `MmioWindow`, every access counted on the driver's counter), its memory, its platform context
  * and trace, what probe read from VER/CAP/ECAP (`VtdUnit`), the mode it chose, the global command state
  * (`GlobalCommands`, Linux `iommu->gcmd`), and the structures probe set up (`VtdDriverHost`).
  *
@@ -16,6 +16,7 @@ import {
   IommufdError,
   type ITracer,
   type MemoryBus,
+  type MmioWindow,
   POLL_LIMIT,
   pollTimeout,
   toHex,
@@ -27,40 +28,6 @@ import type { ContextTables } from './context-tables.js';
 import type { DomainIds } from './domain-ids.js';
 import type { PasidTables } from './pasid-table.js';
 import type { DriverQi } from './qi.js';
-
-/** The unit's registers, as 32-bit accesses on the bus (what `readl`/`writel` and `dmar_readq` do). */
-export class VtdMmio {
-  private readonly base: number;
-
-  constructor(
-    private readonly bus: MemoryBus,
-    base: bigint,
-    private readonly counter: AccessCounter,
-  ) {
-    this.base = Number(base);
-  }
-
-  read32(offset: number): number {
-    const r = this.bus.read(this.base + offset, 4, this.counter);
-    return r.ok ? Number(r.value) : 0xffff_ffff;
-  }
-
-  write32(offset: number, value: number): void {
-    this.bus.write(this.base + offset, 4, value >>> 0, this.counter);
-  }
-
-  /** A 64-bit register holding an address or index (below 2^53), low half read first. */
-  read64(offset: number): number {
-    const lo = this.read32(offset);
-    return this.read32(offset + 4) * 2 ** 32 + lo;
-  }
-
-  /** A 64-bit register as two 32-bit writes, low half first (`lo_hi_writeq`): the high half triggers. */
-  write64(offset: number, value: number): void {
-    this.write32(offset, value % 2 ** 32);
-    this.write32(offset + 4, Math.floor(value / 2 ** 32));
-  }
-}
 
 /** What probe learned from VER, CAP and ECAP (Linux's `cap_*`/`ecap_*` accessors, decoded once). */
 export interface VtdUnit {
@@ -112,7 +79,7 @@ const PERSISTENT = GCMD_TE | GCMD_QIE | GCMD_IRE | GCMD_CFI;
  */
 export class GlobalCommands {
   constructor(
-    private readonly mmio: VtdMmio,
+    private readonly mmio: MmioWindow,
     private readonly instance: string,
     /** CAP.RWBF: software must flush the write buffer after changing structures. */
     private readonly rwbf: boolean,
@@ -157,7 +124,7 @@ export class GlobalCommands {
 export interface VtdDriverBase {
   readonly instance: string;
   readonly context: DriverContext<VtdOptions>;
-  readonly mmio: VtdMmio;
+  readonly mmio: MmioWindow;
   readonly bus: MemoryBus;
   readonly memory: IFrameAllocator;
   /** Every bus access the driver makes: its MMIO window and its own memory. */

@@ -116,8 +116,8 @@ export function handlePrqIrq(host: VtdDriverHost, prq: PrqMemory, lookup: Device
   const { mmio } = host;
   mmio.write32(REG.PRS, PRS_PPR);
   const mask = PQ_INDEX_MASK & (prq.bytes - 1);
-  const tail = mmio.read64(REG.PQT) & mask;
-  let head = mmio.read64(REG.PQH) & mask;
+  const tail = mmio.readAddress(REG.PQT) & mask;
+  let head = mmio.readAddress(REG.PQH) & mask;
   const words = new Uint32Array(PAGE_REQUEST_WORDS);
   let handled = 0;
   while (head !== tail && handled < prq.bytes / PAGE_REQUEST_BYTES) {
@@ -126,11 +126,12 @@ export function handlePrqIrq(host: VtdDriverHost, prq: PrqMemory, lookup: Device
     handled++;
     head = (head + PAGE_REQUEST_BYTES) & mask;
   }
-  mmio.write64(REG.PQH, tail);
+  mmio.writeAddress(REG.PQH, tail);
   if ((mmio.read32(REG.PRS) & PRS_PRO) !== 0) {
     host.stats.prqOverflows++;
     host.log('prq.overflow', 'PRQ overflow detected');
-    if ((mmio.read64(REG.PQH) & mask) === (mmio.read64(REG.PQT) & mask)) mmio.write32(REG.PRS, PRS_PRO);
+    if ((mmio.readAddress(REG.PQH) & mask) === (mmio.readAddress(REG.PQT) & mask))
+      mmio.write32(REG.PRS, PRS_PRO);
   }
   return handled;
 }

@@ -19,7 +19,14 @@
  * default domains (the last loop of `intel_iommu_init`), which `enableTranslation` does, with the
  * protected memory regions turned off after it (`iommu_disable_protect_mem_regions`).
  */
-import { type DriverContext, IommufdError, type MsiVector, POLL_LIMIT, pollTimeout } from '@iommukit/core';
+import {
+  type DriverContext,
+  IommufdError,
+  MmioWindow,
+  type MsiVector,
+  POLL_LIMIT,
+  pollTimeout,
+} from '@iommukit/core';
 import { type CapFields, decodeCap, decodeEcap, type EcapFields } from '../hw/capabilities.js';
 import type { VtdOptions } from '../hw/options.js';
 import {
@@ -44,7 +51,6 @@ import {
   type VtdDriverBase,
   type VtdDriverHost,
   type VtdDriverStats,
-  VtdMmio,
   type VtdUnit,
 } from './driver-host.js';
 import { handleFaultIrq, handlePrqIrq, type PrqMemory } from './fault-irq.js';
@@ -70,7 +76,7 @@ export interface ProbedUnit extends VtdDriverHost {
 export function probeUnit(context: DriverContext<VtdOptions>, lookup: DeviceLookup): ProbedUnit {
   const { instance, bus, tracer } = context;
   const counter = bus.counter(`driver:${instance}`);
-  const mmio = new VtdMmio(bus, context.base, counter);
+  const mmio = new MmioWindow(bus, context.base, counter);
   const unit = readUnit(mmio, instance);
   const stats: VtdDriverStats = {
     faults: 0,
@@ -117,9 +123,9 @@ export function probeUnit(context: DriverContext<VtdOptions>, lookup: DeviceLook
   const vectors = allocateVectors(host, prq ? 2 : 1, releases);
   if (prq) {
     requestEvent(host, REG.PECTL, vectors[1], () => handlePrqIrq(host, prq, lookup), releases);
-    mmio.write64(REG.PQH, 0);
-    mmio.write64(REG.PQT, 0);
-    mmio.write64(REG.PQA, prq.base + PRQ_ORDER);
+    mmio.writeAddress(REG.PQH, 0);
+    mmio.writeAddress(REG.PQT, 0);
+    mmio.writeAddress(REG.PQA, prq.base + PRQ_ORDER);
   }
   requestEvent(host, REG.FECTL, vectors[0], () => handleFaultIrq(host, lookup), releases);
   return { ...host, prq, vectors, releases };
@@ -145,9 +151,9 @@ export function shutdownUnit(unit: ProbedUnit): void {
   const { mmio, memory } = unit;
   if (unit.commands.has(GCMD_TE)) unit.commands.set(GCMD_TE, false);
   if (unit.prq) {
-    mmio.write64(REG.PQH, 0);
-    mmio.write64(REG.PQT, 0);
-    mmio.write64(REG.PQA, 0);
+    mmio.writeAddress(REG.PQH, 0);
+    mmio.writeAddress(REG.PQT, 0);
+    mmio.writeAddress(REG.PQA, 0);
   }
   for (const release of unit.releases.splice(0).reverse()) release();
   if (unit.prq) freePages(memory, unit.prq.base, 2 ** PRQ_ORDER);
@@ -157,7 +163,7 @@ export function shutdownUnit(unit: ProbedUnit): void {
   unit.contextTables.free();
 }
 
-function readUnit(mmio: VtdMmio, instance: string): VtdUnit {
+function readUnit(mmio: MmioWindow, instance: string): VtdUnit {
   const ver = mmio.read32(REG.VER);
   const capWords = { lo: mmio.read32(REG.CAP), hi: mmio.read32(REG.CAP + 4) };
   const ecapWords = { lo: mmio.read32(REG.ECAP), hi: mmio.read32(REG.ECAP + 4) };
@@ -201,7 +207,7 @@ function calculateAgaw(cap: CapFields, ecap: EcapFields, width: number): number 
 /** Linux `iommu_set_root_entry`. */
 function setRootEntry(host: VtdDriverHost): void {
   const ttm = host.scalable ? TTM.SCALABLE << RTADDR_TTM.lsb : 0;
-  host.mmio.write64(REG.RTADDR, host.contextTables.root + ttm);
+  host.mmio.writeAddress(REG.RTADDR, host.contextTables.root + ttm);
   host.commands.oneShot(GCMD_SRTP);
   // With CAP.ESRTPS the unit invalidates its caches itself as part of SRTP.
   if (host.unit.cap.esrtps) return;

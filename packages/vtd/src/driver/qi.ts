@@ -302,7 +302,7 @@ export class DriverQi {
     this.status ??= allocPages(memory, 1);
     this.tail = 0;
     mmio.write32(REG.IQT, 0);
-    mmio.write64(REG.IQA, this.ring + (this.wide ? IQA_DW | 1 : 0));
+    mmio.writeAddress(REG.IQA, this.ring + (this.wide ? IQA_DW | 1 : 0));
     this.host.commands.set(GCMD_QIE, true);
   }
 
@@ -445,7 +445,7 @@ export class DriverQi {
       const iotlb = unit.iotlbOffset + 8;
       const granularity = d.granularity ?? 0;
       if (granularity === IOTLB_GRANULARITY.PAGE)
-        mmio.write64(unit.iotlbOffset, (d.addr ?? 0) + (d.ih ? IVA_IH : 0) + (d.am ?? 0));
+        mmio.writeAddress(unit.iotlbOffset, (d.addr ?? 0) + (d.ih ? IVA_IH : 0) + (d.am ?? 0));
       const drain = unit.cap.dwd ? IOTLB_HI_DW : 0;
       mmio.write32(iotlb, 0);
       mmio.write32(iotlb + 4, IOTLB_HI_IVT | (granularity << IOTLB_HI_IIRG.lsb) | drain | (d.did ?? 0));
