@@ -73,4 +73,45 @@ describe('EventInterrupt (FECTL/IECTL/PECTL protocol)', () => {
     event.withdraw();
     expect(event.pending).toBe(false);
   });
+
+  it('while an event is pending, a write that keeps IM set sends nothing', () => {
+    const { regs, event, delivered } = rig();
+    event.raise();
+    regs.write(REG.FECTL, 4, EVENT_CTL_IM);
+    expect([delivered(), event.pending, event.sent]).toEqual([0, true, 0]);
+    regs.write(REG.FECTL, 4, 0);
+    expect([delivered(), event.pending, event.sent]).toEqual([0x41, false, 1]);
+  });
+});
+
+describe('EventInterrupt message address', () => {
+  const HIGH = 0x2_0000_0000;
+  function addressed(upperAddress: number | undefined) {
+    const features = featuresFromOptions(VtdOptionsSchema.parse({}));
+    const regs = new RegisterFile(VTD_MMIO_SIZE, vtdRegisterTable(features));
+    const bus = new MemoryBus();
+    bus.addRam('msi', MSI_PAGE, 0x1000);
+    bus.addRam('high', HIGH + MSI_PAGE, 0x1000);
+    const event = new EventInterrupt(
+      regs,
+      { control: REG.FECTL, data: REG.FEDATA, address: REG.FEADDR, upperAddress },
+      bus,
+      bus.counter('vtd'),
+      0x10,
+    );
+    regs.write(REG.FEDATA, 4, 0x41);
+    regs.write(REG.FEADDR, 4, MSI_PAGE + 0x40);
+    regs.write(REG.FEUADDR, 4, HIGH / 2 ** 32);
+    regs.write(REG.FECTL, 4, 0);
+    event.raise();
+    return { low: readWord(bus, MSI_PAGE + 0x40), high: readWord(bus, HIGH + MSI_PAGE + 0x40), event };
+  }
+
+  it('with an upper address register (EIM), the message goes to its value above bit 32', () => {
+    expect(addressed(REG.FEUADDR)).toMatchObject({ low: 0, high: 0x41, event: { sent: 1, aborted: 0 } });
+  });
+
+  it('without one, the address is 32 bits whatever the upper register holds', () => {
+    expect(addressed(undefined)).toMatchObject({ low: 0x41, high: 0, event: { sent: 1, aborted: 0 } });
+  });
 });

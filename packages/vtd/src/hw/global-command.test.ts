@@ -3,12 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { GlobalCommand, type GlobalCommandEffects } from './global-command.js';
 import { featuresFromOptions, VtdOptionsSchema } from './options.js';
 import {
+  GCMD_CFI,
   GCMD_IRE,
   GCMD_QIE,
   GCMD_SIRTP,
   GCMD_SRTP,
   GCMD_TE,
   GCMD_WBF,
+  GSTS_CFIS,
   GSTS_IRES,
   GSTS_IRTPS,
   GSTS_QIES,
@@ -97,5 +99,46 @@ describe('GCMD/GSTS handshakes (§11.4.4, §11.4.5)', () => {
     legacy.command(GCMD_IRE);
     expect(legacy.status()).toBe(0);
     expect(legacy.calls).toEqual([]);
+  });
+
+  it('clearing a persistent command clears its status and tells the unit off (TE, IRE, CFI)', () => {
+    const { regs, gc, calls, command, status } = rig();
+    command(GCMD_TE);
+    command(GCMD_IRE);
+    // CFI is written with the other persistent bits, as Linux does (GSTS read back with CFI set).
+    regs.write(REG.GCMD, 4, (status() | GCMD_CFI) >>> 0);
+    expect(status() & GSTS_CFIS).toBe(GSTS_CFIS);
+    regs.write(REG.GCMD, 4, (status() & ~GCMD_CFI) >>> 0);
+    expect(status() & GSTS_CFIS).toBe(0);
+    command(GCMD_IRE, false);
+    command(GCMD_TE, false);
+    expect(status()).toBe(0);
+    expect(gc.state.enabled).toBe(false);
+    expect(calls).toEqual(['te true', 'ir true', 'cfi true', 'cfi false', 'ir false', 'te false']);
+  });
+
+  it('SIRTP latches both halves of IRTA', () => {
+    const { regs, calls, command } = rig();
+    regs.write(REG.IRTA, 4, 0x5000_000f);
+    regs.write(REG.IRTA + 4, 4, 0x3);
+    command(GCMD_SIRTP);
+    expect(calls).toEqual(['irta 3:5000000f']);
+  });
+
+  it('counts every command performed, and none for a write that changes nothing', () => {
+    const { gc, command } = rig({ writeBufferFlush: true });
+    const counted = (bits: number, on = true) => {
+      const before = gc.commands;
+      command(bits, on);
+      return gc.commands - before;
+    };
+    expect(counted(GCMD_TE)).toBe(1);
+    expect(counted(GCMD_TE)).toBe(0);
+    expect(counted(GCMD_SRTP)).toBe(1);
+    expect(counted(GCMD_SIRTP)).toBe(1);
+    expect(counted(GCMD_QIE)).toBe(1);
+    expect(counted(GCMD_WBF)).toBe(1);
+    expect(counted(GCMD_TE, false)).toBe(1);
+    expect(gc.commands).toBe(6);
   });
 });

@@ -47,6 +47,8 @@ interface RigOptions {
   /** IQA.QS: 2^qs 4 KiB pages. */
   readonly qs?: number;
   readonly base?: number;
+  /** Whether the targets have a trace hook (on by default). */
+  readonly trace?: boolean;
 }
 
 function rig(options: RigOptions = {}) {
@@ -81,11 +83,20 @@ function rig(options: RigOptions = {}) {
       regs.set(REG.FSTS, regs.get(REG.FSTS) | bit);
     },
   };
+  const traces: string[] = [];
   const targets: InvalidationTargets = {
     caches,
     endpoint: () => undefined,
     iec: { invalidateAll: () => {}, invalidateIndex: () => {} },
     scalable: () => options.scalable ?? false,
+    ...(options.trace === false
+      ? {}
+      : {
+          tracer: {
+            enabled: true,
+            trace: (name: string, message: string) => traces.push(`${name}: ${message}`),
+          },
+        }),
   };
   const queue = new InvalidationQueue({ regs, bus, counter, features, targets, status, completion });
 
@@ -117,7 +128,7 @@ function rig(options: RigOptions = {}) {
   const fillContext = () => {
     for (const sid of [0x100, 0x200]) caches.context.set(sid, 0, { did: 1 });
   };
-  return { regs, bus, queue, caches, completion, raised, put, word, slot, fillContext };
+  return { regs, bus, queue, caches, completion, raised, put, word, slot, fillContext, traces };
 }
 
 type Rig = ReturnType<typeof rig>;
@@ -361,5 +372,115 @@ describe('InvalidationQueue: enabling and bounded work', () => {
       qiErrors: 1,
       qiStatusWrites: 0,
     });
+  });
+});
+
+describe('InvalidationQueue: what process() performs', () => {
+  it('returns the descriptors performed: none on an empty queue, none past an error', () => {
+    const r = rig();
+    enable(r, true);
+    // IQT moved without its write hook, as if the trigger had not run yet.
+    r.put([NOP, NOP], false);
+    r.regs.set(REG.IQT, 0x20);
+    expect([r.queue.process(), r.queue.process()]).toEqual([2, 0]);
+    r.put([NOP, BAD_TYPE], false);
+    r.regs.set(REG.IQT, 0x40);
+    expect([r.queue.process(), iqh(r)]).toEqual([1, 0x30]);
+  });
+
+  it('a queue that feeds itself up to exactly one queue of descriptors ends empty, not at the bound', () => {
+    const r = rig();
+    enable(r, true);
+    // As above, but the last slot's status write sets IQT to where IQH then is: the queue is empty.
+    const slots = Array.from({ length: 256 }, (_, i) =>
+      wait({ sw: true }, i === 255 ? 0 : ((i + 2) * 16) % 4096, MMIO + REG.IQT),
+    );
+    r.put(slots, false);
+    r.regs.write(REG.IQT, 4, 0x10);
+    expect([r.queue.performed.wait, r.queue.boundReached, iqh(r), r.regs.read(REG.IQT, 4)]).toEqual([
+      256, 0, 0, 0,
+    ]);
+  });
+
+  it('the bound of a 256-bit queue is its 128 slots', () => {
+    const r = rig({ scalable: true, wide: true });
+    enable(r, true);
+    const slots = Array.from({ length: 128 }, (_, i) =>
+      wait({ sw: true }, ((i + 2) * 32) % 4096, MMIO + REG.IQT),
+    );
+    r.put(slots, false);
+    r.regs.write(REG.IQT, 4, 0x20);
+    expect([r.queue.performed.wait, r.queue.boundReached, iqh(r)]).toEqual([128, 1, 0]);
+  });
+
+  it('IQA.QS = 2: a 16 KiB queue, whose tail may lie past the first 4 KiB', () => {
+    const r = rig({ qs: 2 });
+    enable(r, true);
+    r.put(Array.from({ length: 300 }, () => NOP));
+    expect([iqe(r), iqh(r)]).toEqual([false, 300 * 16]);
+  });
+
+  it('a tail equal to the queue size is beyond it: IQEI 1', () => {
+    const r = rig();
+    enable(r, true);
+    r.regs.write(REG.IQT, 4, 0x1000);
+    expect([iqe(r), r.regs.read(REG.IQERCD, 4), iqh(r)]).toEqual([true, IQEI.INVALID_TAIL, 0]);
+  });
+
+  it('an ICS write that leaves IWC set keeps the completion event pending', () => {
+    const r = rig();
+    enable(r, true);
+    r.put([wait({ iflag: true })]);
+    r.regs.write(REG.ICS, 4, 0);
+    expect(r.completion.pending).toBe(true);
+    r.regs.write(REG.IECTL, 4, 0);
+    expect([r.completion.sent, r.word(MSI_PAGE + 0x80)]).toEqual([1, 0x51]);
+  });
+});
+
+describe('InvalidationQueue: trace', () => {
+  it('traces each wait and each error with its reason', () => {
+    const traced = (options: RigOptions, descriptors: (readonly number[])[], tail?: number) => {
+      const r = rig(options);
+      enable(r, true);
+      r.put(descriptors);
+      if (tail !== undefined) r.regs.write(REG.IQT, 4, tail);
+      return r.traces;
+    };
+    expect(traced({}, [wait({ sw: true, iflag: true }, 7, STATUS), wait({})])).toEqual([
+      'wait: sw 0x7 to 0x180000 if',
+      'wait: ',
+    ]);
+    expect(traced({ scalable: true, wide: true }, [], 0x30)).toEqual([
+      'iqe: IQEI 6 at IQH 0x0: IQT 0x30 is not 256-bit aligned',
+    ]);
+    expect(traced({}, [], 0x1000)).toEqual([
+      'iqe: IQEI 1 at IQH 0x0: IQT 0x1000 is beyond the 4096-byte queue',
+    ]);
+    expect(traced({ scalable: true }, [NOP])).toEqual([
+      'iqe: IQEI 5 at IQH 0x0: 128-bit descriptors in scalable mode',
+    ]);
+    expect(traced({}, [BAD_TYPE])[0]).toMatch(/^iqe: IQEI 3 at IQH 0x0: \S/);
+  });
+
+  it('a fetch that aborts past the first page names the address it read', () => {
+    // An 8 KiB queue whose second page is past the end of RAM (0x200000).
+    const r = rig({ qs: 1, base: 0x1f_f000 });
+    enable(r, true);
+    r.put(Array.from({ length: 257 }, () => NOP));
+    expect([iqh(r), r.regs.read(REG.IQERCD, 4)]).toEqual([0x1000, IQEI.FETCH_ERROR]);
+    // 256 waits, then the error.
+    expect([r.traces.length, r.traces.at(-1)]).toEqual([
+      257,
+      'iqe: IQEI 2 at IQH 0x1000: descriptor fetch at 0x200000 aborted',
+    ]);
+  });
+
+  it('without a trace hook, waits and errors work as with one', () => {
+    const r = rig({ trace: false });
+    r.regs.write(REG.IECTL, 4, 0);
+    enable(r, true);
+    r.put([wait({ sw: true, iflag: true }, 7, STATUS), BAD_TYPE]);
+    expect([r.word(STATUS), r.word(MSI_PAGE + 0x80), iqe(r), iqh(r)]).toEqual([7, 0x51, true, 0x10]);
   });
 });

@@ -233,7 +233,7 @@ export class InvalidationQueue {
       this.completionEvents++;
       this.init.completion.raise();
     }
-    if (this.tracing)
+    if (this.init.targets.tracer?.enabled)
       this.trace(
         'wait',
         `${d.sw ? `sw ${toHex(d.statusData)} to ${toHex(d.statusAddr)} ` : ''}${d.iflag ? 'if' : ''}`,
@@ -246,16 +246,14 @@ export class InvalidationQueue {
     regs.set(REG.IQERCD, iqei);
     this.errors[iqei]!++;
     status.raiseStatus(FSTS_IQE);
-    if (this.tracing) this.trace('iqe', `IQEI ${iqei} at IQH ${toHex(regs.get(REG.IQH))}: ${reason}`);
+    if (this.init.targets.tracer?.enabled)
+      this.trace('iqe', `IQEI ${iqei} at IQH ${toHex(regs.get(REG.IQH))}: ${reason}`);
     return false;
   }
 
   /** Callers check it first, so no message is built while nobody listens. */
-  private get tracing(): boolean {
-    return this.init.targets.trace !== undefined;
-  }
-
+  /** Only called when the tracer is enabled. */
   private trace(name: string, message: string): void {
-    this.init.targets.trace?.(name, message);
+    this.init.targets.tracer!.trace(name, message);
   }
 }

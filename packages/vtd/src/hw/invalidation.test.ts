@@ -49,7 +49,7 @@ function rig(overrides: Partial<VtdFeatures> = {}, scalable = true) {
       invalidateIndex: (index, mask) => iec.push(`${index}/${mask}`),
     },
     scalable: () => scalable,
-    trace: (name, message) => traces.push(`${name}: ${message}`),
+    tracer: { enabled: true, trace: (name, message) => traces.push(`${name}: ${message}`) },
   };
   const dispatcher = new InvalidationDispatcher(targets, { ...FEATURES, ...overrides });
   return { caches, dispatcher, atc, responses, iec, traces };

@@ -28,7 +28,7 @@ import {
 const QUEUE = 0x10_0000;
 const PECTL_REGS = { control: REG.PECTL, data: REG.PEDATA, address: REG.PEADDR, upperAddress: REG.PEUADDR };
 
-function rig(pqs = 0, base = QUEUE) {
+function rig(pqs = 0, base = QUEUE, traced = true) {
   const features = featuresFromOptions(VtdOptionsSchema.parse({}));
   const regs = new RegisterFile(VTD_MMIO_SIZE, vtdRegisterTable(features));
   const bus = new MemoryBus();
@@ -47,7 +47,7 @@ function rig(pqs = 0, base = QUEUE) {
     features,
     event,
     (sid, response) => responses.push({ sid, ...response }),
-    { tracer, source: 'iommu0' },
+    traced ? { tracer, source: 'iommu0' } : undefined,
   );
   // Software setup (§7.4.1): PQH = PQT = 0, then the queue's base and size.
   regs.write(REG.PQA, 4, base + pqs);
@@ -261,5 +261,63 @@ describe('PageRequestQueue: construction', () => {
     expect(() => new PageRequestQueue(regs, bus, bus.counter('vtd'), features, event, () => {})).toThrow(
       /ECAP.PRS/,
     );
+  });
+});
+
+describe('PageRequestQueue: queue geometry and descriptor bits', () => {
+  it('PQS = 2: a 16 KiB queue, PQT wrapping from its last entry', () => {
+    const { regs, bus, queue } = rig(2);
+    regs.write(REG.PQH, 4, 0x3fe0);
+    regs.write(REG.PQT, 4, 0x3fe0);
+    expect(queue.request(1, pr({ groupIndex: 9 }))).toBe(true);
+    expect(decodePageRequest(descriptorAt(bus, QUEUE + 0x3fe0), 0).prgIndex).toBe(9);
+    expect(regs.read(REG.PQT, 4)).toBe(0);
+  });
+
+  it('a queue above 4 GiB: PQA bits 63:32 from its high half', () => {
+    const { regs, bus, queue } = rig();
+    const high = 2 ** 32 + QUEUE;
+    bus.addRam('high', high, 0x1000);
+    regs.write(REG.PQA, 4, QUEUE);
+    regs.write(REG.PQA + 4, 4, 1);
+    expect(queue.request(1, pr({ groupIndex: 9 }))).toBe(true);
+    expect(decodePageRequest(descriptorAt(bus, high), 0).prgIndex).toBe(9);
+    expect(descriptorAt(bus, QUEUE)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('a read with a PASID: EXR, PMR and WRR clear', () => {
+    const { bus, queue } = rig();
+    queue.request(0x0208, pr({ pasid: 5, access: PERM_READ, groupIndex: 1 }));
+    expect(decodePageRequest(descriptorAt(bus, QUEUE), 0)).toMatchObject({
+      pasidPresent: true,
+      pasid: 5,
+      exe: false,
+      priv: false,
+      read: true,
+      write: false,
+    });
+  });
+});
+
+describe('PageRequestQueue: trace', () => {
+  it('records each descriptor written and each request dropped, with why', () => {
+    const { regs, queue, tracer } = rig();
+    queue.request(0x10, pr({ groupIndex: 3, last: true }));
+    regs.write(REG.PQH, 4, 0x40);
+    queue.request(0x10, pr({ groupIndex: 4 }));
+    queue.request(0x10, pr({ groupIndex: 5 }));
+    expect(tracer.records.map(({ layer, source, name, message }) => [layer, source, name, message])).toEqual([
+      ['hw', 'iommu0', 'prq.write', 'page request sid 0x10 IOVA 0x4000 group 3 (last) at PQ offset 0x0'],
+      ['hw', 'iommu0', 'prq.drop', 'page request sid 0x10 IOVA 0x4000 group 4 dropped: queue full, PRO set'],
+      ['hw', 'iommu0', 'prq.drop', 'page request sid 0x10 IOVA 0x4000 group 5 dropped: PRO set'],
+    ]);
+  });
+
+  it('without a trace, requests are queued and dropped alike', () => {
+    const { regs, queue, responses } = rig(0, QUEUE, false);
+    expect(queue.request(1, pr())).toBe(true);
+    regs.write(REG.PQH, 4, 0x40);
+    expect(queue.request(1, pr({ last: true }))).toBe(false);
+    expect([responses.length, queue.queued, queue.dropped]).toEqual([1, 1, 1]);
   });
 });

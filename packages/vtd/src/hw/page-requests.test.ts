@@ -1,4 +1,4 @@
-import { errnoOf } from '@iommukit/core';
+import { errnoOf, IommufdError } from '@iommukit/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -88,7 +88,28 @@ describe('page request descriptor', () => {
     expect(errnoOf(() => encoded({ privateData: [1, 2, 3, -1] }))).toBe('EINVAL');
   });
 
+  it('names the structure and field it refuses', () => {
+    const refused = (pr: Partial<PageRequest>) => {
+      try {
+        encoded(pr);
+      } catch (error) {
+        if (error instanceof IommufdError) return error.context;
+        throw error;
+      }
+      return undefined;
+    };
+    expect(refused({ rid: 0x1_0000 })).toEqual({ structure: 'page_req_dsc', field: 'rid' });
+    expect(refused({ addr: 0x1234 })).toEqual({ structure: 'page_req_dsc', field: 'addr' });
+    expect(refused({ privateData: [1, 2, 3] })).toEqual({ structure: 'page_req_dsc', field: 'privateData' });
+    expect(refused({ privateData: [1, 2, 3, -1] })).toEqual({
+      structure: 'page_req_dsc',
+      field: 'privateData[3]',
+    });
+  });
+
   it('needs a 32-byte aligned slot that fits', () => {
+    expect(() => decodePageRequest(new Uint32Array(16), -8)).toThrow(RangeError);
+    expect(() => encodePageRequest({}, new Uint32Array(16), -8)).toThrow(RangeError);
     expect(() => decodePageRequest(new Uint32Array(16), 4)).toThrow(RangeError);
     expect(() => decodePageRequest(new Uint32Array(12), 8)).toThrow(RangeError);
     expect(() => encodePageRequest({}, new Uint32Array(8), 1)).toThrow(RangeError);

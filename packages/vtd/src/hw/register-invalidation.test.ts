@@ -6,6 +6,8 @@ import { featuresFromOptions, VtdOptionsSchema } from './options.js';
 import { RegisterInvalidation } from './register-invalidation.js';
 import { GSTS_QIES, REG, VTD_MMIO_SIZE, vtdRegisterTable } from './regs.js';
 
+const GIB4 = 2 ** 32;
+
 const MMIO = 0xfed9_0000;
 
 // CCMD_REG high half (§11.4.7): ICC bit 31, CIRG 30:29, CAIG 28:27, FM 1:0; low half: SID 31:16, DID 15:0.
@@ -18,7 +20,11 @@ const IVT = 0x8000_0000;
 const iirg = (g: number) => g << 28;
 const iaigOf = (hi: number) => (hi >>> 25) & 3;
 
-function rig(options: Record<string, unknown> = { version: { major: 5, minor: 0 } }, scalable = false) {
+function rig(
+  options: Record<string, unknown> = { version: { major: 5, minor: 0 } },
+  scalable = false,
+  traced = true,
+) {
   const features = featuresFromOptions(VtdOptionsSchema.parse(options));
   const regs = new RegisterFile(VTD_MMIO_SIZE, vtdRegisterTable(features));
   const bus = new MemoryBus();
@@ -28,7 +34,7 @@ function rig(options: Record<string, unknown> = { version: { major: 5, minor: 0 
       iotlb: { sets: 4, ways: 8, policy: 'lru' },
       context: { sets: 4, ways: 4, policy: 'lru' },
       pasid: { sets: 4, ways: 4, policy: 'lru' },
-      pagingStructure: undefined,
+      pagingStructure: { sets: 4, ways: 4, policy: 'lru' },
     },
     { context: (e) => e.did, pasid: (e) => e.did },
   );
@@ -42,11 +48,20 @@ function rig(options: Record<string, unknown> = { version: { major: 5, minor: 0 
   for (const page of [0x10, 0x11, 0x12, 0x13])
     caches.cacheLeaf(IOTLB_SECOND, 1, NO_PASID_TAG, page * 4096, 12);
   caches.cacheLeaf(IOTLB_SECOND, 2, NO_PASID_TAG, 0x10 * 4096, 12);
+  const traces: string[] = [];
   const targets: InvalidationTargets = {
     caches,
     endpoint: () => undefined,
     iec: { invalidateAll: () => {}, invalidateIndex: () => {} },
     scalable: () => scalable,
+    ...(traced
+      ? {
+          tracer: {
+            enabled: true,
+            trace: (name: string, message: string) => traces.push(`${name}: ${message}`),
+          },
+        }
+      : {}),
   };
   const commands = new RegisterInvalidation({ regs, features, targets });
   const sids = () =>
@@ -66,7 +81,7 @@ function rig(options: Record<string, unknown> = { version: { major: 5, minor: 0 
     regs.write(REG.IOTLB + 4, 4, hi);
     return regs.read(REG.IOTLB + 4, 4);
   };
-  return { regs, bus, caches, commands, sids, leafCount, ccmd, iotlb };
+  return { regs, bus, caches, commands, sids, leafCount, ccmd, iotlb, traces };
 }
 
 describe('CCMD_REG: context-cache invalidation (§6.5.1.1, §11.4.7)', () => {
@@ -185,5 +200,81 @@ describe('register-based invalidation refused (left as written)', () => {
       regInvalidationsIgnored: 1,
       regInvalidationsRefused: 0,
     });
+  });
+});
+
+describe('what the command registers read after a command', () => {
+  it('CCMD keeps CIRG, FM and the low half as written; CAIG replaces the previous one', () => {
+    const r = rig();
+    // Device-selective (CAIG 3), then global (CAIG 1): CAIG's bits 28:27 go from 11 to 01.
+    expect(r.ccmd((0x0101 << 16) | 1, ICC | cirg(3) | 2) >>> 0).toBe((cirg(3) | (3 << 27) | 2) >>> 0);
+    expect(r.ccmd(0, ICC | cirg(1)) >>> 0).toBe((cirg(1) | (1 << 27)) >>> 0);
+    expect(r.regs.get(REG.CCMD)).toBe(0);
+  });
+
+  it('IOTLB keeps IIRG and the DID as written; IAIG replaces the previous one', () => {
+    const r = rig();
+    expect(r.iotlb(IVT | iirg(3) | 1, 0x10 * 4096) >>> 0).toBe((iirg(3) | (3 << 25) | 1) >>> 0);
+    expect(r.iotlb(IVT | iirg(1) | 2) >>> 0).toBe((iirg(1) | (1 << 25) | 2) >>> 0);
+  });
+
+  it('an IOTLB high-half write without IVT does nothing', () => {
+    const r = rig();
+    expect(r.iotlb(iirg(1)) >>> 0).toBe(iirg(1) >>> 0);
+    expect([r.leafCount(), r.commands.iotlbPerformed]).toEqual([5, 0]);
+  });
+});
+
+describe('IVA_REG in page-selective requests', () => {
+  it('ADDR above 4 GiB: the high half of IVA holds bits 63:32', () => {
+    const r = rig();
+    r.caches.cacheLeaf(IOTLB_SECOND, 1, NO_PASID_TAG, GIB4 + 0x10 * 4096, 12).level = 7;
+    r.iotlb(IVT | iirg(3) | 1, 0x10 * 4096, 1);
+    // The leaf at 4 GiB + 0x10000 (level 7) goes; the five below 4 GiB stay.
+    const levels = r.caches.iotlb.entries().map((e) => e.level);
+    expect([levels.length, levels.includes(7)]).toEqual([5, false]);
+  });
+
+  it('IH = 1 keeps the paging-structure entries of the range, IH = 0 drops them', () => {
+    const r = rig();
+    const tables = r.caches.secondStageTables!.select(IOTLB_SECOND, 1, NO_PASID_TAG);
+    tables.fill(1, 21, 0x20_0000, 0x8000, 0);
+    r.iotlb(IVT | iirg(3) | 1, 0x20_0000 | 0x40);
+    expect(tables.find(0x20_0000)).toBe(1);
+    r.iotlb(IVT | iirg(3) | 1, 0x20_0000);
+    expect(tables.find(0x20_0000)).toBe(-1);
+  });
+
+  it('AM is only checked against CAP.MAMV for page-selective requests', () => {
+    const r = rig();
+    const hi = r.iotlb(IVT | iirg(2) | 1, 46);
+    expect([iaigOf(hi), r.leafCount(), r.commands.ignored]).toEqual([2, 1, 0]);
+  });
+});
+
+describe('the trace of register-based invalidation', () => {
+  it('without a trace hook, ignored and refused requests complete as with one', () => {
+    const r = rig(undefined, false, false);
+    expect(caigOf(r.ccmd(0, ICC))).toBe(0);
+    r.regs.set(REG.GSTS, GSTS_QIES);
+    expect(r.ccmd(0, ICC | cirg(1)) & ICC).not.toBe(0);
+    expect([r.commands.ignored, r.commands.refused]).toEqual([1, 1]);
+  });
+
+  it('says which register was refused and why, and why a request was ignored', () => {
+    const r = rig();
+    r.ccmd(0, ICC);
+    r.iotlb(IVT);
+    r.iotlb(IVT | iirg(3) | 1, 46);
+    r.regs.set(REG.GSTS, GSTS_QIES);
+    r.ccmd(0, ICC | cirg(1));
+    r.iotlb(IVT | iirg(1));
+    expect(r.traces).toEqual([
+      'register-invalidation: CCMD: CIRG 0 is reserved: ignored',
+      'register-invalidation: IOTLB: IIRG 0 is reserved: ignored',
+      'register-invalidation: IOTLB: IVA.AM 46 exceeds CAP.MAMV 45: ignored',
+      'register-invalidation: CCMD: register-based invalidation refused, queued invalidation is enabled',
+      'register-invalidation: IOTLB: register-based invalidation refused, queued invalidation is enabled',
+    ]);
   });
 });

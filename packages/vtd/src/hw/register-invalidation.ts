@@ -159,16 +159,17 @@ export class RegisterInvalidation {
     const why = this.refusal();
     if (why === undefined) return false;
     this.refused++;
-    this.trace(`${register}: register-based invalidation refused, ${why}`);
+    if (this.init.targets.tracer?.enabled)
+      this.trace(`${register}: register-based invalidation refused, ${why}`);
     return true;
   }
 
   private ignore(reason: string): void {
     this.ignored++;
-    this.trace(`${reason}: ignored`);
+    if (this.init.targets.tracer?.enabled) this.trace(`${reason}: ignored`);
   }
 
   private trace(message: string): void {
-    this.init.targets.trace?.('register-invalidation', message);
+    this.init.targets.tracer!.trace('register-invalidation', message);
   }
 }

@@ -16,7 +16,6 @@ import {
   type EndpointPort,
   type HardwareContext,
   type IommuHardware,
-  type ITracer,
   NO_PASID,
   type PageRequest,
   PERM_READ,
@@ -57,14 +56,12 @@ export class VtdHardware implements IommuHardware {
   readonly pageRequests: PageRequestQueue | undefined;
   readonly interruptRemapping: VtdInterruptRemapping | undefined;
   private readonly endpoints = new Map<number, EndpointPort>();
-  private readonly tracer: ITracer;
   private readonly tableReads: AccessCounter;
 
   constructor(context: HardwareContext<VtdOptions>) {
     this.instance = context.instance;
     this.options = context.options;
     this.features = featuresFromOptions(context.options);
-    this.tracer = context.tracer;
     const f = this.features;
     const o = this.options;
     const { bus } = context;
@@ -113,7 +110,9 @@ export class VtdHardware implements IommuHardware {
               reason,
               write: true,
               pasid: undefined,
+              // Stryker disable next-line BooleanLiteral: without a PASID, FRCD.EXE is RsvdZ (fault-recording.ts writes 0)
               execute: false,
+              // Stryker disable next-line BooleanLiteral: without a PASID, FRCD.PRIV is RsvdZ (fault-recording.ts writes 0)
               privileged: false,
             }),
           tracer: context.tracer,
@@ -134,12 +133,17 @@ export class VtdHardware implements IommuHardware {
       caches: this.caches,
       endpoint: (sid) => this.endpoints.get(sid),
       iec: {
+        // Stryker disable next-line OptionalChaining: without ECAP.IR the IEC descriptor is refused (invalidation.ts), never performed
         invalidateAll: () => this.interruptRemapping?.invalidateAll(),
+        // Stryker disable next-line OptionalChaining: without ECAP.IR the IEC descriptor is refused (invalidation.ts), never performed
         invalidateIndex: (index, mask) => this.interruptRemapping?.invalidateIndex(index, mask),
       },
       scalable: () => this.global.state.ttm === TTM.SCALABLE,
-      trace: (name, message) => {
-        if (this.tracer.enabled) this.tracer.trace('hw', this.instance, name, message);
+      tracer: {
+        get enabled() {
+          return context.tracer.enabled;
+        },
+        trace: (name, message) => context.tracer.trace('hw', context.instance, name, message),
       },
     };
     this.registerInvalidation = new RegisterInvalidation({ regs: this.regs, features: f, targets });
@@ -178,6 +182,7 @@ export class VtdHardware implements IommuHardware {
       : undefined;
     // Software clearing FSTS.IQE lets the queue go on from the descriptor it stopped at.
     this.faults.onStatusCleared((bits) => {
+      // Stryker disable next-line OptionalChaining: FSTS.IQE is never set on a unit without queued invalidation
       if ((bits & FSTS_IQE) !== 0) this.invalidationQueue?.process();
     });
     this.global = new GlobalCommand(this.regs, f, {
@@ -190,12 +195,16 @@ export class VtdHardware implements IommuHardware {
           this.caches.invalidateIotlbGlobal();
         }
       },
+      // Stryker disable next-line OptionalChaining: GCMD.QIE is ignored without queued invalidation (global-command.ts)
       queuedInvalidation: (on) => this.invalidationQueue?.setEnabled(on),
+      // Stryker disable next-line OptionalChaining: GCMD.SIRTP is ignored without interrupt remapping (global-command.ts)
       interruptTableSet: (lo, hi) => this.interruptRemapping?.latchTable(lo, hi),
       interruptRemapping: (on) => {
+        // Stryker disable next-line OptionalChaining: GCMD.IRE is ignored without interrupt remapping (global-command.ts)
         this.interruptRemapping?.setEnabled(on);
         this.resetFaultIndexWhenIdle();
       },
+      // Stryker disable next-line OptionalChaining: GCMD.CFI is ignored without interrupt remapping (global-command.ts)
       compatibilityFormat: (on) => this.interruptRemapping?.setCompatibilityAllowed(on),
     });
     this.mmio = { base: context.base, size: VTD_MMIO_SIZE };
@@ -241,7 +250,9 @@ export class VtdHardware implements IommuHardware {
       sid: streamId,
       address: Number(request.iova & ~0xfffn),
       reason,
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: with a requestKind, FRCD.T encodes the kind, not the access (fault-recording.ts)
       write: (request.access & PERM_READ) === 0,
+      // Stryker disable next-line StringLiteral: fault-recording.ts encodes every kind but 'atomic' as a page request (T2 = 1, T = 0)
       requestKind: 'page-request',
       pasid: request.pasid === NO_PASID ? undefined : request.pasid,
       execute: false,
