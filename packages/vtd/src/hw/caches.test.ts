@@ -180,3 +180,82 @@ describe('VtdCaches: context and PASID caches', () => {
     expect(c.stats()).toMatchObject({ iotlbHits: 1, iotlbMisses: 0, contextCacheMisses: 1 });
   });
 });
+
+describe('VtdCaches: geometry, tags and counters', () => {
+  it('names the cache a bad geometry belongs to', () => {
+    const bad = { sets: 4, ways: 3, policy: 'plru' } as const;
+    const paths = (g: Partial<VtdCacheGeometry>) => {
+      try {
+        new VtdCaches<Ctx, Pe>({ ...geometry, ...g }, { context: (e) => e.did, pasid: (e) => e.did });
+      } catch (e) {
+        return (e as { issues: { path: string }[] }).issues.map((i) => i.path);
+      }
+      return [];
+    };
+    expect(paths({ iotlb: bad })).toEqual(['vtd IOTLB.ways']);
+    expect(paths({ context: bad })).toEqual(['vtd context cache.ways']);
+    expect(paths({ pasid: bad })).toEqual(['vtd PASID cache.ways']);
+    expect(paths({ pagingStructure: bad })).toEqual(['vtd first-stage paging-structure cache.ways']);
+  });
+
+  it('a domain-selective context invalidation spares entries tagged DID 0 (cached faults) unless it names DID 0', () => {
+    const c = caches();
+    c.context.set(0x0100, 0, { did: 0 });
+    c.context.set(0x0101, 0, { did: 5 });
+    expect(c.invalidateContextDomain(5)).toBe(1);
+    expect(c.context.peek(0x0100)).toEqual({ did: 0 });
+    expect(c.invalidateContextDomain(0)).toBe(1);
+  });
+
+  it('without paging-structure caches every invalidation and the counters still work', () => {
+    const c = new VtdCaches<Ctx, Pe>(
+      { ...geometry, pagingStructure: undefined },
+      { context: (e) => e.did, pasid: (e) => e.did },
+    );
+    c.cacheLeaf(IOTLB_FIRST, 5, 9, 0x10_000, 12);
+    c.cacheLeaf(IOTLB_FIRST, 5, 9, 0x20_000, 12);
+    expect(c.invalidatePasidIotlbPages(5, 9, 0x10_000, 4096, false)).toBe(1);
+    expect(c.invalidatePasidIotlb(5, 9)).toBe(1);
+    c.cacheLeaf(IOTLB_SECOND, 5, NO_PASID_TAG, 0x10_000, 12);
+    c.cacheLeaf(IOTLB_SECOND, 5, NO_PASID_TAG, 0x20_000, 12);
+    expect(c.invalidateIotlbPages(5, 0x10_000, 4096, false)).toBe(1);
+    expect(c.invalidateIotlbDomain(5)).toBe(1);
+    expect(c.stats()).toMatchObject({
+      firstStagePscHits: 0,
+      firstStagePscMisses: 0,
+      secondStagePscHits: 0,
+      secondStagePscMisses: 0,
+    });
+  });
+
+  it('counts paging-structure cache hits and misses per stage', () => {
+    const c = caches();
+    const first = c.firstStageTables!.select(IOTLB_FIRST, 5, 9);
+    const second = c.secondStageTables!.select(IOTLB_SECOND, 5, NO_PASID_TAG);
+    first.fill(1, 21, 0x20_0000, 0x7000, 0);
+    second.fill(1, 21, 0x20_0000, 0x8000, 0);
+    first.find(0x20_0000);
+    first.find(0x20_0000);
+    first.find(0x4000_0000);
+    second.find(0x20_0000);
+    second.find(0x4000_0000);
+    second.find(0x6000_0000);
+    second.find(0x8000_0000);
+    expect(c.stats()).toMatchObject({
+      firstStagePscHits: 2,
+      firstStagePscMisses: 1,
+      secondStagePscHits: 1,
+      secondStagePscMisses: 3,
+    });
+  });
+
+  it('reports the PASID cache and IOTLB eviction counters', () => {
+    const c = caches();
+    c.pasid.set(0x100, 1, { did: 3 });
+    c.pasid.get(0x100, 1);
+    c.pasid.get(0x100, 2);
+    c.pasid.get(0x100, 3);
+    for (let page = 0; page < 17; page++) c.cacheLeaf(IOTLB_SECOND, 1, NO_PASID_TAG, page * 4 * 4096, 12);
+    expect(c.stats()).toMatchObject({ pasidCacheHits: 1, pasidCacheMisses: 2, iotlbEvictions: 1 });
+  });
+});

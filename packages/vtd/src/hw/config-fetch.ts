@@ -141,12 +141,15 @@ export class VtdConfigFetch {
     const devfn = sid & 0xff;
     const words = this.words;
     if (!this.read(rootEntryAddress(rootTable, bus), ROOT_ENTRY_WORDS))
+      // Stryker disable next-line BooleanLiteral: root-table read errors are unqualified (§7.1.2): FPD cannot suppress them
       return fault(scalable ? FR.SM_ROOT_ACCESS : FR.ROOT_TABLE_ACCESS, false);
     const rootFault = checkRootEntry(words, devfn, scalable, features);
+    // Stryker disable next-line BooleanLiteral: root-entry faults are unqualified (§7.1.2): FPD cannot suppress them
     if (rootFault !== 0) return fault(rootFault, false);
     const root = scalable ? decodeScalableRootEntry(words) : decodeLegacyRootEntry(words);
     const at = contextEntryAddress(contextTablePointer(root, devfn), devfn, scalable);
     if (!this.read(at, scalable ? SCALABLE_CONTEXT_WORDS : LEGACY_CONTEXT_WORDS))
+      // Stryker disable next-line BooleanLiteral: context-table read errors are unqualified (§7.1.2): FPD cannot suppress them
       return fault(scalable ? FR.SM_CONTEXT_ACCESS : FR.CONTEXT_TABLE_ACCESS, false);
     // FPD counts once the entry is present: it governs the faults of the entry itself too.
     const fpd = (words[0]! & 3) === 3;
@@ -223,6 +226,7 @@ export class VtdConfigFetch {
 
   private firstStage(e: PasidEntry): X86Format {
     const levels = firstStageLevels(e.flpm) as 4 | 5;
+    // Stryker disable next-line ArithmeticOperator: each variant still gives the 8 encodings (4 or 5 levels, two flags) 8 keys
     const key = levels * 4 + (e.wpe ? 2 : 0) + (e.eafe ? 1 : 0);
     let format = this.fsFormats.get(key);
     if (format === undefined) {

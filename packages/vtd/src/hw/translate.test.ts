@@ -251,3 +251,233 @@ describe('VT-d translation: the hit memo', () => {
     expect(rig.translator.translate(request(DEV, IOVA, PERM_EXEC))).toEqual(first);
   });
 });
+
+describe('VT-d translation: the translation table mode (RTADDR.TTM)', () => {
+  it('TTM 10, abort-DMA without ECAP.ADMS and scalable mode on a legacy unit: 0x30, recorded', () => {
+    const rig = translationRig({}, false);
+    rig.legacyContext(DEV, { did: 1, tt: 2 });
+    for (const ttm of [0b10, TTM.ABORT_DMA]) {
+      rig.setState({ ttm });
+      expect(code(rig.translator.translate(request(DEV, IOVA)))).toBe(fr(FR.SM_ROOT_TABLE_ADDRESS));
+    }
+    rig.setState({ ttm: TTM.LEGACY });
+    expect(code(rig.translator.translate(request(DEV, IOVA)))).toBe('ok');
+    const legacyUnit = translationRig({ scalableMode: false }, false);
+    legacyUnit.setState({ ttm: TTM.SCALABLE });
+    expect(code(legacyUnit.translator.translate(request(DEV, IOVA)))).toBe(fr(FR.SM_ROOT_TABLE_ADDRESS));
+    expect([rig.faults.length, legacyUnit.faults.length]).toEqual([2, 1]);
+  });
+
+  it('a unit with abort-DMA mode translates as usual in legacy mode', () => {
+    const rig = translationRig({ abortDmaMode: true }, false);
+    rig.legacyContext(DEV, { did: 1, tt: 2 });
+    expect(pfn(rig.translator.translate(request(DEV, IOVA)))).toBe(IOVA);
+  });
+
+  it('an untranslated request beyond the host address width faults 0x83 (recorded)', () => {
+    const rig = translationRig({}, false);
+    rig.setState({ enabled: false });
+    expect(pfn(rig.translator.translate(request(DEV, 2 ** 48 - 4096)))).toBe(2 ** 48 - 4096);
+    const r = rig.translator.translate(request(DEV, 2 ** 48));
+    expect(r.ok === false && [r.fault.vendorCode, r.fault.recorded]).toEqual([
+      fr(FR.SM_ADDRESS_BEYOND_MAX),
+      true,
+    ]);
+  });
+});
+
+describe('VT-d translation: scalable-mode request checks', () => {
+  function unit() {
+    const rig = translationRig({ executeRequests: true });
+    const fs = rig.firstStage(4);
+    fs.map(BigInt(IOVA), BigInt(PA), 0x1000n, RW);
+    fs.map(BigInt(IOVA + 0x1000), BigInt(PA + 0x1000), 0x1000n, { read: true, write: false, exec: true });
+    return { rig, fs };
+  }
+
+  it('a request without PASID uses RID_PASID even with PASIDE = 0; one with a PASID then faults 0x45', () => {
+    const { rig, fs } = unit();
+    const dir = rig.scalableContext(DEV, { paside: false, ridPasid: 5 });
+    rig.pasidEntry(dir, 5, { pgtt: PGTT.FIRST_STAGE, did: 3, fsptptr: fs.rootPa });
+    expect(pfn(rig.translator.translate(request(DEV, IOVA)))).toBe(PA);
+    expect(code(rig.translator.translate(request(DEV, IOVA, PERM_READ, 5)))).toBe(
+      fr(FR.SM_CONTEXT_PASIDE_CLEAR),
+    );
+    expect(code(rig.translator.translate(request(DEV, IOVA, PERM_READ, 6)))).toBe(
+      fr(FR.SM_CONTEXT_PASIDE_CLEAR),
+    );
+  });
+
+  it('RID_PRIV gives a request without PASID its privilege (SRE = 0: 0x5D)', () => {
+    const { rig, fs } = unit();
+    const dir = rig.scalableContext(DEV, { paside: true, ridPasid: 0, ridPriv: true });
+    rig.pasidEntry(dir, 0, { pgtt: PGTT.FIRST_STAGE, did: 3, fsptptr: fs.rootPa });
+    expect(code(rig.translator.translate(request(DEV, IOVA)))).toBe(fr(FR.SM_PASID_SRE_CLEAR));
+    // The PRIV bit of a request without PASID means nothing: RID_PRIV decides.
+    const other = sid(3, 0x11);
+    rig.pasidEntry(rig.scalableContext(other, { paside: true, ridPasid: 0 }), 0, {
+      pgtt: PGTT.FIRST_STAGE,
+      did: 3,
+      fsptptr: fs.rootPa,
+    });
+    expect(pfn(rig.translator.translate(request(other, IOVA, PERM_READ | PERM_PRIV)))).toBe(PA);
+  });
+
+  it('execute requests: ERE = 0 refuses them (0x5C), XD pages too (0x82); with the write bit none is one', () => {
+    const { rig, fs } = unit();
+    const dir = rig.scalableContext(DEV, { paside: true });
+    rig.pasidEntry(dir, 1, { pgtt: PGTT.FIRST_STAGE, did: 3, fsptptr: fs.rootPa });
+    rig.pasidEntry(dir, 2, { pgtt: PGTT.FIRST_STAGE, did: 4, fsptptr: fs.rootPa, ere: true });
+    const t = rig.translator;
+    expect(code(t.translate(request(DEV, IOVA + 0x1000, PERM_EXEC, 1)))).toBe(fr(FR.SM_PASID_ERE_CLEAR));
+    expect(pfn(t.translate(request(DEV, IOVA, PERM_EXEC | PERM_WRITE, 1)))).toBe(PA);
+    expect(code(t.translate(request(DEV, IOVA, PERM_EXEC, 2)))).toBe(fr(FR.SM_EXECUTE_DENIED));
+    const r = t.translate(request(DEV, IOVA + 0x1000, PERM_EXEC | PERM_READ, 2));
+    expect(r.ok && r.perm).toBe(PERM_READ | PERM_EXEC);
+  });
+});
+
+describe('VT-d translation: answers from the IOTLB', () => {
+  it('a hit inside a large page keeps the offset', () => {
+    const rig = translationRig({}, false);
+    const ss = rig.secondStage(4);
+    ss.map(BigInt(IOVA), BigInt(PA), 0x20_0000n, RW);
+    rig.legacyContext(DEV, { did: 7, slptptr: ss.rootPa });
+    expect(pfn(rig.translator.translate(request(DEV, IOVA + 0x3000)))).toBe(PA + 0x3000);
+    const hit = rig.translator.translate(request(DEV, IOVA + 0x1_5000, PERM_WRITE));
+    expect(hit).toEqual({
+      ok: true,
+      pfn: (PA + 0x1_5000) / 4096,
+      perm: PERM_READ | PERM_WRITE | PERM_EXEC,
+      pageShift: 21,
+    });
+    expect([rig.caches.iotlb.hits, rig.translator.walker.walks]).toEqual([1, 1]);
+  });
+
+  it('checks permissions on a hit: read-only (0x5), write-only (0x6) in legacy mode', () => {
+    const rig = translationRig({}, false);
+    const ss = rig.secondStage(4);
+    ss.map(BigInt(IOVA), BigInt(PA), 0x1000n, { read: true, write: false });
+    ss.map(BigInt(IOVA + 0x1000), BigInt(PA), 0x1000n, { read: false, write: true });
+    rig.legacyContext(DEV, { did: 7, slptptr: ss.rootPa });
+    const t = rig.translator;
+    expect(pfn(t.translate(request(DEV, IOVA)))).toBe(PA);
+    expect(code(t.translate(request(DEV, IOVA, PERM_WRITE)))).toBe(fr(FR.WRITE_DENIED));
+    expect(pfn(t.translate(request(DEV, IOVA + 0x1000, PERM_WRITE)))).toBe(PA);
+    expect(code(t.translate(request(DEV, IOVA + 0x1000)))).toBe(fr(FR.READ_DENIED));
+    expect([rig.caches.iotlb.hits, t.walker.walks]).toEqual([2, 2]);
+  });
+
+  it('checks the privilege on a first-stage hit (0x81)', () => {
+    const rig = translationRig();
+    const fs = rig.firstStage(4);
+    fs.map(BigInt(IOVA), BigInt(PA), 0x1000n, { read: true, write: true, priv: true });
+    const dir = rig.scalableContext(DEV, { paside: true });
+    rig.pasidEntry(dir, 1, { pgtt: PGTT.FIRST_STAGE, did: 3, fsptptr: fs.rootPa, sre: true });
+    const t = rig.translator;
+    expect(pfn(t.translate(request(DEV, IOVA, PERM_READ | PERM_PRIV, 1)))).toBe(PA);
+    expect(code(t.translate(request(DEV, IOVA, PERM_READ, 1)))).toBe(fr(FR.SM_USER_SUPERVISOR));
+    expect([rig.caches.iotlb.hits, t.walker.walks]).toEqual([1, 1]);
+  });
+
+  it('legacy leaves are cached dirty: a write after a read needs no walk', () => {
+    const rig = translationRig({}, false);
+    const ss = rig.secondStage(4);
+    ss.map(BigInt(IOVA), BigInt(PA), 0x1000n, RW);
+    rig.legacyContext(DEV, { did: 7, slptptr: ss.rootPa });
+    rig.translator.translate(request(DEV, IOVA));
+    expect(pfn(rig.translator.translate(request(DEV, IOVA, PERM_WRITE)))).toBe(PA);
+    expect(rig.translator.walker.walks).toBe(1);
+  });
+
+  it('with A/D tracking a leaf read first is cached clean: the first write walks to set D, later ones hit', () => {
+    for (const stage of ['first', 'second'] as const) {
+      const rig = translationRig();
+      const dir = rig.scalableContext(DEV, { paside: true });
+      const table = stage === 'first' ? rig.firstStage(4, true) : rig.secondStage(4, true);
+      table.map(BigInt(IOVA), BigInt(PA), 0x1000n, RW);
+      rig.pasidEntry(
+        dir,
+        1,
+        stage === 'first'
+          ? { pgtt: PGTT.FIRST_STAGE, did: 3, fsptptr: table.rootPa }
+          : { pgtt: PGTT.SECOND_STAGE, did: 3, ssptptr: table.rootPa, aw: 2, ssade: true },
+      );
+      const t = rig.translator;
+      const dirty = () => {
+        const pages: bigint[] = [];
+        table.readAndClearDirty(BigInt(IOVA), 0x1000n, (iova) => pages.push(iova), { clear: false });
+        return pages.length;
+      };
+      expect(pfn(t.translate(request(DEV, IOVA, PERM_READ, 1)))).toBe(PA);
+      expect(pfn(t.translate(request(DEV, IOVA, PERM_READ, 1)))).toBe(PA);
+      expect([t.walker.walks, dirty()]).toEqual([1, 0]);
+      expect(pfn(t.translate(request(DEV, IOVA, PERM_WRITE, 1)))).toBe(PA);
+      expect([t.walker.walks, dirty()]).toEqual([2, 1]);
+      expect(pfn(t.translate(request(DEV, IOVA + 8, PERM_WRITE, 1)))).toBe(PA);
+      expect(t.walker.walks).toBe(2);
+    }
+  });
+
+  it('a second-stage-only PASID entry without SSADE caches its leaves dirty', () => {
+    const rig = translationRig();
+    const ss = rig.secondStage(4);
+    ss.map(BigInt(IOVA), BigInt(PA), 0x1000n, RW);
+    rig.pasidEntry(rig.scalableContext(DEV, { paside: true }), 1, {
+      pgtt: PGTT.SECOND_STAGE,
+      did: 3,
+      ssptptr: ss.rootPa,
+      aw: 2,
+    });
+    rig.translator.translate(request(DEV, IOVA, PERM_READ, 1));
+    rig.translator.translate(request(DEV, IOVA, PERM_WRITE, 1));
+    expect(rig.translator.walker.walks).toBe(1);
+  });
+
+  it('refuses a first-stage output in the interrupt window (0x87), and only there', () => {
+    const rig = translationRig();
+    const fs = rig.firstStage(4);
+    fs.map(BigInt(IOVA), 0xfee0_0000n, 0x1000n, RW);
+    fs.map(BigInt(IOVA + 0x1000), 0xfeef_f000n, 0x1000n, RW);
+    fs.map(BigInt(IOVA + 0x2000), 0xfef0_0000n, 0x1000n, RW);
+    fs.map(BigInt(IOVA + 0x3000), 0xfedf_f000n, 0x1000n, RW);
+    rig.pasidEntry(rig.scalableContext(DEV, { paside: true }), 1, {
+      pgtt: PGTT.FIRST_STAGE,
+      did: 3,
+      fsptptr: fs.rootPa,
+    });
+    const t = rig.translator;
+    expect(code(t.translate(request(DEV, IOVA, PERM_READ, 1)))).toBe(fr(FR.SM_INTERRUPT_ADDRESS));
+    expect(code(t.translate(request(DEV, IOVA + 0x1000, PERM_READ, 1)))).toBe(fr(FR.SM_INTERRUPT_ADDRESS));
+    expect(pfn(t.translate(request(DEV, IOVA + 0x2000, PERM_READ, 1)))).toBe(0xfef0_0000);
+    expect(pfn(t.translate(request(DEV, IOVA + 0x3000, PERM_READ, 1)))).toBe(0xfedf_f000);
+  });
+
+  it('nested: the smaller page of the two stages, and only what both grant', () => {
+    const rig = translationRig();
+    const GPA = 0x2_0000_0000;
+    const fs = rig.firstStage(4);
+    fs.map(BigInt(IOVA), BigInt(GPA), 0x20_0000n, RW);
+    const ss = rig.secondStage(4);
+    ss.map(BigInt(RAM_BASE), BigInt(RAM_BASE), 0x40_0000n, RW);
+    ss.map(BigInt(GPA), BigInt(PA + 0x7000), 0x1000n, { read: true, write: false });
+    ss.map(BigInt(GPA + 0x1000), BigInt(PA + 0x3000), 0x1000n, RW);
+    rig.pasidEntry(rig.scalableContext(DEV, { paside: true }), 1, {
+      pgtt: PGTT.NESTED,
+      did: 6,
+      fsptptr: fs.rootPa,
+      ssptptr: ss.rootPa,
+      aw: 2,
+    });
+    const t = rig.translator;
+    expect(t.translate(request(DEV, IOVA + 0x10, PERM_READ, 1))).toEqual({
+      ok: true,
+      pfn: (PA + 0x7000) / 4096,
+      perm: PERM_READ,
+      pageShift: 12,
+    });
+    expect(pfn(t.translate(request(DEV, IOVA + 0x1010, PERM_READ, 1)))).toBe(PA + 0x3000);
+    expect(pfn(t.translate(request(DEV, IOVA + 0x1010, PERM_READ, 1)))).toBe(PA + 0x3000);
+    expect(rig.caches.iotlb.entries().map((e) => e.pageShift)).toEqual([12, 12]);
+  });
+});

@@ -90,6 +90,7 @@ class Outcome {
   perm = 0;
   pageShift = 12;
   reason = 0;
+  // Stryker disable next-line BooleanLiteral: run() clears it before anything reads it
   fpd = false;
 }
 
@@ -98,6 +99,7 @@ export class VtdTranslator {
   readonly walker: VtdStageWalker;
   private readonly memo: HitMemo<TranslationResult>;
   private readonly out = new Outcome();
+  // Stryker disable next-line ObjectLiteral: scalable() sets pasid before each check; absent request flags read as false
   private readonly contextRequest: { -readonly [K in keyof ContextRequest]: ContextRequest[K] } = {
     pasid: undefined,
     translationRequest: false,
@@ -136,14 +138,17 @@ export class VtdTranslator {
   private run(request: TranslationRequest, state: VtdTranslationState): Outcome {
     const out = this.out;
     out.reason = 0;
+    // Stryker disable next-line BooleanLiteral: every refusal sets it, and a translation never reads it
     out.fpd = false;
     const input = request.iovaPfn * 4096 + request.offset;
     if (!state.enabled) return this.pass(input, RWX);
     // Abort-DMA mode (RTADDR.TTM = 11, with ECAP.ADMS) blocks every request and records nothing.
+    // Stryker disable next-line BooleanLiteral: an abort-DMA refusal is never recorded, whatever its FPD
     if (state.ttm === TTM.ABORT_DMA && this.ctx.features.abortDmaMode) return this.refuse(ABORT_DMA, true);
     // TTM 10 is reserved, and a mode the unit lacks is no better: the root table cannot be used.
     const f = this.ctx.features;
     if (state.ttm === 0b10 || state.ttm === TTM.ABORT_DMA || (state.ttm === TTM.SCALABLE && !f.scalableMode))
+      // Stryker disable next-line BooleanLiteral: 0x30 is unqualified (§7.1.2): FPD cannot suppress it
       return this.refuse(FR.SM_ROOT_TABLE_ADDRESS, false);
     const scalable = state.ttm === TTM.SCALABLE;
     const context = this.config.context(request.streamId, state.rootTable, scalable);
@@ -215,6 +220,8 @@ export class VtdTranslator {
     fpd: boolean,
   ): Outcome {
     const { caches } = this.ctx;
+    // The IOTLB was looked in: the memo may replay this translation only if that lookup hit.
+    this.answeredFrom |= MEMO_IOTLB;
     const hit = caches.iotlb.find(IOTLB_SECOND, did, NO_PASID_TAG, input);
     if (hit !== undefined && this.answer(hit, input, access, legacy, fpd)) return this.out;
     const tables = caches.secondStageTables?.select(IOTLB_SECOND, did, NO_PASID_TAG);
@@ -244,6 +251,7 @@ export class VtdTranslator {
     const { caches } = this.ctx;
     const nested = pe.pgtt === PGTT.NESTED;
     const kind = nested ? IOTLB_NESTED : IOTLB_FIRST;
+    this.answeredFrom |= MEMO_IOTLB;
     const hit = caches.iotlb.find(kind, pe.did, pasid, input);
     if (hit !== undefined && this.answer(hit, input, access, false, pe.fpd)) return this.out;
     const second = pe.secondStage;
@@ -289,7 +297,6 @@ export class VtdTranslator {
     }
     if ((access & PERM_WRITE) !== 0 && !e.dirty) return false;
     const base = Math.floor(input / 2 ** e.pageShift) * 2 ** e.pageShift;
-    this.answeredFrom |= MEMO_IOTLB;
     this.output(e.outputBase + (input - base), e.grants, access, e.pageShift, legacy, fpd);
     return true;
   }
