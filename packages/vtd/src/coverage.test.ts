@@ -38,7 +38,6 @@ import {
 import {
   capFieldBits,
   defaultVtdFeatures,
-  descriptorTypeBits,
   ecapFieldBits,
   faultRecordFieldBits,
   invDescriptorFieldBits,
@@ -46,13 +45,11 @@ import {
   legacyContextFieldBits,
   pageRequestFieldBits,
   pasidEntryFieldBits,
-  registerPresence,
   sampleDescriptor,
   scalableContextFieldBits,
   scalableRootFieldBits,
-  vtdStatusMarkdown,
-  vtdStructures,
-} from './coverage-doc.js';
+} from './coverage-bits.js';
+import { descriptorTypeBits, registerPresence, vtdStatusMarkdown, vtdStructures } from './coverage-doc.js';
 import { CAP_LAYOUT, capWords, ECAP_LAYOUT, ecapWords } from './hw/capabilities.js';
 import { FR, IR_FR } from './hw/fault-reasons.js';
 import { INV_TYPE } from './hw/inv-descriptors.js';
