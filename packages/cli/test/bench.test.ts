@@ -26,6 +26,7 @@ describe('iommukit bench', () => {
       'packages/pagetables/bench/walk.bench.ts',
       'packages/smmuv3/bench/translate.bench.ts',
       'packages/testing/bench/ioas-map.bench.ts',
+      'packages/vtd/bench/translate.bench.ts',
     ]);
     expect(selectSuites(ROOT, here, ['walk', 'smmuv3']).map((f) => f.slice(ROOT.length + 1))).toEqual([
       'packages/pagetables/bench/walk.bench.ts',
