@@ -73,7 +73,7 @@ export interface TlbEntry extends TlbTags {
 }
 
 /** A TLB entry before its slot is filled: every fill writes each field, so the values only give it a shape. */
-// Stryker disable next-line ObjectLiteral,StringLiteral,BooleanLiteral: see above
+// Stryker disable ObjectLiteral,StringLiteral,BooleanLiteral: see above
 export const emptyTlbEntry = (): TlbEntry => ({
   kind: 's1',
   vmid: 0,
@@ -87,6 +87,7 @@ export const emptyTlbEntry = (): TlbEntry => ({
   s2Grants: 0,
   dirty: false,
 });
+// Stryker restore ObjectLiteral,StringLiteral,BooleanLiteral
 
 /**
  * The TLB ({@link TaggedTlb} in SMMUv3's terms: the kind is stage 1, stage 2 or nested, the domain the
