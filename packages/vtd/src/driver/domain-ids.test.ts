@@ -39,6 +39,57 @@ describe('domain IDs', () => {
     expect(ids.isAllocated(2)).toBe(false);
   });
 
+  it('freeing a DID above the lowest free one keeps lowest-first allocation', () => {
+    const ids = new DomainIds(16);
+    expect([ids.alloc(), ids.alloc(), ids.alloc()]).toEqual([2, 3, 4]);
+    ids.free(2);
+    ids.free(4);
+    expect([ids.alloc(), ids.alloc(), ids.alloc()]).toEqual([2, 4, 5]);
+  });
+
+  it('a non-integer DID is refused without touching the count', () => {
+    const ids = new DomainIds(16);
+    ids.alloc();
+    expect(errnoOf(() => ids.free(2.5))).toBe('EINVAL');
+    expect(ids.allocated).toBe(1);
+    expect(ids.alloc()).toBe(3);
+  });
+
+  it('isAllocated is true only for a DID handed out and not freed', () => {
+    const ids = new DomainIds(16);
+    expect(ids.alloc()).toBe(2);
+    expect([0, 1, 2, 3, 15, 16, -1, 2.5].map((did) => ids.isAllocated(did))).toEqual([
+      false,
+      false,
+      true,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+
+  it('errors name the unit (dmar by default) and the DID', () => {
+    const full = new DomainIds(3);
+    full.alloc();
+    const caught = (fn: () => unknown): unknown => {
+      try {
+        fn();
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    expect(caught(() => full.alloc())).toMatchObject({ code: 'ENOSPC', context: { instance: 'dmar' } });
+    const named = new DomainIds(16, 'dmar3');
+    expect(caught(() => named.free(5))).toMatchObject({
+      code: 'EINVAL',
+      context: { instance: 'dmar3', did: 5 },
+    });
+    expect(caught(() => named.free(5))).toMatchObject({ message: expect.stringContaining('dmar3') });
+  });
+
   it('probe sizes the allocator from the unit’s CAP.ND', () => {
     const r = driverRig({ options: { domainIdBits: 6 } });
     const unit = probeUnit(r.context, r.lookup);

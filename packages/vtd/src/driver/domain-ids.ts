@@ -42,6 +42,7 @@ export class DomainIds {
 
   /** The lowest free DID from IDA_START_DID; `ENOSPC` when every one is taken. */
   alloc(): number {
+    // Stryker disable next-line EqualityOperator: used[total] is undefined, never 0, so `<=` ends the same way
     for (let did = this.lowestFree; did < this.total; did++) {
       if (this.used[did] === 0) {
         this.used[did] = 1;
@@ -58,17 +59,21 @@ export class DomainIds {
 
   /** Returns a DID; `EINVAL` for a reserved DID or one not allocated. */
   free(did: number): void {
-    if (!Number.isInteger(did) || did < IDA_START_DID || did >= this.total || this.used[did] === 0)
+    // Only alloc() sets a DID, from IDA_START_DID and below total: reserved, out-of-range, fractional and
+    // unallocated DIDs all read 0 or undefined here.
+    if (this.used[did] !== 1)
       throw new IommufdError('EINVAL', `${this.instance}: domain ID ${did} is not allocated`, {
         instance: this.instance,
         did,
       });
     this.used[did] = 0;
     this.count--;
+    // Stryker disable next-line EqualityOperator: did === lowestFree would set lowestFree to its own value
     if (did < this.lowestFree) this.lowestFree = did;
   }
 
+  /** Only alloc() sets a DID, from IDA_START_DID and below total; any other index reads 0 or undefined. */
   isAllocated(did: number): boolean {
-    return did >= IDA_START_DID && did < this.total && this.used[did] === 1;
+    return this.used[did] === 1;
   }
 }

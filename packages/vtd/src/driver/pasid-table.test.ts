@@ -268,3 +268,201 @@ describe('what Linux refuses', () => {
     expect(errnoOf(() => unit.pasidTables.setPassThrough(SID + 1, 0))).toBe('ENODEV');
   });
 });
+
+describe('refusals name what the unit lacks', () => {
+  it.each([
+    [
+      'first stage without ECAP.FLTS',
+      { firstStage: false, nesting: false, firstStage1GiB: false, firstStage5Level: false },
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setFirstStage(SID, 1, { did: 1, fsptptr: u.fs.rootPa }),
+      'first-stage translation (ECAP.FLTS)',
+    ],
+    [
+      'second stage without ECAP.SLTS',
+      { secondStage: false, nesting: false, secondStageAccessDirty: false },
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setSecondStage(SID, 1, { did: 3, ssptptr: u.ss.rootPa, aw: 2 }),
+      'second-stage translation (ECAP.SLTS)',
+    ],
+    [
+      'pass-through without ECAP.PT',
+      { passThrough: false },
+      (u: ReturnType<typeof setup>) => u.unit.pasidTables.setPassThrough(SID, 1),
+      'pass-through (ECAP.PT)',
+    ],
+    [
+      'nesting without ECAP.NEST',
+      { nesting: false },
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setNested(SID, 1, { did: 3, fsptptr: u.fs.rootPa, ssptptr: u.ss.rootPa, aw: 2 }),
+      'nested translation (ECAP.NEST)',
+    ],
+    [
+      'PGSNP on a first stage without ECAP.SC',
+      { snoopControl: false },
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setFirstStage(SID, 1, { did: 1, fsptptr: u.fs.rootPa, pgsnp: true }),
+      'snoop control (ECAP.SC) for PGSNP',
+    ],
+    [
+      'PGSNP on a second stage without ECAP.SC',
+      { snoopControl: false },
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setSecondStage(SID, 1, { did: 3, ssptptr: u.ss.rootPa, aw: 2, pgsnp: true }),
+      'snoop control (ECAP.SC) for PGSNP',
+    ],
+    [
+      'a first-stage paging mode that is neither 4- nor 5-level',
+      {},
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setFirstStage(SID, 1, { did: 1, fsptptr: u.fs.rootPa, flpm: 2 }),
+      'first-stage paging mode 2',
+    ],
+    [
+      'SRE without ECAP.SRS',
+      { supervisorRequests: false },
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setFirstStage(SID, 1, { did: 1, fsptptr: u.fs.rootPa, sre: true }),
+      'supervisor requests (ECAP.SRS)',
+    ],
+    [
+      'SSADE without ECAP.SLADS',
+      { secondStageAccessDirty: false },
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setSecondStage(SID, 1, { did: 3, ssptptr: u.ss.rootPa, aw: 2, ssade: true }),
+      'second-stage dirty tracking (ECAP.SLADS)',
+    ],
+    [
+      'an AW outside CAP.SAGAW',
+      {},
+      (u: ReturnType<typeof setup>) =>
+        u.unit.pasidTables.setSecondStage(SID, 1, { did: 3, ssptptr: u.ss.rootPa, aw: 1 }),
+      'second-stage AW 1 (CAP.SAGAW)',
+    ],
+  ])('%s', (_what, options, call, lacking) => {
+    const u = setup(options);
+    expect(() => call(u)).toThrow(`no ${lacking}`);
+    expect(u.unit.pasidTables.entry(SID, 1)).toBeUndefined();
+  });
+
+  it('EAFE on a unit whose ECAP lacks EAFS (probe decoded it so): EINVAL', () => {
+    const u = setup();
+    (u.unit.unit.ecap as { eafs: boolean }).eafs = false;
+    expect(() =>
+      u.unit.pasidTables.setFirstStage(SID, 1, { did: 1, fsptptr: u.fs.rootPa, eafe: true }),
+    ).toThrow('no extended accessed flags (ECAP.EAFS)');
+    u.unit.pasidTables.setFirstStage(SID, 1, { did: 1, fsptptr: u.fs.rootPa });
+    expect(u.unit.pasidTables.entry(SID, 1)).toMatchObject({ p: true, eafe: false });
+  });
+});
+
+describe('what is only written when asked for', () => {
+  it('features not asked for are not checked, and are written clear', () => {
+    const { unit, fs, ss } = setup({
+      snoopControl: false,
+      supervisorRequests: false,
+      secondStageAccessDirty: false,
+    });
+    unit.pasidTables.setFirstStage(SID, 1, { did: 1, fsptptr: fs.rootPa, wpe: true });
+    expect(unit.pasidTables.entry(SID, 1)).toMatchObject({
+      p: true,
+      flpm: FLPM.LEVEL_4,
+      sre: false,
+      wpe: false,
+      eafe: false,
+      pgsnp: false,
+    });
+    unit.pasidTables.setSecondStage(SID, 2, { did: 3, ssptptr: ss.rootPa, aw: 2 });
+    expect(unit.pasidTables.entry(SID, 2)).toMatchObject({ p: true, ssade: false, pgsnp: false });
+  });
+
+  it('features asked for are written: SRE with WPE, PGSNP, SSADE, 5-level paging', () => {
+    const { unit, fs, ss } = setup({ firstStage5Level: true });
+    unit.pasidTables.setFirstStage(SID, 1, {
+      did: 1,
+      fsptptr: fs.rootPa,
+      sre: true,
+      wpe: true,
+      pgsnp: true,
+      flpm: FLPM.LEVEL_5,
+    });
+    expect(unit.pasidTables.entry(SID, 1)).toMatchObject({
+      sre: true,
+      wpe: true,
+      pgsnp: true,
+      flpm: FLPM.LEVEL_5,
+    });
+    unit.pasidTables.setFirstStage(SID, 3, { did: 1, fsptptr: fs.rootPa, sre: true });
+    expect(unit.pasidTables.entry(SID, 3)).toMatchObject({ sre: true, wpe: false });
+    unit.pasidTables.setSecondStage(SID, 2, { did: 3, ssptptr: ss.rootPa, aw: 2, ssade: true, pgsnp: true });
+    expect(unit.pasidTables.entry(SID, 2)).toMatchObject({ ssade: true, pgsnp: true });
+  });
+});
+
+describe('entries are written within their 64 bytes', () => {
+  it('programming or clearing one PASID leaves its neighbours as they were', () => {
+    const { unit, ss } = setup();
+    unit.pasidTables.setPassThrough(SID, 5);
+    unit.pasidTables.setSecondStage(SID, 4, { did: 3, ssptptr: ss.rootPa, aw: 2 });
+    expect(unit.pasidTables.entry(SID, 5)).toMatchObject({ p: true, pgtt: PGTT.PASS_THROUGH });
+    unit.pasidTables.setPassThrough(SID, 6);
+    unit.pasidTables.clear(SID, 5);
+    expect(unit.pasidTables.entry(SID, 6)).toMatchObject({ p: true, pgtt: PGTT.PASS_THROUGH });
+    expect(unit.pasidTables.entry(SID, 5)).toMatchObject({ p: false, fpd: false });
+    expect(unit.pasidTables.presentDids(SID).sort()).toEqual([FLPT_DEFAULT_DID, 3]);
+  });
+});
+
+describe('teardown details', () => {
+  it('pass-through torn down: PASID-based IOTLB, as for a first stage', () => {
+    const { r, unit } = setup();
+    unit.pasidTables.setPassThrough(SID, 9);
+    const before = counts(r);
+    unit.pasidTables.clear(SID, 9);
+    expect(delta(r, before)).toMatchObject({ pasidCache: 1, pasidIotlb: 1, iotlb: 0 });
+  });
+
+  it('clearing a PASID whose PASID table was never made allocates nothing', () => {
+    const { r, unit, dir } = setup();
+    const frames = r.memory.allocatedFrameCount;
+    unit.pasidTables.clear(SID, 4000);
+    expect(r.memory.allocatedFrameCount).toBe(frames);
+    expect(decodePasidDirEntry(r.words(pasidDirEntryAddress(dir.dir, 4000), 2)).p).toBe(false);
+    expect(unit.pasidTables.entry(SID, 4000)).toBeUndefined();
+  });
+
+  it('a device without a table: freeing it is a no-op, it has no present DIDs', () => {
+    const { r, unit } = setup();
+    const frames = r.memory.allocatedFrameCount;
+    expect(() => unit.pasidTables.freeTable(SID + 1)).not.toThrow();
+    expect(unit.pasidTables.presentDids(SID + 1)).toEqual([]);
+    expect(r.memory.allocatedFrameCount).toBe(frames);
+  });
+
+  it('EBUSY names the device and PASID', () => {
+    const { unit } = setup();
+    unit.pasidTables.setPassThrough(SID, 4);
+    let caught: unknown;
+    try {
+      unit.pasidTables.setPassThrough(SID, 4);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toMatchObject({ code: 'EBUSY', context: { sid: SID, pasid: 4 } });
+  });
+
+  it('set-up without CAP.CM flushes the write buffer with CAP.RWBF', () => {
+    const { r, unit } = setup({ writeBufferFlush: true });
+    const commands = r.vtd.global.commands;
+    unit.pasidTables.setPassThrough(SID, 4);
+    expect(r.vtd.global.commands - commands).toBe(1);
+  });
+
+  it('a negative or fractional PASID is ENODEV', () => {
+    const { unit } = setup();
+    for (const pasid of [-1, 1.5])
+      expect(errnoOf(() => unit.pasidTables.setPassThrough(SID, pasid))).toBe('ENODEV');
+    expect(unit.pasidTables.presentDids(SID)).toEqual([]);
+  });
+});
