@@ -2,8 +2,11 @@
  * A VT-d unit on a memory bus with RAM and an MSI sink (RAM over the interrupt window, so a test reads the
  * unit's own interrupt messages back), programmed through MMIO only — what a driver does.
  */
-import { hpa, InterruptController, MemoryBus, Tracer } from '@iommukit/core';
+import { FrameAllocator, hpa, InterruptController, MemoryBus, Tracer } from '@iommukit/core';
+import { IoPageTable, vtdSsFormat } from '@iommukit/pagetables';
 import { VtdOptionsSchema } from '../src/hw/options.js';
+import { GCMD_SRTP, REG } from '../src/hw/regs.js';
+import { encodeLegacyContext, encodeLegacyRootEntry } from '../src/hw/root-context.js';
 import { VtdHardware } from '../src/hw/vtd.js';
 
 export const VTD_BASE = 0xfed9_0000;
@@ -64,3 +67,32 @@ export function mmioRig(options: Record<string, unknown> = {}, tracer = new Trac
 }
 
 export type MmioRig = ReturnType<typeof mmioRig>;
+
+/**
+ * A legacy-mode unit (VER 5 unless `options` say otherwise) on which device `sid` translates two pages from
+ * `iova` through a 4-level second stage in domain `did`, the root table latched by SRTP (translation off).
+ */
+export function legacyRig(
+  target: { readonly sid: number; readonly did: number; readonly iova: number },
+  options: Record<string, unknown> = {},
+  tracer?: Tracer,
+) {
+  const rig = mmioRig({ scalableMode: false, ...options }, tracer);
+  const root = rig.pages();
+  const context = rig.pages();
+  const tables = rig.pages(16);
+  const memory = new FrameAllocator([{ base: tables, size: 16 * 4096 }], () => {});
+  const ss = new IoPageTable(vtdSsFormat({ levels: 4, oas: 48 }), {
+    bus: rig.bus,
+    memory,
+    counter: rig.driver,
+  });
+  const data = rig.pages(2);
+  ss.map(BigInt(target.iova), BigInt(data), 0x2000n, { read: true, write: true });
+  const { sid, did } = target;
+  rig.put(root + (sid >>> 8) * 16, encodeLegacyRootEntry({ p: true, ctp: context }));
+  rig.put(context + (sid & 0xff) * 16, encodeLegacyContext({ p: true, did, aw: 2, slptptr: ss.rootPa }));
+  rig.mmio64(REG.RTADDR, root);
+  rig.command(GCMD_SRTP);
+  return { rig, ss, data };
+}

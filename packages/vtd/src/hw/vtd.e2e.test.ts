@@ -3,10 +3,9 @@
  * memory, SRTP, queued invalidation with wait descriptors, TE, then DMA, faults read back from the fault
  * recording registers and the fault event MSI.
  */
-import { FrameAllocator, NO_PASID, PERM_READ, PERM_WRITE, type TranslationRequest } from '@iommukit/core';
-import { IoPageTable, vtdSsFormat } from '@iommukit/pagetables';
+import { NO_PASID, PERM_READ, PERM_WRITE, type TranslationRequest } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
-import { type MmioRig, MSI_WINDOW, mmioRig } from '../../test/mmio-rig.js';
+import { legacyRig, type MmioRig, MSI_WINDOW, mmioRig } from '../../test/mmio-rig.js';
 import { FR } from './fault-reasons.js';
 import { encodeInvDescriptor, INV_TYPE } from './inv-descriptors.js';
 import {
@@ -15,14 +14,12 @@ import {
   FSTS_PPF,
   frcdOffset,
   GCMD_QIE,
-  GCMD_SRTP,
   GCMD_TE,
   GSTS_QIES,
   GSTS_RTPS,
   GSTS_TES,
   REG,
 } from './regs.js';
-import { encodeLegacyContext, encodeLegacyRootEntry } from './root-context.js';
 
 const DEV = (2 << 8) | 0x08;
 const IOVA = 0x10_0000;
@@ -41,22 +38,7 @@ function dma(rig: MmioRig, iova: number, access = PERM_READ): ReturnType<MmioRig
 
 /** A legacy-mode unit (VER 5: register invalidation still there) with one device's second stage and QI on. */
 function programmed(options: Record<string, unknown> = {}) {
-  const rig = mmioRig({ scalableMode: false, ...options });
-  const root = rig.pages();
-  const context = rig.pages();
-  const tables = rig.pages(64);
-  const memory = new FrameAllocator([{ base: tables, size: 64 * 4096 }], () => {});
-  const ss = new IoPageTable(vtdSsFormat({ levels: 4, oas: 48 }), {
-    bus: rig.bus,
-    memory,
-    counter: rig.driver,
-  });
-  const data = rig.pages(4);
-  ss.map(BigInt(IOVA), BigInt(data), 0x2000n, { read: true, write: true });
-  rig.put(root + (DEV >>> 8) * 16, encodeLegacyRootEntry({ p: true, ctp: context }));
-  rig.put(context + (DEV & 0xff) * 16, encodeLegacyContext({ p: true, did: DID, aw: 2, slptptr: ss.rootPa }));
-  rig.mmio64(REG.RTADDR, root);
-  rig.command(GCMD_SRTP);
+  const { rig, ss, data } = legacyRig({ sid: DEV, did: DID, iova: IOVA }, options);
   // Queued invalidation: one page of 128-bit descriptors.
   const queue = rig.pages();
   rig.mmio64(REG.IQA, queue);

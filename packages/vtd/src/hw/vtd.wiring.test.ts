@@ -5,7 +5,6 @@
  */
 import {
   type EndpointPort,
-  FrameAllocator,
   NO_PASID,
   type PageRequest,
   type PageResponse,
@@ -15,9 +14,8 @@ import {
   type TranslationRequest,
   toHex,
 } from '@iommukit/core';
-import { IoPageTable, vtdSsFormat } from '@iommukit/pagetables';
 import { describe, expect, it } from 'vitest';
-import { type MmioRig, mmioRig, RAM_BASE, VTD_BASE } from '../../test/mmio-rig.js';
+import { legacyRig, type MmioRig, mmioRig, RAM_BASE, VTD_BASE } from '../../test/mmio-rig.js';
 import { FR, IR_FR } from './fault-reasons.js';
 import { encodeInvDescriptor, INV_TYPE, type InvDescriptorInit } from './inv-descriptors.js';
 import { encodeIrte, remappableMsiAddress } from './irte.js';
@@ -36,12 +34,7 @@ import {
   REG,
   TTM,
 } from './regs.js';
-import {
-  encodeLegacyContext,
-  encodeLegacyRootEntry,
-  encodeScalableContext,
-  encodeScalableRootEntry,
-} from './root-context.js';
+import { encodeScalableContext, encodeScalableRootEntry } from './root-context.js';
 
 const DEV = (2 << 8) | 0x08;
 const IOVA = 0x10_0000;
@@ -72,23 +65,7 @@ const fullRecords = (rig: MmioRig, count: number) =>
 
 /** A legacy-mode unit with DEV's second stage mapping IOVA (two pages) and its root table latched. */
 function legacy(options: Record<string, unknown> = {}, tracer?: Tracer) {
-  const rig = mmioRig({ scalableMode: false, ...options }, tracer);
-  const root = rig.pages();
-  const context = rig.pages();
-  const tables = rig.pages(16);
-  const memory = new FrameAllocator([{ base: tables, size: 16 * 4096 }], () => {});
-  const ss = new IoPageTable(vtdSsFormat({ levels: 4, oas: 48 }), {
-    bus: rig.bus,
-    memory,
-    counter: rig.driver,
-  });
-  const data = rig.pages(2);
-  ss.map(BigInt(IOVA), BigInt(data), 0x2000n, { read: true, write: true });
-  rig.put(root + (DEV >>> 8) * 16, encodeLegacyRootEntry({ p: true, ctp: context }));
-  rig.put(context + (DEV & 0xff) * 16, encodeLegacyContext({ p: true, did: 5, aw: 2, slptptr: ss.rootPa }));
-  rig.mmio64(REG.RTADDR, root);
-  rig.command(GCMD_SRTP);
-  return { rig, ss, data };
+  return legacyRig({ sid: DEV, did: 5, iova: IOVA }, options, tracer);
 }
 
 /** Queued invalidation with 128-bit descriptors; `submit` puts them at the tail, then moves IQT past them. */
