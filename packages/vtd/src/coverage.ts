@@ -723,7 +723,7 @@ export const INV_DESCRIPTOR_COVERAGE: Readonly<Record<InvTypeName, FieldCoverage
   IOTLB: {
     spec: 'iotlb_inv_dsc',
     status: M,
-    note: 'Drops second-stage and nested IOTLB entries and second-stage paging-structure entries (global: everything). Deviation: domain- and page-selective leave the DID’s first-stage leaves and first-stage paging-structure entries, and page-selective drops only the range of nested ones (Table 23 drops them all); page-selective without CAP.PSI is performed domain-selective (rev 5.10: an invalid descriptor).',
+    note: 'Global: everything. Domain-selective: every translation and paging-structure entry of the DID. Page-selective (Table 23): second-stage translations and, unless IH, second-stage paging-structure entries in the range; every first-stage and nested translation and first-stage paging-structure entry of the DID whatever its address. Deviation: page-selective without CAP.PSI is performed domain-selective (rev 5.10: an invalid descriptor).',
   },
   DEVICE_TLB: {
     spec: 'dev_tlb_inv_dsc',

@@ -50,16 +50,16 @@ function filled() {
 }
 
 describe('VtdCaches: which invalidation reaches which IOTLB entry', () => {
-  it('IOTLB domain-selective: second-stage and nested of the DID; first-stage entries stay', () => {
+  it('IOTLB domain-selective: every translation of the DID, whatever its kind or PASID', () => {
     const c = filled();
-    expect(c.invalidateIotlbDomain(5)).toBe(3);
-    expect(leaves(c)).toEqual(['3', '4', '6', '7']);
+    expect(c.invalidateIotlbDomain(5)).toBe(6);
+    expect(leaves(c)).toEqual(['6']);
   });
 
-  it('IOTLB page-selective: second-stage and nested of the DID over the range, any PASID', () => {
+  it('IOTLB page-selective: second-stage of the DID over the range; first-stage and nested of the DID at any address', () => {
     const c = filled();
-    expect(c.invalidateIotlbPages(5, 0x10 * 4096, 4096, false)).toBe(2);
-    expect(leaves(c)).toEqual(['2', '3', '4', '6', '7']);
+    expect(c.invalidateIotlbPages(5, 0x10 * 4096, 4096, false)).toBe(5);
+    expect(leaves(c)).toEqual(['2', '6']);
   });
 
   it('PASID-based: the first-stage and nested non-global entries of (DID, PASID)', () => {
@@ -98,7 +98,21 @@ describe('VtdCaches: paging-structure caches', () => {
     expect(secondFound(c)).toBe(1);
     c.invalidateIotlbPages(5, 0x20_0000, 4096, false);
     expect(secondFound(c)).toBe(-1);
-    expect(firstFound(c)).toBe(1);
+  });
+
+  it("an IOTLB invalidation drops the DID's first-stage and nested first-stage tables, at any address", () => {
+    for (const invalidate of [
+      (c: VtdCaches<Ctx, Pe>) => c.invalidateIotlbPages(5, 0x7000_0000, 4096, true),
+      (c: VtdCaches<Ctx, Pe>) => c.invalidateIotlbDomain(5),
+    ]) {
+      const c = tables();
+      c.firstStageTables!.select(IOTLB_NESTED, 5, 9).fill(1, 21, 0x40_0000, 0x9000, 0);
+      c.firstStageTables!.select(IOTLB_NESTED, 6, 9).fill(1, 21, 0x40_0000, 0x9000, 0);
+      invalidate(c);
+      expect(c.firstStageTables!.select(IOTLB_NESTED, 5, 9).find(0x40_0000)).toBe(-1);
+      expect(c.firstStageTables!.select(IOTLB_NESTED, 6, 9).find(0x40_0000)).toBe(1);
+      expect(firstFound(c)).toBe(-1);
+    }
   });
 
   it('a PASID-based invalidation drops first-stage tables of the PASID, and leaves second-stage ones', () => {
@@ -108,8 +122,6 @@ describe('VtdCaches: paging-structure caches', () => {
     c.invalidatePasidIotlb(5, 9);
     expect(firstFound(c)).toBe(-1);
     expect(secondFound(c)).toBe(1);
-    c.invalidateIotlbDomain(5);
-    expect(secondFound(c)).toBe(-1);
   });
 
   it('a unit without paging-structure caches has none', () => {

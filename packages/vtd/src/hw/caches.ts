@@ -18,14 +18,17 @@
  * First-stage entries are never cached not-present.
  *
  * Which invalidation reaches which cache (§6.5): the context-cache invalidation (CCMD or descriptor 0x1)
- * the context cache; the PASID-cache invalidation (descriptor 0x7) the PASID cache; the IOTLB invalidation
- * (IOTLB register or descriptor 0x2) the second-stage and nested translations of a DID and its
- * second-stage paging-structure entries (global: everything); the PASID-based IOTLB invalidation
- * (descriptor 0x6) the first-stage and nested translations and first-stage paging-structure entries of a
- * (DID, PASID). First-stage translations are reached by the PASID-based one alone (§6.5.2.4 vs §6.5.2.6,
- * which Linux follows since 5.19: "the spec requires PASID-based-IOTLB invalidation to flush IOTLB and the
- * paging-structure caches for a first-level page table"), so a driver that sends the other keeps the stale
- * entry, as on hardware.
+ * the context cache; the PASID-cache invalidation (descriptor 0x7) the PASID cache; the PASID-based IOTLB
+ * invalidation (descriptor 0x6) the first-stage and nested translations and first-stage paging-structure
+ * entries of a (DID, PASID); the IOTLB invalidation (IOTLB register or descriptor 0x2, §6.5.2.3 Table 23)
+ * every translation of a DID and its paging-structure entries (global: everything):
+ * - domain-selective: every translation and paging-structure entry of the DID, whatever produced it;
+ * - page-selective: the second-stage translations and (unless IH) second-stage paging-structure entries
+ *   over the range, and every first-stage and nested translation and first-stage paging-structure entry of
+ *   the DID whatever its address — their tag is a first-stage input address, which a second-stage address
+ *   cannot select, and nested first-stage tables are addresses the second stage produced. A host that
+ *   changes a nest parent reaches its nested translations with its own DID-based invalidation of each
+ *   nested DID (what Linux's nest-parent flush sends).
  */
 import {
   ANY_SPACE,
@@ -179,20 +182,26 @@ export class VtdCaches<Context, PasidEntry> {
     return this.iotlb.clear();
   }
 
-  /** Domain-selective IOTLB invalidation: the second-stage and nested translations of `did`, every PASID. */
+  /** Domain-selective IOTLB invalidation: every translation and paging-structure entry of `did`. */
   invalidateIotlbDomain(did: number): number {
     this.secondStageTables?.entries.invalidateDomain(KINDS_ALL, did);
-    return this.iotlb.invalidateDomain(KINDS_SECOND | KINDS_NESTED, did);
+    this.firstStageTables?.entries.invalidateDomain(KINDS_ALL, did);
+    return this.iotlb.invalidateDomain(KINDS_ALL, did);
   }
 
   /**
-   * Page-selective IOTLB invalidation of [start, start + size): the second-stage and nested translations of
-   * `did` (every PASID) over it, and its second-stage paging-structure entries unless `leafOnly` (IH = 1:
-   * software says only leaves changed, §6.5.1.2).
+   * Page-selective IOTLB invalidation of [start, start + size), a second-stage address range: the
+   * second-stage translations of `did` over it and its second-stage paging-structure entries unless
+   * `leafOnly` (IH = 1: software says only leaves changed, §6.5.1.2); the first-stage and nested
+   * translations and first-stage paging-structure entries of `did` whatever their address.
    */
   invalidateIotlbPages(did: number, start: number, size: number, leafOnly: boolean): number {
     if (!leafOnly) this.secondStageTables?.entries.invalidateRange(KINDS_ALL, did, ANY_SPACE, start, size);
-    return this.iotlb.invalidateRange(KINDS_SECOND | KINDS_NESTED, did, ANY_SPACE, start, size);
+    this.firstStageTables?.entries.invalidateDomain(KINDS_ALL, did);
+    return (
+      this.iotlb.invalidateRange(KINDS_SECOND, did, ANY_SPACE, start, size) +
+      this.iotlb.invalidateDomain(KINDS_FIRST | KINDS_NESTED, did)
+    );
   }
 
   /** PASID-based IOTLB invalidation, all non-global first-stage and nested translations of (did, pasid). */

@@ -189,21 +189,22 @@ describe('IOTLB invalidation (§6.5.2.3)', () => {
     expect([secondTable(r.caches), firstTable(r.caches)]).toEqual([-1, -1]);
   });
 
-  it('domain-selective: second-stage and nested leaves of the DID and its second-stage tables', () => {
+  it('domain-selective: every leaf and paging-structure entry of the DID, whatever its kind', () => {
     const r = rig();
     fillLeaves(r.caches);
     fillTables(r.caches);
     r.dispatcher.perform(iotlb(2, 5));
-    expect(leaves(r.caches)).toEqual([4, 5, 7, 8]);
-    expect([secondTable(r.caches), firstTable(r.caches)]).toEqual([-1, 1]);
+    expect(leaves(r.caches)).toEqual([7]);
+    expect([secondTable(r.caches), firstTable(r.caches)]).toEqual([-1, -1]);
   });
 
   it('page-selective: 2^AM pages from ADDR with its low AM page bits ignored', () => {
     const r = rig();
     fillLeaves(r.caches);
-    // AM = 2 at page 0x13: pages 0x10–0x13 (second-stage 1 and 2, nested 6); page 0x14 stays.
+    // AM = 2 at page 0x13: second-stage pages 0x10–0x13 (1 and 2); page 0x14 stays. The DID's first-stage
+    // and nested leaves (4, 5, 6, 8) go whatever their address: a second-stage address cannot select them.
     r.dispatcher.perform(iotlb(3, 5, 0x13 * 4096, 2));
-    expect(leaves(r.caches)).toEqual([3, 4, 5, 7, 8]);
+    expect(leaves(r.caches)).toEqual([3, 7]);
   });
 
   it('page-selective: IH = 1 keeps the paging-structure entries, IH = 0 drops them', () => {
@@ -220,7 +221,7 @@ describe('IOTLB invalidation (§6.5.2.3)', () => {
     fillLeaves(r.caches);
     expect(r.dispatcher.refusal(iotlb(3, 5, 0x10 * 4096, 9), false)).toBeUndefined();
     expect(r.dispatcher.iotlb(3, 5, 0x10 * 4096, 9, false)).toBe(2);
-    expect(leaves(r.caches)).toEqual([4, 5, 7, 8]);
+    expect(leaves(r.caches)).toEqual([7]);
   });
 
   it('reports the granularity performed', () => {
@@ -405,7 +406,7 @@ describe('interrupt entry cache invalidation (§6.5.2.7) and page group response
       ih: false,
       addr: 0,
     });
-    expect(r.traces).toEqual(['iotlb: domain 5: 4 dropped']);
+    expect(r.traces).toEqual(['iotlb: domain 5: 7 dropped']);
   });
 });
 

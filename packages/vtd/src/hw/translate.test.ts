@@ -181,14 +181,19 @@ describe('VT-d translation: scalable mode (§3.4.3)', () => {
     );
   });
 
-  it('a first-stage change needs the PASID-based invalidation: the IOTLB one leaves it stale', () => {
-    const { rig, fs } = scalable();
-    rig.translator.translate(request(DEV, IOVA, PERM_READ, 9));
-    fs.unmap(BigInt(IOVA), 0x1000n);
-    rig.caches.invalidateIotlbDomain(4);
-    expect(pfn(rig.translator.translate(request(DEV, IOVA, PERM_READ, 9)))).toBe(PA);
-    rig.caches.invalidatePasidIotlb(4, 9);
-    expect(code(rig.translator.translate(request(DEV, IOVA, PERM_READ, 9)))).toBe(fr(FR.SM_FS_NOT_PRESENT));
+  it('a stale first-stage leaf goes with the PASID-based invalidation, or with any IOTLB one of its DID (§6.5.2.3)', () => {
+    for (const invalidate of [
+      (rig: ReturnType<typeof scalable>['rig']) => rig.caches.invalidatePasidIotlb(4, 9),
+      (rig: ReturnType<typeof scalable>['rig']) => rig.caches.invalidateIotlbPages(4, 0x7000_0000, 4096, true),
+    ]) {
+      const { rig, fs } = scalable();
+      rig.translator.translate(request(DEV, IOVA, PERM_READ, 9));
+      fs.unmap(BigInt(IOVA), 0x1000n);
+      rig.caches.invalidateIotlbDomain(5);
+      expect(pfn(rig.translator.translate(request(DEV, IOVA, PERM_READ, 9)))).toBe(PA);
+      invalidate(rig);
+      expect(code(rig.translator.translate(request(DEV, IOVA, PERM_READ, 9)))).toBe(fr(FR.SM_FS_NOT_PRESENT));
+    }
   });
 
   it('second-stage-only and pass-through PASID entries', () => {
