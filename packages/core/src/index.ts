@@ -51,6 +51,7 @@ export * from './iommu/poll-limit.js';
 export * from './iommu/static-domain.js';
 export * from './iommu/sw-msi-cookie.js';
 export * from './iommu/translation.js';
+export * from './iommufd/arguments.js';
 export * from './iommufd/device.js';
 export * from './iommufd/fault-queue.js';
 export * from './iommufd/hw-pagetable.js';

@@ -8,6 +8,7 @@ export * from './amd/v1-format.js';
 export * from './format.js';
 export * from './io-page-table.js';
 export * from './radix-format.js';
+export * from './table-builder.js';
 export * from './table-walk-cache.js';
 export * from './vmsa/descriptors.js';
 export * from './vmsa/geometry.js';

@@ -6,7 +6,7 @@
  * replaced by the host) and CMD_CFGI_STE (the guest may not send it: `EIO`).
  */
 
-import { vmsaFormat } from '@iommukit/pagetables';
+import { buildTableAt, vmsaFormat } from '@iommukit/pagetables';
 import type { NestingHooks } from '@iommukit/testing/conformance';
 import { VSTE_WORDS } from '../src/driver/nested-domain.js';
 import { cdTableSte, s1Cd } from '../src/driver/ste-builders.js';
@@ -19,29 +19,12 @@ export const smmuv3NestingHooks: NestingHooks = {
   viommuType: SMMUV3_VIOMMU_TYPE,
   veventType: SMMUV3_VEVENT_TYPE,
   buildStage1({ maps, tag, allocIpa, write }) {
-    const root = allocIpa();
-    const tables = new Map<string, bigint>([['', root]]);
-    const descriptor = new Uint32Array(2);
-    const leaf = GUEST_S1.leafTemplate({ read: true, write: true }, false);
-    for (const map of maps) {
-      const va = Number(map.iova);
-      let table = root;
-      let path = '';
-      for (let level = GUEST_S1.startLevel; level < GUEST_S1.leafLevel; level++) {
-        const index = GUEST_S1.index(va, level);
-        path += `/${index}`;
-        let next = tables.get(path);
-        if (next === undefined) {
-          next = allocIpa();
-          tables.set(path, next);
-          GUEST_S1.encodeTable(Number(next), level, descriptor, 0);
-          write(table + BigInt(index * 8), descriptor);
-        }
-        table = next;
-      }
-      GUEST_S1.encodeLeaf(Number(map.ipa), GUEST_S1.leafLevel, leaf, descriptor, 0);
-      write(table + BigInt(GUEST_S1.index(va, GUEST_S1.leafLevel) * 8), descriptor);
-    }
+    const root = buildTableAt(
+      GUEST_S1,
+      maps.map(({ iova, ipa }) => ({ iova, pa: ipa })),
+      { read: true, write: true },
+      { allocTable: allocIpa, write },
+    );
     const cdTable = allocIpa();
     write(cdTable, s1Cd({ format: GUEST_S1, root: Number(root), asid: tag }));
     return { ste: cdTableSte({ cdTable: Number(cdTable) }).slice(0, VSTE_WORDS) };

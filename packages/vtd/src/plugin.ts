@@ -1,7 +1,8 @@
 /**
  * The Intel VT-d vendor plugin: the hardware model and the host driver behind the core's plugin contract.
  * Registry name `vtd`. The PASID table is the kernel's: the driver writes every PASID entry itself, and
- * users attach IOASes or HWPTs at PASIDs through the iommufd API.
+ * users attach IOASes or HWPTs at PASIDs through the iommufd API. Nesting is host nesting without a
+ * vIOMMU object, as in mainline Linux: a nested HWPT (`iommu_hwpt_vtd_s1`) on a nest-parent HWPT.
  */
 import { definePlugin } from '@iommukit/core';
 import { VtdDriver } from './driver/vtd-driver.js';
@@ -17,7 +18,7 @@ export const vtdPlugin = definePlugin<VtdOptions>({
       'Intel VT-d: legacy and scalable-mode tables, first/second-stage and nested walks, IOTLB and paging-structure caches, queued invalidation, fault recording, page requests, interrupt remapping',
   },
   capabilities: {
-    stages: ['s1', 's2'],
+    stages: ['s1', 's2', 'nested'],
     pasid: true,
     // The model answers no translation requests yet: devices keep ATS off, and PRI (which rides on ATS)
     // with it; the page request queue itself is modelled.

@@ -9,10 +9,15 @@ import type { MsiControllerModule } from '@iommukit/core';
 export type IpaWriter = (ipa: bigint, words: ArrayLike<number>) => void;
 
 export interface NestingHooks {
-  /** vIOMMU type to allocate (`arm-smmuv3`, `mock`). */
-  readonly viommuType: string;
-  /** vEVENTQ type carrying fault events (`arm-smmuv3`, `mock`). */
-  readonly veventType: string;
+  /**
+   * vIOMMU type to allocate (`arm-smmuv3`, `mock`): nested HWPTs are allocated on the vIOMMU and
+   * invalidated through it. Absent: the plugin nests on the nest-parent HWPT itself, as VT-d does (no
+   * vIOMMU object), and each nested HWPT is invalidated through its own id; the vIOMMU, vDEVICE and vEVENTQ
+   * cases are then skipped as not applicable.
+   */
+  readonly viommuType?: string;
+  /** vEVENTQ type carrying fault events (`arm-smmuv3`, `mock`); with `viommuType` only. */
+  readonly veventType?: string;
   /**
    * Builds a stage-1 table at intermediate addresses from `allocIpa` (4 KiB pages, zeroed) that maps each
    * `iova` to its `ipa` read-write, and returns the vendor data for a nested HWPT using it with `tag` (an
@@ -24,7 +29,7 @@ export interface NestingHooks {
     readonly allocIpa: () => bigint;
     readonly write: IpaWriter;
   }): unknown;
-  /** An invalidation entry for the vIOMMU that succeeds (invalidates everything tagged `tag`). */
+  /** An invalidation entry for the vIOMMU (or nested HWPT) that succeeds (invalidates everything tagged `tag`). */
   readonly validInvalidation: (tag: number) => unknown;
   /** An invalidation entry the driver must reject, and the errno it must reject it with. */
   readonly invalidInvalidation: { readonly entry: unknown; readonly errno: string };

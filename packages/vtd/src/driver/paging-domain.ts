@@ -96,6 +96,8 @@ export interface VtdPagingDomainConfig {
   readonly context: IoPageTableContext;
   /** Allocated with `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`: second stage with ECAP.SLADS only. */
   readonly dirtyTracking?: boolean;
+  /** Allocated with `IOMMU_HWPT_ALLOC_NEST_PARENT`: nested domains may use it as their second stage. */
+  readonly nestParent?: boolean;
   /** CAP.CM: the unit may cache not-present second-stage entries. */
   readonly cachingMode: boolean;
   readonly flush: DomainFlush;
@@ -142,6 +144,8 @@ export class VtdPagingDomain implements IommuDomain {
   readonly aperture: { readonly start: Iova; readonly end: Iova };
   /** Allocated with dirty tracking. */
   readonly dirtyTracking: boolean;
+  /** Allocated as a nest parent. */
+  readonly nestParent: boolean;
   /** A map must be followed by `flush.mapped` (caching mode with a second stage, or CAP.RWBF). */
   readonly syncMap: boolean;
   private readonly released: (() => void) | undefined;
@@ -170,6 +174,7 @@ export class VtdPagingDomain implements IommuDomain {
     this.onDirtyTracking = config.onDirtyTracking;
     this.released = config.released;
     this.dirtyTracking = config.dirtyTracking === true;
+    this.nestParent = config.nestParent === true;
     checkConfig(config);
     this.format =
       stage === 'second'

@@ -79,6 +79,7 @@ export interface SecondStageConfig {
   readonly pgsnp?: boolean;
 }
 
+/** A nested entry: the user's first stage (WPE as the user asks, SRE or not) on a second stage. */
 export type NestedConfig = FirstStageConfig & Omit<SecondStageConfig, 'did' | 'pgsnp'>;
 
 interface DeviceTable extends PasidDirectory {
@@ -169,6 +170,8 @@ export class PasidTables {
     this.require(this.host.unit.ecap.nest, 'nested translation (ECAP.NEST)');
     this.program(sid, pasid, c.did, {
       ...this.firstStageFields(c),
+      // Linux `intel_pasid_setup_nested` sets WPE from the user's flags, not only with SRE.
+      wpe: c.wpe === true,
       ...this.secondStageFields(c),
       pgtt: PGTT.NESTED,
     });

@@ -26,6 +26,7 @@ import {
   pasidCache,
   pasidDeviceTlb,
   pasidIotlb,
+  pasidIotlbRange,
   psiAligned,
   QI_LENGTH,
 } from './qi.js';
@@ -244,6 +245,13 @@ describe('page-selective address masks (Linux calculate_psi_aligned_address)', (
     expect(iotlbRange({ psi: true, mamv: 9 }, 4, 0x20_0000, 512)).toMatchObject({ granularity: 3, am: 9 });
     expect(iotlbRange({ psi: true, mamv: 8 }, 4, 0x20_0000, 512)).toEqual(iotlbDomain(4));
     expect(iotlbRange({ psi: false, mamv: 9 }, 4, 0x20_0000, 1)).toEqual(iotlbDomain(4));
+  });
+
+  it('pasidIotlbRange is PASID-selective for the whole space or beyond MAMV, else page-selective', () => {
+    const range = { addr: 0x20_0000, pages: 512 };
+    expect(pasidIotlbRange({ mamv: 9 }, 4, 7, range, true)).toEqual(pasidIotlb(4, 7, range, true));
+    expect(pasidIotlbRange({ mamv: 8 }, 4, 7, range)).toEqual(pasidIotlb(4, 7));
+    expect(pasidIotlbRange({ mamv: 9 }, 4, 7, undefined)).toEqual(pasidIotlb(4, 7));
   });
 
   it('PASID-based IOTLB: the whole PASID, or pages rounded up to a power of two, aligned down (qi_flush_piotlb)', () => {

@@ -181,6 +181,22 @@ export function pasidIotlb(
   return { type: INV_TYPE.PASID_IOTLB, granularity: PASID_IOTLB_GRANULARITY.PAGE, did, pasid, addr, am, ih };
 }
 
+/**
+ * A first-stage range flush of one PASID: page-selective, or PASID-selective when AM would exceed CAP.MAMV
+ * (the model refuses such a P_IOTLB; rev 5.10 would take it) or the range is the whole space.
+ */
+export function pasidIotlbRange(
+  cap: { readonly mamv: number },
+  did: number,
+  pasid: number,
+  range: { addr: number; pages: number } | undefined,
+  ih = false,
+): InvDescriptorInit {
+  return range === undefined || ceilLog2(range.pages) > cap.mamv
+    ? pasidIotlb(did, pasid)
+    : pasidIotlb(did, pasid, range, ih);
+}
+
 /** The ADDR and S of a Device-TLB invalidation of 2^order pages at `addr` (PCIe ATS range encoding). */
 function atsRange(addr: number, order: number): { addr: number; size: boolean } {
   if (!Number.isInteger(order) || order < 0 || order > DEVTLB_ALL || addr % (PAGE * 2 ** order) !== 0)

@@ -11,8 +11,13 @@
  * otherwise second stage. Translation is turned on at the end of probe: until a device is attached its
  * requests are blocked by a missing context or PASID entry, which the core fills right after.
  *
- * Not yet: ATS (the hardware model answers no translation requests, so devices keep ATS off), host nesting
- * (`iommu_hwpt_vtd_s1`), SVA binds.
+ * Host nesting (Linux intel/nested.c, nested-domain.ts): a nest parent is a second-stage domain on a unit
+ * with ECAP.NEST in scalable mode (`EOPNOTSUPP` otherwise); a nested domain on it gets a DID of its own
+ * and is installed as a nested PASID entry. Every flush of the parent names the DIDs of the nested domains
+ * attached on it too, by second-stage address (Table 23 then drops their translations whatever the
+ * first-stage address), and dirty tracking rewrites their entries' SSADE with the parent's.
+ *
+ * Not yet: ATS (the hardware model answers no translation requests, so devices keep ATS off), SVA binds.
  */
 import {
   type DriverContext,
@@ -29,10 +34,12 @@ import {
 } from '@iommukit/core';
 import type { VtdFeatures } from '../hw/features.js';
 import type { VtdOptions } from '../hw/options.js';
+import type { PasidEntry } from '../hw/pasid-entry.js';
 import { CONTEXT_TT } from '../hw/root-context.js';
 import { FLPT_DEFAULT_DID } from './domain-ids.js';
 import { pageResponse } from './fault-irq.js';
 import { VtdIrDomain } from './ir-domain.js';
+import { checkVtdS1Data, type UserInvalidation, VtdNestedDomain } from './nested-domain.js';
 import {
   type DomainFlush,
   type PagingDomainFeatures,
@@ -41,7 +48,7 @@ import {
 } from './paging-domain.js';
 import { RID_PASID } from './pasid-table.js';
 import { enableTranslation, type ProbedUnit, probeUnit, shutdownUnit } from './probe.js';
-import { iec, iotlbDomain, iotlbRange, pasidIotlb } from './qi.js';
+import { iec, iotlbDomain, iotlbRange, pasidIotlb, pasidIotlbRange } from './qi.js';
 
 /** What the driver keeps of a probed device (Linux `struct device_domain_info`). */
 interface VtdDevice {
@@ -66,6 +73,8 @@ export class VtdDriver implements IommuDriver {
   private readonly devices = new Map<number, VtdDevice>();
   private readonly attachments = new Map<IommuDomain, Attachment[]>();
   private readonly dids = new Map<IommuDomain, number>();
+  /** Nested domains, for the flushes and dirty-tracking changes of their parents. */
+  private readonly nested = new Set<VtdNestedDomain>();
   private nextDomainId = 2;
 
   constructor(private readonly context: DriverContext<VtdOptions>) {
@@ -142,6 +151,8 @@ export class VtdDriver implements IommuDriver {
     const stage = !secondOnly && f.scalableMode && f.firstStage ? 'first' : 'second';
     if (flags.pasid && !unit.scalable)
       throw new IommufdError('EOPNOTSUPP', `${this.instance}: PASIDs need scalable mode`);
+    if (flags.nestParent && !this.nests)
+      throw new IommufdError('EOPNOTSUPP', `${this.instance}: nesting needs ECAP.NEST in scalable mode`);
     const did = unit.dids.alloc();
     let domain: VtdPagingDomain;
     try {
@@ -158,6 +169,7 @@ export class VtdDriver implements IommuDriver {
           source: this.instance,
         },
         dirtyTracking: flags.dirtyTracking === true,
+        nestParent: flags.nestParent === true,
         cachingMode: unit.unit.cap.cm,
         flush: this.flushFor(did),
         onDirtyTracking: (enabled) => this.rewriteSsade(domain, enabled),
@@ -172,6 +184,29 @@ export class VtdDriver implements IommuDriver {
       throw error;
     }
     this.dids.set(domain, did);
+    this.attachments.set(domain, []);
+    return domain;
+  }
+
+  /** Linux `intel_iommu_domain_alloc_nested`: a nested domain on a nest parent, with a DID of its own. */
+  domainAllocNested(ref: IommuDeviceRef, parent: IommuDomain, data: unknown): IommuDomain {
+    const unit = this.probed;
+    this.device(ref);
+    if (!this.nests)
+      throw new IommufdError('EOPNOTSUPP', `${this.instance}: nesting needs ECAP.NEST in scalable mode`);
+    const s2 = this.paging(parent);
+    if (!s2.nestParent) throw new IommufdError('EINVAL', `domain ${s2.id} is not a nest parent`);
+    const s1 = checkVtdS1Data(data);
+    const did = unit.dids.alloc();
+    const domain = new VtdNestedDomain(this.nextDomainId++, did, s2, s1, {
+      invalidate: (d, inv) => this.invalidateNested(d, inv),
+      release: (d) => {
+        unit.dids.free(d.did);
+        this.nested.delete(d);
+        this.attachments.delete(d);
+      },
+    });
+    this.nested.add(domain);
     this.attachments.set(domain, []);
     return domain;
   }
@@ -220,6 +255,16 @@ export class VtdDriver implements IommuDriver {
     return [{ start: X86_INTERRUPT_WINDOW.base, length: X86_INTERRUPT_WINDOW.size, type: 'msi' }];
   }
 
+  /** The DID a domain of this driver carries (Linux debugfs `domain_translation_struct`), if it has one. */
+  domainId(domain: IommuDomain): number | undefined {
+    return domain instanceof VtdNestedDomain ? domain.did : this.dids.get(domain);
+  }
+
+  /** The PASID entry of a device as it is in memory (Linux debugfs), if its PASID table reaches it. */
+  pasidEntry(ref: IommuDeviceRef, pasid: number): PasidEntry | undefined {
+    return this.probed.pasidTables.entry(this.device(ref).sid, pasid);
+  }
+
   pageResponse(ref: IommuDeviceRef, response: PageResponse): void {
     pageResponse(this.probed, ref, response);
   }
@@ -262,6 +307,7 @@ export class VtdDriver implements IommuDriver {
         });
       }
     } else if (domain.type === 'identity') unit.pasidTables.setPassThrough(sid, pasid, FLPT_DEFAULT_DID);
+    else if (domain instanceof VtdNestedDomain) this.installNested(sid, pasid, domain);
     else {
       const d = this.paging(domain);
       const did = this.dids.get(d)!;
@@ -275,10 +321,30 @@ export class VtdDriver implements IommuDriver {
           ssade: d.dirtyTrackingEnabled,
         });
     }
-    if (domain instanceof VtdPagingDomain) {
+    if (domain instanceof VtdPagingDomain || domain instanceof VtdNestedDomain) {
       domain.attachments++;
       this.attachments.get(domain)!.push({ device, pasid });
     }
+  }
+
+  /** Linux `intel_pasid_setup_nested`: the user's first stage on the parent's second stage. */
+  private installNested(
+    sid: number,
+    pasid: number,
+    domain: VtdNestedDomain,
+    ssade = domain.parent.dirtyTrackingEnabled,
+  ): void {
+    const unit = this.probed;
+    if (domain.isFreed || !this.nested.has(domain))
+      throw new IommufdError('EINVAL', `domain ${domain.id} is not a nested domain of ${this.instance}`);
+    const { parent } = domain;
+    unit.pasidTables.setNested(sid, pasid, {
+      did: domain.did,
+      ...domain.s1Config(unit.unit.cap),
+      ssptptr: parent.rootPa,
+      aw: parent.levels - 2,
+      ssade,
+    });
   }
 
   /** Removes the entry (Linux's teardown flushes what it cached) and the attachment. */
@@ -288,7 +354,7 @@ export class VtdDriver implements IommuDriver {
       if (unit.scalable) unit.pasidTables.clear(device.sid, pasid);
       else unit.contextTables.clearContext(device.sid);
     }
-    if (domain instanceof VtdPagingDomain) {
+    if (domain instanceof VtdPagingDomain || domain instanceof VtdNestedDomain) {
       domain.attachments--;
       const list = this.attachments.get(domain)!;
       list.splice(
@@ -318,36 +384,59 @@ export class VtdDriver implements IommuDriver {
     const pages = (size: number) => Math.ceil(size / 4096);
     return {
       range: (domain, iova, size, leafOnly) => {
-        const unit = this.probed;
-        const d = domain as VtdPagingDomain;
-        if (d.stage === 'second')
-          unit.qi.submit([iotlbRange(unit.unit.cap, did, iova, pages(size), leafOnly)]);
-        else {
-          const descriptors = this.attachedPasids(d).map((pasid) =>
-            pasidIotlb(did, pasid, { addr: iova, pages: pages(size) }, leafOnly),
+        const { cap } = this.probed.unit;
+        if (domain.stage === 'second')
+          this.submit(
+            this.secondStageDids(domain, did).map((d) => iotlbRange(cap, d, iova, pages(size), leafOnly)),
           );
-          if (descriptors.length > 0) unit.qi.submit(descriptors);
-        }
+        else
+          this.submit(
+            this.attachedPasids(domain).map((pasid) =>
+              pasidIotlbRange(cap, did, pasid, { addr: iova, pages: pages(size) }, leafOnly),
+            ),
+          );
       },
       all: (domain) => {
-        const unit = this.probed;
-        const d = domain as VtdPagingDomain;
-        if (d.stage === 'second') unit.qi.submit([iotlbDomain(did)]);
-        else {
-          const descriptors = this.attachedPasids(d).map((pasid) => pasidIotlb(did, pasid));
-          if (descriptors.length > 0) unit.qi.submit(descriptors);
-        }
+        if (domain.stage === 'second') this.submit(this.secondStageDids(domain, did).map(iotlbDomain));
+        else this.submit(this.attachedPasids(domain).map((pasid) => pasidIotlb(did, pasid)));
       },
       mapped: (domain, iova, size) => {
         const unit = this.probed;
-        if ((domain as VtdPagingDomain).stage === 'second' && unit.unit.cap.cm)
-          unit.qi.submit([iotlbRange(unit.unit.cap, did, iova, pages(size), true)]);
+        if (domain.stage === 'second' && unit.unit.cap.cm)
+          this.submit(
+            this.secondStageDids(domain, did).map((d) =>
+              iotlbRange(unit.unit.cap, d, iova, pages(size), true),
+            ),
+          );
         else unit.commands.flushWriteBuffer();
       },
     };
   }
 
-  private attachedPasids(domain: VtdPagingDomain): number[] {
+  private submit(descriptors: ReturnType<typeof iotlbDomain>[]): void {
+    if (descriptors.length > 0) this.probed.qi.submit(descriptors);
+  }
+
+  /** The DIDs a second-stage change must reach: the domain's and those of the nested domains attached on it. */
+  private secondStageDids(domain: VtdPagingDomain, did: number): number[] {
+    const dids = [did];
+    for (const n of this.nested) if (n.parent === domain && n.attachments > 0) dids.push(n.did);
+    return dids;
+  }
+
+  /** One user invalidation of a nested domain: PASID-based, at every PASID it is attached at. */
+  private invalidateNested(domain: VtdNestedDomain, inv: UserInvalidation): void {
+    if (inv.pages === 0) return;
+    const { cap } = this.probed.unit;
+    const range = inv.pages === undefined ? undefined : { addr: inv.addr, pages: inv.pages };
+    this.submit(
+      this.attachedPasids(domain).map((pasid) =>
+        pasidIotlbRange(cap, domain.did, pasid, range, inv.leafOnly),
+      ),
+    );
+  }
+
+  private attachedPasids(domain: VtdPagingDomain | VtdNestedDomain): number[] {
     return [...new Set((this.attachments.get(domain) ?? []).map((a) => a.pasid))];
   }
 
@@ -365,6 +454,19 @@ export class VtdDriver implements IommuDriver {
         ssade: enabled,
       });
     }
+    // Linux `parent_domain_set_dirty_tracking`: the nested domains on it carry the parent's SSADE.
+    for (const n of this.nested) {
+      if (n.parent !== domain) continue;
+      for (const { device, pasid } of this.attachments.get(n) ?? []) {
+        unit.pasidTables.clear(device.sid, pasid);
+        this.installNested(device.sid, pasid, n, enabled);
+      }
+    }
+  }
+
+  /** Linux `nested_supported`: ECAP.NEST, in scalable mode (nested PASID entries). */
+  private get nests(): boolean {
+    return this.probed.scalable && this.probed.unit.ecap.nest;
   }
 
   /** The features a paging domain needs, from what probe read (HAW is the platform's: ACPI DMAR). */

@@ -184,7 +184,8 @@ describe('VT-d translation: scalable mode (§3.4.3)', () => {
   it('a stale first-stage leaf goes with the PASID-based invalidation, or with any IOTLB one of its DID (§6.5.2.3)', () => {
     for (const invalidate of [
       (rig: ReturnType<typeof scalable>['rig']) => rig.caches.invalidatePasidIotlb(4, 9),
-      (rig: ReturnType<typeof scalable>['rig']) => rig.caches.invalidateIotlbPages(4, 0x7000_0000, 4096, true),
+      (rig: ReturnType<typeof scalable>['rig']) =>
+        rig.caches.invalidateIotlbPages(4, 0x7000_0000, 4096, true),
     ]) {
       const { rig, fs } = scalable();
       rig.translator.translate(request(DEV, IOVA, PERM_READ, 9));
