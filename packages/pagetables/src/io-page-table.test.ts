@@ -1,4 +1,4 @@
-import { errnoOf, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import { errnoOf, FrameAllocator, MemoryBus, PERM_READ, PERM_WRITE } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { machine } from '../test/fixtures.js';
 import { runSelftestMatrix } from '../test/selftest-matrix.js';
@@ -7,6 +7,7 @@ import { IoPageTable } from './io-page-table.js';
 import type { VmsaGranule } from './vmsa/registers.js';
 import { vmsaFormat } from './vmsa/vmsa-format.js';
 import { walk } from './walk.js';
+import { x86Format } from './x86/x86-format.js';
 
 const GiB = 1n << 30n;
 const OUT_BASE = 1n << 40n; // output addresses differ from IOVAs, aligned for every block size
@@ -284,4 +285,25 @@ describe('readAndClearDirty', () => {
       expect(collect()).toEqual([]);
     });
   }
+});
+
+describe('addresses above 2^53 (the upper part of a 5-level input space)', () => {
+  it('maps, refuses to map twice, reads back and unmaps the last page below 2^56', () => {
+    const bus = new MemoryBus();
+    bus.addRam('r', 0x1000_0000, 16 * 2 ** 20);
+    const memory = new FrameAllocator([{ base: 0x1000_0000, size: 16 * 2 ** 20 }], (a, b) =>
+      bus.discardRam(a, b),
+    );
+    const table = new IoPageTable(x86Format({ levels: 5, oas: 52, gigaPages: true }), {
+      bus,
+      memory,
+      counter: bus.counter('t'),
+    });
+    const top = 2n ** 56n - 0x1000n;
+    table.map(top, 0x4000_6000n, 0x1000n, { read: true, write: true });
+    expect(errnoOf(() => table.map(top, 0x4000_7000n, 0x1000n, { read: true, write: true }))).toBe('EEXIST');
+    expect(table.iovaToPhys(top + 0x10n)).toBe(0x4000_6010n);
+    expect(table.unmap(top, 0x1000n)).toBe(0x1000n);
+    expect(table.iovaToPhys(top)).toBeUndefined();
+  });
 });

@@ -243,7 +243,7 @@ export class IoPageTable<A = unknown> {
     const f = this.format;
     const span = pow2(f.levelShift(level));
     const first = f.index(iova, level);
-    const count = f.index(end - 1, level) - first + 1;
+    const count = this.lastIndex(end, level) - first + 1;
     const buf = this.readSlice(table, level, first, count);
     for (let k = 0; k < count; k++) {
       const lo = buf[2 * k]!;
@@ -310,11 +310,19 @@ export class IoPageTable<A = unknown> {
 
   // --- unmap -------------------------------------------------------------------------------------------
 
+  /**
+   * The index at `level` of the last page before `end` (a granule multiple): `end - 1` would round up
+   * past 2^53, where a 5-level table's upper half lies (2^56 − 1 is not a double).
+   */
+  private lastIndex(end: number, level: number): number {
+    return this.format.index(end - pow2(this.format.granuleShift), level);
+  }
+
   private unmapRange(table: number, level: number, iova: number, end: number): number {
     const f = this.format;
     const span = pow2(f.levelShift(level));
     const first = f.index(iova, level);
-    const count = f.index(end - 1, level) - first + 1;
+    const count = this.lastIndex(end, level) - first + 1;
     const buf = this.readSlice(table, level, first, count);
     const firstBase = Math.floor(iova / span) * span;
     // Entries before this one lie wholly inside the range.
@@ -416,7 +424,7 @@ export class IoPageTable<A = unknown> {
     const f = this.format;
     const span = pow2(f.levelShift(level));
     const first = f.index(iova, level);
-    const count = f.index(end - 1, level) - first + 1;
+    const count = this.lastIndex(end, level) - first + 1;
     const buf = this.readSlice(table, level, first, count);
     const firstBase = Math.floor(iova / span) * span;
     for (let k = 0; k < count; k++) {
