@@ -1,10 +1,12 @@
 /**
- * A host system for VM tests: an SMMUv3 (the real model and host driver) with 4 GiB of RAM and NIC-like
- * endpoints behind it, optionally a GIC ITS, built through `createSystem` as the CLI builds one.
+ * Host systems for VM tests, built through `createSystem` as the CLI builds one: an SMMUv3 (the real model
+ * and host driver) with 4 GiB of RAM and NIC-like endpoints behind it, optionally a GIC ITS; or a VT-d unit
+ * with the same endpoints.
  */
 import { createSystem, PluginRegistry } from '@iommukit/core';
 import { gicItsModule } from '@iommukit/gic-its';
 import { smmuv3Plugin } from '@iommukit/smmuv3';
+import { vtdPlugin } from '@iommukit/vtd';
 import { systemHost } from '../src/vmm-module.js';
 
 export const HOST_RAM = 0x8_0000_0000;
@@ -35,6 +37,22 @@ export async function smmuHost(
         ...deviceSpec,
       })),
       ...(msi ? { msi } : {}),
+    },
+    { registry },
+  );
+  return { system, host: systemHost(system) };
+}
+
+/** A VT-d host (default instance options, overridable) with PASID-capable endpoints. */
+export async function vtdHost(devices = ['nic0', 'nic1'], options: Record<string, unknown> = {}) {
+  const registry = new PluginRegistry({ vtd: async () => ({ default: vtdPlugin }) });
+  const system = await createSystem(
+    {
+      name: 'host',
+      plugin: 'vtd',
+      memory: { ram: [{ name: 'dram', base: HOST_RAM, size: '4GiB' }] },
+      iommus: [{ name: 'dmar0', base: 0xfed9_0000, options }],
+      devices: devices.map((name, i) => ({ name, rid: `00:0${i + 2}.0`, iommu: 'dmar0', pasidBits: 8 })),
     },
     { registry },
   );

@@ -8,6 +8,7 @@ import { definePlugin } from '@iommukit/core';
 import { VtdDriver } from './driver/vtd-driver.js';
 import { type VtdOptions, VtdOptionsSchema } from './hw/options.js';
 import { VtdHardware } from './hw/vtd.js';
+import { createVtdViommu } from './viommu/personality.js';
 
 export const vtdPlugin = definePlugin<VtdOptions>({
   meta: {
@@ -27,9 +28,10 @@ export const vtdPlugin = definePlugin<VtdOptions>({
     dirtyTracking: true,
     pasidTableOwner: 'kernel',
     interruptRemapping: true,
-    viommuModes: [],
+    viommuModes: ['nested'],
   },
   optionsSchema: VtdOptionsSchema,
   createHardware: (context) => new VtdHardware(context),
   createDriver: (context) => new VtdDriver(context),
+  createViommu: createVtdViommu,
 });

@@ -7,25 +7,32 @@ import { IoPageTable, vtdSsFormat } from '@iommukit/pagetables';
 import { VtdOptionsSchema } from '../src/hw/options.js';
 import { GCMD_SRTP, REG } from '../src/hw/regs.js';
 import { encodeLegacyContext, encodeLegacyRootEntry } from '../src/hw/root-context.js';
-import { VtdHardware } from '../src/hw/vtd.js';
+import { VtdHardware, type VtdHardwareHooks } from '../src/hw/vtd.js';
 
 export const VTD_BASE = 0xfed9_0000;
 export const RAM_BASE = 0x1_0000_0000;
 export const MSI_WINDOW = 0xfee0_0000;
 
-export function mmioRig(options: Record<string, unknown> = {}, tracer = new Tracer()) {
+export function mmioRig(
+  options: Record<string, unknown> = {},
+  tracer = new Tracer(),
+  hooks: VtdHardwareHooks = {},
+) {
   const bus = new MemoryBus();
   bus.addRam('dram', RAM_BASE, 64 * 2 ** 20);
   bus.addRam('msi', MSI_WINDOW, 0x10_0000);
   const interrupts = new InterruptController();
-  const vtd = new VtdHardware({
-    instance: 'dmar0',
-    base: hpa(VTD_BASE),
-    options: VtdOptionsSchema.parse(options),
-    bus,
-    tracer,
-    irq: (name) => interrupts.line(name),
-  });
+  const vtd = new VtdHardware(
+    {
+      instance: 'dmar0',
+      base: hpa(VTD_BASE),
+      options: VtdOptionsSchema.parse(options),
+      bus,
+      tracer,
+      irq: (name) => interrupts.line(name),
+    },
+    hooks,
+  );
   const driver = bus.counter('driver');
   let next = RAM_BASE;
   const mmio = (offset: number, value: number) => bus.write(VTD_BASE + offset, 4, value >>> 0, driver);

@@ -52,6 +52,11 @@ export const KINDS_ALL = KINDS_FIRST | KINDS_SECOND | KINDS_NESTED;
 /** Function-number bits a context-cache FM value ignores. */
 const FM_MASKED_BITS = [0b000, 0b100, 0b110, 0b111] as const;
 
+/** Whether a device-selective context-cache invalidation of `target` with FM `fm` names source `sid` (§6.5.2.1). */
+export function contextSidMatches(sid: number, target: number, fm: number): boolean {
+  return ((sid ^ target) & ~FM_MASKED_BITS[fm & 3]!) === 0;
+}
+
 /** An IOTLB entry's PASID for a translation that every PASID of its domain shares (legacy, or G = 1). */
 export const NO_PASID_TAG = GLOBAL_SPACE;
 
@@ -146,10 +151,9 @@ export class VtdCaches<Context, PasidEntry> {
    * 1, 2 or 3 ignore function bits 2, 2:1 or 2:0 — the high function bits phantom functions use).
    */
   invalidateContextDevice(did: number | undefined, sid: number, fm: number): number {
-    const masked = FM_MASKED_BITS[fm & 3]!;
     return this.context.deleteWhere(
       (source, _zero, entry) =>
-        ((source ^ sid) & ~masked) === 0 && (did === undefined || this.contextTagged(entry, did)),
+        contextSidMatches(source, sid, fm) && (did === undefined || this.contextTagged(entry, did)),
     );
   }
 

@@ -135,7 +135,11 @@ export class VtdConfigFetch {
     return config;
   }
 
-  private fetchContext(sid: number, rootTable: number, scalable: boolean): ContextConfig {
+  /**
+   * The context configuration as memory holds it now, through the same checks, bypassing and leaving the
+   * caches alone: what a VMM reads when the guest tells it an entry changed.
+   */
+  fetchContext(sid: number, rootTable: number, scalable: boolean): ContextConfig {
     const { features } = this.ctx;
     const bus = (sid >>> 8) & 0xff;
     const devfn = sid & 0xff;
@@ -173,7 +177,8 @@ export class VtdConfigFetch {
     };
   }
 
-  private fetchPasid(pasid: number, context: ScalableContext): PasidLookup {
+  /** The PASID entry as memory holds it now (see {@link fetchContext}). */
+  fetchPasid(pasid: number, context: ScalableContext): PasidLookup {
     const { features } = this.ctx;
     const words = this.words;
     let fpd = context.fpd;

@@ -217,7 +217,14 @@ export class InvalidationQueue {
     // Valid: the head passes it before it is performed (§6.5.2).
     regs.set(REG.IQH, (head + 4 * count) % bytes);
     if (d.type === INV_TYPE.WAIT) this.wait(d);
-    else this.dispatcher.perform(d);
+    else {
+      this.dispatcher.perform(d);
+      const rejected = this.init.targets.forward?.(d);
+      if (rejected !== undefined) {
+        regs.set(REG.IQH, head);
+        return this.fail(rejected.iqei, rejected.invalid);
+      }
+    }
     this.performed[TYPE_NAMES[d.type]]!++;
     return true;
   }

@@ -66,6 +66,11 @@ export interface InvalidationTargets {
   scalable(): boolean;
   /** Receives one line per invalidation performed while it is enabled (nothing is built otherwise). */
   readonly tracer?: InvalidationTracer;
+  /**
+   * A vIOMMU's trap (`VtdHardwareHooks.forwardInvalidation`): called with each queued descriptor the unit
+   * has just performed on its own caches; a refusal stops the queue at that descriptor with IQE.
+   */
+  readonly forward?: (d: CacheInvDescriptor) => InvalidInvDescriptor | undefined;
 }
 
 /** Where the invalidation units' trace lines go: built only while `enabled`. */

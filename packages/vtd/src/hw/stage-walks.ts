@@ -95,11 +95,21 @@ export class VtdStageWalker {
   /** The second stage a nested first-stage walk translates its tables through, and why it stopped. */
   private nestedFormat: VtdSsFormat | undefined;
   private nestedRoot = 0;
+  /** The second-stage paging-structure cache the table fetches of a nested walk go through. */
+  private nestedCache: TableWalkCache | undefined;
   private nestedStartLevel = 0;
   private nestedReason = 0;
   private readonly nestedTableAddress = (gpa: number, level: number, access: number): number | WalkFault => {
     const purpose = level === this.nestedStartLevel ? SS_FOR_FS_ROOT : SS_FOR_FS_TABLE;
-    const reason = this.secondStage(this.nestedFormat!, this.nestedRoot, gpa, access, false, purpose);
+    const reason = this.secondStage(
+      this.nestedFormat!,
+      this.nestedRoot,
+      gpa,
+      access,
+      false,
+      purpose,
+      this.nestedCache,
+    );
     if (reason === 0) return this.second.pa;
     this.nestedReason = reason;
     return SS_REFUSED;
@@ -204,6 +214,7 @@ export class VtdStageWalker {
     options.translateTableAddress = nested ? this.nestedTableAddress : undefined;
     this.nestedFormat = nested?.format;
     this.nestedRoot = nested?.root ?? 0;
+    this.nestedCache = nested?.cache;
     this.nestedStartLevel = format.startLevel;
     this.nestedReason = 0;
     const state = this.fsState;

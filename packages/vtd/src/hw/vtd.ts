@@ -32,14 +32,26 @@ import { FaultRecorder, interruptFaultInfo } from './fault-recording.js';
 import type { VtdFeatures } from './features.js';
 import { GlobalCommand } from './global-command.js';
 import { VtdInterruptRemapping } from './interrupt-remapping.js';
-import type { InvalidationTargets } from './invalidation.js';
+import type { InvalidInvDescriptor } from './inv-descriptors.js';
+import type { CacheInvDescriptor, InvalidationTargets } from './invalidation.js';
 import { InvalidationQueue } from './invalidation-queue.js';
 import { featuresFromOptions, type VtdOptions } from './options.js';
 import { PageRequestQueue } from './page-request-queue.js';
 import { RegisterInvalidation } from './register-invalidation.js';
 import { FSTS_IQE, GSTS_IRES, GSTS_TES, REG, TTM, VTD_MMIO_SIZE, vtdRegisterTable } from './regs.js';
 import { checkScalableContextRequest } from './root-context.js';
-import { VtdTranslator } from './translate.js';
+import { type VtdTranslationState, VtdTranslator } from './translate.js';
+
+/**
+ * What a vIOMMU built on the model observes (the model on a guest's bus, programmed by the guest's driver):
+ * the guest's queued invalidations, to forward, and changes of TE or the latched root table.
+ */
+export interface VtdHardwareHooks {
+  /** Each queued descriptor after the unit performed it; a refusal stops the queue there with IQE. */
+  forwardInvalidation?(d: CacheInvDescriptor): InvalidInvDescriptor | undefined;
+  /** GCMD.TE or SRTP changed what translations read. */
+  translationChanged?(state: VtdTranslationState): void;
+}
 
 export class VtdHardware implements IommuHardware {
   readonly instance: string;
@@ -58,7 +70,7 @@ export class VtdHardware implements IommuHardware {
   private readonly endpoints = new Map<number, EndpointPort>();
   private readonly tableReads: AccessCounter;
 
-  constructor(context: HardwareContext<VtdOptions>) {
+  constructor(context: HardwareContext<VtdOptions>, hooks: VtdHardwareHooks = {}) {
     this.instance = context.instance;
     this.options = context.options;
     this.features = featuresFromOptions(context.options);
@@ -145,6 +157,7 @@ export class VtdHardware implements IommuHardware {
         },
         trace: (name, message) => context.tracer.trace('hw', context.instance, name, message),
       },
+      ...(hooks.forwardInvalidation ? { forward: (d) => hooks.forwardInvalidation!(d) } : {}),
     };
     this.registerInvalidation = new RegisterInvalidation({ regs: this.regs, features: f, targets });
     this.invalidationQueue = f.queuedInvalidation
@@ -186,14 +199,18 @@ export class VtdHardware implements IommuHardware {
       if ((bits & FSTS_IQE) !== 0) this.invalidationQueue?.process();
     });
     this.global = new GlobalCommand(this.regs, f, {
-      translation: () => this.resetFaultIndexWhenIdle(),
-      rootTableSet: () => {
+      translation: () => {
+        this.resetFaultIndexWhenIdle();
+        hooks.translationChanged?.(this.global.state);
+      },
+      rootTableSet: (state) => {
         // With CAP.ESRTPS, SRTP also invalidates what the old root table left in the caches.
         if (f.srtpInvalidates) {
           this.caches.invalidateContextGlobal();
           this.caches.invalidatePasidGlobal();
           this.caches.invalidateIotlbGlobal();
         }
+        hooks.translationChanged?.(state);
       },
       // Stryker disable next-line OptionalChaining: GCMD.QIE is ignored without queued invalidation (global-command.ts)
       queuedInvalidation: (on) => this.invalidationQueue?.setEnabled(on),

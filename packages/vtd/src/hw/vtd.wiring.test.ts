@@ -479,3 +479,43 @@ describe('VT-d wiring: what the unit reports', () => {
     ]);
   });
 });
+
+describe('hooks for a vIOMMU built on the model (VtdHardwareHooks)', () => {
+  it('each queued descriptor is forwarded after the unit performed it; a refusal stops the queue there with IQE', () => {
+    const seen: { type: number; iotlbEntries: number }[] = [];
+    let refuse = false;
+    const rig = mmioRig({ scalableMode: false }, new Tracer(), {
+      forwardInvalidation: (d) => {
+        seen.push({ type: d.type, iotlbEntries: rig.vtd.caches.iotlb.entries().length });
+        return refuse ? { iqei: 0, invalid: 'refused by the test' } : undefined;
+      },
+    });
+    rig.vtd.caches.cacheLeaf(1, 5, 0, 0x1000, 12);
+    const submit = queue(rig);
+    submit({ type: INV_TYPE.IOTLB, granularity: 2, did: 5 });
+    // The IOTLB entry was gone when the hook saw the descriptor.
+    expect(seen).toEqual([{ type: INV_TYPE.IOTLB, iotlbEntries: 0 }]);
+    refuse = true;
+    submit({ type: INV_TYPE.CONTEXT_CACHE, granularity: 1, did: 0, sid: 0, fm: 0 });
+    expect(rig.reg(REG.FSTS) & FSTS_IQE).toBe(FSTS_IQE);
+    expect(rig.reg(REG.IQH)).toBe(16);
+    expect(rig.reg(REG.IQERCD) & 0xf).toBe(0);
+  });
+
+  it('TE and SRTP report the state translations read', () => {
+    const states: { enabled: boolean; rootTable: number }[] = [];
+    const rig = mmioRig({}, new Tracer(), {
+      translationChanged: (state) => states.push({ enabled: state.enabled, rootTable: state.rootTable }),
+    });
+    const root = rig.pages();
+    rig.mmio64(REG.RTADDR, root);
+    rig.command(GCMD_SRTP);
+    rig.command(GCMD_TE);
+    rig.command(GCMD_TE, false);
+    expect(states).toEqual([
+      { enabled: false, rootTable: root },
+      { enabled: true, rootTable: root },
+      { enabled: false, rootTable: root },
+    ]);
+  });
+});

@@ -1,0 +1,56 @@
+/** The unit a nested vVT-d shows its guest, from the host's hw_info. */
+import { errnoOf, type HwInfo } from '@iommukit/core';
+import { describe, expect, it } from 'vitest';
+import { capWords, ecapWords } from '../hw/capabilities.js';
+import { featuresFromOptions, VtdOptionsSchema } from '../hw/options.js';
+import { guestOptionsFromHwInfo } from './guest-options.js';
+
+function hwInfo(options: Record<string, unknown> = {}): HwInfo {
+  const f = featuresFromOptions(VtdOptionsSchema.parse(options));
+  const word = (w: { lo: number; hi: number }) => (BigInt(w.hi) << 32n) | BigInt(w.lo);
+  return {
+    type: 'intel-vtd',
+    data: { cap_reg: word(capWords(f)), ecap_reg: word(ecapWords(f)), flags: 0 },
+    maxPasidLog2: 0,
+    capabilities: { dirtyTracking: false, pasidExec: false, pasidPriv: false },
+  };
+}
+
+describe('guestOptionsFromHwInfo', () => {
+  it('first stage only, caching mode, no ATS, PRI or IR; what the host walks for the guest is the host’s', () => {
+    const o = guestOptionsFromHwInfo(
+      hwInfo({ pasidBits: 10, firstStage5Level: false, supervisorRequests: true, maxAddressMask: 12 }),
+    );
+    expect(o).toMatchObject({
+      scalableMode: true,
+      firstStage: true,
+      secondStage: false,
+      nesting: false,
+      cachingMode: true,
+      deviceTlb: false,
+      pageRequests: false,
+      interruptRemapping: false,
+      passThrough: true,
+      pasidBits: 10,
+      firstStage5Level: false,
+      supervisorRequests: true,
+      maxAddressMask: 12,
+      mgawBits: 48,
+    });
+    const f = featuresFromOptions(o);
+    expect(f.cachingMode).toBe(true);
+  });
+
+  it('refuses a host that cannot nest a first stage, or is not VT-d (EOPNOTSUPP)', () => {
+    expect(errnoOf(() => guestOptionsFromHwInfo(hwInfo({ nesting: false })))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => guestOptionsFromHwInfo(hwInfo({ scalableMode: false })))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => guestOptionsFromHwInfo({ ...hwInfo(), type: 'arm-smmuv3' }))).toBe('EOPNOTSUPP');
+  });
+
+  it('5-level first-stage paging follows the host, and so does the guest’s address width', () => {
+    expect(guestOptionsFromHwInfo(hwInfo({ firstStage5Level: true }))).toMatchObject({
+      firstStage5Level: true,
+      mgawBits: 57,
+    });
+  });
+});

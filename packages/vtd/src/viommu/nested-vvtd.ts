@@ -1,0 +1,376 @@
+/**
+ * The vVT-d in scalable-mode nesting, like QEMU's `intel-iommu,x-flts=on` on iommufd: the guest sees a
+ * VT-d unit (the model of `hw/` on its bus, options from `guestOptionsFromHwInfo`: first stage only,
+ * caching mode) whose root, context and PASID tables live in guest memory, while the physical unit does
+ * the translating — the guest's first-stage tables walked through the VM's stage 2 as nested PASID
+ * entries the host driver writes. VT-d has no vIOMMU object in Linux: each guest PASID entry becomes a
+ * nested HWPT on the VM's nest-parent HWPT.
+ *
+ * What is trapped (the guest's queued invalidations, after the model performed them on its own caches),
+ * and what it becomes:
+ * - PASID-cache invalidation (0x7), context-cache invalidation (0x1), and TE or SRTP in GCMD: the affected
+ *   devices' entries are read again from guest memory with the model's own checks (never through its
+ *   caches: the VMM's reads are not the unit's), and each
+ *   (device, PASID) is bound to what its entry says — PGTT first stage: a nested HWPT from the entry's
+ *   FSPTPTR, FLPM, SRE, WPE and EAFE (shared by the bindings of one guest DID and table: two devices in
+ *   one guest domain get one HWPT), attached at the RID for RID_PASID or at the PASID; PGTT pass-through:
+ *   the stage 2 alone; anything else, or an entry the model refuses: blocked (an empty HWPT, or no PASID
+ *   attachment). With translation off the RID uses stage 2 (untranslated DMA is GPA) and PASIDs are
+ *   blocked. A PASID-selective PASID-cache invalidation names no device, so every device is looked at for
+ *   that PASID, as caching-mode hardware would re-fetch.
+ * - PASID-based IOTLB invalidation (0x6): forwarded with IOMMU_HWPT_INVALIDATE to the nested HWPTs of that
+ *   guest DID bound at that PASID, page-selective (AM, IH as LEAF) or whole. IOTLB invalidation (0x2):
+ *   Table 23 makes it reach every first-stage translation of its DID, so every nested HWPT of the DID (all
+ *   of them when global) gets a whole invalidation. If the host refuses one, the entries before it took
+ *   effect and the guest's queue stops at the descriptor with IQE (IQEI 0: the unit cannot say why) — the
+ *   uAPI returns an errno, no hardware error, and this is the nearest a unit can report it.
+ * - Not forwarded, and why: faults. Mainline Linux has no vEVENTQ for VT-d, so a fault the host records
+ *   for a nested device stays in the host's log; the guest never sees it (QEMU's x-flts has the same gap).
+ */
+import {
+  type AssignedDeviceView,
+  type IommuFd,
+  IommufdError,
+  type NestedViommuBackend,
+  NO_PASID,
+  toHex,
+  type ViommuContext,
+  type ViommuPersonality,
+} from '@iommukit/core';
+import { VTD_INV_ALL_PAGES, VTD_INV_FLAGS_LEAF, VTD_S1, type VtdS1Data } from '../driver/nested-domain.js';
+import { contextSidMatches } from '../hw/caches.js';
+import { effectivePasid, type PasidLookup } from '../hw/config-fetch.js';
+import {
+  INV_TYPE,
+  type InvalidInvDescriptor,
+  IQEI,
+  PASID_CACHE_GRANULARITY,
+  PASID_IOTLB_GRANULARITY,
+} from '../hw/inv-descriptors.js';
+import type { CacheInvDescriptor } from '../hw/invalidation.js';
+import { FLPM, PGTT } from '../hw/pasid-entry.js';
+import { CONTEXT_GRANULARITY, IOTLB_GRANULARITY, TTM } from '../hw/regs.js';
+import { VtdHardware } from '../hw/vtd.js';
+import { guestOptionsFromHwInfo } from './guest-options.js';
+
+/** What a (device, PASID) is bound to on the host. */
+type Binding =
+  | { readonly kind: 'blocked' }
+  | { readonly kind: 'stage2' }
+  | { readonly kind: 'nested'; readonly key: string };
+
+interface GuestDevice {
+  readonly view: AssignedDeviceView;
+  /** Bindings by PASID; `NO_PASID` is the RID. */
+  readonly bindings: Map<number, Binding>;
+}
+
+interface SharedHwpt {
+  readonly hwptId: number;
+  /** The guest DID of the PASID entries it came from. */
+  readonly did: number;
+  /** `sid:pasid` of the bindings that use it. */
+  readonly users: Set<string>;
+}
+
+/** What the vVT-d did, for tests and the CLI. */
+export interface NestedVvtdStats {
+  entriesChecked: number;
+  nestedAllocs: number;
+  nestedShared: number;
+  invalidationsForwarded: number;
+  invalidationsRejected: number;
+  bindingsRefused: number;
+}
+
+const BLOCKED: Binding = { kind: 'blocked' };
+const STAGE2: Binding = { kind: 'stage2' };
+
+export class NestedVvtd implements ViommuPersonality {
+  readonly mode = 'nested';
+  readonly mmio: { readonly base: bigint; readonly size: number };
+  /** The unit the guest programs. */
+  readonly unit: VtdHardware;
+  readonly stats: NestedVvtdStats = {
+    entriesChecked: 0,
+    nestedAllocs: 0,
+    nestedShared: 0,
+    invalidationsForwarded: 0,
+    invalidationsRejected: 0,
+    bindingsRefused: 0,
+  };
+  private readonly backend: NestedViommuBackend;
+  private readonly devices = new Map<number, GuestDevice>();
+  private readonly shared = new Map<string, SharedHwpt>();
+  /** An empty IOAS and a HWPT on it: where a blocked RID goes. */
+  private blocked: { readonly ioas: number; readonly hwpt: number } | undefined;
+
+  constructor(private readonly ctx: ViommuContext) {
+    if (!ctx.nested) throw new Error(`${ctx.name}: a nested vVT-d needs the VM's iommufd backend`);
+    this.backend = ctx.nested;
+    this.unit = new VtdHardware(
+      {
+        instance: ctx.name,
+        base: ctx.base,
+        options: guestOptionsFromHwInfo(ctx.nested.hwInfo),
+        bus: ctx.bus,
+        tracer: ctx.tracer,
+        irq: (name) => ctx.irq(name),
+      },
+      {
+        forwardInvalidation: (d) => this.forward(d),
+        translationChanged: () => {
+          for (const device of this.devices.values()) this.syncDevice(device);
+        },
+      },
+    );
+    this.mmio = this.unit.mmio;
+  }
+
+  private get fd(): IommuFd {
+    return this.backend.fd;
+  }
+
+  addDevice(view: AssignedDeviceView): void {
+    const device: GuestDevice = { view, bindings: new Map([[NO_PASID, STAGE2]]) };
+    this.devices.set(view.virtualId, device);
+    // The VMM attached it to the stage 2; the guest has not turned translation on yet.
+    this.syncDevice(device);
+    this.trace('device', `${view.name}: vRID ${toHex(view.virtualId)}`);
+  }
+
+  destroy(): void {
+    const { fd, s2HwptId } = this.backend;
+    for (const device of this.devices.values()) {
+      for (const pasid of device.bindings.keys()) if (pasid !== NO_PASID) fd.detach(device.view.devId, pasid);
+      fd.replace(device.view.devId, s2HwptId);
+    }
+    this.devices.clear();
+    for (const s of this.shared.values()) fd.destroy(s.hwptId);
+    this.shared.clear();
+    if (this.blocked) {
+      fd.destroy(this.blocked.hwpt);
+      fd.destroy(this.blocked.ioas);
+      this.blocked = undefined;
+    }
+    this.ctx.bus.removeRegion(this.ctx.name);
+    this.trace('destroy', 'vVT-d gone: nested HWPTs destroyed, devices back on stage 2');
+  }
+
+  // --- what the guest's entries say -------------------------------------------------------------------
+
+  /** Binds the RID and every PASID the device has a binding at to what the guest's entries say now. */
+  private syncDevice(device: GuestDevice): void {
+    for (const pasid of [...device.bindings.keys()]) this.sync(device, pasid);
+  }
+
+  /** The binding the guest's entries ask for at `pasid` (`NO_PASID`: the RID), and the data of a nested one. */
+  private desired(device: GuestDevice, pasid: number): { binding: Binding; data?: VtdS1Data; did?: number } {
+    const { unit } = this;
+    const state = unit.global.state;
+    if (!state.enabled) return { binding: pasid === NO_PASID ? STAGE2 : BLOCKED };
+    const context = unit.translator.config.context(
+      device.view.virtualId,
+      state.rootTable,
+      state.ttm === TTM.SCALABLE,
+    );
+    if (context.kind === 'legacy')
+      return { binding: context.passThrough && pasid === NO_PASID ? STAGE2 : BLOCKED };
+    if (context.kind !== 'scalable') return { binding: BLOCKED };
+    const lookup: PasidLookup = unit.translator.config.fetchPasid(effectivePasid(pasid, context), context);
+    if (lookup.kind !== 'pasid') return { binding: BLOCKED };
+    if (lookup.pgtt === PGTT.PASS_THROUGH) return { binding: STAGE2 };
+    if (lookup.pgtt !== PGTT.FIRST_STAGE) return { binding: BLOCKED };
+    const e = lookup.entry;
+    const flags = (e.sre ? VTD_S1.SRE : 0n) | (e.wpe ? VTD_S1.WPE : 0n) | (e.eafe ? VTD_S1.EAFE : 0n);
+    const addrWidth = e.flpm === FLPM.LEVEL_5 ? 57 : 48;
+    const key = `${lookup.did}:${toHex(e.fsptptr)}:${addrWidth}:${flags}`;
+    return {
+      binding: { kind: 'nested', key },
+      data: { pgtblAddr: e.fsptptr, addrWidth, flags },
+      did: lookup.did,
+    };
+  }
+
+  /** Re-binds (device, pasid) if the guest's entry changed; a host refusal leaves it blocked. */
+  private sync(device: GuestDevice, pasid: number): void {
+    this.stats.entriesChecked++;
+    const want = this.desired(device, pasid);
+    const have = device.bindings.get(pasid);
+    if (have !== undefined && sameBinding(have, want.binding)) return;
+    try {
+      this.bind(device, pasid, want);
+    } catch (error) {
+      if (!(error instanceof IommufdError)) throw error;
+      this.stats.bindingsRefused++;
+      this.trace('refused', `${device.view.name} PASID ${pasidName(pasid)}: ${error.message}; blocked`);
+      if (!sameBinding(device.bindings.get(pasid) ?? BLOCKED, BLOCKED))
+        this.bind(device, pasid, { binding: BLOCKED });
+    }
+  }
+
+  private bind(
+    device: GuestDevice,
+    pasid: number,
+    want: { binding: Binding; data?: VtdS1Data; did?: number },
+  ): void {
+    const { fd } = this;
+    const devId = device.view.devId;
+    const user = `${device.view.virtualId}:${pasid}`;
+    const old = device.bindings.get(pasid);
+    const b = want.binding;
+    if (b.kind === 'blocked' && pasid !== NO_PASID) {
+      if (fd.attachedHwpt(devId, pasid) !== undefined) fd.detach(devId, pasid);
+    } else {
+      const hwpt =
+        b.kind === 'stage2'
+          ? this.backend.s2HwptId
+          : b.kind === 'blocked'
+            ? this.blockedHwpt(devId)
+            : this.nestedHwpt(devId, b.key, want.data!, want.did!);
+      try {
+        if (fd.attachedHwpt(devId, pasid) === undefined) fd.attach(devId, hwpt, pasid);
+        else fd.replace(devId, hwpt, pasid);
+      } catch (error) {
+        if (b.kind === 'nested') this.release(b.key, undefined);
+        throw error;
+      }
+      if (b.kind === 'nested') this.shared.get(b.key)!.users.add(user);
+    }
+    if (old?.kind === 'nested') this.release(old.key, user);
+    // A blocked PASID has no attachment: it is looked at again when the guest invalidates it.
+    if (b.kind === 'blocked' && pasid !== NO_PASID) device.bindings.delete(pasid);
+    else device.bindings.set(pasid, b);
+    this.trace(
+      'bind',
+      `${device.view.name} ${pasid === NO_PASID ? 'RID' : `PASID ${pasid}`}: ${b.kind === 'nested' ? `nested HWPT ${this.shared.get(b.key)!.hwptId} (guest DID ${want.did}, FSPTPTR ${toHex(want.data!.pgtblAddr)})` : b.kind}`,
+    );
+  }
+
+  /** The shared nested HWPT for `key`, allocated on first use (a new one has no users yet). */
+  private nestedHwpt(devId: number, key: string, data: VtdS1Data, did: number): number {
+    const existing = this.shared.get(key);
+    if (existing) {
+      this.stats.nestedShared++;
+      return existing.hwptId;
+    }
+    const hwptId = this.fd.hwptAlloc({ devId, ptId: this.backend.s2HwptId, flags: { pasid: true }, data });
+    this.shared.set(key, { hwptId, did, users: new Set() });
+    this.stats.nestedAllocs++;
+    return hwptId;
+  }
+
+  /** Drops `user` from a shared HWPT; the HWPT goes when nobody uses it. */
+  private release(key: string, user: string | undefined): void {
+    const s = this.shared.get(key);
+    if (!s) return;
+    if (user !== undefined) s.users.delete(user);
+    if (s.users.size > 0) return;
+    this.fd.destroy(s.hwptId);
+    this.shared.delete(key);
+  }
+
+  private blockedHwpt(devId: number): number {
+    if (!this.blocked) {
+      const ioas = this.fd.ioasAlloc();
+      this.blocked = { ioas, hwpt: this.fd.hwptAlloc({ devId, ptId: ioas, flags: { pasid: true } }) };
+    }
+    return this.blocked.hwpt;
+  }
+
+  // --- the guest's invalidations ------------------------------------------------------------------------
+
+  private forward(d: CacheInvDescriptor): InvalidInvDescriptor | undefined {
+    switch (d.type) {
+      case INV_TYPE.CONTEXT_CACHE:
+        for (const device of this.devices.values())
+          if (
+            d.granularity !== CONTEXT_GRANULARITY.DEVICE ||
+            contextSidMatches(device.view.virtualId, d.sid, d.fm)
+          )
+            this.syncDevice(device);
+        return undefined;
+      case INV_TYPE.PASID_CACHE:
+        for (const device of this.devices.values()) {
+          if (d.granularity === PASID_CACHE_GRANULARITY.PASID) {
+            this.sync(device, this.bindingPasid(device, d.pasid));
+          } else this.syncDevice(device);
+        }
+        return undefined;
+      case INV_TYPE.PASID_IOTLB:
+        return this.invalidate(
+          (s, users) =>
+            s.did === (d.did & this.didMask) && [...users].some((u) => this.userPasid(u) === d.pasid),
+          d.granularity === PASID_IOTLB_GRANULARITY.PAGE
+            ? { addr: BigInt(d.addr), npages: 2n ** BigInt(d.am), flags: d.ih ? VTD_INV_FLAGS_LEAF : 0 }
+            : ALL,
+        );
+      case INV_TYPE.IOTLB:
+        return this.invalidate(
+          (s) => d.granularity === IOTLB_GRANULARITY.GLOBAL || s.did === (d.did & this.didMask),
+          ALL,
+        );
+      default:
+        return undefined;
+    }
+  }
+
+  private get didMask(): number {
+    return 2 ** this.unit.features.domainIdBits - 1;
+  }
+
+  /** The PASID a guest PASID-cache invalidation of `pasid` concerns for this device: the RID for its RID_PASID. */
+  private bindingPasid(device: GuestDevice, pasid: number): number {
+    const state = this.unit.global.state;
+    const context = state.enabled
+      ? this.unit.translator.config.fetchContext(device.view.virtualId, state.rootTable, true)
+      : undefined;
+    const ridPasid = context?.kind === 'scalable' ? context.entry.ridPasid : 0;
+    return pasid === ridPasid ? NO_PASID : pasid;
+  }
+
+  /** The guest PASID a binding key `sid:pasid` is at (the RID counts as its RID_PASID, 0 for Linux). */
+  private userPasid(user: string): number {
+    const [sid, pasid] = user.split(':').map(Number) as [number, number];
+    if (pasid !== NO_PASID) return pasid;
+    const device = this.devices.get(sid);
+    const state = this.unit.global.state;
+    const context = device && this.unit.translator.config.fetchContext(sid, state.rootTable, true);
+    return context?.kind === 'scalable' ? context.entry.ridPasid : 0;
+  }
+
+  /** Forwards one invalidation entry to every shared HWPT `which` selects; a refusal becomes the guest's IQE. */
+  private invalidate(
+    which: (s: SharedHwpt, users: ReadonlySet<string>) => boolean,
+    entry: { addr: bigint; npages: bigint; flags: number },
+  ): InvalidInvDescriptor | undefined {
+    for (const s of this.shared.values()) {
+      if (!which(s, s.users)) continue;
+      try {
+        this.fd.hwptInvalidate(s.hwptId, [entry]);
+        this.stats.invalidationsForwarded++;
+      } catch (error) {
+        if (!(error instanceof IommufdError)) throw error;
+        this.stats.invalidationsRejected++;
+        this.trace('invalidate', `HWPT ${s.hwptId} refused the guest's invalidation: ${error.message}`);
+        return { iqei: IQEI.INFO_NOT_AVAILABLE, invalid: `the host refused it: ${error.message}` };
+      }
+    }
+    return undefined;
+  }
+
+  private trace(name: string, message: string): void {
+    if (this.ctx.tracer.enabled) this.ctx.tracer.trace('frontend', this.ctx.name, `vvtd.${name}`, message);
+  }
+}
+
+/** A whole-space `iommu_hwpt_vtd_s1_invalidate`. */
+const ALL = { addr: 0n, npages: VTD_INV_ALL_PAGES, flags: 0 };
+
+function sameBinding(a: Binding, b: Binding): boolean {
+  return a.kind === b.kind && (a.kind !== 'nested' || a.key === (b as { key: string }).key);
+}
+
+function pasidName(pasid: number): string {
+  return pasid === NO_PASID ? 'RID' : String(pasid);
+}
