@@ -93,3 +93,4 @@ export * from './trace/trace-record.js';
 export * from './trace/tracer.js';
 export * from './viommu/frontend-module.js';
 export * from './viommu/personality.js';
+export * from './viommu/shadow-mirror.js';

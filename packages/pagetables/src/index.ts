@@ -7,6 +7,7 @@ export * from './amd/v1-descriptors.js';
 export * from './amd/v1-format.js';
 export * from './format.js';
 export * from './io-page-table.js';
+export * from './leaf-scan.js';
 export * from './radix-format.js';
 export * from './table-builder.js';
 export * from './table-walk-cache.js';

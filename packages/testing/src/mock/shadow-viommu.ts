@@ -5,7 +5,7 @@
  * assigned device the invalidation concerns, the personality reads the device's entry in the guest's
  * device table, walks the guest's page table over the range named (all of it for a domain, device or
  * global invalidation) and makes the device's own IOAS map exactly what the guest's table maps, IOVA →
- * guest RAM, one page at a time (so any page can be unmapped alone). A bypass entry maps all of guest RAM
+ * guest RAM, through core's `ShadowMirror` (one page at a time, so any page can be unmapped alone). A bypass entry maps all of guest RAM
  * at IOVA = GPA; an invalid, aborting or nested entry maps nothing. The device's DMA then goes through the
  * host IOMMU alone, guest IOVA → host page.
  */
@@ -13,8 +13,9 @@ import {
   type AssignedDeviceView,
   type IommuFd,
   IommufdError,
+  type ShadowLeaf,
+  ShadowMirror,
   toHex,
-  U64_MAX,
   type ViommuContext,
   type ViommuPersonality,
 } from '@iommukit/core';
@@ -42,19 +43,9 @@ const BIG_PAGE = 4096n;
 const ENTRIES = 512;
 const IOVA_PAGES = 2 ** (PT_IOVA_BITS - 12);
 
-/** A leaf the guest's table maps: its guest-physical frame and whether it allows writes. */
-interface GuestLeaf {
-  readonly gpaPfn: number;
-  readonly writable: boolean;
-}
-
 interface ShadowDevice {
   readonly view: AssignedDeviceView;
-  readonly ioasId: number;
-  /** What the shadow IOAS maps now, page by page. */
-  readonly mapped: Map<number, GuestLeaf>;
-  /** The shadow maps all of guest RAM at IOVA = GPA (a bypass entry). */
-  identity: boolean;
+  readonly mirror: ShadowMirror;
 }
 
 export class MockShadowViommu implements ViommuPersonality {
@@ -95,7 +86,8 @@ export class MockShadowViommu implements ViommuPersonality {
   addDevice(view: AssignedDeviceView): void {
     if (view.shadowIoasId === undefined)
       throw new IommufdError('EINVAL', `${view.name}: a shadowed device needs an IOAS of its own`);
-    this.devices.set(view.virtualId, { view, ioasId: view.shadowIoasId, mapped: new Map(), identity: false });
+    const mirror = new ShadowMirror(this.fd, view.shadowIoasId, this.ctx.shadow!.guestRam);
+    this.devices.set(view.virtualId, { view, mirror });
   }
 
   destroy(): void {
@@ -135,42 +127,18 @@ export class MockShadowViommu implements ViommuPersonality {
   private sync(device: ShadowDevice, dte: ContextEntry | undefined, first: number, end: number): void {
     // Entering or leaving bypass changes everything; staying in it changes nothing.
     if (dte?.valid === true && dte.mode === MODE_BYPASS) {
-      if (!device.identity) {
-        this.unmapAll(device);
-        device.identity = true;
-        this.mapIdentity(device);
-      }
+      device.mirror.setIdentity();
       return;
     }
-    if (device.identity) {
-      this.unmapAll(device);
-      device.identity = false;
-      first = 0;
-      end = IOVA_PAGES;
-    }
-    const wanted = new Map<number, GuestLeaf>();
+    const wanted = new Map<number, ShadowLeaf>();
     if (dte?.valid === true && dte.mode === MODE_TRANSLATE) this.walk(dte.rootPfn, 0, 0, first, end, wanted);
-    let unmapped = 0;
-    let mapped = 0;
-    for (const [pfn, leaf] of device.mapped) {
-      if (pfn < first || pfn >= end) continue;
-      const want = wanted.get(pfn);
-      if (want?.gpaPfn === leaf.gpaPfn && want.writable === leaf.writable) continue;
-      this.fd.ioasUnmap(device.ioasId, BigInt(pfn) * BIG_PAGE, BIG_PAGE);
-      device.mapped.delete(pfn);
-      unmapped++;
-    }
-    for (const [pfn, leaf] of wanted) {
-      if (device.mapped.has(pfn) || !this.mapPage(device, pfn, leaf)) continue;
-      device.mapped.set(pfn, leaf);
-      mapped++;
-    }
+    const { mapped, unmapped } = device.mirror.sync(first, end, wanted);
     if (this.ctx.tracer.enabled)
       this.ctx.tracer.trace(
         'frontend',
         this.ctx.name,
         'shadow.sync',
-        `${device.view.name}: IOVA ${toHex(first * PAGE)}–${toHex(end * PAGE - 1)}: ${mapped} page(s) mapped, ${unmapped} unmapped in IOAS ${device.ioasId}`,
+        `${device.view.name}: IOVA ${toHex(first * PAGE)}–${toHex(end * PAGE - 1)}: ${mapped} page(s) mapped, ${unmapped} unmapped in IOAS ${device.mirror.ioasId}`,
         { device: device.view.name, mapped, unmapped },
       );
   }
@@ -182,7 +150,7 @@ export class MockShadowViommu implements ViommuPersonality {
     base: number,
     first: number,
     end: number,
-    out: Map<number, GuestLeaf>,
+    out: Map<number, ShadowLeaf>,
   ): void {
     const span = ENTRIES ** (PT_LEVELS - 1 - level);
     const from = Math.max(0, Math.floor((first - base) / span));
@@ -197,39 +165,5 @@ export class MockShadowViommu implements ViommuPersonality {
       if (level < PT_LEVELS - 1) this.walk(next, level + 1, at, first, end, out);
       else if (lo & PTE_R || lo & PTE_W) out.set(at, { gpaPfn: next, writable: (lo & PTE_W) !== 0 });
     }
-  }
-
-  /** Maps one page of guest RAM; a leaf outside guest RAM maps nothing (the device's DMA there faults). */
-  private mapPage(device: ShadowDevice, iovaPfn: number, leaf: GuestLeaf): boolean {
-    const ram = this.ctx.shadow!.guestRam;
-    const offset = BigInt(leaf.gpaPfn) * BIG_PAGE - ram.gpa;
-    if (offset < 0n || offset + BIG_PAGE > ram.memory.length) return false;
-    this.fd.ioasMap({
-      ioasId: device.ioasId,
-      memory: ram.memory,
-      offset,
-      length: BIG_PAGE,
-      iova: BigInt(iovaPfn) * BIG_PAGE,
-      readable: true,
-      writeable: leaf.writable,
-    });
-    return true;
-  }
-
-  private unmapAll(device: ShadowDevice): void {
-    this.fd.ioasUnmap(device.ioasId, 0n, U64_MAX);
-    device.mapped.clear();
-  }
-
-  private mapIdentity(device: ShadowDevice): void {
-    const ram = this.ctx.shadow!.guestRam;
-    this.fd.ioasMap({
-      ioasId: device.ioasId,
-      memory: ram.memory,
-      length: ram.memory.length,
-      iova: ram.gpa,
-      readable: true,
-      writeable: true,
-    });
   }
 }
