@@ -42,3 +42,4 @@ export { vtdPlugin as default } from './plugin.js';
 export * from './viommu/guest-options.js';
 export * from './viommu/nested-vvtd.js';
 export * from './viommu/personality.js';
+export * from './viommu/shadow-vvtd.js';

@@ -28,7 +28,7 @@ export const vtdPlugin = definePlugin<VtdOptions>({
     dirtyTracking: true,
     pasidTableOwner: 'kernel',
     interruptRemapping: true,
-    viommuModes: ['nested'],
+    viommuModes: ['nested', 'shadow'],
   },
   optionsSchema: VtdOptionsSchema,
   createHardware: (context) => new VtdHardware(context),
