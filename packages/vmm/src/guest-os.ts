@@ -11,6 +11,7 @@ import {
   DmaApiDomain,
   type Hpa,
   hpa,
+  type InstanceMsi,
   IommuCore,
   type IommuDeviceRef,
   type IommuDriver,
@@ -44,6 +45,8 @@ export interface GuestIommu {
   /** Name of the vIOMMU instance, prefix of its interrupt lines. */
   readonly name: string;
   irq(name: string): IrqLine;
+  /** The guest's MSI controller and the vIOMMU's DeviceID, when the VM has one (its driver may use MSIs). */
+  readonly msi?: InstanceMsi;
 }
 
 /** A fault one of the guest's IOMMU drivers drained from its vIOMMU's event queue. */
@@ -91,6 +94,7 @@ export class GuestOs {
       bus: this.memory.bus,
       tracer: this.tracer,
       irq: (name) => iommu.irq(name),
+      ...(iommu.msi ? { msi: iommu.msi } : {}),
       memory: this.memory.allocator,
       reportFault: (fault, device) => this.faults.push({ fault, device: device?.name, iommu: iommu.name }),
       reportPageRequest: (device, request) => this.core.reportPageRequest(device, request),

@@ -51,6 +51,16 @@ export const VIOMMU_WINDOWS: Readonly<Record<ViommuMode, number>> = {
 };
 
 /**
+ * The requester IDs (DeviceIDs) the vIOMMUs' own MSIs carry on the guest bus, like an IOMMU's own ID in the
+ * firmware tables: outside the guest RIDs of assigned (00:01.0…) and emulated (00:10.0…) devices.
+ */
+export const VIOMMU_MSI_DEVICE_IDS: Readonly<Record<ViommuMode, number>> = {
+  nested: 0xfff0,
+  emulated: 0xfff1,
+  shadow: 0xfff2,
+};
+
+/**
  * Where the VMM puts the host's SW MSI window of a VM with a nested vIOMMU (IOMMU_OPTION_SW_MSI_START): a
  * GPA hole below guest RAM, away from the guest's own SW MSI window at 0x8000000.
  */
@@ -236,12 +246,33 @@ export class Vm implements VirtualMachine {
       if (legacyNested) fd.setSwMsiWindow(VM_SW_MSI_WINDOW.start, VM_SW_MSI_WINDOW.length);
       const rmrs = legacyNested && msiSetup.rmr ? [VM_SW_MSI_WINDOW] : [];
       const guest = new GuestOs(this.name, memory, guestTracer(host.tracer), rmrs);
+      // The VM's MSI controller comes first: the guest's IOMMU drivers and the vIOMMUs may signal by MSI.
+      const msi = host.msi
+        ? new VmMsi(
+            {
+              vm: this.name,
+              fd,
+              ioasId,
+              guest,
+              setup: msiSetup,
+              nested: s2HwptId !== undefined,
+              shadow: shadowIoas.size > 0,
+              tracer: host.tracer,
+            },
+            host.msi.controller,
+            host.msi.module,
+            memory,
+            spec.cpus ?? 2,
+          )
+        : undefined;
+      Object.assign(parts, { msi });
       for (const mode of modes) {
         if (mode === 'nested' && s2HwptId === undefined) continue; // nothing to nest
         if (mode === 'shadow' && assigned.length === 0) continue; // nothing to shadow
         const name = `${this.name}.viommu-${mode}`;
         const irq = (line: string) => interrupts.line(`${name}.${line}`);
         const base = VIOMMU_WINDOWS[mode];
+        const viommuMsi = msi ? { controller: msi.guest, deviceId: VIOMMU_MSI_DEVICE_IDS[mode] } : undefined;
         const personality = this.frontend.create(
           {
             name,
@@ -250,6 +281,7 @@ export class Vm implements VirtualMachine {
             base: hpa(base),
             tracer: host.tracer,
             irq,
+            ...(viommuMsi ? { msi: viommuMsi } : {}),
             ...(mode === 'nested'
               ? {
                   nested: {
@@ -267,7 +299,13 @@ export class Vm implements VirtualMachine {
           host.plugin,
         );
         viommus.set(mode, personality);
-        guest.addIommu({ plugin: host.plugin, base: BigInt(base), name, irq });
+        guest.addIommu({
+          plugin: host.plugin,
+          base: BigInt(base),
+          name,
+          irq,
+          ...(viommuMsi ? { msi: viommuMsi } : {}),
+        });
       }
       // The vIOMMU in front of the assigned devices, nested or shadowing.
       const frontingMode = viommus.has('shadow') ? 'shadow' : 'nested';
@@ -291,25 +329,6 @@ export class Vm implements VirtualMachine {
             host.tracer,
           ),
       );
-      const msi = host.msi
-        ? new VmMsi(
-            {
-              vm: this.name,
-              fd,
-              ioasId,
-              guest,
-              setup: msiSetup,
-              nested: s2HwptId !== undefined,
-              shadow: shadowIoas.size > 0,
-              tracer: host.tracer,
-            },
-            host.msi.controller,
-            host.msi.module,
-            memory,
-            spec.cpus ?? 2,
-          )
-        : undefined;
-      Object.assign(parts, { msi });
       this.running = { ...(parts as Running), emulated, guest, interrupts, msi };
       this.log(
         'vm.power-on',

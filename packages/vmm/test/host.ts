@@ -7,6 +7,7 @@ import { createSystem, PluginRegistry } from '@iommukit/core';
 import { gicItsModule } from '@iommukit/gic-its';
 import { smmuv3Plugin } from '@iommukit/smmuv3';
 import { vtdPlugin } from '@iommukit/vtd';
+import { x86ApicModule } from '@iommukit/x86-apic';
 import { systemHost } from '../src/vmm-module.js';
 
 export const HOST_RAM = 0x8_0000_0000;
@@ -43,9 +44,19 @@ export async function smmuHost(
   return { system, host: systemHost(system) };
 }
 
-/** A VT-d host (default instance options, overridable) with PASID-capable endpoints. */
-export async function vtdHost(devices = ['nic0', 'nic1'], options: Record<string, unknown> = {}) {
-  const registry = new PluginRegistry({ vtd: async () => ({ default: vtdPlugin }) });
+/**
+ * A VT-d host (default instance options, overridable) with PASID-capable endpoints; `apic`: the x86 local
+ * APICs as its MSI controller (VMs then get a virtual APIC).
+ */
+export async function vtdHost(
+  devices = ['nic0', 'nic1'],
+  options: Record<string, unknown> = {},
+  apic = false,
+) {
+  const registry = new PluginRegistry(
+    { vtd: async () => ({ default: vtdPlugin }) },
+    { 'x86-apic': async () => ({ default: x86ApicModule }) },
+  );
   const system = await createSystem(
     {
       name: 'host',
@@ -53,6 +64,7 @@ export async function vtdHost(devices = ['nic0', 'nic1'], options: Record<string
       memory: { ram: [{ name: 'dram', base: HOST_RAM, size: '4GiB' }] },
       iommus: [{ name: 'dmar0', base: 0xfed9_0000, options }],
       devices: devices.map((name, i) => ({ name, rid: `00:0${i + 2}.0`, iommu: 'dmar0', pasidBits: 8 })),
+      ...(apic ? { msi: { controller: 'x86-apic', options: { cpus: 2 } } } : {}),
     },
     { registry },
   );

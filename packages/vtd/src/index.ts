@@ -39,6 +39,7 @@ export * from './hw/translate.js';
 export * from './hw/vtd.js';
 export * from './plugin.js';
 export { vtdPlugin as default } from './plugin.js';
+export * from './viommu/emulated-vvtd.js';
 export * from './viommu/guest-options.js';
 export * from './viommu/nested-vvtd.js';
 export * from './viommu/personality.js';

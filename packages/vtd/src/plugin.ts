@@ -28,7 +28,7 @@ export const vtdPlugin = definePlugin<VtdOptions>({
     dirtyTracking: true,
     pasidTableOwner: 'kernel',
     interruptRemapping: true,
-    viommuModes: ['nested', 'shadow'],
+    viommuModes: ['nested', 'shadow', 'emulated'],
   },
   optionsSchema: VtdOptionsSchema,
   createHardware: (context) => new VtdHardware(context),

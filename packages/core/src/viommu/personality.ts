@@ -13,6 +13,7 @@ import type { IrqLine } from '../iommu/irq.js';
 import type { IommuFd } from '../iommufd/iommufd.js';
 import type { UserMemory } from '../iommufd/user-memory.js';
 import type { MemoryBus } from '../memory/memory-bus.js';
+import type { InstanceMsi } from '../plugin/plugin.js';
 import type { ITracer } from '../trace/tracer.js';
 
 export type ViommuMode = 'emulated' | 'nested' | 'shadow';
@@ -62,6 +63,11 @@ export interface ViommuContext {
   readonly tracer: ITracer;
   /** The guest's interrupt lines by name (the guest driver connects to the same names). */
   irq(name: string): IrqLine;
+  /**
+   * The guest's MSI controller and the DeviceID the vIOMMU's own MSIs carry, when the VM has one: a
+   * personality whose hardware signals by MSI only (VT-d, AMD-Vi) writes its events to it on the guest bus.
+   */
+  readonly msi?: InstanceMsi;
   /** Present in nested mode. */
   readonly nested?: NestedViommuBackend;
   /** Present in shadow mode. */

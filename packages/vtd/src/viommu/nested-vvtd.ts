@@ -116,6 +116,7 @@ export class NestedVvtd implements ViommuPersonality {
         bus: ctx.bus,
         tracer: ctx.tracer,
         irq: (name) => ctx.irq(name),
+        ...(ctx.msi ? { msi: ctx.msi } : {}),
       },
       {
         forwardInvalidation: (d) => this.forward(d),
@@ -136,7 +137,7 @@ export class NestedVvtd implements ViommuPersonality {
     this.devices.set(view.virtualId, device);
     // The VMM attached it to the stage 2; the guest has not turned translation on yet.
     this.syncDevice(device);
-    this.trace('device', `${view.name}: vRID ${toHex(view.virtualId)}`);
+    if (this.ctx.tracer.enabled) this.trace('device', `${view.name}: vRID ${toHex(view.virtualId)}`);
   }
 
   destroy(): void {
@@ -154,7 +155,8 @@ export class NestedVvtd implements ViommuPersonality {
       this.blocked = undefined;
     }
     this.ctx.bus.removeRegion(this.ctx.name);
-    this.trace('destroy', 'vVT-d gone: nested HWPTs destroyed, devices back on stage 2');
+    if (this.ctx.tracer.enabled)
+      this.trace('destroy', 'vVT-d gone: nested HWPTs destroyed, devices back on stage 2');
   }
 
   // --- what the guest's entries say -------------------------------------------------------------------
@@ -203,7 +205,8 @@ export class NestedVvtd implements ViommuPersonality {
     } catch (error) {
       if (!(error instanceof IommufdError)) throw error;
       this.stats.bindingsRefused++;
-      this.trace('refused', `${device.view.name} PASID ${pasidName(pasid)}: ${error.message}; blocked`);
+      if (this.ctx.tracer.enabled)
+        this.trace('refused', `${device.view.name} PASID ${pasidName(pasid)}: ${error.message}; blocked`);
       if (!sameBinding(device.bindings.get(pasid) ?? BLOCKED, BLOCKED))
         this.bind(device, pasid, { binding: BLOCKED });
     }
@@ -241,10 +244,11 @@ export class NestedVvtd implements ViommuPersonality {
     // A blocked PASID has no attachment: it is looked at again when the guest invalidates it.
     if (b.kind === 'blocked' && pasid !== NO_PASID) device.bindings.delete(pasid);
     else device.bindings.set(pasid, b);
-    this.trace(
-      'bind',
-      `${device.view.name} ${pasid === NO_PASID ? 'RID' : `PASID ${pasid}`}: ${b.kind === 'nested' ? `nested HWPT ${this.shared.get(b.key)!.hwptId} (guest DID ${want.did}, FSPTPTR ${toHex(want.data!.pgtblAddr)})` : b.kind}`,
-    );
+    if (this.ctx.tracer.enabled)
+      this.trace(
+        'bind',
+        `${device.view.name} ${pasid === NO_PASID ? 'RID' : `PASID ${pasid}`}: ${b.kind === 'nested' ? `nested HWPT ${this.shared.get(b.key)!.hwptId} (guest DID ${want.did}, FSPTPTR ${toHex(want.data!.pgtblAddr)})` : b.kind}`,
+      );
   }
 
   /** The shared nested HWPT for `key`, allocated on first use (a new one has no users yet). */
@@ -352,7 +356,8 @@ export class NestedVvtd implements ViommuPersonality {
       } catch (error) {
         if (!(error instanceof IommufdError)) throw error;
         this.stats.invalidationsRejected++;
-        this.trace('invalidate', `HWPT ${s.hwptId} refused the guest's invalidation: ${error.message}`);
+        if (this.ctx.tracer.enabled)
+          this.trace('invalidate', `HWPT ${s.hwptId} refused the guest's invalidation: ${error.message}`);
         return { iqei: IQEI.INFO_NOT_AVAILABLE, invalid: `the host refused it: ${error.message}` };
       }
     }

@@ -109,6 +109,7 @@ export class ShadowVvtd implements ViommuPersonality {
         bus: ctx.bus,
         tracer: ctx.tracer,
         irq: (name) => ctx.irq(name),
+        ...(ctx.msi ? { msi: ctx.msi } : {}),
       },
       {
         forwardInvalidation: (d) => this.guarded(() => this.replay(d)),
@@ -145,7 +146,7 @@ export class ShadowVvtd implements ViommuPersonality {
     } catch (error) {
       if (!(error instanceof IommufdError)) throw error;
       this.stats.rejected++;
-      this.trace('rejected', `the host refused the replay: ${error.message}`);
+      if (this.ctx.tracer.enabled) this.trace('rejected', `the host refused the replay: ${error.message}`);
       return { iqei: IQEI.INFO_NOT_AVAILABLE, invalid: `the host refused it: ${error.message}` };
     }
   }
@@ -210,7 +211,8 @@ export class ShadowVvtd implements ViommuPersonality {
     const state = this.unit.global.state;
     const context = this.context(device);
     if (!state.enabled || (context?.kind === 'legacy' && context.passThrough)) {
-      if (!mirror.identity) this.trace('sync', `${device.view.name}: guest RAM at IOVA = GPA`);
+      if (!mirror.identity && this.ctx.tracer.enabled)
+        this.trace('sync', `${device.view.name}: guest RAM at IOVA = GPA`);
       mirror.setIdentity();
       return;
     }
