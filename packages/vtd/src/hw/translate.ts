@@ -106,6 +106,8 @@ export class VtdTranslator {
     pageRequest: false,
   };
   private answeredFrom = 0;
+  /** The request being run is an ATS Translation Request. */
+  private ats = false;
   faults = 0;
 
   constructor(private readonly ctx: TranslatorContext) {
@@ -129,6 +131,41 @@ export class VtdTranslator {
     if (this.answeredFrom !== 0 && out.reason === 0 && !tracing)
       this.memo.record(streamId, pasid, iovaPfn, access, state, this.answeredFrom, result);
     return result;
+  }
+
+  /**
+   * An ATS Translation Request (§4.2.3, rev 5.10 §4.2): ECAP.DT and translation on, else Unsupported
+   * Request with nothing recorded. Through a legacy context entry with TT ≠ 01 it is refused with 0xD, through
+   * a scalable-mode context entry with DTE = 0 with 0x44, both recorded like any configuration error. A
+   * page that is not present or lacks the permission completes with R = W = 0 and nothing recorded (the
+   * endpoint may then ask for the page with PRI); a write or execute request to a readable page completes
+   * granting R alone. The completion grants what the page gives the request's privilege level, Exe only
+   * when requested. The translation fills the IOTLB as an untranslated request's would.
+   */
+  atsTranslate(request: TranslationRequest): TranslationResult {
+    const state = this.ctx.state();
+    if (!state.enabled || !this.ctx.features.deviceTlb) return unsupportedRequest(request);
+    this.answeredFrom = 0;
+    this.ats = true;
+    try {
+      let out = this.run(request, state);
+      const upgrade = request.access & (PERM_WRITE | PERM_EXEC);
+      if (out.reason !== 0 && upgrade !== 0 && faultKind(out.reason) === 'permission')
+        out = this.run({ ...request, access: (request.access & ~upgrade) | PERM_READ }, state);
+      if (out.reason === 0) {
+        const exec = (request.access & PERM_EXEC) !== 0 ? PERM_EXEC : 0;
+        return {
+          ok: true,
+          pfn: Math.floor(out.pa / 4096),
+          perm: out.perm & (PERM_READ | PERM_WRITE | exec),
+          pageShift: out.pageShift,
+        };
+      }
+      const kind = faultKind(out.reason);
+      return this.fail(request, out, kind !== 'translation' && kind !== 'permission');
+    } finally {
+      this.ats = false;
+    }
   }
 
   private ok(out: Outcome): TranslationResult {
@@ -160,6 +197,8 @@ export class VtdTranslator {
 
   private legacy(request: TranslationRequest, context: LegacyContext, input: number): Outcome {
     if (request.pasid !== NO_PASID) return this.refuse(FR.SM_TTM0_PASID_REQUEST, context.fpd);
+    // Translation requests need Device-TLBs enabled in the context entry (TT = 01).
+    if (this.ats && !context.deviceTlb) return this.refuse(FR.TT_BLOCKED, context.fpd);
     // PCIe requests without PASID are untranslated, unprivileged data requests.
     const access = request.access & (PERM_READ | PERM_WRITE);
     if (context.passThrough) return this.pass(input, RWX);
@@ -178,6 +217,7 @@ export class VtdTranslator {
     const hasPasid = request.pasid !== NO_PASID;
     const cr = this.contextRequest;
     cr.pasid = hasPasid ? request.pasid : undefined;
+    cr.translationRequest = this.ats;
     const contextFault = checkScalableContextRequest(context.entry, cr);
     if (contextFault !== 0) return this.refuse(contextFault, context.fpd);
     const pasid = effectivePasid(request.pasid, context);
@@ -361,11 +401,12 @@ export class VtdTranslator {
     return out;
   }
 
-  private fail(request: TranslationRequest, out: Outcome): TranslationResult {
+  /** A refused request, recorded unless FPD suppresses it or `record` is false (an ATS completion failure). */
+  private fail(request: TranslationRequest, out: Outcome, record = true): TranslationResult {
     this.faults++;
     const input = request.iovaPfn * 4096 + request.offset;
     const hasPasid = request.pasid !== NO_PASID;
-    const suppressed = out.reason === ABORT_DMA || (out.fpd && isQualified(out.reason));
+    const suppressed = !record || out.reason === ABORT_DMA || (out.fpd && isQualified(out.reason));
     const recorded =
       !suppressed &&
       this.ctx.recordFault({
@@ -391,7 +432,7 @@ export class VtdTranslator {
         'hw',
         this.ctx.instance,
         'fault',
-        `${out.reason === ABORT_DMA ? 'ABORT_DMA' : faultReasonName(out.reason)} (${vendorCode(out.reason)}) source ${toHex(request.streamId)} address ${toHex(input)}${recorded ? ', recorded' : suppressed ? ', FPD: not recorded' : ''}`,
+        `${out.reason === ABORT_DMA ? 'ABORT_DMA' : faultReasonName(out.reason)} (${vendorCode(out.reason)}) source ${toHex(request.streamId)} address ${toHex(input)}${recorded ? ', recorded' : !record ? ', ATS completion with R = W = 0' : suppressed ? ', FPD: not recorded' : ''}`,
       );
     return { ok: false, fault };
   }
@@ -399,6 +440,22 @@ export class VtdTranslator {
 
 /** The model's reason for a request blocked by abort-DMA mode: no fault reason exists, nothing is recorded. */
 const ABORT_DMA = -1;
+
+/** A Translation Request the unit cannot take (no ECAP.DT, or translation off): UR, nothing recorded. */
+function unsupportedRequest(request: TranslationRequest): TranslationResult {
+  return {
+    ok: false,
+    fault: {
+      kind: 'ats-disabled',
+      vendorCode: 'DMAR_ATS_UR',
+      streamId: request.streamId,
+      pasid: request.pasid,
+      iova: BigInt(request.iovaPfn * 4096 + request.offset),
+      access: request.access,
+      recorded: false,
+    },
+  };
+}
 
 function vendorCode(reason: number): string {
   return reason === ABORT_DMA ? 'DMAR_ABORT_DMA_MODE' : `DMAR_FR_0x${reason.toString(16).padStart(2, '0')}`;

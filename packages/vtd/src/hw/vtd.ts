@@ -237,6 +237,10 @@ export class VtdHardware implements IommuHardware {
     return this.translator.translate(request);
   }
 
+  atsTranslate(request: TranslationRequest): TranslationResult {
+    return this.translator.atsTranslate(request);
+  }
+
   /**
    * A PRI page request (§7.4.1): refused and answered Invalid in legacy mode (0x32) or through a context
    * entry without PRE (0x47), otherwise queued in the page request queue.
