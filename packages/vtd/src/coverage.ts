@@ -16,8 +16,8 @@
  * - `checked`: decoded and validated (a reserved or unsupported value is the spec's fault or Invalidation
  *   Queue Error) but with no further behaviour.
  * - `not modelled`: no effect; the note says why (the capability is reported 0, so the field is reserved;
- *   the bus carries no memory types or snoop attributes; no ATS Translation or Translated requests reach
- *   the model; or the behaviour is not implemented).
+ *   the bus carries no memory types or snoop attributes; no ATS Translated requests reach the model; or
+ *   the behaviour is not implemented).
  * A note that starts with or contains "Deviation:" says where the model departs from rev 5.10's text.
  * Section numbers are rev 5.10's (§11.4 registers, §9 structures, §6.5.2 descriptors, §7.1.3 Table 30 and
  * §5.1.4.1 Table 15 fault reasons).
@@ -49,7 +49,8 @@ const C = 'checked';
 const N = 'not modelled';
 
 const notPresent = (why: string) => `Not present: ${why}; the offset reads 0 and ignores writes.`;
-const ATS = 'no ATS Translation or Translated requests reach the model';
+const ATS =
+  'no ATS Translated requests reach the model (an endpoint puts the address its ATC holds on the bus)';
 const NO_SNOOP = 'the bus has no caches to snoop, so structure reads always see memory';
 const NO_MEMORY_TYPES = 'the bus carries no memory types';
 
@@ -269,7 +270,7 @@ export const FAULT_RECORD_COVERAGE: Readonly<Record<keyof FaultRecord, FieldCove
   at: {
     spec: 'AT',
     status: M,
-    note: `Untranslated (00) with ECAP.DT, as ${ATS}; RsvdZ without DT.`,
+    note: `Untranslated (00), or translation request (01) for a Translation Request's fault, with ECAP.DT; never translated (10), as ${ATS}; RsvdZ without DT.`,
   },
   t: { spec: 'T1', status: M, note: 'Read (1) or write (0); 0 for a page request.' },
   f: {
@@ -387,7 +388,7 @@ export const ECAP_COVERAGE: Readonly<Record<keyof EcapFields, FieldCoverage>> = 
   dt: {
     spec: 'DT',
     status: M,
-    note: `From \`deviceTlb\`: device-TLB invalidations reach the endpoints’ ATCs; context TT 01b and DTE are accepted, but ${ATS}.`,
+    note: `From \`deviceTlb\`: Translation Requests are answered through context TT 01b or DTE, and device-TLB invalidations reach the endpoints’ ATCs; ${ATS}.`,
   },
   ir: { spec: 'IR', status: M, note: 'From `interruptRemapping`: IRTA, the IEC and interrupt remapping.' },
   eim: {
@@ -424,7 +425,11 @@ export const ECAP_COVERAGE: Readonly<Record<keyof EcapFields, FieldCoverage>> = 
     status: M,
     note: 'From `supervisorRequests`: SRE is accepted; without it SRE is reserved (0x5A).',
   },
-  nwfs: { spec: 'NWFS', status: N, note: READS_0(ATS) },
+  nwfs: {
+    spec: 'NWFS',
+    status: M,
+    note: 'Reads 0: NW in a Translation Request is honoured (a completion grants W only without NW).',
+  },
   eafs: {
     spec: 'EAFS',
     status: M,
@@ -544,7 +549,7 @@ export const LEGACY_CONTEXT_COVERAGE: Readonly<Record<keyof LegacyContextEntry, 
   tt: {
     spec: 'TT',
     status: M,
-    note: `00b translates through the second stage, 10b passes through (with ECAP.PT); 01b (with ECAP.DT) acts as 00b, as ${ATS}; 11b or a type the unit lacks is 0x3.`,
+    note: `00b translates through the second stage, 10b passes through (with ECAP.PT); 01b (with ECAP.DT) translates as 00b and also answers Translation Requests (any other TT refuses them with 0xD); ${ATS}; 11b or a type the unit lacks is 0x3.`,
   },
   slptptr: {
     spec: 'SSPTPTR',
@@ -569,8 +574,8 @@ export const SCALABLE_CONTEXT_COVERAGE: Readonly<Record<keyof ScalableContextEnt
   fpd: { spec: 'FPD', status: M, note: FPD },
   dte: {
     spec: 'DTE',
-    status: C,
-    note: `Reserved without ECAP.DT (0x42); ${ATS}, so it gates nothing (0x44 never occurs). Deviation: DTE = 0 with PRE = 1 is not 0x43.`,
+    status: M,
+    note: `Translation Requests need it (0x44 without); reserved without ECAP.DT (0x42); ${ATS}. Deviation: DTE = 0 with PRE = 1 is not 0x43.`,
   },
   paside: {
     spec: 'PASIDE',
@@ -1020,7 +1025,10 @@ export const FAULT_REASON_COVERAGE: Readonly<Record<keyof typeof FR, Coverage>> 
     status: M,
     note: 'Reserved bits (address bits at or above HAW included) in a legacy second-stage entry (LSS.2).',
   },
-  TT_BLOCKED: { status: N, note: `Never recorded: ${ATS} (LCT.5).` },
+  TT_BLOCKED: {
+    status: M,
+    note: 'A Translation Request through a context entry with TT other than 01b (LCT.5).',
+  },
   INTERRUPT_ADDRESS: {
     status: M,
     note: 'A legacy output address in 0xFEEx_xxxx (LGN.4). Deviation: not checked for pass-through.',
@@ -1047,7 +1055,10 @@ export const FAULT_REASON_COVERAGE: Readonly<Record<keyof typeof FR, Coverage>> 
     status: N,
     note: 'Never recorded. Deviation: DTE = 0 with PRE = 1 (SCT.4.1) is accepted and a RID_PASID beyond PDTS (SCT.4.2) is 0x48.',
   },
-  SM_CONTEXT_DTE_CLEAR: { status: N, note: `Never recorded: ${ATS} (SCT.5).` },
+  SM_CONTEXT_DTE_CLEAR: {
+    status: M,
+    note: 'A Translation Request through a context entry with DTE = 0 (SCT.5).',
+  },
   SM_CONTEXT_PASIDE_CLEAR: { status: M, note: 'A request with PASID through PASIDE = 0 (SCT.6).' },
   SM_CONTEXT_PASID_TOO_LARGE: { status: M, note: 'A PASID beyond the directory PDTS sizes (SCT.7).' },
   SM_CONTEXT_PRE_CLEAR: { status: M, note: 'A page request through PRE = 0 (SCT.8).' },

@@ -21,10 +21,8 @@ export const vtdPlugin = definePlugin<VtdOptions>({
   capabilities: {
     stages: ['s1', 's2', 'nested'],
     pasid: true,
-    // The model answers no translation requests yet: devices keep ATS off, and PRI (which rides on ATS)
-    // with it; the page request queue itself is modelled.
-    ats: false,
-    pri: false,
+    ats: true,
+    pri: true,
     dirtyTracking: true,
     pasidTableOwner: 'kernel',
     interruptRemapping: true,

@@ -250,12 +250,24 @@ describe('user invalidation (Linux intel_nested_cache_invalidate_user)', () => {
         am: 1,
         ih: true,
       }),
+      // The device has ATS: its Device-TLB over the same 8 KiB (S = 1), at RID_PASID and at PASID 3.
+      expect.objectContaining({ type: INV_TYPE.DEVICE_TLB, sid: SID, addr: DATA_IOVA, size: true }),
+      expect.objectContaining({
+        type: INV_TYPE.PASID_DEVICE_TLB,
+        sid: SID,
+        pasid: 3,
+        addr: DATA_IOVA,
+        size: true,
+      }),
     ]);
     const all = queued(r, () => nested.cacheInvalidateUser([{ addr: 0n, npages: VTD_INV_ALL_PAGES }]));
-    expect(all.map((d) => [d.type, (d as { granularity: number }).granularity])).toEqual([
-      [INV_TYPE.PASID_IOTLB, 2],
-      [INV_TYPE.PASID_IOTLB, 2],
+    expect(all.map((d) => d.type)).toEqual([
+      INV_TYPE.PASID_IOTLB,
+      INV_TYPE.PASID_IOTLB,
+      INV_TYPE.DEVICE_TLB,
+      INV_TYPE.PASID_DEVICE_TLB,
     ]);
+    expect(all.slice(0, 2).map((d) => (d as { granularity: number }).granularity)).toEqual([2, 2]);
     expect(queued(r, () => nested.cacheInvalidateUser([{ addr: 0, npages: 0 }]))).toEqual([]);
   });
 
@@ -304,10 +316,13 @@ describe("the parent's changes reach its nested domains", () => {
       v.parent.unmap(iova(BigInt(GPA_BASE + 0x2000)), 0x1000n);
       v.parent.iotlbSync();
     });
-    expect(sent.map((d) => [d.type, (d as { did: number }).did])).toEqual([
+    // Then the whole Device-TLB of the nested domain's device: no second-stage address finds what it cached.
+    expect(sent.map((d) => [d.type, (d as { did?: number }).did])).toEqual([
       [INV_TYPE.IOTLB, parentDid],
       [INV_TYPE.IOTLB, nested.did],
+      [INV_TYPE.DEVICE_TLB, undefined],
     ]);
+    expect(sent[2]).toMatchObject({ sid: SID, size: true });
     const out = v.dma(DATA_IOVA);
     expect(out.ok).toBe(false);
   });

@@ -17,7 +17,12 @@
  * attached on it too, by second-stage address (Table 23 then drops their translations whatever the
  * first-stage address), and dirty tracking rewrites their entries' SSADE with the parent's.
  *
- * Not yet: ATS (the hardware model answers no translation requests, so devices keep ATS off), SVA binds.
+ * ATS (Linux `iommu_enable_pci_caps`): with ECAP.DT and a device that has it, the scalable-mode context
+ * entry gets DTE and ATS is enabled at probe; in legacy mode a translating context entry gets TT = 01 and
+ * ATS follows it. Every flush then reaches the device's Device-TLB too (domain-flush.ts). PRI needs only
+ * the context entry's PRE (the endpoint's PRI enable is its driver's business, as with Linux's IOPF).
+ *
+ * Not yet: SVA binds.
  */
 import {
   type DriverContext,
@@ -36,19 +41,16 @@ import type { VtdFeatures } from '../hw/features.js';
 import type { VtdOptions } from '../hw/options.js';
 import type { PasidEntry } from '../hw/pasid-entry.js';
 import { CONTEXT_TT } from '../hw/root-context.js';
+import { domainFlush, type FlushHost, invalidateNested } from './domain-flush.js';
 import { FLPT_DEFAULT_DID } from './domain-ids.js';
+import type { DeviceTlbTarget } from './driver-host.js';
 import { pageResponse } from './fault-irq.js';
 import { VtdIrDomain } from './ir-domain.js';
-import { checkVtdS1Data, type UserInvalidation, VtdNestedDomain } from './nested-domain.js';
-import {
-  type DomainFlush,
-  type PagingDomainFeatures,
-  VtdPagingDomain,
-  vtdDomainLevels,
-} from './paging-domain.js';
+import { checkVtdS1Data, VtdNestedDomain } from './nested-domain.js';
+import { type PagingDomainFeatures, VtdPagingDomain, vtdDomainLevels } from './paging-domain.js';
 import { RID_PASID } from './pasid-table.js';
 import { enableTranslation, type ProbedUnit, probeUnit, shutdownUnit } from './probe.js';
-import { iec, iotlbDomain, iotlbRange, pasidIotlb, pasidIotlbRange } from './qi.js';
+import { iec } from './qi.js';
 
 /** What the driver keeps of a probed device (Linux `struct device_domain_info`). */
 interface VtdDevice {
@@ -56,12 +58,10 @@ interface VtdDevice {
   readonly sid: number;
   rid: IommuDomain;
   readonly pasids: Map<number, IommuDomain>;
-}
-
-/** An attachment a domain's flushes must reach: a device's RID_PASID or another PASID. */
-interface Attachment {
-  readonly device: VtdDevice;
-  readonly pasid: number;
+  /** ECAP.DT and the device's ATS capability (Linux `ats_supported`). */
+  readonly atsSupported: boolean;
+  /** Set while ATS is enabled at the device: its Device-TLB is then flushed with every change. */
+  ats: DeviceTlbTarget | undefined;
 }
 
 export class VtdDriver implements IommuDriver {
@@ -71,7 +71,7 @@ export class VtdDriver implements IommuDriver {
   interruptRemapping: VtdIrDomain | undefined;
   private unit: ProbedUnit | undefined;
   private readonly devices = new Map<number, VtdDevice>();
-  private readonly attachments = new Map<IommuDomain, Attachment[]>();
+  private readonly attachments = new Map<IommuDomain, { device: VtdDevice; pasid: number }[]>();
   private readonly dids = new Map<IommuDomain, number>();
   /** Nested domains, for the flushes and dirty-tracking changes of their parents. */
   private readonly nested = new Set<VtdNestedDomain>();
@@ -114,10 +114,18 @@ export class VtdDriver implements IommuDriver {
     const unit = this.probed;
     const sid = ref.streamId;
     if (this.devices.has(sid)) throw new IommufdError('EEXIST', `${ref.name} is already probed`);
-    const device: VtdDevice = { ref, sid, rid: this.blockedDomain, pasids: new Map() };
+    const atsSupported = unit.unit.ecap.dt && ref.pci.hasAts;
+    const device: VtdDevice = {
+      ref,
+      sid,
+      rid: this.blockedDomain,
+      pasids: new Map(),
+      atsSupported,
+      ats: undefined,
+    };
     if (unit.scalable) {
-      // Linux sets the scalable-mode context entry up at probe, pointing at the device's PASID table, and
-      // enables the device's PASID capability when both sides have PASIDs (`iommu_enable_pci_caps`).
+      // Linux sets the scalable-mode context entry up at probe, pointing at the device's PASID table with
+      // DTE for an ATS device, and enables the device's PASID, then ATS (`iommu_enable_pci_caps`).
       const pasidBits = Math.min(ref.pasidBits, unit.unit.pasidBits);
       if (pasidBits > 0 && ref.pci.hasPasid) ref.pci.setPasidEnabled(true);
       const table = unit.pasidTables.allocTable(sid, { pasidBits: Math.max(pasidBits, 1) });
@@ -126,7 +134,9 @@ export class VtdDriver implements IommuDriver {
         pdts: table.pdts,
         paside: pasidBits > 0,
         pre: unit.unit.ecap.prs && ref.pci.hasPri,
+        dte: atsSupported,
       });
+      if (atsSupported) this.setAts(device, true);
     }
     this.devices.set(sid, device);
   }
@@ -137,7 +147,8 @@ export class VtdDriver implements IommuDriver {
     for (const pasid of [...device.pasids.keys()]) this.removeDevPasid(ref, pasid);
     this.detachRid(device);
     if (unit.scalable) {
-      unit.contextTables.clearContext(device.sid);
+      unit.contextTables.clearContext(device.sid, device.ats ? { ats: device.ats } : {});
+      this.setAts(device, false);
       unit.pasidTables.freeTable(device.sid);
       if (ref.pci.hasPasid) ref.pci.setPasidEnabled(false);
     }
@@ -171,7 +182,7 @@ export class VtdDriver implements IommuDriver {
         dirtyTracking: flags.dirtyTracking === true,
         nestParent: flags.nestParent === true,
         cachingMode: unit.unit.cap.cm,
-        flush: this.flushFor(did),
+        flush: domainFlush(this.flushHost, did),
         onDirtyTracking: (enabled) => this.rewriteSsade(domain, enabled),
         released: () => {
           unit.dids.free(did);
@@ -199,7 +210,7 @@ export class VtdDriver implements IommuDriver {
     const s1 = checkVtdS1Data(data);
     const did = unit.dids.alloc();
     const domain = new VtdNestedDomain(this.nextDomainId++, did, s2, s1, {
-      invalidate: (d, inv) => this.invalidateNested(d, inv),
+      invalidate: (d, inv) => invalidateNested(this.flushHost, d, inv),
       release: (d) => {
         unit.dids.free(d.did);
         this.nested.delete(d);
@@ -299,12 +310,14 @@ export class VtdDriver implements IommuDriver {
         });
       else {
         const d = this.paging(domain);
+        // Linux `domain_context_mapping_one`: Device-TLBs enabled (TT = 01) for an ATS device.
         unit.contextTables.setLegacyContext(sid, {
           did: this.dids.get(d)!,
-          tt: CONTEXT_TT.MULTI_LEVEL,
+          tt: device.atsSupported ? CONTEXT_TT.DEVICE_TLB : CONTEXT_TT.MULTI_LEVEL,
           aw: d.levels - 2,
           slptptr: d.rootPa,
         });
+        if (device.atsSupported) this.setAts(device, true);
       }
     } else if (domain.type === 'identity') unit.pasidTables.setPassThrough(sid, pasid, FLPT_DEFAULT_DID);
     else if (domain instanceof VtdNestedDomain) this.installNested(sid, pasid, domain);
@@ -352,7 +365,11 @@ export class VtdDriver implements IommuDriver {
     const unit = this.probed;
     if (domain.type !== 'blocked') {
       if (unit.scalable) unit.pasidTables.clear(device.sid, pasid);
-      else unit.contextTables.clearContext(device.sid);
+      else {
+        unit.contextTables.clearContext(device.sid, device.ats ? { ats: device.ats } : {});
+        // Legacy pass-through (TT = 10) takes no translation requests: ATS goes with the translating entry.
+        this.setAts(device, false);
+      }
     }
     if (domain instanceof VtdPagingDomain || domain instanceof VtdNestedDomain) {
       domain.attachments--;
@@ -375,69 +392,19 @@ export class VtdDriver implements IommuDriver {
     return domain;
   }
 
-  /**
-   * The flushes of a domain with DID `did` (Linux cache.c): a second stage is flushed by DID (page-selective
-   * where CAP.PSI and MAMV allow); a first stage by PASID-based invalidation of every PASID it is attached
-   * at (RID_PASID included); with caching mode a second-stage map is flushed too (not-present → present).
-   */
-  private flushFor(did: number): DomainFlush {
-    const pages = (size: number) => Math.ceil(size / 4096);
-    return {
-      range: (domain, iova, size, leafOnly) => {
-        const { cap } = this.probed.unit;
-        if (domain.stage === 'second')
-          this.submit(
-            this.secondStageDids(domain, did).map((d) => iotlbRange(cap, d, iova, pages(size), leafOnly)),
-          );
-        else
-          this.submit(
-            this.attachedPasids(domain).map((pasid) =>
-              pasidIotlbRange(cap, did, pasid, { addr: iova, pages: pages(size) }, leafOnly),
-            ),
-          );
-      },
-      all: (domain) => {
-        if (domain.stage === 'second') this.submit(this.secondStageDids(domain, did).map(iotlbDomain));
-        else this.submit(this.attachedPasids(domain).map((pasid) => pasidIotlb(did, pasid)));
-      },
-      mapped: (domain, iova, size) => {
-        const unit = this.probed;
-        if (domain.stage === 'second' && unit.unit.cap.cm)
-          this.submit(
-            this.secondStageDids(domain, did).map((d) =>
-              iotlbRange(unit.unit.cap, d, iova, pages(size), true),
-            ),
-          );
-        else unit.commands.flushWriteBuffer();
-      },
-    };
-  }
+  /** What the flushes of domain-flush.ts read: the unit, the attachments, the nested domains on a parent. */
+  private readonly flushHost: FlushHost = {
+    unit: () => this.probed,
+    attachments: (domain) => this.attachments.get(domain) ?? [],
+    nestedOn: (parent) => [...this.nested].filter((n) => n.parent === parent && n.attachments > 0),
+  };
 
-  private submit(descriptors: ReturnType<typeof iotlbDomain>[]): void {
-    if (descriptors.length > 0) this.probed.qi.submit(descriptors);
-  }
-
-  /** The DIDs a second-stage change must reach: the domain's and those of the nested domains attached on it. */
-  private secondStageDids(domain: VtdPagingDomain, did: number): number[] {
-    const dids = [did];
-    for (const n of this.nested) if (n.parent === domain && n.attachments > 0) dids.push(n.did);
-    return dids;
-  }
-
-  /** One user invalidation of a nested domain: PASID-based, at every PASID it is attached at. */
-  private invalidateNested(domain: VtdNestedDomain, inv: UserInvalidation): void {
-    if (inv.pages === 0) return;
-    const { cap } = this.probed.unit;
-    const range = inv.pages === undefined ? undefined : { addr: inv.addr, pages: inv.pages };
-    this.submit(
-      this.attachedPasids(domain).map((pasid) =>
-        pasidIotlbRange(cap, domain.did, pasid, range, inv.leafOnly),
-      ),
-    );
-  }
-
-  private attachedPasids(domain: VtdPagingDomain | VtdNestedDomain): number[] {
-    return [...new Set((this.attachments.get(domain) ?? []).map((a) => a.pasid))];
+  /** ATS on or off at the device (Linux `pci_enable_ats` / `pci_disable_ats`), and its Device-TLB target. */
+  private setAts(device: VtdDevice, enabled: boolean): void {
+    if (enabled === (device.ats !== undefined)) return;
+    device.ats = enabled ? { sid: device.sid, pfsid: device.sid, qdep: 0 } : undefined;
+    if (this.probed.scalable) this.probed.pasidTables.setAts(device.sid, device.ats);
+    device.ref.pci.setAtsEnabled(enabled);
   }
 
   /** Dirty tracking on or off: every PASID entry of the domain gets SSADE rewritten (teardown, then set). */

@@ -3,6 +3,7 @@ import { PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE, type TranslationResult } f
 import { describe, expect, it } from 'vitest';
 import { RW, request, sid, translationRig } from '../../test/translation-rig.js';
 import { FR } from './fault-reasons.js';
+import { ADDRESS_TYPE } from './fault-recording.js';
 import { PGTT } from './pasid-entry.js';
 import { CONTEXT_TT } from './root-context.js';
 
@@ -48,7 +49,7 @@ describe('VT-d ATS translation requests', () => {
       fault: fr(FR.TT_BLOCKED),
       recorded: true,
     });
-    expect(plain.faults.map((f) => f.reason)).toEqual([FR.TT_BLOCKED]);
+    expect(plain.faults).toMatchObject([{ reason: FR.TT_BLOCKED, addressType: ADDRESS_TYPE.TRANSLATION }]);
   });
 
   it('scalable mode: needs DTE in the context entry (0x44, recorded)', () => {
@@ -58,7 +59,12 @@ describe('VT-d ATS translation requests', () => {
       recorded: true,
     });
     const on = scalable(true);
+    // A read request (NW = 1) gets R alone, though the page is writable; one without NW gets W too.
     expect(outcome(on.translator.atsTranslate(request(DEV, IOVA, PERM_READ, 9)))).toEqual({
+      pa: PA,
+      perm: PERM_READ,
+    });
+    expect(outcome(on.translator.atsTranslate(request(DEV, IOVA, PERM_WRITE, 9)))).toEqual({
       pa: PA,
       perm: PERM_READ | PERM_WRITE,
     });

@@ -36,6 +36,7 @@ import {
   VtdConfigFetch,
 } from './config-fetch.js';
 import { FR, faultReasonName, isQualified } from './fault-reasons.js';
+import { ADDRESS_TYPE, type AddressType } from './fault-recording.js';
 import { checkPasidRequest, PGTT } from './pasid-entry.js';
 import { TTM } from './regs.js';
 import { type ContextRequest, checkScalableContextRequest } from './root-context.js';
@@ -68,6 +69,8 @@ export interface TranslationFaultReport {
   readonly pasid: number | undefined;
   readonly execute: boolean;
   readonly privileged: boolean;
+  /** FRCD.AT: a Translation Request's fault says so (untranslated when absent). */
+  readonly addressType?: AddressType;
 }
 
 export interface TranslatorContext extends ConfigFetchContext, StageWalkContext {
@@ -139,8 +142,9 @@ export class VtdTranslator {
    * a scalable-mode context entry with DTE = 0 with 0x44, both recorded like any configuration error. A
    * page that is not present or lacks the permission completes with R = W = 0 and nothing recorded (the
    * endpoint may then ask for the page with PRI); a write or execute request to a readable page completes
-   * granting R alone. The completion grants what the page gives the request's privilege level, Exe only
-   * when requested. The translation fills the IOTLB as an untranslated request's would.
+   * granting R alone. The completion grants what the page gives the request's privilege level, W only
+   * without NW (the unit honours it: ECAP.NWFS = 0) and Exe only when requested. The translation fills the
+   * IOTLB as an untranslated request's would.
    */
   atsTranslate(request: TranslationRequest): TranslationResult {
     const state = this.ctx.state();
@@ -153,13 +157,9 @@ export class VtdTranslator {
       if (out.reason !== 0 && upgrade !== 0 && faultKind(out.reason) === 'permission')
         out = this.run({ ...request, access: (request.access & ~upgrade) | PERM_READ }, state);
       if (out.reason === 0) {
-        const exec = (request.access & PERM_EXEC) !== 0 ? PERM_EXEC : 0;
-        return {
-          ok: true,
-          pfn: Math.floor(out.pa / 4096),
-          perm: out.perm & (PERM_READ | PERM_WRITE | exec),
-          pageShift: out.pageShift,
-        };
+        // NW is honoured (ECAP.NWFS = 0): W only for a request that may write; Exe only when asked.
+        const asked = PERM_READ | (request.access & (PERM_WRITE | PERM_EXEC));
+        return { ok: true, pfn: Math.floor(out.pa / 4096), perm: out.perm & asked, pageShift: out.pageShift };
       }
       const kind = faultKind(out.reason);
       return this.fail(request, out, kind !== 'translation' && kind !== 'permission');
@@ -417,6 +417,7 @@ export class VtdTranslator {
         pasid: hasPasid ? request.pasid : undefined,
         execute: hasPasid && (request.access & PERM_EXEC) !== 0,
         privileged: hasPasid && (request.access & PERM_PRIV) !== 0,
+        ...(this.ats ? { addressType: ADDRESS_TYPE.TRANSLATION } : {}),
       });
     const fault: IommuFault = {
       kind: faultKind(out.reason),
