@@ -39,7 +39,7 @@ describe('nested vVT-d (scalable-mode first stage on the VM stage 2)', () => {
     expect(nic.dmaWrite(iova + 0x40n, Uint8Array.of(1))).toMatchObject({ ok: false });
   });
 
-  it('the guest sees the host-derived unit: first stage only, caching mode, no ATS or IR', async () => {
+  it('the guest sees the host-derived unit: first stage only, caching mode, the host’s ATS and PRI, no IR', async () => {
     const { vvtd } = await nestedVm();
     const f = vvtd.unit.features;
     expect(f).toMatchObject({
@@ -48,7 +48,8 @@ describe('nested vVT-d (scalable-mode first stage on the VM stage 2)', () => {
       secondStage: false,
       nesting: false,
       cachingMode: true,
-      deviceTlb: false,
+      deviceTlb: true,
+      pageRequests: true,
       interruptRemapping: false,
     });
   });
@@ -121,5 +122,38 @@ describe('nested vVT-d (scalable-mode first stage on the VM stage 2)', () => {
     const vvtd = vm.viommu() as NestedVvtd;
     expect(vvtd.stats.invalidationsRejected).toBe(1);
     expect(vvtd.unit.regs.get(REG.FSTS) & FSTS_IQE).toBe(0);
+  });
+
+  it('a page request of the assigned device reaches the guest’s page request queue; the guest’s response reaches the device', async () => {
+    const { system, host } = await vtdHost(['nic0'], {}, true, {
+      ats: { atcEntries: 32 },
+      pri: { maxOutstanding: 8 },
+    });
+    const vm = new Vm(host, { name: 'vm0', memory: 64 * MiB, devices: ['nic0'], viommus: ['nested'] });
+    vm.powerOn();
+    const vvtd = vm.viommu() as NestedVvtd;
+    const guest = vm.guest;
+    const driver = guest.driver as VtdDriver;
+    const ref = guest.device('nic0');
+    const domain = driver.domainAllocPaging();
+    guest.core.attachDevice(ref, domain);
+    // The guest's device driver turns PRI on (the function's PRI control passes through to the device).
+    ref.pci.setPriEnabled(true);
+    const gpa = guest.allocBuffer(4096);
+    const requests: bigint[] = [];
+    guest.core.setIopfHandler(domain, (device, request) => {
+      requests.push(request.iova);
+      domain.map(makeIova(request.iova), gpa as never, 4096n, RW);
+      guest.core.respond(device, { pasid: request.pasid, groupIndex: request.groupIndex, code: 'success' });
+    });
+    const nic = system.device('nic0');
+    const first = nic.dmaWrite(0x30_0010n, Uint8Array.of(0x5a), { requestPages: true });
+    expect(first).toMatchObject({ ok: false, reason: 'page-request' });
+    vm.serviceInterrupts();
+    expect(requests).toEqual([0x30_0000n]);
+    expect(vvtd.stats).toMatchObject({ pageRequestsDelivered: 1, pageResponsesForwarded: 1 });
+    expect(nic.pri?.lastResponse((first as { groupIndex: number }).groupIndex)).toBe('success');
+    expect(nic.dmaWrite(0x30_0010n, Uint8Array.of(0x5a), { requestPages: true })).toMatchObject({ ok: true });
+    expect(Array.from(guest.read(gpa + 0x10n, 1))).toEqual([0x5a]);
   });
 });

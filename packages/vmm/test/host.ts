@@ -45,13 +45,14 @@ export async function smmuHost(
 }
 
 /**
- * A VT-d host (default instance options, overridable) with PASID-capable endpoints; `apic`: the x86 local
- * APICs as its MSI controller (VMs then get a virtual APIC).
+ * A VT-d host (default instance options, overridable) with PASID-capable endpoints (`deviceSpec` adds to
+ * each, e.g. ATS and PRI); `apic`: the x86 local APICs as its MSI controller (VMs then get a virtual APIC).
  */
 export async function vtdHost(
   devices = ['nic0', 'nic1'],
   options: Record<string, unknown> = {},
   apic = false,
+  deviceSpec: Record<string, unknown> = {},
 ) {
   const registry = new PluginRegistry(
     { vtd: async () => ({ default: vtdPlugin }) },
@@ -63,7 +64,13 @@ export async function vtdHost(
       plugin: 'vtd',
       memory: { ram: [{ name: 'dram', base: HOST_RAM, size: '4GiB' }] },
       iommus: [{ name: 'dmar0', base: 0xfed9_0000, options }],
-      devices: devices.map((name, i) => ({ name, rid: `00:0${i + 2}.0`, iommu: 'dmar0', pasidBits: 8 })),
+      devices: devices.map((name, i) => ({
+        name,
+        rid: `00:0${i + 2}.0`,
+        iommu: 'dmar0',
+        pasidBits: 8,
+        ...deviceSpec,
+      })),
       ...(apic ? { msi: { controller: 'x86-apic', options: { cpus: 2 } } } : {}),
     },
     { registry },

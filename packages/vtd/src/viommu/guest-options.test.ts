@@ -17,7 +17,7 @@ function hwInfo(options: Record<string, unknown> = {}): HwInfo {
 }
 
 describe('guestOptionsFromHwInfo', () => {
-  it('first stage only, caching mode, no ATS, PRI or IR; what the host walks for the guest is the host’s', () => {
+  it('first stage only, caching mode, no IR; ATS, PRI and what the host walks for the guest are the host’s', () => {
     const o = guestOptionsFromHwInfo(
       hwInfo({ pasidBits: 10, firstStage5Level: false, supervisorRequests: true, maxAddressMask: 12 }),
     );
@@ -27,8 +27,8 @@ describe('guestOptionsFromHwInfo', () => {
       secondStage: false,
       nesting: false,
       cachingMode: true,
-      deviceTlb: false,
-      pageRequests: false,
+      deviceTlb: true,
+      pageRequests: true,
       interruptRemapping: false,
       passThrough: true,
       pasidBits: 10,
@@ -39,6 +39,8 @@ describe('guestOptionsFromHwInfo', () => {
     });
     const f = featuresFromOptions(o);
     expect(f.cachingMode).toBe(true);
+    const noPri = guestOptionsFromHwInfo(hwInfo({ pageRequests: false, pageRequestDrain: false }));
+    expect(noPri).toMatchObject({ deviceTlb: true, pageRequests: false, pageRequestDrain: false });
   });
 
   it('refuses a host that cannot nest a first stage, or is not VT-d (EOPNOTSUPP)', () => {

@@ -5,9 +5,11 @@
  * - Taken from the host: PASID width, supervisor requests (SRS), 1 GiB and 5-level first-stage pages
  *   (FL1GP, FL5LP), the address mask limit (MAMV), page-walk coherency, MGAW (the guest's physical space
  *   is the stage 2's input).
- * - Withheld: second stage and nesting (the host's), ATS and page requests (the model answers no
- *   translation requests, and iommufd forwards no page responses from a VT-d guest), interrupt
- *   remapping (no vIR), execute requests, snoop control.
+ * - Taken from the host too: Device-TLBs and page requests (ECAP.DT, PRS, PDS): the guest's ATS devices
+ *   use the host's nested translations, and their page requests reach the guest's page request queue
+ *   through iommufd's fault queue (nested-vvtd.ts).
+ * - Withheld: second stage and nesting (the host's), interrupt remapping (no vIR), execute requests,
+ *   snoop control.
  * - The VMM's own: caching mode (CM = 1) — the guest must invalidate after every PASID-entry change,
  *   not-present to present included, which is where the vVT-d learns of it — pass-through entries (the
  *   device then uses stage 2 alone), queued invalidation, 16-bit DIDs.
@@ -41,8 +43,8 @@ export function guestOptionsFromHwInfo(hw: HwInfo): VtdOptions {
     secondStage: false,
     nesting: false,
     pasidBits,
-    pageRequests: false,
-    pageRequestDrain: false,
+    pageRequests: ecap.dt && ecap.prs,
+    pageRequestDrain: ecap.dt && ecap.prs && ecap.pds,
     secondStageAccessDirty: false,
     scalableWalkCoherency: ecap.smpwcs,
     supervisorRequests: ecap.srs && pasidBits > 0,
@@ -50,7 +52,7 @@ export function guestOptionsFromHwInfo(hw: HwInfo): VtdOptions {
     firstStage1GiB: cap.fl1gp,
     firstStage5Level: fl5lp,
     queuedInvalidation: true,
-    deviceTlb: false,
+    deviceTlb: ecap.dt,
     interruptRemapping: false,
     extendedInterruptMode: false,
     postedInterrupts: false,

@@ -24,8 +24,15 @@
  *   of them when global) gets a whole invalidation. If the host refuses one, the entries before it took
  *   effect and the guest's queue stops at the descriptor with IQE (IQEI 0: the unit cannot say why) — the
  *   uAPI returns an errno, no hardware error, and this is the nearest a unit can report it.
- * - Not forwarded, and why: faults. Mainline Linux has no vEVENTQ for VT-d, so a fault the host records
- *   for a nested device stays in the host's log; the guest never sees it (QEMU's x-flts has the same gap).
+ * - Page requests (with host ECAP.PRS, offered to the guest as PRS): the nested HWPTs route their I/O page
+ *   faults to one iommufd FAULT queue, and `service` puts each request the host reported into the guest's
+ *   page request queue (the guest's PRQ event follows); the guest's page group response descriptor is
+ *   trapped and answered with IOMMU_FAULT_QUEUE's response, by the cookie of its (vRID, PASID, PRG index).
+ *   Device-TLB invalidations the guest sends need nothing: the host flushes the Device-TLB with each
+ *   forwarded invalidation of a nested HWPT.
+ * - Not forwarded, and why: unrecoverable faults. Mainline Linux has no vEVENTQ for VT-d, so a fault the
+ *   host records for a nested device stays in the host's log; the guest never sees it (QEMU's x-flts has
+ *   the same gap).
  */
 import {
   type AssignedDeviceView,
@@ -48,6 +55,7 @@ import {
   PASID_IOTLB_GRANULARITY,
 } from '../hw/inv-descriptors.js';
 import type { CacheInvDescriptor } from '../hw/invalidation.js';
+import { PAGE_RESPONSE } from '../hw/page-requests.js';
 import { FLPM, PGTT } from '../hw/pasid-entry.js';
 import { CONTEXT_GRANULARITY, IOTLB_GRANULARITY, TTM } from '../hw/regs.js';
 import { VtdHardware } from '../hw/vtd.js';
@@ -81,6 +89,8 @@ export interface NestedVvtdStats {
   invalidationsForwarded: number;
   invalidationsRejected: number;
   bindingsRefused: number;
+  pageRequestsDelivered: number;
+  pageResponsesForwarded: number;
 }
 
 const BLOCKED: Binding = { kind: 'blocked' };
@@ -98,12 +108,18 @@ export class NestedVvtd implements ViommuPersonality {
     invalidationsForwarded: 0,
     invalidationsRejected: 0,
     bindingsRefused: 0,
+    pageRequestsDelivered: 0,
+    pageResponsesForwarded: 0,
   };
   private readonly backend: NestedViommuBackend;
   private readonly devices = new Map<number, GuestDevice>();
   private readonly shared = new Map<string, SharedHwpt>();
   /** An empty IOAS and a HWPT on it: where a blocked RID goes. */
   private blocked: { readonly ioas: number; readonly hwpt: number } | undefined;
+  /** The FAULT queue of the nested HWPTs, when the guest's unit takes page requests. */
+  private faultId: number | undefined;
+  /** Page request groups the guest has not answered: their cookie by `vRID:PASID:PRG index`. */
+  private readonly pendingGroups = new Map<string, number>();
 
   constructor(private readonly ctx: ViommuContext) {
     if (!ctx.nested) throw new Error(`${ctx.name}: a nested vVT-d needs the VM's iommufd backend`);
@@ -126,6 +142,7 @@ export class NestedVvtd implements ViommuPersonality {
       },
     );
     this.mmio = this.unit.mmio;
+    if (this.unit.features.pageRequests) this.faultId = ctx.nested.fd.faultQueueAlloc();
   }
 
   private get fd(): IommuFd {
@@ -138,6 +155,30 @@ export class NestedVvtd implements ViommuPersonality {
     // The VMM attached it to the stage 2; the guest has not turned translation on yet.
     this.syncDevice(device);
     if (this.ctx.tracer.enabled) this.trace('device', `${view.name}: vRID ${toHex(view.virtualId)}`);
+  }
+
+  /** Moves the page requests the host reported into the guest's page request queue; returns how many. */
+  service(): number {
+    if (this.faultId === undefined) return 0;
+    let delivered = 0;
+    for (const record of this.fd.faultRead(this.faultId)) {
+      const device = [...this.devices.values()].find((d) => d.view.devId === record.devId);
+      if (device === undefined) continue;
+      const pasid = record.pasid ?? NO_PASID;
+      this.pendingGroups.set(`${device.view.virtualId}:${pasid}:${record.groupId}`, record.cookie);
+      this.unit.pageRequest(device.view.virtualId, {
+        pasid,
+        iova: record.addr,
+        access: record.perm,
+        groupIndex: record.groupId,
+        last: record.last,
+      });
+      delivered++;
+    }
+    this.stats.pageRequestsDelivered += delivered;
+    if (delivered > 0 && this.ctx.tracer.enabled)
+      this.trace('prq', `${delivered} page request(s) into the guest's page request queue`);
+    return delivered;
   }
 
   destroy(): void {
@@ -154,6 +195,9 @@ export class NestedVvtd implements ViommuPersonality {
       fd.destroy(this.blocked.ioas);
       this.blocked = undefined;
     }
+    if (this.faultId !== undefined) fd.destroy(this.faultId);
+    this.faultId = undefined;
+    this.pendingGroups.clear();
     this.ctx.bus.removeRegion(this.ctx.name);
     if (this.ctx.tracer.enabled)
       this.trace('destroy', 'vVT-d gone: nested HWPTs destroyed, devices back on stage 2');
@@ -258,7 +302,13 @@ export class NestedVvtd implements ViommuPersonality {
       this.stats.nestedShared++;
       return existing.hwptId;
     }
-    const hwptId = this.fd.hwptAlloc({ devId, ptId: this.backend.s2HwptId, flags: { pasid: true }, data });
+    const hwptId = this.fd.hwptAlloc({
+      devId,
+      ptId: this.backend.s2HwptId,
+      flags: { pasid: true },
+      data,
+      ...(this.faultId === undefined ? {} : { faultId: this.faultId }),
+    });
     this.shared.set(key, { hwptId, did, users: new Set() });
     this.stats.nestedAllocs++;
     return hwptId;
@@ -314,8 +364,35 @@ export class NestedVvtd implements ViommuPersonality {
           (s) => d.granularity === IOTLB_GRANULARITY.GLOBAL || s.did === (d.did & this.didMask),
           ALL,
         );
+      case INV_TYPE.PAGE_GROUP_RESPONSE:
+        return this.respond(d.rid, d.pasidPresent ? d.pasid : NO_PASID, d.prgIndex, d.respCode);
       default:
         return undefined;
+    }
+  }
+
+  /** The guest answered a page request group: the response goes to the host by the group's cookie. */
+  private respond(
+    vrid: number,
+    pasid: number,
+    prgIndex: number,
+    code: number,
+  ): InvalidInvDescriptor | undefined {
+    const key = `${vrid}:${pasid}:${prgIndex}`;
+    const cookie = this.pendingGroups.get(key);
+    // A response to no group the VMM delivered (the guest's own mistake) has nothing to answer.
+    if (cookie === undefined || this.faultId === undefined) return undefined;
+    this.pendingGroups.delete(key);
+    try {
+      this.fd.faultRespond(this.faultId, cookie, code === PAGE_RESPONSE.SUCCESS ? 'success' : 'invalid');
+      this.stats.pageResponsesForwarded++;
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof IommufdError)) throw error;
+      return {
+        iqei: IQEI.INFO_NOT_AVAILABLE,
+        invalid: `the host refused the page response: ${error.message}`,
+      };
     }
   }
 
