@@ -1,0 +1,236 @@
+/**
+ * The VT-d host driver as the iommu core drives it, on the real unit: devices in legacy and scalable mode,
+ * the entries each attach writes (read back as the unit fetches them), what DMA then does, PASID attach
+ * rules, ATS, dirty tracking, hw_info, and the errors of misuse.
+ */
+import {
+  errnoOf,
+  hpa,
+  type IommuDeviceRef,
+  iova,
+  NO_PASID,
+  PERM_READ,
+  PERM_WRITE,
+  X86_INTERRUPT_WINDOW,
+} from '@iommukit/core';
+import { describe, expect, it } from 'vitest';
+import { type DriverRig, driverRig } from '../../test/driver-rig.js';
+import { PGTT } from '../hw/pasid-entry.js';
+import type { VtdPagingDomain } from './paging-domain.js';
+import { VtdDriver } from './vtd-driver.js';
+
+const RW = { read: true, write: true };
+const SID = 0x310;
+const IOVA = 0x10_0000;
+
+function setup(options: Record<string, unknown> = {}, pasidBits = 8) {
+  const r = driverRig({ options });
+  const driver = new VtdDriver(r.context);
+  driver.probe();
+  const dev = r.device(SID, pasidBits);
+  driver.probeDevice(dev);
+  const buffer = r.buffers.allocBytes(0x10_0000);
+  const dma = (address: number, access = PERM_WRITE, pasid = NO_PASID) =>
+    r.vtd.translate({ streamId: SID, pasid, iovaPfn: Math.floor(address / 4096), offset: 0, access });
+  return { r, driver, dev, buffer, dma };
+}
+
+/** The context entry of `sid` as the unit fetches it now. */
+function context(r: DriverRig, sid = SID) {
+  const state = r.vtd.global.state;
+  return r.vtd.translator.config.fetchContext(sid, state.rootTable, state.ttm === 1);
+}
+
+/** A device whose PCI controls record what the driver enabled. */
+function recordingDevice(r: DriverRig, sid: number, caps: { ats: boolean; pasid: boolean }) {
+  const enabled = { ats: false, pasid: false, pri: false };
+  const ref: IommuDeviceRef = {
+    name: `dev${sid.toString(16)}`,
+    rid: sid,
+    streamId: sid,
+    pasidBits: caps.pasid ? 8 : 0,
+    pci: {
+      hasAts: caps.ats,
+      hasPri: caps.ats,
+      hasPasid: caps.pasid,
+      setAtsEnabled: (on) => {
+        enabled.ats = on;
+      },
+      setPriEnabled: (on) => {
+        enabled.pri = on;
+      },
+      setPasidEnabled: (on) => {
+        enabled.pasid = on;
+      },
+    },
+  };
+  r.devices.set(sid, ref);
+  return { ref, enabled };
+}
+
+describe('scalable mode (Linux intel-iommu with SMTS)', () => {
+  it('a device starts blocked; a paging domain at its RID is a first-stage PASID entry with a DID of its own', () => {
+    const { driver, dev, buffer, dma } = setup();
+    expect(dma(IOVA).ok).toBe(false);
+    const domain = driver.domainAllocPaging() as VtdPagingDomain;
+    expect(domain.stage).toBe('first');
+    domain.map(iova(BigInt(IOVA)), buffer, 0x1000n, RW);
+    driver.attachDev(domain, dev);
+    const out = dma(IOVA + 0x10);
+    expect(out.ok && out.pfn * 4096).toBe(Number(buffer));
+    expect(driver.pasidEntry(dev, 0)).toMatchObject({
+      p: true,
+      pgtt: PGTT.FIRST_STAGE,
+      did: driver.domainId(domain),
+    });
+    // Attaching the same domain again changes nothing; another replaces it.
+    driver.attachDev(domain, dev);
+    expect(domain.attachments).toBe(1);
+    driver.attachDev(driver.blockedDomain, dev);
+    expect(domain.attachments).toBe(0);
+    expect(driver.pasidEntry(dev, 0)?.p).toBe(false);
+    expect(dma(IOVA).ok).toBe(false);
+  });
+
+  it('nest parents and dirty-tracked domains are second stage; identity is a pass-through entry', () => {
+    const { driver, dev, dma } = setup();
+    const parent = driver.domainAllocPaging({ nestParent: true }) as VtdPagingDomain;
+    const tracked = driver.domainAllocPaging({ dirtyTracking: true }) as VtdPagingDomain;
+    expect([parent.stage, tracked.stage]).toEqual(['second', 'second']);
+    driver.attachDev(tracked, dev);
+    expect(driver.pasidEntry(dev, 0)).toMatchObject({
+      pgtt: PGTT.SECOND_STAGE,
+      ssade: false,
+      aw: tracked.levels - 2,
+    });
+    tracked.setDirtyTracking(true);
+    expect(driver.pasidEntry(dev, 0)).toMatchObject({ pgtt: PGTT.SECOND_STAGE, ssade: true });
+    driver.attachDev(driver.identityDomain, dev);
+    expect(driver.pasidEntry(dev, 0)).toMatchObject({ pgtt: PGTT.PASS_THROUGH, did: 1 });
+    expect(dma(0x5000_0000).ok).toBe(true);
+  });
+
+  it('PASID attach: a second domain at a PASID beside the RID; RID_PASID and out-of-range PASIDs are EINVAL', () => {
+    const { driver, dev, buffer, dma } = setup();
+    const a = driver.domainAllocPaging({ pasid: true });
+    const b = driver.domainAllocPaging({ pasid: true });
+    a.map(iova(BigInt(IOVA)), buffer, 0x1000n, RW);
+    b.map(iova(BigInt(IOVA)), hpa(buffer + 0x1000n), 0x1000n, RW);
+    driver.attachDev(a, dev);
+    driver.setDevPasid(b, dev, 7);
+    const rid = dma(IOVA);
+    const at7 = dma(IOVA, PERM_READ, 7);
+    expect([rid.ok && rid.pfn * 4096, at7.ok && at7.pfn * 4096]).toEqual([
+      Number(buffer),
+      Number(buffer) + 0x1000,
+    ]);
+    expect(errnoOf(() => driver.setDevPasid(b, dev, 0))).toBe('EINVAL');
+    expect(errnoOf(() => driver.setDevPasid(b, dev, 256))).toBe('EINVAL');
+    // Replacing at a PASID, then blocking it.
+    driver.setDevPasid(a, dev, 7);
+    expect(driver.pasidEntry(dev, 7)?.did).toBe(driver.domainId(a));
+    driver.setDevPasid(driver.blockedDomain, dev, 7);
+    expect(dma(IOVA, PERM_READ, 7).ok).toBe(false);
+    driver.removeDevPasid(dev, 7);
+    driver.setDevPasid(b, dev, 9);
+    expect(errnoOf(() => b.free())).toBe('EBUSY');
+    // Releasing the device tears every entry down, so both domains can go.
+    driver.releaseDevice(dev);
+    a.free();
+    b.free();
+    expect(errnoOf(() => driver.attachDev(a, dev))).toBe('ENODEV');
+  });
+
+  it('ATS: DTE in the context entry and ATS enabled at probe, for a device that has it; off at release', () => {
+    const r = driverRig();
+    const driver = new VtdDriver(r.context);
+    driver.probe();
+    const ats = recordingDevice(r, 0x320, { ats: true, pasid: true });
+    const plain = recordingDevice(r, 0x328, { ats: false, pasid: false });
+    driver.probeDevice(ats.ref);
+    driver.probeDevice(plain.ref);
+    expect(ats.enabled).toEqual({ ats: true, pasid: true, pri: false });
+    expect(plain.enabled).toEqual({ ats: false, pasid: false, pri: false });
+    expect(context(r, 0x320)).toMatchObject({
+      kind: 'scalable',
+      entry: { dte: true, pre: true, paside: true },
+    });
+    expect(context(r, 0x328)).toMatchObject({
+      kind: 'scalable',
+      entry: { dte: false, pre: false, paside: false },
+    });
+    driver.releaseDevice(ats.ref);
+    expect(ats.enabled).toMatchObject({ ats: false, pasid: false });
+    expect(context(r, 0x320)).toMatchObject({ kind: 'fault' });
+  });
+
+  it('hw_info, reserved regions, and what a device or domain of another driver gets', () => {
+    const { r, driver, dev } = setup();
+    const info = driver.hwInfo(dev);
+    expect(info.type).toBe('intel-vtd');
+    expect(info.data.cap_reg).toBe(BigInt(r.reg(0x0c)) * 2n ** 32n + BigInt(r.reg(0x08)));
+    expect(info.data.ecap_reg).toBe(BigInt(r.reg(0x14)) * 2n ** 32n + BigInt(r.reg(0x10)));
+    expect(info.maxPasidLog2).toBe(8);
+    expect(info.capabilities).toEqual({ dirtyTracking: true, pasidExec: false, pasidPriv: true });
+    expect(driver.reservedRegions(dev)).toEqual([
+      { start: X86_INTERRUPT_WINDOW.base, length: X86_INTERRUPT_WINDOW.size, type: 'msi' },
+    ]);
+    expect(errnoOf(() => driver.probeDevice(dev))).toBe('EEXIST');
+    expect(errnoOf(() => driver.attachDev(driver.domainAllocPaging(), r.device(0x400)))).toBe('ENODEV');
+    const other = new VtdDriver(r.context);
+    expect(errnoOf(() => other.domainAllocPaging())).toBe('ENODEV');
+    // A paging domain this driver did not allocate.
+    expect(errnoOf(() => driver.attachDev({ id: 99, type: 'paging' } as never, dev))).toBe('EINVAL');
+  });
+
+  it('shutdown turns translation off and releases the unit; a second shutdown does nothing', () => {
+    const { r, driver, dma } = setup();
+    driver.shutdown();
+    expect(r.vtd.global.state.enabled).toBe(false);
+    // Translation off: DMA passes untranslated.
+    expect(dma(IOVA).ok).toBe(true);
+    driver.shutdown();
+    expect(errnoOf(() => driver.domainAllocPaging())).toBe('ENODEV');
+  });
+});
+
+describe('legacy mode (no SMTS)', () => {
+  const LEGACY = { scalableMode: false };
+
+  it('a paging domain is a second-stage context entry (TT = 01 with ATS); identity is TT = 10; PASIDs are refused', () => {
+    const { r, driver, dev, buffer, dma } = setup(LEGACY);
+    const domain = driver.domainAllocPaging() as VtdPagingDomain;
+    expect(domain.stage).toBe('second');
+    domain.map(iova(BigInt(IOVA)), buffer, 0x1000n, RW);
+    driver.attachDev(domain, dev);
+    expect(context(r)).toMatchObject({
+      kind: 'legacy',
+      did: driver.domainId(domain),
+      deviceTlb: true,
+      passThrough: false,
+    });
+    expect(dma(IOVA).ok).toBe(true);
+    driver.attachDev(driver.identityDomain, dev);
+    expect(context(r)).toMatchObject({ kind: 'legacy', passThrough: true, deviceTlb: false });
+    expect(dma(0x6000_0000).ok).toBe(true);
+    driver.attachDev(driver.blockedDomain, dev);
+    expect(context(r)).toMatchObject({ kind: 'fault' });
+    expect(errnoOf(() => driver.setDevPasid(domain, dev, 3))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => driver.domainAllocPaging({ pasid: true }))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => driver.domainAllocPaging({ nestParent: true }))).toBe('EOPNOTSUPP');
+    expect(driver.hwInfo(dev).maxPasidLog2).toBe(0);
+  });
+
+  it('ATS follows the translating context entry: on with TT = 01, off with pass-through and blocked', () => {
+    const r = driverRig({ options: LEGACY });
+    const driver = new VtdDriver(r.context);
+    driver.probe();
+    const { ref, enabled } = recordingDevice(r, 0x320, { ats: true, pasid: false });
+    driver.probeDevice(ref);
+    expect(enabled.ats).toBe(false);
+    driver.attachDev(driver.domainAllocPaging(), ref);
+    expect(enabled.ats).toBe(true);
+    driver.attachDev(driver.identityDomain, ref);
+    expect(enabled.ats).toBe(false);
+  });
+});
