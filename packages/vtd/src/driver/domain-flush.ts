@@ -111,15 +111,17 @@ function deviceTlbs(
   attachments: readonly Attachment[],
   range?: { readonly addr: number; readonly pages: number },
 ): InvDescriptorInit[] {
-  const block = range === undefined ? undefined : psiAligned(range.addr, range.pages);
-  const addr = block?.addr ?? 0;
-  const order = block === undefined || block.am > DEVTLB_ALL ? DEVTLB_ALL : block.am;
+  // An input range is below 2^57, so its block (at most 2^45 pages) always fits ATS's range encoding.
+  const block = range === undefined ? { addr: 0, am: DEVTLB_ALL } : psiAligned(range.addr, range.pages);
   const out: InvDescriptorInit[] = [];
   for (const { device, pasid } of attachments) {
     const ats = device.ats;
     if (ats === undefined) continue;
-    const at = order === DEVTLB_ALL ? 0 : addr;
-    out.push(pasid === RID_PASID ? deviceTlb(ats, at, order) : pasidDeviceTlb(ats, pasid, at, order));
+    out.push(
+      pasid === RID_PASID
+        ? deviceTlb(ats, block.addr, block.am)
+        : pasidDeviceTlb(ats, pasid, block.addr, block.am),
+    );
   }
   return out;
 }
