@@ -11,12 +11,13 @@ import {
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  Tracer,
   type TranslationRequest,
 } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { type DriverRig, driverRig } from '../../test/driver-rig.js';
 import { FRCD_WORD3_F, FSTS_PFO, FSTS_PPF, frcdOffset, PRS_PRO, REG } from '../hw/regs.js';
-import { handleFaultIrq, pageResponse } from './fault-irq.js';
+import { handleFaultIrq, handlePrqIrq, pageResponse } from './fault-irq.js';
 import { enableTranslation, type ProbedUnit, probeUnit } from './probe.js';
 
 function setup(options: Record<string, unknown> = {}) {
@@ -198,5 +199,123 @@ describe('page requests (Linux prq_event_thread) and responses', () => {
     r.vtd.pageRequest(SID, request());
     expect(r.service()).toBe(1);
     expect(r.pageRequests).toHaveLength(capacity + 1);
+  });
+});
+
+describe('fault records, decoded as Linux dmar_fault decodes them', () => {
+  const record = (r: DriverRig, over: Partial<Parameters<DriverRig['vtd']['faults']['record']>[0]>) =>
+    r.vtd.faults.record({
+      sid: 0x310,
+      address: 0x1234_5000,
+      reason: 0x71,
+      write: true,
+      pasid: undefined,
+      execute: false,
+      privileged: false,
+      ...over,
+    });
+
+  it('every pending record in order, each once, with its full address; the count is returned', () => {
+    const { r, unit } = setup({ faultRecords: 4 });
+    record(r, { address: 0x7_0000_1000 });
+    record(r, { sid: 0x318, write: false });
+    expect(handleFaultIrq(unit, r.lookup)).toBe(2);
+    expect(r.faults.map((f) => [f.fault.streamId, f.fault.iova, f.fault.access])).toEqual([
+      [0x310, 0x7_0000_1000n, PERM_WRITE],
+      [0x318, 0x1234_5000n, PERM_READ],
+    ]);
+    expect(handleFaultIrq(unit, r.lookup)).toBe(0);
+    expect(unit.stats.faults).toBe(2);
+  });
+
+  it('Exe and Priv count only with a PASID; interrupt-remapping reasons (0x20–0x2F) carry the IRTE index', () => {
+    const { r, unit } = setup({ faultRecords: 8 });
+    record(r, { pasid: 7, execute: true, privileged: true, write: false });
+    record(r, { reason: 0x20, address: 5 * 2 ** 48 });
+    record(r, { reason: 0x2f, address: 9 * 2 ** 48 });
+    record(r, { reason: 0x30, address: 0x3000 });
+    record(r, { reason: 0x1f, address: 0x4000 });
+    handleFaultIrq(unit, r.lookup);
+    expect(r.faults.map((f) => f.fault)).toMatchObject([
+      { pasid: 7, access: PERM_READ | PERM_EXEC | PERM_PRIV },
+      { kind: 'interrupt', vendorCode: 'DMAR_FR_0x20', iova: 5n, access: PERM_WRITE },
+      { kind: 'interrupt', vendorCode: 'DMAR_FR_0x2f', iova: 9n },
+      { vendorCode: 'DMAR_FR_0x30', iova: 0x3000n },
+      { vendorCode: 'DMAR_FR_0x1f', iova: 0x4000n },
+    ]);
+    expect(r.faults.slice(3).map((f) => f.fault.kind)).not.toContain('interrupt');
+  });
+
+  it('traces each record it drains while tracing is on', () => {
+    const tracer = new Tracer();
+    const r = driverRig({ tracer });
+    const unit = probeUnit(r.context, r.lookup);
+    tracer.startRecording();
+    r.vtd.faults.record({
+      sid: 0x310,
+      address: 0x5000,
+      reason: 0x71,
+      write: true,
+      pasid: undefined,
+      execute: false,
+      privileged: false,
+    });
+    handleFaultIrq(unit, r.lookup);
+    const drained = tracer.stopRecording().filter((t) => t.layer === 'driver' && t.name === 'fault');
+    expect(drained.map((t) => t.message)).toEqual(['FRCD[0] DMAR_FR_0x71 source 0x310 at 0x5000']);
+  });
+});
+
+describe('page requests Linux refuses (prq_event_thread)', () => {
+  const SID = 0x708;
+
+  function withDevice() {
+    const { r, unit } = setup();
+    const dir = unit.pasidTables.allocTable(SID, { pasidBits: 20 });
+    unit.contextTables.setScalableContext(SID, {
+      pasidDir: dir.dir,
+      pdts: dir.pdts,
+      paside: true,
+      pre: true,
+      dte: true,
+    });
+    const port = r.endpoint(SID);
+    r.device(SID);
+    return { r, unit, port };
+  }
+
+  const request = (over: Partial<PageRequest> = {}): PageRequest => ({
+    pasid: 5,
+    iova: 0x7_7000n,
+    access: PERM_READ,
+    groupIndex: 3,
+    last: true,
+    ...over,
+  });
+
+  it('a non-canonical address, an execute read, a privileged access: Invalid; the canonical top half is taken', () => {
+    const { r, unit, port } = withDevice();
+    r.vtd.pageRequest(SID, request({ iova: 2n ** 47n, groupIndex: 1 }));
+    r.vtd.pageRequest(SID, request({ access: PERM_READ | PERM_EXEC, groupIndex: 2 }));
+    r.vtd.pageRequest(SID, request({ access: PERM_READ | PERM_PRIV, groupIndex: 4 }));
+    r.vtd.pageRequest(SID, request({ iova: 2n ** 47n - 4096n, groupIndex: 5 }));
+    r.vtd.pageRequest(SID, request({ access: PERM_WRITE | PERM_EXEC, groupIndex: 6 }));
+    expect(handlePrqIrq(unit, unit.prq!, r.lookup)).toBe(5);
+    expect(port.responses.map((p) => [p.groupIndex, p.code])).toEqual([
+      [1, 'invalid'],
+      [2, 'invalid'],
+      [4, 'invalid'],
+    ]);
+    expect(r.pageRequests.map((p) => p.request.groupIndex)).toEqual([5, 6]);
+    expect(unit.stats).toMatchObject({ pageRequests: 2, badPageRequests: 3 });
+  });
+
+  it('a privileged request that neither reads nor writes is a Stop Marker; a response counts', () => {
+    const { r, unit, port } = withDevice();
+    r.vtd.pageRequest(SID, request({ access: PERM_PRIV }));
+    expect(handlePrqIrq(unit, unit.prq!, r.lookup)).toBe(1);
+    expect([r.pageRequests, port.responses]).toEqual([[], []]);
+    pageResponse(unit, r.device(0x710), { pasid: 5, groupIndex: 3, code: 'success' });
+    expect(unit.stats.pageResponses).toBe(1);
   });
 });
