@@ -234,3 +234,148 @@ describe('legacy mode (no SMTS)', () => {
     expect(enabled.ats).toBe(false);
   });
 });
+
+describe('details a driver can get wrong', () => {
+  const performed = (r: DriverRig) => ({ ...r.vtd.invalidationQueue!.performed });
+
+  it('domain geometry from CAP: SAGAW depth, MGAW aperture, SLLPS page sizes; second stage without FLTS', () => {
+    const { driver } = setup({
+      sagaw: [3],
+      mgawBits: 39,
+      secondStage1GiB: false,
+      firstStage: false,
+      firstStage1GiB: false,
+      firstStage5Level: false,
+      nesting: false,
+    });
+    const d = driver.domainAllocPaging() as VtdPagingDomain;
+    expect(d.stage).toBe('second');
+    expect(d.levels).toBe(3);
+    expect(d.aperture.end).toBe(2n ** 39n - 1n);
+    expect(d.pgsizeBitmap).toBe((1n << 12n) | (1n << 21n));
+    const big = setup({ secondStage2MiB: false }).driver.domainAllocPaging({ nestParent: true });
+    expect(big.pgsizeBitmap).toBe((1n << 12n) | (1n << 30n));
+    expect(
+      errnoOf(() =>
+        setup({ secondStageAccessDirty: false }).driver.domainAllocPaging({ dirtyTracking: true }),
+      ),
+    ).toBe('EOPNOTSUPP');
+  });
+
+  it('a refused allocation gives its DID back, and so does free; ids are unique', () => {
+    const { driver } = setup({ secondStageAccessDirty: false });
+    const first = driver.domainAllocPaging();
+    const did = driver.domainId(first);
+    first.free();
+    expect(errnoOf(() => driver.domainAllocPaging({ dirtyTracking: true }))).toBe('EOPNOTSUPP');
+    const again = driver.domainAllocPaging();
+    expect(driver.domainId(again)).toBe(did);
+    const other = driver.domainAllocPaging({ nestParent: true });
+    expect(new Set([first.id, again.id, other.id]).size).toBe(3);
+  });
+
+  it('re-attaching the same domain writes and flushes nothing; a PASID out of range either way is EINVAL', () => {
+    const { r, driver, dev } = setup();
+    const domain = driver.domainAllocPaging({ pasid: true });
+    driver.attachDev(domain, dev);
+    const before = performed(r);
+    driver.attachDev(domain, dev);
+    expect(performed(r)).toEqual(before);
+    expect(errnoOf(() => driver.setDevPasid(domain, dev, -1))).toBe('EINVAL');
+  });
+
+  it('a PASID table reaches every PASID of a 20-bit device', () => {
+    const { driver, dev } = setup({}, 20);
+    const domain = driver.domainAllocPaging({ pasid: true });
+    driver.setDevPasid(domain, dev, 40_000);
+    expect(driver.pasidEntry(dev, 40_000)?.p).toBe(true);
+  });
+
+  it('after one PASID goes, flushes reach only the attachments left', () => {
+    const { r, driver, dev, buffer } = setup();
+    const domain = driver.domainAllocPaging({ pasid: true });
+    domain.map(iova(BigInt(IOVA)), buffer, 0x1000n, RW);
+    driver.attachDev(domain, dev);
+    driver.setDevPasid(domain, dev, 7);
+    driver.setDevPasid(domain, dev, 9);
+    driver.removeDevPasid(dev, 7);
+    const before = performed(r).pasidIotlb!;
+    domain.unmap(iova(BigInt(IOVA)), 0x1000n);
+    domain.iotlbSync();
+    expect(performed(r).pasidIotlb! - before).toBe(2);
+  });
+
+  it('a nested domain freed, or from nowhere, cannot be attached; a foreign paging domain neither', () => {
+    const { r, driver, dev } = setup();
+    const parent = driver.domainAllocPaging({ nestParent: true });
+    const nested = driver.domainAllocNested(dev, parent, { pgtblAddr: 0, addrWidth: 48 });
+    nested.free();
+    expect(errnoOf(() => driver.attachDev(nested, dev))).toBe('EINVAL');
+    const second = new VtdDriver({ ...r.context, instance: 'dmar1' });
+    second.probe();
+    const foreign = second.domainAllocPaging();
+    expect(errnoOf(() => driver.attachDev(foreign, dev))).toBe('EINVAL');
+  });
+
+  it('a parent flushes only the nested domains on it that are attached; dirty tracking rewrites only its own', () => {
+    const { r, driver, dev } = setup();
+    const parent = driver.domainAllocPaging({ nestParent: true, dirtyTracking: true }) as VtdPagingDomain;
+    const other = driver.domainAllocPaging({ nestParent: true, dirtyTracking: true }) as VtdPagingDomain;
+    driver.domainAllocNested(dev, parent, { pgtblAddr: 0, addrWidth: 48 });
+    const onOther = driver.domainAllocNested(dev, other, { pgtblAddr: 0, addrWidth: 48 });
+    driver.attachDev(onOther, dev);
+    const before = performed(r).iotlb!;
+    parent.map(iova(0x1000n), r.buffers.allocBytes(4096), 0x1000n, RW);
+    parent.unmap(iova(0x1000n), 0x1000n);
+    parent.iotlbSync();
+    expect(performed(r).iotlb! - before).toBe(1);
+    parent.setDirtyTracking(true);
+    expect(driver.pasidEntry(dev, 0)).toMatchObject({ pgtt: PGTT.NESTED, ssade: false });
+  });
+
+  it('ATS: the Device-TLB is flushed when the entry goes; a device without ATS never gets it enabled', () => {
+    const r = driverRig({ options: { scalableMode: false } });
+    const driver = new VtdDriver(r.context);
+    driver.probe();
+    const ats = recordingDevice(r, 0x320, { ats: true, pasid: false });
+    const plain = recordingDevice(r, 0x328, { ats: false, pasid: false });
+    driver.probeDevice(ats.ref);
+    driver.probeDevice(plain.ref);
+    const domain = driver.domainAllocPaging();
+    driver.attachDev(domain, ats.ref);
+    driver.attachDev(domain, plain.ref);
+    expect(plain.enabled.ats).toBe(false);
+    const before = performed(r).deviceTlb ?? 0;
+    driver.attachDev(driver.blockedDomain, ats.ref);
+    expect((performed(r).deviceTlb ?? 0) - before).toBe(1);
+    // Probing twice is EEXIST in legacy mode too.
+    expect(errnoOf(() => driver.probeDevice(plain.ref))).toBe('EEXIST');
+  });
+
+  it('PASIDs are enabled only when both the unit and the device have them', () => {
+    const r = driverRig({
+      options: { pasidBits: 0, supervisorRequests: false, pageRequests: false, pageRequestDrain: false },
+    });
+    const driver = new VtdDriver(r.context);
+    driver.probe();
+    const dev = recordingDevice(r, 0x320, { ats: false, pasid: true });
+    driver.probeDevice(dev.ref);
+    expect(dev.enabled.pasid).toBe(false);
+  });
+
+  it('interrupt remapping only with ECAP.IR; shutdown without it works; a fault from an unknown device is reported without one', () => {
+    const { r, driver, dma } = setup({
+      interruptRemapping: false,
+      extendedInterruptMode: false,
+      postedInterrupts: false,
+      sirtpInvalidates: false,
+    });
+    expect(driver.interruptRemapping).toBeUndefined();
+    expect(setup().driver.interruptRemapping).toBeDefined();
+    r.vtd.translate({ streamId: 0x400, pasid: NO_PASID, iovaPfn: 1, offset: 0, access: PERM_READ });
+    r.service();
+    expect(r.faults).toMatchObject([{ device: undefined, fault: { streamId: 0x400 } }]);
+    expect(dma(IOVA).ok).toBe(false);
+    driver.shutdown();
+  });
+});
