@@ -1,5 +1,6 @@
 import { FrameAllocator, MemoryBus } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
+import { amdV1Format } from './amd/v1-format.js';
 import { IoPageTable } from './io-page-table.js';
 import { forEachLeaf } from './leaf-scan.js';
 import { vtdSsFormat } from './vtd/ss-format.js';
@@ -54,5 +55,35 @@ describe('forEachLeaf', () => {
     // The root's 256 entries of the lower canonical half, then the 512 of each table on the one path: the
     // absent subtrees cost one read each.
     expect(counter.reads - before).toBe(256 + 4 * 512);
+  });
+
+  it('a table that skips levels (AMD v1 NextLevel) reaches only inputs whose skipped index bits are 0', () => {
+    const format = amdV1Format({ levels: 3, oas: 48 });
+    // Root (level 3) entry 0 → a level-1 table (level 2 skipped), whose entry 1 is a 4 KiB leaf.
+    const memory = new Map<number, [number, number]>([
+      [0x1000, [0x2000 | (1 << 9) | 1, 0]],
+      [0x2008, [0x7000_0000 | 1, 0]],
+    ]);
+    const scan = (start: number, end: number) => {
+      const found: number[] = [];
+      forEachLeaf(
+        format,
+        0x1000,
+        start,
+        end,
+        (address, out) => {
+          const [lo, hi] = memory.get(address) ?? [0, 0];
+          out[0] = lo;
+          out[1] = hi;
+          return true;
+        },
+        (iova) => found.push(iova),
+      );
+      return found;
+    };
+    // Only the first 2 MiB (level-2 index 0) goes through the skipping entry: the leaf at 0x1000, once.
+    expect(scan(0, 2 ** 39)).toEqual([0x1000]);
+    expect(scan(0x20_0000, 0x40_0000)).toEqual([]);
+    expect(scan(0x1000, 0x1000)).toEqual([]);
   });
 });

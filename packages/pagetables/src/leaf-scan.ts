@@ -22,7 +22,6 @@ export function forEachLeaf(
   read: DescriptorReader,
   visit: LeafVisitor,
 ): void {
-  if (end <= start) return;
   scan(format, root, format.startLevel, start, end, read, visit, new Uint32Array(2));
 }
 
@@ -36,6 +35,8 @@ function scan(
   visit: LeafVisitor,
   words: Uint32Array,
 ): void {
+  // An empty range (a skipping table's reach can leave none) reads nothing: end − 1 would wrap the index.
+  if (end <= start) return;
   const span = pow2(f.levelShift(level));
   const first = f.index(start, level);
   // The last page's index: end − 1 would round up past 2^53 (2^56 − 1 is not a double).

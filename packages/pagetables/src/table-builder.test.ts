@@ -51,6 +51,16 @@ describe('buildTableAt', () => {
         }
       };
       for (const { iova, pa } of maps) expect(walk(iova)).toBe(Number(pa));
+      // The leaves carry the mapping's attributes without hardware dirty tracking.
+      const expected = new Uint32Array(2);
+      format.encodeLeaf(
+        0x7000_0000,
+        format.leafLevel,
+        format.leafTemplate({ read: true, write: true }, false),
+        expected,
+        0,
+      );
+      expect([...m.words.values()]).toEqual(expect.arrayContaining([expected[0], expected[1]]));
       expect(walk(0x1000_2000n)).toBeUndefined();
       // Two leaves share the path to their leaf table; the third needs its own below the root.
       const tables = 1 + (format.levels - 1) + (format.levels - 2);

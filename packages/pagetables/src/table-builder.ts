@@ -27,13 +27,15 @@ export function buildTableAt(
   target: TableBuilderTarget,
 ): bigint {
   const root = target.allocTable();
-  const tables = new Map<string, bigint>([['', root]]);
+  // Tables below the root by the indices leading to them, so maps sharing a prefix share tables.
+  const tables = new Map<string, bigint>();
   const descriptor = new Uint32Array(2);
   const leaf = format.leafTemplate(prot, false);
   const bytes = BigInt(format.descriptorBytes);
   for (const { iova, pa } of maps) {
     const va = Number(iova);
     let table = root;
+    // Stryker disable next-line StringLiteral: any common prefix of the keys names the same tables
     let path = '';
     for (let level = format.startLevel; level !== format.leafLevel; level = format.nextLevel(level)) {
       const index = format.index(va, level);
