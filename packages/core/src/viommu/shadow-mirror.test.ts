@@ -1,5 +1,5 @@
 /** ShadowMirror on a real iommufd context: what the IOAS maps after each sync, seen through an attached device. */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { asFakeDomain } from '../../test/fake-iommufd-plugin.js';
 import { type IommufdRig, iommufdRig, MiB } from '../../test/iommufd-rig.js';
 import { iova } from '../address/address.js';
@@ -83,5 +83,55 @@ describe('ShadowMirror', () => {
     mirror.clear();
     expect(at(2)).toBeUndefined();
     expect(mirror.identity).toBe(false);
+  });
+
+  it('the range is half-open and a repeated sync changes nothing; map calls carry the page and its permission', () => {
+    const { mirror, at, gpaPage } = setup();
+    const map = vi.spyOn(r.fd, 'ioasMap');
+    const unmap = vi.spyOn(r.fd, 'ioasUnmap');
+    mirror.clear();
+    expect(unmap).not.toHaveBeenCalled();
+    mirror.sync(0x200, 0x300, leaves([[0x200, { gpaPfn: gpaPage(1), writable: false }]]));
+    const wanted = leaves([
+      [0x100, { gpaPfn: gpaPage(2), writable: true }],
+      [0x1ff, { gpaPfn: gpaPage(3), writable: true }],
+      [0x200, { gpaPfn: gpaPage(4), writable: true }],
+    ]);
+    expect(mirror.sync(0x100, 0x200, wanted)).toEqual({ mapped: 2, unmapped: 0, outsideRam: 0 });
+    expect(mirror.sync(0x100, 0x200, wanted)).toEqual({ mapped: 0, unmapped: 0, outsideRam: 0 });
+    // 0x200 is outside [0x100, 0x200): it keeps what the first sync gave it.
+    expect(mirror.mapped.get(0x200)).toEqual({ gpaPfn: gpaPage(1), writable: false });
+    expect(at(0x200)).toBe(r.buffer + PAGE);
+    expect(map.mock.calls[0]![0]).toMatchObject({
+      iova: 0x200n * PAGE,
+      length: PAGE,
+      readable: true,
+      writeable: false,
+    });
+  });
+
+  it('guest RAM bounds are exact: its first and last page map, the pages around it do not', () => {
+    const { mirror, gpaPage } = setup();
+    const pages = Number(MiB / PAGE);
+    const result = mirror.sync(
+      0,
+      16,
+      leaves([
+        [1, { gpaPfn: gpaPage(0), writable: true }],
+        [2, { gpaPfn: gpaPage(pages - 1), writable: true }],
+        [3, { gpaPfn: gpaPage(-1), writable: true }],
+        [4, { gpaPfn: gpaPage(pages), writable: true }],
+      ]),
+    );
+    expect(result).toEqual({ mapped: 2, unmapped: 0, outsideRam: 2 });
+  });
+
+  it('identity is mapped once, readable and writable', () => {
+    const { mirror } = setup();
+    const map = vi.spyOn(r.fd, 'ioasMap');
+    mirror.setIdentity();
+    mirror.setIdentity();
+    expect(map).toHaveBeenCalledTimes(1);
+    expect(map.mock.calls[0]![0]).toMatchObject({ iova: GPA, readable: true, writeable: true });
   });
 });
