@@ -55,4 +55,25 @@ describe('guestOptionsFromHwInfo', () => {
       mgawBits: 57,
     });
   });
+
+  it('the rest: drain only with DT, PRS and PDS; SRS only with PASIDs; no Exe, snoop control or write-buffer flush; the host MGAW as the guest’s physical width', () => {
+    const o = guestOptionsFromHwInfo(hwInfo({ mgawBits: 48 }));
+    expect(o).toMatchObject({
+      pageRequestDrain: true,
+      executeRequests: false,
+      snoopControl: false,
+      writeBufferFlush: false,
+      hostAddressBits: 48,
+    });
+    expect(guestOptionsFromHwInfo(hwInfo({ pageRequestDrain: false })).pageRequestDrain).toBe(false);
+    expect(guestOptionsFromHwInfo(hwInfo({ executeRequests: true })).executeRequests).toBe(false);
+    const noPasid = guestOptionsFromHwInfo(
+      hwInfo({ pasidBits: 0, supervisorRequests: false, executeRequests: false }),
+    );
+    expect(noPasid).toMatchObject({ pasidBits: 0, supervisorRequests: false });
+    const noDt = guestOptionsFromHwInfo(
+      hwInfo({ deviceTlb: false, pageRequests: false, pageRequestDrain: false }),
+    );
+    expect(noDt).toMatchObject({ deviceTlb: false, pageRequests: false, pageRequestDrain: false });
+  });
 });
