@@ -318,4 +318,15 @@ describe('page requests Linux refuses (prq_event_thread)', () => {
     pageResponse(unit, r.device(0x710), { pasid: 5, groupIndex: 3, code: 'success' });
     expect(unit.stats.pageResponses).toBe(1);
   });
+
+  it('the canonical upper half is taken, the hole below it refused; a non-last request without access is reported', () => {
+    const { r, unit, port } = withDevice();
+    r.vtd.pageRequest(SID, request({ iova: 2n ** 64n - 2n ** 47n, groupIndex: 7 }));
+    r.vtd.pageRequest(SID, request({ iova: 2n ** 64n - 2n ** 47n - 4096n, groupIndex: 8 }));
+    r.vtd.pageRequest(SID, request({ access: 0, last: false, groupIndex: 9 }));
+    handlePrqIrq(unit, unit.prq!, r.lookup);
+    expect(r.pageRequests.map((p) => p.request.groupIndex)).toEqual([7, 9]);
+    expect(port.responses.map((p) => p.groupIndex)).toEqual([8]);
+    expect(unit.stats.prqOverflows).toBe(0);
+  });
 });
