@@ -3,21 +3,25 @@
  * `init_dmars` leaves them, the invalidations that reached the hardware, the MSI set-up, and what changes
  * with the unit's capabilities.
  */
-import { errnoOf } from '@iommukit/core';
+import { errnoOf, type MmioWindow, Tracer } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { driverRig, MSI_WINDOW, UNIT_DEVICE_ID } from '../../test/driver-rig.js';
 import {
   EVENT_CTL_IM,
+  GCMD_SRTP,
   GCMD_TE,
+  GCMD_WBF,
   GSTS_IRES,
   GSTS_QIES,
   GSTS_RTPS,
   GSTS_TES,
+  GSTS_WBFS,
   IQA_DW,
   PMEN_EPM,
   REG,
   TTM,
 } from '../hw/regs.js';
+import { allocPages, freePages, GlobalCommands } from './driver-host.js';
 import { enableTranslation, PRQ_ORDER, probeUnit, shutdownUnit } from './probe.js';
 
 const reg64 = (r: ReturnType<typeof driverRig>, offset: number) =>
@@ -196,5 +200,68 @@ describe('shutdown', () => {
     enableTranslation(probeUnit(r.context, r.lookup));
     r.vtd.translate({ streamId: 0x10, pasid: -1, iovaPfn: 1, offset: 0, access: 1 });
     expect(r.msi.writes.at(-1)).toMatchObject({ address: MSI_WINDOW, deviceId: UNIT_DEVICE_ID });
+  });
+});
+
+describe('global command waits and the write buffer (driver-host.ts)', () => {
+  /** GCMD/GSTS as a stuck unit shows them: writes go nowhere, GSTS reads `gsts`. */
+  function stuck(gsts: number, rwbf = true) {
+    const writes: number[] = [];
+    const mmio = {
+      read32: (offset: number) => (offset === REG.GSTS ? gsts : 0),
+      write32: (offset: number, value: number) => {
+        if (offset === REG.GCMD) writes.push(value >>> 0);
+      },
+    } as unknown as MmioWindow;
+    return { commands: new GlobalCommands(mmio, 'dmar9', rwbf), writes };
+  }
+
+  it('a status bit that never comes is ETIMEDOUT, naming the bit and what it did not do', () => {
+    const off = stuck(0);
+    expect(errnoOf(() => off.commands.set(GCMD_TE, true))).toBe('ETIMEDOUT');
+    expect(() => off.commands.oneShot(GCMD_SRTP)).toThrow(/GSTS 0x40000000 did not set/);
+    const on = stuck(GSTS_WBFS);
+    expect(() => on.commands.flushWriteBuffer()).toThrow(/GSTS 0x8000000 did not clear/);
+  });
+
+  it('commands carry the persistent bits in effect; WBF only with CAP.RWBF', () => {
+    const te = stuck(GSTS_TES | GSTS_RTPS);
+    te.commands.flushWriteBuffer();
+    expect(te.writes).toEqual([(GSTS_TES | GCMD_WBF) >>> 0]);
+    const none = stuck(GSTS_TES, false);
+    none.commands.flushWriteBuffer();
+    expect(none.writes).toEqual([]);
+    expect(none.commands.has(GCMD_TE)).toBe(true);
+  });
+
+  it('driver pages are 4 KiB-aligned blocks of their size', () => {
+    const r = driverRig();
+    const at = allocPages(r.memory, 4);
+    expect(at % (4 * 4096)).toBe(0);
+    freePages(r.memory, at, 4);
+    expect(allocPages(r.memory, 4)).toBe(at);
+  });
+});
+
+describe('probe details', () => {
+  it('translation left on by firmware is turned off before the tables change; probe says so', () => {
+    const tracer = new Tracer();
+    const r = driverRig({ tracer });
+    const first = probeUnit(r.context, r.lookup);
+    enableTranslation(first);
+    expect((r.reg(REG.GSTS) & GSTS_TES) >>> 0).toBe(GSTS_TES >>> 0);
+    tracer.startRecording();
+    probeUnit(r.context, r.lookup);
+    expect(r.reg(REG.GSTS) & GSTS_TES).toBe(0);
+    const said = tracer.stopRecording().filter((t) => t.layer === 'driver' && t.name === 'probe');
+    expect(said.map((t) => t.message)).toContain('translation was enabled before the driver; disabling it');
+  });
+
+  it('protected memory regions are disabled only when CAP says they exist', () => {
+    const r = driverRig({ options: { protectedLowMemory: false, protectedHighMemory: true } });
+    const unit = probeUnit(r.context, r.lookup);
+    r.vtd.regs.set(REG.PMEN, PMEN_EPM);
+    enableTranslation(unit);
+    expect(r.reg(REG.PMEN) & PMEN_EPM).toBe(0);
   });
 });
