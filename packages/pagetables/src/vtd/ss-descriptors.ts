@@ -86,3 +86,13 @@ export function vtdSsPermissions(attrs: VtdSsLeafAttributes, executeRequests: bo
     (executeRequests && attrs.executable ? PERM_EXEC : 0)
   );
 }
+
+/** `vtdSsPermissions` from a leaf's low word and the limits of the tables above it, decoding nothing. */
+export function vtdSsLeafPermissions(lo: number, tableLimits: number, executeRequests: boolean): number {
+  const own = vtdSsEntryLimits(lo) | tableLimits;
+  return (
+    ((own & VTD_SS_LIMIT_NO_READ) === 0 ? PERM_READ : 0) |
+    ((own & VTD_SS_LIMIT_NO_WRITE) === 0 ? PERM_WRITE : 0) |
+    (executeRequests && (own & VTD_SS_LIMIT_NO_EXEC) === 0 ? PERM_EXEC : 0)
+  );
+}

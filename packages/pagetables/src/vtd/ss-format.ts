@@ -48,6 +48,7 @@ import {
   VTD_SS_X,
   type VtdSsLeafAttributes,
   vtdSsEntryLimits,
+  vtdSsLeafPermissions,
   vtdSsPermissions,
 } from './ss-descriptors.js';
 
@@ -175,6 +176,11 @@ export class VtdSsFormat extends RadixFormat implements PageTableFormat<VtdSsLea
 
   permissions(attrs: VtdSsLeafAttributes, _privileged: boolean, _hardwareDirty: boolean): number {
     return vtdSsPermissions(attrs, this.executeRequests);
+  }
+
+  /** `permissions(decodeLeaf(…))` without the decoded object: a walk's hot path. */
+  leafPermissions(lo: number, tableLimits: number): number {
+    return vtdSsLeafPermissions(lo, tableLimits, this.executeRequests);
   }
 
   dirtyState(lo: number, _hi: number): DirtyState {

@@ -100,7 +100,31 @@ export interface X86AccessRules {
  * write.
  */
 export function x86Permissions(attrs: X86LeafAttributes, privileged: boolean, rules: X86AccessRules): number {
-  if (!privileged && !attrs.user) return 0;
-  const write = attrs.writable || (privileged && !rules.supervisorWriteProtect);
-  return PERM_READ | (write ? PERM_WRITE : 0) | (attrs.executeDisable ? 0 : PERM_EXEC);
+  return x86LimitPermissions(
+    (attrs.writable ? 0 : LIMIT_READ_ONLY) |
+      (attrs.user ? 0 : LIMIT_SUPERVISOR) |
+      (attrs.executeDisable ? LIMIT_NO_EXEC : 0),
+    privileged,
+    rules,
+  );
+}
+
+/**
+ * `x86Permissions` from a leaf's words and the limits of the tables above it, decoding nothing: what a walk
+ * that must not allocate uses.
+ */
+export function x86LeafPermissions(
+  lo: number,
+  hi: number,
+  tableLimits: number,
+  privileged: boolean,
+  rules: X86AccessRules,
+): number {
+  return x86LimitPermissions(x86EntryLimits(lo, hi) | tableLimits, privileged, rules);
+}
+
+function x86LimitPermissions(limits: number, privileged: boolean, rules: X86AccessRules): number {
+  if (!privileged && (limits & LIMIT_SUPERVISOR) !== 0) return 0;
+  const write = (limits & LIMIT_READ_ONLY) === 0 || (privileged && !rules.supervisorWriteProtect);
+  return PERM_READ | (write ? PERM_WRITE : 0) | ((limits & LIMIT_NO_EXEC) !== 0 ? 0 : PERM_EXEC);
 }

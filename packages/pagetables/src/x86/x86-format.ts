@@ -45,6 +45,7 @@ import {
   X86_A,
   X86_D,
   X86_EA,
+  X86_G,
   X86_HI_XD,
   X86_P,
   X86_PAT_4K,
@@ -58,6 +59,7 @@ import {
   type X86AccessRules,
   type X86LeafAttributes,
   x86EntryLimits,
+  x86LeafPermissions,
   x86Permissions,
 } from './descriptors.js';
 
@@ -177,6 +179,16 @@ export class X86Format extends RadixFormat implements PageTableFormat<X86LeafAtt
 
   permissions(attrs: X86LeafAttributes, privileged: boolean, _hardwareDirty: boolean): number {
     return x86Permissions(attrs, privileged, this.rules);
+  }
+
+  /** `permissions(decodeLeaf(…))` without the decoded object: a walk's hot path. */
+  leafPermissions(lo: number, hi: number, tableLimits: number, privileged: boolean): number {
+    return x86LeafPermissions(lo, hi, tableLimits, privileged, this.rules);
+  }
+
+  /** The leaf's G bit: a translation every address space of the domain shares. */
+  isGlobal(lo: number): boolean {
+    return (lo & X86_G) !== 0;
   }
 
   // Every writable leaf is tracked: the hardware sets D on the first write through it (SDM §4.8).

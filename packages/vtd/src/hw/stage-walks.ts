@@ -170,8 +170,7 @@ export class VtdStageWalker {
       return secondStageFault(state, legacy, write, format.startLevel);
     }
     // Execute permission is not a second-stage property since spec 4.0: a fetch needs read.
-    // Stryker disable next-line BooleanLiteral: the second-stage format ignores the privilege and hardwareDirty arguments
-    const rw = format.permissions(format.decodeLeaf(state.lo, state.hi, state.level, 0), true, true);
+    const rw = format.leafPermissions(state.lo, 0);
     const perm = (rw & (PERM_READ | PERM_WRITE)) | ((rw & PERM_READ) !== 0 ? PERM_EXEC : 0);
     const need = write ? PERM_WRITE : PERM_READ;
     if ((perm & need) === 0) {
@@ -222,15 +221,15 @@ export class VtdStageWalker {
       if (this.nestedReason !== 0) return this.nestedReason;
       return firstStageFault(state, format.startLevel);
     }
-    const attrs = format.decodeLeaf(state.lo, state.hi, state.level, state.tableLimits);
-    const supervisor = format.permissions(attrs, true, true);
-    const user = format.permissions(attrs, false, true);
+    // Words to permissions directly: a walk miss decodes no attribute object.
+    const supervisor = format.leafPermissions(state.lo, state.hi, state.tableLimits, true);
+    const user = format.leafPermissions(state.lo, state.hi, state.tableLimits, false);
     const leaf = this.first;
     leaf.pa = state.pa;
     leaf.pageShift = state.pageShift;
     leaf.level = state.level;
     leaf.grants = grantsOf(supervisor, user);
-    leaf.global = attrs.global;
+    leaf.global = format.isGlobal(state.lo);
     return permissionFault(leaf.grants, access);
   }
 
