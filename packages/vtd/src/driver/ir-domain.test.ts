@@ -356,3 +356,79 @@ describe('misuse', () => {
     ).toBe('EOPNOTSUPP');
   });
 });
+
+describe('argument checks, each with its errno and the device in its context', () => {
+  const contextOf = (f: () => unknown) => {
+    try {
+      f();
+    } catch (error) {
+      return (error as { code: string; context: unknown }).context;
+    }
+    return undefined;
+  };
+
+  it('vectors 0..255 and destinations within the destination mode (x2APIC: 32 bits)', () => {
+    const { ir } = unit();
+    const at = ir.allocate(NIC, 1);
+    for (const vector of [0, 0xff]) ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(vector, 1) });
+    for (const vector of [-1, 0x100, 1.5])
+      expect(errnoOf(() => ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(vector, 1) }))).toBe(
+        'EINVAL',
+      );
+    expect(contextOf(() => ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(0x100, 1) }))).toEqual({
+      device: 'nic',
+    });
+    ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(0x30, 0xffff_ffff) });
+    ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(0x30, 0) });
+    for (const destination of [-1, 2 ** 32, 0.5])
+      expect(
+        errnoOf(() => ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(0x30, destination) })),
+      ).toBe('EINVAL');
+    expect(contextOf(() => ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(0x30, -1) }))).toEqual({
+      device: 'nic',
+    });
+    const xapic = unit({ extendedInterruptMode: false, postedInterrupts: false });
+    const one = xapic.ir.allocate(NIC, 1);
+    xapic.ir.program(NIC, one, { kind: 'remap', interrupt: interrupt(0x30, 0xff) });
+    expect(
+      errnoOf(() => xapic.ir.program(NIC, one, { kind: 'remap', interrupt: interrupt(0x30, 0x100) })),
+    ).toBe('EINVAL');
+  });
+
+  it('posted descriptors: 64-byte aligned below 2^64; the redirection hint is written as asked', () => {
+    const { ir, irte } = unit();
+    const at = ir.allocate(NIC, 1);
+    ir.program(NIC, at, { kind: 'post', vector: 0x40, descriptor: 0n });
+    ir.program(NIC, at, { kind: 'post', vector: 0x40, descriptor: 2n ** 64n - 64n });
+    for (const descriptor of [-64n, 2n ** 64n, 32n])
+      expect(errnoOf(() => ir.program(NIC, at, { kind: 'post', vector: 0x40, descriptor }))).toBe('EINVAL');
+    expect(contextOf(() => ir.program(NIC, at, { kind: 'post', vector: 0x40, descriptor: 32n }))).toEqual({
+      device: 'nic',
+    });
+    ir.program(NIC, at, { kind: 'remap', interrupt: { ...interrupt(0x30, 1), redirectionHint: true } });
+    expect(irte(at)).toMatchObject({ rh: true });
+    ir.program(NIC, at, { kind: 'remap', interrupt: interrupt(0x30, 1) });
+    expect(irte(at)).toMatchObject({ rh: false });
+  });
+
+  it('ranges: whole, owned, inside the table; freeing frees exactly the range', () => {
+    const { ir } = unit();
+    const at = ir.allocate(NIC, 4);
+    for (const [index, count] of [
+      [at, 0],
+      [at, 1.5],
+      [-1, 1],
+      [at + 0.5, 1],
+    ] as const)
+      expect(errnoOf(() => ir.invalidate(NIC, index, count))).toBe('EINVAL');
+    expect(errnoOf(() => ir.invalidate(NIC, at, 5))).toBe('EINVAL');
+    expect(errnoOf(() => ir.invalidate(GPU, at, 1))).toBe('EINVAL');
+    expect(errnoOf(() => ir.compose(NIC, ir.entries))).toBe('EINVAL');
+    expect(contextOf(() => ir.invalidate(GPU, at, 1))).toMatchObject({ device: 'gpu' });
+    ir.free(NIC, at, 2);
+    expect(errnoOf(() => ir.compose(NIC, at + 1))).toBe('EINVAL');
+    expect(() => ir.compose(NIC, at + 2)).not.toThrow();
+    // The freed two are allocatable again, as one aligned block.
+    expect(ir.allocate(GPU, 2)).toBe(at);
+  });
+});
