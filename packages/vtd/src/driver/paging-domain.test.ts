@@ -190,6 +190,11 @@ describe('vtdDomainLevels', () => {
     expect(vtdDomainLevels('second', { ...FEATURES, sagaw: [3, 4, 5] }, 40)).toBe(4);
     expect(vtdDomainLevels('second', { ...FEATURES, sagaw: [3, 4, 5] }, 39)).toBe(3);
     expect(errnoOf(() => vtdDomainLevels('second', { ...FEATURES, sagaw: [4, 5] }, 39))).toBe('EINVAL');
+    try {
+      vtdDomainLevels('second', { ...FEATURES, sagaw: [4, 5] }, 39);
+    } catch (error) {
+      expect((error as { context: unknown }).context).toEqual({ addressWidth: 39 });
+    }
   });
 
   it('first stage: 5 levels only with FL5LP and a width above 48 bits', () => {

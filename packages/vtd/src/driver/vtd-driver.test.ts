@@ -378,4 +378,12 @@ describe('details a driver can get wrong', () => {
     expect(dma(IOVA).ok).toBe(false);
     driver.shutdown();
   });
+
+  it('a first stage keeps its canonical half whatever MGAW says; a paging domain says so; a map past the aperture is EINVAL', () => {
+    const { driver, buffer } = setup({ mgawBits: 39, firstStage5Level: false });
+    const d = driver.domainAllocPaging() as VtdPagingDomain;
+    expect([d.type, d.stage, d.aperture.end]).toEqual(['paging', 'first', 2n ** 47n - 1n]);
+    expect(errnoOf(() => d.map(iova(2n ** 47n - 0x1000n), buffer, 0x2000n, RW))).toBe('EINVAL');
+    d.map(iova(2n ** 47n - 0x1000n), buffer, 0x1000n, RW);
+  });
 });
