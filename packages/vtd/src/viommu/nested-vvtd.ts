@@ -402,22 +402,22 @@ export class NestedVvtd implements ViommuPersonality {
 
   /** The PASID a guest PASID-cache invalidation of `pasid` concerns for this device: the RID for its RID_PASID. */
   private bindingPasid(device: GuestDevice, pasid: number): number {
-    const state = this.unit.global.state;
-    const context = state.enabled
-      ? this.unit.translator.config.fetchContext(device.view.virtualId, state.rootTable, true)
-      : undefined;
-    const ridPasid = context?.kind === 'scalable' ? context.entry.ridPasid : 0;
-    return pasid === ridPasid ? NO_PASID : pasid;
+    return pasid === this.ridPasid(device.view.virtualId) ? NO_PASID : pasid;
   }
 
-  /** The guest PASID a binding key `sid:pasid` is at (the RID counts as its RID_PASID, 0 for Linux). */
+  /** The guest PASID a binding key `vRID:PASID` is at (the RID counts as its RID_PASID). */
   private userPasid(user: string): number {
-    const [sid, pasid] = user.split(':').map(Number) as [number, number];
-    if (pasid !== NO_PASID) return pasid;
-    const device = this.devices.get(sid);
+    const [vrid, pasid] = user.split(':').map(Number) as [number, number];
+    return pasid === NO_PASID ? this.ridPasid(vrid) : pasid;
+  }
+
+  /** The PASID the device's requests without PASID use now: its context entry's RID_PASID (Linux writes 0). */
+  private ridPasid(vrid: number): number {
     const state = this.unit.global.state;
-    const context = device && this.unit.translator.config.fetchContext(sid, state.rootTable, true);
-    return context?.kind === 'scalable' ? context.entry.ridPasid : 0;
+    // Stryker disable next-line ConditionalExpression: with translation off no PASID entry is bound, so no caller needs the answer
+    if (!state.enabled) return 0;
+    const context = this.unit.translator.config.fetchContext(vrid, state.rootTable, true);
+    return context.kind === 'scalable' ? context.entry.ridPasid : 0;
   }
 
   /** Forwards one invalidation entry to every shared HWPT `which` selects; a refusal becomes the guest's IQE. */

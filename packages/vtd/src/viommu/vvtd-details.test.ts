@@ -11,6 +11,7 @@ import type { ProbedUnit } from '../driver/probe.js';
 import { contextDevice, iotlbDomain, iotlbGlobal, iotlbPages, pasidCache, pasidIotlb } from '../driver/qi.js';
 import type { VtdDriver } from '../driver/vtd-driver.js';
 import { featuresFromOptions } from '../hw/options.js';
+import { decodeScalableContext, encodeScalableContext } from '../hw/root-context.js';
 import { EmulatedVvtd } from './emulated-vvtd.js';
 import { NestedVvtd } from './nested-vvtd.js';
 import { ShadowVvtd, shadowGuestOptions } from './shadow-vvtd.js';
@@ -113,6 +114,51 @@ describe('nested vVT-d in detail', () => {
     expect(() => t.driver.attachDev(t.driver.domainAllocPaging(), t.guestView)).toThrow(TypeError);
   });
 
+  it('a RID_PASID other than 0 in the guest context entry: its PASID-cache and P_IOTLB invalidations are the RID', async () => {
+    const t = await guest('nested');
+    const domain = t.driver.domainAllocPaging();
+    t.driver.attachDev(domain, t.guestView);
+    const did = t.driver.domainId(domain)!;
+    // The guest's context entry, rewritten with RID_PASID 3 (what a guest other than Linux may use).
+    const unit = (t.driver as unknown as { unit: ProbedUnit }).unit;
+    const at = unit.contextTables.entryAt(0x08)!;
+    const words = new Uint32Array(8);
+    t.bus.readWords(at, words, 8, t.bus.counter('t'));
+    t.bus.writeWords(
+      at,
+      encodeScalableContext({ ...decodeScalableContext(words), ridPasid: 3 }),
+      8,
+      t.bus.counter('t'),
+    );
+    t.qi().submit([contextDevice(0, 0x08)]);
+    // The RID now reads PASID 3's entry, which is not present: blocked.
+    expect(t.nic.dmaWrite(IOVA, Uint8Array.of(1))).toMatchObject({ ok: false });
+    t.driver.setDevPasid(domain, t.guestView, 3);
+    expect(t.fd.attachedHwpt(t.devId, 3)).toBeUndefined();
+    expect(t.fd.attachedHwpt(t.devId)).not.toBe(t.context.nested!.s2HwptId);
+    const forwarded = vi.spyOn(t.fd, 'hwptInvalidate');
+    t.qi().submit([pasidIotlb(did, 3)]);
+    expect(forwarded).toHaveBeenCalledTimes(1);
+  });
+
+  it('traces what it does from the first device on', async () => {
+    const rig = await vmRig('nested');
+    rig.system.tracer.startRecording();
+    const nested = new NestedVvtd(rig.context);
+    nested.addDevice(rig.view);
+    const driver = rig.guestDriver() as VtdDriver;
+    driver.attachDev(driver.domainAllocPaging(), rig.guestView);
+    rig.nic.pci.setPriEnabled(true);
+    rig.nic.dmaWrite(0x40_0000n, Uint8Array.of(1), { requestPages: true });
+    rig.system.serviceInterrupts();
+    nested.service();
+    const names = rig.system.tracer
+      .stopRecording()
+      .filter((r) => r.layer === 'frontend')
+      .map((r) => r.name);
+    expect(names).toEqual(expect.arrayContaining(['vvtd.device', 'vvtd.bind', 'vvtd.prq']));
+  });
+
   it('traces what it does under the frontend layer', async () => {
     const t = await guest('nested');
     t.system.tracer.startRecording();
@@ -180,6 +226,24 @@ describe('caching-mode vVT-d in detail', () => {
     expect(t.read(ram + 0x60_1000n, 1)).toEqual([0x11]);
     expect(t.nic.dmaWrite(0x40_2000n, Uint8Array.of(0x22))).toMatchObject({ ok: true });
     expect(t.read(ram + 0x20_2000n, 1)).toEqual([0x22]);
+  });
+
+  it('a global context invalidation and a domain-selective IOTLB one resync what the guest changed silently', async () => {
+    const t = await guest('shadow');
+    const shadow = t.personality as ShadowVvtd;
+    const domain = t.driver.domainAllocPaging() as VtdPagingDomain;
+    t.driver.attachDev(domain, t.guestView);
+    const top = 2n ** 39n - 0x1000n;
+    const gpa = t.guestPage();
+    domain.table.map(top, gpa, 0x1000n, RW);
+    const before = shadow.stats.replays;
+    t.qi().submit([{ type: 1, granularity: 1 }]);
+    expect(shadow.stats.replays - before).toBe(1);
+    expect(t.nic.dmaWrite(top, Uint8Array.of(3))).toMatchObject({ ok: true });
+    domain.table.map(IOVA, gpa, 0x1000n, RW);
+    expect(t.nic.dmaWrite(IOVA, Uint8Array.of(4))).toMatchObject({ ok: false });
+    t.qi().submit([iotlbDomain(t.driver.domainId(domain)!)]);
+    expect(t.nic.dmaWrite(IOVA, Uint8Array.of(4))).toMatchObject({ ok: true });
   });
 
   it('a host error of another kind than IommufdError is thrown, not turned into IQE', async () => {
