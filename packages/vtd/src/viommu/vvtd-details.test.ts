@@ -8,15 +8,32 @@ import { describe, expect, it, vi } from 'vitest';
 import { vmRig } from '../../test/vm-rig.js';
 import type { VtdPagingDomain } from '../driver/paging-domain.js';
 import type { ProbedUnit } from '../driver/probe.js';
-import { contextDevice, iotlbDomain, iotlbGlobal, iotlbPages, pasidCache, pasidIotlb } from '../driver/qi.js';
+import {
+  contextDevice,
+  contextGlobal,
+  iotlbDomain,
+  iotlbGlobal,
+  iotlbPages,
+  pasidCache,
+  pasidIotlb,
+} from '../driver/qi.js';
 import type { VtdDriver } from '../driver/vtd-driver.js';
 import { featuresFromOptions } from '../hw/options.js';
-import { decodeScalableContext, encodeScalableContext } from '../hw/root-context.js';
+import { GCMD_SRTP, GCMD_TE, REG } from '../hw/regs.js';
+import {
+  CONTEXT_TT,
+  decodeScalableContext,
+  encodeLegacyContext,
+  encodeLegacyRootEntry,
+  encodeScalableContext,
+} from '../hw/root-context.js';
 import { EmulatedVvtd } from './emulated-vvtd.js';
 import { NestedVvtd } from './nested-vvtd.js';
 import { ShadowVvtd, shadowGuestOptions } from './shadow-vvtd.js';
 
 const RW = { read: true, write: true };
+/** GSTS's persistent bits, which every GCMD write repeats. */
+const PERSISTENT = 0x9680_0000;
 const IOVA = 0x20_0000n;
 const ALL = { addr: 0n, npages: 2n ** 64n - 1n, flags: 0 };
 
@@ -139,6 +156,99 @@ describe('nested vVT-d in detail', () => {
     const forwarded = vi.spyOn(t.fd, 'hwptInvalidate');
     t.qi().submit([pasidIotlb(did, 3)]);
     expect(forwarded).toHaveBeenCalledTimes(1);
+  });
+
+  it('a guest that latches a legacy root table: its pass-through context is stage 2, a multi-level one is blocked', async () => {
+    const t = await guest('nested');
+    const nested = t.personality as NestedVvtd;
+    const root = Number(t.guestPage());
+    const ctx = Number(t.guestPage());
+    const w = t.bus.counter('t');
+    t.bus.writeWords(root, encodeLegacyRootEntry({ p: true, ctp: ctx }), 4, w);
+    t.bus.writeWords(
+      ctx + 8 * 16,
+      encodeLegacyContext({ p: true, tt: CONTEXT_TT.PASS_THROUGH, aw: 2, did: 1 }),
+      4,
+      w,
+    );
+    // TE off, then RTADDR with TTM = legacy, SRTP, TE on, as a legacy driver does.
+    const gsts = () => nested.unit.regs.get(REG.GSTS);
+    const gcmd = (value: number) => t.bus.write(0x0905_0000 + REG.GCMD, 4, value >>> 0, w);
+    gcmd(gsts() & ~GCMD_TE & PERSISTENT);
+    t.bus.write(0x0905_0000 + REG.RTADDR, 4, root, w);
+    t.bus.write(0x0905_0000 + REG.RTADDR + 4, 4, 0, w);
+    gcmd((gsts() & PERSISTENT) | GCMD_SRTP);
+    // Without ESRTPS the context cache still holds the scalable entries: the driver flushes it, as Linux does.
+    t.qi().submit([contextGlobal()]);
+    gcmd((gsts() & PERSISTENT) | GCMD_TE);
+    expect(t.fd.attachedHwpt(t.devId)).toBe(t.context.nested!.s2HwptId);
+    // A multi-level legacy entry cannot be nested: blocked.
+    t.bus.writeWords(
+      ctx + 8 * 16,
+      encodeLegacyContext({ p: true, tt: CONTEXT_TT.MULTI_LEVEL, aw: 2, did: 1, slptptr: ctx }),
+      4,
+      w,
+    );
+    // Legacy device-selective invalidation names the cached entry's DID.
+    t.qi().submit([contextDevice(1, 0x08)]);
+    expect(t.fd.attachedHwpt(t.devId)).not.toBe(t.context.nested!.s2HwptId);
+    expect(t.nic.dmaWrite(t.guestPage(), Uint8Array.of(1))).toMatchObject({ ok: false });
+  });
+
+  it('an attach the host refuses after allocating frees the new HWPT; resyncing an unchanged entry allocates nothing', async () => {
+    const t = await guest('nested');
+    const nested = t.personality as NestedVvtd;
+    const domain = t.driver.domainAllocPaging();
+    t.driver.attachDev(domain, t.guestView);
+    const allocs = nested.stats.nestedAllocs;
+    t.qi().submit([contextDevice(0, 0x08)]);
+    expect(nested.stats.nestedAllocs).toBe(allocs);
+    vi.spyOn(t.fd, 'replace').mockImplementationOnce(() => {
+      throw new IommufdError('EINVAL', 'refused for the test');
+    });
+    const other = t.driver.domainAllocPaging();
+    t.driver.attachDev(other, t.guestView);
+    expect(nested.stats.bindingsRefused).toBe(1);
+    expect(t.fd.objects().filter((o) => o.type === 'hwpt-nested')).toHaveLength(1);
+  });
+
+  it('a page response the host refuses stops the guest queue with IQE', async () => {
+    const t = await guest('nested');
+    const nested = t.personality as NestedVvtd;
+    t.driver.attachDev(t.driver.domainAllocPaging(), t.guestView);
+    t.nic.pci.setPriEnabled(true);
+    const first = t.nic.dmaWrite(0x40_0000n, Uint8Array.of(1), { requestPages: true });
+    t.system.serviceInterrupts();
+    nested.service();
+    vi.spyOn(t.fd, 'faultRespond').mockImplementation(() => {
+      throw new IommufdError('EINVAL', 'refused for the test');
+    });
+    const groupIndex = (first as { groupIndex: number }).groupIndex;
+    expect(() => t.driver.pageResponse!(t.guestView, { pasid: -1, groupIndex, code: 'success' })).toThrow(
+      /IQEI 0/,
+    );
+  });
+
+  it('its unit signals the guest with the DeviceID the VMM gave it', async () => {
+    const rig = await vmRig('nested');
+    const writes: number[] = [];
+    rig.bus.addMmio('msi', 0xfee0_0000, 0x1000, {
+      read: () => 0,
+      write: (_offset, _size, _data, deviceId) => writes.push(deviceId ?? -1),
+    });
+    const nested = new NestedVvtd({ ...rig.context, msi: { controller: {} as never, deviceId: 0xfff0 } });
+    rig.bus.write(0x0905_0000 + 0x40, 4, 0xfee0_0000, rig.bus.counter('t'));
+    rig.bus.write(0x0905_0000 + 0x38, 4, 0, rig.bus.counter('t'));
+    nested.unit.faults.record({
+      sid: 0x08,
+      address: 0x1000,
+      reason: 0x71,
+      write: true,
+      pasid: undefined,
+      execute: false,
+      privileged: false,
+    });
+    expect(writes).toEqual([0xfff0]);
   });
 
   it('traces what it does from the first device on', async () => {
