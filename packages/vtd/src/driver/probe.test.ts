@@ -21,7 +21,7 @@ import {
   REG,
   TTM,
 } from '../hw/regs.js';
-import { allocPages, freePages, GlobalCommands } from './driver-host.js';
+import { allocPages, freePages, GlobalCommands, readMemory, writeMemory } from './driver-host.js';
 import { enableTranslation, PRQ_ORDER, probeUnit, shutdownUnit } from './probe.js';
 
 const reg64 = (r: ReturnType<typeof driverRig>, offset: number) =>
@@ -159,6 +159,12 @@ describe('probe: what the capabilities change', () => {
   it('ENODEV without a usable AGAW: a 3-level-only second stage with a first stage (Linux "Cannot get a valid agaw")', () => {
     const r = driverRig({ options: { sagaw: [3], mgawBits: 39 } });
     expect(errnoOf(() => probeUnit(r.context, r.lookup))).toBe('ENODEV');
+    expect(() => probeUnit(r.context, r.lookup)).toThrow(
+      expect.objectContaining({
+        message: 'ENODEV: dmar0: cannot get a valid AGAW (SAGAW 2)',
+        context: { instance: 'dmar0' },
+      }),
+    );
     expect(r.memory.allocatedFrameCount).toBe(0);
   });
 });
@@ -240,6 +246,25 @@ describe('global command waits and the write buffer (driver-host.ts)', () => {
     expect(at % (4 * 4096)).toBe(0);
     freePages(r.memory, at, 4);
     expect(allocPages(r.memory, 4)).toBe(at);
+    // After a single page the next free frame is misaligned for a larger block, which starts further on.
+    allocPages(r.memory, 1);
+    expect(allocPages(r.memory, 8) % (8 * 4096)).toBe(0);
+  });
+
+  it('a driver access the bus aborts is EIO naming the access and the address', () => {
+    const r = driverRig();
+    const unit = probeUnit(r.context, r.lookup);
+    const hole = 0x4000_0000;
+    expect(() => writeMemory(unit, hole, new Uint32Array(4))).toThrow(
+      expect.objectContaining({
+        code: 'EIO',
+        message: 'EIO: dmar0: driver memory write at 0x40000000 aborted',
+        context: { instance: 'dmar0', address: hole },
+      }),
+    );
+    expect(() => readMemory(unit, hole, new Uint32Array(4))).toThrow(
+      'EIO: dmar0: driver memory read at 0x40000000 aborted',
+    );
   });
 });
 
@@ -255,6 +280,53 @@ describe('probe details', () => {
     expect(r.reg(REG.GSTS) & GSTS_TES).toBe(0);
     const said = tracer.stopRecording().filter((t) => t.layer === 'driver' && t.name === 'probe');
     expect(said.map((t) => t.message)).toContain('translation was enabled before the driver; disabling it');
+  });
+
+  it('reads the architecture version from VER; a fresh unit is not said to have had translation on', () => {
+    const tracer = new Tracer();
+    tracer.startRecording();
+    const r = driverRig({ tracer, options: { version: { major: 5, minor: 1 } } });
+    const unit = probeUnit(r.context, r.lookup);
+    expect(unit.unit.version).toEqual({ major: 5, minor: 1 });
+    const said = tracer.stopRecording().filter((t) => t.layer === 'driver' && t.name === 'probe');
+    expect(said.map((t) => t.message)).not.toContain(
+      'translation was enabled before the driver; disabling it',
+    );
+  });
+
+  it('a scalable unit without PRS gets no page request queue, and its PQA is never written', () => {
+    const r = driverRig({ options: { pageRequests: false, pageRequestDrain: false } });
+    const unit = probeUnit(r.context, r.lookup);
+    expect(unit.prq).toBeUndefined();
+    expect(unit.vectors).toHaveLength(1);
+    expect(r.reg(REG.PQA)).toBe(0);
+  });
+
+  it('the event MSI address is split across *ADDR and *UADDR (x2APIC destinations above 4 GiB)', () => {
+    const r = driverRig({ options: { extendedInterruptMode: true } });
+    const allocate = r.msi.allocateVectors.bind(r.msi);
+    r.msi.allocateVectors = (device, count) =>
+      allocate(device, count).map((v) => ({
+        ...v,
+        message: { ...v.message, address: v.message.address | (0x12n << 32n) },
+      }));
+    probeUnit(r.context, r.lookup);
+    expect(r.reg(REG.FEADDR)).toBe(MSI_WINDOW);
+    expect(r.reg(REG.FEUADDR)).toBe(0x12);
+    expect(r.reg(REG.PEUADDR)).toBe(0x12);
+  });
+
+  it('a unit without protected memory regions never has PMEN written', () => {
+    const r = driverRig({ options: { protectedLowMemory: false, protectedHighMemory: false } });
+    const unit = probeUnit(r.context, r.lookup);
+    const written: number[] = [];
+    const write32 = unit.mmio.write32.bind(unit.mmio);
+    unit.mmio.write32 = (offset, value) => {
+      written.push(offset);
+      write32(offset, value);
+    };
+    enableTranslation(unit);
+    expect(written).toEqual([REG.GCMD]);
   });
 
   it('protected memory regions are disabled only when CAP says they exist', () => {
