@@ -1,0 +1,4 @@
+// Mutation testing of this package: run `npx pnpm@10 mutation amd-vi` from the repository root (docs/testing.md).
+import { mutationConfig } from '../../.ci/stryker-config.mjs';
+
+export default mutationConfig('amd-vi');
