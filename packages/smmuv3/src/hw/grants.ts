@@ -1,21 +1,21 @@
 /**
- * Access permissions as the translator checks them and the TLB keeps them (IHI 0070 §13.4, Arm ARM D8.4):
- * a stage's "grants" are the PERM_READ/WRITE/EXEC bits its leaf gives a privileged access (bits 3:0) and an
- * unprivileged one (bits 7:4). A TLB entry holds one such number per stage, not the verdict on the access
- * that cached it, so a hit checks every access's PnU, InD and RnW with a shift and a mask.
+ * Access permissions as the SMMU checks them (IHI 0070 §13.4, Arm ARM D8.4), on core's stage grants (the
+ * rights a leaf gives privileged and unprivileged accesses, one number per stage in a TLB entry): what a
+ * VMSAv8-64 leaf grants, whether grants allow an access, the access a transaction carries, and what an ATS
+ * completion grants.
  */
-import { NO_PASID, PERM_EXEC, PERM_PRIV, PERM_READ, PERM_WRITE } from '@iommukit/core';
+import {
+  grantedTo,
+  NO_PASID,
+  PERM_EXEC,
+  PERM_PRIV,
+  PERM_READ,
+  PERM_WRITE,
+  stageGrants,
+} from '@iommukit/core';
 import { vmsaLeafPermissions } from '@iommukit/pagetables';
 
 const RWX = PERM_READ | PERM_WRITE | PERM_EXEC;
-
-/** Grants from what a stage gives privileged and unprivileged accesses (PERM_* bits). */
-export function stageGrants(privileged: number, unprivileged: number): number {
-  return (privileged & RWX) | ((unprivileged & RWX) << 4);
-}
-
-/** The grants of a stage that does not translate (stage 2 of a stage-1-only entry, and the reverse). */
-export const ALL_GRANTS = stageGrants(RWX, RWX);
 
 /**
  * What the VMSAv8-64 leaf `lo`/`hi` grants at `stage` under `tableLimits`, with hardware dirty-state
@@ -32,11 +32,6 @@ export function leafGrants(
     vmsaLeafPermissions(stage, lo, hi, tableLimits, true, hardwareDirty),
     vmsaLeafPermissions(stage, lo, hi, tableLimits, false, hardwareDirty),
   );
-}
-
-/** The PERM_READ/WRITE/EXEC bits `grants` give an access with `access`'s privilege (PERM_PRIV). */
-export function grantedTo(grants: number, access: number): number {
-  return (access & PERM_PRIV ? grants : grants >>> 4) & RWX;
 }
 
 /**

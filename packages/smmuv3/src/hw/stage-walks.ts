@@ -13,7 +13,15 @@
  * the reverse), so neither is rewritten while a walk reads it; a caller reads a result before the next walk
  * of its stage.
  */
-import { type AccessCounter, type ITracer, type MemoryBus, PERM_WRITE, toHex } from '@iommukit/core';
+import {
+  type AccessCounter,
+  ALL_GRANTS,
+  grantedTo,
+  type ITracer,
+  type MemoryBus,
+  PERM_WRITE,
+  toHex,
+} from '@iommukit/core';
 import {
   LO_NG,
   psEncoding,
@@ -29,7 +37,7 @@ import { type Cd, cdEffectiveIpsBits } from './cd.js';
 import type { CdContext } from './config-fetch.js';
 import { EVENT_CLASS } from './events.js';
 import type { Smmuv3Features } from './features.js';
-import { ALL_GRANTS, grantedTo, grantsAllow, leafGrants } from './grants.js';
+import { grantsAllow, leafGrants } from './grants.js';
 import { type Ste, steEffectiveS2PsBits, TG0 } from './ste.js';
 import { GLOBAL_ASID, TLB_KIND_CODE } from './tlb.js';
 import { type Fault, stage1Fault, stage2Fault, WALK_EVENT, walkAbortAddress } from './translation-faults.js';

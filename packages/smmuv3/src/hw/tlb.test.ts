@@ -1,7 +1,6 @@
-import { PERM_READ, PERM_WRITE, type ReplacementPolicy } from '@iommukit/core';
+import { ALL_GRANTS, PERM_READ, PERM_WRITE, type ReplacementPolicy, stageGrants } from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { cacheEntry } from '../../test/tlb-fixture.js';
-import { ALL_GRANTS, stageGrants } from './grants.js';
 import {
   ANY_ASID,
   emptyTlbEntry,

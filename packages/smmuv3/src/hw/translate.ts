@@ -20,7 +20,9 @@
  * Not modelled yet: STE.EATS split-stage (S1CHK) ATS.
  */
 import {
+  ALL_GRANTS,
   type EntryCache,
+  grantedTo,
   HitMemo,
   type IommuFault,
   NO_PASID,
@@ -37,7 +39,7 @@ import { BYPASS_ADDR_SIZE, bypassOutcome, smmuDisabledOutcome } from './address-
 import type { Cd } from './cd.js';
 import { type CdContext, type ConfigFetchContext, Smmuv3ConfigFetch, type SteEntry } from './config-fetch.js';
 import { EVENT_CLASS, type EventRecord } from './events.js';
-import { ALL_GRANTS, atsCompletionGrant, grantedTo, grantsAllow, inputAccess } from './grants.js';
+import { atsCompletionGrant, grantsAllow, inputAccess } from './grants.js';
 import { Smmuv3StageWalker } from './stage-walks.js';
 import { STE_EATS, STE_S1DSS, type Ste } from './ste.js';
 import { GLOBAL_ASID, type Smmuv3Tlb, type TlbEntry, type TlbKind } from './tlb.js';

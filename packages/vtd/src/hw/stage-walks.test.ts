@@ -1,10 +1,13 @@
 import {
+  ALL_GRANTS,
   FrameAllocator,
+  grantedTo,
   MemoryBus,
   PERM_EXEC,
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  stageGrants,
   Tracer,
 } from '@iommukit/core';
 import {
@@ -24,9 +27,6 @@ import { describe, expect, it } from 'vitest';
 import { FR } from './fault-reasons.js';
 import { featuresFromOptions, type VtdOptions, VtdOptionsSchema } from './options.js';
 import {
-  ALL_GRANTS,
-  grantedTo,
-  grantsOf,
   permissionFault,
   SS_FOR_FS_ROOT,
   SS_FOR_FS_TABLE,
@@ -96,27 +96,27 @@ function bench(options: Partial<VtdOptions> = {}) {
 
 describe('grants', () => {
   it('give a privileged access the supervisor half and any other the user half', () => {
-    const grants = grantsOf(PERM_READ | PERM_WRITE, PERM_READ);
+    const grants = stageGrants(PERM_READ | PERM_WRITE, PERM_READ);
     expect(grantedTo(grants, PERM_WRITE | PERM_PRIV)).toBe(PERM_READ | PERM_WRITE);
     expect(grantedTo(grants, PERM_WRITE)).toBe(PERM_READ);
     expect(grantedTo(ALL_GRANTS, PERM_READ)).toBe(RWX);
   });
 
   it('permission faults in the §3.6.2 order: U/S, then execute, then write', () => {
-    const supervisorOnly = grantsOf(RWX, 0);
+    const supervisorOnly = stageGrants(RWX, 0);
     expect(permissionFault(supervisorOnly, PERM_READ)).toBe(FR.SM_USER_SUPERVISOR);
     expect(permissionFault(supervisorOnly, PERM_EXEC | PERM_WRITE | PERM_PRIV)).toBe(0);
-    const noExec = grantsOf(PERM_READ, PERM_READ);
+    const noExec = stageGrants(PERM_READ, PERM_READ);
     expect(permissionFault(noExec, PERM_EXEC)).toBe(FR.SM_EXECUTE_DENIED);
     expect(permissionFault(noExec, PERM_READ)).toBe(0);
     expect(permissionFault(noExec, PERM_WRITE | PERM_EXEC)).toBe(FR.SM_WRITE_DENIED);
     // An execute request is a read that fetches: with the write bit it is no execute request.
     expect(
-      permissionFault(grantsOf(PERM_READ | PERM_WRITE, PERM_READ | PERM_WRITE), PERM_WRITE | PERM_EXEC),
+      permissionFault(stageGrants(PERM_READ | PERM_WRITE, PERM_READ | PERM_WRITE), PERM_WRITE | PERM_EXEC),
     ).toBe(0);
-    expect(permissionFault(grantsOf(RWX, RWX), PERM_EXEC)).toBe(0);
+    expect(permissionFault(stageGrants(RWX, RWX), PERM_EXEC)).toBe(0);
     // Only a second-stage leaf can be write-only: a read or a fetch through it needs read permission.
-    const writeOnly = grantsOf(PERM_WRITE, PERM_WRITE);
+    const writeOnly = stageGrants(PERM_WRITE, PERM_WRITE);
     expect(permissionFault(writeOnly, PERM_READ)).toBe(FR.SM_READ_DENIED);
     expect(permissionFault(writeOnly, PERM_EXEC)).toBe(FR.SM_READ_DENIED);
     expect(permissionFault(writeOnly, PERM_WRITE)).toBe(0);
@@ -144,9 +144,9 @@ describe('second stage', () => {
     // Execute follows read since spec 4.0: a read-only leaf gives R and X, a write-only one W alone.
     expect(walk(IOVA + 0x20_1000)).toBe(0);
     expect(b.walker.second).toMatchObject({ pa: PA + 0x1000, pageShift: 21, level: 2 });
-    expect(b.walker.second.grants).toBe(grantsOf(PERM_READ | PERM_EXEC, PERM_READ | PERM_EXEC));
+    expect(b.walker.second.grants).toBe(stageGrants(PERM_READ | PERM_EXEC, PERM_READ | PERM_EXEC));
     expect(walk(IOVA + 0x40_0000, PERM_WRITE)).toBe(0);
-    expect(b.walker.second.grants).toBe(grantsOf(PERM_WRITE, PERM_WRITE));
+    expect(b.walker.second.grants).toBe(stageGrants(PERM_WRITE, PERM_WRITE));
     expect(b.walker.walks).toBe(3);
   });
 
@@ -265,11 +265,11 @@ describe('first stage', () => {
       pa: PA + 0x10,
       pageShift: 12,
       level: 1,
-      grants: grantsOf(PERM_READ | PERM_WRITE, PERM_READ | PERM_WRITE),
+      grants: stageGrants(PERM_READ | PERM_WRITE, PERM_READ | PERM_WRITE),
       global: false,
     });
     expect(walk(IOVA + 0x1000, PERM_READ | PERM_PRIV)).toBe(0);
-    expect(b.walker.first.grants).toBe(grantsOf(PERM_READ | PERM_EXEC, 0));
+    expect(b.walker.first.grants).toBe(stageGrants(PERM_READ | PERM_EXEC, 0));
     expect(walk(IOVA + 0x1000, PERM_READ)).toBe(FR.SM_USER_SUPERVISOR);
     expect(walk(IOVA + 0x1000, PERM_WRITE | PERM_PRIV)).toBe(FR.SM_WRITE_DENIED);
     expect(walk(IOVA, PERM_EXEC)).toBe(FR.SM_EXECUTE_DENIED);

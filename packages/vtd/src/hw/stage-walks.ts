@@ -10,18 +10,19 @@
  * permission fault of the access, as QEMU reports it), scalable-mode codes otherwise (0x70–0x7C, 0x80–0x86).
  * Each walk starts from the deepest table its paging-structure cache holds (caches.ts).
  *
- * Permissions are kept as "grants": the PERM_READ/WRITE/EXEC bits a leaf gives a supervisor access (bits
- * 3:0) and a user access (bits 7:4), so an IOTLB hit checks any later access with a shift and a mask.
+ * Permissions are kept as core's stage grants (what a leaf gives a supervisor and a user access), so an
+ * IOTLB hit checks any later access with a shift and a mask.
  * A miss allocates nothing but a fault reason: each stage has one options object and one walk state.
  */
 import {
   type AccessCounter,
+  grantedTo,
   type ITracer,
   type MemoryBus,
   PERM_EXEC,
-  PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  stageGrants,
   toHex,
 } from '@iommukit/core';
 import {
@@ -35,21 +36,6 @@ import {
 } from '@iommukit/pagetables';
 import { FR } from './fault-reasons.js';
 import type { VtdFeatures } from './features.js';
-
-const RWX = PERM_READ | PERM_WRITE | PERM_EXEC;
-
-/** Grants from what a stage gives supervisor and user accesses. */
-export function grantsOf(supervisor: number, user: number): number {
-  return (supervisor & RWX) | ((user & RWX) << 4);
-}
-
-/** The PERM_* bits `grants` give an access at its privilege (PERM_PRIV). */
-export function grantedTo(grants: number, access: number): number {
-  return ((access & PERM_PRIV) !== 0 ? grants : grants >>> 4) & RWX;
-}
-
-/** What a stage gives every access: a stage that does not translate. */
-export const ALL_GRANTS = grantsOf(RWX, RWX);
 
 /** Why a second-stage walk runs: the request's input, or (nested) a first-stage table or output. */
 export const SS_FOR_INPUT = 0;
@@ -182,7 +168,7 @@ export class VtdStageWalker {
     leaf.pa = state.pa;
     leaf.pageShift = state.pageShift;
     leaf.level = state.level;
-    leaf.grants = grantsOf(perm, perm);
+    leaf.grants = stageGrants(perm, perm);
     leaf.global = false;
     return 0;
   }
@@ -228,7 +214,7 @@ export class VtdStageWalker {
     leaf.pa = state.pa;
     leaf.pageShift = state.pageShift;
     leaf.level = state.level;
-    leaf.grants = grantsOf(supervisor, user);
+    leaf.grants = stageGrants(supervisor, user);
     leaf.global = format.isGlobal(state.lo);
     return permissionFault(leaf.grants, access);
   }

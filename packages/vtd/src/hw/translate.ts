@@ -14,6 +14,8 @@
  * caches, which replays their hits (nothing a driver can observe differs).
  */
 import {
+  ALL_GRANTS,
+  grantedTo,
   HitMemo,
   type IommuFault,
   NO_PASID,
@@ -40,14 +42,7 @@ import { ADDRESS_TYPE, type AddressType } from './fault-recording.js';
 import { checkPasidRequest, PGTT } from './pasid-entry.js';
 import { TTM } from './regs.js';
 import { type ContextRequest, checkScalableContextRequest } from './root-context.js';
-import {
-  ALL_GRANTS,
-  grantedTo,
-  permissionFault,
-  SS_FOR_INPUT,
-  type StageWalkContext,
-  VtdStageWalker,
-} from './stage-walks.js';
+import { permissionFault, SS_FOR_INPUT, type StageWalkContext, VtdStageWalker } from './stage-walks.js';
 
 /** The register state a translation reads: a new object whenever software changes it. */
 export interface VtdTranslationState {
