@@ -35,6 +35,8 @@ import {
   type CacheGeometry,
   EntryCache,
   GLOBAL_SPACE,
+  type IotlbEntry,
+  newIotlbEntry,
   type SlotEntry,
   TaggedTlb,
 } from '@iommukit/core';
@@ -60,25 +62,6 @@ export function contextSidMatches(sid: number, target: number, fm: number): bool
 /** An IOTLB entry's PASID for a translation that every PASID of its domain shares (legacy, or G = 1). */
 export const NO_PASID_TAG = GLOBAL_SPACE;
 
-/** A cached leaf translation. */
-export interface IotlbEntry {
-  /** Output address of the entry's first byte (the input base). */
-  outputBase: number;
-  /** log2 of the range the entry translates. */
-  pageShift: number;
-  /** PERM_READ/WRITE/EXEC for a supervisor access (bits 3:0) and a user access (bits 7:4). */
-  grants: number;
-  /** The leaf was cached dirty (or not tracked): a write through it needs no walk to set D. */
-  dirty: boolean;
-  /** Lookup level of the leaf (first-level 1 = 4 KiB; reported in traces). */
-  level: number;
-  /**
-   * Caching mode: the fault reason of a not-present second-stage entry cached as such (0 for a translation),
-   * which a lookup reports until an invalidation drops it.
-   */
-  notPresent: number;
-}
-
 export interface VtdCacheGeometry {
   readonly iotlb: CacheGeometry;
   readonly context: CacheGeometry;
@@ -101,17 +84,7 @@ export class VtdCaches<Context, PasidEntry> {
   ) {
     this.context = new EntryCache('vtd context cache', geometry.context);
     this.pasid = new EntryCache('vtd PASID cache', geometry.pasid);
-    // A slot's entry is written whole by each fill (translate.ts): these values only give the objects one shape.
-    // Stryker disable next-line ObjectLiteral: see above
-    this.iotlb = new TaggedTlb<IotlbEntry>(geometry.iotlb, 'vtd IOTLB', () => ({
-      outputBase: 0,
-      pageShift: 0,
-      grants: 0,
-      // Stryker disable next-line BooleanLiteral: see above
-      dirty: false,
-      level: 0,
-      notPresent: 0,
-    }));
+    this.iotlb = new TaggedTlb<IotlbEntry>(geometry.iotlb, 'vtd IOTLB', newIotlbEntry);
     const psc = geometry.pagingStructure;
     this.firstStageTables = psc && new TableWalkCache(psc, 'vtd first-stage paging-structure cache');
     // Stryker disable next-line StringLiteral: the name is only in geometry errors, which the first-stage cache, built first from the same geometry, reports

@@ -18,6 +18,7 @@ import {
   grantedTo,
   HitMemo,
   type IommuFault,
+  type IotlbEntry,
   NO_PASID,
   PERM_EXEC,
   PERM_PRIV,
@@ -28,7 +29,7 @@ import {
   toHex,
 } from '@iommukit/core';
 import type { VtdSsFormat } from '@iommukit/pagetables';
-import { IOTLB_FIRST, IOTLB_NESTED, IOTLB_SECOND, type IotlbEntry, NO_PASID_TAG } from './caches.js';
+import { IOTLB_FIRST, IOTLB_NESTED, IOTLB_SECOND, NO_PASID_TAG } from './caches.js';
 import {
   type ConfigFetchContext,
   effectivePasid,

@@ -1,0 +1,27 @@
+/**
+ * The payload of one IOTLB slot (a `TaggedTlb` entry) for a unit whose translation ends in one set of grants
+ * (VT-d, AMD-Vi; SMMUv3 keeps one per stage): written whole by each fill, read by each hit.
+ */
+export interface IotlbEntry {
+  /** Output address of the entry's first byte (the input base). */
+  outputBase: number;
+  /** log2 of the range the entry translates. */
+  pageShift: number;
+  /** Core stage grants: PERM_READ/WRITE/EXEC for a privileged access (bits 3:0) and a user one (7:4). */
+  grants: number;
+  /** The leaf was cached dirty (or not tracked): a write through it needs no walk to set D. */
+  dirty: boolean;
+  /** Level of the leaf (1 = 4 KiB; reported in traces). */
+  level: number;
+  /**
+   * A not-present entry cached as such (VT-d caching mode, AMD NpCache): the fault a lookup reports until
+   * an invalidation drops it; 0 for a translation.
+   */
+  notPresent: number;
+}
+
+/** One slot's entry object: a fill rewrites every field, so these values only give all slots one shape. */
+export function newIotlbEntry(): IotlbEntry {
+  // Stryker disable next-line ObjectLiteral,BooleanLiteral: every fill rewrites each field before a hit reads it
+  return { outputBase: 0, pageShift: 0, grants: 0, dirty: false, level: 0, notPresent: 0 };
+}
