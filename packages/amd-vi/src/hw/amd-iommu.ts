@@ -103,7 +103,20 @@ export class AmdIommuHardware implements IommuHardware {
       iotlb: geometry(caches.iotlb),
       pageDirectory: caches.pageDirectory.entries > 0 ? geometry(caches.pageDirectory) : undefined,
     });
-    this.interrupts = new UnitInterrupts({ regs: this.regs, bus, counter, requesterId, tracer, instance });
+    // XT interrupts (IntCapXTEn) go to the platform's interrupt controller as remapped interrupts do.
+    const controller = context.msi?.controller;
+    const delivery = controller?.deliverRemapped
+      ? { deliverRemapped: controller.deliverRemapped.bind(controller) }
+      : undefined;
+    this.interrupts = new UnitInterrupts({
+      regs: this.regs,
+      bus,
+      counter,
+      requesterId,
+      ...(delivery ? { delivery } : {}),
+      tracer,
+      instance,
+    });
     this.eventLog = new EventLog({
       regs: this.regs,
       bus,
