@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const script = join(root, '.ci', 'mutation.mjs');
-const MODEL_PACKAGES = ['core', 'gic-its', 'pagetables', 'smmuv3', 'vmm', 'vtd', 'x86-apic'];
+const MODEL_PACKAGES = ['amd-vi', 'core', 'gic-its', 'pagetables', 'smmuv3', 'vmm', 'vtd', 'x86-apic'];
 
 function mutation(args: string[], cwd = root) {
   return spawnSync(process.execPath, [script, ...args], {
