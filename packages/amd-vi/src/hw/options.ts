@@ -34,7 +34,7 @@
  * - PASID widths up to 20 bits are accepted (PASmax is 5 bits), though Linux handles 16 at most: with GT it
  *   BUG()s on a wider PASmax (PASID_MASK).
  */
-import { plruSupports, z } from '@iommukit/core';
+import { cacheOptionProblem, z } from '@iommukit/core';
 import {
   type AmdFeatures,
   GCR3_LEVELS,
@@ -179,11 +179,8 @@ export const AmdOptionsSchema = z
     for (const cache of CACHES) {
       const entries = `${cache}Entries` as const;
       const ways = `${cache}Ways` as const;
-      const n = o[entries];
-      const w = o[ways];
-      if (n % w !== 0) issue(ways, `${entries} ${n} is not a whole number of sets of ${w} ways`);
-      if (n > 0 && o.cacheReplacement === 'plru' && !plruSupports(w))
-        issue(ways, `pseudo-LRU needs a power of two up to 32 ways (got ${w})`);
+      const problem = cacheOptionProblem(entries, o[entries], o[ways], o.cacheReplacement);
+      if (problem !== undefined) issue(ways, problem);
     }
   });
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors/config-error.js';
 import {
   type CacheGeometry,
+  cacheOptionProblem,
   plruSupports,
   type ReplacementPolicy,
   SetAssociativeCache,
@@ -340,5 +341,19 @@ describe('plruSupports', () => {
   it('accepts powers of two from 1 to 32 ways, nothing else', () => {
     expect([1, 2, 4, 8, 16, 32].every(plruSupports)).toBe(true);
     expect([0, -4, 3, 6, 64, 1.5, Number.NaN].some(plruSupports)).toBe(false);
+  });
+});
+
+describe('cacheOptionProblem', () => {
+  it('refuses entries that are no whole number of sets, and pseudo-LRU on a way count it cannot manage', () => {
+    expect(cacheOptionProblem('tlbEntries', 96, 8, 'plru')).toBeUndefined();
+    expect(cacheOptionProblem('tlbEntries', 100, 8, 'lru')).toBe(
+      'tlbEntries 100 is not a whole number of sets of 8 ways',
+    );
+    expect(cacheOptionProblem('tlbEntries', 96, 6, 'plru')).toBe(
+      'pseudo-LRU needs a power of two up to 32 ways (got 6)',
+    );
+    expect(cacheOptionProblem('tlbEntries', 96, 6, 'random')).toBeUndefined();
+    expect(cacheOptionProblem('pdcEntries', 0, 6, 'plru')).toBeUndefined();
   });
 });

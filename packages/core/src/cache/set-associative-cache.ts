@@ -333,6 +333,23 @@ export function plruSupports(ways: number): boolean {
   return Number.isSafeInteger(ways) && ways > 0 && (ways & (ways - 1)) === 0 && ways <= PLRU_MAX_WAYS;
 }
 
+/**
+ * What is wrong with a cache geometry as options give it — `entries` (named `entriesName` in the message) in
+ * sets of `ways` under `policy` — or undefined: what every vendor's options schema refuses before a cache
+ * is built. A cache of 0 entries (none) takes any way count.
+ */
+export function cacheOptionProblem(
+  entriesName: string,
+  entries: number,
+  ways: number,
+  policy: ReplacementPolicy,
+): string | undefined {
+  if (entries % ways !== 0) return `${entriesName} ${entries} is not a whole number of sets of ${ways} ways`;
+  if (entries > 0 && policy === 'plru' && !plruSupports(ways))
+    return `pseudo-LRU needs a power of two up to ${PLRU_MAX_WAYS} ways (got ${ways})`;
+  return undefined;
+}
+
 function checkGeometry(name: string, geometry: CacheGeometry, tagCount: number): void {
   const issues: { path: string; message: string }[] = [];
   const positive = (key: 'sets' | 'ways', value: number) => {

@@ -5,7 +5,7 @@
  * key; `featuresFromOptions` turns a validated result into the {@link Smmuv3Features} the ID registers and
  * structure checks use.
  */
-import { plruSupports, z } from '@iommukit/core';
+import { cacheOptionProblem, z } from '@iommukit/core';
 import { OAS_BITS, type Smmuv3Features } from './features.js';
 
 /** Largest queue the architecture allows, as log2 of entries (SMMUv3 §6.3.2 IDR1.CMDQS/EVENTQS/PRIQS). */
@@ -208,10 +208,8 @@ export const Smmuv3OptionsSchema = z
       entries: 'tlbEntries' | 'walkCacheEntries' | 'configCacheEntries',
       ways: 'tlbWays' | 'walkCacheWays' | 'configCacheWays',
     ) => {
-      if (o[entries] % o[ways] !== 0)
-        issue([ways], `${entries} ${o[entries]} is not a whole number of sets of ${o[ways]} ways`);
-      if (o[entries] > 0 && o.tlbReplacement === 'plru' && !plruSupports(o[ways]))
-        issue([ways], `pseudo-LRU needs a power of two up to 32 ways (got ${o[ways]})`);
+      const problem = cacheOptionProblem(entries, o[entries], o[ways], o.tlbReplacement);
+      if (problem !== undefined) issue([ways], problem);
     };
     cacheGeometry('tlbEntries', 'tlbWays');
     cacheGeometry('walkCacheEntries', 'walkCacheWays');

@@ -34,7 +34,7 @@
  *   could never be used. A narrower one is real (a 4 Series chipset reports MGAW 36 with SAGAW 3-level).
  *   That the spec states this as a rule is not confirmed.
  */
-import { plruSupports, z } from '@iommukit/core';
+import { cacheOptionProblem, z } from '@iommukit/core';
 import { SS_LEVELS, type SsLevels, type VtdFeatures } from './features.js';
 
 /** Domain-ID widths CAP.ND can encode: 4 + 2·ND for ND 0–6 (§11.4.2). */
@@ -269,11 +269,8 @@ export const VtdOptionsSchema = z
     for (const cache of CACHES) {
       const entries = `${cache}Entries` as const;
       const ways = `${cache}Ways` as const;
-      const n = o[entries];
-      const w = o[ways];
-      if (n % w !== 0) issue(ways, `${entries} ${n} is not a whole number of sets of ${w} ways`);
-      if (n > 0 && o.cacheReplacement === 'plru' && !plruSupports(w))
-        issue(ways, `pseudo-LRU needs a power of two up to 32 ways (got ${w})`);
+      const problem = cacheOptionProblem(entries, o[entries], o[ways], o.cacheReplacement);
+      if (problem !== undefined) issue(ways, problem);
     }
   });
 
