@@ -38,6 +38,7 @@ import {
   PERM_READ,
   PERM_WRITE,
   type RegisterFile,
+  setIotlbTranslation,
   stageGrants,
   type TranslationRequest,
   type TranslationResult,
@@ -245,12 +246,7 @@ export class AmdTranslator {
   ): void {
     const base = input - (input % 2 ** pageShift);
     const e = this.ctx.caches.cacheLeaf(kind, domainId, space, base, pageShift);
-    e.outputBase = pa - (pa % 2 ** pageShift);
-    e.pageShift = pageShift;
-    e.grants = grants;
-    e.level = level;
-    e.dirty = !tracksDirty || (access & PERM_WRITE) !== 0;
-    e.notPresent = 0;
+    setIotlbTranslation(e, input, pa, pageShift, level, grants, access, tracksDirty);
     this.hit = e;
     this.hitBase = base;
   }

@@ -2,6 +2,8 @@
  * The payload of one IOTLB slot (a `TaggedTlb` entry) for a unit whose translation ends in one set of grants
  * (VT-d, AMD-Vi; SMMUv3 keeps one per stage): written whole by each fill, read by each hit.
  */
+import { PERM_WRITE } from '../iommu/translation.js';
+
 export interface IotlbEntry {
   /** Output address of the entry's first byte (the input base). */
   outputBase: number;
@@ -24,4 +26,27 @@ export interface IotlbEntry {
 export function newIotlbEntry(): IotlbEntry {
   // Stryker disable next-line ObjectLiteral,BooleanLiteral: every fill rewrites each field before a hit reads it
   return { outputBase: 0, pageShift: 0, grants: 0, dirty: false, level: 0, notPresent: 0 };
+}
+
+/**
+ * Writes the translation of `input` to `pa` by a leaf of 2^`pageShift` bytes into a slot's entry. A leaf
+ * walked for a read under dirty tracking (`tracksDirty`) is cached clean, so the first write through it
+ * walks again to set D.
+ */
+export function setIotlbTranslation(
+  entry: IotlbEntry,
+  input: number,
+  pa: number,
+  pageShift: number,
+  level: number,
+  grants: number,
+  access: number,
+  tracksDirty: boolean,
+): void {
+  entry.outputBase = pa - (input % 2 ** pageShift);
+  entry.pageShift = pageShift;
+  entry.grants = grants;
+  entry.level = level;
+  entry.notPresent = 0;
+  entry.dirty = !tracksDirty || (access & PERM_WRITE) !== 0;
 }

@@ -24,6 +24,7 @@ import {
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  setIotlbTranslation,
   type TranslationRequest,
   type TranslationResult,
   toHex,
@@ -361,13 +362,7 @@ export class VtdTranslator {
     tracksDirty: boolean,
   ): void {
     const entry = this.ctx.caches.cacheLeaf(kind, did, space, input, pageShift);
-    entry.outputBase = pa - (input % 2 ** pageShift);
-    entry.pageShift = pageShift;
-    entry.grants = grants;
-    entry.level = level;
-    entry.notPresent = 0;
-    // A leaf walked for a read with A/D tracking is cached clean: the first write walks to set D.
-    entry.dirty = !tracksDirty || (access & PERM_WRITE) !== 0;
+    setIotlbTranslation(entry, input, pa, pageShift, level, grants, access, tracksDirty);
   }
 
   /** The translated output, its permission for the access, and the interrupt-window rule. */
