@@ -21,6 +21,7 @@ describe('iommukit bench', () => {
   it('finds every package suite, and filters them by text in their path', () => {
     const all = selectSuites(ROOT, here, []).map((file) => file.slice(ROOT.length + 1));
     expect(all).toEqual([
+      'packages/amd-vi/bench/translate.bench.ts',
       'packages/core/bench/tracer.bench.ts',
       'packages/gic-its/bench/msi.bench.ts',
       'packages/pagetables/bench/walk.bench.ts',

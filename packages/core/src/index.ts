@@ -10,6 +10,7 @@ export * from './address/address.js';
 export * from './address/entry-layout.js';
 export * from './address/field-values.js';
 export * from './address/words.js';
+export * from './bench/bare-walk.js';
 export * from './bench/bench-suite.js';
 export * from './cache/entry-cache.js';
 export * from './cache/hit-memo.js';

@@ -3,7 +3,7 @@
  * same run: IOTLB hits of a legacy-mode second stage, a scalable-mode first stage and a nested PASID entry,
  * and misses (a cycle through more pages than an LRU IOTLB holds, the context and PASID entries cached).
  */
-import { defineBenchSuite, PERM_READ } from '@iommukit/core';
+import { bareFourLevelWalks, defineBenchSuite, PERM_READ } from '@iommukit/core';
 import { PGTT } from '../src/hw/pasid-entry.js';
 import { RAM_BASE, RW, request, sid, translationRig } from '../test/translation-rig.js';
 
@@ -65,27 +65,6 @@ function misses(pasid: number): () => unknown {
 const baseline = new Map<number, number>([[IOVA / 4096, OUT]]);
 const key = IOVA / 4096;
 
-const SPAN = [2 ** 39, 2 ** 30, 2 ** 21, 2 ** 12];
-
-/** The four lookups of a 4-level walk of PAGES pages over plain typed arrays (the miss cases' baseline). */
-function bareWalks(): () => number {
-  const tables = Array.from({ length: 4 }, () => new Uint32Array(1024));
-  for (let i = 0; i < 512; i++) for (const t of tables) t[2 * i] = (i << 12) | 3;
-  let page = 0;
-  return () => {
-    page = page + 1 === PAGES ? 0 : page + 1;
-    const iova = IOVA + page * 4096;
-    let out = 0;
-    for (let level = 0; level < 4; level++) {
-      const index = Math.floor(iova / SPAN[level]!) % 512;
-      const lo = tables[level]![2 * index]!;
-      if ((lo & 3) === 0) return -1;
-      out = lo & 0xffff_f000;
-    }
-    return out;
-  };
-}
-
 export default defineBenchSuite({
   name: 'VT-d translation',
   about: 'translate() hits and misses of second-stage, first-stage and nested PASID entries (VT-d §3).',
@@ -113,7 +92,7 @@ export default defineBenchSuite({
     },
     {
       name: 'IOTLB misses (context and PASID entries cached)',
-      baseline: { name: 'the 4-level walk over Uint32Arrays', fn: bareWalks() },
+      baseline: { name: 'the 4-level walk over Uint32Arrays', fn: bareFourLevelWalks(PAGES, IOVA) },
       cases: [
         { name: 'translate(): second-stage miss', fn: misses(1), target: 0.3 },
         { name: 'translate(): first-stage miss', fn: misses(2) },
