@@ -324,8 +324,8 @@ export const CONTROL_COVERAGE: Readonly<Record<ControlBitName, FieldCoverage>> =
   },
   CTRL_GT_EN: {
     spec: 'GTEn',
-    status: N,
-    note: 'Writable with EFR.GTSup. Deviation: not consulted — DTE.GV and GIoV select guest translation whatever GTEn says.',
+    status: M,
+    note: 'Writable with EFR.GTSup; guest translation (DTE.GV, GIoV) takes effect only while it is set.',
   },
   CTRL_GA_EN: {
     spec: 'GAEn',
@@ -663,8 +663,8 @@ export const CAPABILITY_HEADER_COVERAGE: Readonly<Record<keyof CapabilityHeaderF
   htTunnel: { spec: 'HtTunnel', status: N, note: READS_0(HT) },
   npCache: {
     spec: 'NpCache',
-    status: N,
-    note: 'From `npCache` (off by default, as on hardware). Deviation: with it on the unit still never caches a not-present leaf, so an invalidation after making a page present is never needed.',
+    status: M,
+    note: 'From `npCache` (off by default, as on hardware): with it on a not-present host leaf is cached and faults until INVALIDATE_IOMMU_PAGES reaches it.',
   },
   efrSup: { spec: 'EFRSup', status: M, note: '1: the EFR is implemented.' },
   capExt: { spec: 'CapExt', status: N, note: READS_0('no Miscellaneous Information Register 1') },
@@ -1071,11 +1071,11 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   DEV_TAB_HARDWARE_ERROR: {
     status: M,
-    note: 'A DTE read the bus aborted, at the DTE’s address, Type target abort; never suppressed.',
+    note: 'A DTE read the bus aborted, at the DTE’s address, Type master abort (the model’s bus signals no other); never suppressed.',
   },
   PAGE_TAB_HARDWARE_ERROR: {
     status: M,
-    note: 'A page-table or GCR3-table read the bus aborted, at the entry’s address, Type target abort.',
+    note: 'A page-table or GCR3-table read the bus aborted, at the entry’s address, Type master abort.',
   },
   ILLEGAL_COMMAND_ERROR: {
     status: M,
@@ -1083,7 +1083,7 @@ export const EVENT_COVERAGE: Readonly<Record<EventName, Coverage>> = {
   },
   COMMAND_HARDWARE_ERROR: {
     status: M,
-    note: 'A command fetch or completion store the bus aborted; CmdBufRun clears. Deviation: Type is master abort (the model’s bus signals no other abort; VirtualBox reports a data error), while the DTE and page-table errors say target abort.',
+    note: 'A command fetch or completion store the bus aborted; CmdBufRun clears. Deviation: Type is master abort, as for every bus abort in the model (the bus signals no other; VirtualBox reports a data error).',
   },
   IOTLB_INV_TIMEOUT: {
     status: N,

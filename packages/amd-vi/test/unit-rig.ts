@@ -20,7 +20,7 @@ import { type DeviceTableEntry, DTE_BYTES, encodeDte } from '../src/hw/dte.js';
 import { type AmdEvent, decodeEvent, EVENT_BYTES, EVENT_WORDS, type UnknownEvent } from '../src/hw/events.js';
 import { encodeGcr3Entry, gcr3EntryAddress, gcr3Levels } from '../src/hw/gcr3.js';
 import { type AmdOptions, AmdOptionsSchema } from '../src/hw/options.js';
-import { CTRL_CMD_BUF_EN, CTRL_EVENT_LOG_EN, CTRL_IOMMU_EN, REG } from '../src/hw/regs.js';
+import { CTRL_CMD_BUF_EN, CTRL_EVENT_LOG_EN, CTRL_GT_EN, CTRL_IOMMU_EN, REG } from '../src/hw/regs.js';
 
 export const UNIT_BASE = 0xfeb8_0000;
 export const RAM_BASE = 0x1_0000_0000;
@@ -145,7 +145,7 @@ export function unitRig(options: Partial<AmdOptions> = {}, hooks: AmdHardwareHoo
   };
   ring(REG.EVT_LOG_BASE, EVENT_LOG);
   ring(REG.CMD_BUF_BASE, COMMAND_BUFFER);
-  mmio32(REG.CONTROL, CTRL_IOMMU_EN | CTRL_EVENT_LOG_EN | CTRL_CMD_BUF_EN);
+  mmio32(REG.CONTROL, CTRL_IOMMU_EN | CTRL_EVENT_LOG_EN | CTRL_CMD_BUF_EN | CTRL_GT_EN);
   return rig;
 }
 

@@ -144,6 +144,10 @@ describe('the AMD IOMMU unit', () => {
       { pasid: 2, groupIndex: 2, code: 'failure' },
     ]);
     expect(r.unit.stats()).toMatchObject({ pageRequestsAnswered: 2 });
+    // A unit that is off answers every page request with Response Failure, logging nothing.
+    r.mmio32(REG.CONTROL, 0);
+    r.unit.pageRequest(DEV, { pasid: 4, iova: 0x7000n, access: PERM_READ, groupIndex: 3, last: true });
+    expect(r.responses.at(-1)).toEqual({ pasid: 4, groupIndex: 3, code: 'failure' });
   });
 
   it('an event is an MSI with the unit’s requester ID when EventIntEn and MsiEn are set, once per EvtLogInt', () => {

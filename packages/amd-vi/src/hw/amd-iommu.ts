@@ -46,7 +46,7 @@ import type { AmdFeatures } from './features.js';
 import { AmdInterruptRemapping, type InterruptDteFetch } from './interrupt-remapping.js';
 import { type AmdOptions, featuresFromOptions } from './options.js';
 import { PprLog } from './ppr-log.js';
-import { AMD_MMIO_SIZE, amdRegisterTable, REG, STATUS_COM_WAIT_INT } from './regs.js';
+import { AMD_MMIO_SIZE, amdRegisterTable, CTRL_IOMMU_EN, REG, STATUS_COM_WAIT_INT } from './regs.js';
 import { AmdTranslator } from './translate.js';
 import { UnitInterrupts } from './unit-interrupts.js';
 
@@ -181,6 +181,11 @@ export class AmdIommuHardware implements IommuHardware {
   }
 
   pageRequest(streamId: number, request: PageRequest): void {
+    // A unit that is off takes no page requests: the device gets Response Failure.
+    if ((this.regs.get(REG.CONTROL) & CTRL_IOMMU_EN) === 0) {
+      this.answer(streamId, request, 'failure');
+      return;
+    }
     const entry = this.translator.deviceTable.lookup(streamId);
     const withPasid = request.pasid !== NO_PASID;
     const access = request.access;
@@ -272,8 +277,8 @@ export class AmdIommuHardware implements IommuHardware {
       const recorded = this.eventLog.record({
         kind: 'dev-tab-hardware-error',
         deviceId,
-        flags: EVENT_FLAG.I | EVENT_FLAG.RW,
-        type: HARDWARE_ERROR_TYPE.TARGET_ABORT,
+        flags: EVENT_FLAG.I,
+        type: HARDWARE_ERROR_TYPE.MASTER_ABORT,
         address: table.failureAddress,
       });
       return { vendorCode: 'DEV_TAB_HARDWARE_ERROR', recorded };
@@ -282,7 +287,7 @@ export class AmdIommuHardware implements IommuHardware {
       kind: 'io-page-fault',
       deviceId,
       domainOrPasid: 0,
-      flags: EVENT_FLAG.I | EVENT_FLAG.RW,
+      flags: EVENT_FLAG.I,
       address: 0,
     });
     return { vendorCode: 'IO_PAGE_FAULT', recorded };

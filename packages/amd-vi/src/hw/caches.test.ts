@@ -66,11 +66,13 @@ describe('AMD IOMMU caches', () => {
     expect(c.invalidateDevice(0x10)).toBe(0);
   });
 
-  it('GN = 0: host leaves of the domain in range, and every guest-over-host leaf of the domain', () => {
+  it('GN = 0: host leaves of the domain in range, every guest-over-host leaf and GCR3 entry of the domain', () => {
     const c = filled();
     expect(c.invalidateHostPages(5, 0x1000, 0x1000, false)).toBe(2);
     expect(leaves(c)).toEqual([2, 3, 4, 5, 7]);
-    expect(c.gcr3.peek(0x10, 2)).toBeDefined();
+    expect(c.gcr3.peek(0x10, 2)).toBeUndefined();
+    expect(c.gcr3.peek(0x10, 3)).toBeUndefined();
+    expect(c.gcr3.peek(0x11, 2)).toBeDefined();
   });
 
   it('GN = 1: guest and guest-over-host leaves of (domain, PASID) in range, and that PASID’s GCR3 entries', () => {

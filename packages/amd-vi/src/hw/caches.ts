@@ -16,7 +16,7 @@
  *   ignored), and every guest-over-host translation of the DomainID whatever its address — those are tagged
  *   with guest addresses a host range cannot select, and their table fetches went through the host tables
  *   that changed (how Linux reaches nested domains after a nest-parent change: a GN = 0 flush per host
- *   DomainID); with PDE = 1 the host page-directory entries over the range and every guest one of the domain;
+ *   DomainID), and the domain's GCR3 entries (found through those tables with GCR3TRPMode); with PDE = 1 the host page-directory entries over the range and every guest one of the domain;
  * - INVALIDATE_IOMMU_PAGES with GN = 1: the guest and guest-over-host translations of (DomainID, PASID)
  *   over the range, and that PASID's GCR3 entry (Linux flushes a PASID this way after writing its GCR3
  *   entry); with PDE = 1 the guest page-directory entries over the range;
@@ -106,6 +106,8 @@ export class AmdCaches<Dte> {
    * over it, every guest-over-host translation of the domain; page-directory entries too with `pde`.
    */
   invalidateHostPages(domainId: number, start: number, size: number, pde: boolean): number {
+    // With GCR3TRPMode the GCR3 levels were found through the host tables that changed.
+    this.gcr3.deleteWhere((_device, _pasid, entry) => entry.domainId === domainId);
     if (pde) {
       this.hostTables?.entries.invalidateRange(KINDS_HOST, domainId, ANY_SPACE, start, size);
       this.guestTables?.entries.invalidateDomain(KINDS_NESTED, domainId);

@@ -146,6 +146,40 @@ describe('host (v1) translation', () => {
     expect(r.translate(DEV, IOVA).ok).toBe(false);
   });
 
+  it('with NpCache a not-present leaf is cached: mapping the page needs an invalidation before it is seen', () => {
+    const r = unitRig({ npCache: true });
+    const table = r.hostTable(4);
+    r.dte(DEV, {
+      v: true,
+      tv: true,
+      mode: 4,
+      hostPageTableRootPtr: table.rootPa,
+      ir: true,
+      iw: true,
+      domainId: 5,
+    });
+    expect(r.translate(DEV, IOVA).ok).toBe(false);
+    table.map(BigInt(IOVA), BigInt(r.page()), 0x1000n, RW);
+    expect(r.translate(DEV, IOVA)).toMatchObject({ ok: false, fault: { kind: 'translation' } });
+    r.submit(buildInvalidateIommuPages(IOVA, 0x1000, 5, 0, false));
+    expect(r.translate(DEV, IOVA).ok).toBe(true);
+    // Without NpCache the same change is seen at once.
+    const plain = unitRig();
+    const t = plain.hostTable(4);
+    plain.dte(DEV, {
+      v: true,
+      tv: true,
+      mode: 4,
+      hostPageTableRootPtr: t.rootPa,
+      ir: true,
+      iw: true,
+      domainId: 5,
+    });
+    expect(plain.translate(DEV, IOVA).ok).toBe(false);
+    t.map(BigInt(IOVA), BigInt(plain.page()), 0x1000n, RW);
+    expect(plain.translate(DEV, IOVA).ok).toBe(true);
+  });
+
   it('a table the bus cannot read is PAGE_TAB_HARDWARE_ERROR at the entry’s address', () => {
     const r = unitRig();
     const hole = 0x4000_0000;
@@ -160,7 +194,7 @@ describe('host (v1) translation', () => {
         deviceId: DEV,
         domainOrPasid: 5,
         flags: 0,
-        type: HARDWARE_ERROR_TYPE.TARGET_ABORT,
+        type: HARDWARE_ERROR_TYPE.MASTER_ABORT,
         address: hole,
       },
     ]);
@@ -205,7 +239,7 @@ describe('the device table', () => {
         kind: 'dev-tab-hardware-error',
         deviceId: DEV,
         flags: 0,
-        type: HARDWARE_ERROR_TYPE.TARGET_ABORT,
+        type: HARDWARE_ERROR_TYPE.MASTER_ABORT,
         address: 0x4000_0000 + DEV * 32,
       },
     ]);
@@ -268,6 +302,15 @@ describe('guest (v2) translation', () => {
       { kind: 'io-page-fault', deviceId: DEV, domainOrPasid: 7, flags: GN | US, address: IOVA },
       { kind: 'io-page-fault', deviceId: DEV, domainOrPasid: 2 ** 18, flags: GN | US, address: IOVA },
     ]);
+  });
+
+  it('without Control.GTEn the DTE’s GV has no effect: a request with PASID is refused', () => {
+    const r = guest(5);
+    r.mmio32(REG.CONTROL, 1 | CTRL_EVENT_LOG_EN | CTRL_CMD_BUF_EN);
+    expect(r.translate(DEV, IOVA, PERM_READ | PERM_PRIV, 5)).toMatchObject({
+      ok: false,
+      fault: { kind: 'bad-pasid' },
+    });
   });
 
   it('a request with PASID to a DTE without GV is refused with GN', () => {

@@ -50,7 +50,7 @@ import { type DeviceTableEntry, DTE_ILLEGAL, GUEST_PAGING_MODE } from './dte.js'
 import { type AmdEvent, EVENT_FLAG, HARDWARE_ERROR_TYPE } from './events.js';
 import type { AmdFeatures } from './features.js';
 import { Gcr3Walk } from './gcr3-walk.js';
-import { CTRL_HI_GCR3_TRP_MODE, CTRL_IOMMU_EN, EXCL_ALLOW, EXCL_EN, REG } from './regs.js';
+import { CTRL_GT_EN, CTRL_HI_GCR3_TRP_MODE, CTRL_IOMMU_EN, EXCL_ALLOW, EXCL_EN, REG } from './regs.js';
 import { AmdStageWalker, grantsAllow, type StageWalkContext, WALK_FAILURE } from './stage-walks.js';
 
 /** Host physical address width the model's tables may point into (v1 and x86 address fields end at 51). */
@@ -94,7 +94,8 @@ export class AmdTranslator {
   translate(request: TranslationRequest): TranslationResult {
     const { regs } = this.ctx;
     const { streamId, pasid, iovaPfn } = request;
-    if ((regs.get(REG.CONTROL) & CTRL_IOMMU_EN) === 0) return untranslated(iovaPfn);
+    const control = regs.get(REG.CONTROL);
+    if ((control & CTRL_IOMMU_EN) === 0) return untranslated(iovaPfn);
     const entry = this.deviceTable.lookup(streamId);
     if (entry === undefined) return this.configFault(request);
     const { dte } = entry;
@@ -104,12 +105,13 @@ export class AmdTranslator {
     // Without EFR.NXSup requests carry no execute or privilege the unit checks.
     const access = this.ctx.features.noExecute ? request.access : request.access & ~(PERM_EXEC | PERM_PRIV);
     if (!dte.tv) return this.pageFault(request, entry, 'translation', 0, input);
+    // Guest translation needs Control.GTEn as well as the DTE's GV.
+    const gv = dte.gv && (control & CTRL_GT_EN) !== 0;
     let ok: boolean;
     if (pasid !== NO_PASID) {
-      if (!dte.gv) return this.pageFault(request, entry, 'bad-pasid', 0, input);
+      if (!gv) return this.pageFault(request, entry, 'bad-pasid', 0, input);
       ok = this.guest(dte, streamId, pasid, input, access);
-    } else if (dte.gv && dte.giov)
-      ok = this.guest(dte, streamId, 0, input, access & ~(PERM_EXEC | PERM_PRIV));
+    } else if (gv && dte.giov) ok = this.guest(dte, streamId, 0, input, access & ~(PERM_EXEC | PERM_PRIV));
     else ok = this.host(dte, input, access & ~(PERM_EXEC | PERM_PRIV));
     if (!ok) return this.walkFault(request, entry, input);
     const e = this.hit;
@@ -141,8 +143,12 @@ export class AmdTranslator {
     if (cached !== undefined && this.usable(cached, access)) return this.answerFrom(cached, input, access);
     const format = this.hostFormats[dte.had]![dte.mode - 1]!;
     const tables = caches.hostTables?.select(IOTLB_HOST, dte.domainId, HOST_SPACE);
-    if (!this.walker.hostWalk(format, dte.hostPageTableRootPtr, input, access, tables))
+    if (!this.walker.hostWalk(format, dte.hostPageTableRootPtr, input, access, tables)) {
+      // With NpCache the unit keeps a not-present leaf, and faults on it until software invalidates.
+      if (this.walker.failure === WALK_FAILURE.NOT_PRESENT && this.ctx.features.npCache)
+        this.cacheNotPresent(dte.domainId, input);
       return this.walkFailed();
+    }
     const leaf = this.walker.host;
     const grants = leaf.grants & dteGrants;
     if (!grantsAllow(grants, access)) return this.walkFailed(WALK_FAILURE.PERMISSION);
@@ -221,6 +227,12 @@ export class AmdTranslator {
     return grantsAllow(e.grants, access) || this.walkFailed(WALK_FAILURE.PERMISSION);
   }
 
+  private cacheNotPresent(domainId: number, input: number): void {
+    const e = this.ctx.caches.cacheLeaf(IOTLB_HOST, domainId, HOST_SPACE, input - (input % 4096), 12);
+    setIotlbTranslation(e, input, 0, 12, 1, 0, 0, false);
+    e.notPresent = WALK_FAILURE.NOT_PRESENT;
+  }
+
   private answer(input: number, pageShift: number, grants: number, level: number): void {
     const e = this.direct;
     this.hit = e;
@@ -293,7 +305,7 @@ export class AmdTranslator {
         kind: 'dev-tab-hardware-error',
         deviceId,
         flags: write,
-        type: HARDWARE_ERROR_TYPE.TARGET_ABORT,
+        type: HARDWARE_ERROR_TYPE.MASTER_ABORT,
         address: t.failureAddress,
       });
       return this.failed(request, 'config-abort', 'DEV_TAB_HARDWARE_ERROR');
@@ -321,7 +333,7 @@ export class AmdTranslator {
       deviceId: request.streamId,
       domainOrPasid: guest ? request.pasid : entry.dte.domainId,
       flags: ((request.access & PERM_WRITE) !== 0 ? EVENT_FLAG.RW : 0) | (guest ? EVENT_FLAG.GN : 0),
-      type: HARDWARE_ERROR_TYPE.TARGET_ABORT,
+      type: HARDWARE_ERROR_TYPE.MASTER_ABORT,
       address: this.walker.failureAddress,
     });
     return this.failed(request, 'walk-abort', 'PAGE_TAB_HARDWARE_ERROR');
