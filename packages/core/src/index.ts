@@ -42,6 +42,7 @@ export * from './errors/plugin-error.js';
 export * from './hw/mmio-window.js';
 export * from './hw/register-file.js';
 export * from './iommu/dma-api.js';
+export * from './iommu/driver-memory.js';
 export * from './iommu/driver.js';
 export * from './iommu/grants.js';
 export * from './iommu/hardware.js';

@@ -20,7 +20,13 @@
  *   an attach, `device_block_translation`). A present scalable entry may be changed in place (Linux's PRE
  *   flip, `context_flip_pri`), with the present-entry flushes.
  */
-import { IommufdError } from '@iommukit/core';
+import {
+  allocDriverPages,
+  freeDriverPages,
+  IommufdError,
+  readDriverMemory,
+  writeDriverMemory,
+} from '@iommukit/core';
 import {
   CONTEXT_TT,
   contextEntryAddress,
@@ -33,14 +39,7 @@ import {
   rootEntryAddress,
   SCALABLE_CONTEXT_WORDS,
 } from '../hw/root-context.js';
-import {
-  allocPages,
-  type DeviceTlbTarget,
-  freePages,
-  readMemory,
-  type VtdDriverBase,
-  writeMemory,
-} from './driver-host.js';
+import type { DeviceTlbTarget, VtdDriverBase } from './driver-host.js';
 import { contextDevice, type DriverQi, iotlbDomain, pasidCache } from './qi.js';
 
 /** A legacy context entry (§9.3) as the driver programs it. */
@@ -85,7 +84,7 @@ export class ContextTables {
     /** The DIDs of the device's present PASID entries, one per entry (the PASID table's `presentDids`). */
     private readonly presentDids: (sid: number) => readonly number[],
   ) {
-    this.root = allocPages(host.memory, 1);
+    this.root = allocDriverPages(host.memory, 1);
     this.words = new Uint32Array(host.scalable ? SCALABLE_CONTEXT_WORDS : LEGACY_CONTEXT_WORDS);
   }
 
@@ -136,8 +135,8 @@ export class ContextTables {
     if (at === undefined || !this.present(at)) return;
     const did = this.host.scalable ? 0 : decodeLegacyContext(this.words).did;
     this.words.fill(0);
-    writeMemory(this.host, at, this.words, QWORD);
-    writeMemory(this.host, at + 4 * QWORD, this.words.subarray(QWORD), this.words.length - QWORD);
+    writeDriverMemory(this.host, at, this.words, QWORD);
+    writeDriverMemory(this.host, at + 4 * QWORD, this.words.subarray(QWORD), this.words.length - QWORD);
     this.flushPresent(sid, did, change);
   }
 
@@ -148,9 +147,9 @@ export class ContextTables {
 
   /** Returns every context table and the root table (translation must be off). */
   free(): void {
-    for (const table of this.tables.values()) freePages(this.host.memory, table, 1);
+    for (const table of this.tables.values()) freeDriverPages(this.host.memory, table, 1);
     this.tables.clear();
-    freePages(this.host.memory, this.root, 1);
+    freeDriverPages(this.host.memory, this.root, 1);
   }
 
   private requireMode(scalable: boolean): void {
@@ -181,28 +180,28 @@ export class ContextTables {
     let table = this.tables.get(key);
     if (table === undefined) {
       if (!alloc) return undefined;
-      table = allocPages(this.host.memory, 1);
+      table = allocDriverPages(this.host.memory, 1);
       this.tables.set(key, table);
       // The zeroed table exists before the root entry points at it; only this half is written.
       const root = this.host.scalable
         ? encodeScalableRootEntry(upper ? { up: true, uctp: table } : { lp: true, lctp: table })
         : encodeLegacyRootEntry({ p: true, ctp: table });
       const half = upper ? QWORD : 0;
-      writeMemory(this.host, rootEntryAddress(this.root, bus) + 4 * half, root.subarray(half), QWORD);
+      writeDriverMemory(this.host, rootEntryAddress(this.root, bus) + 4 * half, root.subarray(half), QWORD);
     }
     return contextEntryAddress(table, devfn, this.host.scalable);
   }
 
   /** Reads the entry at `at` into `words`; whether it is present. */
   private present(at: number): boolean {
-    readMemory(this.host, at, this.words);
+    readDriverMemory(this.host, at, this.words);
     return (this.words[0]! & 1) === 1;
   }
 
   /** The entry's high qwords, then qword 0 with the present bit. */
   private write(at: number, entry: Uint32Array): void {
-    writeMemory(this.host, at + 4 * QWORD, entry.subarray(QWORD), entry.length - QWORD);
-    writeMemory(this.host, at, entry, QWORD);
+    writeDriverMemory(this.host, at + 4 * QWORD, entry.subarray(QWORD), entry.length - QWORD);
+    writeDriverMemory(this.host, at, entry, QWORD);
   }
 
   private flushNowPresent(sid: number, did: number): void {

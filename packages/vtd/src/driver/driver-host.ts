@@ -10,10 +10,8 @@
 import {
   type AccessCounter,
   type DriverContext,
-  hpa,
   type IFrameAllocator,
   type IommuDeviceRef,
-  IommufdError,
   type ITracer,
   type MemoryBus,
   type MmioWindow,
@@ -154,34 +152,4 @@ export interface DeviceTlbTarget {
   readonly pfsid: number;
   /** ATS invalidate queue depth. */
   readonly qdep: number;
-}
-
-/** Allocates `pages` zeroed 4 KiB pages aligned to their size (Linux `iommu_alloc_pages_node`). */
-export function allocPages(memory: IFrameAllocator, pages: number): number {
-  return Number(memory.allocBytes(4096 * pages, 4096 * pages));
-}
-
-/** Returns `pages` frames from `allocPages`. */
-export function freePages(memory: IFrameAllocator, address: number, pages: number): void {
-  memory.freeFrames(hpa(BigInt(address)), pages);
-}
-
-/** Writes `words` to driver memory, `EIO` if the bus aborts (memory the driver owns always exists). */
-export function writeMemory(
-  base: VtdDriverBase,
-  address: number,
-  words: Uint32Array,
-  count = words.length,
-): void {
-  if (!base.bus.writeWords(address, words, count, base.counter)) throw busError(base, address, true);
-}
-
-/** Reads `count` words from driver memory into `out`. */
-export function readMemory(base: VtdDriverBase, address: number, out: Uint32Array, count = out.length): void {
-  if (!base.bus.readWords(address, out, count, base.counter)) throw busError(base, address, false);
-}
-
-function busError(base: VtdDriverBase, address: number, write: boolean): IommufdError {
-  const what = `${base.instance}: driver memory ${write ? 'write' : 'read'} at ${toHex(address)} aborted`;
-  return new IommufdError('EIO', what, { instance: base.instance, address });
 }

@@ -27,6 +27,7 @@ import {
   PERM_WRITE,
   POLL_LIMIT,
   pollTimeout,
+  readDriverMemory,
   toHex,
 } from '@iommukit/core';
 import {
@@ -48,7 +49,7 @@ import {
   REG,
 } from '../hw/regs.js';
 import { faultKind } from '../hw/translate.js';
-import { type DeviceLookup, readMemory, type VtdDriverBase, type VtdDriverHost } from './driver-host.js';
+import type { DeviceLookup, VtdDriverBase, VtdDriverHost } from './driver-host.js';
 import { pageGroupResponse } from './qi.js';
 
 /** The page request queue in driver memory. */
@@ -126,7 +127,7 @@ export function handlePrqIrq(host: VtdDriverHost, prq: PrqMemory, lookup: Device
   let handled = 0;
   // Stryker disable next-line ConditionalExpression,EqualityOperator,ArithmeticOperator: head reaches tail within one queue; the bound guards a corrupted PQT
   while (head !== tail && handled < prq.bytes / PAGE_REQUEST_BYTES) {
-    readMemory(host, prq.base + head, words);
+    readDriverMemory(host, prq.base + head, words);
     pageRequest(host, decodePageRequest(words, 0), lookup);
     handled++;
     head = (head + PAGE_REQUEST_BYTES) & mask;

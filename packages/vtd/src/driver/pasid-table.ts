@@ -21,7 +21,13 @@
  * - Capabilities are checked as Linux checks them (`EINVAL`): FLTS, FL5LP, SRS, EAFS, SLTS, SLADS, PT, NEST,
  *   SC for PGSNP, and an AW the unit's SAGAW has.
  */
-import { IommufdError } from '@iommukit/core';
+import {
+  allocDriverPages,
+  freeDriverPages,
+  IommufdError,
+  readDriverMemory,
+  writeDriverMemory,
+} from '@iommukit/core';
 import {
   decodePasidEntry,
   encodePasidDirEntry,
@@ -35,14 +41,7 @@ import {
   pasidEntryAddress,
 } from '../hw/pasid-entry.js';
 import { FLPT_DEFAULT_DID } from './domain-ids.js';
-import {
-  allocPages,
-  type DeviceTlbTarget,
-  freePages,
-  readMemory,
-  type VtdDriverBase,
-  writeMemory,
-} from './driver-host.js';
+import type { DeviceTlbTarget, VtdDriverBase } from './driver-host.js';
 import { type DriverQi, iotlbDomain, pasidCache, pasidIotlb } from './qi.js';
 
 /** The PASID requests without PASID are processed with (Linux IOMMU_NO_PASID as RID_PASID). */
@@ -111,7 +110,7 @@ export class PasidTables {
     while (4096 * 2 ** order < bytes) order++;
     const pages = 2 ** order;
     const table: DeviceTable = {
-      dir: allocPages(this.host.memory, pages),
+      dir: allocDriverPages(this.host.memory, pages),
       pages,
       maxPasid: 2 ** (order + 15),
       pdts: order + 2,
@@ -136,8 +135,8 @@ export class PasidTables {
   freeTable(sid: number): void {
     const t = this.devices.get(sid);
     if (t === undefined) return;
-    for (const table of t.tables.values()) freePages(this.host.memory, table, 1);
-    freePages(this.host.memory, t.dir, t.pages);
+    for (const table of t.tables.values()) freeDriverPages(this.host.memory, table, 1);
+    freeDriverPages(this.host.memory, t.dir, t.pages);
     this.devices.delete(sid);
   }
 
@@ -186,8 +185,8 @@ export class PasidTables {
     const { did, pgtt } = decodePasidEntry(this.entry16);
     this.entry16.fill(0);
     this.entry16[0] = options.faultIgnore === true ? 2 : 0;
-    writeMemory(this.host, at, this.entry16, QWORD);
-    writeMemory(this.host, at + 4 * QWORD, this.entry16.subarray(QWORD), PASID_ENTRY_WORDS - QWORD);
+    writeDriverMemory(this.host, at, this.entry16, QWORD);
+    writeDriverMemory(this.host, at + 4 * QWORD, this.entry16.subarray(QWORD), PASID_ENTRY_WORDS - QWORD);
     this.qi.submit([pasidCache(did, pasid)]);
     const firstStageTagged = pgtt === PGTT.PASS_THROUGH || pgtt === PGTT.FIRST_STAGE;
     this.qi.submit([firstStageTagged ? pasidIotlb(did, pasid) : iotlbDomain(did)]);
@@ -199,7 +198,7 @@ export class PasidTables {
     const t = this.devices.get(sid);
     const at = t && this.entryAddress(t, pasid, false);
     if (at === undefined) return undefined;
-    readMemory(this.host, at, this.entry16);
+    readDriverMemory(this.host, at, this.entry16);
     return decodePasidEntry(this.entry16);
   }
 
@@ -271,8 +270,8 @@ export class PasidTables {
         },
       );
     const entry = encodePasidEntry({ ...fields, p: true, did, pwsnp: this.host.unit.ecap.smpwcs });
-    writeMemory(this.host, at + 4 * QWORD, entry.subarray(QWORD), PASID_ENTRY_WORDS - QWORD);
-    writeMemory(this.host, at, entry, QWORD);
+    writeDriverMemory(this.host, at + 4 * QWORD, entry.subarray(QWORD), PASID_ENTRY_WORDS - QWORD);
+    writeDriverMemory(this.host, at, entry, QWORD);
     if (this.host.unit.cap.cm) {
       this.qi.submit([pasidCache(did, pasid)]);
       this.qi.submit([pasidIotlb(did, pasid)]);
@@ -289,9 +288,9 @@ export class PasidTables {
     let table = t.tables.get(index);
     if (table === undefined) {
       if (!alloc) return undefined;
-      table = allocPages(this.host.memory, 1);
+      table = allocDriverPages(this.host.memory, 1);
       t.tables.set(index, table);
-      writeMemory(
+      writeDriverMemory(
         this.host,
         pasidDirEntryAddress(t.dir, pasid),
         encodePasidDirEntry({ p: true, pasidTablePtr: table }),
@@ -302,7 +301,7 @@ export class PasidTables {
 
   /** Reads the entry at `at` into `entry16`; whether it is present. */
   private present(at: number): boolean {
-    readMemory(this.host, at, this.entry16);
+    readDriverMemory(this.host, at, this.entry16);
     return (this.entry16[0]! & 1) === 1;
   }
 }

@@ -3,7 +3,15 @@
  * `init_dmars` leaves them, the invalidations that reached the hardware, the MSI set-up, and what changes
  * with the unit's capabilities.
  */
-import { errnoOf, type MmioWindow, Tracer } from '@iommukit/core';
+import {
+  allocDriverPages,
+  errnoOf,
+  freeDriverPages,
+  type MmioWindow,
+  readDriverMemory,
+  Tracer,
+  writeDriverMemory,
+} from '@iommukit/core';
 import { describe, expect, it } from 'vitest';
 import { driverRig, MSI_WINDOW, UNIT_DEVICE_ID } from '../../test/driver-rig.js';
 import {
@@ -21,7 +29,7 @@ import {
   REG,
   TTM,
 } from '../hw/regs.js';
-import { allocPages, freePages, GlobalCommands, readMemory, writeMemory } from './driver-host.js';
+import { GlobalCommands } from './driver-host.js';
 import { enableTranslation, PRQ_ORDER, probeUnit, shutdownUnit } from './probe.js';
 
 const reg64 = (r: ReturnType<typeof driverRig>, offset: number) =>
@@ -242,27 +250,27 @@ describe('global command waits and the write buffer (driver-host.ts)', () => {
 
   it('driver pages are 4 KiB-aligned blocks of their size', () => {
     const r = driverRig();
-    const at = allocPages(r.memory, 4);
+    const at = allocDriverPages(r.memory, 4);
     expect(at % (4 * 4096)).toBe(0);
-    freePages(r.memory, at, 4);
-    expect(allocPages(r.memory, 4)).toBe(at);
+    freeDriverPages(r.memory, at, 4);
+    expect(allocDriverPages(r.memory, 4)).toBe(at);
     // After a single page the next free frame is misaligned for a larger block, which starts further on.
-    allocPages(r.memory, 1);
-    expect(allocPages(r.memory, 8) % (8 * 4096)).toBe(0);
+    allocDriverPages(r.memory, 1);
+    expect(allocDriverPages(r.memory, 8) % (8 * 4096)).toBe(0);
   });
 
   it('a driver access the bus aborts is EIO naming the access and the address', () => {
     const r = driverRig();
     const unit = probeUnit(r.context, r.lookup);
     const hole = 0x4000_0000;
-    expect(() => writeMemory(unit, hole, new Uint32Array(4))).toThrow(
+    expect(() => writeDriverMemory(unit, hole, new Uint32Array(4))).toThrow(
       expect.objectContaining({
         code: 'EIO',
         message: 'EIO: dmar0: driver memory write at 0x40000000 aborted',
         context: { instance: 'dmar0', address: hole },
       }),
     );
-    expect(() => readMemory(unit, hole, new Uint32Array(4))).toThrow(
+    expect(() => readDriverMemory(unit, hole, new Uint32Array(4))).toThrow(
       'EIO: dmar0: driver memory read at 0x40000000 aborted',
     );
   });

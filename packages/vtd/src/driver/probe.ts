@@ -20,7 +20,9 @@
  * protected memory regions turned off after it (`iommu_disable_protect_mem_regions`).
  */
 import {
+  allocDriverPages,
   type DriverContext,
+  freeDriverPages,
   IommufdError,
   MmioWindow,
   type MsiVector,
@@ -44,9 +46,7 @@ import {
 import { ContextTables } from './context-tables.js';
 import { DomainIds, domainIdCount } from './domain-ids.js';
 import {
-  allocPages,
   type DeviceLookup,
-  freePages,
   GlobalCommands,
   type VtdDriverBase,
   type VtdDriverHost,
@@ -117,7 +117,7 @@ export function probeUnit(context: DriverContext<VtdOptions>, lookup: DeviceLook
   base.commands.flushWriteBuffer();
   const prq =
     unit.ecap.prs && host.scalable
-      ? { base: allocPages(context.memory, 2 ** PRQ_ORDER), bytes: 4096 * 2 ** PRQ_ORDER }
+      ? { base: allocDriverPages(context.memory, 2 ** PRQ_ORDER), bytes: 4096 * 2 ** PRQ_ORDER }
       : undefined;
   const releases: (() => void)[] = [];
   const vectors = allocateVectors(host, prq ? 2 : 1, releases);
@@ -156,7 +156,7 @@ export function shutdownUnit(unit: ProbedUnit): void {
     mmio.writeAddress(REG.PQA, 0);
   }
   for (const release of unit.releases.splice(0).reverse()) release();
-  if (unit.prq) freePages(memory, unit.prq.base, 2 ** PRQ_ORDER);
+  if (unit.prq) freeDriverPages(memory, unit.prq.base, 2 ** PRQ_ORDER);
   unit.qi.disable();
   unit.qi.free();
   unit.pasidTables.freeAll();

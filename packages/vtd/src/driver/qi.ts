@@ -19,12 +19,15 @@
  *   others `EOPNOTSUPP` (a unit without QI has neither PASIDs, Device-TLBs nor interrupt remapping).
  */
 import {
+  allocDriverPages,
+  freeDriverPages,
   IommufdError,
   NO_PASID,
   type PageResponseCode,
   POLL_LIMIT,
   pollTimeout,
   toHex,
+  writeDriverMemory,
 } from '@iommukit/core';
 import {
   encodeInvDescriptor,
@@ -56,13 +59,7 @@ import {
   IVA_IH,
   REG,
 } from '../hw/regs.js';
-import {
-  allocPages,
-  type DeviceTlbTarget,
-  freePages,
-  type VtdDriverBase,
-  writeMemory,
-} from './driver-host.js';
+import type { DeviceTlbTarget, VtdDriverBase } from './driver-host.js';
 
 /** Descriptors in the ring (Linux QI_LENGTH). */
 export const QI_LENGTH = 256;
@@ -315,8 +312,8 @@ export class DriverQi {
     if (!this.queued) return;
     this.disable();
     const { mmio, memory } = this.host;
-    this.ring ??= allocPages(memory, this.wide ? 2 : 1);
-    this.status ??= allocPages(memory, 1);
+    this.ring ??= allocDriverPages(memory, this.wide ? 2 : 1);
+    this.status ??= allocDriverPages(memory, 1);
     this.tail = 0;
     mmio.write32(REG.IQT, 0);
     mmio.writeAddress(REG.IQA, this.ring + (this.wide ? IQA_DW | 1 : 0));
@@ -349,8 +346,8 @@ export class DriverQi {
 
   /** Returns the ring and status pages (after `disable`). */
   free(): void {
-    if (this.ring !== undefined) freePages(this.host.memory, this.ring, this.wide ? 2 : 1);
-    if (this.status !== undefined) freePages(this.host.memory, this.status, 1);
+    if (this.ring !== undefined) freeDriverPages(this.host.memory, this.ring, this.wide ? 2 : 1);
+    if (this.status !== undefined) freeDriverPages(this.host.memory, this.status, 1);
     this.ring = this.status = undefined;
   }
 
@@ -377,7 +374,7 @@ export class DriverQi {
     const waitIndex = (index + count) % QI_LENGTH;
     for (const [i, d] of descriptors.entries()) this.put((index + i) % QI_LENGTH, this.withDrain(d));
     this.one[0] = QI_IN_USE;
-    writeMemory(this.host, status + 4 * waitIndex, this.one);
+    writeDriverMemory(this.host, status + 4 * waitIndex, this.one);
     this.put(waitIndex, {
       type: INV_TYPE.WAIT,
       sw: true,
@@ -442,7 +439,7 @@ export class DriverQi {
 
   private put(slot: number, d: InvDescriptorInit): void {
     encodeInvDescriptor(d, this.words, 0, this.wide);
-    writeMemory(this.host, this.ring! + (slot << this.shift), this.words);
+    writeDriverMemory(this.host, this.ring! + (slot << this.shift), this.words);
   }
 
   private readWord(address: number): number {
