@@ -117,6 +117,20 @@ describe('caching-mode vVT-d: what it is built with, translation off, the top of
     t.bus.write(WINDOW + REG.GCMD, 4, (gsts & PERSISTENT & ~GCMD_TE) >>> 0, t.bus.counter('t'));
   };
 
+  it('a resync the host refuses after TE changes leaves the device with nothing mapped, and the guest write completes', async () => {
+    const t = await shadow();
+    const gpa = t.guestPage();
+    t.domain.map(iova(IOVA), gpa as Hpa, 0x1000n, RW);
+    expect(t.nic.dmaWrite(IOVA, Uint8Array.of(1))).toMatchObject({ ok: true });
+    vi.spyOn(t.fd, 'ioasMap').mockImplementation(() => {
+      throw new IommufdError('ENOSPC', 'refused for the test');
+    });
+    expect(() => translationOff(t)).not.toThrow();
+    expect(t.vvtd.stats.resyncsRefused).toBe(1);
+    expect(t.nic.dmaWrite(IOVA, Uint8Array.of(1))).toMatchObject({ ok: false });
+    expect(t.nic.dmaWrite(gpa, Uint8Array.of(1))).toMatchObject({ ok: false });
+  });
+
   it('refuses a VM without an iommufd context, and a device without an IOAS of its own, with EINVAL', async () => {
     const rig = await vmRig('shadow');
     const { shadow: _, ...withoutShadow } = rig.context;

@@ -79,6 +79,8 @@ export interface ShadowVvtdStats {
   outsideRam: number;
   /** Invalidations whose replay the host refused (the guest saw IQE). */
   rejected: number;
+  /** Resyncs after a TE or SRTP change the host refused (the device was left with nothing mapped). */
+  resyncsRefused: number;
 }
 
 export class ShadowVvtd implements ViommuPersonality {
@@ -92,6 +94,7 @@ export class ShadowVvtd implements ViommuPersonality {
     pagesUnmapped: 0,
     outsideRam: 0,
     rejected: 0,
+    resyncsRefused: 0,
   };
   private readonly devices = new Map<number, ShadowDevice>();
   private readonly counter;
@@ -114,7 +117,7 @@ export class ShadowVvtd implements ViommuPersonality {
       {
         forwardInvalidation: (d) => this.guarded(() => this.replay(d)),
         translationChanged: () => {
-          for (const device of this.devices.values()) this.syncAll(device);
+          for (const device of this.devices.values()) this.resync(device);
         },
       },
     );
@@ -136,6 +139,26 @@ export class ShadowVvtd implements ViommuPersonality {
   destroy(): void {
     this.devices.clear();
     this.ctx.bus.removeRegion(this.ctx.name);
+  }
+
+  /**
+   * Resyncs a device after TE or SRTP changed. A register write has no error to report, so a host refusal
+   * (QEMU only logs it) leaves the device with nothing mapped rather than a stale mirror: its DMA faults on
+   * the host until the guest's next invalidation resyncs it.
+   */
+  private resync(device: ShadowDevice): void {
+    try {
+      this.syncAll(device);
+    } catch (error) {
+      if (!(error instanceof IommufdError)) throw error;
+      this.stats.resyncsRefused++;
+      device.mirror.clear();
+      if (this.ctx.tracer.enabled)
+        this.trace(
+          'refused',
+          `${device.view.name}: the host refused the resync (${error.message}); nothing mapped`,
+        );
+    }
   }
 
   /** Runs a replay; a host refusal becomes the guest's IQE at the descriptor. */
