@@ -2,6 +2,15 @@
  * @iommukit/amd-vi: the AMD IOMMU (AMD-Vi) hardware model with IOMMUv2 features. See README.md.
  */
 
+export * from './driver/amd-driver.js';
+export * from './driver/command-queue.js';
+export * from './driver/device-table.js';
+export * from './driver/domain-flush.js';
+export * from './driver/domain-ids.js';
+export * from './driver/driver-host.js';
+export * from './driver/event-irq.js';
+export * from './driver/paging-domain.js';
+export * from './driver/probe.js';
 export * from './hw/amd-iommu.js';
 export * from './hw/caches.js';
 export * from './hw/capabilities.js';
