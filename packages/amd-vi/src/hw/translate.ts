@@ -38,6 +38,7 @@ import {
   PERM_READ,
   PERM_WRITE,
   type RegisterFile,
+  setIotlbNotPresent,
   setIotlbTranslation,
   stageGrants,
   type TranslationRequest,
@@ -229,8 +230,7 @@ export class AmdTranslator {
 
   private cacheNotPresent(domainId: number, input: number): void {
     const e = this.ctx.caches.cacheLeaf(IOTLB_HOST, domainId, HOST_SPACE, input - (input % 4096), 12);
-    setIotlbTranslation(e, input, 0, 12, 1, 0, 0, false);
-    e.notPresent = WALK_FAILURE.NOT_PRESENT;
+    setIotlbNotPresent(e, WALK_FAILURE.NOT_PRESENT);
   }
 
   private answer(input: number, pageShift: number, grants: number, level: number): void {

@@ -50,3 +50,16 @@ export function setIotlbTranslation(
   entry.notPresent = 0;
   entry.dirty = !tracksDirty || (access & PERM_WRITE) !== 0;
 }
+
+/**
+ * Writes a not-present leaf cached as such (VT-d caching mode, AMD NpCache) into a slot's entry: a 4 KiB
+ * entry that answers with `fault` (nonzero) until an invalidation drops it.
+ */
+export function setIotlbNotPresent(entry: IotlbEntry, fault: number): void {
+  entry.outputBase = 0;
+  entry.pageShift = 12;
+  entry.grants = 0;
+  entry.level = 0;
+  entry.dirty = false;
+  entry.notPresent = fault;
+}

@@ -24,6 +24,7 @@ import {
   PERM_PRIV,
   PERM_READ,
   PERM_WRITE,
+  setIotlbNotPresent,
   setIotlbTranslation,
   type TranslationRequest,
   type TranslationResult,
@@ -340,13 +341,7 @@ export class VtdTranslator {
 
   /** Caching mode: a not-present second-stage leaf stays cached, as a 4 KiB entry of its domain. */
   private cacheNotPresent(did: number, input: number, reason: number): void {
-    const entry = this.ctx.caches.cacheLeaf(IOTLB_SECOND, did, NO_PASID_TAG, input, 12);
-    entry.outputBase = 0;
-    entry.pageShift = 12;
-    entry.grants = 0;
-    entry.level = 0;
-    entry.dirty = false;
-    entry.notPresent = reason;
+    setIotlbNotPresent(this.ctx.caches.cacheLeaf(IOTLB_SECOND, did, NO_PASID_TAG, input, 12), reason);
   }
 
   private cache(
