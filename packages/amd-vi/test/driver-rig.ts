@@ -16,12 +16,11 @@ import {
   type IommuDeviceRef,
   type IommuFault,
   MemoryBus,
-  type MsiRequester,
-  type MsiVector,
   NO_PASID,
   PERM_READ,
   Tracer,
 } from '@iommukit/core';
+import { RecordingMsiController } from '@iommukit/testing';
 import { AmdIommuHardware } from '../src/hw/amd-iommu.js';
 import { type AmdCommand, COMMAND_WORDS, decodeCommand } from '../src/hw/commands.js';
 import { type AmdOptions, AmdOptionsSchema } from '../src/hw/options.js';
@@ -35,80 +34,6 @@ const RAM = 64 * 2 ** 20;
 export const BUFFERS_BASE = RAM_BASE + RAM / 2;
 /** The DeviceID the unit's own MSIs carry (its IVHD DeviceID). */
 export const UNIT_DEVICE_ID = 0x02;
-
-/** A message the MSI window received. */
-export interface MsiWrite {
-  readonly address: number;
-  readonly data: number;
-  readonly deviceId: number | undefined;
-}
-
-/** The platform MSI controller, reduced to what the driver uses (allocate, request, free). */
-export class TestMsiController {
-  readonly writes: MsiWrite[] = [];
-  readonly freed: string[] = [];
-  private readonly vectors = new Map<number, { requester: string; handler?: () => void }>();
-  private pending: number[] = [];
-  private next = 0x40;
-
-  constructor(bus: MemoryBus) {
-    bus.addMmio('msi', MSI_WINDOW, 0x10_0000, {
-      read: () => 0,
-      write: (offset, _size, data, deviceId) => {
-        this.writes.push({ address: MSI_WINDOW + offset, data, deviceId });
-        if (offset === 0 && this.vectors.has(data)) this.pending.push(data);
-      },
-    });
-  }
-
-  /** Vectors numbered from 0x40: the message is a write of the vector to the window's first address. */
-  allocateVectors(device: MsiRequester, count: number): readonly MsiVector[] {
-    const doorbell = { name: 'msi', address: hpa(MSI_WINDOW), page: hpa(MSI_WINDOW) };
-    return Array.from({ length: count }, () => {
-      const vector = this.next++;
-      this.vectors.set(vector, { requester: device.name });
-      return {
-        message: { address: BigInt(MSI_WINDOW), data: vector },
-        eventId: vector,
-        intid: vector,
-        cpu: 0,
-        doorbell,
-      };
-    });
-  }
-
-  freeVectors(device: MsiRequester): void {
-    for (const [vector, v] of this.vectors) if (v.requester === device.name) this.vectors.delete(vector);
-    this.freed.push(device.name);
-  }
-
-  requestIrq(intid: number, handler: () => void): () => void {
-    const v = this.vectors.get(intid);
-    if (v === undefined) throw new Error(`vector ${intid} was not allocated`);
-    v.handler = handler;
-    return () => {
-      v.handler = undefined;
-    };
-  }
-
-  hasHandler(intid: number): boolean {
-    return this.vectors.get(intid)?.handler !== undefined;
-  }
-
-  /** Runs the handlers of the messages that arrived since the last call; returns how many ran. */
-  service(): number {
-    const due = this.pending;
-    this.pending = [];
-    let ran = 0;
-    for (const vector of due) {
-      const handler = this.vectors.get(vector)?.handler;
-      if (handler === undefined) continue;
-      handler();
-      ran++;
-    }
-    return ran;
-  }
-}
 
 /** An endpoint behind the unit, recording the ATS invalidations that reach it. */
 export interface RecordingEndpoint extends EndpointPort {
@@ -127,7 +52,7 @@ export function driverRig(init: DriverRigOptions = {}) {
   bus.addRam('dram', RAM_BASE, RAM);
   const tracer = new Tracer();
   const options = AmdOptionsSchema.parse(init.options ?? {});
-  const controller = new TestMsiController(bus);
+  const controller = new RecordingMsiController(bus, MSI_WINDOW);
   const msi =
     init.msi === false
       ? undefined

@@ -16,3 +16,4 @@ export { mockPlugin, mockPlugin as default } from './mock/plugin.js';
 export * as mockRegs from './mock/regs.js';
 export { MockShadowViommu } from './mock/shadow-viommu.js';
 export { MOCK_VEVENT_TYPE, MOCK_VIOMMU_TYPE, MockViommu } from './mock/viommu.js';
+export { type MsiWrite, RecordingMsiController } from './rig/recording-msi-controller.js';
