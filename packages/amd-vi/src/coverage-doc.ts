@@ -14,10 +14,11 @@ import {
   type Coverage,
   type CoverageRow,
   type CoverageSection,
+  codeRows,
   coverageMarkdown,
   formatBits,
   refusedBits,
-  type SpecOnlyCode,
+  registerRows,
   type SpecOnlyField,
   schemaReferenceTable,
   specHex,
@@ -306,54 +307,18 @@ function registerWidth(name: RegName): string {
   return entry?.endsWith('_LO') ? '64-bit' : '32-bit';
 }
 
-function registerRows(): CoverageRow[] {
-  const rows: CoverageRow[] = (Object.keys(REGISTER_COVERAGE) as RegName[]).map((name) => {
-    const presence = registerPresence(name);
-    const c = REGISTER_COVERAGE[name];
-    return {
-      name: `\`${name}\``,
-      where: `${specHex(REG[name], 4)} (${registerWidth(name)})`,
-      coverage: presence ? { status: c.status, note: `Present only with ${presence}. ${c.note}` } : c,
-      order: REG[name],
-    };
-  });
-  SPEC_ONLY_REGISTERS.forEach((r, i) => {
-    const start = /^0x[0-9A-F]+/i.exec(r.offset);
-    // Registers outside the MMIO map (apertures, PCI configuration space) sort last, in list order.
-    rows.push({
-      name: `\`${r.name}\``,
-      where: r.offset,
-      coverage: r,
-      order: start ? Number.parseInt(start[0], 16) : 0x10_0000 + i,
-    });
-  });
-  return rows;
+function registerTableRows(): CoverageRow[] {
+  // Registers outside the MMIO map (apertures, other registers' offsets) sort last, in list order.
+  return registerRows(
+    REGISTER_COVERAGE,
+    { offsets: REG, width: registerWidth, presence: registerPresence },
+    SPEC_ONLY_REGISTERS,
+    0x10_0000,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Commands, events, flags and the PPR log entry.
-
-function codeRows<K extends string>(
-  codes: Readonly<Record<K, number>>,
-  coverage: Readonly<Record<K, Coverage>>,
-  specOnly: readonly SpecOnlyCode[],
-  notInCode: string,
-): CoverageRow[] {
-  return [
-    ...(Object.keys(coverage) as K[]).map((name) => ({
-      name: `\`${name}\``,
-      where: specHex(codes[name]),
-      coverage: coverage[name],
-      order: codes[name],
-    })),
-    ...specOnly.map((c) => ({
-      name: `\`${c.name}\` (${notInCode})`,
-      where: specHex(c.code),
-      coverage: c,
-      order: c.code,
-    })),
-  ];
-}
 
 function flagRows<K extends string>(
   flags: Readonly<Record<K, number>>,
@@ -437,7 +402,7 @@ function defaultInstance(): string {
 export function amdStatusMarkdown(): string {
   const [control, status, efr, efr2, header, ...structures] = amdStructures().map(structureSection);
   const sections: CoverageSection[] = [
-    { title: 'Registers', headers: ['register', 'offset'], rows: registerRows() },
+    { title: 'Registers', headers: ['register', 'offset'], rows: registerTableRows() },
     control!,
     status!,
     efr!,

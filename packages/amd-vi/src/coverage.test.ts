@@ -330,7 +330,7 @@ describe('docs/vendors/amd-vi.md', () => {
     for (const f of CONTROL_SPEC_ONLY_FIELDS) expect(md).toContain(`\`${f.spec}\` (not decoded)`);
     for (const name of [...Object.keys(COMMAND_OPCODE), ...Object.keys(EVENT_CODE)])
       expect(md).toContain(`| \`${name}\` | 0x`);
-    expect(md).toContain('| `INSERT_GUEST_EVENT` (no `COMMAND_OPCODE` name) | 0x09 |');
+    expect(md).toContain('| INSERT_GUEST_EVENT (no `COMMAND_OPCODE` name) | 0x09 |');
     expect(md).toContain('`INVALIDATE_IOMMU_PAGES.PDE` (`pde`) | [65]');
     expect(md).toContain('| `GN` | [48] |');
     expect(registerPresence('XT_PPR_INTR')).toBe('EFR.PPRSup and EFR.XTSup');

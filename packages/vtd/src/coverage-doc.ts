@@ -10,13 +10,13 @@
 import {
   type BitRun,
   bitRuns,
-  type Coverage,
   type CoverageRow,
   type CoverageSection,
+  codeRows,
   coverageMarkdown,
   formatBits,
   refusedBits,
-  type SpecOnlyCode,
+  registerRows,
   type SpecOnlyField,
   schemaReferenceTable,
   specHex,
@@ -308,50 +308,14 @@ function registerWidth(name: RegName): string {
   return entry.endsWith('_LO') ? '64-bit' : '32-bit';
 }
 
-function registerRows(): CoverageRow[] {
-  const rows: CoverageRow[] = (Object.keys(REGISTER_COVERAGE) as RegName[]).map((name) => {
-    const presence = registerPresence(name);
-    const c = REGISTER_COVERAGE[name];
-    return {
-      name: `\`${name}\``,
-      where: `${specHex(REG[name], 4)} (${registerWidth(name)})`,
-      coverage: presence ? { status: c.status, note: `Present only with ${presence}. ${c.note}` } : c,
-      order: REG[name],
-    };
-  });
-  SPEC_ONLY_REGISTERS.forEach((r, i) => {
-    const start = /^0x[0-9A-F]+/i.exec(r.offset);
-    // Registers at offsets other registers report sort last, in list order.
-    rows.push({
-      name: `\`${r.name}\``,
-      where: r.offset,
-      coverage: r,
-      order: start ? Number.parseInt(start[0], 16) : 0x10000 + i,
-    });
-  });
-  return rows;
-}
-
-function codeRows<K extends string>(
-  codes: Readonly<Record<K, number>>,
-  coverage: Readonly<Record<K, Coverage>>,
-  specOnly: readonly SpecOnlyCode[],
-  notInCode: string,
-): CoverageRow[] {
-  return [
-    ...(Object.keys(coverage) as K[]).map((name) => ({
-      name: `\`${name}\``,
-      where: specHex(codes[name]),
-      coverage: coverage[name],
-      order: codes[name],
-    })),
-    ...specOnly.map((c) => ({
-      name: `${c.name} (${notInCode})`,
-      where: specHex(c.code),
-      coverage: c,
-      order: c.code,
-    })),
-  ];
+function registerTableRows(): CoverageRow[] {
+  // Registers outside the MMIO map (apertures, other registers' offsets) sort last, in list order.
+  return registerRows(
+    REGISTER_COVERAGE,
+    { offsets: REG, width: registerWidth, presence: registerPresence },
+    SPEC_ONLY_REGISTERS,
+    0x10000,
+  );
 }
 
 function descriptorRows(): CoverageRow[] {
@@ -449,7 +413,7 @@ export function vtdStatusMarkdown(): string {
   const f = defaultVtdFeatures();
   const [frcd, cap, ecap, ...tables] = vtdStructures().map(structureSection);
   const sections: CoverageSection[] = [
-    { title: 'Registers', headers: ['register', 'offset'], rows: registerRows() },
+    { title: 'Registers', headers: ['register', 'offset'], rows: registerTableRows() },
     frcd!,
     cap!,
     ecap!,

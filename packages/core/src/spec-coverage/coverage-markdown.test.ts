@@ -2,11 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { Coverage, FieldCoverage } from './coverage.js';
 import {
   type CoverageRow,
+  codeRows,
   coverageCounts,
   coverageMarkdown,
   coverageSummary,
   coverageTable,
   markdownCell,
+  registerRows,
   specHex,
   structureRows,
 } from './coverage-markdown.js';
@@ -126,5 +128,57 @@ describe('coverageMarkdown', () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('codeRows and registerRows', () => {
+  const M = { status: 'modelled', note: 'does it' } as const;
+  const N = { status: 'not modelled', note: 'does not' } as const;
+
+  it('lists named codes at their value, then spec-only ones by their words', () => {
+    expect(
+      codeRows({ A: 1, B: 0x12 }, { A: M, B: N }, [{ name: 'the spec’s 0x7', code: 7, ...N }], 'no `X` name'),
+    ).toEqual([
+      { name: '`A`', where: '0x01', coverage: M, order: 1 },
+      { name: '`B`', where: '0x12', coverage: N, order: 0x12 },
+      {
+        name: 'the spec’s 0x7 (no `X` name)',
+        where: '0x07',
+        coverage: { name: 'the spec’s 0x7', code: 7, ...N },
+        order: 7,
+      },
+    ]);
+  });
+
+  it('lists registers at offset and width, prefixing the features they need; spec-only ones at their offset or after the map', () => {
+    const rows = registerRows(
+      { CTRL: M, EXT: N },
+      {
+        offsets: { CTRL: 0x18, EXT: 0x40 },
+        width: (n) => (n === 'CTRL' ? '64-bit' : '32-bit'),
+        presence: (n) => (n === 'EXT' ? 'EFR.HESup' : undefined),
+      },
+      [
+        { name: 'SMI', offset: '0x0060', ...N },
+        { name: 'PCI header', offset: 'PCI config 0x40', ...N },
+      ],
+      0x10_0000,
+    );
+    expect(rows).toEqual([
+      { name: '`CTRL`', where: '0x0018 (64-bit)', coverage: M, order: 0x18 },
+      {
+        name: '`EXT`',
+        where: '0x0040 (32-bit)',
+        coverage: { status: 'not modelled', note: 'Present only with EFR.HESup. does not' },
+        order: 0x40,
+      },
+      { name: '`SMI`', where: '0x0060', coverage: { name: 'SMI', offset: '0x0060', ...N }, order: 0x60 },
+      {
+        name: '`PCI header`',
+        where: 'PCI config 0x40',
+        coverage: { name: 'PCI header', offset: 'PCI config 0x40', ...N },
+        order: 0x10_0001,
+      },
+    ]);
   });
 });

@@ -10,7 +10,9 @@ import {
   type Coverage,
   type CoverageStatus,
   type FieldCoverage,
+  type SpecOnlyCode,
   type SpecOnlyField,
+  type SpecOnlyRegister,
 } from './coverage.js';
 
 /** One row: the item's name, where it is (offset, bits, code), its coverage, its place in the table. */
@@ -88,6 +90,74 @@ export function structureRows<K extends string>(
       coverage: field,
       order: field.lsb,
     });
+  return rows;
+}
+
+/**
+ * The rows of numbered codes (commands, events, fault reasons): each named code the code defines, at its
+ * value, and each spec-only one as `name (notInCode)` (its name is the spec's words, not an identifier).
+ */
+export function codeRows<K extends string>(
+  codes: Readonly<Record<K, number>>,
+  coverage: Readonly<Record<K, Coverage>>,
+  specOnly: readonly SpecOnlyCode[],
+  notInCode: string,
+): CoverageRow[] {
+  return [
+    ...(Object.keys(coverage) as K[]).map((name) => ({
+      name: `\`${name}\``,
+      where: specHex(codes[name]),
+      coverage: coverage[name],
+      order: codes[name],
+    })),
+    ...specOnly.map((c) => ({
+      name: `${c.name} (${notInCode})`,
+      where: specHex(c.code),
+      coverage: c,
+      order: c.code,
+    })),
+  ];
+}
+
+/** How a vendor's register map describes one register for its coverage rows. */
+export interface RegisterMap<K extends string> {
+  readonly offsets: Readonly<Record<K, number>>;
+  /** `32-bit`, `64-bit` or a longer description. */
+  width(name: K): string;
+  /** The features the register needs to be present (empty or undefined when it always is). */
+  presence(name: K): string | undefined;
+}
+
+/**
+ * The rows of a register map: each register at its offset and width, its note prefixed with the features
+ * it needs; then the spec-only registers, at their offset when it is one, else after everything in list
+ * order (`outside`: the first order value beyond the map).
+ */
+export function registerRows<K extends string>(
+  coverage: Readonly<Record<K, Coverage>>,
+  map: RegisterMap<K>,
+  specOnly: readonly SpecOnlyRegister[],
+  outside: number,
+): CoverageRow[] {
+  const rows: CoverageRow[] = (Object.keys(coverage) as K[]).map((name) => {
+    const presence = map.presence(name);
+    const c = coverage[name];
+    return {
+      name: `\`${name}\``,
+      where: `${specHex(map.offsets[name], 4)} (${map.width(name)})`,
+      coverage: presence ? { status: c.status, note: `Present only with ${presence}. ${c.note}` } : c,
+      order: map.offsets[name],
+    };
+  });
+  specOnly.forEach((r, i) => {
+    const start = /^0x[0-9A-F]+/i.exec(r.offset);
+    rows.push({
+      name: `\`${r.name}\``,
+      where: r.offset,
+      coverage: r,
+      order: start ? Number.parseInt(start[0], 16) : outside + i,
+    });
+  });
   return rows;
 }
 
