@@ -33,3 +33,5 @@ export * from './hw/regs.js';
 export * from './hw/stage-walks.js';
 export * from './hw/translate.js';
 export * from './hw/unit-interrupts.js';
+export * from './plugin.js';
+export { amdViPlugin as default } from './plugin.js';

@@ -10,6 +10,7 @@ export function builtinRegistry(): PluginRegistry {
       mock: () => import('@iommukit/testing'),
       smmuv3: () => import('@iommukit/smmuv3'),
       vtd: () => import('@iommukit/vtd'),
+      'amd-vi': () => import('@iommukit/amd-vi'),
     },
     {
       'gic-its': () => import('@iommukit/gic-its'),

@@ -201,12 +201,15 @@ describe('iommukit vendors', () => {
     expect(out).toContain('dirty tracking: yes · interrupt remapping: no · domains across instances: yes\n');
     expect(out).toContain('smmuv3 0.1.0 — arm-smmuv3');
     expect(out).toMatch(/default instance registers: IDR0=0x[0-9a-f]+ IDR1=0x[0-9a-f]+ .* IDR5=0x[0-9a-f]+/);
+    expect(out).toContain('amd-vi 0.1.0 — amd');
+    expect(out).toContain('default instance registers: EFR=0x17400f002058de EFR2=0x8');
     expect(out).toMatch(/MSI controllers \(msi\.controller\):\n {2}gic-its — Arm GICv3 ITS/);
     expect(out).toContain(
       "vIOMMU front-ends (viommu.frontend):\n  vendor — the vendor plugin's own vIOMMU personality\n",
     );
     const json = JSON.parse((await cli('vendors', '--json')).out);
-    expect(json[0]).toMatchObject({
+    expect(json.map((v: { name: string }) => v.name)).toEqual(['amd-vi', 'mock', 'smmuv3', 'vtd']);
+    expect(json[1]).toMatchObject({
       name: 'mock',
       capabilities: { dirtyTracking: true, interruptRemapping: true },
       registers: { IDR: '0x24d4b' },

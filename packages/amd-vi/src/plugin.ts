@@ -1,0 +1,34 @@
+/**
+ * The AMD IOMMU vendor plugin: the hardware model and the host driver behind the core's plugin contract.
+ * Registry name `amd-vi`. What it declares is what the hardware model and this driver do together today:
+ * v1 host page tables for DMA domains (the driver's paging domains), identity and blocked domains. The
+ * guest (v2) tables, PASIDs, page requests, nesting (`iommu_hwpt_amd_guest`), interrupt remapping and the
+ * vAMD are declared as they reach the driver.
+ */
+import { definePlugin } from '@iommukit/core';
+import { AmdDriver } from './driver/amd-driver.js';
+import { AmdIommuHardware } from './hw/amd-iommu.js';
+import { type AmdOptions, AmdOptionsSchema } from './hw/options.js';
+
+export const amdViPlugin = definePlugin<AmdOptions>({
+  meta: {
+    name: 'amd-vi',
+    version: '0.1.0',
+    vendor: 'amd',
+    description:
+      'AMD IOMMU: device table, host v1 / guest v2 / nested walks through GCR3 tables, DTE/GCR3/IOTLB/page-directory caches, command buffer, event and PPR logs, interrupt remapping',
+  },
+  capabilities: {
+    stages: ['s2'],
+    pasid: false,
+    ats: false,
+    pri: false,
+    dirtyTracking: false,
+    pasidTableOwner: 'kernel',
+    interruptRemapping: false,
+    viommuModes: [],
+  },
+  optionsSchema: AmdOptionsSchema,
+  createHardware: (context) => new AmdIommuHardware(context),
+  createDriver: (context) => new AmdDriver(context),
+});
