@@ -171,9 +171,14 @@ export class AmdIommuHardware implements IommuHardware {
       instance,
     });
     this.regs.onWrite(REG.CONTROL, (value, old) => this.controlChanged(value, old));
-    this.regs.onWrite(REG.CONTROL + 4, () =>
-      this.interruptRemapping.applyControl(this.regs.get(REG.CONTROL), this.regs.get(REG.CONTROL + 4)),
-    );
+    this.regs.onWrite(REG.CONTROL + 4, () => {
+      this.translator.registersChanged();
+      this.interruptRemapping.applyControl(this.regs.get(REG.CONTROL), this.regs.get(REG.CONTROL + 4));
+    });
+    // The other registers a translation reads: the device table and the exclusion range.
+    for (const offset of [REG.DEV_TBL_BASE, REG.EXCL_BASE, REG.EXCL_LIMIT])
+      for (const half of [offset, offset + 4])
+        this.regs.onWrite(half, () => this.translator.registersChanged());
   }
 
   translate(request: TranslationRequest): TranslationResult {
@@ -247,6 +252,7 @@ export class AmdIommuHardware implements IommuHardware {
   }
 
   private controlChanged(value: number, old: number): void {
+    this.translator.registersChanged();
     this.commandBuffer.controlChanged(value, old);
     this.eventLog.controlChanged(value, old);
     this.pprLog?.controlChanged(value, old);

@@ -82,6 +82,29 @@ describe('host (v1) translation', () => {
     expect(r.unit.stats()).toMatchObject({ iotlbHits: 1 });
   });
 
+  it('a repeated hit is replayed from the hit memo as the lookups would count it; a register write is seen at once', () => {
+    const r = host();
+    r.translate(DEV, IOVA);
+    r.translate(DEV, IOVA);
+    const before = r.unit.stats();
+    const replayed = r.translate(DEV, IOVA);
+    expect(r.translate(DEV, IOVA)).toBe(replayed);
+    const after = r.unit.stats();
+    expect([after.iotlbHits! - before.iotlbHits!, after.dteCacheHits! - before.dteCacheHits!]).toEqual([
+      2, 2,
+    ]);
+    expect(after.walks).toBe(before.walks);
+    // The exclusion range now covers the page: the next request passes untranslated, without a lookup.
+    r.mmio64(REG.EXCL_BASE, IOVA + (EXCL_EN | EXCL_ALLOW));
+    r.mmio64(REG.EXCL_LIMIT, IOVA);
+    expect(r.translate(DEV, IOVA)).toMatchObject({ ok: true, pfn: IOVA / 4096 });
+    // With tracing on nothing is replayed: every lookup is made (and traced), each result a new object.
+    r.mmio64(REG.EXCL_BASE, 0);
+    r.translate(DEV, IOVA);
+    r.tracer.startRecording();
+    expect(r.translate(DEV, IOVA)).not.toBe(r.translate(DEV, IOVA));
+  });
+
   it('Mode 0 passes the address with the DTE’s IR/IW: a write without IW is PR | PE | RW', () => {
     const r = unitRig();
     r.dte(DEV, { v: true, tv: true, mode: 0, ir: true, domainId: 7 });

@@ -29,6 +29,7 @@
 import {
   type FaultKind,
   grantedTo,
+  HitMemo,
   type IommuFault,
   type IotlbEntry,
   NO_PASID,
@@ -75,6 +76,11 @@ function hostFormats(): AmdV1Format[][] {
   );
 }
 
+const MEMO_LINES = 256;
+const MEMO_DTE = 1;
+const MEMO_GCR3 = 2;
+const MEMO_IOTLB = 4;
+
 export class AmdTranslator {
   readonly deviceTable: DeviceTable;
   readonly walker: AmdStageWalker;
@@ -86,19 +92,51 @@ export class AmdTranslator {
     new X86Format({ levels: 5, oas: HOST_ADDRESS_BITS }),
   ];
 
+  /** Repeated hits, replayed (core's HitMemo) over the DTE, GCR3 and IOTLB caches. */
+  private readonly memo: HitMemo<TranslationResult>;
+  /** Stands for the registers a translation reads: a new object whenever one of them is written. */
+  private state: object = {};
+  /** The caches the request being run looked in (MEMO_* bits). */
+  private answeredFrom = 0;
+
   constructor(private readonly ctx: TranslatorContext) {
+    const c = ctx.caches;
+    this.memo = new HitMemo(MEMO_LINES, [c.deviceTable.cache, c.gcr3.cache, c.iotlb.cache]);
     this.deviceTable = new DeviceTable(ctx);
     this.walker = new AmdStageWalker(ctx);
     this.gcr3 = new Gcr3Walk(ctx, this.walker);
   }
 
   translate(request: TranslationRequest): TranslationResult {
+    const tracing = this.ctx.tracer.enabled;
+    const { streamId, pasid, iovaPfn, access } = request;
+    if (!tracing) {
+      const replayed = this.memo.get(streamId, pasid, iovaPfn, access, this.state);
+      if (replayed !== undefined) return replayed;
+    }
+    this.answeredFrom = 0;
+    const result = this.run(request);
+    if (result.ok && this.answeredFrom !== 0 && !tracing)
+      this.memo.record(streamId, pasid, iovaPfn, access, this.state, this.answeredFrom, result);
+    return result;
+  }
+
+  /**
+   * A register the translation reads changed (Control, DevTblBase, the exclusion range): remembered
+   * results no longer stand.
+   */
+  registersChanged(): void {
+    this.state = {};
+  }
+
+  private run(request: TranslationRequest): TranslationResult {
     const { regs } = this.ctx;
     const { streamId, pasid, iovaPfn } = request;
     const control = regs.get(REG.CONTROL);
     if ((control & CTRL_IOMMU_EN) === 0) return untranslated(iovaPfn);
     const entry = this.deviceTable.lookup(streamId);
     if (entry === undefined) return this.configFault(request);
+    this.answeredFrom = MEMO_DTE;
     const { dte } = entry;
     if (!dte.v) return untranslated(iovaPfn);
     const input = iovaPfn * 4096;
@@ -140,6 +178,7 @@ export class AmdTranslator {
       return this.walker.permitted(dteGrants, access) || this.walkFailed();
     }
     const { caches } = this.ctx;
+    this.answeredFrom |= MEMO_IOTLB;
     const cached = caches.iotlb.find(IOTLB_HOST, dte.domainId, HOST_SPACE, input);
     if (cached !== undefined && this.usable(cached, access)) return this.answerFrom(cached, input, access);
     const format = this.hostFormats[dte.had]![dte.mode - 1]!;
@@ -179,6 +218,7 @@ export class AmdTranslator {
     const { caches } = this.ctx;
     const nested = dte.mode !== 0;
     const kind = nested ? IOTLB_NESTED : IOTLB_GUEST;
+    this.answeredFrom |= MEMO_IOTLB;
     const cached = caches.iotlb.find(kind, dte.domainId, pasid, input);
     if (cached !== undefined && this.usable(cached, access)) return this.answerFrom(cached, input, access);
     const host = nested ? this.hostFormats[dte.had]![dte.mode - 1]! : undefined;
@@ -191,6 +231,7 @@ export class AmdTranslator {
       gpaRoot ? { format: host!, root: dte.hostPageTableRootPtr, cache: hostTables } : undefined,
     );
     if (cr3 < 0) return this.walkFailed();
+    this.answeredFrom |= MEMO_GCR3;
     const format = this.guestFormats[dte.guestPagingMode === GUEST_PAGING_MODE.LEVEL_5 ? 1 : 0]!;
     const guestTables = caches.guestTables?.select(kind, dte.domainId, pasid);
     const over = host && { format: host, root: dte.hostPageTableRootPtr, cache: hostTables };
