@@ -195,6 +195,8 @@ export class FakeIommufdDriver implements IommuDriver {
   releaseDevice(): void {}
   shutdown(): void {}
   pageResponse(): void {}
+  enableIopf(): void {}
+  disableIopf(): void {}
 
   hwInfo() {
     return {

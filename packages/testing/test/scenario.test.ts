@@ -1,5 +1,6 @@
 /** Scenario runs against the mock plugin: outcomes, failures that stop the run, and deterministic traces. */
 import {
+  NO_PASID,
   runScenario,
   type ScenarioReport,
   type SystemConfigInput,
@@ -111,6 +112,91 @@ describe('runScenario', () => {
     expect(report.skipped).toBe(1);
     expect(report.steps.at(-1)).toMatchObject({ ok: false, index: 5 });
     expect(report.steps.at(-1)?.summary).toMatch(message);
+  });
+
+  it('a pageRequest DMA to an IOVA nothing maps sends a PCIe page request, which the core answers invalid', async () => {
+    const config = mockConfig({
+      devices: [{ name: 'nic0', rid: '00:02.0', iommu: 'iommu0', ats: {}, pri: {} }],
+      scenario: {
+        steps: [
+          ...SETUP,
+          {
+            op: 'dma',
+            device: 'nic0',
+            access: 'write',
+            iova: '0x60_0000',
+            data: 'x',
+            pageRequest: true,
+            expect: 'page-request',
+          },
+          {
+            op: 'dma',
+            device: 'nic0',
+            access: 'write',
+            iova: '0x60_0000',
+            data: 'x',
+            pageRequest: true,
+            expect: 'fault',
+          },
+        ],
+      } as SystemConfigInput['scenario'],
+    });
+    const validated = await validateConfig(config, mockRegistry());
+    const system = await mockSystem(config);
+    try {
+      const nic = system.device('nic0');
+      // The mock's driver enables nothing: nic0's own driver turns ATS and PRI on.
+      nic.pci.setAtsEnabled(true);
+      nic.pci.setPriEnabled(true);
+      const report = runScenario(system, validated.config.scenario!);
+      expect(report.steps[4]).toMatchObject({
+        ok: true,
+        summary: 'nic0 DMA write at IOVA 0x600000 → page request sent (group 0) (as expected)',
+      });
+      // The domain has no IOPF handler: the core answered the group invalid when the step's interrupts ran.
+      expect(report.steps[5]).toMatchObject({
+        ok: false,
+        summary: 'nic0 DMA write at IOVA 0x600000: page request sent (group 1), expected fault',
+      });
+      // The failed step stopped the run before its interrupts were serviced: group 1 is not answered yet.
+      expect(nic.pri?.responses).toEqual([{ pasid: NO_PASID, groupIndex: 0, code: 'invalid' }]);
+    } finally {
+      await system.dispose();
+    }
+  });
+
+  it.each([
+    [{}, /nic0 has ATS off: a page request follows a failed ATS translation/],
+    [
+      { ats: true },
+      /nic0 has PRI off: its IOMMU's driver enables it when a HWPT with a fault queue is attached/,
+    ],
+  ])('a pageRequest DMA needs ATS and PRI enabled (%j enabled)', async (enabled, message) => {
+    const config = mockConfig({
+      devices: [{ name: 'nic0', rid: '00:02.0', iommu: 'iommu0', ats: {}, pri: {} }],
+      scenario: {
+        steps: [
+          {
+            op: 'dma',
+            device: 'nic0',
+            access: 'read',
+            iova: '0x1000',
+            length: 4,
+            pageRequest: true,
+            expect: 'page-request',
+          },
+        ],
+      } as SystemConfigInput['scenario'],
+    });
+    const validated = await validateConfig(config, mockRegistry());
+    const system = await mockSystem(config);
+    try {
+      if ('ats' in enabled) system.device('nic0').pci.setAtsEnabled(true);
+      const report = runScenario(system, validated.config.scenario!);
+      expect(report.steps[0]).toMatchObject({ ok: false, summary: expect.stringMatching(message) });
+    } finally {
+      await system.dispose();
+    }
   });
 
   it('refuses to attach a device to a domain on another IOMMU instance', async () => {

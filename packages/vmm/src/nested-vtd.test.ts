@@ -137,8 +137,8 @@ describe('nested vVT-d (scalable-mode first stage on the VM stage 2)', () => {
     const ref = guest.device('nic0');
     const domain = driver.domainAllocPaging();
     guest.core.attachDevice(ref, domain);
-    // The guest's device driver turns PRI on (the function's PRI control passes through to the device).
-    ref.pci.setPriEnabled(true);
+    // The nested HWPT the guest's entry became has the FAULT queue: attaching it enabled the NIC's PRI.
+    expect(system.device('nic0').pri?.enabled).toBe(true);
     const gpa = guest.allocBuffer(4096);
     const requests: bigint[] = [];
     guest.core.setIopfHandler(domain, (device, request) => {
@@ -155,5 +155,32 @@ describe('nested vVT-d (scalable-mode first stage on the VM stage 2)', () => {
     expect(nic.pri?.lastResponse((first as { groupIndex: number }).groupIndex)).toBe('success');
     expect(nic.dmaWrite(0x30_0010n, Uint8Array.of(0x5a), { requestPages: true })).toMatchObject({ ok: true });
     expect(Array.from(guest.read(gpa + 0x10n, 1))).toEqual([0x5a]);
+  });
+
+  it('PRI follows the nested HWPTs with the FAULT queue: on with the first, off when the guest blocks and at power-off; never for a NIC without PRI', async () => {
+    const { system, host } = await vtdHost(['nic0'], {}, true, { ats: {}, pri: {} });
+    const vm = new Vm(host, { name: 'vm0', memory: 64 * MiB, devices: ['nic0'], viommus: ['nested'] });
+    vm.powerOn();
+    const nic = system.device('nic0');
+    // Translation on, no PASID entry yet: the RID is blocked, on a HWPT without the queue.
+    expect(nic.pri?.enabled).toBe(false);
+    const guest = vm.guest;
+    const domain = (guest.driver as VtdDriver).domainAllocPaging({ pasid: true });
+    guest.core.attachDevice(guest.device('nic0'), domain);
+    expect(nic.pri?.enabled).toBe(true);
+    guest.core.attachDevicePasid(guest.device('nic0'), domain, 3);
+    guest.core.attachDevice(guest.device('nic0'), (guest.driver as VtdDriver).blockedDomain);
+    // The PASID still has its nested HWPT: PRI stays on until that goes too.
+    expect(nic.pri?.enabled).toBe(true);
+    vm.powerOff();
+    expect(nic.pri?.enabled).toBe(false);
+    // A NIC with ATS but no PRI: its nested HWPT takes no fault queue, so its attach is not refused.
+    const plain = await vtdHost(['nic0'], {}, true, { ats: {} });
+    const vm2 = new Vm(plain.host, { name: 'vm0', memory: 64 * MiB, devices: ['nic0'], viommus: ['nested'] });
+    vm2.powerOn();
+    const buffer = vm2.guest.allocBuffer(4096);
+    const iova = vm2.guest.dma('nic0').map(buffer, 4096n, RW);
+    expect(plain.system.device('nic0').dmaWrite(iova, Uint8Array.of(1))).toMatchObject({ ok: true });
+    expect((vm2.viommu() as NestedVvtd).stats.bindingsRefused).toBe(0);
   });
 });

@@ -3,7 +3,7 @@
  * step does to the VM and the line it reports, and the failures a wrong step gets.
  */
 import { describe, expect, it } from 'vitest';
-import { runSteps, vmSystem } from '../test/vm-system.js';
+import { runSteps, vmSystem, vtdVmSystem } from '../test/vm-system.js';
 import type { Vm } from './vm.js';
 
 const NESTED_AND_EMULATED = {
@@ -169,6 +169,49 @@ describe('VM scenario steps', () => {
     ]);
     await system.dispose();
   });
+  it('the page responses step: what an assigned device received since the step last looked, in order', async () => {
+    const system = await vtdVmSystem();
+    const unmapped = (data: string) => ({
+      op: 'dma',
+      device: 'nic0',
+      access: 'write',
+      iova: '0x4000_0000',
+      data,
+      pageRequest: true,
+      expect: 'page-request',
+    });
+    const responses = (device: string, expect: string[]) => ({
+      op: 'page-responses',
+      vm: 'vm0',
+      device,
+      expect,
+    });
+    const results = runSteps(system, [
+      { op: 'vm-power', vm: 'vm0', state: 'on' },
+      { op: 'guest-alloc', vm: 'vm0', buffer: 'b', size: '4KiB' },
+      { op: 'guest-map', vm: 'vm0', device: 'nic0', buffer: 'b', mapping: 'm' },
+      unmapped('a'),
+      responses('nic0', ['invalid']),
+      responses('nic0', []),
+      unmapped('b'),
+      responses('nic0', ['success']),
+    ]);
+    expect(results.slice(3)).toEqual([
+      [true, 'nic0 DMA write at IOVA 0x40000000 → page request sent (group 0) (as expected)'],
+      [true, 'nic0 received page responses invalid (group 0)'],
+      [true, 'nic0 received no page response'],
+      [true, 'nic0 DMA write at IOVA 0x40000000 → page request sent (group 1) (as expected)'],
+      [false, 'nic0 received page responses [invalid (group 1)], expected [success]'],
+    ]);
+    const fails = (step: Record<string, unknown>) => runSteps(system, [step])[0];
+    expect(fails(responses('nic1', []))).toEqual([
+      false,
+      'nic1 has no PRI capability: it gets no page responses',
+    ]);
+    expect(fails(responses('nic2', []))).toEqual([false, 'vm0: no assigned device "nic2"']);
+    await system.dispose();
+  });
+
   it('MSI steps: the guest sets up vectors, moves one, masks and unmasks with and without INV', async () => {
     const system = await vmSystem({
       msi: true,

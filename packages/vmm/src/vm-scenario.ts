@@ -1,6 +1,6 @@
 /**
  * The VM steps of a scenario (`vm-power`, `guest-alloc`, `guest-map`, `guest-unmap`, `guest-check`,
- * `guest-faults`, `guest-op`, and the MSI steps `guest-msi-setup`, `guest-msi`, `guest-irq-affinity`,
+ * `guest-faults`, `page-responses`, `guest-op`, and the MSI steps `guest-msi-setup`, `guest-msi`, `guest-irq-affinity`,
  * `guest-irq-config`), run against the VMs of a system, and the VMs' emulated devices for `dma`
  * steps. After every step the running VMs get their interrupts delivered (host, vIOMMU, guest), so a fault
  * a DMA caused is in the guest's log by the next step.
@@ -28,6 +28,8 @@ export function vmScenarioExtension(system: System): ScenarioExtension {
   const vm = (name: string) => system.vm(name) as Vm;
   const buffers = new Map<string, GuestBuffer>();
   const mappingDevice = new Map<string, string>();
+  /** How many PRI responses of each device earlier `page-responses` steps took. */
+  const responsesSeen = new Map<string, number>();
 
   const run = (step: ScenarioStep, mappings: Map<string, bigint>): string | undefined => {
     switch (step.op) {
@@ -108,6 +110,23 @@ export function vmScenarioExtension(system: System): ScenarioExtension {
           )
           .join('; ');
         return `${step.vm} guest IOMMU driver reported ${fresh.length ? detail : 'nothing'}${dropped}`;
+      }
+      case 'page-responses': {
+        const v = vm(step.vm);
+        const { pri } = v.assignedDevice(step.device).host;
+        if (!pri) throw new StepFailure(`${step.device} has no PRI capability: it gets no page responses`);
+        v.serviceInterrupts();
+        // Like `guest-faults`, the step takes what arrived since it last looked at this device.
+        const fresh = pri.responses.slice(responsesSeen.get(step.device) ?? 0);
+        responsesSeen.set(step.device, pri.responses.length);
+        const got = fresh.map((r) => `${r.code} (group ${r.groupIndex})`);
+        const matches =
+          fresh.length === step.expect.length && fresh.every((r, i) => r.code === step.expect[i]);
+        if (!matches)
+          throw new StepFailure(
+            `${step.device} received page responses [${got.join(', ')}], expected [${step.expect.join(', ')}]`,
+          );
+        return `${step.device} received ${fresh.length ? `page responses ${got.join(', ')}` : 'no page response'}`;
       }
       case 'guest-msi-setup': {
         const v = vm(step.vm);

@@ -316,6 +316,7 @@ export class Vm implements VirtualMachine {
           name: device.name,
           devId: device.devId,
           virtualId: device.virtualRid,
+          pageRequests: device.host.pci.hasAts && device.host.pci.hasPri,
           ...(shadowIoasId === undefined ? {} : { shadowIoasId }),
         });
       }

@@ -2,6 +2,8 @@
 import { createSystem, PluginRegistry, runScenario, ScenarioSchema, type System } from '@iommukit/core';
 import { gicItsModule } from '@iommukit/gic-its';
 import { smmuv3Plugin } from '@iommukit/smmuv3';
+import { vtdPlugin } from '@iommukit/vtd';
+import { x86ApicModule } from '@iommukit/x86-apic';
 import { vmScenarioExtension } from '../src/vm-scenario.js';
 import { vmm } from '../src/vmm-module.js';
 
@@ -25,6 +27,32 @@ export async function vmSystem(
       ],
       ...(options.msi ? { msi: { controller: 'gic-its' } } : {}),
       vms: [{ name: 'vm0', memory: '64MiB', devices: ['nic0'], ...options.vm }, ...(options.vms ?? [])],
+    },
+    { registry, vmm },
+  );
+}
+
+/**
+ * A VT-d host with the x86 local APICs, nic0 (ATS and PRI) and nic1 (neither), both assigned to `vm0`
+ * behind a nested vVT-d.
+ */
+export async function vtdVmSystem(): Promise<System> {
+  const registry = new PluginRegistry(
+    { vtd: async () => ({ default: vtdPlugin }) },
+    { 'x86-apic': async () => ({ default: x86ApicModule }) },
+  );
+  return createSystem(
+    {
+      name: 'host',
+      plugin: 'vtd',
+      memory: { ram: [{ name: 'dram', base: 0x8_0000_0000, size: '2GiB' }] },
+      iommus: [{ name: 'dmar0', base: 0xfed9_0000 }],
+      devices: [
+        { name: 'nic0', rid: '00:02.0', iommu: 'dmar0', pasidBits: 8, ats: {}, pri: {} },
+        { name: 'nic1', rid: '00:03.0', iommu: 'dmar0', pasidBits: 8 },
+      ],
+      msi: { controller: 'x86-apic', options: { cpus: 2 } },
+      vms: [{ name: 'vm0', memory: '64MiB', devices: ['nic0', 'nic1'], viommus: [{ mode: 'nested' }] }],
     },
     { registry, vmm },
   );

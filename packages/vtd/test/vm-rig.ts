@@ -109,7 +109,13 @@ export async function vmRig(mode: ViommuMode, hostOptions: Record<string, unknow
     shadowIoasId,
     guestView,
     guestFaults: faults,
-    view: { name: 'nic0', devId, virtualId: VRID, ...(shadowIoasId === undefined ? {} : { shadowIoasId }) },
+    view: {
+      name: 'nic0',
+      devId,
+      virtualId: VRID,
+      pageRequests: true,
+      ...(shadowIoasId === undefined ? {} : { shadowIoasId }),
+    },
     /** The guest's VT-d driver on the vIOMMU's window, probed, with the NIC probed behind it. */
     guestDriver(): IommuDriver {
       const driver = vtdPlugin.createDriver({

@@ -105,7 +105,16 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
       pasid: intField(0, (1 << 20) - 1)
         .optional()
         .describe('Tag the DMA with this PASID.'),
-      expect: z.enum(['ok', 'fault', 'abort']).default('ok').describe('The outcome the DMA must have.'),
+      pageRequest: z
+        .boolean()
+        .default(false)
+        .describe(
+          'On a translation failure the device sends a PCIe page request (ATS and PRI enabled) instead of faulting.',
+        ),
+      expect: z
+        .enum(['ok', 'fault', 'abort', 'page-request'])
+        .default('ok')
+        .describe('The outcome the DMA must have; "page-request" (with pageRequest): it sent one.'),
       fault: z.string().optional().describe('With expect: fault, the vendor code the fault must carry.'),
     })
     .describe('A device DMA through its IOMMU, with the outcome it must have.'),
@@ -210,6 +219,21 @@ export const ScenarioStepSchema = z.discriminatedUnion('op', [
         ),
     })
     .describe('Deliver interrupts (host, vIOMMU, guest) and check what the guest IOMMU drivers reported.'),
+  z
+    .strictObject({
+      op: z.literal('page-responses'),
+      note,
+      vm,
+      device: nameField.describe('An assigned device of the VM, with PRI.'),
+      expect: z
+        .array(z.enum(['success', 'invalid', 'failure']))
+        .describe(
+          'The PRI responses the device received since the last `page-responses` step for it, in order.',
+        ),
+    })
+    .describe(
+      "Deliver interrupts (host, vIOMMU, guest) and check the page responses an assigned device received: the answers to its page requests, the guest's when a vIOMMU forwards them.",
+    ),
   z
     .strictObject({
       op: z.literal('guest-msi-setup'),

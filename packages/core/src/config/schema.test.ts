@@ -318,6 +318,37 @@ describe('SystemConfigSchema checks', () => {
     expect(after((c) => (c.scenario = { steps: [alloc, make, { ...dma, mapping: 'm' }] }))).toEqual([]);
   });
 
+  it('asks a page request of a device with ATS and PRI, and expect: page-request of a pageRequest DMA', () => {
+    const dma = { op: 'dma', device: 'nic0', access: 'read', length: 1, iova: '0' };
+    const responses = { op: 'page-responses', vm: 'vm0', device: 'nic0', expect: ['invalid'] };
+    const noPri = 'device "nic0" cannot send page requests: it needs ats and pri in its devices entry';
+    expect(
+      after(
+        (c) => (c.scenario = { steps: [{ ...dma, pageRequest: true, expect: 'page-request' }, responses] }),
+      ),
+    ).toEqual([`scenario.steps.0.pageRequest: ${noPri}`, `scenario.steps.1.device: ${noPri}`]);
+    expect(after((c) => (c.scenario = { steps: [{ ...dma, expect: 'page-request' }] }))).toEqual([
+      'scenario.steps.0.expect: expect: page-request needs pageRequest: true',
+    ]);
+    // ATS alone is not enough; with PRI too, both steps pass, and an emulated device is checked when it runs.
+    const withPri = (c: Config, caps: Obj) => {
+      c.devices[0] = { ...c.devices[0], ...caps };
+      c.scenario = {
+        steps: [
+          { ...dma, pageRequest: true, expect: 'page-request' },
+          { ...dma, device: 'emu0', pageRequest: true },
+          responses,
+        ],
+      };
+    };
+    expect(after((c) => withPri(c, { ats: {} }))).toHaveLength(2);
+    expect(after((c) => withPri(c, { ats: {}, pri: {} }))).toEqual([]);
+    expect(after((c) => (c.scenario = { steps: [{ ...responses, vm: 'vmX', device: 'nicX' }] }))).toEqual([
+      'scenario.steps.0.vm: no VM named "vmX"',
+      'scenario.steps.0.device: no device named "nicX"',
+    ]);
+  });
+
   it('keeps guest buffers within the VM’s RAM since it last powered on', () => {
     const alloc = (buffer: string, size: string, vm = 'vm0') => ({ op: 'guest-alloc', vm, buffer, size });
     // vm0 has 4 MiB; sizes round up to whole pages, so the third buffer's one byte takes a page too many.

@@ -234,9 +234,11 @@ function checkReferences(config: Item, ctx: Ctx): void {
 
   const rids = new Map<number, number>();
   const devices = new Set<string>();
+  const pri = new Set<string>();
   for (const [d, i] of items(config.devices)) {
     claim(d.name, ['devices', i, 'name']);
     if (text(d.name)) devices.add(d.name as string);
+    if (text(d.name) && d.ats !== undefined && d.pri !== undefined) pri.add(d.name as string);
     const iommu = text(d.iommu);
     if (iommu !== undefined && !iommus.has(iommu)) {
       issue(
@@ -299,13 +301,15 @@ function checkReferences(config: Item, ctx: Ctx): void {
   }
   checkScenario(
     items((config.scenario as Item | undefined)?.steps),
-    { devices, iommus, vms, vmMemory, emulatedNames },
+    { devices, pri, iommus, vms, vmMemory, emulatedNames },
     issue,
   );
 }
 
 interface ScenarioNames {
   readonly devices: Set<string>;
+  /** Devices with ATS and PRI: they can send page requests. */
+  readonly pri: Set<string>;
   readonly iommus: Set<string>;
   readonly vms: Set<string>;
   /** Guest RAM size by VM name. */
@@ -320,7 +324,7 @@ function checkScenario(
   names: ScenarioNames,
   issue: (path: Path, message: string) => void,
 ): void {
-  const { devices, iommus, vms, vmMemory, emulatedNames } = names;
+  const { devices, pri, iommus, vms, vmMemory, emulatedNames } = names;
   // Guest buffers are never freed while a VM runs; powering it (off or on) starts a fresh guest RAM.
   const guestBytes = new Map<string, bigint>();
   const anyDevice = new Set([...devices, ...emulatedNames.keys()]);
@@ -333,6 +337,15 @@ function checkScenario(
       const name = text(step[key]);
       if (name !== undefined && !set.has(name))
         issue(['scenario', 'steps', i, key], `no ${kind} named "${name}"${hint}`);
+    };
+    /** A configured device named by `key` must have ATS and PRI (an emulated one is checked when it runs). */
+    const needPri = (key: string) => {
+      const name = text(step.device);
+      if (name !== undefined && devices.has(name) && !pri.has(name))
+        issue(
+          ['scenario', 'steps', i, key],
+          `device "${name}" cannot send page requests: it needs ats and pri in its devices entry`,
+        );
     };
     const earlierDomain = ' made by an earlier "domain" step';
     const earlierBuffer = ' made by an earlier "alloc" step';
@@ -358,6 +371,9 @@ function checkScenario(
         need('mapping', mappings, 'mapping', earlierMapping);
         if ((step.iova === undefined) === (step.mapping === undefined))
           issue(['scenario', 'steps', i], 'a dma step takes exactly one of iova and mapping');
+        if (step.expect === 'page-request' && step.pageRequest !== true)
+          issue(['scenario', 'steps', i, 'expect'], 'expect: page-request needs pageRequest: true');
+        if (step.pageRequest === true) needPri('pageRequest');
         break;
       case 'map':
         need('domain', domains, 'domain', earlierDomain);
@@ -380,6 +396,11 @@ function checkScenario(
       case 'guest-faults':
       case 'guest-op':
         need('VM', vms, 'vm');
+        break;
+      case 'page-responses':
+        need('VM', vms, 'vm');
+        need('device', devices, 'device');
+        needPri('device');
         break;
       case 'guest-msi-setup':
       case 'guest-msi':

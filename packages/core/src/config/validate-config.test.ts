@@ -104,7 +104,7 @@ describe('validateConfig', () => {
       ],
     };
     expect(await issuesOf(raw)).toEqual([
-      'scenario.steps[4].op: expected "alloc" | "domain" | "attach" | "detach" | "map" | "unmap" | "dma" | "check" | "msi-setup" | "msi" | "vm-power" | "guest-alloc" | "guest-map" | "guest-unmap" | "guest-check" | "guest-faults" | "guest-msi-setup" | "guest-msi" | "guest-irq-affinity" | "guest-irq-config" | "guest-op", got "teleport"',
+      'scenario.steps[4].op: expected "alloc" | "domain" | "attach" | "detach" | "map" | "unmap" | "dma" | "check" | "msi-setup" | "msi" | "vm-power" | "guest-alloc" | "guest-map" | "guest-unmap" | "guest-check" | "guest-faults" | "page-responses" | "guest-msi-setup" | "guest-msi" | "guest-irq-affinity" | "guest-irq-config" | "guest-op", got "teleport"',
       'scenario.steps[0].domain: no domain named "d0" made by an earlier "domain" step',
       'scenario.steps[2].buffer: no buffer named "nope" made by an earlier "alloc" step',
       'scenario.steps[3].device: no device named "ghost"',

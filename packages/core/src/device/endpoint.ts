@@ -137,7 +137,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   /** DMAs that stalled, by the IOMMU's stall id, and how the finished ones ended (oldest first). */
   private readonly stalled = new Map<number, StalledDma>();
   readonly stallOutcomes: StalledDmaOutcome[] = [];
-  private atsEnabled = false;
+  private atsOn = false;
   private pasidEnabled = false;
   private readonly counter: AccessCounter;
 
@@ -165,7 +165,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
       hasPasid: this.pasidBits > 0,
       setAtsEnabled(enabled) {
         if (enabled && !this.hasAts) throw new IommufdError('ENODEV', `${self.name} has no ATS capability`);
-        self.atsEnabled = enabled;
+        self.atsOn = enabled;
         if (!enabled) self.atc?.clear();
       },
       setPriEnabled(enabled) {
@@ -179,6 +179,11 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
       },
     };
     iommu?.connectEndpoint(this.streamId, this);
+  }
+
+  /** ATS is enabled in the device's capability (by its IOMMU's driver): it translates through its ATC. */
+  get atsEnabled(): boolean {
+    return this.atsOn;
   }
 
   get ridText(): string {
@@ -464,7 +469,7 @@ export class EndpointDevice implements IommuDeviceRef, EndpointPort {
   ): { ok: true; pfn: number } | { ok: false; fault: IommuFault | undefined; stallId?: number } {
     const iommu = this.iommu!;
     const request = { streamId: this.streamId, pasid, iovaPfn, offset, access };
-    if (this.atsEnabled && this.atc && iommu.atsTranslate) {
+    if (this.atsOn && this.atc && iommu.atsTranslate) {
       const cached = this.atc.lookup(pasid, request.iovaPfn, access);
       if (cached) return { ok: true, pfn: cached.pfn };
       // A Translation Request with the access's Priv, Exe and NW; the completion's permissions are those of

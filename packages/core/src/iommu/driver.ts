@@ -200,6 +200,15 @@ export interface IommuDriver {
   readonly interruptRemapping?: InterruptRemappingDriver;
   /** Answers a page request group the driver reported (PRI response, stall resume). */
   pageResponse?(device: IommuDeviceRef, response: PageResponse): void;
+  /**
+   * Turns the device's I/O page faults on (Linux `iommu_dev_enable_feature(dev, IOMMU_DEV_FEAT_IOPF)`, which
+   * iommufd calls when a HWPT with a fault queue is attached): a PCIe driver enables the endpoint's PRI.
+   * iommufd counts the attachments and calls this for the first one only. Absent: the device needs nothing
+   * enabled to report page faults (a stall-capable device, or a model without PRI).
+   */
+  enableIopf?(device: IommuDeviceRef): void;
+  /** Undoes `enableIopf` (the last attachment with a fault queue went). Present whenever `enableIopf` is. */
+  disableIopf?(device: IommuDeviceRef): void;
   /** Disables translation and releases what `probe` allocated. */
   shutdown(): void;
 }

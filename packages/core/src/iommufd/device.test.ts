@@ -656,4 +656,55 @@ describe('what follows the device between HWPTs', () => {
     expect(respond).toHaveBeenCalledTimes(2);
     expect(fd.faultRead(fault)).toEqual([]);
   });
+
+  it('the first attachment on a HWPT with a fault queue turns I/O page faults on, the last one off (idev->iopf_enabled)', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    const fault = fd.faultQueueAlloc();
+    const withFault = fd.hwptAlloc({ devId: r.devId0, ptId: ioas, faultId: fault, flags: { pasid: true } });
+    const other = fd.hwptAlloc({ devId: r.devId0, ptId: ioas, faultId: fault, flags: { pasid: true } });
+    const plain = fd.hwptAlloc({ devId: r.devId0, ptId: ioas, flags: { pasid: true } });
+    const enable = vi.spyOn(driver(), 'enableIopf');
+    const disable = vi.spyOn(driver(), 'disableIopf');
+    fd.attach(r.devId0, plain);
+    expect(enable).not.toHaveBeenCalled();
+    fd.replace(r.devId0, withFault);
+    expect(enable).toHaveBeenCalledOnce();
+    expect(enable).toHaveBeenCalledWith(dev('dev0'));
+    // A second user (a PASID) and a move between two HWPTs with fault queues change nothing at the device.
+    fd.attach(r.devId0, other, 3);
+    fd.replace(r.devId0, other);
+    fd.detach(r.devId0, 3);
+    expect(enable).toHaveBeenCalledOnce();
+    expect(disable).not.toHaveBeenCalled();
+    fd.replace(r.devId0, plain);
+    expect(disable).toHaveBeenCalledOnce();
+    expect(disable).toHaveBeenCalledWith(dev('dev0'));
+    fd.replace(r.devId0, withFault);
+    fd.detach(r.devId0);
+    expect(enable).toHaveBeenCalledTimes(2);
+    expect(disable).toHaveBeenCalledTimes(2);
+  });
+
+  it('a driver refusing I/O page faults fails the attach, and a failed attach turns them off again', () => {
+    const { fd } = r;
+    const ioas = fd.ioasAlloc();
+    const hwpt = fd.hwptAlloc({ devId: r.devId0, ptId: ioas, faultId: fd.faultQueueAlloc() });
+    vi.spyOn(driver(), 'enableIopf').mockImplementationOnce(() => {
+      throw new IommufdError('ENODEV', 'no PRI');
+    });
+    const disable = vi.spyOn(driver(), 'disableIopf');
+    const users = usersOf(hwpt);
+    expect(errnoOf(() => fd.attach(r.devId0, hwpt))).toBe('ENODEV');
+    expect(fd.attachedHwpt(r.devId0)).toBeUndefined();
+    expect(usersOf(hwpt)).toBe(users);
+    expect(disable).not.toHaveBeenCalled();
+    vi.spyOn(driver(), 'attachDev').mockImplementationOnce(() => {
+      throw new IommufdError('ENOMEM', 'no memory');
+    });
+    expect(errnoOf(() => fd.attach(r.devId0, hwpt))).toBe('ENOMEM');
+    expect(disable).toHaveBeenCalledOnce();
+    fd.attach(r.devId0, hwpt);
+    expect(fd.attachedHwpt(r.devId0)).toBe(hwpt);
+  });
 });

@@ -11,7 +11,11 @@
  *   PASID-compatible); an auto HWPT is freed when its last device leaves;
  * - the device's reserved regions are reserved in the IOAS of a paging HWPT attached at its RID;
  * - the device's MSI doorbell mappings (see msi-mappings.ts) follow it from domain to domain;
- * - on failure nothing changes; unanswered page faults of the old HWPT are answered `invalid`.
+ * - on failure nothing changes; unanswered page faults of the old HWPT are answered `invalid`;
+ * - a HWPT with a fault queue turns the device's I/O page faults on (`driver.enableIopf`: the endpoint's
+ *   PRI) before it is attached, counted per attachment as Linux's `idev->iopf_enabled`
+ *   (`iommufd_fault_iopf_enable` in `iommufd_hwpt_attach_device` / `_replace_device`); the last such
+ *   attachment going turns them off (`iommufd_fault_iopf_disable`).
  */
 import { IommufdError, isIommufdError } from '../errors/iommufd-error.js';
 import type { HwInfo, IommuDeviceRef, IommuDriver } from '../iommu/driver.js';
@@ -31,6 +35,8 @@ export class DeviceObject extends IommufdObject {
   /** HWPT attached at the RID (NO_PASID) and at each PASID. */
   readonly attachments = new Map<number, HwptObjectType>();
   vdevice: VdeviceObject | undefined;
+  /** Attachments (RID and PASIDs) on a HWPT with a fault queue: I/O page faults are on while any. */
+  private iopfUsers = 0;
 
   constructor(
     readonly device: IommuDeviceRef,
@@ -185,8 +191,14 @@ export class DeviceObject extends IommufdObject {
     try {
       if (moveMsi) this.msi.install(this, msiNew);
       try {
-        if (pasid === NO_PASID) this.core.attachDevice(this.device, hwpt.domain);
-        else this.core.attachDevicePasid(this.device, hwpt.domain, pasid);
+        if (hwpt.fault) this.iopfGet();
+        try {
+          if (pasid === NO_PASID) this.core.attachDevice(this.device, hwpt.domain);
+          else this.core.attachDevicePasid(this.device, hwpt.domain, pasid);
+        } catch (error) {
+          if (hwpt.fault) this.iopfPut();
+          throw error;
+        }
       } catch (error) {
         if (moveMsi) this.msi.uninstall(this, msiNew.domain);
         throw error;
@@ -206,9 +218,24 @@ export class DeviceObject extends IommufdObject {
   private leave(old: HwptObjectType, pasid: number, stillReservedOn?: IoasObject): void {
     if (old.type === 'hwpt-paging' && pasid === NO_PASID && old.ioas !== stillReservedOn)
       old.ioas.iopt.releaseReserved(this);
-    old.fault?.abandon(this.device, pasid);
+    if (old.fault) {
+      old.fault.abandon(this.device, pasid);
+      this.iopfPut();
+    }
     release(old);
     if (old.type === 'hwpt-paging' && old.flags.autoDomain && old.users === 1) this.table.remove(old);
+  }
+
+  /** One more attachment with a fault queue; the first turns I/O page faults on (may refuse: nothing changed). */
+  private iopfGet(): void {
+    if (this.iopfUsers === 0) this.driver.enableIopf?.(this.device);
+    this.iopfUsers++;
+  }
+
+  /** One attachment with a fault queue fewer; the last turns I/O page faults off. */
+  private iopfPut(): void {
+    this.iopfUsers--;
+    if (this.iopfUsers === 0) this.driver.disableIopf?.(this.device);
   }
 
   private reserveRegions(ioas: IoasObject): void {

@@ -204,6 +204,14 @@ describe('runScenario (core)', () => {
       'dev0 DMA write at IOVA 0x500000: fault F_FAKE_PERMISSION (permission, recorded), expected fault F_FAKE_TRANSLATION',
     ],
     [
+      { op: 'dma', device: 'dev0', access: 'write', iova: '0x60_0000', data: 'x', expect: 'page-request' },
+      'dev0 DMA write at IOVA 0x600000: fault F_FAKE_TRANSLATION (translation, recorded), expected page-request',
+    ],
+    [
+      { op: 'dma', device: 'dev0', access: 'write', iova: '0x60_0000', data: 'x', pageRequest: true },
+      'dev0 has no PRI capability: it cannot send page requests',
+    ],
+    [
       // The fake driver never enables the device's PASID capability: the DMA carries the PASID or fails.
       { op: 'dma', device: 'dev0', access: 'write', iova: '0x40_0000', data: 'x', pasid: 3 },
       'EINVAL: dev0 cannot tag DMA with PASID 3: PASID capability not enabled',

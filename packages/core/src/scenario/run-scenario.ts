@@ -7,7 +7,7 @@
 import { type Hpa, hpa, iova, toHex } from '../address/address.js';
 import type { Scenario, ScenarioStep } from '../config/scenario-schema.js';
 import { formatSize } from '../config/units.js';
-import type { EndpointDevice } from '../device/endpoint.js';
+import type { DmaFailure, EndpointDevice } from '../device/endpoint.js';
 import type { IommuDomain } from '../iommu/driver.js';
 import type { System } from '../system/system.js';
 import type { TraceRecord } from '../trace/trace-record.js';
@@ -203,7 +203,12 @@ function runStep(
 }
 
 function runDma(device: EndpointDevice, step: Extract<ScenarioStep, { op: 'dma' }>, address: bigint): string {
-  const options = step.pasid === undefined ? { hpas: true } : { pasid: step.pasid, hpas: true };
+  if (step.pageRequest) checkPageRequests(device, step.device);
+  const options = {
+    hpas: true,
+    ...(step.pasid === undefined ? {} : { pasid: step.pasid }),
+    ...(step.pageRequest ? { requestPages: true } : {}),
+  };
   const where = `${step.device} DMA ${step.access} at IOVA ${toHex(address)}${step.mapping ? ` (${step.mapping}+${toHex(step.offset)})` : ''}`;
   let result: Awaited<ReturnType<typeof device.dmaRead>> | Awaited<ReturnType<typeof device.dmaWrite>>;
   if (step.access === 'write') {
@@ -228,10 +233,34 @@ function runDma(device: EndpointDevice, step: Extract<ScenarioStep, { op: 'dma' 
   const outcome = describeFailure(result);
   if (step.expect === 'ok') throw new StepFailure(`${where} failed: ${outcome}`);
   const code = faultCode(result);
-  const kind = code === undefined ? 'abort' : 'fault';
-  if (kind !== step.expect) throw new StepFailure(`${where}: ${outcome}, expected ${step.expect}`);
+  if (failureKind(result) !== step.expect)
+    throw new StepFailure(`${where}: ${outcome}, expected ${step.expect}`);
   if (step.fault && code !== step.fault) {
     throw new StepFailure(`${where}: ${outcome}, expected fault ${step.fault}`);
   }
   return `${where} → ${outcome} (as expected)`;
+}
+
+/** A `pageRequest` DMA needs a device that can send one: PRI, enabled, after a failed ATS translation. */
+function checkPageRequests(device: EndpointDevice, name: string): void {
+  if (!device.pri) throw new StepFailure(`${name} has no PRI capability: it cannot send page requests`);
+  if (!device.atsEnabled)
+    throw new StepFailure(`${name} has ATS off: a page request follows a failed ATS translation`);
+  if (!device.pri.enabled)
+    throw new StepFailure(
+      `${name} has PRI off: its IOMMU's driver enables it when a HWPT with a fault queue is attached`,
+    );
+}
+
+/** The `expect` a failed DMA meets; running out of page request credits meets none. */
+function failureKind(failure: DmaFailure): string {
+  switch (failure.reason) {
+    case 'fault':
+    case 'stalled':
+      return 'fault';
+    case 'abort':
+    case 'page-request':
+    case 'pri-exhausted':
+      return failure.reason;
+  }
 }

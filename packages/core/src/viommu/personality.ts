@@ -50,6 +50,11 @@ export interface AssignedDeviceView {
   readonly virtualId: number;
   /** Shadow mode: the device's own IOAS, which the personality keeps in step with the guest's tables. */
   readonly shadowIoasId?: number;
+  /**
+   * The function can send PCIe page requests (ATS and PRI capabilities, as the VMM reads its config
+   * space): its HWPTs may take a fault queue, whose attach enables its PRI on the host.
+   */
+  readonly pageRequests?: boolean;
 }
 
 export interface ViommuContext {

@@ -164,6 +164,31 @@ describe('scalable mode (Linux intel-iommu with SMTS)', () => {
     expect(context(r, 0x320)).toMatchObject({ kind: 'fault' });
   });
 
+  it('I/O page faults (Linux intel_iommu_enable_iopf): PRI on for a device with ATS enabled and PRI, ENODEV otherwise', () => {
+    const r = driverRig();
+    const driver = new VtdDriver(r.context);
+    driver.probe();
+    const pri = recordingDevice(r, 0x320, { ats: true, pasid: true });
+    const plain = recordingDevice(r, 0x328, { ats: false, pasid: false });
+    driver.probeDevice(pri.ref);
+    driver.probeDevice(plain.ref);
+    driver.enableIopf(pri.ref);
+    expect(pri.enabled).toEqual({ ats: true, pasid: true, pri: true });
+    driver.disableIopf(pri.ref);
+    expect(pri.enabled.pri).toBe(false);
+    expect(errnoOf(() => driver.enableIopf(plain.ref))).toBe('ENODEV');
+    expect(plain.enabled.pri).toBe(false);
+    // A unit without ECAP.PRS: the device's PRI is of no use, and its context entry has no PRE.
+    const noPrs = driverRig({ options: { pageRequests: false, pageRequestDrain: false } });
+    const other = new VtdDriver(noPrs.context);
+    other.probe();
+    const dev = recordingDevice(noPrs, 0x320, { ats: true, pasid: true });
+    other.probeDevice(dev.ref);
+    expect(context(noPrs, 0x320)).toMatchObject({ kind: 'scalable', entry: { dte: true, pre: false } });
+    expect(errnoOf(() => other.enableIopf(dev.ref))).toBe('ENODEV');
+    expect(dev.enabled.pri).toBe(false);
+  });
+
   it('hw_info, reserved regions, and what a device or domain of another driver gets', () => {
     const { r, driver, dev } = setup();
     const info = driver.hwInfo(dev);

@@ -19,8 +19,11 @@
  *
  * ATS (Linux `iommu_enable_pci_caps`): with ECAP.DT and a device that has it, the scalable-mode context
  * entry gets DTE and ATS is enabled at probe; in legacy mode a translating context entry gets TT = 01 and
- * ATS follows it. Every flush then reaches the device's Device-TLB too (domain-flush.ts). PRI needs only
- * the context entry's PRE (the endpoint's PRI enable is its driver's business, as with Linux's IOPF).
+ * ATS follows it. Every flush then reaches the device's Device-TLB too (domain-flush.ts). PRI (Linux
+ * `pri_supported`: scalable mode, ATS, ECAP.PRS and the device's capability) gets the context entry's PRE
+ * at probe; the endpoint's PRI is enabled by `enableIopf`, which iommufd calls when a HWPT with a fault
+ * queue is attached (Linux `intel_iommu_enable_iopf` → `pci_enable_pri`, v6.7 to v6.14; since v6.15 Linux
+ * enables PRI at probe and only counts IOPF users on attach).
  *
  * Not yet: SVA binds.
  */
@@ -62,6 +65,8 @@ interface VtdDevice {
   readonly atsSupported: boolean;
   /** Set while ATS is enabled at the device: its Device-TLB is then flushed with every change. */
   ats: DeviceTlbTarget | undefined;
+  /** Scalable mode, ATS, ECAP.PRS and the device's PRI capability (Linux `pri_supported`). */
+  readonly priSupported: boolean;
 }
 
 export class VtdDriver implements IommuDriver {
@@ -122,6 +127,7 @@ export class VtdDriver implements IommuDriver {
       pasids: new Map(),
       atsSupported,
       ats: undefined,
+      priSupported: unit.scalable && atsSupported && unit.unit.ecap.prs && ref.pci.hasPri,
     };
     if (unit.scalable) {
       // Linux sets the scalable-mode context entry up at probe, pointing at the device's PASID table with
@@ -133,7 +139,7 @@ export class VtdDriver implements IommuDriver {
         pasidDir: table.dir,
         pdts: table.pdts,
         paside: pasidBits > 0,
-        pre: unit.unit.ecap.prs && ref.pci.hasPri,
+        pre: device.priSupported,
         dte: atsSupported,
       });
       if (atsSupported) this.setAts(device, true);
@@ -281,6 +287,28 @@ export class VtdDriver implements IommuDriver {
 
   pageResponse(ref: IommuDeviceRef, response: PageResponse): void {
     pageResponse(this.probed, ref, response);
+  }
+
+  /**
+   * Linux `intel_iommu_enable_iopf` (through iommufd's `IOMMU_DEV_FEAT_IOPF`): enables the device's PRI, which
+   * needs ATS enabled and PRI supported (`ENODEV` otherwise, as Linux answers).
+   */
+  enableIopf(ref: IommuDeviceRef): void {
+    const device = this.device(ref);
+    if (device.ats === undefined || !device.priSupported)
+      throw new IommufdError(
+        'ENODEV',
+        `${ref.name} cannot report page faults on ${this.instance}: PRI needs scalable mode, ECAP.PRS, and the device's ATS (enabled) and PRI`,
+      );
+    ref.pci.setPriEnabled(true);
+    this.probed.log('iopf', `${ref.name}: PRI enabled, its page requests reach the PRQ`);
+  }
+
+  /** Linux `intel_iommu_disable_iopf`: the device's PRI off (its unanswered requests were answered by iommufd). */
+  disableIopf(ref: IommuDeviceRef): void {
+    this.device(ref);
+    ref.pci.setPriEnabled(false);
+    this.probed.log('iopf', `${ref.name}: PRI disabled`);
   }
 
   shutdown(): void {

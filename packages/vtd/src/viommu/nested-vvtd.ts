@@ -13,9 +13,9 @@
  *   caches: the VMM's reads are not the unit's), and each
  *   (device, PASID) is bound to what its entry says — PGTT first stage: a nested HWPT from the entry's
  *   FSPTPTR, FLPM, SRE, WPE and EAFE (shared by the bindings of one guest DID and table: two devices in
- *   one guest domain get one HWPT), attached at the RID for RID_PASID or at the PASID; PGTT pass-through:
- *   the stage 2 alone; anything else, or an entry the model refuses: blocked (an empty HWPT, or no PASID
- *   attachment). With translation off the RID uses stage 2 (untranslated DMA is GPA) and PASIDs are
+ *   one guest domain get one HWPT, unless only one of them can send page requests), attached at the RID
+ *   for RID_PASID or at the PASID; PGTT pass-through: the stage 2 alone; anything else, or an entry the
+ *   model refuses: blocked (an empty HWPT, or no PASID attachment). With translation off the RID uses stage 2 (untranslated DMA is GPA) and PASIDs are
  *   blocked. A PASID-selective PASID-cache invalidation names no device, so every device is looked at for
  *   that PASID, as caching-mode hardware would re-fetch.
  * - PASID-based IOTLB invalidation (0x6): forwarded with IOMMU_HWPT_INVALIDATE to the nested HWPTs of that
@@ -24,10 +24,12 @@
  *   of them when global) gets a whole invalidation. If the host refuses one, the entries before it took
  *   effect and the guest's queue stops at the descriptor with IQE (IQEI 0: the unit cannot say why) — the
  *   uAPI returns an errno, no hardware error, and this is the nearest a unit can report it.
- * - Page requests (with host ECAP.PRS, offered to the guest as PRS): the nested HWPTs route their I/O page
- *   faults to one iommufd FAULT queue, and `service` puts each request the host reported into the guest's
- *   page request queue (the guest's PRQ event follows); the guest's page group response descriptor is
- *   trapped and answered with IOMMU_FAULT_QUEUE's response, by the cookie of its (vRID, PASID, PRG index).
+ * - Page requests (with host ECAP.PRS, offered to the guest as PRS): the nested HWPTs of devices that can
+ *   send page requests (ATS and PRI) route their I/O page faults to one iommufd FAULT queue — attaching
+ *   one enables the device's PRI on the host — and `service` puts each request the host reported into the
+ *   guest's page request queue (the guest's PRQ event follows); the guest's page group response
+ *   descriptor is trapped and answered with IOMMU_FAULT_QUEUE's response, by the cookie of its (vRID,
+ *   PASID, PRG index). Such a device's HWPTs are not shared with devices that cannot.
  *   Device-TLB invalidations the guest sends need nothing: the host flushes the Device-TLB with each
  *   forwarded invalidation of a nested HWPT.
  * - Not forwarded, and why: unrecoverable faults. Mainline Linux has no vEVENTQ for VT-d, so a fault the
@@ -91,6 +93,15 @@ export interface NestedVvtdStats {
   bindingsRefused: number;
   pageRequestsDelivered: number;
   pageResponsesForwarded: number;
+}
+
+/** What the guest's entries ask for at a (device, PASID): a nested binding carries its HWPT's data. */
+interface Desired {
+  readonly binding: Binding;
+  readonly data?: VtdS1Data;
+  readonly did?: number;
+  /** The nested HWPT routes its I/O page faults to the FAULT queue. */
+  readonly faults?: boolean;
 }
 
 const BLOCKED: Binding = { kind: 'blocked' };
@@ -219,7 +230,7 @@ export class NestedVvtd implements ViommuPersonality {
   }
 
   /** The binding the guest's entries ask for at `pasid` (`NO_PASID`: the RID), and the data of a nested one. */
-  private desired(device: GuestDevice, pasid: number): { binding: Binding; data?: VtdS1Data; did?: number } {
+  private desired(device: GuestDevice, pasid: number): Desired {
     const { unit } = this;
     const state = unit.global.state;
     if (!state.enabled) return { binding: pasid === NO_PASID ? STAGE2 : BLOCKED };
@@ -239,11 +250,13 @@ export class NestedVvtd implements ViommuPersonality {
     const e = lookup.entry;
     const flags = (e.sre ? VTD_S1.SRE : 0n) | (e.wpe ? VTD_S1.WPE : 0n) | (e.eafe ? VTD_S1.EAFE : 0n);
     const addrWidth = e.flpm === FLPM.LEVEL_5 ? 57 : 48;
-    const key = `${lookup.did}:${toHex(e.fsptptr)}:${addrWidth}:${flags}`;
+    const faults = this.faultId !== undefined && device.view.pageRequests === true;
+    const key = `${lookup.did}:${toHex(e.fsptptr)}:${addrWidth}:${flags}${faults ? ':iopf' : ''}`;
     return {
       binding: { kind: 'nested', key },
       data: { pgtblAddr: e.fsptptr, addrWidth, flags },
       did: lookup.did,
+      faults,
     };
   }
 
@@ -265,11 +278,7 @@ export class NestedVvtd implements ViommuPersonality {
     }
   }
 
-  private bind(
-    device: GuestDevice,
-    pasid: number,
-    want: { binding: Binding; data?: VtdS1Data; did?: number },
-  ): void {
+  private bind(device: GuestDevice, pasid: number, want: Desired): void {
     const { fd } = this;
     const devId = device.view.devId;
     const user = `${device.view.virtualId}:${pasid}`;
@@ -283,7 +292,7 @@ export class NestedVvtd implements ViommuPersonality {
           ? this.backend.s2HwptId
           : b.kind === 'blocked'
             ? this.blockedHwpt(devId)
-            : this.nestedHwpt(devId, b.key, want.data!, want.did!);
+            : this.nestedHwpt(devId, b.key, want);
       try {
         if (fd.attachedHwpt(devId, pasid) === undefined) fd.attach(devId, hwpt, pasid);
         else fd.replace(devId, hwpt, pasid);
@@ -305,7 +314,7 @@ export class NestedVvtd implements ViommuPersonality {
   }
 
   /** The shared nested HWPT for `key`, allocated on first use (a new one has no users yet). */
-  private nestedHwpt(devId: number, key: string, data: VtdS1Data, did: number): number {
+  private nestedHwpt(devId: number, key: string, want: Desired): number {
     const existing = this.shared.get(key);
     if (existing) {
       this.stats.nestedShared++;
@@ -315,10 +324,10 @@ export class NestedVvtd implements ViommuPersonality {
       devId,
       ptId: this.backend.s2HwptId,
       flags: { pasid: true },
-      data,
-      ...(this.faultId === undefined ? {} : { faultId: this.faultId }),
+      data: want.data,
+      ...(want.faults ? { faultId: this.faultId } : {}),
     });
-    this.shared.set(key, { hwptId, did, users: new Set() });
+    this.shared.set(key, { hwptId, did: want.did!, users: new Set() });
     this.stats.nestedAllocs++;
     return hwptId;
   }
