@@ -396,7 +396,6 @@ describe('docs/vendors/amd-vi.md', () => {
         'STATUS_COVERAGE.STATUS_EVT_LOG_INT',
         'STATUS_COVERAGE.STATUS_PPR_OVERFLOW',
         'EFR_COVERAGE.msiCapMmioSup',
-        'CAPABILITY_HEADER_COVERAGE.iotlbSup',
         'DTE_COVERAGE.tv',
         'DTE_COVERAGE.mode',
         'DTE_COVERAGE.ppr',

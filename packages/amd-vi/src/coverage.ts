@@ -56,8 +56,8 @@ const N = 'not modelled';
 
 const notPresent = (why: string) => `Not present: ${why}; the offset reads 0 and ignores writes.`;
 const READS_0 = (what: string) => `Reads 0: ${what}.`;
-const NO_ATS =
-  'the unit answers no ATS Translation Requests (it has no atsTranslate), so endpoints never cache translations';
+const NO_TR_EVENTS =
+  'a Translation Request’s fault is only its completion’s refusal, never an event (VirtualBox, citing §2.1.3.2)';
 const NO_SNOOP = 'the bus has no caches to snoop';
 const NO_MEMORY_TYPES = 'the bus carries no memory types';
 const NO_VIOMMU = 'the hardware vIOMMU is not modelled (it is not in mainline Linux)';
@@ -657,8 +657,8 @@ export const CAPABILITY_HEADER_COVERAGE: Readonly<Record<keyof CapabilityHeaderF
   capRev: { spec: 'CapRev', status: M, note: '0, as QEMU reports; no source gives another value.' },
   iotlbSup: {
     spec: 'IotlbSup',
-    status: N,
-    note: `From \`iotlbSupport\` (1): INVALIDATE_IOTLB_PAGES is accepted and reaches the endpoint. Deviation: ${NO_ATS}.`,
+    status: M,
+    note: 'From `iotlbSupport` (1): the unit answers ATS Translation Requests (with DTE.I) and INVALIDATE_IOTLB_PAGES reaches the endpoint.',
   },
   htTunnel: { spec: 'HtTunnel', status: N, note: READS_0(HT) },
   npCache: {
@@ -745,7 +745,11 @@ export const DTE_COVERAGE: Readonly<Record<keyof DeviceTableEntry, FieldCoverage
     status: M,
     note: 'Tags the IOTLB, page-directory and GCR3 cache entries INVALIDATE_IOMMU_PAGES selects; IO_PAGE_FAULT reports it without GN.',
   },
-  i: { spec: 'I', status: N, note: `No effect: ${NO_ATS}.` },
+  i: {
+    spec: 'I',
+    status: M,
+    note: 'ATS Translation Requests of the device are answered only with I = 1 (else refused unrecorded).',
+  },
   se: {
     spec: 'SE',
     status: M,
@@ -761,7 +765,7 @@ export const DTE_COVERAGE: Readonly<Record<keyof DeviceTableEntry, FieldCoverage
     status: N,
     note: 'No effect: the bus carries no port I/O; 11b is not refused.',
   },
-  cache: { spec: 'Cache', status: N, note: `No effect: an IOTLB hint, and ${NO_ATS}.` },
+  cache: { spec: 'Cache', status: N, note: 'No effect: an IOTLB caching hint the model does not act on.' },
   sd: { spec: 'SD', status: N, note: `No effect: ${NO_SNOOP}.` },
   ex: {
     spec: 'EX',
@@ -773,7 +777,7 @@ export const DTE_COVERAGE: Readonly<Record<keyof DeviceTableEntry, FieldCoverage
     status: N,
     note: 'No effect: no system-management messages are modelled; SMI MSIs are forwarded (VirtualBox).',
   },
-  sats: { spec: 'SATS', status: N, note: `No effect: no secure ATS; ${NO_ATS}.` },
+  sats: { spec: 'SATS', status: N, note: 'No effect: no secure ATS is modelled.' },
   iv: {
     spec: 'IV',
     status: M,
@@ -819,7 +823,11 @@ export const DTE_COVERAGE: Readonly<Record<keyof DeviceTableEntry, FieldCoverage
   guestId: { spec: 'GuestID', status: C, note: NO_VIOMMU_FIELD },
   attrV: { spec: 'AttrV', status: N, note: `No effect: ${NO_MEMORY_TYPES}.` },
   mode0Fc: { spec: 'Mode0FC', status: N, note: `No effect: ${NO_SNOOP}.` },
-  snoopAttr: { spec: 'SnoopAttr', status: N, note: `No effect: ${NO_SNOOP}; ${NO_ATS}.` },
+  snoopAttr: {
+    spec: 'SnoopAttr',
+    status: N,
+    note: `No effect: ${NO_SNOOP}; ATS completions carry no N bit.`,
+  },
 };
 
 export const DTE_SPEC_ONLY_FIELDS: readonly SpecOnlyField[] = [
@@ -942,7 +950,7 @@ export const COMMAND_COVERAGE: Readonly<Record<CommandName, Coverage>> = {
   },
   INVALIDATE_IOTLB_PAGES: {
     status: M,
-    note: `Needs IotlbSup (else illegal): an ATS invalidation of the range to the endpoint, completed at once. ${NO_ATS}.`,
+    note: 'Needs IotlbSup (else illegal): an ATS invalidation of the range to the endpoint, completed at once.',
   },
   INVALIDATE_INTERRUPT_TABLE: { status: M, note: 'Drops the DeviceID’s cached IRTEs.' },
   PREFETCH_IOMMU_PAGES: {
@@ -1128,7 +1136,7 @@ export const EVENT_FLAG_COVERAGE: Readonly<Record<keyof typeof EVENT_FLAG, Cover
     status: M,
     note: 'A reserved bit was set. Deviation: a NextLevel the entry’s level cannot have is reported with RZ too; the walk cannot tell it from a reserved bit.',
   },
-  TR: { status: N, note: `Never set: ${NO_ATS}.` },
+  TR: { status: N, note: `Never set: ${NO_TR_EVENTS}.` },
 };
 
 const EV_DEVICE: FieldCoverage = { spec: 'DeviceID', status: M, note: 'The requester ID.' };

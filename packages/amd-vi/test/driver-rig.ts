@@ -2,7 +2,8 @@
  * The AMD IOMMU host driver's test system: a real `AmdIommuHardware` on a memory bus with RAM, a small MSI
  * controller over the x86 interrupt window (it records every message and runs the handler of a message it
  * allocated when the test services interrupts), the driver's `DriverContext` with its own frame allocator,
- * what the driver reports (faults), and a log of every MMIO write the unit receives, in order. Tests build
+ * what the driver reports (faults, page requests), and a log of every MMIO write the unit receives, in
+ * order. Tests build
  * page tables and DMA buffers from `buffers`, a second allocator, so the driver's memory is its own.
  */
 import {
@@ -17,6 +18,8 @@ import {
   type IommuFault,
   MemoryBus,
   NO_PASID,
+  type PageRequest,
+  type PageResponse,
   PERM_READ,
   Tracer,
 } from '@iommukit/core';
@@ -38,6 +41,14 @@ export const UNIT_DEVICE_ID = 0x02;
 /** An endpoint behind the unit, recording the ATS invalidations that reach it. */
 export interface RecordingEndpoint extends EndpointPort {
   readonly invalidations: { pasid: number | undefined; iova: bigint; size: bigint }[];
+  readonly responses: PageResponse[];
+}
+
+/** PCI capabilities of a rig device beyond ATS. */
+export interface RigDeviceCaps {
+  /** PASID capability width (0: none). */
+  readonly pasidBits?: number;
+  readonly pri?: boolean;
 }
 
 export interface DriverRigOptions {
@@ -80,6 +91,7 @@ export function driverRig(init: DriverRigOptions = {}) {
   const memory = new FrameAllocator([{ base: RAM_BASE, size: RAM / 2 }], zero);
   const buffers = new FrameAllocator([{ base: BUFFERS_BASE, size: RAM / 2 }], zero);
   const faults: { fault: IommuFault; device: string | undefined }[] = [];
+  const pageRequests: { request: PageRequest; device: string }[] = [];
   const context: DriverContext<AmdOptions> = {
     instance: 'iommu0',
     base,
@@ -89,11 +101,12 @@ export function driverRig(init: DriverRigOptions = {}) {
     irq,
     memory,
     reportFault: (fault, device) => faults.push({ fault, device: device?.name }),
-    reportPageRequest: () => {},
+    reportPageRequest: (device, request) => pageRequests.push({ request, device: device.name }),
     ...(msi ? { msi } : {}),
   };
   const test = bus.counter('test');
   const atsEnabled = new Map<number, boolean>();
+  const capsEnabled = new Map<string, boolean>();
   const rig = {
     bus,
     unit,
@@ -102,24 +115,28 @@ export function driverRig(init: DriverRigOptions = {}) {
     memory,
     buffers,
     faults,
+    pageRequests,
     mmioWrites,
     msi: controller,
     /** Whether the driver left ATS enabled at a device (its PCI capability's enable bit). */
     atsEnabled,
-    /** A device with DeviceID `deviceId` (ATS capable unless `ats` is false). */
-    device(deviceId: number, ats = true): IommuDeviceRef {
+    /** The PASID and PRI enable bits the driver left, by `pasid:<DeviceID>` and `pri:<DeviceID>`. */
+    capsEnabled,
+    /** A device with DeviceID `deviceId` (ATS capable unless `ats` is false; PASID and PRI per `caps`). */
+    device(deviceId: number, ats = true, caps: RigDeviceCaps = {}): IommuDeviceRef {
+      const pasidBits = caps.pasidBits ?? 0;
       return {
         name: `dev${deviceId.toString(16)}`,
         rid: deviceId,
         streamId: deviceId,
-        pasidBits: 0,
+        pasidBits,
         pci: {
           hasAts: ats,
-          hasPri: false,
-          hasPasid: false,
+          hasPri: caps.pri ?? false,
+          hasPasid: pasidBits > 0,
           setAtsEnabled: (on) => atsEnabled.set(deviceId, on),
-          setPriEnabled: () => {},
-          setPasidEnabled: () => {},
+          setPriEnabled: (on) => capsEnabled.set(`pri:${deviceId}`, on),
+          setPasidEnabled: (on) => capsEnabled.set(`pasid:${deviceId}`, on),
         },
       };
     },
@@ -127,8 +144,9 @@ export function driverRig(init: DriverRigOptions = {}) {
     endpoint(deviceId: number): RecordingEndpoint {
       const port: RecordingEndpoint = {
         invalidations: [],
+        responses: [],
         invalidateAtc: (pasid, iova, size) => port.invalidations.push({ pasid, iova, size }),
-        pageResponse: () => {},
+        pageResponse: (response) => port.responses.push(response),
         completeStalled: () => {},
       };
       unit.connectEndpoint(deviceId, port);
@@ -157,8 +175,8 @@ export function driverRig(init: DriverRigOptions = {}) {
       }
       return out;
     },
-    translate: (deviceId: number, iova: number, access = PERM_READ) =>
-      unit.translate(request(deviceId, iova, access, NO_PASID)),
+    translate: (deviceId: number, iova: number, access = PERM_READ, pasid = NO_PASID) =>
+      unit.translate(request(deviceId, iova, access, pasid)),
     /** Runs the handlers of the MSIs that arrived. */
     service: () => controller.service(),
   };

@@ -58,6 +58,29 @@ describe('the entries the driver builds', () => {
     });
   });
 
+  it('set_dte_gcr3_table: GV, GLX, the GCR3 root in its three pieces, GuestPagingMode, GIoV; IR/IW off for a blocked RID', () => {
+    const gcr3 = { root: 0x8_7654_3000, glx: 1, guestLevels: 5, giov: true } as const;
+    const words = dteFor({ mode: 0, root: 0, rw: false, domainId: 9, ats: false, ppr: true, gcr3 });
+    expect(decodeDte(words)).toMatchObject({
+      v: true,
+      tv: true,
+      mode: 0,
+      ir: false,
+      iw: false,
+      gv: true,
+      giov: true,
+      glx: 1,
+      gcr3TableRootPtr: 0x8_7654_3000,
+      guestPagingMode: 1,
+      domainId: 9,
+      ppr: true,
+    });
+    // Root bits 14:12 at 60:58, 30:15 at 95:80, 51:31 at 127:107; GLX 57:56, GV 55, GIoV 54, PPR 52.
+    expect(words[1]! >>> 0).toBe(((0x3 << 26) | (1 << 24) | (1 << 23) | (1 << 22) | (1 << 20)) >>> 0);
+    expect(words[2]! >>> 16).toBe((0x8_7654_3000 / 2 ** 15) & 0xffff);
+    expect(words[3]! >>> 11).toBe(Math.floor(0x8_7654_3000 / 2 ** 31));
+  });
+
   it('make_clear_dte is V alone', () => {
     expect(clearedDte()).toEqual(encodeDte({ v: true }));
     expect(Array.from(clearedDte())).toEqual([1, 0, 0, 0, 0, 0, 0, 0]);
@@ -90,6 +113,48 @@ describe('update_dte256', () => {
       [16, 4],
     ]);
     expect(table.read(0x20)[0]).toBe(0);
+  });
+
+  it('the GV cases: GV off takes the lower half first, GV to GV the lower half alone, a GuestPagingMode change disables first', () => {
+    const { r, unit, table, watch } = probed();
+    const seen = watch(0x28);
+    const gcr3 = (guestLevels: 4 | 5, root = 0x30_0000) => ({ root, glx: 0, guestLevels, giov: false });
+    const plain = dteFor({ mode: 0, root: 0, domainId: 3, ats: false, ppr: false });
+    const guest = (levels: 4 | 5, root?: number) =>
+      dteFor({ mode: 0, root: 0, domainId: 4, ats: false, ppr: false, gcr3: gcr3(levels, root) });
+    // No GV before: upper first, GV appears last.
+    table.update(0x28, guest(4));
+    expect(seen.splice(0)).toEqual([
+      [16, 4],
+      [0, 4],
+    ]);
+    // GV to GV, same GuestPagingMode: only the lower half, no flush (the caller's device_flush_dte does).
+    const from = r.reg(REG.CMD_TAIL);
+    table.update(0x28, guest(4, 0x31_0000));
+    expect(seen.splice(0)).toEqual([[0, 4]]);
+    expect(r.reg(REG.CMD_TAIL)).toBe(from);
+    expect(decodeDte(table.read(0x28)).gcr3TableRootPtr).toBe(0x31_0000);
+    // A GuestPagingMode change: the lower half zeroed and flushed, then upper, lower.
+    table.update(0x28, guest(5));
+    expect(seen.splice(0)).toEqual([
+      [0, 4],
+      [16, 4],
+      [0, 4],
+    ]);
+    expect(r.commands(unit.queue.base, from, r.reg(REG.CMD_TAIL)).map((c) => c.op)).toEqual([
+      'invalidate-devtab-entry',
+      'completion-wait',
+      'invalidate-devtab-entry',
+      'completion-wait',
+    ]);
+    expect(decodeDte(table.read(0x28))).toMatchObject({ gv: true, guestPagingMode: 1 });
+    // GV off: lower first, GV goes first.
+    table.update(0x28, plain);
+    expect(seen.splice(0)).toEqual([
+      [0, 4],
+      [16, 4],
+    ]);
+    expect(decodeDte(table.read(0x28))).toMatchObject({ gv: false, guestPagingMode: 0 });
   });
 
   it('keeps the interrupt fields of data[2], takes bits 55:52 and data[3] from the new entry', () => {

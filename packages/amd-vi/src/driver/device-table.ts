@@ -2,7 +2,8 @@
  * The device table as the driver keeps it (AMD pub. 48882 §2.2.2 "Device Table", §2.2.2.1 the 256-bit
  * DTE, §3.4 Device Table Base Address 0000h): Linux init.c `alloc_dev_table`, `iommu_set_device_table`,
  * `init_device_table_dma`, and iommu.c `set_dte_entry`, `make_clear_dte`, `clear_dte_entry`,
- * `update_dte256`, `write_dte_upper128` / `write_dte_lower128`, `iommu_flush_dte_sync`, `device_flush_dte`.
+ * `set_dte_gcr3_table`, `update_dte256`, `write_dte_upper128` / `write_dte_lower128`, `iommu_flush_dte_sync`,
+ * `device_flush_dte`.
  *
  * - The table covers every DeviceID of the segment: 64K entries, 2 MiB, DevTblBase.Size 0x1ff (Linux
  *   `dev_table_size` for last_bdf 0xffff).
@@ -11,14 +12,17 @@
  *   entry gets SysMgt, so Linux's erratum 63 fix (`amd_iommu_apply_erratum_63`, IW for SysMgt 01b, applied
  *   while parsing IVHD device flags) never applies.
  * - A device's entry is built whole (`set_dte_entry`: V, TV, Mode and root, IR, IW, PPR, I for ATS,
- *   DomainID) or cleared to V = 1 only, blocking all DMA (`make_clear_dte`), and installed by
- *   `update_dte256`: each 128-bit half is one write; the translation fields all live in the lower half, so
- *   a DMA sees the old entry or the new one, never a mix. V is written last when set and first when
- *   cleared (the unit reads the entry in one 256-bit access, the driver writes two halves): the upper half
- *   first, unless the new entry is invalid; the upper half keeps the interrupt fields of data[2] (all but
- *   bits 55:52, Linux DTE_DATA2_INTR_MASK) that interrupt remapping owns. Then INVALIDATE_DEVTAB_ENTRY and
- *   a completion wait. The guest (GV) cases of `update_dte256` (an old entry with GV takes its lower half
- *   first; a GCR3 level change needs the entry disabled first) come with v2 domains and nesting.
+ *   DomainID; with a GCR3 table `set_dte_gcr3_table` adds GV, GLX, the root in its three pieces,
+ *   GuestPagingMode, and GIoV when the RID's domain is v2) or cleared to V = 1 only, blocking all DMA
+ *   (`make_clear_dte`), and installed by `update_dte256`: each 128-bit half is one write; the translation
+ *   fields but GuestPagingMode live in the lower half. The upper half keeps the interrupt fields of data[2]
+ *   (all but bits 55:52, Linux DTE_DATA2_INTR_MASK) that interrupt remapping owns. The order of the halves
+ *   is `update_dte256`'s, its cases in its order: the old entry invalid, upper first (V appears last); the
+ *   new one invalid, lower first (V goes first); the old one without GV, upper first (GV appears last); the
+ *   new one without GV, lower first (GV goes first); both with GV and
+ *   the same GuestPagingMode, the lower half alone; a GuestPagingMode change disables the entry (lower
+ *   half zeroed, flushed) before writing upper then lower. Then INVALIDATE_DEVTAB_ENTRY and a completion
+ *   wait, except after the lower-half-only write, which the caller's `device_flush_dte` flushes.
  */
 import { allocDriverPages, freeDriverPages, readDriverMemory, writeDriverMemory } from '@iommukit/core';
 import {
@@ -26,7 +30,7 @@ import {
   buildInvalidateIotlbPages,
   WHOLE_ADDRESS_SPACE,
 } from '../hw/command-encoders.js';
-import { DTE_BYTES, DTE_WORDS, dteAddress, encodeDte } from '../hw/dte.js';
+import { DTE_BYTES, DTE_WORDS, dteAddress, encodeDte, GUEST_PAGING_MODE } from '../hw/dte.js';
 import { REG } from '../hw/regs.js';
 import type { CommandQueue } from './command-queue.js';
 import type { AmdDriverBase } from './driver-host.js';
@@ -37,11 +41,29 @@ export const DEV_TABLE_ENTRIES = 65536;
 export const DEV_TABLE_PAGES = (DEV_TABLE_ENTRIES * DTE_BYTES) / 4096;
 /** data[2] bits 55:52 (GuestPagingMode and reserved) are the translation's; the rest of data[2] the interrupts'. */
 const DATA2_TRANSLATION_HI = 0x00f0_0000;
+/** V (bit 0) and GV (bit 55) in the words of an entry. */
+const V = (words: Uint32Array) => (words[0]! & 1) !== 0;
+const GV = (words: Uint32Array) => (words[1]! & (1 << 23)) !== 0;
+
+/** The GCR3 table a DTE points to (Linux `set_dte_gcr3_table`). */
+export interface DteGcr3 {
+  readonly root: number;
+  readonly glx: number;
+  /** The x86 guest tables' levels, the unit-wide choice (Linux `amd_iommu_gpt_level`). */
+  readonly guestLevels: 4 | 5;
+  /** GIoV: the RID's domain is v2, its requests translate through GCR3[0] (`pdom_is_v2_pgtbl_mode`). */
+  readonly giov: boolean;
+}
 
 /** What `set_dte_entry` puts in a device's entry. */
 export interface DteConfig {
-  /** Host page-table levels (DTE.Mode); 0 passes addresses through with IR/IW (identity). */
+  /** Host page-table levels (DTE.Mode); 0 passes addresses through with IR/IW (identity, v2). */
   readonly mode: number;
+  /**
+   * IR and IW (default true). False only for a blocked RID whose PASIDs stay attached: Mode 0 with no
+   * permission denies DMA without PASID, as Linux's boot entry (`init_device_table_dma`) does.
+   */
+  readonly rw?: boolean;
   /** The v1 table's root (Mode ≠ 0). */
   readonly root: number;
   readonly domainId: number;
@@ -49,20 +71,30 @@ export interface DteConfig {
   readonly ats: boolean;
   /** Peripheral page requests are logged (DTE.PPR, Linux `dev_data->ppr`). */
   readonly ppr: boolean;
+  readonly gcr3?: DteGcr3;
 }
 
-/** Linux `set_dte_entry` for a v1 or identity domain: V, TV, Mode, root, IR, IW, PPR, I, DomainID. */
+/** Linux `set_dte_entry` with `set_dte_gcr3_table`: V, TV, Mode, root, IR, IW, PPR, I, DomainID, GV…. */
 export function dteFor(config: DteConfig): Uint32Array {
+  const rw = config.rw ?? true;
+  const { gcr3 } = config;
   return encodeDte({
     v: true,
     tv: true,
     mode: config.mode,
     hostPageTableRootPtr: config.mode === 0 ? 0 : config.root,
-    ir: true,
-    iw: true,
+    ir: rw,
+    iw: rw,
     ppr: config.ppr,
     i: config.ats,
     domainId: config.domainId,
+    ...(gcr3 && {
+      gv: true,
+      glx: gcr3.glx,
+      gcr3TableRootPtr: gcr3.root,
+      giov: gcr3.giov,
+      guestPagingMode: gcr3.guestLevels === 5 ? GUEST_PAGING_MODE.LEVEL_5 : GUEST_PAGING_MODE.LEVEL_4,
+    }),
   });
 }
 
@@ -102,22 +134,40 @@ export class DriverDeviceTable {
     return out;
   }
 
-  /** Linux `update_dte256` (non-guest cases): the two halves in the safe order, then the flush. */
+  /** Linux `update_dte256`: the two halves in the order the old and new entries need (module comment). */
   update(deviceId: number, next: Uint32Array): void {
     const at = dteAddress(this.base, deviceId);
-    readDriverMemory(this.host, at, this.entry);
+    const old = this.entry;
+    readDriverMemory(this.host, at, old);
     const upper = next.slice(4, 8);
-    upper[0] = this.entry[4]!;
-    upper[1] = (this.entry[5]! & ~DATA2_TRANSLATION_HI) | (next[5]! & DATA2_TRANSLATION_HI);
+    upper[0] = old[4]!;
+    upper[1] = (old[5]! & ~DATA2_TRANSLATION_HI) | (next[5]! & DATA2_TRANSLATION_HI);
     const lower = next.subarray(0, 4);
-    if ((next[0]! & 1) === 0) {
-      writeDriverMemory(this.host, at, lower);
-      writeDriverMemory(this.host, at + 16, upper);
+    const writeUpper = () => writeDriverMemory(this.host, at + 16, upper);
+    const writeLower = () => writeDriverMemory(this.host, at, lower);
+    const flush = () => this.queue.submit([buildInvalidateDevtabEntry(deviceId)]);
+    if (!V(old)) {
+      writeUpper();
+      writeLower();
+    } else if (!V(next)) {
+      writeLower();
+      writeUpper();
+    } else if (!GV(old)) {
+      writeUpper();
+      writeLower();
+    } else if (!GV(next)) {
+      writeLower();
+      writeUpper();
+    } else if (((old[5]! ^ next[5]!) & DATA2_TRANSLATION_HI) !== 0) {
+      writeDriverMemory(this.host, at, new Uint32Array(4));
+      flush();
+      writeUpper();
+      writeLower();
     } else {
-      writeDriverMemory(this.host, at + 16, upper);
-      writeDriverMemory(this.host, at, lower);
+      writeLower();
+      return;
     }
-    this.queue.submit([buildInvalidateDevtabEntry(deviceId)]);
+    flush();
   }
 
   /**

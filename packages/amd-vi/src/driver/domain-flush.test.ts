@@ -8,7 +8,7 @@ import { driverRig } from '../../test/driver-rig.js';
 import { ALL_PAGES_ADDRESS } from '../hw/command-encoders.js';
 import { type AmdCommand, decodeInvalidationRange } from '../hw/commands.js';
 import { REG } from '../hw/regs.js';
-import { flushDomainAll, flushDomainPages } from './domain-flush.js';
+import { flushDomainAll, flushDomainPages, flushGuestPages, flushPasidAll } from './domain-flush.js';
 import { probeUnit } from './probe.js';
 
 function setup(npCache = false) {
@@ -87,5 +87,43 @@ describe('flushDomainPages', () => {
       });
       expect(commands.length).toBe(2);
     }
+  });
+});
+
+describe('flushGuestPages and flushPasidAll (v2 domains)', () => {
+  const targets = [
+    { deviceId: 0x10, ats: { qdep: 2 }, domainId: 30, pasid: 0 },
+    { deviceId: 0x11, ats: undefined, domainId: 31, pasid: 7 },
+  ];
+  const ops = (commands: AmdCommand[]) =>
+    commands.map((c) =>
+      c.op === 'invalidate-iommu-pages'
+        ? `pages ${c.domainId} ${c.pasid} ${c.gn}`
+        : c.op === 'invalidate-iotlb-pages'
+          ? `iotlb ${c.deviceId} ${c.pasid} ${c.gn}`
+          : c.op,
+    );
+
+  it('GN = 1 under each place’s GCR3 DomainID and PASID, then the ATS devices’ IOTLBs, then one wait', () => {
+    const { host, run } = setup();
+    expect(ops(run(() => flushGuestPages(host, targets, 0x3000, 0x1000)))).toEqual([
+      'pages 30 0 true',
+      'pages 31 7 true',
+      'iotlb 16 0 true',
+      'completion-wait',
+    ]);
+    expect(run(() => flushGuestPages(host, [], 0x3000, 0x1000))).toEqual([]);
+  });
+
+  it('with NpCache the same blocks as v1; a PASID flush is everything at once', () => {
+    const { host, run } = setup(true);
+    expect(ranges(run(() => flushGuestPages(host, [targets[1]!], 0x3000, 0x6000)))).toEqual([
+      { start: 0x3000, size: 0x1000 },
+      { start: 0x4000, size: 0x4000 },
+      { start: 0x8000, size: 0x1000 },
+    ]);
+    const all = run(() => flushPasidAll(host, targets[0]!));
+    expect(ops(all)).toEqual(['pages 30 0 true', 'iotlb 16 0 true', 'completion-wait']);
+    expect(all[0]).toMatchObject({ s: true, address: ALL_PAGES_ADDRESS });
   });
 });

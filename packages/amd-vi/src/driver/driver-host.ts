@@ -57,6 +57,16 @@ export interface AmdUnit {
   readonly hostLevels: 4 | 5 | 6;
   /** Linux `amd_iommu_gt_ppr_supported`: GT, PPR and EPHSup together (the PPR log is enabled only then). */
   readonly gtPpr: boolean;
+  /**
+   * PASIDs the unit translates (Linux `iommu->iommu.max_pasids`, 2^(EFR.PASmax + 1) − 1), 0 unless GT, PPR
+   * and EPHSup (Linux `amd_iommu_pasid_supported`).
+   */
+  readonly maxPasids: number;
+  /**
+   * The v2 (guest) tables' levels (Linux `amd_iommu_gpt_level`): 5 needs EFR.GATS and a host CPU with LA57;
+   * the model's host has none, so 4, Linux's level on such hosts.
+   */
+  readonly gptLevels: 4 | 5;
 }
 
 /** What the interrupt handler saw. */
@@ -67,10 +77,23 @@ export interface AmdDriverStats {
   events: number;
   /** Event log restarts after EvtOverflow (Linux `amd_iommu_restart_event_logging`). */
   eventLogRestarts: number;
+  /** PPR log entries reported to the core as page requests. */
+  pageRequests: number;
+  /** PPR log entries dropped and answered Failure (Linux `ppr_is_valid`, the PASID check). */
+  badPageRequests: number;
+  /** COMPLETE_PPR_REQUESTs sent for the core's answers. */
+  pageResponses: number;
+  /** PPR log restarts after PPROverflow (Linux `amd_iommu_restart_ppr_log`). */
+  pprLogRestarts: number;
 }
 
 /** The device a DeviceID belongs to, from the driver's probed devices. */
 export type DeviceLookup = (deviceId: number) => IommuDeviceRef | undefined;
+
+/** A probed device by DeviceID: its ref and its PASID count (Linux `dev_data->max_pasids`). */
+export type AmdDeviceLookup = (
+  deviceId: number,
+) => { readonly ref: IommuDeviceRef; readonly maxPasids: number } | undefined;
 
 /** Control.InvTimeOut of 1 s (Linux CTRL_INV_TO_1S), what `iommu_init_flags` programs. */
 export const INV_TIMEOUT_1S = 4;

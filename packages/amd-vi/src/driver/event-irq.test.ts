@@ -23,7 +23,10 @@ import { probeUnit } from './probe.js';
 function setup(msi = true) {
   const r = driverRig({ msi });
   const devices = new Map<number, IommuDeviceRef>([[0x100, r.device(0x100)]]);
-  const unit = probeUnit(r.context, (id) => devices.get(id));
+  const unit = probeUnit(r.context, (id) => {
+    const ref = devices.get(id);
+    return ref && { ref, maxPasids: 0 };
+  });
   const drain = () => handleEventIrq(unit, unit.eventLog, (id) => devices.get(id));
   return { r, unit, drain };
 }

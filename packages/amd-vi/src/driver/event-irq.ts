@@ -14,8 +14,7 @@
  *   it. A walk stops after one ring's worth of records.
  * - Restart (Linux `amd_iommu_restart_log`): nothing while EvtLogRun is still set; otherwise EventLogEn and
  *   EventIntEn off, EvtOverflow cleared, EventIntEn and EventLogEn on again.
- * The PPR log's interrupt (PPRInt, PPROverflow; Linux `amd_iommu_int_thread_pprlog`) slots in beside this
- * with the PPR log's draining.
+ * The loop and the restart are shared with the PPR log (ppr-irq.ts), as Linux shares them (`LogIrq`).
  */
 import {
   type IommuFault,
@@ -47,25 +46,61 @@ import {
   STATUS_EVT_LOG_RUN,
   STATUS_EVT_OVERFLOW,
 } from '../hw/regs.js';
-import { type AmdDriverBase, CONTROL, type DeviceLookup } from './driver-host.js';
+import { type AmdDriverBase, type AmdDriverStats, CONTROL, type DeviceLookup } from './driver-host.js';
 
 /** log2 of the event log's entries (Linux EVT_LEN_MASK: length 9, 512 entries). */
 export const EVT_BUFFER_LENGTH = 9;
 /** Bytes of the event log (Linux EVT_BUFFER_SIZE, 8 KiB). */
 export const EVT_BUFFER_SIZE = 2 ** EVT_BUFFER_LENGTH * EVENT_BYTES;
 
-const EVT_MASK = STATUS_EVT_LOG_INT | STATUS_EVT_OVERFLOW;
-
 /** Linux `amd_iommu_handle_irq` for the event log at `log`; returns the records drained. */
 export function handleEventIrq(host: AmdDriverBase, log: number, lookup: DeviceLookup): number {
+  return handleLogIrq(host, EVT_LOG_IRQ, () => pollEvents(host, log, lookup));
+}
+
+/** A unit-written log as `amd_iommu_handle_irq` and `amd_iommu_restart_log` service it. */
+export interface LogIrq {
+  /** The log's name in traces and errors (Linux's `evt_type`). */
+  readonly name: string;
+  /** The trace record prefix (`evtlog`, `pprlog`). */
+  readonly trace: string;
+  /** Status: the log's interrupt and overflow bits, and its run bit. */
+  readonly intBit: number;
+  readonly overflowBit: number;
+  readonly runBit: number;
+  /** Control bit numbers of the log's interrupt enable and log enable. */
+  readonly intEn: number;
+  readonly logEn: number;
+  /** Counts a restart. */
+  restarted(stats: AmdDriverStats): void;
+}
+
+const EVT_LOG_IRQ: LogIrq = {
+  name: 'Event',
+  trace: 'evtlog',
+  intBit: STATUS_EVT_LOG_INT,
+  overflowBit: STATUS_EVT_OVERFLOW,
+  runBit: STATUS_EVT_LOG_RUN,
+  intEn: CONTROL.EVT_INT_EN,
+  logEn: CONTROL.EVT_LOG_EN,
+  restarted: (stats) => stats.eventLogRestarts++,
+};
+
+/**
+ * Linux `amd_iommu_handle_irq`: while Status has the log's interrupt or overflow bit, both written back,
+ * the log drained by `poll`, restarted after an overflow, Status read again; returns what `poll` drained.
+ */
+export function handleLogIrq(host: AmdDriverBase, log: LogIrq, poll: () => number): number {
   const { mmio } = host;
+  const mask = log.intBit | log.overflowBit;
   let status = mmio.read32(REG.STATUS);
   let drained = 0;
-  for (let round = 0; (status & EVT_MASK) !== 0; round++) {
-    if (round === POLL_LIMIT) throw pollTimeout(host.instance, 'Status.EvtLogInt never stayed clear');
-    mmio.write32(REG.STATUS, EVT_MASK);
-    drained += pollEvents(host, log, lookup);
-    if ((status & STATUS_EVT_OVERFLOW) !== 0) restartEventLogging(host);
+  for (let round = 0; (status & mask) !== 0; round++) {
+    if (round === POLL_LIMIT)
+      throw pollTimeout(host.instance, `Status: the ${log.name} log interrupt never stayed clear`);
+    mmio.write32(REG.STATUS, mask);
+    drained += poll();
+    if ((status & log.overflowBit) !== 0) restartLog(host, log);
     status = mmio.read32(REG.STATUS);
   }
   return drained;
@@ -87,17 +122,25 @@ export function pollEvents(host: AmdDriverBase, log: number, lookup: DeviceLooku
   return handled;
 }
 
-/** Linux `amd_iommu_restart_log` for the event log. */
+/** Linux `amd_iommu_restart_event_logging`. */
 export function restartEventLogging(host: AmdDriverBase): void {
+  restartLog(host, EVT_LOG_IRQ);
+}
+
+/**
+ * Linux `amd_iommu_restart_log`: nothing while the log still runs; otherwise its interrupt and log enables
+ * off, the overflow bit cleared, both enables on again.
+ */
+export function restartLog(host: AmdDriverBase, log: LogIrq): void {
   const { mmio, control } = host;
-  if ((mmio.read32(REG.STATUS) & STATUS_EVT_LOG_RUN) !== 0) return;
-  host.stats.eventLogRestarts++;
-  host.log('evtlog.restart', 'IOMMU Event log restarting');
-  control.set(CONTROL.EVT_LOG_EN, false);
-  control.set(CONTROL.EVT_INT_EN, false);
-  mmio.write32(REG.STATUS, STATUS_EVT_OVERFLOW);
-  control.set(CONTROL.EVT_INT_EN, true);
-  control.set(CONTROL.EVT_LOG_EN, true);
+  if ((mmio.read32(REG.STATUS) & log.runBit) !== 0) return;
+  log.restarted(host.stats);
+  host.log(`${log.trace}.restart`, `IOMMU ${log.name} log restarting`);
+  control.set(log.logEn, false);
+  control.set(log.intEn, false);
+  mmio.write32(REG.STATUS, log.overflowBit);
+  control.set(log.intEn, true);
+  control.set(log.logEn, true);
 }
 
 /** Linux `iommu_print_event`: one record read (reread while still zero), handled, then zeroed. */

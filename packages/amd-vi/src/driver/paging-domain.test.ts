@@ -21,6 +21,7 @@ function domain(options: { levels?: number; npCache?: boolean } = {}) {
   };
   let released = 0;
   const d = new AmdPagingDomain({
+    pageTable: 'v1',
     id: 7,
     domainId: 3,
     levels: options.levels ?? 4,

@@ -1,12 +1,19 @@
 /**
- * AMD v1 paging domains (Linux iommu.c `struct protection_domain` with a v1 table,
- * `amd_iommu_domain_alloc_paging_flags`, `amd_iommu_map_pages`, `amd_iommu_unmap_pages`,
- * `amd_iommu_iotlb_sync`, `amd_iommu_iotlb_sync_map`, `amd_iommu_flush_iotlb_all`; AMD pub. 48882 §2.2.3
- * host page tables): one `@iommukit/pagetables` `amdV1Format` table and the bookkeeping of its flushes.
+ * AMD paging domains (Linux iommu.c `struct protection_domain`, `amd_iommu_domain_alloc_paging_flags`,
+ * `amd_iommu_map_pages`, `amd_iommu_unmap_pages`, `amd_iommu_iotlb_sync`, `amd_iommu_iotlb_sync_map`,
+ * `amd_iommu_flush_iotlb_all`): one `@iommukit/pagetables` table and the bookkeeping of its flushes.
+ * - v1 (`PD_MODE_V1`, AMD pub. 48882 §2.2.3 host page tables): an `amdV1Format` table the DTE's Mode and
+ *   root point to.
+ * - v2 (`PD_MODE_V2`, Linux io_pgtable_v2 / generic-pt x86-64, `amd_iommu_domain_alloc_paging_v2`; the
+ *   guest tables of §2.2's guest translation): an `x86Format` table of 4 or 5 levels (the unit-wide
+ *   `amd_iommu_gpt_level`), 52 physical-address bits, which a GCR3 table entry points to — the only kind
+ *   Linux attaches at a PASID, and at the RID through GCR3[0] with GIoV. Every leaf has U = 1 and A, and
+ *   RW + D when writable, as Linux's v2 leaves (`IOMMU_PAGE_USER`): DMA at a PASID is a user-level access.
  *
- * Geometry: DTE.Mode is the table's depth ({@link amdDomainLevels}): the levels the asked input width
- * needs (4 for Linux's default 48-bit width), at most EFR.HATS allows (`amd_iommu_hpt_level`, up to
- * PAGE_MODE_6_LEVEL); the aperture is what the depth translates. The table does not grow with mappings as
+ * Geometry: a v1 domain's DTE.Mode is the table's depth ({@link amdDomainLevels}): the levels the asked
+ * input width needs (4 for Linux's default 48-bit width), at most EFR.HATS allows (`amd_iommu_hpt_level`,
+ * up to PAGE_MODE_6_LEVEL); the aperture is what the depth translates (for v2, the lower half of the
+ * x86-64 space: 47 or 56 bits). The table does not grow with mappings as
  * Linux's v1 `increase_address_space` did: its depth is fixed at allocation, as iommupt's is.
  *
  * Invalidation (domain-flush.ts through the driver's {@link DomainFlush}): `unmap` only gathers what the
@@ -32,8 +39,13 @@ import {
   amdV1Format,
   IoPageTable,
   type IoPageTableContext,
+  type X86Format,
+  x86Format,
 } from '@iommukit/pagetables';
 import { HOST_ADDRESS_BITS } from '../hw/translate.js';
+
+/** The page-table kind of a domain (Linux `enum protection_domain_mode`). */
+export type AmdPageTable = 'v1' | 'v2';
 
 /** How a domain's TLB maintenance reaches the hardware (the driver knows where the domain is attached). */
 export interface DomainFlush {
@@ -51,7 +63,8 @@ export interface AmdPagingDomainConfig {
   readonly id: number;
   /** The DomainID the device table entries carry (Linux `pdom->id`). */
   readonly domainId: number;
-  /** DTE.Mode: 1 to 6 levels (see {@link amdDomainLevels}). */
+  readonly pageTable: AmdPageTable;
+  /** v1: DTE.Mode, 1 to 6 levels (see {@link amdDomainLevels}); v2: 4 or 5 (DTE.GuestPagingMode). */
   readonly levels: number;
   /** Where the table lives: the bus, the driver's frame allocator, its access counter. */
   readonly context: IoPageTableContext;
@@ -81,8 +94,9 @@ export class AmdPagingDomain implements IommuDomain {
   readonly id: number;
   readonly type: DomainType = 'paging';
   readonly domainId: number;
+  readonly pageTable: AmdPageTable;
   readonly levels: number;
-  readonly format: AmdV1Format;
+  readonly format: AmdV1Format | X86Format;
   readonly table: IoPageTable;
   readonly pgsizeBitmap: bigint;
   readonly aperture: { readonly start: Iova; readonly end: Iova };
@@ -97,11 +111,15 @@ export class AmdPagingDomain implements IommuDomain {
   constructor(config: AmdPagingDomainConfig) {
     this.id = config.id;
     this.domainId = config.domainId;
+    this.pageTable = config.pageTable;
     this.levels = config.levels;
     this.flush = config.flush;
     this.npCache = config.npCache;
     this.released = config.released;
-    this.format = amdV1Format({ levels: config.levels as AmdV1Config['levels'], oas: HOST_ADDRESS_BITS });
+    this.format =
+      config.pageTable === 'v1'
+        ? amdV1Format({ levels: config.levels as AmdV1Config['levels'], oas: HOST_ADDRESS_BITS })
+        : x86Format({ levels: config.levels as 4 | 5, oas: HOST_ADDRESS_BITS });
     this.table = new IoPageTable<unknown>(this.format, config.context, {
       flush: {
         tlbAddPage: (iova, size) => this.gather.leaves.push([Number(iova), Number(iova + size)]),
@@ -112,7 +130,7 @@ export class AmdPagingDomain implements IommuDomain {
     this.aperture = { start: makeIova(0n), end: makeIova((1n << BigInt(this.format.ias)) - 1n) };
   }
 
-  /** The table's root, what the driver writes as the DTE's host page-table root. */
+  /** The table's root: the DTE's host page-table root (v1) or a GCR3 entry's guest CR3 (v2). */
   get rootPa(): number {
     return this.table.rootPa;
   }
@@ -125,7 +143,7 @@ export class AmdPagingDomain implements IommuDomain {
         `domain ${this.id}: IOVA ${toHex(iova)}+${toHex(size)} passes the aperture end ${toHex(this.aperture.end)}`,
         { domain: this.id },
       );
-    this.table.map(iova, paddr, size, prot);
+    this.table.map(iova, paddr, size, this.pageTable === 'v2' ? { ...prot, priv: false } : prot);
     if (this.npCache) this.flush.pages(this, Number(iova), Number(size));
   }
 

@@ -29,7 +29,8 @@ import { CMD_BUFFER_SIZE } from './command-queue.js';
 import { DEV_TABLE_ENTRIES } from './device-table.js';
 import { INV_TIMEOUT_1S } from './driver-host.js';
 import { EVT_BUFFER_SIZE } from './event-irq.js';
-import { PPR_LOG_SIZE, probeUnit, shutdownUnit } from './probe.js';
+import { PPR_LOG_SIZE } from './ppr-irq.js';
+import { probeUnit, shutdownUnit } from './probe.js';
 
 const LEN_9 = 9 * 2 ** 24;
 

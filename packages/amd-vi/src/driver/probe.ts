@@ -38,20 +38,17 @@ import { MSI_CAP_EN, REG } from '../hw/regs.js';
 import { CommandQueue, flushAllCaches } from './command-queue.js';
 import { DriverDeviceTable } from './device-table.js';
 import {
+  type AmdDeviceLookup,
   type AmdDriverBase,
   type AmdDriverHost,
   type AmdDriverStats,
   type AmdUnit,
   CONTROL,
   ControlRegister,
-  type DeviceLookup,
   INV_TIMEOUT_1S,
 } from './driver-host.js';
 import { EVT_BUFFER_LENGTH, EVT_BUFFER_SIZE, handleEventIrq } from './event-irq.js';
-
-/** log2 of the PPR log's entries (Linux PPR_LOG_SIZE_512) and its bytes (PPR_LOG_SIZE, 8 KiB). */
-export const PPR_LOG_LENGTH = 9;
-export const PPR_LOG_SIZE = 2 ** PPR_LOG_LENGTH * 16;
+import { handlePprIrq, PPR_LOG_LENGTH, PPR_LOG_SIZE } from './ppr-irq.js';
 
 /** A probed unit: the shared host, its MSI vector and the undo steps of its interrupt set-up. */
 export interface ProbedUnit extends AmdDriverHost {
@@ -59,12 +56,20 @@ export interface ProbedUnit extends AmdDriverHost {
   readonly releases: (() => void)[];
 }
 
-/** Probes the unit behind `context` (steps 1–5); `lookup` names the device of a DeviceID for reports. */
-export function probeUnit(context: DriverContext<AmdOptions>, lookup: DeviceLookup): ProbedUnit {
+/** Probes the unit behind `context` (steps 1–5); `lookup` finds the device of a DeviceID for reports. */
+export function probeUnit(context: DriverContext<AmdOptions>, lookup: AmdDeviceLookup): ProbedUnit {
   const { instance, bus, tracer } = context;
   const counter = bus.counter(`driver:${instance}`);
   const mmio = new MmioWindow(bus, context.base, counter);
-  const stats: AmdDriverStats = { faults: 0, events: 0, eventLogRestarts: 0 };
+  const stats: AmdDriverStats = {
+    faults: 0,
+    events: 0,
+    eventLogRestarts: 0,
+    pageRequests: 0,
+    badPageRequests: 0,
+    pageResponses: 0,
+    pprLogRestarts: 0,
+  };
   const base: AmdDriverBase = {
     instance,
     context,
@@ -93,8 +98,17 @@ export function probeUnit(context: DriverContext<AmdOptions>, lookup: DeviceLook
   host.deviceTable.initDma();
   flushAllCaches(host, queue);
   const releases: (() => void)[] = [];
-  const vector = initIrq(host, () => handleEventIrq(host, host.eventLog, lookup), releases);
-  if (host.pprLog !== undefined && host.unit.gtPpr) enablePprLog(host, host.pprLog);
+  const pprLog = host.unit.gtPpr ? host.pprLog : undefined;
+  // One vector for both logs (Linux `amd_iommu_int_thread`: the event log's thread, then the PPR log's).
+  const vector = initIrq(
+    host,
+    () => {
+      handleEventIrq(host, host.eventLog, (deviceId) => lookup(deviceId)?.ref);
+      if (pprLog !== undefined) handlePprIrq(host, pprLog, lookup);
+    },
+    releases,
+  );
+  if (pprLog !== undefined) enablePprLog(host, pprLog);
   return { ...host, vector, releases };
 }
 
@@ -122,6 +136,7 @@ function readUnit(mmio: MmioWindow, context: DriverContext<AmdOptions>): AmdUnit
   const efr2Words = { lo: mmio.read32(REG.EFR2), hi: mmio.read32(REG.EFR2 + 4) };
   const efr = decodeEfr(efrWords.lo, efrWords.hi);
   const efr2 = decodeEfr2(efr2Words.lo, efr2Words.hi);
+  const gtPpr = efr.gtSup && efr.pprSup && efr.ephSup;
   if (efr.hats === 3)
     throw new IommufdError('ENODEV', `${context.instance}: EFR.HATS is reserved: no host translation`, {
       instance: context.instance,
@@ -133,7 +148,9 @@ function readUnit(mmio: MmioWindow, context: DriverContext<AmdOptions>): AmdUnit
     efr2,
     cap: decodeCapabilityHeader(capabilityHeaderWord(featuresFromOptions(context.options))),
     hostLevels: (4 + efr.hats) as 4 | 5 | 6,
-    gtPpr: efr.gtSup && efr.pprSup && efr.ephSup,
+    gtPpr,
+    maxPasids: gtPpr ? 2 ** (efr.pasMax + 1) - 1 : 0,
+    gptLevels: 4,
   };
 }
 

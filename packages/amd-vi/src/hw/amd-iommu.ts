@@ -185,6 +185,10 @@ export class AmdIommuHardware implements IommuHardware {
     return this.translator.translate(request);
   }
 
+  atsTranslate(request: TranslationRequest): TranslationResult {
+    return this.translator.atsTranslate(request);
+  }
+
   pageRequest(streamId: number, request: PageRequest): void {
     // A unit that is off takes no page requests: the device gets Response Failure.
     if ((this.regs.get(REG.CONTROL) & CTRL_IOMMU_EN) === 0) {

@@ -441,3 +441,42 @@ describe('nested: guest tables over the host tables', () => {
     expect(pfnOf(r.translate(DEV, IOVA, PERM_READ, 1))).toBe(r.data / 4096);
   });
 });
+
+describe('ATS Translation Requests', () => {
+  const ats = (r: ReturnType<typeof unitRig>, iova: number, access: number) =>
+    r.unit.atsTranslate({ streamId: DEV, pasid: -1, iovaPfn: iova / 4096, offset: 0, access });
+
+  it('are answered only with DTE.I; a failure is the completion’s refusal, never an event', () => {
+    const r = unitRig();
+    const table = r.hostTable(4);
+    const data = r.page();
+    table.map(BigInt(IOVA), BigInt(data), 0x1000n, { read: true, write: false });
+    const dte = {
+      v: true,
+      tv: true,
+      mode: 4,
+      hostPageTableRootPtr: table.rootPa,
+      ir: true,
+      iw: true,
+      domainId: 5,
+    };
+    r.dte(DEV, dte);
+    expect(ats(r, IOVA, PERM_READ)).toMatchObject({
+      ok: false,
+      fault: { kind: 'ats-disabled', recorded: false },
+    });
+    r.dte(DEV, { ...dte, i: true });
+    r.submit(buildInvalidateDevtabEntry(DEV));
+    expect(ats(r, IOVA, PERM_READ)).toMatchObject({ ok: true, pfn: data / 4096, perm: PERM_READ });
+    // A write the page refuses: the completion grants what the page allows, R alone.
+    expect(ats(r, IOVA, PERM_WRITE)).toMatchObject({ ok: true, perm: PERM_READ });
+    expect(ats(r, IOVA + 0x1000, PERM_READ)).toMatchObject({
+      ok: false,
+      fault: { kind: 'translation', recorded: false },
+    });
+    expect(r.events()).toEqual([]);
+    // The same unit, off: refused unrecorded.
+    r.mmio32(REG.CONTROL, CTRL_EVENT_LOG_EN | CTRL_CMD_BUF_EN);
+    expect(ats(r, IOVA, PERM_READ)).toMatchObject({ ok: false, fault: { kind: 'ats-disabled' } });
+  });
+});

@@ -98,6 +98,8 @@ export class AmdTranslator {
   private state: object = {};
   /** The caches the request being run looked in (MEMO_* bits). */
   private answeredFrom = 0;
+  /** The request being run is an ATS Translation Request: its faults are not logged. */
+  private ats = false;
 
   constructor(private readonly ctx: TranslatorContext) {
     const c = ctx.caches;
@@ -119,6 +121,34 @@ export class AmdTranslator {
     if (result.ok && this.answeredFrom !== 0 && !tracing)
       this.memo.record(streamId, pasid, iovaPfn, access, this.state, this.answeredFrom, result);
     return result;
+  }
+
+  /**
+   * A PCIe ATS Translation Request (the device's IOTLB, DTE.I): translated as a DMA would be, but a fault is
+   * only the completion's refusal — the unit logs no IO_PAGE_FAULT for a translation request (VirtualBox,
+   * citing §2.1.3.2). A write or execute the page does not allow is retried read-only, so the completion
+   * grants what the page allows; W only when the request may write, X only when asked. A unit without
+   * IotlbSup, one that is off, or a DTE without I refuses it unrecorded (Unsupported Request; no stored
+   * source names an event for it).
+   */
+  atsTranslate(request: TranslationRequest): TranslationResult {
+    const { regs, features } = this.ctx;
+    if ((regs.get(REG.CONTROL) & CTRL_IOMMU_EN) === 0 || !features.iotlbSupport)
+      return this.failed(request, 'ats-disabled', 'ATS_UNSUPPORTED', false);
+    const entry = this.deviceTable.lookup(request.streamId);
+    if (entry?.dte.v && !entry.dte.i) return this.failed(request, 'ats-disabled', 'ATS_UNSUPPORTED', false);
+    this.ats = true;
+    try {
+      let result = this.run(request);
+      const upgrade = request.access & (PERM_WRITE | PERM_EXEC);
+      if (!result.ok && upgrade !== 0 && result.fault.kind === 'permission')
+        result = this.run({ ...request, access: (request.access & ~upgrade) | PERM_READ });
+      if (!result.ok) return result;
+      const asked = PERM_READ | (request.access & (PERM_WRITE | PERM_EXEC));
+      return { ok: true, pfn: result.pfn, perm: result.perm & asked, pageShift: result.pageShift };
+    } finally {
+      this.ats = false;
+    }
   }
 
   /**
@@ -389,7 +419,7 @@ export class AmdTranslator {
     input: number,
   ): TranslationResult {
     const { dte } = entry;
-    const suppressed = dte.sa || (dte.se && entry.faultLogged);
+    const suppressed = this.ats || dte.sa || (dte.se && entry.faultLogged);
     if (!suppressed) {
       const { pasid, access } = request;
       const host = this.walker.failureInHost;
