@@ -34,7 +34,7 @@
  * - PASID widths up to 20 bits are accepted (PASmax is 5 bits), though Linux handles 16 at most: with GT it
  *   BUG()s on a wider PASmax (PASID_MASK).
  */
-import { cacheOptionProblem, z } from '@iommukit/core';
+import { cacheEntriesOption, cacheOptionProblem, cacheWaysOption, flagOption, z } from '@iommukit/core';
 import {
   type AmdFeatures,
   GCR3_LEVELS,
@@ -52,39 +52,27 @@ export const DEVICE_TABLE_ENTRIES_PER_PAGE = 128;
 /** The model's caches, each an `<name>Entries` / `<name>Ways` pair of options. */
 const CACHES = ['dteCache', 'iotlb', 'pdCache', 'irtCache'] as const;
 
-const flag = (value: boolean, text: string) => z.boolean().default(value).describe(text);
 const gtOnly = ' Reported 0 without guestTranslation.';
-
-const cacheEntries = (value: number, min: number, text: string) =>
-  z.number().int().min(min).max(1_048_576).default(value).describe(text);
-const cacheWays = (value: number, entries: string) =>
-  z
-    .number()
-    .int()
-    .min(1)
-    .max(1024)
-    .default(value)
-    .describe(`Associativity (ways per set); ${entries} must be a multiple of it.`);
 
 export const AmdOptionsSchema = z
   .strictObject({
-    pageRequests: flag(true, 'Peripheral page requests (PCIe PRI) and the PPR log (EFR.PPRSup).'),
-    x2apic: flag(
+    pageRequests: flagOption(true, 'Peripheral page requests (PCIe PRI) and the PPR log (EFR.PPRSup).'),
+    x2apic: flagOption(
       true,
       'x2APIC interrupt destinations and the XT interrupt control registers (EFR.XTSup); needs guestVirtualApic.',
     ),
-    noExecute: flag(true, 'No-execute and privilege-level protection in requests (EFR.NXSup).'),
-    guestTranslation: flag(
+    noExecute: flagOption(true, 'No-execute and privilege-level protection in requests (EFR.NXSup).'),
+    guestTranslation: flagOption(
       true,
       'Guest translation: GCR3 tables and guest page tables by PASID (EFR.GTSup). Off: GATS, GLXSup and PASmax read 0.',
     ),
-    invalidateAll: flag(true, 'The INVALIDATE_IOMMU_ALL command (EFR.IASup).'),
-    guestVirtualApic: flag(true, 'Guest virtual APIC: the 128-bit IRTE format (EFR.GASup).'),
-    guestVapicMode: flag(
+    invalidateAll: flagOption(true, 'The INVALIDATE_IOMMU_ALL command (EFR.IASup).'),
+    guestVirtualApic: flagOption(true, 'Guest virtual APIC: the 128-bit IRTE format (EFR.GASup).'),
+    guestVapicMode: flagOption(
       true,
       'Virtual-APIC (posted) interrupt mode and the GA log (EFR.GAMSup = 1); needs guestVirtualApic.',
     ),
-    hardwareErrors: flag(false, 'The hardware error registers at 0040h–0050h (EFR.HESup).'),
+    hardwareErrors: flagOption(false, 'The hardware error registers at 0040h–0050h (EFR.HESup).'),
     hostLevels: z
       .literal(HOST_LEVELS)
       .default(6)
@@ -106,15 +94,15 @@ export const AmdOptionsSchema = z
       .max(20)
       .default(16)
       .describe(`PASID width (EFR.PASmax + 1), 1..20; Linux handles at most 16.${gtOnly}`),
-    msiCapMmio: flag(
+    msiCapMmio: flagOption(
       true,
       'The MSI capability registers are mirrored in MMIO at 0158h–0164h (EFR.MsiCapMmioSup).',
     ),
-    guestIoProtection: flag(true, 'Guest I/O protection, DTE.GIoV (EFR.GIoSup).'),
-    hostAccess: flag(true, 'Host page-table accessed-bit updates, DTE.HAD (EFR.HASup).'),
-    hostDirty: flag(true, 'Host page-table dirty-bit updates, DTE.HAD (EFR.HDSup).'),
-    enhancedPpr: flag(true, 'Enhanced PPR handling, Control.EPHEn (EFR.EPHSup).'),
-    gcr3TrpMode: flag(
+    guestIoProtection: flagOption(true, 'Guest I/O protection, DTE.GIoV (EFR.GIoSup).'),
+    hostAccess: flagOption(true, 'Host page-table accessed-bit updates, DTE.HAD (EFR.HASup).'),
+    hostDirty: flagOption(true, 'Host page-table dirty-bit updates, DTE.HAD (EFR.HDSup).'),
+    enhancedPpr: flagOption(true, 'Enhanced PPR handling, Control.EPHEn (EFR.EPHSup).'),
+    gcr3TrpMode: flagOption(
       true,
       'The GCR3 table root pointer may be a guest physical address, Control.GCR3TRPMode (EFR2.GCR3TRPMode).',
     ),
@@ -122,11 +110,11 @@ export const AmdOptionsSchema = z
       .literal(INTERRUPT_REMAP_ENTRIES)
       .default(512)
       .describe('Largest interrupt-remapping table per device (EFR2.NumIntRemapSup): 512 or 2048.'),
-    npCache: flag(
+    npCache: flagOption(
       false,
       'Not-present entries may be cached, so every change needs an invalidation (PCI capability NpCache); what emulated IOMMUs set.',
     ),
-    iotlbSupport: flag(true, 'Remote IOTLBs, i.e. PCIe ATS (PCI capability IotlbSup).'),
+    iotlbSupport: flagOption(true, 'Remote IOTLBs, i.e. PCIe ATS (PCI capability IotlbSup).'),
     maxDeviceTableEntries: z
       .number()
       .int()
@@ -136,22 +124,22 @@ export const AmdOptionsSchema = z
       .describe(
         `Most device-table entries the unit reads (16-bit DeviceIDs: 65536); a multiple of ${DEVICE_TABLE_ENTRIES_PER_PAGE}, one 4 KiB page.`,
       ),
-    dteCacheEntries: cacheEntries(256, 1, 'Device-table entry cache capacity (entries, by DeviceID).'),
-    dteCacheWays: cacheWays(4, 'dteCacheEntries'),
-    iotlbEntries: cacheEntries(
+    dteCacheEntries: cacheEntriesOption(256, 1, 'Device-table entry cache capacity (entries, by DeviceID).'),
+    dteCacheWays: cacheWaysOption(4, 'dteCacheEntries'),
+    iotlbEntries: cacheEntriesOption(
       1024,
       1,
       'IOTLB capacity (entries), in iotlbWays-way sets; 1024 is the most QEMU keeps.',
     ),
-    iotlbWays: cacheWays(8, 'iotlbEntries'),
-    pdCacheEntries: cacheEntries(
+    iotlbWays: cacheWaysOption(8, 'iotlbEntries'),
+    pdCacheEntries: cacheEntriesOption(
       256,
       0,
       'Page-directory cache capacity (non-leaf table entries, tagged like the IOTLB); 0 models none.',
     ),
-    pdCacheWays: cacheWays(4, 'pdCacheEntries'),
-    irtCacheEntries: cacheEntries(256, 1, 'Interrupt-remapping table cache capacity (IRTEs).'),
-    irtCacheWays: cacheWays(4, 'irtCacheEntries'),
+    pdCacheWays: cacheWaysOption(4, 'pdCacheEntries'),
+    irtCacheEntries: cacheEntriesOption(256, 1, 'Interrupt-remapping table cache capacity (IRTEs).'),
+    irtCacheWays: cacheWaysOption(4, 'irtCacheEntries'),
     cacheReplacement: z
       .enum(['lru', 'plru', 'random'])
       .default('plru')

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { addressField, intField, nameField, ridField, sizeField } from './fields.js';
+import {
+  addressField,
+  cacheEntriesOption,
+  cacheWaysOption,
+  flagOption,
+  intField,
+  nameField,
+  ridField,
+  sizeField,
+} from './fields.js';
 
 /** The one message a field gives for `input`, or undefined when it accepts it. */
 function refusal(schema: z.ZodType, input: unknown): string | undefined {
@@ -57,5 +66,23 @@ describe('config fields', () => {
     expect(refusal(field, 65)).toMatch(/64/);
     expect(refusal(field, 1.5)).toBeDefined();
     expect(field.meta()?.title).toBe('integer 1…64');
+  });
+});
+
+describe('vendor option builders', () => {
+  it('give a flag its default, a cache its bounds, and ways the capacity they must divide', () => {
+    expect(flagOption(true, 'On.').parse(undefined)).toBe(true);
+    expect(flagOption(false, 'Off.').description).toBe('Off.');
+    const entries = cacheEntriesOption(256, 0, 'IOTLB entries.');
+    expect(entries.parse(undefined)).toBe(256);
+    expect(entries.parse(0)).toBe(0);
+    expect(entries.safeParse(-1).success).toBe(false);
+    expect(entries.safeParse(2 ** 20 + 1).success).toBe(false);
+    expect(cacheEntriesOption(8, 1, 'x').safeParse(0).success).toBe(false);
+    const ways = cacheWaysOption(4, 'iotlbEntries');
+    expect(ways.parse(undefined)).toBe(4);
+    expect(ways.safeParse(0).success).toBe(false);
+    expect(ways.safeParse(1025).success).toBe(false);
+    expect(ways.description).toBe('Associativity (ways per set); iotlbEntries must be a multiple of it.');
   });
 });

@@ -61,3 +61,24 @@ export function intField(min: number, max: number) {
     .max(max)
     .meta({ title: `integer ${min}…${max}` });
 }
+
+/** A vendor option that switches a feature: a boolean with its default and description. */
+export function flagOption(value: boolean, description: string) {
+  return z.boolean().default(value).describe(description);
+}
+
+/** A cache capacity option (entries, at least `min`; 0 allowed when `min` is 0: no such cache). */
+export function cacheEntriesOption(value: number, min: number, description: string) {
+  return z.number().int().min(min).max(1_048_576).default(value).describe(description);
+}
+
+/** A cache associativity option; `entries` names the capacity option it must divide. */
+export function cacheWaysOption(value: number, entries: string) {
+  return z
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(value)
+    .describe(`Associativity (ways per set); ${entries} must be a multiple of it.`);
+}

@@ -34,7 +34,7 @@
  *   could never be used. A narrower one is real (a 4 Series chipset reports MGAW 36 with SAGAW 3-level).
  *   That the spec states this as a rule is not confirmed.
  */
-import { cacheOptionProblem, z } from '@iommukit/core';
+import { cacheEntriesOption, cacheOptionProblem, cacheWaysOption, flagOption, z } from '@iommukit/core';
 import { SS_LEVELS, type SsLevels, type VtdFeatures } from './features.js';
 
 /** Domain-ID widths CAP.ND can encode: 4 + 2·ND for ND 0–6 (§11.4.2). */
@@ -48,19 +48,7 @@ function ssInputBits(levels: SsLevels): number {
 /** The model's caches, each an `<name>Entries` / `<name>Ways` pair of options. */
 const CACHES = ['iotlb', 'contextCache', 'pasidCache', 'pagingStructureCache', 'iec'] as const;
 
-const flag = (value: boolean, text: string) => z.boolean().default(value).describe(text);
 const scalableOnly = ' Scalable mode only: reported 0 without scalableMode.';
-
-const cacheEntries = (value: number, min: number, text: string) =>
-  z.number().int().min(min).max(1_048_576).default(value).describe(text);
-const cacheWays = (value: number, entries: string) =>
-  z
-    .number()
-    .int()
-    .min(1)
-    .max(1024)
-    .default(value)
-    .describe(`Associativity (ways per set); ${entries} must be a multiple of it.`);
 
 export const VtdOptionsSchema = z
   .strictObject({
@@ -71,13 +59,13 @@ export const VtdOptionsSchema = z
       })
       .prefault({})
       .describe('Architecture version the unit reports (VER_REG, §11.4.1); Sapphire Rapids reports 6.0.'),
-    scalableMode: flag(
+    scalableMode: flagOption(
       true,
       'Scalable-mode translation (ECAP.SMTS): RTADDR.TTM = 01, scalable context entries and PASID tables. Off: a legacy-mode unit.',
     ),
-    firstStage: flag(true, `First-stage (x86-64 format) translation (ECAP.FLTS).${scalableOnly}`),
-    secondStage: flag(true, `Second-stage translation in scalable mode (ECAP.SLTS).${scalableOnly}`),
-    nesting: flag(
+    firstStage: flagOption(true, `First-stage (x86-64 format) translation (ECAP.FLTS).${scalableOnly}`),
+    secondStage: flagOption(true, `Second-stage translation in scalable mode (ECAP.SLTS).${scalableOnly}`),
+    nesting: flagOption(
       true,
       `Nested translation, PASID entry PGTT = nested (ECAP.NEST); needs both stages.${scalableOnly}`,
     ),
@@ -88,56 +76,65 @@ export const VtdOptionsSchema = z
       .max(20)
       .default(20)
       .describe(`PASID width (ECAP.PASID, ECAP.PSS + 1), 0..20; 0: no PASIDs.${scalableOnly}`),
-    pageRequests: flag(
+    pageRequests: flagOption(
       true,
       `Page requests (PRI) and the page request queue (ECAP.PRS); needs deviceTlb.${scalableOnly}`,
     ),
-    pageRequestDrain: flag(
+    pageRequestDrain: flagOption(
       true,
       `Page-request drain in invalidation-wait descriptors (ECAP.PDS); needs pageRequests.${scalableOnly}`,
     ),
-    secondStageAccessDirty: flag(
+    secondStageAccessDirty: flagOption(
       true,
       `Second-stage accessed/dirty flags, PASID entry SSADE (ECAP.SLADS); needs secondStage.${scalableOnly}`,
     ),
-    scalableWalkCoherency: flag(true, `Page-walk coherency in scalable mode (ECAP.SMPWCS).${scalableOnly}`),
-    supervisorRequests: flag(
+    scalableWalkCoherency: flagOption(
+      true,
+      `Page-walk coherency in scalable mode (ECAP.SMPWCS).${scalableOnly}`,
+    ),
+    supervisorRequests: flagOption(
       true,
       `Requests with the privileged-mode bit (ECAP.SRS); needs PASIDs.${scalableOnly}`,
     ),
-    executeRequests: flag(
+    executeRequests: flagOption(
       false,
       `Requests with the execute bit and the second-stage X bit (ECAP.ERS, deprecated since spec 4.0); needs PASIDs.${scalableOnly}`,
     ),
-    firstStage1GiB: flag(true, `First-stage 1 GiB pages (CAP.FL1GP); needs firstStage.${scalableOnly}`),
-    firstStage5Level: flag(
+    firstStage1GiB: flagOption(true, `First-stage 1 GiB pages (CAP.FL1GP); needs firstStage.${scalableOnly}`),
+    firstStage5Level: flagOption(
       true,
       `First-stage 5-level paging, PASID entry FLPM = 1 (CAP.FL5LP); needs firstStage.${scalableOnly}`,
     ),
-    queuedInvalidation: flag(true, 'Queued invalidation (ECAP.QI) and the IQ registers.'),
-    deviceTlb: flag(true, 'Device-TLBs, i.e. PCIe ATS (ECAP.DT); needs queuedInvalidation.'),
-    interruptRemapping: flag(true, 'Interrupt remapping (ECAP.IR) and IRTA_REG; needs queuedInvalidation.'),
-    extendedInterruptMode: flag(
+    queuedInvalidation: flagOption(true, 'Queued invalidation (ECAP.QI) and the IQ registers.'),
+    deviceTlb: flagOption(true, 'Device-TLBs, i.e. PCIe ATS (ECAP.DT); needs queuedInvalidation.'),
+    interruptRemapping: flagOption(
+      true,
+      'Interrupt remapping (ECAP.IR) and IRTA_REG; needs queuedInvalidation.',
+    ),
+    extendedInterruptMode: flagOption(
       true,
       'x2APIC (32-bit) interrupt destinations (ECAP.EIM); needs interruptRemapping.',
     ),
-    postedInterrupts: flag(true, 'Posted interrupts (CAP.PI); needs interruptRemapping.'),
-    sirtpInvalidates: flag(
+    postedInterrupts: flagOption(true, 'Posted interrupts (CAP.PI); needs interruptRemapping.'),
+    sirtpInvalidates: flagOption(
       false,
       'SIRTP also invalidates the interrupt entry cache (CAP.ESIRTPS); needs interruptRemapping.',
     ),
-    srtpInvalidates: flag(false, 'SRTP also invalidates the context, PASID and IOTLB caches (CAP.ESRTPS).'),
-    passThrough: flag(true, 'Pass-through translation type (ECAP.PT).'),
-    snoopControl: flag(true, 'Snoop control: the SNP bit and PGSNP (ECAP.SC).'),
-    coherent: flag(true, 'Page-walk coherency in legacy mode (ECAP.C).'),
-    abortDmaMode: flag(false, 'Abort-DMA mode, RTADDR.TTM = 11 (ECAP.ADMS).'),
-    cachingMode: flag(
+    srtpInvalidates: flagOption(
+      false,
+      'SRTP also invalidates the context, PASID and IOTLB caches (CAP.ESRTPS).',
+    ),
+    passThrough: flagOption(true, 'Pass-through translation type (ECAP.PT).'),
+    snoopControl: flagOption(true, 'Snoop control: the SNP bit and PGSNP (ECAP.SC).'),
+    coherent: flagOption(true, 'Page-walk coherency in legacy mode (ECAP.C).'),
+    abortDmaMode: flagOption(false, 'Abort-DMA mode, RTADDR.TTM = 11 (ECAP.ADMS).'),
+    cachingMode: flagOption(
       false,
       'Caching mode (CAP.CM): not-present and erroneous entries may be cached, so every change needs an invalidation; what emulated IOMMUs set.',
     ),
-    writeBufferFlush: flag(false, 'Software must flush the write buffer, GCMD.WBF (CAP.RWBF).'),
-    protectedLowMemory: flag(true, 'Protected low-memory region, PLMBASE/PLMLIMIT (CAP.PLMR).'),
-    protectedHighMemory: flag(true, 'Protected high-memory region, PHMBASE/PHMLIMIT (CAP.PHMR).'),
+    writeBufferFlush: flagOption(false, 'Software must flush the write buffer, GCMD.WBF (CAP.RWBF).'),
+    protectedLowMemory: flagOption(true, 'Protected low-memory region, PLMBASE/PLMLIMIT (CAP.PLMR).'),
+    protectedHighMemory: flagOption(true, 'Protected high-memory region, PHMBASE/PHMLIMIT (CAP.PHMR).'),
     domainIdBits: z
       .literal(DOMAIN_ID_BITS)
       .default(16)
@@ -165,7 +162,7 @@ export const VtdOptionsSchema = z
       .max(52)
       .default(52)
       .describe('Host address width from the ACPI DMAR table: output addresses must lie below 2^bits.'),
-    zeroLengthRead: flag(true, 'Zero-length reads are supported (CAP.ZLR).'),
+    zeroLengthRead: flagOption(true, 'Zero-length reads are supported (CAP.ZLR).'),
     faultRecords: z
       .number()
       .int()
@@ -173,7 +170,7 @@ export const VtdOptionsSchema = z
       .max(256)
       .default(1)
       .describe('Fault recording registers (CAP.NFR + 1), 1..256.'),
-    pageSelectiveInvalidation: flag(true, 'Page-selective IOTLB invalidation (CAP.PSI).'),
+    pageSelectiveInvalidation: flagOption(true, 'Page-selective IOTLB invalidation (CAP.PSI).'),
     maxAddressMask: z
       .number()
       .int()
@@ -183,36 +180,36 @@ export const VtdOptionsSchema = z
       .describe(
         'Largest address mask (AM) a page-selective invalidation takes (CAP.MAMV), 0..63; needs pageSelectiveInvalidation unless 0.',
       ),
-    secondStage2MiB: flag(true, 'Second-stage 2 MiB pages (CAP.SLLPS bit 0).'),
-    secondStage1GiB: flag(true, 'Second-stage 1 GiB pages (CAP.SLLPS bit 1).'),
-    drainWrites: flag(true, 'Write draining on IOTLB invalidation (CAP.DWD).'),
-    drainReads: flag(true, 'Read draining on IOTLB invalidation (CAP.DRD).'),
-    iotlbEntries: cacheEntries(
+    secondStage2MiB: flagOption(true, 'Second-stage 2 MiB pages (CAP.SLLPS bit 0).'),
+    secondStage1GiB: flagOption(true, 'Second-stage 1 GiB pages (CAP.SLLPS bit 1).'),
+    drainWrites: flagOption(true, 'Write draining on IOTLB invalidation (CAP.DWD).'),
+    drainReads: flagOption(true, 'Read draining on IOTLB invalidation (CAP.DRD).'),
+    iotlbEntries: cacheEntriesOption(
       1024,
       1,
       'IOTLB capacity (entries), in iotlbWays-way sets; 1024 is the most QEMU keeps.',
     ),
-    iotlbWays: cacheWays(8, 'iotlbEntries'),
-    contextCacheEntries: cacheEntries(256, 1, 'Context-cache capacity (entries, by source-id).'),
-    contextCacheWays: cacheWays(4, 'contextCacheEntries'),
-    pasidCacheEntries: cacheEntries(
+    iotlbWays: cacheWaysOption(8, 'iotlbEntries'),
+    contextCacheEntries: cacheEntriesOption(256, 1, 'Context-cache capacity (entries, by source-id).'),
+    contextCacheWays: cacheWaysOption(4, 'contextCacheEntries'),
+    pasidCacheEntries: cacheEntriesOption(
       256,
       1,
       'PASID-cache capacity (entries, by PASID-table entry); unused without scalable mode.',
     ),
-    pasidCacheWays: cacheWays(4, 'pasidCacheEntries'),
-    pagingStructureCacheEntries: cacheEntries(
+    pasidCacheWays: cacheWaysOption(4, 'pasidCacheEntries'),
+    pagingStructureCacheEntries: cacheEntriesOption(
       256,
       0,
       'Paging-structure cache capacity (non-leaf table entries, tagged like the IOTLB); 0 models none.',
     ),
-    pagingStructureCacheWays: cacheWays(4, 'pagingStructureCacheEntries'),
-    iecEntries: cacheEntries(
+    pagingStructureCacheWays: cacheWaysOption(4, 'pagingStructureCacheEntries'),
+    iecEntries: cacheEntriesOption(
       256,
       1,
       'Interrupt entry cache capacity (IRTEs); unused without interrupt remapping.',
     ),
-    iecWays: cacheWays(4, 'iecEntries'),
+    iecWays: cacheWaysOption(4, 'iecEntries'),
     cacheReplacement: z
       .enum(['lru', 'plru', 'random'])
       .default('plru')
