@@ -19,5 +19,6 @@ export * from './vmsa/vmsa-format.js';
 export * from './vtd/ss-descriptors.js';
 export * from './vtd/ss-format.js';
 export * from './walk.js';
+export * from './walk-trace.js';
 export * from './x86/descriptors.js';
 export * from './x86/x86-format.js';

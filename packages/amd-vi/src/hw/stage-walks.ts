@@ -28,7 +28,6 @@ import {
   PERM_READ,
   PERM_WRITE,
   stageGrants,
-  toHex,
 } from '@iommukit/core';
 import {
   AMD_LIMIT_NO_READ,
@@ -39,7 +38,9 @@ import {
   type WalkFault,
   type WalkOptions,
   WalkState,
+  type WalkStepTracer,
   walkInto,
+  walkStepTracer,
   type X86Format,
 } from '@iommukit/pagetables';
 
@@ -100,12 +101,12 @@ export class AmdStageWalker {
     this.failureInHost = true;
     return HOST_REFUSED;
   };
-  private readonly traceHost = (level: number, addr: number, lo: number, hi: number) =>
-    this.traceStep('host', level, addr, lo, hi);
-  private readonly traceGuest = (level: number, addr: number, lo: number, hi: number) =>
-    this.traceStep('guest', level, addr, lo, hi);
+  private readonly traceHost: WalkStepTracer;
+  private readonly traceGuest: WalkStepTracer;
 
   constructor(private readonly ctx: StageWalkContext) {
+    this.traceHost = walkStepTracer(ctx.tracer, ctx.instance, 'host', 'host');
+    this.traceGuest = walkStepTracer(ctx.tracer, ctx.instance, 'guest', 'guest');
     const options = (): Options => ({ bus: ctx.bus, counter: ctx.counter });
     this.hostOptions = options();
     this.guestOptions = options();
@@ -214,18 +215,6 @@ export class AmdStageWalker {
   private fail(kind: number): false {
     this.failure = kind;
     return false;
-  }
-
-  private traceStep(stage: string, level: number, addr: number, lo: number, hi: number): void {
-    // Walks are handed this step tracer only while tracing is on; the check keeps the rule visible.
-    if (!this.ctx.tracer.enabled) return;
-    this.ctx.tracer.trace(
-      'hw',
-      this.ctx.instance,
-      'walk.step',
-      `walk ${stage} L${level} read ${toHex(addr)} = ${toHex(hi * 2 ** 32 + lo)}`,
-      { stage, level, addr },
-    );
   }
 }
 

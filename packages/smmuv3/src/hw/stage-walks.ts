@@ -20,7 +20,6 @@ import {
   type ITracer,
   type MemoryBus,
   PERM_WRITE,
-  toHex,
 } from '@iommukit/core';
 import {
   LO_NG,
@@ -31,7 +30,9 @@ import {
   type WalkFault,
   type WalkOptions,
   WalkState,
+  type WalkStepTracer,
   walkInto,
+  walkStepTracer,
 } from '@iommukit/pagetables';
 import { type Cd, cdEffectiveIpsBits } from './cd.js';
 import type { CdContext } from './config-fetch.js';
@@ -107,10 +108,8 @@ export class Smmuv3StageWalker {
   private readonly formats = new Map<number, VmsaFormat | null>();
 
   // Built once: a walk is handed a step tracer only while tracing is on.
-  private readonly traceStage1 = (level: number, addr: number, lo: number, hi: number) =>
-    this.traceStep(1, level, addr, lo, hi);
-  private readonly traceStage2 = (level: number, addr: number, lo: number, hi: number) =>
-    this.traceStep(2, level, addr, lo, hi);
+  private readonly traceStage1: WalkStepTracer;
+  private readonly traceStage2: WalkStepTracer;
 
   /** The last successful stage-1 walk (`stage1`), valid until the next one. */
   readonly leaf = new WalkedLeaf();
@@ -137,6 +136,8 @@ export class Smmuv3StageWalker {
   };
 
   constructor(private readonly ctx: WalkContext) {
+    this.traceStage1 = walkStepTracer(ctx.tracer, ctx.instance, 'S1', 1);
+    this.traceStage2 = walkStepTracer(ctx.tracer, ctx.instance, 'S2', 2);
     // Every walk sets the fields that vary before walking: these values only give the objects their shape.
     // Stryker disable BooleanLiteral: see above
     const options = (): ReusedWalkOptions => ({
@@ -284,18 +285,5 @@ export class Smmuv3StageWalker {
     }
     this.formats.set(key, format);
     return format ?? undefined;
-  }
-
-  private traceStep(stage: 1 | 2, level: number, addr: number, lo: number, hi: number): void {
-    // Stryker disable next-line ConditionalExpression: only spares building the message; trace() drops it when off
-    if (this.ctx.tracer.enabled) {
-      this.ctx.tracer.trace(
-        'hw',
-        this.ctx.instance,
-        'walk.step',
-        `walk S${stage} L${level} read ${toHex(addr)} = ${toHex(hi * 2 ** 32 + lo)}`,
-        { stage, level, addr },
-      );
-    }
   }
 }

@@ -23,7 +23,6 @@ import {
   PERM_READ,
   PERM_WRITE,
   stageGrants,
-  toHex,
 } from '@iommukit/core';
 import {
   type TableWalkCache,
@@ -31,7 +30,9 @@ import {
   type WalkFault,
   type WalkOptions,
   WalkState,
+  type WalkStepTracer,
   walkInto,
+  walkStepTracer,
   type X86Format,
 } from '@iommukit/pagetables';
 import { FR } from './fault-reasons.js';
@@ -100,12 +101,12 @@ export class VtdStageWalker {
     this.nestedReason = reason;
     return SS_REFUSED;
   };
-  private readonly traceFirst = (level: number, addr: number, lo: number, hi: number) =>
-    this.traceStep('FS', level, addr, lo, hi);
-  private readonly traceSecond = (level: number, addr: number, lo: number, hi: number) =>
-    this.traceStep('SS', level, addr, lo, hi);
+  private readonly traceFirst: WalkStepTracer;
+  private readonly traceSecond: WalkStepTracer;
 
   constructor(private readonly ctx: StageWalkContext) {
+    this.traceFirst = walkStepTracer(ctx.tracer, ctx.instance, 'FS', 'FS');
+    this.traceSecond = walkStepTracer(ctx.tracer, ctx.instance, 'SS', 'SS');
     const options = (): Options => ({
       bus: ctx.bus,
       counter: ctx.counter,
@@ -217,18 +218,6 @@ export class VtdStageWalker {
     leaf.grants = stageGrants(supervisor, user);
     leaf.global = format.isGlobal(state.lo);
     return permissionFault(leaf.grants, access);
-  }
-
-  private traceStep(stage: string, level: number, addr: number, lo: number, hi: number): void {
-    // Walks are handed this step tracer only while tracing is on; the check keeps the rule visible.
-    if (!this.ctx.tracer.enabled) return;
-    this.ctx.tracer.trace(
-      'hw',
-      this.ctx.instance,
-      'walk.step',
-      `walk ${stage} L${level} read ${toHex(addr)} = ${toHex(hi * 2 ** 32 + lo)}`,
-      { stage, level, addr },
-    );
   }
 }
 
